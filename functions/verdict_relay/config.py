@@ -1,0 +1,221 @@
+"""Typed configuration, validated once at cold start.
+
+Two sources:
+
+* ``Settings``: the function's environment (table, topic, bucket, limits), set by ``template.yaml``.
+* ``ProvidersConfig``: one JSON document with an entry per provider (endpoints, credentials, callback secrets,
+  policy). In AWS it is a Secrets Manager secret read through Powertools Parameters (cached); locally a file.
+  A provider absent from the document is disabled; a malformed entry fails at start, naming the key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+from verdict_relay.errors import ConfigurationError
+from verdict_relay.models.verdict import PROVIDER_NAMES, Suggestion
+
+SecretToken = Annotated[str, StringConstraints(min_length=16, max_length=256, pattern=r"^[A-Za-z0-9._~-]+$")]
+"""A callback URL token: URL-safe, at least 16 characters, so a guessable one cannot be configured."""
+
+HuaweiSeed = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
+"""Huawei's callback ``seed``: <= 64 characters of [A-Za-z0-9_], as Huawei documents it."""
+
+DEFAULT_MNS_CERTIFICATE_HOSTS = ("mnstest.oss-cn-hangzhou.aliyuncs.com",)
+"""Where Alibaba MNS publishes its signing certificate. Exact hosts only: any OSS bucket is a subdomain of
+aliyuncs.com, so a wildcard would let anyone with a bucket sign callbacks."""
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CallbackSettings(_Strict):
+    """How the receiver authenticates one provider's callbacks. Several values of each are active at once so
+    secrets can be rotated: add the new one, move the provider over, remove the old one."""
+
+    tokens: list[SecretToken] = Field(
+        default_factory=list, description="Secret tokens accepted in the callback URL's ?token= parameter"
+    )
+    seeds: list[HuaweiSeed] = Field(
+        default_factory=list, description="Huawei v3: the job seeds whose X-Auth-Signature is accepted"
+    )
+    certificate_hosts: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_MNS_CERTIFICATE_HOSTS),
+        description="Alibaba MNS: hosts the signing certificate may be fetched from (exact names)",
+    )
+    max_age_seconds: int = Field(
+        default=900, ge=30, le=3600, description="Alibaba MNS: oldest (or furthest future) Date accepted"
+    )
+
+
+class AzurePolicy(_Strict):
+    """Azure Content Moderator gives scores and flags, not a verdict: this is the mapping (docs/providers.md).
+
+    Per score category (``adult``, ``racy``): score >= block threshold -> block; score >= review threshold or the
+    category's flag (``isAdult``/``a``, ``isRacy``/``r``) set -> review. Profanity in a text job -> ``profanity``.
+    A reviewer's tags map through ``reviewer_tags``; a true tag not listed there -> ``unknown_tag``.
+    """
+
+    review_threshold: dict[str, float] = Field(default_factory=lambda: {"adult": 0.5, "racy": 0.5})
+    block_threshold: dict[str, float] = Field(default_factory=lambda: {"adult": 0.8, "racy": 0.9})
+    profanity: Suggestion = Suggestion.REVIEW
+    reviewer_tags: dict[str, Suggestion] = Field(
+        default_factory=lambda: {"a": Suggestion.BLOCK, "r": Suggestion.REVIEW}
+    )
+    unknown_tag: Suggestion = Suggestion.REVIEW
+
+    @field_validator("review_threshold", "block_threshold")
+    @classmethod
+    def _unit_interval(cls, value: dict[str, float]) -> dict[str, float]:
+        for category, threshold in value.items():
+            if not 0.0 <= threshold <= 1.0:
+                raise ValueError(f"threshold for '{category}' must be within 0..1, got {threshold}")
+        return {k.lower(): v for k, v in value.items()}
+
+
+class ProviderSettings(_Strict):
+    """One provider's entry in the providers document."""
+
+    endpoint: str | None = Field(
+        default=None, description="Base URL of the provider's API (HTTPS, or loopback)"
+    )
+    credentials: dict[str, str] | None = None
+    project_id: str | None = None
+    region: str | None = None
+    team: str | None = None
+    rate_limit_per_s: float | None = Field(default=None, gt=0)
+    callback: CallbackSettings = Field(default_factory=CallbackSettings)
+    policy: AzurePolicy | None = None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _https_or_loopback(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
+            return value.rstrip("/")
+        raise ValueError("must be an https:// URL (http:// only for loopback addresses)")
+
+    @field_validator("credentials")
+    @classmethod
+    def _no_empty_secrets(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key, secret in (value or {}).items():
+            if not secret:
+                raise ValueError(f"credential '{key}' is empty")
+        return value
+
+
+class ProvidersConfig(_Strict):
+    """The whole providers document: ``{"<provider name>": {...}, ...}``."""
+
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+
+    @classmethod
+    def from_document(cls, document: Any, source: str = "providers document") -> ProvidersConfig:
+        if not isinstance(document, dict):
+            raise ConfigurationError(f"{source}: must be a JSON object keyed by provider name")
+        unknown = sorted(set(document) - set(PROVIDER_NAMES))
+        if unknown:
+            raise ConfigurationError(
+                f"{source}: unknown provider(s) {', '.join(unknown)}; known: {', '.join(PROVIDER_NAMES)}"
+            )
+        try:
+            return cls(providers=document)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            key = ".".join(str(p) for p in first["loc"][1:])
+            raise ConfigurationError(f"{source}: '{key}': {first['msg']}") from exc
+
+    def get(self, provider: str) -> ProviderSettings | None:
+        return self.providers.get(provider)
+
+    def callback_settings(self, provider: str) -> CallbackSettings:
+        """The provider's callback secrets; none configured means callbacks are refused."""
+        entry = self.providers.get(provider)
+        return entry.callback if entry else CallbackSettings()
+
+    def azure_policy(self) -> AzurePolicy:
+        entry = self.providers.get("azure-review")
+        return entry.policy if entry and entry.policy else AzurePolicy()
+
+
+class Settings(_Strict):
+    """The function's environment, as ``template.yaml`` sets it."""
+
+    table_name: str = Field(alias="TABLE_NAME", min_length=1)
+    topic_arn: str = Field(alias="TOPIC_ARN", min_length=1)
+    raw_payload_bucket: str = Field(alias="RAW_PAYLOAD_BUCKET", min_length=1)
+    providers_secret_id: str | None = Field(default=None, alias="PROVIDERS_SECRET_ID")
+    providers_file: str | None = Field(default=None, alias="PROVIDERS_FILE")
+    providers_cache_seconds: int = Field(default=300, alias="PROVIDERS_CACHE_SECONDS", ge=0)
+    publish_pass_verdicts: bool = Field(default=False, alias="PUBLISH_PASS_VERDICTS")
+    unmoderated_suggestion: Literal["review", "block"] = Field(
+        default="review", alias="UNMODERATED_SUGGESTION"
+    )
+    retention_days: int = Field(default=90, alias="RETENTION_DAYS", ge=1, le=3650)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, alias="MAX_BODY_BYTES", ge=1024, le=6 * 1024 * 1024)
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        try:
+            return cls.model_validate(env)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
+            )
+            raise ConfigurationError(f"invalid environment: {problems}") from exc
+
+
+def load_providers_config(settings: Settings) -> ProvidersConfig:
+    """Read the providers document from Secrets Manager (cached by Powertools) or from a local file.
+
+    With neither configured every provider is disabled: callbacks are refused and nothing is polled.
+    """
+    if settings.providers_secret_id:
+        from aws_lambda_powertools.utilities import parameters
+
+        try:
+            document = parameters.get_secret(
+                settings.providers_secret_id, transform="json", max_age=settings.providers_cache_seconds
+            )
+        except parameters.exceptions.TransformParameterError as exc:
+            raise ConfigurationError(f"secret {settings.providers_secret_id}: not valid JSON") from exc
+        return ProvidersConfig.from_document(document, f"secret {settings.providers_secret_id}")
+    if settings.providers_file:
+        return _load_file(settings.providers_file)
+    return ProvidersConfig()
+
+
+@lru_cache(maxsize=8)
+def _load_file(path: str) -> ProvidersConfig:
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"providers file {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise ConfigurationError(f"providers file {path}: not valid JSON: {exc}") from exc
+    return ProvidersConfig.from_document(document, f"providers file {path}")

@@ -1,0 +1,103 @@
+"""The project's exception hierarchy. Each error carries the HTTP status and the stable code it maps to.
+
+Handlers turn these into responses in one place (``handlers/http_errors.py``); nothing matches message strings.
+"""
+
+from __future__ import annotations
+
+
+class VerdictRelayError(Exception):
+    """Base of every error the project raises on purpose."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ClientError(VerdictRelayError):
+    """The caller sent something we cannot accept: always a 4xx, never stores anything."""
+
+    status_code = 400
+    code = "bad_request"
+
+
+class MalformedPayloadError(ClientError):
+    """A body that is not valid JSON (or XML, where accepted), or not valid UTF-8."""
+
+    code = "malformed_payload"
+
+
+class PayloadError(ClientError):
+    """A well-formed payload that does not have the shape a provider's payload has.
+
+    ``field`` names the offending field as a dotted path (``result.image_detail.0.time``).
+    """
+
+    status_code = 422
+    code = "invalid_payload"
+
+    def __init__(self, provider: str, field: str, problem: str) -> None:
+        super().__init__(f"{provider} payload: field '{field}': {problem}")
+        self.provider = provider
+        self.field = field
+        self.problem = problem
+
+
+class UnsupportedMediaTypeError(ClientError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class PayloadTooLargeError(ClientError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnknownProviderError(ClientError):
+    status_code = 404
+    code = "unknown_provider"
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(f"unknown provider '{provider}'")
+
+
+class NotFoundError(ClientError):
+    status_code = 404
+    code = "not_found"
+
+
+class CallbackAuthError(ClientError):
+    """A callback whose signature, token or timestamp does not check out. Messages never echo secrets."""
+
+    status_code = 401
+    code = "unauthorized"
+
+
+class ConfigurationError(VerdictRelayError):
+    """The deployment's configuration is invalid: raised at cold start, naming the offending key."""
+
+    code = "configuration_error"
+
+
+class StorageError(VerdictRelayError):
+    """DynamoDB or S3 failed in a way a retry by the sender may fix (the sender gets a 5xx and re-sends)."""
+
+    status_code = 503
+    code = "storage_unavailable"
+
+
+class PublishError(VerdictRelayError):
+    """SNS refused or failed a publish; the verdict stays stored as unpublished."""
+
+    status_code = 503
+    code = "publish_failed"
+
+
+class ProviderApiError(VerdictRelayError):
+    """A provider's HTTP API failed or answered with an error."""
+
+    status_code = 502
+    code = "provider_error"

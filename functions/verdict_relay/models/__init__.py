@@ -1,0 +1,1 @@
+"""Pydantic models shared by every layer: the canonical verdict and its parts."""

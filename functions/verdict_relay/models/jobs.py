@@ -1,0 +1,67 @@
+"""What the job store says about a job: its stored state, and what one write did to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from verdict_relay.models.verdict import JobStatus, ProviderName, Verdict
+
+
+class Transition(StrEnum):
+    CREATED = "created"  # first time we hear of the job
+    ADVANCED = "advanced"  # the job moved forward (pending -> running -> terminal)
+    DUPLICATE = "duplicate"  # the same state or result again: nothing changed
+    STALE = "stale"  # an older state than the one stored (a late 'running'): ignored
+    CONFLICT = "conflict"  # a different terminal result for a terminal job: kept aside, not applied
+
+
+@dataclass(frozen=True)
+class StoredJob:
+    """A job as stored: its latest verdict, the caller's registration metadata, and its publish state."""
+
+    provider: str
+    job_id: str
+    status: JobStatus
+    verdict: Verdict | None
+    caller_metadata: dict[str, str] = field(default_factory=dict)
+    publish_state: str = "not_required"
+    next_poll_at: int | None = None
+    created_at: datetime | None = None
+
+    def public_verdict(self) -> Verdict:
+        """The verdict as the API and SNS show it: the caller's metadata merged over the provider's."""
+        base = self.verdict or Verdict(
+            provider=self.provider,  # type: ignore[arg-type]  # stored names are provider names
+            job_id=self.job_id,
+            status=self.status,
+            created_at=self.created_at,
+        )
+        if not self.caller_metadata:
+            return base
+        return base.model_copy(update={"metadata": {**base.metadata, **self.caller_metadata}})
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    transition: Transition
+    job: StoredJob | None
+    publish: bool = False
+    """True only for the write that won the job's terminal transition and owes the publish."""
+
+
+class RegisterJobRequest(BaseModel):
+    """``POST /jobs``: start following a job submitted to a provider, so the poller resolves it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: ProviderName
+    job_id: str = Field(min_length=1, max_length=512, pattern=r"^[^\s#]+$")
+    metadata: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="The caller's context (e.g. content_id), returned and published with the verdict",
+    )

@@ -1,0 +1,24 @@
+"""The one logger and metrics object every module uses.
+
+Nothing here logs payload bodies, secrets or signatures: callers log identifiers and outcomes only.
+X-Ray tracing is Lambda's active tracing (template.yaml), not the X-Ray SDK: importing the SDK would add to every
+cold start for segments Lambda already records.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+SERVICE = "verdict-relay"
+NAMESPACE = "VerdictRelay"
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+
+def count(name: str, provider: str | None = None, value: int = 1) -> None:
+    """Add one to an outcome metric (one metric per outcome, dimensioned by provider where known)."""
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    if provider:
+        metrics.add_metadata(key="provider", value=provider)
