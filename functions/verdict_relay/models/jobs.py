@@ -35,7 +35,7 @@ class StoredJob:
     def public_verdict(self) -> Verdict:
         """The verdict as the API and SNS show it: the caller's metadata merged over the provider's."""
         base = self.verdict or Verdict(
-            provider=self.provider,  # type: ignore[arg-type]  # stored names are provider names
+            provider=self.provider,
             job_id=self.job_id,
             status=self.status,
             created_at=self.created_at,

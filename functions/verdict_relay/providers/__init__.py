@@ -1,0 +1,1 @@
+"""Provider adapters: one module per moderation provider, all behind ``providers.base.ProviderAdapter``."""

@@ -1,0 +1,245 @@
+"""Huawei Image Moderation v1.0 asynchronous batch jobs (``huawei-image-batch``): polled, never called back.
+
+Two payload shapes, told apart by ``result``:
+
+* result query (``GET /v1.0/moderation/image/batch?job_id=``): ``{"result": {job_id, status, create_time,
+  update_time, items[]}}`` -> one verdict.
+* job list (``GET /v1.0/moderation/image/batch/jobs``): ``{"result": [{job_id, status, create_time,
+  update_time}]}`` -> one verdict per job, without findings. A listed job is a discovery, not a result: its
+  metadata says ``source: job-list`` and the poller must query each finished one before treating it as final.
+
+An error body (``{"error_code": "AIS.xxxx", "error_msg": ...}``) raises PayloadError on field ``result``; the
+poller is the place that acts on error bodies.
+
+Status: created -> pending, running -> running, finish -> succeeded, failed -> failed.
+
+Decisions where the provider is silent or vague:
+
+* Items are read only once the job is ``finish``; before that they would be partial. Item errors are reported
+  whatever the job's status.
+* An item with ``error_code`` failed on its own (the job does not fail with it): it goes to ``item_errors``
+  with ``item`` = its URL and contributes neither findings nor suggestion.
+* Findings: one per (item, category, entry) of ``detail`` (``{category: [{label, confidence}, ...]}``), with
+  ``item`` = the image URL and ``text`` = the item's ``ocr_text``. Entries labelled ``normal`` are left out:
+  Huawei scores "normal" as one more label (the seed's ``terrorism: [{fire, 0}, {normal, 0.0268}]``), and it
+  means nothing of the category was found, so it is not a finding. Every other entry is kept, even at
+  confidence 0, so a consumer sees the scores the provider gave.
+* A finding's suggestion: the category's entry in ``category_suggestions`` when there is one (the provider's
+  per-category verdict; the SDK spells it ``category_suggestion``, both spellings are read). Otherwise
+  ``pass`` when the item passed (the provider found nothing in the whole image), and null when the item is
+  review or block: the provider did not say which category caused it, and guessing would mislabel the other
+  categories. The item's suggestion still counts in the job's.
+* Job suggestion: the worst suggestion among the successfully moderated items (block > review > pass), decided
+  by the provider; null when no item was moderated (the policy step decides then).
+* A finished item with neither ``suggestion`` nor ``error_code`` is not understood and raises PayloadError.
+* ``content``: the image URL when the job has exactly one item; a batch of several has no single content (the
+  findings name their image).
+* ``face_detail`` (``{x, y, w, h}`` in the SDK) becomes the finding's face box when all four are present.
+* A failed job carries no documented reason: its error is ``job_failed`` unless the job has
+  ``error_code``/``error_msg``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import AliasChoices, Field
+
+from verdict_relay.errors import CallbackAuthError, PayloadError
+from verdict_relay.models.verdict import (
+    Box,
+    ContentRef,
+    Finding,
+    JobStatus,
+    Suggestion,
+    Verdict,
+    VerdictError,
+    worst,
+)
+from verdict_relay.providers.base import (
+    CallbackRequest,
+    CallbackResult,
+    PayloadModel,
+    ProviderAdapter,
+    VerifyContext,
+    validate_payload,
+)
+from verdict_relay.providers.huawei_v3 import Confidence, HuaweiTime
+
+NORMAL_LABEL = "normal"
+NO_CALLBACKS = "huawei-image-batch sends no callbacks: its results are polled"
+
+BatchStatus = Literal["created", "running", "finish", "failed"]
+
+_STATUS = {
+    "created": JobStatus.PENDING,
+    "running": JobStatus.RUNNING,
+    "finish": JobStatus.SUCCEEDED,
+    "failed": JobStatus.FAILED,
+}
+
+
+class FaceDetail(PayloadModel):
+    x: int | None = None
+    y: int | None = None
+    w: int | None = None
+    h: int | None = None
+
+    def to_box(self) -> Box | None:
+        if self.x is None or self.y is None or self.w is None or self.h is None:
+            return None
+        return Box(
+            top_left_x=self.x,
+            top_left_y=self.y,
+            bottom_right_x=self.x + self.w,
+            bottom_right_y=self.y + self.h,
+        )
+
+
+class DetailEntry(PayloadModel):
+    label: str = Field(min_length=1)
+    confidence: Confidence | None = None
+    face_detail: FaceDetail | None = None
+
+
+class BatchItem(PayloadModel):
+    """One image of the batch: its moderation result, or its own error."""
+
+    url: str = Field(min_length=1)
+    suggestion: Suggestion | None = None
+    category_suggestions: dict[str, Suggestion] | None = Field(
+        default=None, validation_alias=AliasChoices("category_suggestions", "category_suggestion")
+    )
+    detail: dict[str, list[DetailEntry]] | None = None
+    ocr_text: str | None = None
+    error_code: str | None = None
+    error_msg: str | None = None
+
+
+class BatchJob(PayloadModel):
+    job_id: str = Field(min_length=1, max_length=512)
+    status: BatchStatus
+    create_time: HuaweiTime = None
+    update_time: HuaweiTime = None
+    items: list[BatchItem] = Field(default_factory=list)
+    error_code: str | None = None
+    error_msg: str | None = None
+
+
+class BatchJobSummary(PayloadModel):
+    job_id: str = Field(min_length=1, max_length=512)
+    status: BatchStatus
+    create_time: HuaweiTime = None
+    update_time: HuaweiTime = None
+
+
+class ResultQuery(PayloadModel):
+    result: BatchJob
+
+
+class JobList(PayloadModel):
+    result: list[BatchJobSummary]
+
+
+class HuaweiImageBatchAdapter(ProviderAdapter):
+    """Huawei Image Moderation v1.0 batch jobs: result queries and job lists. Callbacks are refused."""
+
+    name: ClassVar[str] = "huawei-image-batch"
+
+    def verify_callback(self, request: CallbackRequest, context: VerifyContext) -> None:
+        # Whatever secrets are configured: nothing legitimate ever calls back for this provider.
+        raise CallbackAuthError(NO_CALLBACKS)
+
+    def parse_callback(self, request: CallbackRequest) -> CallbackResult:
+        raise CallbackAuthError(NO_CALLBACKS)
+
+    def parse(self, payload: Any) -> list[Verdict]:
+        if not isinstance(payload, dict):
+            raise PayloadError(self.name, "(root)", "expected a JSON object with a 'result' field")
+        if "result" not in payload and "error_code" in payload:
+            code, message = payload.get("error_code"), payload.get("error_msg")
+            raise PayloadError(
+                self.name, "result", f"missing: the body is a Huawei error response ({code}: {message})"
+            )
+        result = payload.get("result")
+        if isinstance(result, list):
+            listed = validate_payload(self.name, JobList, payload)
+            return [self._listed_verdict(job) for job in listed.result]
+        if isinstance(result, dict):
+            return [self._job_verdict(validate_payload(self.name, ResultQuery, payload).result)]
+        problem = "missing" if result is None else "must be an object (a job) or a list (a job list)"
+        raise PayloadError(self.name, "result", problem)
+
+    def _listed_verdict(self, job: BatchJobSummary) -> Verdict:
+        status = _STATUS[job.status]
+        return Verdict(
+            provider=self.name,
+            job_id=job.job_id,
+            status=status,
+            error=self._job_error(None, None) if status is JobStatus.FAILED else None,
+            created_at=job.create_time,
+            updated_at=job.update_time,
+            completed_at=job.update_time if status.is_terminal else None,
+            metadata={"source": "job-list"},
+        )
+
+    def _job_verdict(self, job: BatchJob) -> Verdict:
+        status = _STATUS[job.status]
+        findings: list[Finding] = []
+        moderated: list[Suggestion] = []
+        item_errors = [
+            VerdictError(code=item.error_code, message=item.error_msg or "", item=item.url)
+            for item in job.items
+            if item.error_code
+        ]
+        if status is JobStatus.SUCCEEDED:
+            for index, item in enumerate(job.items):
+                if item.error_code:
+                    continue
+                if item.suggestion is None:
+                    raise PayloadError(
+                        self.name, f"result.items.{index}.suggestion", "missing on an item without error_code"
+                    )
+                moderated.append(item.suggestion)
+                findings.extend(self._item_findings(item, item.suggestion))
+        suggestion = worst(moderated)
+        return Verdict(
+            provider=self.name,
+            job_id=job.job_id,
+            status=status,
+            suggestion=suggestion,
+            decided_by="provider" if suggestion is not None else None,
+            findings=findings,
+            error=self._job_error(job.error_code, job.error_msg) if status is JobStatus.FAILED else None,
+            item_errors=item_errors,
+            content=ContentRef(url=job.items[0].url) if len(job.items) == 1 else None,
+            created_at=job.create_time,
+            updated_at=job.update_time,
+            completed_at=job.update_time if status.is_terminal else None,
+        )
+
+    @staticmethod
+    def _item_findings(item: BatchItem, item_suggestion: Suggestion) -> list[Finding]:
+        per_category = item.category_suggestions or {}
+        fallback = Suggestion.PASS if item_suggestion is Suggestion.PASS else None
+        return [
+            Finding(
+                category=category,
+                label=entry.label,
+                confidence=entry.confidence,
+                suggestion=per_category.get(category, fallback),
+                item=item.url,
+                text=item.ocr_text,
+                face_location=entry.face_detail.to_box() if entry.face_detail else None,
+            )
+            for category, entries in (item.detail or {}).items()
+            for entry in entries
+            if entry.label != NORMAL_LABEL
+        ]
+
+    @staticmethod
+    def _job_error(code: str | None, message: str | None) -> VerdictError:
+        return VerdictError(
+            code=code or "job_failed",
+            message=message or "Huawei reported the batch job as failed without a reason",
+        )

@@ -1,0 +1,224 @@
+"""What the Huawei Cloud Content Moderation v3 video and audio jobs have in common.
+
+Both answer a query (``GET /v3/{project_id}/moderation/{video|audio}/jobs/{job_id}``) and call back with the
+same body: ``{request_id, job_id, status, request_params, create_time, update_time, result}``, where
+``result`` is there only once the job ``succeeded``. :class:`HuaweiV3Adapter` turns that envelope into a
+verdict and verifies the callback signature; each media type supplies its ``result`` model and maps it to
+(suggestion, findings).
+
+Callback signature: only jobs created with a ``seed`` are signed. ``X-Auth-Signature`` is HMAC-SHA256 with the
+seed as key over ``create_time + job_id + request_id + seed`` (the raw strings of the body, no separator).
+Whether the digest is sent as hex or Base64 is undocumented, so both are accepted. The signature covers
+neither the result nor a timestamp: it proves which job a callback is about, not its verdict, and a captured
+callback can be replayed. That is why the receiver stays idempotent on ``job_id`` and polling remains the
+source of truth.
+
+A failed job's reason is undocumented. Where the body carries ``error_code``/``error_msg`` (the shape of
+Huawei's error responses) they become the verdict's error; otherwise the error says the provider gave no
+reason.
+"""
+
+from __future__ import annotations
+
+import base64
+from abc import abstractmethod
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BeforeValidator, Field
+
+from verdict_relay.errors import CallbackAuthError, PayloadError
+from verdict_relay.models.verdict import (
+    Box,
+    ContentRef,
+    Finding,
+    JobStatus,
+    Suggestion,
+    Verdict,
+    VerdictError,
+)
+from verdict_relay.providers.base import (
+    CallbackRequest,
+    CallbackResult,
+    PayloadModel,
+    ProviderAdapter,
+    VerifyContext,
+    any_secret_matches,
+    hmac_sha256,
+    load_json,
+    parse_provider_time,
+    validate_payload,
+)
+
+SIGNATURE_HEADER = "X-Auth-Signature"
+
+
+def _provider_time(value: Any) -> datetime | None:
+    # parse_provider_time only raises ValueError for strings; anything else must fail the same way so pydantic
+    # reports it against the field instead of letting an AttributeError escape.
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("must be a timestamp string")
+    try:
+        return parse_provider_time(value)
+    except ValueError as exc:
+        raise ValueError(f"not a timestamp Huawei sends: {value!r}") from exc
+
+
+HuaweiTime = Annotated[datetime | None, BeforeValidator(_provider_time)]
+"""A Huawei timestamp (``2022-07-30T08:57:11.011Z`` or ``2022-06-20 11:05:29``) as an aware UTC datetime."""
+
+Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
+"""Huawei scores are already on the 0..1 scale."""
+
+Seconds = Annotated[float, Field(ge=0.0)]
+
+
+class Location(PayloadModel):
+    """A face or QR code rectangle, as Huawei v3 sends it (pixels)."""
+
+    top_left_x: int
+    top_left_y: int
+    bottom_right_x: int
+    bottom_right_y: int
+
+    def to_box(self) -> Box:
+        return Box(
+            top_left_x=self.top_left_x,
+            top_left_y=self.top_left_y,
+            bottom_right_x=self.bottom_right_x,
+            bottom_right_y=self.bottom_right_y,
+        )
+
+
+class Segment(PayloadModel):
+    segment: str
+
+
+class RequestData(PayloadModel):
+    url: str | None = None
+
+
+class RequestParams(PayloadModel):
+    """The parameters the job was created with.
+
+    ``callback`` is deliberately not read: its URL may hold our callback token, which must not reach metadata.
+    """
+
+    data: RequestData | None = None
+    event_type: str | None = None
+
+
+ResultT = TypeVar("ResultT", bound=PayloadModel)
+
+
+class V3Job(PayloadModel, Generic[ResultT]):
+    """The envelope of a v3 job: the query response and the callback body alike."""
+
+    request_id: str | None = None
+    job_id: str = Field(min_length=1, max_length=512)
+    status: Literal["running", "succeeded", "failed"]
+    request_params: RequestParams | None = None
+    create_time: HuaweiTime = None
+    update_time: HuaweiTime = None
+    result: ResultT | None = None
+    error_code: str | None = None
+    error_msg: str | None = None
+
+
+class _SignedFields(PayloadModel):
+    """The body fields the callback signature is computed over, as the raw strings Huawei signed."""
+
+    create_time: str
+    job_id: str
+    request_id: str
+
+
+_STATUS = {
+    "running": JobStatus.RUNNING,
+    "succeeded": JobStatus.SUCCEEDED,
+    "failed": JobStatus.FAILED,
+}
+
+
+def segment_texts(segments: list[Segment]) -> list[str]:
+    return [s.segment for s in segments]
+
+
+class HuaweiV3Adapter(ProviderAdapter, Generic[ResultT]):
+    """Huawei v3 moderation jobs: envelope, status mapping, callback signature. Subclasses map the result."""
+
+    callback_ack_status: ClassVar[int] = 200
+    callback_schemes: ClassVar[tuple[str, ...]] = ("huawei-seed-hmac",)
+    job_model: type[V3Job[ResultT]]
+    """The envelope parametrized with the media type's result model, e.g. ``V3Job[VideoResult]``."""
+
+    @abstractmethod
+    def map_result(self, result: ResultT) -> tuple[Suggestion, list[Finding]]:
+        """The provider's suggestion for a succeeded job and what it found."""
+
+    def verify_signature(self, request: CallbackRequest, context: VerifyContext) -> bool:
+        """Check ``X-Auth-Signature`` against every configured seed; False when no seed is configured."""
+        seeds = context.settings.seeds
+        if not seeds:
+            return False
+        presented = request.header(SIGNATURE_HEADER)
+        if not presented:
+            raise CallbackAuthError(f"missing {SIGNATURE_HEADER} header")
+        fields = validate_payload(self.name, _SignedFields, load_json(self.name, request.body))
+        message_prefix = fields.create_time + fields.job_id + fields.request_id
+        hex_candidates: list[str] = []
+        base64_candidates: list[str] = []
+        for seed in seeds:
+            digest = hmac_sha256(seed, message_prefix + seed)
+            hex_candidates.append(digest.hex())
+            base64_candidates.append(base64.b64encode(digest).decode("ascii"))
+        presented = presented.strip()
+        # Both comparisons always run (no short-circuit): the time taken does not tell which encoding matched.
+        hex_matched = any_secret_matches(presented.lower(), hex_candidates)
+        base64_matched = any_secret_matches(presented, base64_candidates)
+        if not (hex_matched | base64_matched):
+            raise CallbackAuthError(f"invalid {SIGNATURE_HEADER} header")
+        return True
+
+    def parse_callback(self, request: CallbackRequest) -> CallbackResult:
+        # Huawei posts exactly the query body, so the callback is parsed like a query response.
+        return CallbackResult(verdicts=self.parse(load_json(self.name, request.body)))
+
+    def parse(self, payload: Any) -> list[Verdict]:
+        if isinstance(payload, dict) and "job_id" not in payload and "error_code" in payload:
+            code, message = payload.get("error_code"), payload.get("error_msg")
+            raise PayloadError(self.name, "job_id", f"body is a Huawei error response ({code}: {message})")
+        job = validate_payload(self.name, self.job_model, payload)
+        return [self._to_verdict(job)]
+
+    def _to_verdict(self, job: V3Job[ResultT]) -> Verdict:
+        status = _STATUS[job.status]
+        suggestion: Suggestion | None = None
+        findings: list[Finding] = []
+        error: VerdictError | None = None
+        if status is JobStatus.SUCCEEDED:
+            if job.result is None:
+                raise PayloadError(self.name, "result", "required when status is 'succeeded'")
+            suggestion, findings = self.map_result(job.result)
+        elif status is JobStatus.FAILED:
+            error = VerdictError(
+                code=job.error_code or "job_failed",
+                message=job.error_msg or "Huawei reported the job as failed without giving a reason",
+            )
+        url = job.request_params.data.url if job.request_params and job.request_params.data else None
+        return Verdict(
+            provider=self.name,
+            job_id=job.job_id,
+            status=status,
+            suggestion=suggestion,
+            decided_by="provider" if suggestion is not None else None,
+            findings=findings,
+            error=error,
+            content=ContentRef(url=url) if url else None,
+            created_at=job.create_time,
+            updated_at=job.update_time,
+            completed_at=job.update_time if status.is_terminal else None,
+            metadata={"request_id": job.request_id} if job.request_id else {},
+        )

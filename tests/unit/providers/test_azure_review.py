@@ -1,0 +1,641 @@
+"""Azure Content Moderator Review API adapter: payloads to verdicts, the verdict policy, callback auth."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.helpers import load_payload, load_payload_bytes
+from verdict_relay.config import AzurePolicy, CallbackSettings
+from verdict_relay.errors import CallbackAuthError, MalformedPayloadError, PayloadError
+from verdict_relay.models.verdict import Finding, JobStatus, Suggestion, Verdict
+from verdict_relay.providers.azure_review import AzureReviewAdapter, evaluate, evaluate_review
+from verdict_relay.providers.base import CallbackRequest, VerifyContext
+
+PROVIDER = "azure-review"
+TOKEN = "azure-token-0123456789abcdef"
+NEXT_TOKEN = "azure-token-rotated-fedcba9876543210"
+HUAWEI_TOKEN = "huawei-token-0123456789abcdef"
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def parse_one(payload: Any, policy: AzurePolicy | None = None) -> Verdict:
+    verdicts = AzureReviewAdapter(policy).parse(payload)
+    assert len(verdicts) == 1
+    return verdicts[0]
+
+
+def job_with(status: str = "Complete", **metadata: str) -> dict[str, Any]:
+    """The seed's Get job response with its status and ResultMetaData replaced."""
+    job: dict[str, Any] = load_payload(PROVIDER, "job-get")
+    job["Status"] = status
+    job["ResultMetaData"] = [{"Key": key, "Value": value} for key, value in metadata.items()]
+    return job
+
+
+def by_category(verdict: Verdict) -> dict[str, Finding]:
+    return {finding.category: finding for finding in verdict.findings}
+
+
+# --- fixtures to verdicts ---------------------------------------------------------------------------------
+
+
+def test_seed_get_job_with_low_scores_passes_by_policy() -> None:
+    verdict = parse_one(load_payload(PROVIDER, "job-get"))
+
+    assert verdict.provider == PROVIDER
+    assert verdict.job_id == "2017213fee37b184345gu9606e5d14e3"
+    assert verdict.status is JobStatus.SUCCEEDED
+    assert verdict.suggestion is Suggestion.PASS
+    assert verdict.decided_by == "policy"
+    assert verdict.findings == [
+        Finding(category="adult", label="adult", confidence=0.007, suggestion=Suggestion.PASS),
+        Finding(category="racy", label="racy", confidence=0.022, suggestion=Suggestion.PASS),
+    ]
+    assert verdict.error is None
+    # The latest JobExecutionReport time, seven fractional digits and no zone -> UTC, microseconds.
+    finished = datetime(2017, 9, 21, 22, 0, 47, 492056, tzinfo=UTC)
+    assert verdict.updated_at == finished
+    assert verdict.completed_at == finished
+    assert verdict.created_at is None
+    # The empty ReviewId and CallBackEndpoint are left out.
+    assert verdict.metadata == {"team": "teamA", "workflow_id": "default", "content_type": "Image"}
+
+
+def test_get_job_with_high_scores_blocks_and_carries_the_review_id() -> None:
+    verdict = parse_one(load_payload(PROVIDER, "job-get-adult"))
+
+    assert verdict.status is JobStatus.SUCCEEDED
+    assert verdict.suggestion is Suggestion.BLOCK
+    assert verdict.findings == [
+        Finding(category="adult", label="adult", confidence=0.934, suggestion=Suggestion.BLOCK),
+        Finding(category="racy", label="racy", confidence=0.971, suggestion=Suggestion.BLOCK),
+    ]
+    assert verdict.categories == ["adult", "racy"]
+    assert verdict.metadata["review_id"] == "201711r7b1c2d3e4f5a6b7c8d9e0f1a2b3"
+    assert verdict.completed_at == datetime(2017, 11, 2, 10, 15, 3, 118742, tzinfo=UTC)
+
+
+def test_get_job_never_copies_the_callback_endpoint_which_holds_our_token() -> None:
+    verdict = parse_one(load_payload(PROVIDER, "job-get-adult"))
+
+    assert "relay.example.com" not in verdict.model_dump_json()
+
+
+def test_text_job_with_profanity_is_reviewed_with_the_matched_terms() -> None:
+    verdict = parse_one(load_payload(PROVIDER, "job-get-text-profanity"))
+
+    assert verdict.status is JobStatus.SUCCEEDED
+    assert verdict.suggestion is Suggestion.REVIEW
+    assert verdict.findings == [
+        Finding(
+            category="profanity",
+            label="profanity",
+            suggestion=Suggestion.REVIEW,
+            segments=["crap", "damn"],
+        )
+    ]
+    assert verdict.metadata["content_type"] == "Text"
+
+
+def test_in_progress_job_is_running_without_a_suggestion() -> None:
+    verdict = parse_one(load_payload(PROVIDER, "job-get-inprogress"))
+
+    assert verdict.status is JobStatus.RUNNING
+    assert verdict.suggestion is None
+    assert verdict.decided_by is None
+    assert verdict.findings == []
+    assert verdict.updated_at == datetime(2018, 1, 15, 14, 2, 9, 660521, tzinfo=UTC)
+    assert verdict.completed_at is None
+    assert verdict.metadata == {"team": "teamA", "workflow_id": "default", "content_type": "Video"}
+
+
+def test_job_callback_is_judged_from_its_metadata_dict() -> None:
+    verdict = parse_one(load_payload(PROVIDER, "job-callback"))
+
+    assert verdict.job_id == "2018014caceddebfe9446fab29056fd8d31ffe"
+    assert verdict.status is JobStatus.SUCCEEDED
+    # adult 0.682 reaches the default review threshold 0.5 but not block 0.8.
+    assert verdict.suggestion is Suggestion.REVIEW
+    assert verdict.decided_by == "policy"
+    assert by_category(verdict)["adult"].suggestion is Suggestion.REVIEW
+    assert by_category(verdict)["racy"].suggestion is Suggestion.PASS
+    assert verdict.metadata == {
+        "workflow_id": "default",
+        "review_id": "201801i28fc0f7cbf424447846e509af853ea54",
+        "content_id": "contentID",
+        "content_type": "Image",
+    }
+    assert verdict.completed_at is None  # a job callback carries no time
+
+
+def test_camel_case_job_callback_gives_the_same_verdict_as_pascal_case() -> None:
+    pascal = parse_one(load_payload(PROVIDER, "job-callback"))
+    camel = parse_one(load_payload(PROVIDER, "job-callback-camelcase"))
+
+    assert camel == pascal
+
+
+def test_review_callback_is_the_reviewers_decision_keyed_by_review_id() -> None:
+    verdict = parse_one(load_payload(PROVIDER, "review-callback"))
+
+    assert verdict.job_id == "201801i28fc0f7cbf424447846e509af853ea54"
+    assert verdict.status is JobStatus.SUCCEEDED
+    assert verdict.decided_by == "reviewer"
+    # Tag a (adult) is true and maps to block by default; r is false and yields no finding.
+    assert verdict.suggestion is Suggestion.BLOCK
+    assert verdict.findings == [Finding(category="a", label="a", confidence=1.0, suggestion=Suggestion.BLOCK)]
+    modified = datetime(2018, 1, 16, 7, 43, 56, 128563, tzinfo=UTC)
+    assert verdict.updated_at == modified
+    assert verdict.completed_at == modified
+    assert verdict.metadata == {
+        "review_id": "201801i28fc0f7cbf424447846e509af853ea54",
+        "reviewed_by": "reviewer01",
+        "content_id": "contentID",
+    }
+
+
+def test_review_verdict_joins_the_job_verdict_through_metadata_review_id() -> None:
+    job = parse_one(load_payload(PROVIDER, "job-callback"))
+    review = parse_one(load_payload(PROVIDER, "review-callback"))
+
+    assert job.metadata["review_id"] == review.job_id
+
+
+# --- statuses ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("azure_status", "expected"),
+    [
+        ("Pending", JobStatus.PENDING),
+        ("InProgress", JobStatus.RUNNING),
+        ("inprogress", JobStatus.RUNNING),
+        ("Complete", JobStatus.SUCCEEDED),
+        ("Completed", JobStatus.SUCCEEDED),
+        ("COMPLETE", JobStatus.SUCCEEDED),
+        ("Failed", JobStatus.FAILED),
+        ("Error", JobStatus.FAILED),
+    ],
+)
+def test_azure_statuses_map_to_canonical_statuses(azure_status: str, expected: JobStatus) -> None:
+    verdict = parse_one(job_with(azure_status, adultScore="0.1", isAdult="False"))
+
+    assert verdict.status is expected
+
+
+def test_pending_job_has_no_suggestion_and_no_completion_time() -> None:
+    verdict = parse_one(job_with("Pending", adultScore="0.99"))
+
+    assert verdict.suggestion is None
+    assert verdict.findings == []
+    assert verdict.completed_at is None
+
+
+def test_failed_job_carries_the_latest_execution_report_message_as_its_error() -> None:
+    # Given a failed job whose report is listed out of time order
+    job = job_with("Failed")
+    job["JobExecutionReport"] = [
+        {"Ts": "2017-09-21T22:00:46.1098543", "Msg": "Starting Execution - Try 1"},
+        {"Ts": "2017-09-21T22:00:49.0000001", "Msg": "Failed to get isadult response from Moderator"},
+        {"Ts": "2017-09-21T22:00:47.5", "Msg": "Retrying"},
+    ]
+
+    verdict = parse_one(job)
+
+    assert verdict.status is JobStatus.FAILED
+    assert verdict.suggestion is None
+    assert verdict.decided_by is None
+    assert verdict.findings == []
+    assert verdict.error is not None
+    assert verdict.error.code == "job_failed"
+    assert verdict.error.message == "Failed to get isadult response from Moderator"
+    assert verdict.completed_at == datetime(2017, 9, 21, 22, 0, 49, tzinfo=UTC)
+
+
+def test_failed_job_callback_without_a_report_still_has_an_error() -> None:
+    callback = load_payload(PROVIDER, "job-callback")
+    callback["Status"] = "Error"
+
+    verdict = parse_one(callback)
+
+    assert verdict.status is JobStatus.FAILED
+    assert verdict.error is not None
+    assert verdict.error.code == "job_failed"
+    assert verdict.error.message
+
+
+def test_unknown_status_is_refused_naming_the_status_field() -> None:
+    with pytest.raises(PayloadError) as raised:
+        parse_one(job_with("Cancelled"))
+
+    assert raised.value.field == "status"
+    assert "Cancelled" in raised.value.problem
+
+
+def test_missing_status_is_refused_naming_the_status_field() -> None:
+    callback = load_payload(PROVIDER, "job-callback")
+    del callback["Status"]
+
+    with pytest.raises(PayloadError) as raised:
+        parse_one(callback)
+
+    assert raised.value.field == "status"
+
+
+# --- the verdict policy -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("score", "expected"),
+    [
+        ("0.49", Suggestion.PASS),
+        ("0.5", Suggestion.REVIEW),  # equal to the review threshold reaches it
+        ("0.79", Suggestion.REVIEW),
+        ("0.8", Suggestion.BLOCK),  # equal to the block threshold reaches it
+        ("1", Suggestion.BLOCK),
+    ],
+)
+def test_default_adult_thresholds_count_a_score_equal_to_the_threshold(
+    score: str, expected: Suggestion
+) -> None:
+    verdict = parse_one(job_with(adultScore=score, isAdult="False"))
+
+    assert verdict.suggestion is expected
+    assert by_category(verdict)["adult"].confidence == float(score)
+
+
+def test_custom_policy_thresholds_change_the_outcome_at_the_boundary() -> None:
+    # Given a job whose adult score would pass the default policy
+    job = job_with(adultScore="0.3", isAdult="False", racyScore="0.3", isRacy="False")
+    assert parse_one(job).suggestion is Suggestion.PASS
+    strict = AzurePolicy(review_threshold={"adult": 0.2, "racy": 0.5}, block_threshold={"adult": 0.3})
+
+    # When a stricter policy judges it
+    verdict = parse_one(job, strict)
+
+    # Then the adult score, equal to the custom block threshold, blocks
+    assert verdict.suggestion is Suggestion.BLOCK
+    assert by_category(verdict)["adult"].suggestion is Suggestion.BLOCK
+    assert by_category(verdict)["racy"].suggestion is Suggestion.PASS
+
+
+def test_flag_alone_sends_a_low_score_to_review() -> None:
+    verdict = parse_one(job_with(adultScore="0.01", isAdult="True"))
+
+    assert verdict.suggestion is Suggestion.REVIEW
+    assert by_category(verdict)["adult"].suggestion is Suggestion.REVIEW
+
+
+def test_category_without_thresholds_is_decided_by_its_flag_alone() -> None:
+    policy = AzurePolicy(review_threshold={"adult": 0.5}, block_threshold={"adult": 0.8})
+
+    unflagged = parse_one(job_with(racyScore="0.99", isRacy="False"), policy)
+    flagged = parse_one(job_with(racyScore="0.99", isRacy="True"), policy)
+
+    assert unflagged.suggestion is Suggestion.PASS
+    assert flagged.suggestion is Suggestion.REVIEW
+
+
+def test_job_suggestion_is_the_worst_category() -> None:
+    verdict = parse_one(job_with(adultScore="0.6", racyScore="0.95"))
+
+    assert by_category(verdict)["adult"].suggestion is Suggestion.REVIEW
+    assert by_category(verdict)["racy"].suggestion is Suggestion.BLOCK
+    assert verdict.suggestion is Suggestion.BLOCK
+
+
+def test_profanity_suggestion_is_configurable() -> None:
+    policy = AzurePolicy(profanity=Suggestion.BLOCK)
+
+    verdict = parse_one(load_payload(PROVIDER, "job-get-text-profanity"), policy)
+
+    assert verdict.suggestion is Suggestion.BLOCK
+
+
+def test_text_job_without_profanity_passes_with_a_profanity_finding() -> None:
+    verdict = parse_one(job_with(**{"text.HasProfanity": "False"}))
+
+    assert verdict.suggestion is Suggestion.PASS
+    assert verdict.findings == [Finding(category="profanity", label="profanity", suggestion=Suggestion.PASS)]
+
+
+def test_matched_terms_without_a_profanity_result_count_as_profanity() -> None:
+    verdict = parse_one(job_with(matchTerms='["crap"]'))
+
+    assert verdict.suggestion is Suggestion.REVIEW
+    assert by_category(verdict)["profanity"].segments == ["crap"]
+
+
+@pytest.mark.parametrize("match_terms", ["not json", "{", "42", '{"Foo": 1}', "[]", "[null, 3]"])
+def test_unreadable_match_terms_never_fail_the_parse(match_terms: str) -> None:
+    verdict = parse_one(job_with(**{"text.HasProfanity": "True", "matchTerms": match_terms}))
+
+    assert verdict.suggestion is Suggestion.REVIEW
+    assert by_category(verdict)["profanity"].segments == []
+
+
+def test_completed_job_with_nothing_to_judge_goes_to_review() -> None:
+    verdict = parse_one(job_with(someOtherKey="whatever"))
+
+    assert verdict.status is JobStatus.SUCCEEDED
+    assert verdict.suggestion is Suggestion.REVIEW
+    assert verdict.decided_by == "policy"
+    assert verdict.findings == []
+
+
+def test_evaluate_is_a_pure_mapping_of_scores_flags_and_profanity() -> None:
+    suggestion, findings = evaluate(
+        {"adult": 0.85, "racy": 0.1}, {"adult": False, "racy": True}, False, AzurePolicy()
+    )
+
+    assert suggestion is Suggestion.BLOCK
+    assert [(f.category, f.suggestion) for f in findings] == [
+        ("adult", Suggestion.BLOCK),
+        ("racy", Suggestion.REVIEW),
+        ("profanity", Suggestion.PASS),
+    ]
+
+
+def test_evaluate_gives_a_flag_only_category_no_confidence() -> None:
+    _, findings = evaluate({}, {"adult": True}, None, AzurePolicy())
+
+    assert findings == [
+        Finding(category="adult", label="adult", confidence=None, suggestion=Suggestion.REVIEW)
+    ]
+
+
+# --- reviewer tags ----------------------------------------------------------------------------------------
+
+
+def test_reviewer_tags_map_through_the_policy() -> None:
+    suggestion, findings = evaluate_review({"a": False, "r": True}, AzurePolicy())
+
+    assert suggestion is Suggestion.REVIEW
+    assert findings == [Finding(category="r", label="r", confidence=1.0, suggestion=Suggestion.REVIEW)]
+
+
+def test_unknown_true_reviewer_tag_goes_to_review() -> None:
+    suggestion, findings = evaluate_review({"sc": True}, AzurePolicy())
+
+    assert suggestion is Suggestion.REVIEW
+    assert findings == [Finding(category="sc", label="sc", confidence=1.0, suggestion=Suggestion.REVIEW)]
+
+
+def test_unknown_tag_suggestion_is_configurable() -> None:
+    suggestion, _ = evaluate_review({"sc": True}, AzurePolicy(unknown_tag=Suggestion.BLOCK))
+
+    assert suggestion is Suggestion.BLOCK
+
+
+def test_reviewer_tag_mapping_is_configurable() -> None:
+    policy = AzurePolicy(reviewer_tags={"a": Suggestion.REVIEW, "r": Suggestion.PASS})
+    review = load_payload(PROVIDER, "review-callback")
+    review["ReviewerResultTags"] = {"a": "True", "r": "True"}
+
+    verdict = parse_one(review, policy)
+
+    assert verdict.suggestion is Suggestion.REVIEW
+    assert [(f.category, f.suggestion) for f in verdict.findings] == [
+        ("a", Suggestion.REVIEW),
+        ("r", Suggestion.PASS),
+    ]
+
+
+def test_review_with_all_tags_false_passes() -> None:
+    review = load_payload(PROVIDER, "review-callback")
+    review["ReviewerResultTags"] = {"a": "false", "r": "FALSE"}
+
+    verdict = parse_one(review)
+
+    assert verdict.suggestion is Suggestion.PASS
+    assert verdict.decided_by == "reviewer"
+    assert verdict.findings == []
+
+
+# --- key casing and bad values ----------------------------------------------------------------------------
+
+
+def test_keys_and_metadata_keys_in_any_case_are_read() -> None:
+    job = {
+        "ID": "job-1",
+        "STATUS": "complete",
+        "teamname": "teamA",
+        "resultMetaData": [
+            {"key": "ADULTSCORE", "value": "0.9"},
+            {"KEY": "IsRacy", "VALUE": "tRuE"},
+        ],
+        "jobexecutionreport": [{"ts": "2017-09-21T22:00:47Z", "msg": "Execution Complete"}],
+    }
+
+    verdict = parse_one(job)
+
+    assert verdict.job_id == "job-1"
+    assert verdict.suggestion is Suggestion.BLOCK
+    assert by_category(verdict)["adult"].confidence == 0.9
+    assert by_category(verdict)["racy"].suggestion is Suggestion.REVIEW
+    assert verdict.metadata == {"team": "teamA"}
+
+
+def test_same_key_in_two_cases_is_refused_as_ambiguous() -> None:
+    callback = load_payload(PROVIDER, "job-callback")
+    callback["status"] = "Error"
+
+    with pytest.raises(PayloadError) as raised:
+        parse_one(callback)
+
+    assert raised.value.field.lower() == "status"
+
+
+@pytest.mark.parametrize("bad_score", ["high", "1.5", "-0.1", "nan", "", "True"])
+def test_bad_score_is_refused_naming_the_metadata_key(bad_score: str) -> None:
+    with pytest.raises(PayloadError) as raised:
+        parse_one(job_with(adultScore=bad_score))
+
+    assert raised.value.field == "ResultMetaData.adultScore"
+
+
+def test_bad_score_in_a_job_callback_names_the_metadata_key() -> None:
+    callback = load_payload(PROVIDER, "job-callback")
+    callback["Metadata"]["racyscore"] = "0,5"
+
+    with pytest.raises(PayloadError) as raised:
+        parse_one(callback)
+
+    assert raised.value.field == "Metadata.racyscore"
+
+
+@pytest.mark.parametrize("bad_flag", ["yes", "1", "", "Truee"])
+def test_bad_flag_is_refused_naming_the_metadata_key(bad_flag: str) -> None:
+    with pytest.raises(PayloadError) as raised:
+        parse_one(job_with(adultScore="0.1", isAdult=bad_flag))
+
+    assert raised.value.field == "ResultMetaData.isAdult"
+
+
+def test_bad_reviewer_tag_is_refused_naming_the_tag() -> None:
+    review = load_payload(PROVIDER, "review-callback")
+    review["ReviewerResultTags"]["r"] = "maybe"
+
+    with pytest.raises(PayloadError) as raised:
+        parse_one(review)
+
+    assert raised.value.field == "ReviewerResultTags.r"
+
+
+def test_flag_sent_twice_with_different_values_is_refused() -> None:
+    callback = load_payload(PROVIDER, "job-callback")
+    callback["Metadata"]["isadult"] = "True"  # contradicts "a": "False"
+
+    with pytest.raises(PayloadError) as raised:
+        parse_one(callback)
+
+    assert "conflicts" in raised.value.problem
+
+
+def test_bad_execution_report_time_is_refused_naming_the_field() -> None:
+    job = job_with(adultScore="0.1")
+    job["JobExecutionReport"][0]["Ts"] = "yesterday"
+
+    with pytest.raises(PayloadError) as raised:
+        parse_one(job)
+
+    assert raised.value.field == "jobexecutionreport.0.ts"
+
+
+# --- shapes -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("payload", [[], "job", 42, None, [{"Id": "x", "Status": "Complete"}]])
+def test_payload_that_is_not_an_object_is_refused(payload: Any) -> None:
+    with pytest.raises(PayloadError) as raised:
+        parse_one(payload)
+
+    assert raised.value.field == "(root)"
+
+
+def test_unknown_shape_is_refused() -> None:
+    with pytest.raises(PayloadError) as raised:
+        parse_one({"Error": {"Code": "NotFound", "Message": "Job not found"}})
+
+    assert raised.value.field == "(root)"
+
+
+def test_payload_with_markers_of_two_shapes_and_no_callback_type_is_refused() -> None:
+    payload = load_payload(PROVIDER, "job-callback")
+    del payload["CallBackType"]
+    payload["Id"] = "another-id"
+
+    with pytest.raises(PayloadError) as raised:
+        parse_one(payload)
+
+    assert raised.value.field == "(root)"
+
+
+def test_callbacks_without_callback_type_are_recognised_by_their_keys() -> None:
+    job_callback = load_payload(PROVIDER, "job-callback")
+    review_callback = load_payload(PROVIDER, "review-callback")
+    del job_callback["CallBackType"], review_callback["CallBackType"]
+
+    assert parse_one(job_callback) == parse_one(load_payload(PROVIDER, "job-callback"))
+    assert parse_one(review_callback) == parse_one(load_payload(PROVIDER, "review-callback"))
+
+
+def test_unknown_callback_type_is_refused_naming_it() -> None:
+    payload = load_payload(PROVIDER, "job-callback")
+    payload["CallBackType"] = "Workflow"
+
+    with pytest.raises(PayloadError) as raised:
+        parse_one(payload)
+
+    assert raised.value.field == "callbacktype"
+
+
+def test_job_callback_without_job_id_is_refused_naming_it() -> None:
+    payload = load_payload(PROVIDER, "job-callback")
+    del payload["JobId"]
+
+    with pytest.raises(PayloadError) as raised:
+        parse_one(payload)
+
+    assert raised.value.field == "jobid"
+
+
+def test_parsing_does_not_change_the_callers_payload() -> None:
+    payload = load_payload(PROVIDER, "job-callback-camelcase")
+    before = copy.deepcopy(payload)
+
+    parse_one(payload)
+
+    assert payload == before
+
+
+# --- callbacks: parsing and authentication ----------------------------------------------------------------
+
+
+def request_for(body: bytes, token: str | None = None) -> CallbackRequest:
+    return CallbackRequest(body=body, headers={}, query={"token": token} if token is not None else {})
+
+
+def context_with(*tokens: str) -> VerifyContext:
+    return VerifyContext(settings=CallbackSettings(tokens=list(tokens)), now=NOW)
+
+
+@pytest.mark.parametrize("fixture", ["job-callback", "job-callback-camelcase", "review-callback"])
+def test_parse_callback_returns_the_verdict_of_the_body(fixture: str) -> None:
+    result = AzureReviewAdapter().parse_callback(request_for(load_payload_bytes(PROVIDER, fixture), TOKEN))
+
+    assert result.verdicts == [parse_one(load_payload(PROVIDER, fixture))]
+    assert result.jobs_to_fetch == []
+
+
+def test_parse_callback_refuses_a_body_that_is_not_json() -> None:
+    with pytest.raises(MalformedPayloadError):
+        AzureReviewAdapter().parse_callback(request_for(b"<xml/>", TOKEN))
+
+
+def test_verify_callback_accepts_the_configured_token() -> None:
+    body = load_payload_bytes(PROVIDER, "job-callback")
+
+    AzureReviewAdapter().verify_callback(request_for(body, TOKEN), context_with(TOKEN))
+
+
+@pytest.mark.parametrize("presented", [TOKEN, NEXT_TOKEN])
+def test_verify_callback_accepts_both_tokens_during_rotation(presented: str) -> None:
+    body = load_payload_bytes(PROVIDER, "job-callback")
+
+    AzureReviewAdapter().verify_callback(request_for(body, presented), context_with(TOKEN, NEXT_TOKEN))
+
+
+@pytest.mark.parametrize(
+    "presented",
+    [None, "", "wrong-token-0123456789abcdef", HUAWEI_TOKEN, TOKEN.upper(), TOKEN + "x"],
+    ids=["missing", "empty", "wrong", "other-providers-token", "other-case", "longer"],
+)
+def test_verify_callback_rejects_a_missing_or_wrong_token(presented: str | None) -> None:
+    # Given Azure's settings hold only Azure's token (Huawei's token is configured for Huawei alone)
+    body = load_payload_bytes(PROVIDER, "job-callback")
+
+    with pytest.raises(CallbackAuthError) as raised:
+        AzureReviewAdapter().verify_callback(request_for(body, presented), context_with(TOKEN))
+
+    assert TOKEN not in raised.value.message
+
+
+def test_verify_callback_refuses_when_no_token_is_configured() -> None:
+    # Azure signs nothing: with no URL token configured there is nothing to check, so nothing gets in.
+    body = load_payload_bytes(PROVIDER, "job-callback")
+
+    with pytest.raises(CallbackAuthError):
+        AzureReviewAdapter().verify_callback(request_for(body, TOKEN), context_with())
+
+
+def test_adapter_identity() -> None:
+    adapter = AzureReviewAdapter()
+
+    assert adapter.name == PROVIDER
+    assert adapter.callback_ack_status == 200
+    assert adapter.policy == AzurePolicy()

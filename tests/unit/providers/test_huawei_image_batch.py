@@ -1,0 +1,283 @@
+"""Huawei Image Moderation v1.0 batch jobs: result queries and job lists to verdicts; callbacks refused."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.helpers import load_payload, load_payload_bytes
+from verdict_relay.config import CallbackSettings
+from verdict_relay.errors import CallbackAuthError, PayloadError
+from verdict_relay.models.verdict import ContentRef, Finding, JobStatus, Suggestion, VerdictError
+from verdict_relay.providers.base import CallbackRequest, VerifyContext
+from verdict_relay.providers.huawei_image_batch import HuaweiImageBatchAdapter
+
+PROVIDER = "huawei-image-batch"
+TERRORISM_URL = "https://obs-test-llg.obs.myhuaweicloud.com/terrorism"
+CLARITY_URL = "https://obs-test-llg.obs.myhuaweicloud.com/clarity-detect"
+BEACH_URL = "https://obs-test-llg.obs.myhuaweicloud.com/beach"
+BANNER_URL = "https://obs-test-llg.obs.myhuaweicloud.com/banner"
+HUGE_URL = "https://obs-test-llg.obs.myhuaweicloud.com/huge.tiff"
+
+adapter = HuaweiImageBatchAdapter()
+
+
+def only_verdict(payload: Any) -> Any:
+    verdicts = adapter.parse(payload)
+    assert len(verdicts) == 1
+    return verdicts[0]
+
+
+def test_finished_seed_job_passes_as_the_provider_says() -> None:
+    verdict = only_verdict(load_payload(PROVIDER, "finish"))
+
+    assert verdict.provider == PROVIDER
+    assert verdict.job_id == "44d93b70-db01-4f96-a618-2a79c964c4b2"
+    assert verdict.status is JobStatus.SUCCEEDED
+    assert verdict.suggestion is Suggestion.PASS
+    assert verdict.decided_by == "provider"
+    assert verdict.item_errors == []
+    assert verdict.error is None
+    # two images: no single content, the findings name their image
+    assert verdict.content is None
+    assert verdict.created_at == datetime(2018, 1, 2, 15, 3, 4, tzinfo=UTC)
+    assert verdict.completed_at == datetime(2018, 1, 2, 15, 3, 4, tzinfo=UTC)
+
+
+def test_every_scored_label_but_normal_is_a_finding_of_its_image() -> None:
+    findings = only_verdict(load_payload(PROVIDER, "finish")).findings
+
+    # fire (first image), knife, terrorist, bloody (second): the "normal" entries are left out
+    assert [(f.item, f.label) for f in findings] == [
+        (TERRORISM_URL, "fire"),
+        (CLARITY_URL, "knife"),
+        (CLARITY_URL, "terrorist"),
+        (CLARITY_URL, "bloody"),
+    ]
+    assert findings[3] == Finding(
+        category="terrorism", label="bloody", confidence=0.3086, suggestion=Suggestion.PASS, item=CLARITY_URL
+    )
+
+
+def test_running_seed_job_has_no_suggestion_yet() -> None:
+    verdict = only_verdict(load_payload(PROVIDER, "running"))
+
+    assert verdict.status is JobStatus.RUNNING
+    assert verdict.suggestion is None
+    assert verdict.decided_by is None
+    assert verdict.findings == []
+    assert verdict.completed_at is None
+    assert verdict.updated_at == datetime(2018, 11, 22, 6, 17, 16, tzinfo=UTC)
+
+
+def test_failed_item_goes_to_item_errors_and_the_job_takes_the_worst_moderated_suggestion() -> None:
+    verdict = only_verdict(load_payload(PROVIDER, "finish-with-failed-item"))
+
+    assert verdict.status is JobStatus.SUCCEEDED
+    assert verdict.suggestion is Suggestion.BLOCK
+    assert verdict.decided_by == "provider"
+    assert verdict.error is None
+    assert verdict.item_errors == [
+        VerdictError(code="AIS.0103", message="The image size does not meet the requirements.", item=HUGE_URL)
+    ]
+    assert verdict.completed_at == datetime(2018, 11, 22, 6, 17, 38, tzinfo=UTC)
+
+
+def test_category_suggestions_label_findings_and_an_unexplained_review_stays_unattributed() -> None:
+    findings = only_verdict(load_payload(PROVIDER, "finish-with-failed-item")).findings
+
+    assert findings == [
+        Finding(
+            category="porn", label="porn", confidence=0.9712, suggestion=Suggestion.BLOCK, item=BEACH_URL
+        ),
+        Finding(
+            category="porn", label="sexy", confidence=0.0214, suggestion=Suggestion.BLOCK, item=BEACH_URL
+        ),
+        # the banner is "review" with no per-category suggestion: which category caused it is not said
+        Finding(
+            category="ad",
+            label="qr_code",
+            confidence=0.7421,
+            suggestion=None,
+            item=BANNER_URL,
+            text="scan for free coins",
+        ),
+    ]
+
+
+def test_sdk_spelling_category_suggestion_is_read_too() -> None:
+    payload = load_payload(PROVIDER, "finish-with-failed-item")
+    banner = payload["result"]["items"][1]
+    banner["category_suggestion"] = {"ad": "review"}
+
+    findings = only_verdict(payload).findings
+
+    assert findings[2].suggestion is Suggestion.REVIEW
+
+
+def test_single_image_job_names_its_content_and_face_detail_becomes_a_box() -> None:
+    payload = {
+        "result": {
+            "job_id": "single",
+            "status": "finish",
+            "create_time": "2018-11-22 06:17:09",
+            "update_time": "2018-11-22 06:17:12",
+            "items": [
+                {
+                    "url": BEACH_URL,
+                    "suggestion": "review",
+                    "category_suggestions": {"politics": "review"},
+                    "detail": {
+                        "politics": [
+                            {
+                                "label": "someone",
+                                "confidence": 0.81,
+                                "face_detail": {"x": 10, "y": 20, "w": 30, "h": 40},
+                            }
+                        ]
+                    },
+                }
+            ],
+        }
+    }
+
+    verdict = only_verdict(payload)
+
+    assert verdict.content == ContentRef(url=BEACH_URL)
+    assert verdict.suggestion is Suggestion.REVIEW
+    assert verdict.created_at == datetime(2018, 11, 22, 6, 17, 9, tzinfo=UTC)
+    box = verdict.findings[0].face_location
+    assert (box.top_left_x, box.top_left_y, box.bottom_right_x, box.bottom_right_y) == (10, 20, 40, 60)
+
+
+def test_finished_job_whose_every_item_failed_has_no_suggestion() -> None:
+    payload = load_payload(PROVIDER, "finish-with-failed-item")
+    payload["result"]["items"] = payload["result"]["items"][2:]
+
+    verdict = only_verdict(payload)
+
+    assert verdict.status is JobStatus.SUCCEEDED
+    assert verdict.suggestion is None
+    assert verdict.decided_by is None
+    assert [e.item for e in verdict.item_errors] == [HUGE_URL]
+
+
+def test_failed_job_gets_an_error_and_no_suggestion() -> None:
+    payload = load_payload(PROVIDER, "running")
+    payload["result"]["status"] = "failed"
+
+    verdict = only_verdict(payload)
+
+    assert verdict.status is JobStatus.FAILED
+    assert verdict.suggestion is None
+    assert verdict.error is not None
+    assert verdict.error.code == "job_failed"
+    assert verdict.completed_at == datetime(2018, 11, 22, 6, 17, 16, tzinfo=UTC)
+
+
+def test_job_list_seed_gives_one_listed_verdict_per_job() -> None:
+    verdicts = adapter.parse(load_payload(PROVIDER, "job-list"))
+
+    assert len(verdicts) == 1
+    listed = verdicts[0]
+    assert listed.job_id == "53ba32e2-c96a-4d0a-a1df-6ddc75f40aed"
+    assert listed.status is JobStatus.SUCCEEDED
+    assert listed.suggestion is None
+    assert listed.findings == []
+    assert listed.metadata == {"source": "job-list"}
+    assert listed.created_at == datetime(2018, 11, 22, 6, 17, 9, tzinfo=UTC)
+    assert listed.completed_at == datetime(2018, 11, 22, 6, 17, 16, tzinfo=UTC)
+
+
+def test_job_list_maps_every_status() -> None:
+    payload = {
+        "result": [
+            {"job_id": f"job-{status}", "status": status, "create_time": "2018-11-22T06:17:09Z"}
+            for status in ("created", "running", "finish", "failed")
+        ]
+    }
+
+    statuses = [v.status for v in adapter.parse(payload)]
+
+    assert statuses == [JobStatus.PENDING, JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED]
+
+
+def test_empty_job_list_gives_no_verdicts() -> None:
+    assert adapter.parse({"result": []}) == []
+
+
+def test_error_body_is_a_payload_error_on_result_naming_the_code() -> None:
+    with pytest.raises(PayloadError, match=r"AIS\.0005") as raised:
+        adapter.parse({"error_code": "AIS.0005", "error_msg": "The service does not exist."})
+
+    assert raised.value.field == "result"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda p: p["result"].pop("job_id"), "result.job_id"),
+        (lambda p: p["result"].update(status="done"), "result.status"),
+        (lambda p: p["result"].update(create_time="02/01/2018"), "result.create_time"),
+        (
+            lambda p: p["result"]["items"][0]["detail"]["terrorism"][0].update(confidence="abc"),
+            "result.items.0.detail.terrorism.0.confidence",
+        ),
+        (
+            lambda p: p["result"]["items"][0]["detail"].update(terrorism={"label": "fire"}),
+            "result.items.0.detail.terrorism",
+        ),
+        (lambda p: p["result"]["items"][1].update(suggestion="ok"), "result.items.1.suggestion"),
+        (lambda p: p["result"]["items"][1].pop("suggestion"), "result.items.1.suggestion"),
+        (lambda p: p["result"]["items"][0].pop("url"), "result.items.0.url"),
+        (lambda p: p.update(result="finish"), "result"),
+        (lambda p: p.pop("result"), "result"),
+        (lambda p: p.update(result=[{"job_id": "x", "status": "finished"}]), "result.0.status"),
+    ],
+    ids=[
+        "missing-job-id",
+        "unknown-status",
+        "bad-time",
+        "confidence-string",
+        "detail-not-a-list",
+        "unknown-suggestion",
+        "item-without-suggestion-or-error",
+        "item-without-url",
+        "result-not-object",
+        "missing-result",
+        "list-unknown-status",
+    ],
+)
+def test_malformed_payload_raises_a_payload_error_naming_the_field(change: Any, field: str) -> None:
+    payload = copy.deepcopy(load_payload(PROVIDER, "finish"))
+    change(payload)
+
+    with pytest.raises(PayloadError) as raised:
+        adapter.parse(payload)
+
+    assert raised.value.field == field
+
+
+@pytest.mark.parametrize("payload", ["not json", ["result"], None, 42])
+def test_payload_that_is_not_an_object_is_a_payload_error(payload: Any) -> None:
+    with pytest.raises(PayloadError) as raised:
+        adapter.parse(payload)
+
+    assert raised.value.field == "(root)"
+
+
+def test_callbacks_are_refused_even_with_secrets_configured() -> None:
+    request = CallbackRequest(
+        body=load_payload_bytes(PROVIDER, "finish"), headers={}, query={"token": "tok_0123456789abcdef"}
+    )
+    context = VerifyContext(
+        settings=CallbackSettings(tokens=["tok_0123456789abcdef"], seeds=["any_seed"]), now=datetime.now(UTC)
+    )
+
+    with pytest.raises(CallbackAuthError, match="no callbacks"):
+        adapter.verify_callback(request, context)
+    with pytest.raises(CallbackAuthError, match="no callbacks"):
+        adapter.parse_callback(request)

@@ -1,0 +1,449 @@
+"""Huawei v3 video jobs: every payload shape to a canonical verdict, and the seed-signed callback."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.helpers import load_payload, load_payload_bytes
+from verdict_relay.config import CallbackSettings
+from verdict_relay.errors import CallbackAuthError, MalformedPayloadError, PayloadError
+from verdict_relay.models.verdict import Box, ContentRef, Finding, JobStatus, Suggestion, VerdictError
+from verdict_relay.providers.base import CallbackRequest, VerifyContext
+from verdict_relay.providers.huawei_video import HuaweiVideoAdapter
+
+PROVIDER = "huawei-video"
+SEED = "relay_seed_2024"
+OTHER_SEED = "someone_elses_seed"
+NEW_SEED = "relay_seed_2025_rotated"
+
+adapter = HuaweiVideoAdapter()
+
+
+def context(*seeds: str, tokens: list[str] | None = None) -> VerifyContext:
+    return VerifyContext(
+        settings=CallbackSettings(seeds=list(seeds), tokens=tokens or []), now=datetime.now(UTC)
+    )
+
+
+def digest(seed: str, body: dict[str, Any]) -> bytes:
+    message = body["create_time"] + body["job_id"] + body["request_id"] + seed
+    return hmac.new(seed.encode(), message.encode(), hashlib.sha256).digest()
+
+
+def signed_request(name: str, signature: str | None, header: str = "X-Auth-Signature") -> CallbackRequest:
+    headers = {"Content-Type": "application/json"}
+    if signature is not None:
+        headers[header] = signature
+    return CallbackRequest(body=load_payload_bytes(PROVIDER, name), headers=headers)
+
+
+def hex_signature(name: str, seed: str = SEED) -> str:
+    return digest(seed, load_payload(PROVIDER, name)).hex()
+
+
+def base64_signature(name: str, seed: str = SEED) -> str:
+    return base64.b64encode(digest(seed, load_payload(PROVIDER, name))).decode()
+
+
+def only_verdict(payload: Any) -> Any:
+    verdicts = adapter.parse(payload)
+    assert len(verdicts) == 1
+    return verdicts[0]
+
+
+# -- parsing the fixtures ---
+
+
+def test_succeeded_seed_example_gives_the_providers_block_with_one_finding_per_detail_entry() -> None:
+    verdict = only_verdict(load_payload(PROVIDER, "succeeded"))
+
+    assert verdict.provider == PROVIDER
+    assert verdict.job_id == "xxx"
+    assert verdict.status is JobStatus.SUCCEEDED
+    assert verdict.suggestion is Suggestion.BLOCK
+    assert verdict.decided_by == "provider"
+    # 8 frame detail entries + 2 audio clip detail entries
+    assert len(verdict.findings) == 10
+    assert verdict.error is None
+    assert verdict.content == ContentRef(url="xxxx")
+    assert verdict.metadata == {"request_id": "xxxx"}
+
+
+def test_succeeded_seed_example_times_are_utc_and_completion_is_the_update_time() -> None:
+    verdict = only_verdict(load_payload(PROVIDER, "succeeded"))
+
+    assert verdict.created_at == datetime(2022, 7, 30, 8, 57, 11, 11000, tzinfo=UTC)
+    assert verdict.updated_at == datetime(2022, 7, 30, 8, 57, 14, 14000, tzinfo=UTC)
+    assert verdict.completed_at == verdict.updated_at
+
+
+def test_frame_detail_entries_keep_confidence_time_text_and_locations() -> None:
+    findings = only_verdict(load_payload(PROVIDER, "succeeded")).findings
+
+    assert findings[0] == Finding(
+        category="porn",
+        label="pornography",
+        confidence=0.676015138626099,
+        suggestion=Suggestion.BLOCK,
+        item="video",
+        time_offset=0.0,
+        text="123",
+    )
+    assert findings[1].label == "sexy_female"
+    assert findings[1].suggestion is Suggestion.REVIEW
+    assert findings[3].face_location == Box(
+        top_left_x=12, top_left_y=13, bottom_right_x=200, bottom_right_y=240
+    )
+    assert findings[6].qr_content == "xxxxxxxxx"
+    assert findings[6].qr_location == Box(
+        top_left_x=12, top_left_y=13, bottom_right_x=100, bottom_right_y=2000
+    )
+    assert findings[7].category == "image_text"
+    assert findings[7].segments == ["xxx", "xx"]
+
+
+def test_audio_clip_detail_entries_become_audio_findings_with_the_clip_span() -> None:
+    findings = only_verdict(load_payload(PROVIDER, "succeeded")).findings
+
+    assert findings[8] == Finding(
+        category="porn",
+        label="porn",
+        confidence=0.999117187582349,
+        suggestion=Suggestion.BLOCK,
+        item="audio",
+        time_offset=0.0,
+        time_end=10.0,
+        text="xxxxx",
+        segments=["xxx"],
+    )
+    assert findings[9].segments == []
+    assert findings[9].confidence == 0.885117187582349
+
+
+def test_running_job_has_no_suggestion_findings_or_completion_time() -> None:
+    verdict = only_verdict(load_payload(PROVIDER, "running"))
+
+    assert verdict.status is JobStatus.RUNNING
+    assert verdict.suggestion is None
+    assert verdict.decided_by is None
+    assert verdict.findings == []
+    assert verdict.completed_at is None
+    assert verdict.updated_at == datetime(2022, 7, 30, 8, 57, 12, 500000, tzinfo=UTC)
+    assert verdict.content == ContentRef(
+        url="https://media-bucket.obs.ap-southeast-1.myhuaweicloud.com/uploads/clip-0042.mp4"
+    )
+
+
+def test_callback_url_from_request_params_is_not_copied_into_metadata() -> None:
+    # Given a job whose request_params carry our callback URL (which may hold the callback token)
+    verdict = only_verdict(load_payload(PROVIDER, "running"))
+
+    # Then only the request id reaches metadata
+    assert verdict.metadata == {"request_id": "6b2c1f1e5c2d4a7f9e0b3d8a1c4f2e6b"}
+
+
+def test_failed_job_gets_an_error_no_suggestion_and_completes_at_its_update_time() -> None:
+    verdict = only_verdict(load_payload(PROVIDER, "failed"))
+
+    assert verdict.status is JobStatus.FAILED
+    assert verdict.suggestion is None
+    assert verdict.decided_by is None
+    assert verdict.findings == []
+    assert verdict.error is not None
+    assert verdict.error.code == "job_failed"
+    assert verdict.completed_at == datetime(2022, 7, 30, 9, 10, 42, 250000, tzinfo=UTC)
+
+
+def test_failed_job_with_an_error_code_reports_the_providers_reason() -> None:
+    payload = load_payload(PROVIDER, "failed") | {"error_code": "AIS.0402", "error_msg": "Download failed"}
+
+    verdict = only_verdict(payload)
+
+    assert verdict.error == VerdictError(code="AIS.0402", message="Download failed")
+
+
+def test_time_without_zone_is_read_as_utc() -> None:
+    verdict = only_verdict(load_payload(PROVIDER, "callback-space-time"))
+
+    assert verdict.created_at == datetime(2022, 6, 20, 11, 5, 29, tzinfo=UTC)
+    assert verdict.completed_at == datetime(2022, 6, 20, 11, 6, 47, tzinfo=UTC)
+
+
+def test_frame_and_clip_without_detail_each_become_one_finding_of_their_own() -> None:
+    verdict = only_verdict(load_payload(PROVIDER, "callback-space-time"))
+
+    assert verdict.suggestion is Suggestion.REVIEW
+    assert verdict.findings == [
+        Finding(
+            category="image_text",
+            label="image_text",
+            suggestion=Suggestion.REVIEW,
+            item="video",
+            time_offset=12.5,
+            text="add me on wechat",
+        ),
+        Finding(
+            category="ad",
+            label="ad",
+            suggestion=Suggestion.REVIEW,
+            item="audio",
+            time_offset=30.0,
+            time_end=40.5,
+            text="call now for a discount",
+        ),
+    ]
+    assert verdict.categories == ["ad", "image_text"]
+
+
+def test_detail_entry_without_category_takes_the_frames_category() -> None:
+    payload = load_payload(PROVIDER, "succeeded")
+    del payload["result"]["image_detail"][0]["detail"][0]["category"]
+    payload["result"]["image_detail"][0]["category"] = "terrorism"
+
+    assert only_verdict(payload).findings[0].category == "terrorism"
+
+
+def test_clip_detail_entry_without_label_takes_the_clips_label() -> None:
+    payload = load_payload(PROVIDER, "succeeded")
+    del payload["result"]["audio_detail"][0]["detail"][1]["label"]
+    payload["result"]["audio_detail"][0]["label"] = "moan"
+
+    finding = only_verdict(payload).findings[9]
+    assert (finding.category, finding.label) == ("moan", "moan")
+
+
+def test_parse_callback_returns_the_verdict_of_the_body() -> None:
+    result = adapter.parse_callback(signed_request("succeeded", None))
+
+    assert [v.job_id for v in result.verdicts] == ["xxx"]
+    assert result.jobs_to_fetch == []
+
+
+# -- callback signature ---
+
+
+@pytest.mark.parametrize(
+    ("name", "encode"),
+    [
+        ("succeeded", hex_signature),
+        ("succeeded", lambda n: hex_signature(n).upper()),
+        ("succeeded", base64_signature),
+        ("callback-space-time", hex_signature),
+        ("callback-space-time", base64_signature),
+    ],
+    ids=["hex", "hex-uppercase", "base64", "space-time-hex", "space-time-base64"],
+)
+def test_signature_made_with_the_seed_is_accepted_in_hex_or_base64(name: str, encode: Any) -> None:
+    request = signed_request(name, encode(name))
+
+    assert adapter.verify_signature(request, context(SEED)) is True
+    adapter.verify_callback(request, context(SEED))  # does not raise
+
+
+@pytest.mark.parametrize("header", ["x-auth-signature", "X-AUTH-SIGNATURE", "X-Auth-signature"])
+def test_signature_header_is_read_whatever_its_case(header: str) -> None:
+    request = signed_request("succeeded", hex_signature("succeeded"), header=header)
+
+    assert adapter.verify_signature(request, context(SEED)) is True
+
+
+@pytest.mark.parametrize("seed", [SEED, NEW_SEED])
+def test_both_seeds_are_accepted_during_rotation(seed: str) -> None:
+    request = signed_request("succeeded", base64_signature("succeeded", seed))
+
+    assert adapter.verify_signature(request, context(SEED, NEW_SEED)) is True
+
+
+def test_missing_signature_is_refused_as_missing() -> None:
+    with pytest.raises(CallbackAuthError, match="missing"):
+        adapter.verify_signature(signed_request("succeeded", None), context(SEED))
+
+
+def test_empty_signature_is_refused_as_missing() -> None:
+    with pytest.raises(CallbackAuthError, match="missing"):
+        adapter.verify_signature(signed_request("succeeded", ""), context(SEED))
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        hex_signature("succeeded", OTHER_SEED),
+        base64_signature("succeeded", OTHER_SEED),
+        hex_signature("succeeded")[:-2],
+        base64_signature("succeeded")[:-4],
+        hex_signature("running"),
+        "not-a-signature",
+    ],
+    ids=["other-seed-hex", "other-seed-base64", "truncated-hex", "truncated-base64", "other-job", "garbage"],
+)
+def test_wrong_signature_is_refused_without_echoing_it(signature: str) -> None:
+    with pytest.raises(CallbackAuthError, match="invalid") as raised:
+        adapter.verify_signature(signed_request("succeeded", signature), context(SEED))
+
+    assert signature not in str(raised.value)
+
+
+def test_base64_signature_is_case_sensitive() -> None:
+    swapped = base64_signature("succeeded").swapcase()
+
+    with pytest.raises(CallbackAuthError, match="invalid"):
+        adapter.verify_signature(signed_request("succeeded", swapped), context(SEED))
+
+
+def test_signature_does_not_hold_once_the_signed_fields_change() -> None:
+    # Given a valid signature for the job, but a body whose create_time was altered
+    payload = load_payload(PROVIDER, "succeeded")
+    signature = hex_signature("succeeded")
+    payload["create_time"] = "2022-07-30T08:57:11.012Z"
+    request = CallbackRequest(body=json.dumps(payload).encode(), headers={"X-Auth-Signature": signature})
+
+    with pytest.raises(CallbackAuthError, match="invalid"):
+        adapter.verify_signature(request, context(SEED))
+
+
+def test_without_a_seed_the_signature_is_not_checked_and_the_callback_is_refused() -> None:
+    request = signed_request("succeeded", hex_signature("succeeded"))
+
+    assert adapter.verify_signature(request, context()) is False
+    with pytest.raises(CallbackAuthError, match="not enabled"):
+        adapter.verify_callback(request, context())
+
+
+def test_with_a_url_token_and_a_seed_both_must_hold() -> None:
+    token = "tok_0123456789abcdef"
+    request = CallbackRequest(
+        body=load_payload_bytes(PROVIDER, "succeeded"),
+        headers={"X-Auth-Signature": hex_signature("succeeded", OTHER_SEED)},
+        query={"token": token},
+    )
+
+    with pytest.raises(CallbackAuthError, match="invalid"):
+        adapter.verify_callback(request, context(SEED, tokens=[token]))
+
+
+def test_signed_body_that_is_not_json_is_malformed() -> None:
+    request = CallbackRequest(body=b"{not json", headers={"X-Auth-Signature": "00" * 32})
+
+    with pytest.raises(MalformedPayloadError):
+        adapter.verify_signature(request, context(SEED))
+
+
+@pytest.mark.parametrize("field", ["create_time", "job_id", "request_id"])
+def test_signed_body_without_a_signed_field_is_a_payload_error_naming_it(field: str) -> None:
+    payload = load_payload(PROVIDER, "succeeded")
+    del payload[field]
+    request = CallbackRequest(body=json.dumps(payload).encode(), headers={"X-Auth-Signature": "00" * 32})
+
+    with pytest.raises(PayloadError) as raised:
+        adapter.verify_signature(request, context(SEED))
+
+    assert raised.value.field == field
+
+
+# -- malformed payloads ---
+
+
+def mutated(change: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = copy.deepcopy(load_payload(PROVIDER, "succeeded"))
+    change(payload)
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda p: p.pop("job_id"), "job_id"),
+        (lambda p: p.update(job_id=""), "job_id"),
+        (lambda p: p.update(status="done"), "status"),
+        (lambda p: p.update(create_time="yesterday"), "create_time"),
+        (lambda p: p.update(update_time=1659171434), "update_time"),
+        (lambda p: p.update(result="block"), "result"),
+        (lambda p: p.pop("result"), "result"),
+        (lambda p: p["result"].pop("suggestion"), "result.suggestion"),
+        (lambda p: p["result"].update(suggestion="reject"), "result.suggestion"),
+        (
+            lambda p: p["result"]["image_detail"][0]["detail"][0].update(confidence="abc"),
+            "result.image_detail.0.detail.0.confidence",
+        ),
+        (
+            lambda p: p["result"]["image_detail"][0]["detail"][0].update(confidence=1.5),
+            "result.image_detail.0.detail.0.confidence",
+        ),
+        (lambda p: p["result"]["image_detail"][0].update(time=-1), "result.image_detail.0.time"),
+        (
+            lambda p: p["result"]["image_detail"][0]["detail"][3]["face_location"].pop("top_left_x"),
+            "result.image_detail.0.detail.3.face_location.top_left_x",
+        ),
+        (
+            lambda p: p["result"]["audio_detail"][0]["detail"][0].update(confidence="abc"),
+            "result.audio_detail.0.detail.0.confidence",
+        ),
+        (lambda p: p["result"].update(image_detail={}), "result.image_detail"),
+    ],
+    ids=[
+        "missing-job-id",
+        "empty-job-id",
+        "unknown-status",
+        "bad-time",
+        "numeric-time",
+        "result-not-object",
+        "succeeded-without-result",
+        "missing-suggestion",
+        "unknown-suggestion",
+        "confidence-string",
+        "confidence-above-one",
+        "negative-time",
+        "incomplete-face-location",
+        "audio-confidence-string",
+        "image-detail-not-list",
+    ],
+)
+def test_malformed_payload_raises_a_payload_error_naming_the_field(change: Any, field: str) -> None:
+    with pytest.raises(PayloadError) as raised:
+        adapter.parse(mutated(change))
+
+    assert raised.value.field == field
+    assert raised.value.provider == PROVIDER
+
+
+def test_detail_entry_with_no_category_anywhere_is_a_payload_error() -> None:
+    def drop_categories(payload: dict[str, Any]) -> None:
+        del payload["result"]["image_detail"][0]["category"]
+        del payload["result"]["image_detail"][0]["detail"][2]["category"]
+
+    with pytest.raises(PayloadError) as raised:
+        adapter.parse(mutated(drop_categories))
+
+    assert raised.value.field == "result.image_detail.0.detail.2.category"
+
+
+def test_payload_that_is_not_an_object_is_a_payload_error() -> None:
+    with pytest.raises(PayloadError) as raised:
+        adapter.parse([load_payload(PROVIDER, "succeeded")])
+
+    assert raised.value.field == "(root)"
+
+
+def test_error_response_is_a_payload_error_that_names_the_providers_code() -> None:
+    with pytest.raises(PayloadError, match=r"AIS\.0030") as raised:
+        adapter.parse({"error_code": "AIS.0030", "error_msg": "Job not found"})
+
+    assert raised.value.field == "job_id"
+
+
+def test_callback_body_that_is_not_json_is_malformed() -> None:
+    with pytest.raises(MalformedPayloadError):
+        adapter.parse_callback(CallbackRequest(body=b"<xml/>", headers={}))
+
+
+def test_callback_body_that_is_not_utf8_is_malformed() -> None:
+    with pytest.raises(MalformedPayloadError):
+        adapter.parse_callback(CallbackRequest(body=b"\xff\xfe{}", headers={}))
