@@ -68,3 +68,22 @@ def api_event(
         "body": body,
         "isBase64Encoded": base64_encoded,
     }
+
+
+def huawei_signature(seed: str, body: bytes, encoding: str = "hex") -> str:
+    """X-Auth-Signature as Huawei computes it for a job created with ``seed``."""
+    import base64
+    import hashlib
+    import hmac
+
+    payload = json.loads(body)
+    message = f"{payload['create_time']}{payload['job_id']}{payload['request_id']}{seed}"
+    digest = hmac.new(seed.encode(), message.encode(), hashlib.sha256).digest()
+    return digest.hex() if encoding == "hex" else base64.b64encode(digest).decode("ascii")
+
+
+def with_changes(provider: str, name: str, **changes: Any) -> bytes:
+    """A fixture payload with top-level fields replaced, as bytes."""
+    payload = load_payload(provider, name)
+    payload.update(changes)
+    return json.dumps(payload).encode("utf-8")

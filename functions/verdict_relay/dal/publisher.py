@@ -1,0 +1,77 @@
+"""SNS publisher: one message per published verdict, with attributes subscribers can filter on.
+
+Message body: the canonical verdict JSON. Attributes: ``provider``, ``suggestion``, ``status`` (String) and
+``categories`` (String.Array) — e.g. a filter policy ``{"suggestion": ["block"], "provider": ["huawei-video"]}``.
+A verdict too large for SNS (256 KB) is sent with its strongest findings only and ``findings_truncated`` set
+to ``true``; the full verdict is always available from ``GET /jobs/{provider}/{job_id}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from verdict_relay.errors import PublishError
+from verdict_relay.models.verdict import Finding, Verdict
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
+
+MAX_MESSAGE_BYTES = 250 * 1024  # SNS allows 256 KiB for body and attributes together
+
+
+def _strength(finding: Finding) -> tuple[int, float]:
+    return (finding.suggestion.severity if finding.suggestion else -1, finding.confidence or 0.0)
+
+
+def message_for(verdict: Verdict) -> tuple[str, bool]:
+    """The message body for a verdict, trimmed to the strongest findings when it would not fit SNS."""
+    body = verdict.model_dump_json()
+    if len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES:
+        return body, False
+    findings = sorted(verdict.findings, key=_strength, reverse=True)
+    keep = len(findings)
+    while keep > 0:
+        keep //= 2
+        body = verdict.model_copy(update={"findings": findings[:keep]}).model_dump_json()
+        if len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES:
+            return body, True
+    raise PublishError(f"verdict {verdict.provider}/{verdict.job_id} does not fit an SNS message")
+
+
+def attributes_for(verdict: Verdict, truncated: bool) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "provider": {"DataType": "String", "StringValue": verdict.provider},
+        "status": {"DataType": "String", "StringValue": verdict.status.value},
+        "suggestion": {
+            "DataType": "String",
+            "StringValue": verdict.suggestion.value if verdict.suggestion else "none",
+        },
+        "findings_truncated": {"DataType": "String", "StringValue": "true" if truncated else "false"},
+    }
+    if verdict.categories:
+        attributes["categories"] = {"DataType": "String.Array", "StringValue": json.dumps(verdict.categories)}
+    return attributes
+
+
+class VerdictPublisher:
+    def __init__(self, topic_arn: str, client: SNSClient) -> None:
+        self._topic_arn = topic_arn
+        self._client = client
+
+    def publish(self, verdict: Verdict) -> str:
+        """Publish a verdict; returns the SNS message id. Raises PublishError if SNS did not take it."""
+        body, truncated = message_for(verdict)
+        try:
+            response = self._client.publish(
+                TopicArn=self._topic_arn,
+                Message=body,
+                MessageAttributes=attributes_for(verdict, truncated),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise PublishError(
+                f"publish of {verdict.provider}/{verdict.job_id} failed ({type(exc).__name__})"
+            ) from exc
+        return str(response["MessageId"])

@@ -1,0 +1,440 @@
+"""DynamoDB job store: each job's state and latest verdict in one item, every change a conditional write.
+
+Item layout (table key ``pk`` = ``<provider>#<job_id>``, ``sk``):
+
+* ``sk = "STATE"``: the job. ``status`` and ``status_rank`` (pending 0, running 1, terminal 2) — a write only
+  lands if it moves the rank up, so a job never goes backwards and a duplicate is a no-op. The verdict and the
+  provider's raw payload are kept gzip-compressed (``verdict_gz``, ``raw_gz``) or, when too large for an item,
+  in S3 (``verdict_s3_key``, ``raw_s3_key``).
+* ``sk = "CONFLICT#<fingerprint>"``: a different terminal result for an already-terminal job, kept for audit
+  and never published.
+
+Two sparse global secondary indexes let the poller work without a Scan: ``outstanding`` (``poll_provider``,
+``next_poll_at``) holds only unfinished jobs, ``unpublished`` (``unpublished_provider``, ``completed_epoch``)
+only verdicts whose publish has not been confirmed. ``expires_at`` is the TTL attribute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from verdict_relay.dal.codec import compress, decompress, outcome_fingerprint, verdict_json
+from verdict_relay.errors import StorageError
+from verdict_relay.models.jobs import RecordResult, StoredJob, Transition
+from verdict_relay.models.verdict import JobStatus, Verdict
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+    from verdict_relay.dal.archive import PayloadArchive
+
+STATE = "STATE"
+OUTSTANDING_INDEX = "outstanding"
+UNPUBLISHED_INDEX = "unpublished"
+ITEM_BUDGET = 300 * 1024
+"""Bytes of compressed verdict + raw payload kept inline; past that they go to S3 (items max out at 400 KB)."""
+
+
+class _ConditionFailed(Exception):
+    """The conditional write lost: the item as it was (when DynamoDB returned it)."""
+
+    def __init__(self, old: dict[str, Any] | None) -> None:
+        super().__init__("condition failed")
+        self.old = old
+
+
+def _key(provider: str, job_id: str, sk: str = STATE) -> dict[str, Any]:
+    return {"pk": {"S": f"{provider}#{job_id}"}, "sk": {"S": sk}}
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+class JobStore:
+    """The only code that reads or writes the jobs table."""
+
+    def __init__(
+        self,
+        table_name: str,
+        client: DynamoDBClient,
+        archive: PayloadArchive,
+        retention: timedelta = timedelta(days=90),
+    ) -> None:
+        self._table = table_name
+        self._client = client
+        self._archive = archive
+        self._retention = retention
+
+    # -- writes -------------------------------------------------------------------------------------------
+
+    def register(
+        self, provider: str, job_id: str, metadata: dict[str, str], now: datetime, first_poll_at: datetime
+    ) -> tuple[bool, StoredJob]:
+        """Start following a job. Idempotent: registering a known job keeps its state and adds the metadata
+        if it had none. Returns (created, job)."""
+        meta = {"M": {k: {"S": v} for k, v in metadata.items()}}
+        try:
+            response = self._update(
+                "register",
+                Key=_key(provider, job_id),
+                # A job already known (a callback came first) keeps its status; only missing attributes are
+                # filled in. The condition keeps a finished job out of the poll index.
+                UpdateExpression=(
+                    "SET provider = :provider, job_id = :job_id, #s = if_not_exists(#s, :pending), "
+                    "status_rank = if_not_exists(status_rank, :zero), "
+                    "caller_metadata = if_not_exists(caller_metadata, :meta), "
+                    "registered_at = if_not_exists(registered_at, :now), created_at = if_not_exists(created_at, :now), "
+                    "expires_at = if_not_exists(expires_at, :expires), "
+                    "poll_provider = :provider, next_poll_at = if_not_exists(next_poll_at, :due)"
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR status_rank < :two",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":provider": {"S": provider},
+                    ":job_id": {"S": job_id},
+                    ":pending": {"S": JobStatus.PENDING.value},
+                    ":zero": {"N": "0"},
+                    ":two": {"N": "2"},
+                    ":meta": meta,
+                    ":now": {"S": now.isoformat()},
+                    ":due": {"N": str(_epoch(first_poll_at))},
+                    ":expires": {"N": str(_epoch(now + self._retention))},
+                },
+                ReturnValues="ALL_NEW",
+            )
+            item = response["Attributes"]
+        except _ConditionFailed:
+            # Already finished: keep the caller's metadata with it, change nothing else.
+            item = self._update(
+                "register",
+                Key=_key(provider, job_id),
+                UpdateExpression="SET caller_metadata = if_not_exists(caller_metadata, :meta)",
+                ExpressionAttributeValues={":meta": meta},
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        return item.get("created_at", {}).get("S") == now.isoformat(), self._to_job(item)
+
+    def record(self, verdict: Verdict, raw: bytes | None, now: datetime, publish: bool) -> RecordResult:
+        """Apply an observation of a job. Only forward moves land; ``publish`` marks the verdict as owed to SNS."""
+        if verdict.is_terminal:
+            return self._record_terminal(verdict, raw, now, publish)
+        return self._record_progress(verdict, now)
+
+    def _record_progress(self, verdict: Verdict, now: datetime) -> RecordResult:
+        rank = verdict.status.rank
+        try:
+            response = self._update(
+                "record",
+                Key=_key(verdict.provider, verdict.job_id),
+                UpdateExpression=(
+                    "SET provider = :provider, job_id = :job_id, #s = :status, status_rank = :rank, "
+                    "verdict_gz = :verdict, updated_at = :now, created_at = if_not_exists(created_at, :now), "
+                    "poll_provider = :provider, next_poll_at = if_not_exists(next_poll_at, :due), "
+                    "expires_at = if_not_exists(expires_at, :expires)"
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR status_rank < :rank",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":provider": {"S": verdict.provider},
+                    ":job_id": {"S": verdict.job_id},
+                    ":status": {"S": verdict.status.value},
+                    ":rank": {"N": str(rank)},
+                    ":verdict": {"B": compress(verdict_json(verdict))},
+                    ":now": {"S": now.isoformat()},
+                    ":due": {"N": str(_epoch(now))},
+                    ":expires": {"N": str(_epoch(now + self._retention))},
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except _ConditionFailed as lost:
+            same = lost.old is not None and lost.old.get("status_rank", {}).get("N") == str(rank)
+            return RecordResult(Transition.DUPLICATE if same else Transition.STALE, None)
+        return RecordResult(self._transition(response["Attributes"], now), None)
+
+    def _record_terminal(
+        self, verdict: Verdict, raw: bytes | None, now: datetime, publish: bool
+    ) -> RecordResult:
+        fingerprint = outcome_fingerprint(verdict)
+        payload = self._payload_attributes(verdict, raw, fingerprint)
+        completed = verdict.completed_at or now
+        values: dict[str, Any] = {
+            ":provider": {"S": verdict.provider},
+            ":job_id": {"S": verdict.job_id},
+            ":status": {"S": verdict.status.value},
+            ":two": {"N": "2"},
+            ":suggestion": {"S": verdict.suggestion.value if verdict.suggestion else "none"},
+            ":fingerprint": {"S": fingerprint},
+            ":now": {"S": now.isoformat()},
+            ":completed": {"N": str(_epoch(completed))},
+            ":expires": {"N": str(_epoch(now + self._retention))},
+            ":publish_state": {"S": "pending" if publish else "not_required"},
+        }
+        sets = [
+            "provider = :provider",
+            "job_id = :job_id",
+            "#s = :status",
+            "status_rank = :two",
+            "suggestion = :suggestion",
+            "fingerprint = :fingerprint",
+            "updated_at = :now",
+            "created_at = if_not_exists(created_at, :now)",
+            "completed_epoch = :completed",
+            "expires_at = :expires",
+            "publish_state = :publish_state",
+        ]
+        removes = ["poll_provider", "next_poll_at", "poll_attempts"]
+        if publish:
+            sets.append("unpublished_provider = :provider")
+        for name, value in payload.items():
+            values[f":{name}"] = value
+            sets.append(f"{name} = :{name}")
+        for stale in {"verdict_gz", "verdict_s3_key", "raw_gz", "raw_s3_key"} - set(payload):
+            removes.append(stale)
+        categories = verdict.categories
+        if categories:
+            values[":categories"] = {"SS": categories}
+            sets.append("categories = :categories")
+        try:
+            response = self._update(
+                "record",
+                Key=_key(verdict.provider, verdict.job_id),
+                UpdateExpression=f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+                ConditionExpression="attribute_not_exists(pk) OR status_rank < :two",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except _ConditionFailed as lost:
+            old = lost.old or self._get_item(verdict.provider, verdict.job_id) or {}
+            if old.get("fingerprint", {}).get("S") == fingerprint:
+                return RecordResult(Transition.DUPLICATE, None)
+            self._record_conflict(verdict, payload, fingerprint, now)
+            return RecordResult(Transition.CONFLICT, None)
+        attributes = response["Attributes"]
+        job = self._to_job(attributes, verdict=verdict)
+        return RecordResult(self._transition(attributes, now), job, publish=publish)
+
+    def _record_conflict(
+        self, verdict: Verdict, payload: dict[str, Any], fingerprint: str, now: datetime
+    ) -> None:
+        item = {
+            **_key(verdict.provider, verdict.job_id, f"CONFLICT#{fingerprint}"),
+            "provider": {"S": verdict.provider},
+            "job_id": {"S": verdict.job_id},
+            "status": {"S": verdict.status.value},
+            "suggestion": {"S": verdict.suggestion.value if verdict.suggestion else "none"},
+            "recorded_at": {"S": now.isoformat()},
+            "expires_at": {"N": str(_epoch(now + self._retention))},
+            **payload,
+        }
+        # The same conflicting result again is already kept: a lost condition is fine.
+        with contextlib.suppress(_ConditionFailed):
+            self._write(
+                "record conflict",
+                self._client.put_item,
+                Item=item,
+                ConditionExpression="attribute_not_exists(sk)",
+            )
+
+    def mark_published(self, provider: str, job_id: str, now: datetime) -> bool:
+        """Confirm a publish; False if it was already confirmed (by a concurrent sweep)."""
+        try:
+            self._update(
+                "mark published",
+                Key=_key(provider, job_id),
+                UpdateExpression="SET publish_state = :published, published_at = :now REMOVE unpublished_provider",
+                ConditionExpression="publish_state = :pending",
+                ExpressionAttributeValues={
+                    ":published": {"S": "published"},
+                    ":pending": {"S": "pending"},
+                    ":now": {"S": now.isoformat()},
+                },
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def mark_due(self, provider: str, job_id: str, now: datetime) -> None:
+        """Make a job due for polling now (a notice without a result arrived); creates it if unknown.
+        A terminal job is left alone (a lost condition)."""
+        with contextlib.suppress(_ConditionFailed):
+            self._update(
+                "mark due",
+                Key=_key(provider, job_id),
+                UpdateExpression=(
+                    "SET provider = :provider, job_id = :job_id, #s = if_not_exists(#s, :pending), "
+                    "status_rank = if_not_exists(status_rank, :zero), created_at = if_not_exists(created_at, :now), "
+                    "expires_at = if_not_exists(expires_at, :expires), poll_provider = :provider, next_poll_at = :due"
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR status_rank < :two",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":provider": {"S": provider},
+                    ":job_id": {"S": job_id},
+                    ":pending": {"S": JobStatus.PENDING.value},
+                    ":zero": {"N": "0"},
+                    ":two": {"N": "2"},
+                    ":now": {"S": now.isoformat()},
+                    ":due": {"N": str(_epoch(now))},
+                    ":expires": {"N": str(_epoch(now + self._retention))},
+                },
+            )
+
+    # -- reads --------------------------------------------------------------------------------------------
+
+    def get(self, provider: str, job_id: str) -> StoredJob | None:
+        item = self._get_item(provider, job_id)
+        return self._to_job(item) if item else None
+
+    def conflicts(self, provider: str, job_id: str) -> list[Verdict]:
+        """The different terminal results recorded for a job after its first one."""
+        response = self._call(
+            "read conflicts",
+            self._client.query,
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :conflict)",
+            ExpressionAttributeValues={":pk": {"S": f"{provider}#{job_id}"}, ":conflict": {"S": "CONFLICT#"}},
+            ConsistentRead=True,
+        )
+        return [v for item in response.get("Items", []) if (v := self._load_verdict(item)) is not None]
+
+    def due_jobs(self, provider: str, now: datetime, limit: int = 100) -> Iterator[StoredJob]:
+        """Unfinished jobs of a provider whose next poll is due, oldest first (sparse index, no Scan)."""
+        yield from self._query_index(
+            OUTSTANDING_INDEX,
+            "poll_provider = :p AND next_poll_at <= :now",
+            {":p": {"S": provider}, ":now": {"N": str(_epoch(now))}},
+            limit,
+        )
+
+    def unpublished(self, provider: str, limit: int = 100) -> Iterator[StoredJob]:
+        """Terminal verdicts whose publish is owed but not confirmed (sparse index, no Scan)."""
+        yield from self._query_index(
+            UNPUBLISHED_INDEX, "unpublished_provider = :p", {":p": {"S": provider}}, limit
+        )
+
+    def _query_index(
+        self, index: str, condition: str, values: dict[str, Any], limit: int
+    ) -> Iterator[StoredJob]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+        returned = 0
+        while returned < limit:
+            response = self._call("query " + index, self._client.query, Limit=limit - returned, **kwargs)
+            for item in response.get("Items", []):
+                returned += 1
+                yield self._to_job(item)
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    def _payload_attributes(self, verdict: Verdict, raw: bytes | None, fingerprint: str) -> dict[str, Any]:
+        """The compressed verdict and raw payload, inline when they fit an item and in S3 when they don't."""
+        verdict_gz = compress(verdict_json(verdict))
+        raw_gz = compress(raw) if raw is not None else b""
+        base = f"{verdict.provider}/{verdict.job_id}/{fingerprint}"
+        attributes: dict[str, Any] = {}
+        if len(verdict_gz) + len(raw_gz) <= ITEM_BUDGET:
+            attributes["verdict_gz"] = {"B": verdict_gz}
+            if raw_gz:
+                attributes["raw_gz"] = {"B": raw_gz}
+            return attributes
+        if raw_gz:
+            attributes["raw_s3_key"] = {"S": self._archive.put(f"raw/{base}.json.gz", raw_gz)}
+        if len(verdict_gz) <= ITEM_BUDGET:
+            attributes["verdict_gz"] = {"B": verdict_gz}
+        else:
+            attributes["verdict_s3_key"] = {"S": self._archive.put(f"verdicts/{base}.json.gz", verdict_gz)}
+        return attributes
+
+    def raw_payload(self, provider: str, job_id: str) -> bytes | None:
+        """The provider's raw payload kept with the terminal verdict, for audit."""
+        item = self._get_item(provider, job_id)
+        if not item:
+            return None
+        if "raw_gz" in item:
+            return decompress(item["raw_gz"]["B"])
+        if "raw_s3_key" in item:
+            return decompress(self._archive.get(item["raw_s3_key"]["S"]))
+        return None
+
+    def _get_item(self, provider: str, job_id: str) -> dict[str, Any] | None:
+        response = self._call(
+            "read",
+            self._client.get_item,
+            TableName=self._table,
+            Key=_key(provider, job_id),
+            ConsistentRead=True,
+        )
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    def _load_verdict(self, item: dict[str, Any]) -> Verdict | None:
+        if "verdict_gz" in item:
+            data = decompress(item["verdict_gz"]["B"])
+        elif "verdict_s3_key" in item:
+            data = decompress(self._archive.get(item["verdict_s3_key"]["S"]))
+        else:
+            return None
+        return Verdict.model_validate_json(data)
+
+    def _to_job(self, item: dict[str, Any], verdict: Verdict | None = None) -> StoredJob:
+        return StoredJob(
+            provider=item["provider"]["S"],
+            job_id=item["job_id"]["S"],
+            status=JobStatus(item["status"]["S"]),
+            verdict=verdict if verdict is not None else self._load_verdict(item),
+            caller_metadata={k: v["S"] for k, v in item.get("caller_metadata", {}).get("M", {}).items()},
+            publish_state=item.get("publish_state", {}).get("S", "not_required"),
+            next_poll_at=int(item["next_poll_at"]["N"]) if "next_poll_at" in item else None,
+            created_at=datetime.fromisoformat(item["created_at"]["S"]) if "created_at" in item else None,
+        )
+
+    @staticmethod
+    def _transition(attributes: dict[str, Any], now: datetime) -> Transition:
+        # created_at is only set when absent, so it equals this write's time exactly when this write created it.
+        created = attributes.get("created_at", {}).get("S") == now.isoformat()
+        return Transition.CREATED if created else Transition.ADVANCED
+
+    def _update(self, action: str, **kwargs: Any) -> dict[str, Any]:
+        return self._write(action, self._client.update_item, **kwargs)
+
+    def _write(self, action: str, operation: Any, **kwargs: Any) -> dict[str, Any]:
+        """A write; a lost condition raises _ConditionFailed, anything else that failed a StorageError."""
+        try:
+            result: dict[str, Any] = operation(TableName=self._table, **kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise _ConditionFailed(exc.response.get("Item")) from exc
+            raise _storage_error(action, exc) from exc
+        except BotoCoreError as exc:
+            raise _storage_error(action, exc) from exc
+        return result
+
+    def _call(self, action: str, operation: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = operation(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(action, exc) from exc
+        return result
+
+
+def _storage_error(action: str, exc: Exception) -> StorageError:
+    code = (
+        exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else type(exc).__name__
+    )
+    return StorageError(f"job store: {action} failed ({code})")

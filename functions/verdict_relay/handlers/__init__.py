@@ -1,0 +1,1 @@
+"""Lambda entry points: thin — parse, call one piece of logic, map the result to a response."""

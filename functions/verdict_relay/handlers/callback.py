@@ -1,0 +1,158 @@
+"""The callback receiver and job API (API Gateway -> Lambda).
+
+Routes:
+
+* ``POST /callbacks/{provider}`` — a provider's job-completion notice, authenticated as that provider signs it,
+  answered with the status the provider counts as delivered (Huawei 200, MNS 204).
+* ``POST /jobs`` — register an outstanding job so the poller follows it (IAM-authorized in AWS).
+* ``GET /jobs/{provider}/{job_id}`` — the canonical verdict (IAM-authorized in AWS).
+
+Order of checks on a callback: provider known (404), body size (413), content type (415), authentication (401),
+then parsing (400 malformed / 422 wrong shape). Nothing is stored before every check has passed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from verdict_relay.errors import (
+    MalformedPayloadError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnknownProviderError,
+    UnsupportedMediaTypeError,
+)
+from verdict_relay.handlers import http_errors
+from verdict_relay.handlers.dependencies import dependencies
+from verdict_relay.models.jobs import RegisterJobRequest
+from verdict_relay.models.verdict import PROVIDER_NAMES, Verdict
+from verdict_relay.observability import count, logger, metrics
+from verdict_relay.providers.base import CallbackRequest, VerifyContext
+from verdict_relay.providers.registry import get_adapter
+
+app = APIGatewayRestResolver(enable_validation=True)
+http_errors.register(app)
+
+CALLBACK_CONTENT_TYPES: dict[str, tuple[str, ...]] = {
+    "alibaba-mps": ("application/json", "text/xml", "application/xml", "text/plain"),
+}
+"""Content types a provider's callbacks come in; JSON unless listed. A request without one is read as the default."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _raw_body(max_bytes: int) -> bytes:
+    """The exact bytes the sender sent (signatures are over these), base64-decoded when API Gateway says so."""
+    event = app.current_event
+    body = event.body or ""
+    if event.is_base64_encoded:
+        if len(body) > (max_bytes * 4) // 3 + 4:
+            raise PayloadTooLargeError(f"body exceeds {max_bytes} bytes")
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise MalformedPayloadError("body is flagged base64-encoded but is not valid base64") from exc
+    else:
+        raw = body.encode("utf-8")
+    if len(raw) > max_bytes:
+        raise PayloadTooLargeError(f"body exceeds {max_bytes} bytes")
+    return raw
+
+
+def _check_content_type(allowed: tuple[str, ...]) -> None:
+    header = app.current_event.headers.get("content-type")
+    if not header:
+        return
+    media_type = header.split(";", 1)[0].strip().lower()
+    if media_type not in allowed:
+        raise UnsupportedMediaTypeError(
+            f"content type '{media_type}' not accepted; send {' or '.join(allowed)}"
+        )
+
+
+def _signed_path() -> str:
+    """The path the sender addressed, stage included (what MNS signs), falling back to the resource path."""
+    request_context = app.current_event.raw_event.get("requestContext") or {}
+    return str(request_context.get("path") or app.current_event.path)
+
+
+@app.post("/callbacks/<provider>", summary="Receive a provider's job callback", tags=["callbacks"])
+def receive_callback(
+    provider: Annotated[str, Path(description=f"One of: {', '.join(PROVIDER_NAMES)}")],
+) -> Response[dict[str, Any]]:
+    deps = dependencies()
+    providers = deps.providers()
+    adapter = get_adapter(provider, providers)
+    raw = _raw_body(deps.settings.max_body_bytes)
+    _check_content_type(CALLBACK_CONTENT_TYPES.get(provider, ("application/json",)))
+    event = app.current_event
+    request = CallbackRequest(
+        body=raw,
+        headers=dict(event.headers or {}),
+        query=dict(event.query_string_parameters or {}),
+        path=_signed_path(),
+        method=event.http_method,
+    )
+    now = _now()
+    adapter.verify_callback(
+        request,
+        VerifyContext(
+            settings=providers.callback_settings(provider), now=now, load_certificate=deps.certificates.load
+        ),
+    )
+    result = adapter.parse_callback(request)
+    for verdict in result.verdicts:
+        deps.ingest.ingest(verdict, raw, now)
+    for job_id in result.jobs_to_fetch:
+        deps.ingest.mark_due(provider, job_id, now)
+    count("CallbackAccepted", provider)
+    status = adapter.callback_ack_status
+    if status == 204:
+        return Response(status_code=204, body=None)
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body={"accepted": len(result.verdicts) + len(result.jobs_to_fetch)},
+    )
+
+
+@app.post("/jobs", summary="Register an outstanding job for the poller to follow", tags=["jobs"])
+def register_job(job: RegisterJobRequest) -> Response[dict[str, Any]]:
+    _check_content_type(("application/json",))
+    deps = dependencies()
+    _raw_body(deps.settings.max_body_bytes)
+    now = _now()
+    created, stored = deps.store.register(job.provider, job.job_id, job.metadata, now, first_poll_at=now)
+    count("JobRegistered" if created else "JobAlreadyKnown", job.provider)
+    return Response(
+        status_code=201 if created else 200,
+        content_type=content_types.APPLICATION_JSON,
+        body=stored.public_verdict().model_dump(mode="json"),
+    )
+
+
+@app.get("/jobs/<provider>/<job_id>", summary="The canonical verdict of a job", tags=["jobs"])
+def get_job(provider: str, job_id: str) -> Verdict:
+    if provider not in PROVIDER_NAMES:
+        raise UnknownProviderError(provider)
+    stored = dependencies().store.get(provider, job_id)
+    if stored is None:
+        raise NotFoundError(f"no job {job_id} for provider {provider}")
+    count("JobRead", provider)
+    return stored.public_verdict()
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

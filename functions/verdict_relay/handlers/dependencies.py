@@ -1,0 +1,66 @@
+"""What the handlers need, built once per cold start from the validated environment.
+
+The providers document is re-read when older than ``PROVIDERS_CACHE_SECONDS`` (Powertools caches the secret),
+so a rotated callback secret takes effect without a redeploy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cache
+
+import boto3
+
+from verdict_relay.config import ProvidersConfig, Settings, load_providers_config
+from verdict_relay.dal.archive import PayloadArchive
+from verdict_relay.dal.certificates import CertificateCache
+from verdict_relay.dal.publisher import VerdictPublisher
+from verdict_relay.dal.store import JobStore
+from verdict_relay.logic.ingest import IngestService
+from verdict_relay.logic.policy import VerdictPolicy
+from verdict_relay.models.verdict import Suggestion
+
+
+@dataclass
+class Dependencies:
+    settings: Settings
+    store: JobStore
+    ingest: IngestService
+    certificates: CertificateCache
+    _providers: ProvidersConfig | None = None
+    _loaded_at: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def providers(self) -> ProvidersConfig:
+        with self._lock:
+            age = time.monotonic() - self._loaded_at
+            if self._providers is None or age >= self.settings.providers_cache_seconds:
+                self._providers = load_providers_config(self.settings)
+                self._loaded_at = time.monotonic()
+            return self._providers
+
+
+def build(settings: Settings) -> Dependencies:
+    session = boto3.session.Session()
+    archive = PayloadArchive(settings.raw_payload_bucket, session.client("s3"))
+    store = JobStore(
+        settings.table_name,
+        session.client("dynamodb"),
+        archive,
+        retention=timedelta(days=settings.retention_days),
+    )
+    policy = VerdictPolicy(
+        unmoderated=Suggestion(settings.unmoderated_suggestion), publish_pass=settings.publish_pass_verdicts
+    )
+    ingest = IngestService(store, VerdictPublisher(settings.topic_arn, session.client("sns")), policy)
+    deps = Dependencies(settings=settings, store=store, ingest=ingest, certificates=CertificateCache())
+    deps.providers()  # a malformed providers document fails the cold start, not a request
+    return deps
+
+
+@cache
+def dependencies() -> Dependencies:
+    return build(Settings.from_env())

@@ -1,0 +1,69 @@
+"""The one place errors become HTTP responses: ``{"error": {"code": ..., "message": ...}}``.
+
+Client mistakes are 4xx with a message saying what was wrong; our own faults are 5xx without internals.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+
+from verdict_relay.errors import ClientError, VerdictRelayError
+from verdict_relay.observability import count, logger
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps({"error": error})
+    )
+
+
+def register(app: APIGatewayRestResolver) -> None:
+    @app.exception_handler(ClientError)
+    def client_error(exc: ClientError) -> Response:
+        count(f"Rejected{exc.status_code}")
+        logger.info("request rejected", status=exc.status_code, code=exc.code, reason=exc.message)
+        return error_response(exc.status_code, exc.code, exc.message)
+
+    @app.exception_handler(VerdictRelayError)
+    def server_error(exc: VerdictRelayError) -> Response:
+        count("ServerError")
+        logger.error("request failed", status=exc.status_code, code=exc.code, reason=exc.message)
+        return error_response(exc.status_code, exc.code, exc.message)
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def unsupported_content_type(_: RequestUnsupportedContentType) -> Response:
+        count("Rejected415")
+        media_type = app.current_event.headers.get("content-type", "")
+        return error_response(
+            415, "unsupported_media_type", f"content type '{media_type}' not accepted; send application/json"
+        )
+
+    @app.exception_handler(RequestValidationError)
+    def validation_error(exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            count("Rejected400")
+            return error_response(400, "malformed_payload", "request body is not valid JSON")
+        details = [
+            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "problem": e.get("msg", "")}
+            for e in errors
+        ]
+        count("Rejected422")
+        return error_response(422, "invalid_request", "request does not match the API schema", details)
+
+    @app.not_found
+    def not_found(_: Exception) -> Response:
+        count("Rejected404")
+        return error_response(
+            404, "not_found", f"no route {app.current_event.http_method} {app.current_event.path}"
+        )

@@ -1,0 +1,1 @@
+"""Domain logic: the verdict policy and the ingest pipeline. Imports neither boto3 nor requests."""

@@ -1,0 +1,117 @@
+"""The ingest pipeline every verdict goes through, from a callback or a poll: policy, store, publish.
+
+Exactly-once publishing rests on the store: only the write that wins a job's terminal transition is told to
+publish. If SNS fails, the verdict stays stored with its publish owed (``publish_state = pending``, in the
+sparse ``unpublished`` index) and the poller's sweep publishes it later: a verdict is never lost. The one window
+for a second message is a crash between SNS accepting and the store confirming; subscribers can drop such a
+repeat by ``provider`` + ``job_id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from verdict_relay.errors import PublishError, StorageError
+from verdict_relay.logic.policy import VerdictPolicy
+from verdict_relay.models.jobs import RecordResult, StoredJob, Transition
+from verdict_relay.models.verdict import Verdict
+from verdict_relay.observability import count, logger
+
+
+class JobStorePort(Protocol):
+    def record(self, verdict: Verdict, raw: bytes | None, now: datetime, publish: bool) -> RecordResult: ...
+
+    def mark_published(self, provider: str, job_id: str, now: datetime) -> bool: ...
+
+    def mark_due(self, provider: str, job_id: str, now: datetime) -> None: ...
+
+    def unpublished(self, provider: str, limit: int = 100) -> Iterable[StoredJob]: ...
+
+
+class PublisherPort(Protocol):
+    def publish(self, verdict: Verdict) -> str: ...
+
+
+_OUTCOME_METRIC = {
+    Transition.CREATED: "VerdictRecorded",
+    Transition.ADVANCED: "VerdictRecorded",
+    Transition.DUPLICATE: "DuplicateIgnored",
+    Transition.STALE: "StaleIgnored",
+    Transition.CONFLICT: "ConflictRecorded",
+}
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    transition: Transition
+    published: bool
+    publish_failed: bool = False
+
+
+class IngestService:
+    def __init__(self, store: JobStorePort, publisher: PublisherPort, policy: VerdictPolicy) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._policy = policy
+
+    @property
+    def policy(self) -> VerdictPolicy:
+        return self._policy
+
+    def ingest(self, verdict: Verdict, raw: bytes | None, now: datetime) -> IngestResult:
+        """Store an observation of a job; publish it if this write finished the job with a publishable verdict."""
+        final = self._policy.finalize(verdict)
+        result = self._store.record(final, raw, now, publish=self._policy.should_publish(final))
+        count(_OUTCOME_METRIC[result.transition], final.provider)
+        logger.info(
+            "verdict ingested",
+            provider=final.provider,
+            job_id=final.job_id,
+            status=final.status.value,
+            suggestion=final.suggestion.value if final.suggestion else None,
+            transition=result.transition.value,
+        )
+        if not result.publish or result.job is None:
+            return IngestResult(result.transition, published=False)
+        published = self._publish(result.job, now)
+        return IngestResult(result.transition, published=published, publish_failed=not published)
+
+    def mark_due(self, provider: str, job_id: str, now: datetime) -> None:
+        self._store.mark_due(provider, job_id, now)
+        count("JobMarkedDue", provider)
+
+    def publish_owed(self, provider: str, now: datetime, limit: int = 100) -> int:
+        """Publish verdicts whose publish failed earlier; returns how many went out."""
+        return sum(self._publish(job, now) for job in self._store.unpublished(provider, limit))
+
+    def _publish(self, job: StoredJob, now: datetime) -> bool:
+        verdict = job.public_verdict()
+        try:
+            message_id = self._publisher.publish(verdict)
+        except PublishError as exc:
+            count("PublishFailed", verdict.provider)
+            logger.warning(
+                "publish failed; verdict kept as unpublished",
+                provider=verdict.provider,
+                job_id=verdict.job_id,
+                error=exc.message,
+            )
+            return False
+        count("VerdictPublished", verdict.provider)
+        try:
+            self._store.mark_published(verdict.provider, verdict.job_id, now)
+        except StorageError as exc:
+            # SNS has it; only the confirmation is missing, so the sweep may send it once more (documented).
+            logger.warning(
+                "publish not confirmed in the store",
+                provider=verdict.provider,
+                job_id=verdict.job_id,
+                error=exc.message,
+            )
+        logger.info(
+            "verdict published", provider=verdict.provider, job_id=verdict.job_id, message_id=message_id
+        )
+        return True

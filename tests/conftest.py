@@ -1,0 +1,82 @@
+"""Fixtures shared by every test tier: a fake AWS account (moto, in-process) with the template's resources."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+os.environ.update(
+    {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "POWERTOOLS_SERVICE_NAME": "verdict-relay",
+        "POWERTOOLS_METRICS_NAMESPACE": "VerdictRelay",
+        "POWERTOOLS_DEV": "false",
+    }
+)
+os.environ.pop("AWS_PROFILE", None)
+
+from verdict_relay.local.resources import LocalResources, create_resources
+
+
+@dataclass
+class FakeAws:
+    """The template's resources in moto, and a queue subscribed to the verdict topic to see what was published."""
+
+    session: Any
+    resources: LocalResources
+    published_queue_url: str
+
+    def published(self) -> list[dict[str, Any]]:
+        """Every SNS message published so far: {'verdict': ..., 'attributes': {...}}, draining the queue."""
+        sqs = self.session.client("sqs")
+        messages = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.published_queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not batch:
+                return messages
+            for message in batch:
+                envelope = json.loads(message["Body"])
+                messages.append(
+                    {
+                        "verdict": json.loads(envelope["Message"]),
+                        "attributes": {
+                            k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()
+                        },
+                    }
+                )
+                sqs.delete_message(QueueUrl=self.published_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def table_items(self) -> list[dict[str, Any]]:
+        """Every item in the jobs table (tests may Scan; the code never does)."""
+        client = self.session.client("dynamodb")
+        return client.scan(TableName=self.resources.table_name, ConsistentRead=True)["Items"]
+
+    def bucket_keys(self) -> list[str]:
+        listing = self.session.client("s3").list_objects_v2(Bucket=self.resources.bucket)
+        return [o["Key"] for o in listing.get("Contents", [])]
+
+
+@pytest.fixture
+def aws() -> Iterator[FakeAws]:
+    with mock_aws():
+        session = boto3.session.Session()
+        resources = create_resources(session)
+        sqs = session.client("sqs")
+        queue_url = sqs.create_queue(QueueName="published-verdicts")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        session.client("sns").subscribe(TopicArn=resources.topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        yield FakeAws(session=session, resources=resources, published_queue_url=queue_url)

@@ -1,0 +1,119 @@
+"""Integration fixtures: the real Lambda handler wired to moto through its own environment variables."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import FakeAws
+from tests.helpers import api_event
+from verdict_relay.handlers import dependencies as dependencies_module
+
+HUAWEI_SEEDS = ["seed_current", "seed_previous"]
+AZURE_TOKENS = ["azure-token-current-0001", "azure-token-previous-0001"]
+
+PROVIDERS_DOCUMENT: dict[str, Any] = {
+    "huawei-video": {"callback": {"seeds": HUAWEI_SEEDS}},
+    "huawei-audio": {"callback": {"seeds": HUAWEI_SEEDS}},
+    "alibaba-mps": {"callback": {"certificate_hosts": ["127.0.0.1"]}},
+    "azure-review": {"callback": {"tokens": AZURE_TOKENS}},
+}
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of the Lambda context object the handler's decorators read."""
+
+    function_name: str = "verdict-relay-api"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:verdict-relay-api"
+    aws_request_id: str = "7f5b0a8e-0000-4000-8000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+class ApiClient:
+    """Invokes the real callback-receiver handler with API Gateway events."""
+
+    def invoke(self, event: dict[str, Any]) -> ApiResponse:
+        from verdict_relay.handlers.callback import lambda_handler
+
+        result = lambda_handler(event, LambdaContext())
+        raw = result.get("body")
+        body = json.loads(raw) if raw else None
+        return ApiResponse(result["statusCode"], body, result.get("headers") or {})
+
+    def callback(
+        self,
+        provider: str,
+        body: bytes | str,
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+        base64_encoded: bool = False,
+    ) -> ApiResponse:
+        return self.invoke(
+            api_event(
+                "POST",
+                f"/callbacks/{provider}",
+                resource="/callbacks/{provider}",
+                path_parameters={"provider": provider},
+                body=body,
+                headers={"Content-Type": "application/json", **(headers or {})},
+                query=query,
+                base64_encoded=base64_encoded,
+            )
+        )
+
+    def register(self, payload: Any, content_type: str = "application/json") -> ApiResponse:
+        body = payload if isinstance(payload, str) else json.dumps(payload)
+        return self.invoke(
+            api_event("POST", "/jobs", resource="/jobs", body=body, headers={"Content-Type": content_type})
+        )
+
+    def get_job(self, provider: str, job_id: str) -> ApiResponse:
+        return self.invoke(
+            api_event(
+                "GET",
+                f"/jobs/{provider}/{job_id}",
+                resource="/jobs/{provider}/{job_id}",
+                path_parameters={"provider": provider, "job_id": job_id},
+            )
+        )
+
+
+def configure_environment(
+    monkeypatch: pytest.MonkeyPatch, aws: FakeAws, tmp_path: Path, document: dict[str, Any], **extra: str
+) -> None:
+    providers_file = tmp_path / "providers.json"
+    providers_file.write_text(json.dumps(document), encoding="utf-8")
+    env = {
+        "TABLE_NAME": aws.resources.table_name,
+        "TOPIC_ARN": aws.resources.topic_arn,
+        "RAW_PAYLOAD_BUCKET": aws.resources.bucket,
+        "PROVIDERS_FILE": str(providers_file),
+        **extra,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    dependencies_module.dependencies.cache_clear()
+
+
+@pytest.fixture
+def api(aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ApiClient]:
+    configure_environment(monkeypatch, aws, tmp_path, PROVIDERS_DOCUMENT)
+    yield ApiClient()
+    dependencies_module.dependencies.cache_clear()

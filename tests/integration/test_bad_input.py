@@ -1,0 +1,168 @@
+"""Bad input gets a clear 4xx with a JSON body saying what was wrong, and stores nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FakeAws
+from tests.helpers import api_event, huawei_signature, load_payload_bytes
+from tests.integration.conftest import (
+    AZURE_TOKENS,
+    HUAWEI_SEEDS,
+    PROVIDERS_DOCUMENT,
+    ApiClient,
+    configure_environment,
+)
+
+
+def assert_rejected(response, status: int, code: str, aws: FakeAws, mentions: str = "") -> None:  # type: ignore[no-untyped-def]
+    assert response.status == status, response.body
+    assert response.body["error"]["code"] == code
+    assert mentions.lower() in response.body["error"]["message"].lower()
+    assert aws.table_items() == [], "a rejected request must store nothing"
+    assert aws.published() == []
+
+
+def test_malformed_json_is_a_400(api: ApiClient, aws: FakeAws) -> None:
+    body = b'{"job_id": "x", "create_time": '
+    response = api.callback("azure-review", body, query={"token": AZURE_TOKENS[0]})
+    assert_rejected(response, 400, "malformed_payload", aws, "not valid JSON")
+
+
+def test_body_that_is_not_utf8_is_a_400(api: ApiClient, aws: FakeAws) -> None:
+    response = api.callback(
+        "azure-review", b"\xff\xfe{}", query={"token": AZURE_TOKENS[0]}, base64_encoded=True
+    )
+    assert_rejected(response, 400, "malformed_payload", aws, "UTF-8")
+
+
+def test_payload_of_the_wrong_shape_is_a_422_naming_the_field(api: ApiClient, aws: FakeAws) -> None:
+    body = json.dumps({"JobId": "j1", "Status": "Exploded", "CallBackType": "Job"}).encode()
+    response = api.callback("azure-review", body, query={"token": AZURE_TOKENS[0]})
+    assert_rejected(response, 422, "invalid_payload", aws, "status")
+
+
+def test_wrong_content_type_is_a_415(api: ApiClient, aws: FakeAws) -> None:
+    body = load_payload_bytes("azure-review", "job-callback")
+    response = api.callback(
+        "azure-review", body, headers={"Content-Type": "text/html"}, query={"token": AZURE_TOKENS[0]}
+    )
+    assert_rejected(response, 415, "unsupported_media_type", aws, "text/html")
+
+
+def test_oversized_body_is_a_413(aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    configure_environment(monkeypatch, aws, tmp_path, PROVIDERS_DOCUMENT, MAX_BODY_BYTES="2048")
+    body = json.dumps({"JobId": "j", "padding": "x" * 4096}).encode()
+    response = ApiClient().callback("azure-review", body, query={"token": AZURE_TOKENS[0]})
+    assert_rejected(response, 413, "payload_too_large", aws, "2048")
+
+
+def test_oversized_base64_body_is_a_413_before_decoding(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    configure_environment(monkeypatch, aws, tmp_path, PROVIDERS_DOCUMENT, MAX_BODY_BYTES="2048")
+    response = ApiClient().callback(
+        "azure-review", b"x" * 8192, query={"token": AZURE_TOKENS[0]}, base64_encoded=True
+    )
+    assert_rejected(response, 413, "payload_too_large", aws)
+
+
+def test_invalid_base64_body_is_a_400(api: ApiClient, aws: FakeAws) -> None:
+    event = api_event(
+        "POST",
+        "/callbacks/azure-review",
+        resource="/callbacks/{provider}",
+        path_parameters={"provider": "azure-review"},
+        body="%%%not-base64%%%",
+        headers={"Content-Type": "application/json"},
+        query={"token": AZURE_TOKENS[0]},
+    )
+    event["isBase64Encoded"] = True
+    assert_rejected(api.invoke(event), 400, "malformed_payload", aws, "base64")
+
+
+def test_unknown_provider_is_a_404(api: ApiClient, aws: FakeAws) -> None:
+    response = api.callback("acme-moderation", b"{}")
+    assert_rejected(response, 404, "unknown_provider", aws, "acme-moderation")
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({}, "missing"),
+        ({"X-Auth-Signature": "0" * 64}, "invalid"),
+        ({"X-Auth-Signature": "truncated"}, "invalid"),
+        (
+            {
+                "X-Auth-Signature": huawei_signature(
+                    "another_seed", load_payload_bytes("huawei-video", "succeeded")
+                )
+            },
+            "invalid",
+        ),
+    ],
+    ids=["missing", "wrong", "truncated", "other-seed"],
+)
+def test_bad_or_missing_huawei_signature_is_a_401(
+    api: ApiClient, aws: FakeAws, headers: dict[str, str], reason: str
+) -> None:
+    body = load_payload_bytes("huawei-video", "succeeded")
+    response = api.callback("huawei-video", body, headers=headers)
+    assert_rejected(response, 401, "unauthorized", aws, reason)
+    assert headers.get("X-Auth-Signature", "§") not in json.dumps(response.body)
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ({}, "missing"),
+        ({"token": "wrong-token-000000000"}, "invalid"),
+        ({"token": AZURE_TOKENS[0][:-1]}, "invalid"),
+    ],
+    ids=["missing", "wrong", "truncated"],
+)
+def test_bad_or_missing_azure_token_is_a_401(
+    api: ApiClient, aws: FakeAws, query: dict[str, str], reason: str
+) -> None:
+    body = load_payload_bytes("azure-review", "job-callback")
+    response = api.callback("azure-review", body, query=query)
+    assert_rejected(response, 401, "unauthorized", aws, reason)
+
+
+def test_provider_without_configured_secret_refuses_callbacks(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given no callback secret for Huawei at all: an unsigned callback must not get in
+    configure_environment(monkeypatch, aws, tmp_path, {})
+    body = load_payload_bytes("huawei-video", "succeeded")
+    signature = huawei_signature(HUAWEI_SEEDS[0], body)
+    response = ApiClient().callback("huawei-video", body, headers={"X-Auth-Signature": signature})
+    assert_rejected(response, 401, "unauthorized", aws, "not enabled")
+
+
+def test_register_job_with_malformed_json_is_a_400(api: ApiClient, aws: FakeAws) -> None:
+    assert_rejected(api.register('{"provider": '), 400, "malformed_payload", aws)
+
+
+def test_register_job_with_unknown_provider_is_a_422_naming_the_field(api: ApiClient, aws: FakeAws) -> None:
+    response = api.register({"provider": "acme", "job_id": "j1"})
+    assert_rejected(response, 422, "invalid_request", aws)
+    assert response.body["error"]["details"][0]["field"] == "provider"
+
+
+def test_register_job_with_unknown_field_is_a_422(api: ApiClient, aws: FakeAws) -> None:
+    response = api.register({"provider": "alibaba-mps", "job_id": "j1", "priority": "high"})
+    assert_rejected(response, 422, "invalid_request", aws)
+
+
+def test_register_job_with_wrong_content_type_is_a_415(api: ApiClient, aws: FakeAws) -> None:
+    response = api.register({"provider": "alibaba-mps", "job_id": "j1"}, content_type="text/plain")
+    assert_rejected(response, 415, "unsupported_media_type", aws)
+
+
+def test_unknown_route_is_a_json_404(api: ApiClient, aws: FakeAws) -> None:
+    response = api.invoke(api_event("GET", "/nowhere", resource="/nowhere"))
+    assert_rejected(response, 404, "not_found", aws)

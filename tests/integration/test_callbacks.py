@@ -1,0 +1,265 @@
+"""The callback receiver end to end: real handler, moto DynamoDB/SNS/S3, an SQS queue on the topic."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from tests.conftest import FakeAws
+from tests.helpers import huawei_signature, load_payload, load_payload_bytes, with_changes
+from tests.integration.conftest import AZURE_TOKENS, HUAWEI_SEEDS, ApiClient
+
+SEED = HUAWEI_SEEDS[0]
+
+
+def signed(body: bytes, seed: str = SEED) -> dict[str, str]:
+    return {"X-Auth-Signature": huawei_signature(seed, body)}
+
+
+def test_signed_huawei_video_callback_is_stored_and_published_once(api: ApiClient, aws: FakeAws) -> None:
+    # Given the seed example of a finished video job, signed with the job's seed
+    body = load_payload_bytes("huawei-video", "succeeded")
+
+    # When Huawei delivers it
+    response = api.callback("huawei-video", body, headers=signed(body))
+
+    # Then it is acknowledged with 200, stored, and published once with filterable attributes
+    assert response.status == 200
+    stored = api.get_job("huawei-video", "xxx")
+    assert stored.status == 200
+    assert stored.body["status"] == "succeeded"
+    assert stored.body["suggestion"] == "block"
+    assert len(stored.body["findings"]) == 10
+    published = aws.published()
+    assert len(published) == 1
+    assert published[0]["verdict"]["job_id"] == "xxx"
+    assert published[0]["attributes"]["provider"] == "huawei-video"
+    assert published[0]["attributes"]["suggestion"] == "block"
+    assert published[0]["attributes"]["status"] == "succeeded"
+    assert json.loads(published[0]["attributes"]["categories"]) == ["image_text", "porn", "xxx"]
+
+
+def test_raw_payload_is_kept_compressed_with_the_verdict(api: ApiClient, aws: FakeAws) -> None:
+    from verdict_relay.handlers.dependencies import dependencies
+
+    body = load_payload_bytes("huawei-audio", "succeeded")
+    assert api.callback("huawei-audio", body, headers=signed(body)).status == 200
+    job_id = json.loads(body)["job_id"]
+
+    assert dependencies().store.raw_payload("huawei-audio", job_id) == body
+
+
+def test_signature_made_with_the_previous_seed_is_accepted_during_rotation(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    body = load_payload_bytes("huawei-video", "succeeded")
+
+    response = api.callback("huawei-video", body, headers=signed(body, seed=HUAWEI_SEEDS[1]))
+
+    assert response.status == 200
+
+
+def test_base64_signature_and_lower_case_header_are_accepted(api: ApiClient, aws: FakeAws) -> None:
+    body = load_payload_bytes("huawei-video", "succeeded")
+    signature = huawei_signature(SEED, body, encoding="base64")
+
+    response = api.callback("huawei-video", body, headers={"x-auth-signature": signature})
+
+    assert response.status == 200
+
+
+def test_hundred_duplicate_callbacks_store_one_verdict_and_publish_once(api: ApiClient, aws: FakeAws) -> None:
+    body = load_payload_bytes("huawei-video", "succeeded")
+
+    statuses = {api.callback("huawei-video", body, headers=signed(body)).status for _ in range(100)}
+
+    assert statuses == {200}
+    assert len(aws.published()) == 1
+    states = [i for i in aws.table_items() if i["sk"]["S"] == "STATE"]
+    assert len(states) == 1
+    assert not [i for i in aws.table_items() if i["sk"]["S"].startswith("CONFLICT#")]
+
+
+def test_late_running_callback_after_success_is_ignored(api: ApiClient, aws: FakeAws) -> None:
+    # Given a job that finished
+    done = with_changes("huawei-video", "succeeded", job_id="job-order")
+    running = with_changes("huawei-video", "running", job_id="job-order")
+    assert api.callback("huawei-video", done, headers=signed(done)).status == 200
+
+    # When its earlier 'running' notification arrives late
+    response = api.callback("huawei-video", running, headers=signed(running))
+
+    # Then it is acknowledged (so Huawei stops re-sending) but the job does not go backwards
+    assert response.status == 200
+    assert api.get_job("huawei-video", "job-order").body["status"] == "succeeded"
+    assert len(aws.published()) == 1
+
+
+def test_callbacks_in_random_order_end_in_the_terminal_verdict(api: ApiClient, aws: FakeAws) -> None:
+    bodies = [
+        with_changes("huawei-video", "running", job_id="job-shuffle"),
+        with_changes("huawei-video", "succeeded", job_id="job-shuffle"),
+    ] * 5
+    random.Random(7).shuffle(bodies)
+
+    for body in bodies:
+        assert api.callback("huawei-video", body, headers=signed(body)).status == 200
+
+    assert api.get_job("huawei-video", "job-shuffle").body["status"] == "succeeded"
+    assert len(aws.published()) == 1
+
+
+def test_different_terminal_result_is_kept_as_a_conflict_and_not_published(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # Given a job stored as block
+    first = with_changes("huawei-video", "succeeded", job_id="job-conflict")
+    assert api.callback("huawei-video", first, headers=signed(first)).status == 200
+    # When a different terminal result arrives for it (a pass)
+    payload = load_payload("huawei-video", "succeeded")
+    payload.update(job_id="job-conflict", result={"suggestion": "pass"})
+    second = json.dumps(payload).encode()
+
+    response = api.callback("huawei-video", second, headers=signed(second))
+
+    # Then the first verdict stands, the second is kept aside, and only the first was published
+    assert response.status == 200
+    assert api.get_job("huawei-video", "job-conflict").body["suggestion"] == "block"
+    conflicts = [i for i in aws.table_items() if i["sk"]["S"].startswith("CONFLICT#")]
+    assert len(conflicts) == 1
+    assert conflicts[0]["suggestion"]["S"] == "pass"
+    assert len(aws.published()) == 1
+
+
+def test_pass_verdict_is_stored_but_not_published(api: ApiClient, aws: FakeAws) -> None:
+    payload = load_payload("huawei-video", "succeeded")
+    payload.update(job_id="job-pass", result={"suggestion": "pass"})
+    body = json.dumps(payload).encode()
+
+    assert api.callback("huawei-video", body, headers=signed(body)).status == 200
+
+    assert api.get_job("huawei-video", "job-pass").body["suggestion"] == "pass"
+    assert aws.published() == []
+
+
+def test_failed_job_is_published_as_review_because_nothing_was_moderated(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    body = load_payload_bytes("huawei-video", "failed")
+
+    assert api.callback("huawei-video", body, headers=signed(body)).status == 200
+
+    published = aws.published()
+    assert len(published) == 1
+    assert published[0]["verdict"]["status"] == "failed"
+    assert published[0]["verdict"]["suggestion"] == "review"
+    assert published[0]["verdict"]["decided_by"] == "policy"
+
+
+def test_sns_outage_keeps_the_verdict_unpublished_and_the_sweep_publishes_it_later(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    from datetime import UTC, datetime
+
+    from verdict_relay.handlers.dependencies import dependencies
+
+    # Given SNS is down (the topic is gone)
+    sns = aws.session.client("sns")
+    subscriptions = sns.list_subscriptions_by_topic(TopicArn=aws.resources.topic_arn)["Subscriptions"]
+    sns.delete_topic(TopicArn=aws.resources.topic_arn)
+    body = load_payload_bytes("huawei-video", "succeeded")
+
+    # When a block verdict arrives
+    response = api.callback("huawei-video", body, headers=signed(body))
+
+    # Then the callback is still acknowledged and the verdict stored with its publish owed
+    assert response.status == 200
+    state = next(i for i in aws.table_items() if i["sk"]["S"] == "STATE")
+    assert state["publish_state"]["S"] == "pending"
+    assert state["unpublished_provider"]["S"] == "huawei-video"
+
+    # When SNS is back and the owed publishes are swept
+    sns.create_topic(Name=aws.resources.topic_arn.rsplit(":", 1)[1])
+    sns.subscribe(TopicArn=aws.resources.topic_arn, Protocol="sqs", Endpoint=subscriptions[0]["Endpoint"])
+    swept = dependencies().ingest.publish_owed("huawei-video", datetime.now(UTC))
+
+    # Then it is published exactly once and no longer owed
+    assert swept == 1
+    assert len(aws.published()) == 1
+    state = next(i for i in aws.table_items() if i["sk"]["S"] == "STATE")
+    assert state["publish_state"]["S"] == "published"
+    assert "unpublished_provider" not in state
+    assert dependencies().ingest.publish_owed("huawei-video", datetime.now(UTC)) == 0
+
+
+def test_large_payload_goes_to_s3_and_reads_back(api: ApiClient, aws: FakeAws) -> None:
+    from verdict_relay.handlers.dependencies import dependencies
+
+    # Given a 2-hour video: a frame every 5 s with details carrying unique text (compresses poorly)
+    payload = load_payload("huawei-video", "succeeded")
+    payload["job_id"] = "job-large"
+    frame = payload["result"]["image_detail"][0]
+    payload["result"]["image_detail"] = [
+        {**frame, "time": t * 5, "ocr_text": f"{random.Random(t).getrandbits(2048):0512x}"}
+        for t in range(1440)
+    ]
+    body = json.dumps(payload).encode()
+
+    assert api.callback("huawei-video", body, headers=signed(body)).status == 200
+
+    keys = aws.bucket_keys()
+    assert any(k.startswith("raw/huawei-video/job-large/") for k in keys)
+    assert any(k.startswith("verdicts/huawei-video/job-large/") for k in keys)
+    assert dependencies().store.raw_payload("huawei-video", "job-large") == body
+    assert len(api.get_job("huawei-video", "job-large").body["findings"]) == 1440 * 8 + 2
+    # SNS takes 256 KiB: the message carries the strongest findings and says it was trimmed
+    (message,) = aws.published()
+    assert message["attributes"]["findings_truncated"] == "true"
+    assert 0 < len(message["verdict"]["findings"]) < 1440 * 8
+
+
+def test_azure_job_callback_with_current_or_previous_token_is_accepted(api: ApiClient, aws: FakeAws) -> None:
+    body = load_payload_bytes("azure-review", "job-callback")
+    job_id = load_payload("azure-review", "job-callback")["JobId"]
+
+    for token in AZURE_TOKENS:
+        assert api.callback("azure-review", body, query={"token": token}).status == 200
+
+    assert api.get_job("azure-review", job_id).body["status"] == "succeeded"
+
+
+def test_azure_review_callback_becomes_a_reviewer_verdict(api: ApiClient, aws: FakeAws) -> None:
+    body = load_payload_bytes("azure-review", "review-callback")
+    review_id = load_payload("azure-review", "review-callback")["ReviewId"]
+
+    assert api.callback("azure-review", body, query={"token": AZURE_TOKENS[0]}).status == 200
+
+    verdict = api.get_job("azure-review", review_id).body
+    assert verdict["decided_by"] == "reviewer"
+
+
+def test_base64_encoded_body_is_decoded_before_the_signature_check(api: ApiClient, aws: FakeAws) -> None:
+    body = load_payload_bytes("huawei-video", "succeeded")
+
+    response = api.callback("huawei-video", body, headers=signed(body), base64_encoded=True)
+
+    assert response.status == 200
+    assert api.get_job("huawei-video", "xxx").status == 200
+
+
+def test_callback_for_an_unregistered_job_is_recorded(api: ApiClient, aws: FakeAws) -> None:
+    body = with_changes("huawei-video", "succeeded", job_id="never-registered")
+
+    assert api.callback("huawei-video", body, headers=signed(body)).status == 200
+
+    assert api.get_job("huawei-video", "never-registered").body["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("provider", ["huawei-image-batch"])
+def test_provider_without_callbacks_refuses_them(api: ApiClient, aws: FakeAws, provider: str) -> None:
+    response = api.callback(provider, b"{}")
+
+    assert response.status == 401
+    assert aws.table_items() == []

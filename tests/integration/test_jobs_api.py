@@ -1,0 +1,74 @@
+"""POST /jobs and GET /jobs/{provider}/{job_id}: registering jobs for the poller and reading verdicts."""
+
+from __future__ import annotations
+
+from tests.conftest import FakeAws
+from tests.helpers import huawei_signature, with_changes
+from tests.integration.conftest import HUAWEI_SEEDS, ApiClient
+
+
+def test_registering_a_job_makes_it_outstanding_for_the_poller(api: ApiClient, aws: FakeAws) -> None:
+    response = api.register(
+        {"provider": "alibaba-mps", "job_id": "job-1", "metadata": {"content_id": "c-42"}}
+    )
+
+    assert response.status == 201
+    assert response.body["status"] == "pending"
+    assert response.body["metadata"] == {"content_id": "c-42"}
+    (item,) = aws.table_items()
+    assert item["poll_provider"]["S"] == "alibaba-mps"
+    assert "next_poll_at" in item
+
+
+def test_registering_the_same_job_twice_is_idempotent(api: ApiClient, aws: FakeAws) -> None:
+    first = api.register({"provider": "alibaba-mps", "job_id": "job-1", "metadata": {"content_id": "c-42"}})
+    second = api.register({"provider": "alibaba-mps", "job_id": "job-1", "metadata": {"content_id": "other"}})
+
+    assert (first.status, second.status) == (201, 200)
+    assert second.body["metadata"] == {"content_id": "c-42"}
+    assert len(aws.table_items()) == 1
+
+
+def test_registered_metadata_is_published_with_the_verdict(api: ApiClient, aws: FakeAws) -> None:
+    # Given a registered job
+    api.register({"provider": "huawei-video", "job_id": "job-meta", "metadata": {"content_id": "c-7"}})
+    body = with_changes("huawei-video", "succeeded", job_id="job-meta")
+
+    # When its callback arrives
+    api.callback("huawei-video", body, headers={"X-Auth-Signature": huawei_signature(HUAWEI_SEEDS[0], body)})
+
+    # Then the published verdict and the stored one carry the caller's content id, and it left the poll index
+    (message,) = aws.published()
+    assert message["verdict"]["metadata"]["content_id"] == "c-7"
+    assert api.get_job("huawei-video", "job-meta").body["metadata"]["content_id"] == "c-7"
+    (item,) = aws.table_items()
+    assert "poll_provider" not in item
+
+
+def test_registering_a_job_that_already_finished_keeps_its_verdict(api: ApiClient, aws: FakeAws) -> None:
+    body = with_changes("huawei-video", "succeeded", job_id="job-done")
+    api.callback("huawei-video", body, headers={"X-Auth-Signature": huawei_signature(HUAWEI_SEEDS[0], body)})
+
+    response = api.register(
+        {"provider": "huawei-video", "job_id": "job-done", "metadata": {"content_id": "c-9"}}
+    )
+
+    assert response.status == 200
+    assert response.body["status"] == "succeeded"
+    assert response.body["metadata"]["content_id"] == "c-9"
+    (item,) = aws.table_items()
+    assert "poll_provider" not in item
+
+
+def test_unknown_job_is_a_404(api: ApiClient, aws: FakeAws) -> None:
+    response = api.get_job("alibaba-mps", "nope")
+
+    assert response.status == 404
+    assert response.body["error"]["code"] == "not_found"
+
+
+def test_job_of_an_unknown_provider_is_a_404(api: ApiClient, aws: FakeAws) -> None:
+    response = api.get_job("acme", "nope")
+
+    assert response.status == 404
+    assert response.body["error"]["code"] == "unknown_provider"
