@@ -80,16 +80,23 @@ def _check_content_type(allowed: tuple[str, ...]) -> None:
         )
 
 
-def _signed_path() -> str:
-    """The path the sender addressed, stage included (what MNS signs), falling back to the resource path."""
-    request_context = app.current_event.raw_event.get("requestContext") or {}
-    return str(request_context.get("path") or app.current_event.path)
+def _signed_target() -> str:
+    """The request target the sender addressed, stage and query included (what MNS signs).
+
+    REST API events carry the query parsed, not raw; rebuilt in order it is exact for the values we sign with,
+    since callback tokens are restricted to unreserved URL characters.
+    """
+    event = app.current_event
+    request_context = event.raw_event.get("requestContext") or {}
+    path = str(request_context.get("path") or event.path)
+    query = event.query_string_parameters or {}
+    return path + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
 
 
 @app.post("/callbacks/<provider>", summary="Receive a provider's job callback", tags=["callbacks"])
 def receive_callback(
     provider: Annotated[str, Path(description=f"One of: {', '.join(PROVIDER_NAMES)}")],
-) -> Response[dict[str, Any]]:
+) -> Response[dict[str, int] | None]:
     deps = dependencies()
     providers = deps.providers()
     adapter = get_adapter(provider, providers)
@@ -100,7 +107,7 @@ def receive_callback(
         body=raw,
         headers=dict(event.headers or {}),
         query=dict(event.query_string_parameters or {}),
-        path=_signed_path(),
+        path=_signed_target(),
         method=event.http_method,
     )
     now = _now()

@@ -170,6 +170,9 @@ class HuaweiImageBatchAdapter(ProviderAdapter):
         problem = "missing" if result is None else "must be an object (a job) or a list (a job list)"
         raise PayloadError(self.name, "result", problem)
 
+    def holds_many(self, payload: Any) -> bool:
+        return isinstance(payload, dict) and isinstance(payload.get("result"), list)
+
     def _listed_verdict(self, job: BatchJobSummary) -> Verdict:
         status = _STATUS[job.status]
         return Verdict(

@@ -1,0 +1,907 @@
+"""Alibaba MPS media censor jobs: every response shape to canonical verdicts, and the signed MNS push notice."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
+
+from tests.helpers import EVENTS_DIR, load_payload, load_payload_bytes
+from verdict_relay.config import CallbackSettings
+from verdict_relay.errors import CallbackAuthError, MalformedPayloadError, PayloadError
+from verdict_relay.models.verdict import ContentRef, Finding, JobStatus, Suggestion, Verdict, VerdictError
+from verdict_relay.providers.alibaba_mps import (
+    AlibabaMpsAdapter,
+    non_existent_ids,
+    timeline_next_page_token,
+)
+from verdict_relay.providers.base import CallbackRequest, VerifyContext
+
+PROVIDER = "alibaba-mps"
+DETAIL_JOB_ID = "2f4e6d8c0b1a4c3e5d7f9a8b6c4d2e0f"
+
+adapter = AlibabaMpsAdapter()
+
+
+def only_verdict(payload: Any) -> Verdict:
+    verdicts = adapter.parse(payload)
+    assert len(verdicts) == 1
+    return verdicts[0]
+
+
+def findings_for(verdict: Verdict, item: str) -> list[Finding]:
+    return [finding for finding in verdict.findings if finding.item == item]
+
+
+def seed_job() -> dict[str, Any]:
+    """The seed's one job, as a bare MediaCensorJob object (a fresh copy each time)."""
+    job: dict[str, Any] = load_payload(PROVIDER, "job-list")["MediaCensorJobList"]["MediaCensorJob"][0]
+    return job
+
+
+def list_of(*jobs: dict[str, Any]) -> dict[str, Any]:
+    return {"RequestId": "R-1", "MediaCensorJobList": {"MediaCensorJob": list(jobs)}}
+
+
+# --- QueryMediaCensorJobList: the seed example ---
+
+
+def test_seed_list_response_gives_one_succeeded_verdict_with_the_providers_suggestion() -> None:
+    verdict = only_verdict(load_payload(PROVIDER, "job-list"))
+
+    assert verdict.provider == PROVIDER
+    assert verdict.job_id == "f8f166eea7a44e9bb0a4aecf9543****"
+    assert verdict.status is JobStatus.SUCCEEDED
+    assert verdict.suggestion is Suggestion.PASS
+    assert verdict.decided_by == "provider"
+    assert verdict.content == ContentRef(
+        bucket="bucket-test-in-****", object="test/ai/censor/test-****.mp4", location="oss-cn-shanghai"
+    )
+    assert verdict.metadata == {
+        "user_data": "example userdata ****",
+        "pipeline_id": "c5b30b7c0d0e4a0abde1d5f9e751****",
+    }
+
+
+def test_seed_success_job_ignores_its_code_and_message_and_completes_at_its_finish_time() -> None:
+    # Given the seed's Success job, which also carries a Code and Message (a documentation artefact)
+    verdict = only_verdict(load_payload(PROVIDER, "job-list"))
+
+    # Then it is not treated as failed, and its times are UTC
+    assert verdict.error is None
+    assert verdict.created_at == datetime(2021, 11, 4, 7, 25, 48, tzinfo=UTC)
+    assert verdict.completed_at == datetime(2021, 11, 4, 7, 25, 48, tzinfo=UTC)
+    assert verdict.updated_at == verdict.completed_at
+
+
+def test_seed_findings_come_from_every_part_tagged_with_the_part() -> None:
+    verdict = only_verdict(load_payload(PROVIDER, "job-list"))
+
+    assert verdict.findings == [
+        Finding(
+            category="live",
+            label="normal",
+            confidence=1.0,
+            suggestion=Suggestion.PASS,
+            item="test/ai/censor/v2/vme-****.jpg",
+        ),
+        Finding(
+            category="antispam",
+            label="meaningless",
+            confidence=0.9991,
+            suggestion=Suggestion.BLOCK,
+            item="title",
+        ),
+        Finding(
+            category="antispam", label="ad", confidence=1.0, suggestion=Suggestion.PASS, item="description"
+        ),
+        Finding(
+            category="antispam", label="normal", confidence=0.9991, suggestion=Suggestion.PASS, item="barrage"
+        ),
+        Finding(
+            category="terrorism",
+            label="meaningless",
+            confidence=1.0,
+            suggestion=Suggestion.REVIEW,
+            item="video",
+        ),
+        Finding(
+            category="pron",
+            label="normal",
+            confidence=0.9999,
+            suggestion=Suggestion.BLOCK,
+            item="output{Count}.jpg",
+            time_offset=179.999,
+        ),
+    ]
+
+
+def test_pass_findings_are_kept_for_their_scores_but_are_not_flagged_categories() -> None:
+    verdict = only_verdict(load_payload(PROVIDER, "job-list"))
+
+    assert any(finding.suggestion is Suggestion.PASS for finding in verdict.findings)
+    assert verdict.categories == ["antispam", "pron", "terrorism"]
+
+
+def test_non_existent_ids_are_reported_for_the_poller_and_are_not_verdicts() -> None:
+    payload = load_payload(PROVIDER, "job-list")
+
+    assert non_existent_ids(payload) == ["78dc866518b843259669df58ed30****"]
+    assert [verdict.job_id for verdict in adapter.parse(payload)] == ["f8f166eea7a44e9bb0a4aecf9543****"]
+
+
+def test_timeline_next_page_token_is_read_from_a_bare_job() -> None:
+    assert timeline_next_page_token(seed_job()) == "ea04afcca7cd4e80b9ece8fbb251****"
+
+
+# --- QueryMediaCensorJobList: unfinished and failed jobs ---
+
+
+def test_queuing_is_pending_and_analysing_is_running_without_suggestion_or_completion() -> None:
+    verdicts = adapter.parse(load_payload(PROVIDER, "job-list-running"))
+
+    assert [verdict.status for verdict in verdicts] == [JobStatus.PENDING, JobStatus.RUNNING]
+    for verdict in verdicts:
+        assert verdict.suggestion is None
+        assert verdict.decided_by is None
+        assert verdict.findings == []
+        assert verdict.completed_at is None
+        assert verdict.updated_at is None
+    assert verdicts[0].created_at == datetime(2024, 3, 18, 9, 12, 3, tzinfo=UTC)
+    assert verdicts[0].metadata == {
+        "user_data": '{"content_id":"clip-0001"}',
+        "pipeline_id": "c5b30b7c0d0e4a0abde1d5f9e7510a1b",
+    }
+    assert verdicts[1].metadata == {"pipeline_id": "c5b30b7c0d0e4a0abde1d5f9e7510a1b"}
+
+
+def test_an_empty_non_exist_ids_wrapper_means_none() -> None:
+    assert non_existent_ids(load_payload(PROVIDER, "job-list-running")) == []
+
+
+def test_unfinished_job_never_takes_a_suggestion_even_if_one_is_sent() -> None:
+    job = load_payload(PROVIDER, "job-list-running")["MediaCensorJobList"]["MediaCensorJob"][1]
+    job["Suggestion"] = "block"
+
+    assert only_verdict(job).suggestion is None
+
+
+def test_failed_job_given_as_a_lone_object_gets_the_providers_error_and_no_suggestion() -> None:
+    # Given a list response whose MediaCensorJob is one object, not a list
+    verdict = only_verdict(load_payload(PROVIDER, "job-failed"))
+
+    assert verdict.job_id == "7c6b5a4f3e2d41c0b9a8f7e6d5c4b3a2"
+    assert verdict.status is JobStatus.FAILED
+    assert verdict.suggestion is None
+    assert verdict.decided_by is None
+    assert verdict.error == VerdictError(
+        code="InvalidParameter.ResourceNotFound", message="The resource operated cannot be found"
+    )
+    assert verdict.completed_at == datetime(2024, 3, 18, 8, 1, 19, tzinfo=UTC)
+    assert verdict.metadata["user_data"] == "clip-0003"
+
+
+def test_a_single_non_existent_id_not_in_a_list_is_still_reported() -> None:
+    assert non_existent_ids(load_payload(PROVIDER, "job-failed")) == ["5e4d3c2b1a0f4e9d8c7b6a5f4e3d2c1b"]
+
+
+def test_failed_job_without_code_or_message_still_gets_an_error() -> None:
+    job = load_payload(PROVIDER, "job-failed")["MediaCensorJobList"]["MediaCensorJob"]
+    del job["Code"], job["Message"]
+
+    verdict = only_verdict(job)
+
+    assert verdict.error is not None
+    assert verdict.error.code == "Fail"
+    assert verdict.error.message
+
+
+# --- QueryMediaCensorJobDetail ---
+
+
+def test_detail_response_gives_the_jobs_verdict() -> None:
+    verdict = only_verdict(load_payload(PROVIDER, "job-detail"))
+
+    assert verdict.job_id == DETAIL_JOB_ID
+    assert verdict.status is JobStatus.SUCCEEDED
+    assert verdict.suggestion is Suggestion.BLOCK
+    assert verdict.decided_by == "provider"
+    assert verdict.error is None
+    assert verdict.completed_at == datetime(2024, 3, 18, 10, 4, 31, tzinfo=UTC)
+
+
+def test_detail_cover_results_are_tagged_with_each_covers_object_and_comma_labels_split() -> None:
+    verdict = only_verdict(load_payload(PROVIDER, "job-detail"))
+
+    assert [(f.category, f.label, f.confidence) for f in findings_for(verdict, "covers/clip-0004-a.jpg")] == [
+        ("porn", "normal", 0.995),
+        ("terrorism", "normal", 0.98),
+    ]
+    # A lone Result object (no list) with Label "porn,sexy": one finding per label, same score
+    assert findings_for(verdict, "covers/clip-0004-b.jpg") == [
+        Finding(category="porn", label=label, confidence=0.8725, suggestion=Suggestion.REVIEW, item=cover)
+        for label, cover in [("porn", "covers/clip-0004-b.jpg"), ("sexy", "covers/clip-0004-b.jpg")]
+    ]
+
+
+def test_detail_text_parts_become_title_description_and_barrage_findings() -> None:
+    verdict = only_verdict(load_payload(PROVIDER, "job-detail"))
+
+    assert [(f.label, f.confidence, f.suggestion) for f in findings_for(verdict, "title")] == [
+        ("normal", 0.9991, Suggestion.PASS)
+    ]
+    assert [(f.label, f.confidence, f.suggestion) for f in findings_for(verdict, "description")] == [
+        ("ad", 0.764, Suggestion.REVIEW)
+    ]
+    assert [(f.label, f.confidence, f.suggestion) for f in findings_for(verdict, "barrage")] == [
+        ("abuse", 0.95, Suggestion.BLOCK)
+    ]
+
+
+def test_detail_audio_results_and_audio_timeline_are_audio_findings() -> None:
+    verdict = only_verdict(load_payload(PROVIDER, "job-detail"))
+
+    assert findings_for(verdict, "audio") == [
+        Finding(
+            category="antispam",
+            label="customized",
+            confidence=0.815,
+            suggestion=Suggestion.REVIEW,
+            item="audio",
+        ),
+        Finding(
+            category="antispam",
+            label="customized",
+            confidence=0.815,
+            suggestion=Suggestion.REVIEW,
+            item="audio",
+            time_offset=42.5,
+        ),
+    ]
+
+
+def test_detail_video_results_are_video_findings_and_timeline_frames_carry_object_and_seconds() -> None:
+    verdict = only_verdict(load_payload(PROVIDER, "job-detail"))
+
+    assert [(f.category, f.label, f.confidence, f.suggestion) for f in findings_for(verdict, "video")] == [
+        ("porn", "porn", 0.9999, Suggestion.BLOCK),
+        ("terrorism", "normal", 1.0, Suggestion.PASS),
+    ]
+    frames = [f for f in verdict.findings if f.item and f.item.startswith("censor/clip-0004/")]
+    assert [(f.item, f.time_offset, f.label, f.confidence) for f in frames] == [
+        ("censor/clip-0004/output00001.jpg", 5.0, "normal", 0.973),
+        ("censor/clip-0004/output00036.jpg", 179.999, "porn", 0.9999),
+        ("censor/clip-0004/output00036.jpg", 179.999, "sexy", 0.9999),
+        ("censor/clip-0004/output00036.jpg", 179.999, "bloody", 0.64),
+        ("censor/clip-0004/output00720.jpg", 3600.25, "sexy", 0.0),
+    ]
+
+
+def test_detail_timeline_next_page_token_is_exposed_for_the_poller() -> None:
+    assert (
+        timeline_next_page_token(load_payload(PROVIDER, "job-detail")) == "ea04afcca7cd4e80b9ece8fbb2510d7e"
+    )
+
+
+def test_detail_response_has_no_non_existent_ids() -> None:
+    assert non_existent_ids(load_payload(PROVIDER, "job-detail")) == []
+
+
+def test_job_without_a_timeline_token_has_none() -> None:
+    job = load_payload(PROVIDER, "job-list-running")["MediaCensorJobList"]["MediaCensorJob"][0]
+
+    assert timeline_next_page_token(job) is None
+
+
+# --- shape variations ---
+
+
+def test_correctly_spelled_video_censor_result_is_read_like_the_misspelled_one() -> None:
+    job = seed_job()
+    job["VideoCensorResult"] = job.pop("VensorCensorResult")
+
+    verdict = only_verdict(job)
+
+    assert [f.item for f in verdict.findings][-2:] == ["video", "output{Count}.jpg"]
+    assert timeline_next_page_token(job) == "ea04afcca7cd4e80b9ece8fbb251****"
+
+
+def test_audio_result_given_as_a_single_result_is_one_audio_finding() -> None:
+    job = seed_job()
+    job["AudioCensorResult"] = {
+        "Suggestion": "review",
+        "Label": "porn,abuse",
+        "Scene": "antispam",
+        "Rate": "66.6",
+    }
+
+    audio = findings_for(only_verdict(job), "audio")
+
+    assert [(f.category, f.label, f.confidence, f.suggestion) for f in audio] == [
+        ("antispam", "porn", 0.666, Suggestion.REVIEW),
+        ("antispam", "abuse", 0.666, Suggestion.REVIEW),
+    ]
+
+
+def test_lists_without_their_wrapper_are_read_like_wrapped_ones() -> None:
+    # Given the seed job with every XML-style wrapper removed
+    job = seed_job()
+    job["CoverImageCensorResults"] = [
+        dict(cover, Results=cover["Results"]["Result"])
+        for cover in job["CoverImageCensorResults"]["CoverImageCensorResult"]
+    ]
+    video = job["VensorCensorResult"]
+    video["CensorResults"] = video["CensorResults"]["CensorResult"]
+    video["VideoTimelines"] = [
+        dict(frame, CensorResults=frame["CensorResults"]["CensorResult"])
+        for frame in video["VideoTimelines"]["VideoTimeline"]
+    ]
+    payload = {"MediaCensorJobList": [job], "NonExistIds": ["gone-1", "gone-2"]}
+
+    # Then the findings are those of the wrapped original
+    assert adapter.parse(payload)[0].findings == only_verdict(load_payload(PROVIDER, "job-list")).findings
+    assert non_existent_ids(payload) == ["gone-1", "gone-2"]
+
+
+@pytest.mark.parametrize("empty", [{}, "", None, {"MediaCensorJob": []}, {"MediaCensorJob": None}])
+def test_an_empty_or_null_job_list_gives_no_verdicts(empty: Any) -> None:
+    assert adapter.parse({"RequestId": "R-1", "MediaCensorJobList": empty}) == []
+
+
+def test_list_response_with_only_unknown_ids_gives_no_verdicts() -> None:
+    payload = {"RequestId": "R-1", "NonExistIds": {"String": ["gone"]}}
+
+    assert adapter.parse(payload) == []
+    assert non_existent_ids(payload) == ["gone"]
+
+
+def test_success_job_with_no_result_parts_has_the_providers_suggestion_and_no_findings() -> None:
+    job = {"JobId": "j-1", "State": "Success", "Suggestion": "review", "FinishTime": "2024-03-18T10:00:00Z"}
+
+    verdict = only_verdict(job)
+
+    assert verdict.findings == []
+    assert verdict.suggestion is Suggestion.REVIEW
+    assert verdict.content is None
+    assert verdict.metadata == {}
+
+
+def test_empty_parts_and_part_level_summaries_add_no_findings() -> None:
+    # Given parts that are empty, or hold only the part's overall Suggestion
+    job = {
+        "JobId": "j-1",
+        "State": "Success",
+        "Suggestion": "pass",
+        "TitleCensorResult": {},
+        "DescCensorResult": "",
+        "BarrageCensorResult": {"Suggestion": "pass"},
+        "VensorCensorResult": {
+            "Suggestion": "pass",
+            "CensorResults": {},
+            "VideoTimelines": {"VideoTimeline": []},
+        },
+    }
+
+    assert only_verdict(job).findings == []
+
+
+def test_result_without_a_label_is_labelled_with_its_scene() -> None:
+    job = {"JobId": "j-1", "State": "Success", "TitleCensorResult": {"Scene": "antispam", "Rate": "12"}}
+
+    assert only_verdict(job).findings == [
+        Finding(category="antispam", label="antispam", confidence=0.12, item="title")
+    ]
+
+
+def test_a_bare_list_of_jobs_gives_a_verdict_each() -> None:
+    running = load_payload(PROVIDER, "job-list-running")["MediaCensorJobList"]["MediaCensorJob"]
+
+    assert [v.job_id for v in adapter.parse(running)] == [job["JobId"] for job in running]
+
+
+def test_state_and_suggestion_are_read_whatever_their_case() -> None:
+    job = {"JobId": "j-1", "State": "SUCCESS", "Suggestion": "Block"}
+
+    verdict = only_verdict(job)
+
+    assert verdict.status is JobStatus.SUCCEEDED
+    assert verdict.suggestion is Suggestion.BLOCK
+
+
+# --- payloads that are not understood name the field ---
+
+
+def assert_payload_error(payload: Any, field: str) -> PayloadError:
+    with pytest.raises(PayloadError) as raised:
+        adapter.parse(payload)
+    assert raised.value.field == field
+    return raised.value
+
+
+def test_non_numeric_rate_is_refused_naming_the_field() -> None:
+    job = seed_job()
+    job["TitleCensorResult"]["Rate"] = "abc"
+
+    error = assert_payload_error(list_of(job), "MediaCensorJobList.0.TitleCensorResult.Rate")
+    assert "0 to 100" in error.problem
+
+
+@pytest.mark.parametrize("rate", ["100.01", "-1", "NaN", "inf", True, ["50"]])
+def test_rate_out_of_range_or_not_a_number_is_refused(rate: Any) -> None:
+    job = seed_job()
+    job["BarrageCensorResult"]["Rate"] = rate
+
+    assert_payload_error(job, "BarrageCensorResult.Rate")
+
+
+def test_rate_deep_in_a_video_timeline_is_named_by_its_path() -> None:
+    job = seed_job()
+    job["VensorCensorResult"]["VideoTimelines"]["VideoTimeline"][0]["CensorResults"]["CensorResult"][0][
+        "Rate"
+    ] = "x"
+
+    assert_payload_error(job, "VensorCensorResult.VideoTimelines.0.CensorResults.0.Rate")
+
+
+def test_unknown_state_is_refused_naming_the_field() -> None:
+    job = seed_job()
+    job["State"] = "Weird"
+
+    error = assert_payload_error(list_of(job), "MediaCensorJobList.0.State")
+    assert "Weird" in error.problem
+
+
+@pytest.mark.parametrize("job_list", ["oops", 42, True])
+def test_job_list_that_is_not_an_object_is_refused_naming_the_field(job_list: Any) -> None:
+    assert_payload_error({"RequestId": "R-1", "MediaCensorJobList": job_list}, "MediaCensorJobList")
+
+
+def test_timestamp_not_in_hh_mm_ss_is_refused_naming_the_field() -> None:
+    job = seed_job()
+    job["VensorCensorResult"]["VideoTimelines"]["VideoTimeline"][0]["Timestamp"] = "3 minutes"
+
+    assert_payload_error(job, "VensorCensorResult.VideoTimelines.0.Timestamp")
+
+
+def test_unknown_suggestion_is_refused_naming_the_field() -> None:
+    job = seed_job()
+    job["DescCensorResult"]["Suggestion"] = "maybe"
+
+    assert_payload_error(job, "DescCensorResult.Suggestion")
+
+
+def test_unparsable_creation_time_is_refused_naming_the_field() -> None:
+    job = seed_job()
+    job["CreationTime"] = "yesterday"
+
+    assert_payload_error(job, "CreationTime")
+
+
+def test_scored_result_without_a_scene_is_refused() -> None:
+    job = seed_job()
+    del job["TitleCensorResult"]["Scene"]
+
+    error = assert_payload_error(job, "TitleCensorResult")
+    assert "Scene" in error.problem
+
+
+def test_job_without_an_id_is_refused() -> None:
+    job = seed_job()
+    del job["JobId"]
+
+    assert_payload_error(list_of(job), "MediaCensorJobList.0.JobId")
+
+
+def test_an_mps_error_response_is_not_taken_for_a_job() -> None:
+    error = assert_payload_error(
+        {
+            "RequestId": "R-1",
+            "HostId": "mts.cn-shanghai.aliyuncs.com",
+            "Code": "Throttling",
+            "Message": "slow",
+        },
+        "Code",
+    )
+    assert "Throttling" in error.problem
+
+
+@pytest.mark.parametrize(("payload", "field"), [("text", "(root)"), (7, "(root)"), ({"Foo": 1}, "JobId")])
+def test_payloads_of_no_known_shape_are_refused(payload: Any, field: str) -> None:
+    assert_payload_error(payload, field)
+
+
+def test_timeline_token_of_a_payload_that_is_no_job_is_refused() -> None:
+    with pytest.raises(PayloadError):
+        timeline_next_page_token({"RequestId": "R-1"})
+    with pytest.raises(PayloadError):
+        non_existent_ids(["not", "a", "response"])
+
+
+# --- MNS push notice: the body names the job to fetch ---
+
+
+def notice(body: bytes) -> CallbackRequest:
+    return CallbackRequest(body=body, headers={"Content-Type": "text/plain;charset=utf-8"})
+
+
+def xml_fixture() -> bytes:
+    return (EVENTS_DIR / "providers" / PROVIDER / "mns-notification.xml").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(load_payload_bytes(PROVIDER, "mns-notification"), id="raw-json-message"),
+        pytest.param(load_payload_bytes(PROVIDER, "mns-notification-envelope"), id="json-envelope"),
+        pytest.param(xml_fixture(), id="xml-envelope"),
+    ],
+)
+def test_notice_in_every_subscription_format_asks_to_fetch_the_job(body: bytes) -> None:
+    result = adapter.parse_callback(notice(body))
+
+    assert result.jobs_to_fetch == [DETAIL_JOB_ID]
+    assert result.verdicts == []
+
+
+def test_camel_case_only_message_is_understood() -> None:
+    body = json.dumps({"jobId": "abc123", "state": "Fail", "code": "InternalError", "msg": "x"}).encode()
+
+    assert adapter.parse_callback(notice(body)).jobs_to_fetch == ["abc123"]
+
+
+def test_base64_raw_message_is_decoded() -> None:
+    body = base64.b64encode(json.dumps({"JobId": "abc123", "State": "Success"}).encode())
+
+    assert adapter.parse_callback(notice(body)).jobs_to_fetch == ["abc123"]
+
+
+def test_base64_message_inside_the_json_envelope_is_decoded() -> None:
+    envelope = load_payload(PROVIDER, "mns-notification-envelope")
+    envelope["Message"] = base64.b64encode(envelope["Message"].encode()).decode()
+
+    assert adapter.parse_callback(notice(json.dumps(envelope).encode())).jobs_to_fetch == [DETAIL_JOB_ID]
+
+
+def test_bare_xml_element_tree_is_understood() -> None:
+    body = b"<Message><JobId>abc123</JobId><State>Success</State><Type>MediaCensor</Type></Message>"
+
+    assert adapter.parse_callback(notice(body)).jobs_to_fetch == ["abc123"]
+
+
+def test_xml_with_a_doctype_is_refused_before_any_entity_expands() -> None:
+    body = (
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
+        b"<Notification><Message>&lol2;</Message></Notification>"
+    )
+
+    with pytest.raises(MalformedPayloadError, match="DOCTYPE"):
+        adapter.parse_callback(notice(body))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({"Type": "MediaCensor", "State": "Success"}).encode(),
+        json.dumps({"TopicName": "t", "Message": "job finished"}).encode(),
+        b"<Notification><Message>no job here</Message></Notification>",
+        b"hello",
+        b"",
+    ],
+)
+def test_notice_without_a_job_id_is_refused_naming_job_id(body: bytes) -> None:
+    with pytest.raises(PayloadError) as raised:
+        adapter.parse_callback(notice(body))
+    assert raised.value.field == "JobId"
+
+
+@pytest.mark.parametrize("job_id", ["", "  ", 42, "has space", "x" * 513])
+def test_notice_with_an_unusable_job_id_is_refused(job_id: Any) -> None:
+    with pytest.raises(PayloadError) as raised:
+        adapter.parse_callback(notice(json.dumps({"JobId": job_id}).encode()))
+    assert raised.value.field == "JobId"
+
+
+def test_notice_naming_two_different_jobs_is_refused() -> None:
+    body = json.dumps({"JobId": "job-a", "jobId": "job-b"}).encode()
+
+    with pytest.raises(PayloadError, match="different jobs"):
+        adapter.parse_callback(notice(body))
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"<Notification><Message>", b"\xff\xfe\x00"])
+def test_malformed_notice_body_is_refused_as_malformed(body: bytes) -> None:
+    with pytest.raises(MalformedPayloadError):
+        adapter.parse_callback(notice(body))
+
+
+# --- MNS push signature ---
+
+CERT_URL = "https://mnstest.oss-cn-hangzhou.aliyuncs.com/x509_public_certificate.pem"
+NOW = datetime(2024, 3, 18, 10, 5, 0, tzinfo=UTC)
+PATH = "/prod/callbacks/alibaba-mps"
+
+
+def private_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def self_signed_pem(key: rsa.RSAPrivateKey) -> bytes:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "notify")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+MNS_KEY = private_key()
+OTHER_KEY = private_key()
+MNS_PEM = self_signed_pem(MNS_KEY)
+BODY = xml_fixture()
+
+
+def header(headers: Mapping[str, str], name: str) -> str:
+    return next((value for key, value in headers.items() if key.lower() == name.lower()), "")
+
+
+def mns_signature(key: rsa.RSAPrivateKey, method: str, path: str, headers: Mapping[str, str]) -> str:
+    """Sign as MNS does: RSA-SHA1 over method, Content-MD5, Content-Type, Date, x-mns-* headers, path."""
+    mns_headers = sorted(
+        (name.lower(), value) for name, value in headers.items() if name.lower().startswith("x-mns-")
+    )
+    string_to_sign = (
+        f"{method}\n{header(headers, 'Content-MD5')}\n{header(headers, 'Content-Type')}\n{header(headers, 'Date')}\n"
+        + "".join(f"{name}:{value}\n" for name, value in mns_headers)
+        + path
+    )
+    signature = key.sign(string_to_sign.encode(), padding.PKCS1v15(), hashes.SHA1())  # noqa: S303 - MNS's choice
+    return base64.b64encode(signature).decode()
+
+
+def doc_style_md5(body: bytes) -> str:
+    """MNS's documented Content-MD5: base64 of the hex digest."""
+    return base64.b64encode(hashlib.md5(body).hexdigest().encode()).decode()
+
+
+def mns_request(
+    *,
+    body: bytes = BODY,
+    sent_at: datetime = NOW - timedelta(seconds=2),
+    cert_url: str = CERT_URL,
+    key: rsa.RSAPrivateKey = MNS_KEY,
+    content_md5: str | None = "doc",
+    path: str = PATH,
+) -> CallbackRequest:
+    headers = {
+        "Content-Type": "text/xml;charset=utf-8",
+        "Date": format_datetime(sent_at, usegmt=True),
+        "x-mns-request-id": "65F81C2FE3D56D7C00000A1B",
+        "x-mns-version": "2015-06-06",
+        "x-mns-signing-cert-url": base64.b64encode(cert_url.encode()).decode(),
+        "x-mns-message-id": "5DE4A3F1B2C6D7E8-1-18E4F1A2B3C-200000004",
+        "x-mns-topic-name": "mps-censor-notices",
+    }
+    if content_md5 == "doc":
+        headers["Content-MD5"] = doc_style_md5(body)
+    elif content_md5 is not None:
+        headers["Content-MD5"] = content_md5
+    headers["Authorization"] = mns_signature(key, "POST", path, headers)
+    return CallbackRequest(body=body, headers=headers, path=path, method="POST")
+
+
+def with_headers(request: CallbackRequest, **changes: str | None) -> CallbackRequest:
+    headers = {name: value for name, value in request.headers.items() if name not in changes}
+    headers.update({name: value for name, value in changes.items() if value is not None})
+    return CallbackRequest(body=request.body, headers=headers, path=request.path, method=request.method)
+
+
+def context(
+    *,
+    pem: bytes = MNS_PEM,
+    hosts: list[str] | None = None,
+    loader: bool = True,
+    max_age_seconds: int = 900,
+    tokens: list[str] | None = None,
+) -> VerifyContext:
+    settings = CallbackSettings(
+        max_age_seconds=max_age_seconds,
+        tokens=tokens or [],
+        **({"certificate_hosts": hosts} if hosts is not None else {}),
+    )
+    return VerifyContext(settings=settings, now=NOW, load_certificate=(lambda url: pem) if loader else None)
+
+
+def rejected(request: CallbackRequest, ctx: VerifyContext | None = None) -> CallbackAuthError:
+    with pytest.raises(CallbackAuthError) as raised:
+        adapter.verify_signature(request, ctx or context())
+    # Whatever failed, the signature is never echoed back
+    assert (request.header("Authorization") or "<none>") not in raised.value.message
+    return raised.value
+
+
+def test_notice_signed_as_mns_signs_is_accepted() -> None:
+    request = mns_request()
+
+    assert adapter.verify_signature(request, context()) is True
+    adapter.verify_callback(request, context())  # the base class's check passes on the signature alone
+    assert adapter.parse_callback(request).jobs_to_fetch == [DETAIL_JOB_ID]
+
+
+@pytest.mark.parametrize(
+    "content_md5",
+    [
+        pytest.param(None, id="absent"),
+        pytest.param(hashlib.md5(BODY).hexdigest().upper(), id="bare-upper-hex"),
+        pytest.param(base64.b64encode(hashlib.md5(BODY).digest()).decode(), id="rfc1864-base64"),
+    ],
+)
+def test_every_content_md5_form_mns_uses_is_accepted(content_md5: str | None) -> None:
+    assert adapter.verify_signature(mns_request(content_md5=content_md5), context()) is True
+
+
+@pytest.mark.parametrize("recase", [str.lower, str.upper, str.title])
+def test_header_names_in_any_case_are_accepted(recase: Any) -> None:
+    request = mns_request()
+    recased = CallbackRequest(
+        body=request.body,
+        headers={recase(name): value for name, value in request.headers.items()},
+        path=request.path,
+    )
+
+    assert adapter.verify_signature(recased, context()) is True
+
+
+def test_date_just_inside_the_window_is_accepted() -> None:
+    assert adapter.verify_signature(mns_request(sent_at=NOW - timedelta(minutes=14)), context()) is True
+
+
+def test_certificate_over_http_from_an_allow_listed_loopback_host_is_accepted() -> None:
+    request = mns_request(cert_url="http://127.0.0.1:9090/cert.pem")
+
+    assert adapter.verify_signature(request, context(hosts=["127.0.0.1"])) is True
+
+
+def test_a_wrong_signature_is_rejected() -> None:
+    request = with_headers(mns_request(), Authorization=base64.b64encode(b"\x01" * 256).decode())
+
+    assert "invalid signature" in rejected(request).message
+
+
+def test_a_signature_that_is_not_base64_is_rejected() -> None:
+    assert "invalid signature" in rejected(with_headers(mns_request(), Authorization="not base64 !")).message
+
+
+def test_a_signature_by_another_key_is_rejected() -> None:
+    assert "invalid signature" in rejected(mns_request(key=OTHER_KEY)).message
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"x-mns-message-id": "another-message"},
+        {"x-mns-topic-name": "someone-elses-topic"},
+        {"x-mns-extra": "added after signing"},
+        {"Content-Type": "application/json"},
+    ],
+)
+def test_a_header_changed_after_signing_is_rejected(changes: dict[str, str]) -> None:
+    assert "invalid signature" in rejected(with_headers(mns_request(), **changes)).message
+
+
+def test_a_different_path_is_rejected() -> None:
+    request = mns_request()
+    moved = CallbackRequest(body=request.body, headers=request.headers, path="/prod/callbacks/huawei-video")
+
+    assert "invalid signature" in rejected(moved).message
+
+
+def test_a_stale_date_is_rejected_as_a_replay() -> None:
+    assert "stale Date" in rejected(mns_request(sent_at=NOW - timedelta(minutes=16))).message
+
+
+def test_a_date_too_far_in_the_future_is_rejected() -> None:
+    assert "future" in rejected(mns_request(sent_at=NOW + timedelta(minutes=16))).message
+
+
+def test_the_age_limit_is_configurable() -> None:
+    request = mns_request(sent_at=NOW - timedelta(minutes=2))
+
+    assert "stale Date" in rejected(request, context(max_age_seconds=60)).message
+
+
+def test_an_unparsable_date_is_rejected() -> None:
+    assert "Date" in rejected(with_headers(mns_request(), Date="yesterday at noon")).message
+
+
+@pytest.mark.parametrize(
+    "cert_url",
+    [
+        "https://evil.oss-cn-hangzhou.aliyuncs.com/x509_public_certificate.pem",
+        "https://mnstest.oss-cn-hangzhou.aliyuncs.com.evil.example/x509_public_certificate.pem",
+        "https://mnstest.oss-cn-hangzhou.aliyuncs.com@evil.example/x509_public_certificate.pem",
+        "https://127.0.0.1/cert.pem",
+    ],
+)
+def test_a_certificate_from_a_host_not_allowed_is_rejected(cert_url: str) -> None:
+    assert "certificate host not allowed" in rejected(mns_request(cert_url=cert_url)).message
+
+
+def test_a_certificate_over_http_from_a_public_host_is_rejected() -> None:
+    request = mns_request(cert_url="http://mnstest.oss-cn-hangzhou.aliyuncs.com/x509_public_certificate.pem")
+
+    assert "scheme not allowed" in rejected(request).message
+
+
+@pytest.mark.parametrize(
+    "cert_url",
+    [
+        "https://user:pw@mnstest.oss-cn-hangzhou.aliyuncs.com/x509_public_certificate.pem",
+        "https://mnstest.oss-cn-hangzhou.aliyuncs.com:8443/x509_public_certificate.pem",
+        "https://mnstest.oss-cn-hangzhou.aliyuncs.com\\@evil.example/cert.pem",
+    ],
+)
+def test_certificate_urls_with_credentials_ports_or_odd_characters_are_rejected(cert_url: str) -> None:
+    rejected(mns_request(cert_url=cert_url))
+
+
+@pytest.mark.parametrize(
+    "encoded", ["%%%not-base64%%%", "aHR0cHM6Ly9ó", base64.b64encode(b"\xff\xfe").decode()]
+)
+def test_a_certificate_url_that_is_not_base64_of_a_url_is_rejected(encoded: str) -> None:
+    request = with_headers(mns_request(), **{"x-mns-signing-cert-url": encoded})
+
+    assert "x-mns-signing-cert-url" in rejected(request).message
+
+
+@pytest.mark.parametrize("missing", ["Authorization", "x-mns-signing-cert-url", "Date"])
+def test_a_missing_required_header_is_rejected_by_name(missing: str) -> None:
+    request = with_headers(mns_request(), **{missing: None})
+
+    assert f"missing header {missing}" in rejected(request).message
+
+
+def test_a_body_that_does_not_match_content_md5_is_rejected() -> None:
+    request = mns_request()
+    tampered = CallbackRequest(
+        body=request.body.replace(DETAIL_JOB_ID.encode(), b"0" * 32),
+        headers=request.headers,
+        path=request.path,
+    )
+
+    assert "Content-MD5 mismatch" in rejected(tampered).message
+
+
+def test_without_a_certificate_loader_nothing_is_accepted() -> None:
+    assert "certificate loading unavailable" in rejected(mns_request(), context(loader=False)).message
+
+
+def test_a_certificate_that_is_not_pem_is_rejected() -> None:
+    assert "certificate" in rejected(mns_request(), context(pem=b"not a certificate")).message
+
+
+def test_a_valid_url_token_does_not_replace_the_mns_signature() -> None:
+    # Given a URL token configured and presented, but a notice that carries no MNS signature
+    token = "tok_0123456789abcdef"
+    request = CallbackRequest(
+        body=BODY, headers={"Content-Type": "text/xml"}, query={"token": token}, path=PATH
+    )
+
+    # Then the MNS check still runs, and refuses it
+    with pytest.raises(CallbackAuthError, match="missing header Authorization"):
+        adapter.verify_callback(request, context(tokens=[token]))
