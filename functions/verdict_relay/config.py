@@ -54,10 +54,14 @@ class CallbackSettings(_Strict):
     secrets can be rotated: add the new one, move the provider over, remove the old one."""
 
     tokens: list[SecretToken] = Field(
-        default_factory=list, description="Secret tokens accepted in the callback URL's ?token= parameter"
+        default_factory=list,
+        repr=False,
+        description="Secret tokens accepted in the callback URL's ?token= parameter",
     )
     seeds: list[HuaweiSeed] = Field(
-        default_factory=list, description="Huawei v3: the job seeds whose X-Auth-Signature is accepted"
+        default_factory=list,
+        repr=False,
+        description="Huawei v3: the job seeds whose X-Auth-Signature is accepted",
     )
     certificate_hosts: list[str] = Field(
         default_factory=lambda: list(DEFAULT_MNS_CERTIFICATE_HOSTS),
@@ -93,17 +97,87 @@ class AzurePolicy(_Strict):
         return {k.lower(): v for k, v in value.items()}
 
 
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+
+
+class HuaweiAkSk(_Strict):
+    """Huawei AK/SK: requests are signed with SDK-HMAC-SHA256."""
+
+    ak: NonEmpty
+    sk: NonEmpty = Field(repr=False)
+
+
+class HuaweiToken(_Strict):
+    """A Huawei IAM token (X-Auth-Token), valid 24 h: for short-lived setups and tests."""
+
+    token: NonEmpty = Field(repr=False)
+
+
+class HuaweiIamUser(_Strict):
+    """Huawei IAM user credentials: a token is fetched from IAM and cached until shortly before it expires."""
+
+    user_name: NonEmpty
+    password: NonEmpty = Field(repr=False)
+    domain_name: NonEmpty
+    iam_endpoint: str | None = Field(
+        default=None, description="Defaults to https://iam.{region}.myhuaweicloud.com"
+    )
+
+
+class AlibabaKeys(_Strict):
+    access_key_id: NonEmpty
+    access_key_secret: NonEmpty = Field(repr=False)
+    signature: Literal["ACS3-HMAC-SHA256", "HMAC-SHA1"] = "ACS3-HMAC-SHA256"
+
+
+class AzureKey(_Strict):
+    subscription_key: NonEmpty = Field(repr=False)
+
+
+Credentials = HuaweiAkSk | HuaweiToken | HuaweiIamUser | AlibabaKeys | AzureKey
+
+CREDENTIAL_SHAPES: dict[str, tuple[type[BaseModel], ...]] = {
+    "huawei-video": (HuaweiAkSk, HuaweiToken, HuaweiIamUser),
+    "huawei-audio": (HuaweiAkSk, HuaweiToken, HuaweiIamUser),
+    "huawei-image-batch": (HuaweiAkSk, HuaweiToken, HuaweiIamUser),
+    "alibaba-mps": (AlibabaKeys,),
+    "azure-review": (AzureKey,),
+}
+
+
 class ProviderSettings(_Strict):
     """One provider's entry in the providers document."""
 
     endpoint: str | None = Field(
         default=None, description="Base URL of the provider's API (HTTPS, or loopback)"
     )
-    credentials: dict[str, str] | None = None
-    project_id: str | None = None
-    region: str | None = None
-    team: str | None = None
-    rate_limit_per_s: float | None = Field(default=None, gt=0)
+    credentials: dict[str, str] | None = Field(
+        default=None,
+        repr=False,
+        description="API credentials; their shape depends on the provider (see README)",
+    )
+    project_id: str | None = Field(default=None, description="Huawei project id")
+    region: str | None = Field(
+        default=None, description="Huawei / Alibaba region, e.g. ap-southeast-1, cn-shanghai"
+    )
+    team: str | None = Field(default=None, description="Azure Content Moderator review team name")
+    rate_limit_per_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Requests per second to the provider's API (defaults: documented limits)",
+    )
+    max_concurrency: int = Field(default=4, ge=1, le=64, description="Requests in flight at once")
+    batch_size: int | None = Field(
+        default=None, ge=1, le=100, description="Jobs per query where the API takes several (Alibaba JobIds)"
+    )
+    trust: Literal["body", "fetch"] | None = Field(
+        default=None,
+        description=(
+            "body: an authenticated callback's content becomes the verdict; fetch: the callback only makes the "
+            "job due and the verdict comes from the provider's API. Default: fetch for Huawei v3 and Azure when "
+            "API credentials are configured, else body"
+        ),
+    )
     callback: CallbackSettings = Field(default_factory=CallbackSettings)
     policy: AzurePolicy | None = None
 
@@ -125,6 +199,19 @@ class ProviderSettings(_Strict):
                 raise ValueError(f"credential '{key}' is empty")
         return value
 
+    def typed_credentials(self, provider: str) -> Credentials | None:
+        """The credentials as the model for this provider's shape; ValueError naming the expected keys."""
+        if self.credentials is None:
+            return None
+        shapes = CREDENTIAL_SHAPES[provider]
+        for shape in shapes:
+            try:
+                return shape.model_validate(self.credentials)  # type: ignore[return-value]
+            except ValidationError:
+                continue
+        expected = " or ".join("{" + ", ".join(shape.model_fields) + "}" for shape in shapes)
+        raise ValueError(f"expected {expected}; got keys {{{', '.join(sorted(self.credentials))}}}")
+
 
 class ProvidersConfig(_Strict):
     """The whole providers document: ``{"<provider name>": {...}, ...}``."""
@@ -141,11 +228,17 @@ class ProvidersConfig(_Strict):
                 f"{source}: unknown provider(s) {', '.join(unknown)}; known: {', '.join(PROVIDER_NAMES)}"
             )
         try:
-            return cls(providers=document)
+            config = cls(providers=document)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             key = ".".join(str(p) for p in first["loc"][1:])
             raise ConfigurationError(f"{source}: '{key}': {first['msg']}") from exc
+        for name, entry in config.providers.items():
+            try:
+                entry.typed_credentials(name)
+            except ValueError as exc:
+                raise ConfigurationError(f"{source}: '{name}.credentials': {exc}") from exc
+        return config
 
     def get(self, provider: str) -> ProviderSettings | None:
         return self.providers.get(provider)

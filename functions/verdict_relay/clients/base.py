@@ -1,0 +1,76 @@
+"""The port the poller talks to: fetch jobs from a provider's API, and discover finished jobs nobody registered.
+
+Clients translate HTTP into canonical verdicts (through the provider's adapter) and into the typed errors below;
+the poller never sees a status code or a provider's error body.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from verdict_relay.errors import ProviderApiError
+from verdict_relay.models.verdict import Verdict
+
+
+@dataclass(frozen=True)
+class FetchedJob:
+    verdict: Verdict
+    raw: bytes
+    """The provider's response body the verdict came from (kept for audit with terminal verdicts)."""
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    jobs: list[FetchedJob] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    """Job ids the provider says it does not know (AIS.0030, ResourceNotFound, NonExistIds): expired."""
+
+
+class ProviderAuthError(ProviderApiError):
+    """The provider refused our credentials: reported as such, not retried hot."""
+
+    code = "provider_auth_failed"
+
+
+class ProviderThrottledError(ProviderApiError):
+    """The provider said slow down (429, Throttling) even after the client's own retries."""
+
+    code = "provider_throttled"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderUnavailableError(ProviderApiError):
+    """5xx, timeouts, connection failures: counts towards the provider's circuit breaker."""
+
+    code = "provider_unavailable"
+
+
+class ProviderResponseError(ProviderApiError):
+    """The provider answered with something we cannot read (malformed JSON, unexpected shape)."""
+
+    code = "provider_bad_response"
+
+
+class ProviderClient(ABC):
+    """One provider's API as the poller needs it."""
+
+    name: str
+    max_batch: int = 1
+    """How many job ids one fetch() call takes (Alibaba: JobIds per QueryMediaCensorJobList)."""
+
+    @abstractmethod
+    def fetch(self, job_ids: Sequence[str]) -> FetchResult:
+        """The current state of up to ``max_batch`` jobs. Raises a ProviderApiError subclass on failure."""
+
+    def discover(self, since: datetime, until: datetime) -> list[str]:
+        """Ids of jobs that finished (or were created) in [since, until), for providers that can list them."""
+        return []
+
+    def close(self) -> None:  # noqa: B027 - an optional hook: clients without connections need nothing
+        """Release connections."""
