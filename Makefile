@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint format typecheck cfn-lint unit schema clean
+.PHONY: setup test lint format typecheck cfn-lint unit schema events clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +16,12 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) ## create .venv and install the package with its development tools
 
 lint: setup ## ruff lint and format check
-	$(BIN)/ruff check functions tests
-	$(BIN)/ruff format --check functions tests
+	$(BIN)/ruff check functions tests tools
+	$(BIN)/ruff format --check functions tests tools
 
 format: setup
-	$(BIN)/ruff check --fix functions tests
-	$(BIN)/ruff format functions tests
+	$(BIN)/ruff check --fix functions tests tools
+	$(BIN)/ruff format functions tests tools
 
 typecheck: setup
 	$(BIN)/mypy
@@ -36,6 +36,9 @@ test: lint typecheck cfn-lint unit ## everything CI runs
 
 schema: setup ## regenerate docs/verdict.schema.json from the model
 	$(BIN)/verdict-relay schema > docs/verdict.schema.json
+
+events: setup ## regenerate events/api/*.json from events/providers
+	$(BIN)/python tools/build_events.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam

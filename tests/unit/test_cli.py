@@ -1,0 +1,90 @@
+"""``verdict-relay normalize`` and ``verdict-relay schema``, run through the console entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import payload_path
+from verdict_relay.cli import main
+
+SHAPES = [
+    ("huawei-video", "succeeded", "block"),
+    ("huawei-video", "running", None),
+    ("huawei-audio", "succeeded", None),
+    ("huawei-image-batch", "finish", "pass"),
+    ("huawei-image-batch", "finish-with-failed-item", "block"),
+    ("alibaba-mps", "job-detail", None),
+    ("azure-review", "job-get", "pass"),
+    ("azure-review", "job-callback", None),
+    ("azure-review", "review-callback", None),
+]
+
+
+@pytest.mark.parametrize(("provider", "name", "suggestion"), SHAPES)
+def test_normalize_prints_one_canonical_verdict_for_a_single_job_payload(
+    provider: str, name: str, suggestion: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["normalize", "--provider", provider, str(payload_path(provider, name))])
+
+    assert code == 0
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["provider"] == provider
+    assert verdict["schema_version"] == "1.0"
+    if suggestion is not None:
+        assert verdict["suggestion"] == suggestion
+
+
+@pytest.mark.parametrize(
+    ("provider", "name"), [("alibaba-mps", "job-list"), ("huawei-image-batch", "job-list")]
+)
+def test_normalize_prints_an_array_for_a_payload_holding_several_jobs(
+    provider: str, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["normalize", "--provider", provider, str(payload_path(provider, name))]) == 0
+
+    verdicts = json.loads(capsys.readouterr().out)
+    assert isinstance(verdicts, list)
+    assert all(v["provider"] == provider for v in verdicts)
+
+
+def test_normalize_reads_standard_input() -> None:
+    payload = payload_path("huawei-video", "succeeded").read_bytes()
+
+    result = subprocess.run(
+        [sys.executable, "-m", "verdict_relay.cli", "normalize", "--provider", "huawei-video", "-"],
+        input=payload,
+        capture_output=True,
+        check=False,
+    )
+
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["job_id"] == "xxx"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"{not json", "not valid JSON"), (b'{"job_id": 1}', "field"), (b"\xff\xfe", "UTF-8")],
+)
+def test_unreadable_payload_exits_2_with_a_one_line_error(
+    content: bytes, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "payload.json"
+    path.write_bytes(content)
+
+    code = main(["normalize", "--provider", "huawei-video", str(path)])
+
+    assert code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert message in captured.err
+    assert captured.err.count("\n") == 1
+
+
+def test_missing_file_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["normalize", "--provider", "huawei-video", "/nonexistent/payload.json"]) == 2
+    assert "No such file" in capsys.readouterr().err

@@ -1,0 +1,66 @@
+"""What goes to SNS: the verdict JSON and attributes subscribers can filter on; oversized verdicts trimmed."""
+
+from __future__ import annotations
+
+import json
+
+from verdict_relay.dal.publisher import MAX_MESSAGE_BYTES, attributes_for, message_for
+from verdict_relay.models.verdict import Finding, JobStatus, Suggestion, Verdict
+
+
+def block_verdict(findings: list[Finding]) -> Verdict:
+    return Verdict(
+        provider="alibaba-mps",
+        job_id="j1",
+        status=JobStatus.SUCCEEDED,
+        suggestion=Suggestion.BLOCK,
+        findings=findings,
+    )
+
+
+def test_attributes_carry_provider_suggestion_status_and_flagged_categories() -> None:
+    verdict = block_verdict(
+        [
+            Finding(category="porn", label="sexy", confidence=0.9, suggestion=Suggestion.BLOCK),
+            Finding(category="ad", label="qr", confidence=0.6, suggestion=Suggestion.REVIEW),
+            Finding(category="terrorism", label="normal", confidence=0.1, suggestion=Suggestion.PASS),
+        ]
+    )
+
+    attributes = attributes_for(verdict, truncated=False)
+
+    assert attributes["provider"]["StringValue"] == "alibaba-mps"
+    assert attributes["suggestion"]["StringValue"] == "block"
+    assert attributes["status"]["StringValue"] == "succeeded"
+    assert attributes["categories"]["DataType"] == "String.Array"
+    assert json.loads(attributes["categories"]["StringValue"]) == ["ad", "porn"]
+
+
+def test_small_verdict_is_sent_whole() -> None:
+    verdict = block_verdict(
+        [Finding(category="porn", label="sexy", confidence=0.9, suggestion=Suggestion.BLOCK)]
+    )
+
+    body, truncated = message_for(verdict)
+
+    assert truncated is False
+    assert Verdict.model_validate_json(body) == verdict
+
+
+def test_oversized_verdict_keeps_its_strongest_findings_within_the_sns_limit() -> None:
+    weak = [
+        Finding(category="ad", label=f"weak-{i}", confidence=0.1, suggestion=Suggestion.PASS, text="x" * 300)
+        for i in range(2000)
+    ]
+    strong = Finding(
+        category="porn", label="explicit", confidence=0.99, suggestion=Suggestion.BLOCK, text="y" * 300
+    )
+    verdict = block_verdict([*weak, strong])
+
+    body, truncated = message_for(verdict)
+
+    assert truncated is True
+    assert len(body.encode()) <= MAX_MESSAGE_BYTES
+    sent = Verdict.model_validate_json(body)
+    assert sent.findings[0] == strong
+    assert sent.suggestion is Suggestion.BLOCK

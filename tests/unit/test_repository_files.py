@@ -1,0 +1,39 @@
+"""Generated files are in step with what they are generated from."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import tomllib
+from pathlib import Path
+
+from verdict_relay.cli import verdict_schema
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_published_verdict_schema_matches_the_model() -> None:
+    published = json.loads((ROOT / "docs" / "verdict.schema.json").read_text())
+
+    assert published == verdict_schema(), "docs/verdict.schema.json is stale: run `make schema`"
+
+
+def test_sample_api_events_match_the_provider_payloads() -> None:
+    builder = runpy.run_path(str(ROOT / "tools" / "build_events.py"))
+    expected = {f"{name}.json": builder["render"](event) for name, event in builder["build"]().items()}
+
+    actual = {p.name: p.read_text() for p in (ROOT / "events" / "api").glob("*.json")}
+
+    assert actual == expected, "events/api is stale: run `make events`"
+
+
+def test_lambda_requirements_pin_the_runtime_dependencies_except_what_lambda_provides() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    provided_by_lambda = {"boto3", "botocore"}
+    pinned = {d for d in project["dependencies"] if d.split("==")[0] not in provided_by_lambda}
+
+    lines = (ROOT / "functions" / "requirements.txt").read_text().splitlines()
+    bundled = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+
+    assert bundled == pinned
+    assert all("==" in d for d in project["dependencies"]), "runtime dependencies are pinned"
