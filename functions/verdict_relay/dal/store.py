@@ -288,6 +288,53 @@ class JobStore:
                 },
             )
 
+    def reschedule(self, provider: str, job_id: str, next_poll_at: datetime, attempts: int) -> bool:
+        """Set when an unfinished job is polled next; False if it finished meanwhile (nothing to poll)."""
+        try:
+            self._update(
+                "reschedule",
+                Key=_key(provider, job_id),
+                UpdateExpression="SET next_poll_at = :due, poll_attempts = :attempts",
+                ConditionExpression="attribute_exists(pk) AND status_rank < :two",
+                ExpressionAttributeValues={
+                    ":due": {"N": str(_epoch(next_poll_at))},
+                    ":attempts": {"N": str(attempts)},
+                    ":two": {"N": "2"},
+                },
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def watermark(self, provider: str) -> datetime | None:
+        """Up to when a provider's finished jobs have been discovered."""
+        item = self._call(
+            "read watermark",
+            self._client.get_item,
+            TableName=self._table,
+            Key=_key(provider, "-", f"WATERMARK#{provider}"),
+            ConsistentRead=True,
+        ).get("Item")
+        return datetime.fromisoformat(item["until"]["S"]) if item else None
+
+    def set_watermark(self, provider: str, until: datetime) -> None:
+        """Move the discovery watermark forward only (a slower concurrent run cannot move it back)."""
+        with contextlib.suppress(_ConditionFailed):
+            self._update(
+                "set watermark",
+                Key=_key(provider, "-", f"WATERMARK#{provider}"),
+                UpdateExpression="SET #until = :until, until_epoch = :epoch",
+                ConditionExpression="attribute_not_exists(until_epoch) OR until_epoch < :epoch",
+                ExpressionAttributeNames={"#until": "until"},
+                ExpressionAttributeValues={
+                    ":until": {"S": until.isoformat()},
+                    ":epoch": {"N": str(until.timestamp())},
+                },
+            )
+
+    def exists(self, provider: str, job_id: str) -> bool:
+        return self._get_item(provider, job_id) is not None
+
     # -- reads --------------------------------------------------------------------------------------------
 
     def get(self, provider: str, job_id: str) -> StoredJob | None:
@@ -402,6 +449,7 @@ class JobStore:
             publish_state=item.get("publish_state", {}).get("S", "not_required"),
             next_poll_at=int(item["next_poll_at"]["N"]) if "next_poll_at" in item else None,
             created_at=datetime.fromisoformat(item["created_at"]["S"]) if "created_at" in item else None,
+            poll_attempts=int(item.get("poll_attempts", {}).get("N", "0")),
         )
 
     @staticmethod

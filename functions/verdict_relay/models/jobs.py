@@ -31,6 +31,7 @@ class StoredJob:
     publish_state: str = "not_required"
     next_poll_at: int | None = None
     created_at: datetime | None = None
+    poll_attempts: int = 0
 
     def public_verdict(self) -> Verdict:
         """The verdict as the API and SNS show it: the caller's metadata merged over the provider's."""

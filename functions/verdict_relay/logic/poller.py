@@ -1,0 +1,324 @@
+"""The poll cycle: every outstanding job is resolved by polling its provider, within the provider's limits.
+
+One cycle, per provider with API credentials (providers run side by side, each isolated from the others):
+
+1. publish verdicts whose publish failed earlier (SNS was down);
+2. discover finished jobs nobody registered (providers that can list jobs) and make them due;
+3. read the jobs that are due from the sparse ``outstanding`` index (no Scan), fetch them in batches where the
+   API allows it, and send each result through the same ingest path as callbacks: one verdict, one publish,
+   whichever arrives first;
+4. reschedule unfinished jobs with capped exponential backoff and full jitter; jobs the provider no longer knows,
+   and image-batch jobs older than the provider keeps them, become ``expired`` (published as review by policy).
+
+Failures stay contained: a provider that keeps failing trips its circuit breaker and is skipped until the
+cool-down ends; an authentication failure opens it at once (retrying bad credentials hot helps nobody). Jobs
+of a failed request are left due. The cycle stops taking work when the invocation's time runs low; what is
+left stays due for the next run. The rate limit itself lives in each client's token bucket.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from verdict_relay.clients.base import FetchResult, ProviderAuthError, ProviderClient
+from verdict_relay.errors import ProviderApiError, StorageError
+from verdict_relay.logic.ingest import IngestService
+from verdict_relay.models.jobs import StoredJob
+from verdict_relay.models.verdict import JobStatus, Verdict, VerdictError
+from verdict_relay.observability import count, logger
+
+
+class PollStorePort(Protocol):
+    def due_jobs(self, provider: str, now: datetime, limit: int = 100) -> Iterable[StoredJob]: ...
+
+    def reschedule(self, provider: str, job_id: str, next_poll_at: datetime, attempts: int) -> bool: ...
+
+    def get(self, provider: str, job_id: str) -> StoredJob | None: ...
+
+    def exists(self, provider: str, job_id: str) -> bool: ...
+
+    def watermark(self, provider: str) -> datetime | None: ...
+
+    def set_watermark(self, provider: str, until: datetime) -> None: ...
+
+
+@dataclass(frozen=True)
+class PollSettings:
+    min_interval_s: float = 5.0
+    """Shortest delay before polling an unfinished job again."""
+    base_interval_s: float = 15.0
+    """Backoff base: the n-th poll of an unfinished job waits up to base * 2**n (full jitter), capped."""
+    max_interval_s: float = 900.0
+    due_limit: int = 2000
+    """Due jobs read per provider per cycle."""
+    safety_margin_s: float = 8.0
+    """Stop taking work when less than this remains of the invocation."""
+    discovery_lookback: timedelta = timedelta(hours=1)
+    """How far back the first discovery looks (later ones start at the stored watermark)."""
+    expire_after: Mapping[str, timedelta] = field(
+        default_factory=lambda: {"huawei-image-batch": timedelta(minutes=30)}
+    )
+    """Providers that drop jobs after a while: an unfinished job older than this is expired."""
+
+
+class CircuitBreaker:
+    """Per provider: opens after ``threshold`` consecutive failures, lets one try through after ``cooldown_s``."""
+
+    def __init__(
+        self, threshold: int = 3, cooldown_s: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ):
+        self._threshold = threshold
+        self._cooldown = cooldown_s
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        with self._lock:
+            return self._opened_at is not None and self._clock() - self._opened_at < self._cooldown
+
+    def record_success(self) -> None:
+        with self._lock:
+            self._failures = 0
+            self._opened_at = None
+
+    def record_failure(self, trip: bool = False) -> None:
+        with self._lock:
+            self._failures += 1
+            if trip or self._failures >= self._threshold:
+                self._opened_at = self._clock()
+
+
+@dataclass
+class ProviderReport:
+    polled: int = 0
+    resolved: int = 0
+    expired: int = 0
+    rescheduled: int = 0
+    failed_requests: int = 0
+    owed_published: int = 0
+    discovered: int = 0
+    left_due: int = 0
+    skipped: str | None = None
+
+
+@dataclass
+class CycleReport:
+    providers: dict[str, ProviderReport] = field(default_factory=dict)
+
+    @property
+    def resolved(self) -> int:
+        return sum(r.resolved + r.expired for r in self.providers.values())
+
+
+class Poller:
+    def __init__(
+        self,
+        store: PollStorePort,
+        ingest: IngestService,
+        clients: Mapping[str, ProviderClient],
+        breakers: Mapping[str, CircuitBreaker],
+        settings: PollSettings,
+        now: Callable[[], datetime],
+        concurrency: Mapping[str, int] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._ingest = ingest
+        self._clients = clients
+        self._breakers = breakers
+        self._settings = settings
+        self._now = now
+        self._concurrency = concurrency or {}
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._rng_lock = threading.Lock()
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self._clients)
+
+    def run_cycle(self, time_left_s: Callable[[], float]) -> CycleReport:
+        """One full cycle over every provider with a client, the providers side by side."""
+        report = CycleReport()
+        with ThreadPoolExecutor(max_workers=max(1, len(self._clients)), thread_name_prefix="poll") as pool:
+            futures = {name: pool.submit(self._run_provider, name, time_left_s) for name in self._clients}
+            for name, future in futures.items():
+                report.providers[name] = future.result()
+        return report
+
+    def _run_provider(self, provider: str, time_left_s: Callable[[], float]) -> ProviderReport:
+        report = ProviderReport()
+        try:
+            report.owed_published = self._ingest.publish_owed(provider, self._now())
+            if self._breakers[provider].is_open:
+                report.skipped = "circuit open"
+                count("ProviderSkippedCircuitOpen", provider)
+                return report
+            report.discovered = self._discover(provider)
+            due = [
+                job.job_id for job in self._store.due_jobs(provider, self._now(), self._settings.due_limit)
+            ]
+            self._poll(provider, due, time_left_s, report)
+        except StorageError as exc:
+            # The table is unreachable: nothing was lost (jobs stay due); the next cycle tries again.
+            logger.error("poll cycle stopped: storage failed", provider=provider, error=exc.message)
+            report.skipped = "storage failed"
+        return report
+
+    def poll_jobs(
+        self, provider: str, job_ids: Sequence[str], time_left_s: Callable[[], float]
+    ) -> ProviderReport:
+        """Poll given jobs (a fan-out batch) with the same code path as a cycle."""
+        report = ProviderReport()
+        if self._breakers[provider].is_open:
+            report.skipped = "circuit open"
+            report.left_due = len(job_ids)
+            return report
+        self._poll(provider, list(job_ids), time_left_s, report)
+        return report
+
+    # -- polling ------------------------------------------------------------------------------------------
+
+    def _poll(
+        self, provider: str, job_ids: list[str], time_left_s: Callable[[], float], report: ProviderReport
+    ) -> None:
+        client = self._clients[provider]
+        batches = [job_ids[i : i + client.max_batch] for i in range(0, len(job_ids), client.max_batch)]
+        stop = threading.Event()
+
+        def work(batch: list[str]) -> None:
+            if (
+                stop.is_set()
+                or self._breakers[provider].is_open
+                or time_left_s() < self._settings.safety_margin_s
+            ):
+                stop.set()
+                report.left_due += len(batch)
+                return
+            self._poll_batch(provider, client, batch, report)
+
+        with ThreadPoolExecutor(
+            max_workers=self._concurrency.get(provider, 4), thread_name_prefix=provider
+        ) as pool:
+            list(pool.map(work, batches))
+        if report.left_due:
+            count("JobsLeftDue", provider, report.left_due)
+
+    def _poll_batch(
+        self, provider: str, client: ProviderClient, batch: list[str], report: ProviderReport
+    ) -> None:
+        breaker = self._breakers[provider]
+        try:
+            result = client.fetch(batch)
+        except ProviderAuthError as exc:
+            breaker.record_failure(trip=True)
+            report.failed_requests += 1
+            report.left_due += len(batch)
+            count("ProviderAuthFailed", provider)
+            logger.error(
+                "provider refused our credentials; polling paused", provider=provider, error=exc.message
+            )
+            return
+        except ProviderApiError as exc:
+            breaker.record_failure()
+            report.failed_requests += 1
+            report.left_due += len(batch)
+            count("ProviderRequestFailed", provider)
+            logger.warning(
+                "provider request failed; jobs left due", provider=provider, code=exc.code, error=exc.message
+            )
+            return
+        breaker.record_success()
+        report.polled += len(batch)
+        self._apply(provider, batch, result, report)
+
+    def _apply(self, provider: str, batch: list[str], result: FetchResult, report: ProviderReport) -> None:
+        now = self._now()
+        seen = set()
+        for fetched in result.jobs:
+            verdict = fetched.verdict
+            seen.add(verdict.job_id)
+            if verdict.is_terminal:
+                self._ingest.ingest(verdict, fetched.raw, now)
+                report.resolved += 1
+                continue
+            if self._expired_by_age(provider, verdict.job_id, now):
+                self._expire(
+                    verdict.provider, verdict.job_id, now, "the provider keeps these jobs for a limited time"
+                )
+                report.expired += 1
+                continue
+            self._ingest.ingest(verdict, None, now)
+            self._reschedule(provider, verdict.job_id, now)
+            report.rescheduled += 1
+        for job_id in result.missing:
+            seen.add(job_id)
+            self._expire(provider, job_id, now, "the provider does not know this job (deleted or expired)")
+            report.expired += 1
+        for job_id in batch:
+            if job_id not in seen:  # the provider answered without it: try again later
+                self._reschedule(provider, job_id, now)
+                report.rescheduled += 1
+
+    def _expire(self, provider: str, job_id: str, now: datetime, why: str) -> None:
+        verdict = Verdict(
+            provider=provider,
+            job_id=job_id,
+            status=JobStatus.EXPIRED,
+            error=VerdictError(code="job_expired", message=why),
+            updated_at=now,
+            completed_at=now,
+        )
+        self._ingest.ingest(verdict, None, now)
+        count("JobExpired", provider)
+
+    def _expired_by_age(self, provider: str, job_id: str, now: datetime) -> bool:
+        limit = self._settings.expire_after.get(provider)
+        if limit is None:
+            return False
+        job = self._store.get(provider, job_id)
+        return job is not None and job.created_at is not None and now - job.created_at > limit
+
+    def _reschedule(self, provider: str, job_id: str, now: datetime) -> None:
+        job = self._store.get(provider, job_id)
+        attempts = (job.poll_attempts if job else 0) + 1
+        self._store.reschedule(provider, job_id, now + timedelta(seconds=self.backoff(attempts)), attempts)
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds until the next poll: full jitter over base * 2**attempts, capped, never below the minimum."""
+        ceiling = min(self._settings.max_interval_s, self._settings.base_interval_s * 2 ** min(attempts, 20))
+        with self._rng_lock:
+            delay = self._rng.uniform(0, ceiling)
+        return max(self._settings.min_interval_s, delay)
+
+    # -- discovery ----------------------------------------------------------------------------------------
+
+    def _discover(self, provider: str) -> int:
+        client = self._clients[provider]
+        now = self._now()
+        since = self._store.watermark(provider) or now - self._settings.discovery_lookback
+        try:
+            job_ids = client.discover(since, now)
+        except ProviderApiError as exc:
+            self._breakers[provider].record_failure(trip=isinstance(exc, ProviderAuthError))
+            logger.warning("discovery failed", provider=provider, code=exc.code, error=exc.message)
+            return 0
+        found = 0
+        for job_id in job_ids:
+            if not self._store.exists(provider, job_id):
+                self._ingest.mark_due(provider, job_id, now)
+                found += 1
+        # Alibaba lists by creation time: step back a little so a job created as the window closed is not missed.
+        self._store.set_watermark(provider, now - timedelta(minutes=1))
+        if found:
+            count("JobsDiscovered", provider, found)
+        return found

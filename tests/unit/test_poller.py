@@ -1,0 +1,304 @@
+"""The poll cycle against the real store (moto) and scripted provider clients (fakes of the external API)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.conftest import FakeAws
+from verdict_relay.clients.base import (
+    FetchedJob,
+    FetchResult,
+    ProviderAuthError,
+    ProviderClient,
+    ProviderUnavailableError,
+)
+from verdict_relay.dal.archive import PayloadArchive
+from verdict_relay.dal.publisher import VerdictPublisher
+from verdict_relay.dal.store import JobStore
+from verdict_relay.logic.ingest import IngestService
+from verdict_relay.logic.policy import VerdictPolicy
+from verdict_relay.logic.poller import CircuitBreaker, Poller, PollSettings
+from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+PLENTY_OF_TIME = lambda: 600.0  # noqa: E731
+
+
+class ScriptedClient(ProviderClient):
+    """A provider API whose jobs and failures the test sets; records what it was asked."""
+
+    def __init__(self, name: str, max_batch: int = 1) -> None:
+        self.name = name
+        self.max_batch = max_batch
+        self.jobs: dict[str, Verdict] = {}
+        self.missing: set[str] = set()
+        self.failures: list[Exception] = []
+        self.requests: list[list[str]] = []
+        self.discoverable: list[str] = []
+
+    def fetch(self, job_ids: Sequence[str]) -> FetchResult:
+        self.requests.append(list(job_ids))
+        if self.failures:
+            raise self.failures.pop(0)
+        found = [FetchedJob(self.jobs[j], b'{"raw": true}') for j in job_ids if j in self.jobs]
+        return FetchResult(jobs=found, missing=[j for j in job_ids if j in self.missing])
+
+    def discover(self, since: datetime, until: datetime) -> list[str]:
+        return list(self.discoverable)
+
+
+def verdict(provider: str, job_id: str, status: JobStatus, suggestion: Suggestion | None = None) -> Verdict:
+    return Verdict(
+        provider=provider, job_id=job_id, status=status, suggestion=suggestion, decided_by="provider"
+    )  # type: ignore[arg-type]
+
+
+class World:
+    def __init__(self, aws: FakeAws, *clients: ScriptedClient) -> None:
+        session = aws.session
+        self.aws = aws
+        self.clock = [NOW]
+        self.store = JobStore(
+            aws.resources.table_name,
+            session.client("dynamodb"),
+            PayloadArchive(aws.resources.bucket, session.client("s3")),
+        )
+        self.ingest = IngestService(
+            self.store, VerdictPublisher(aws.resources.topic_arn, session.client("sns")), VerdictPolicy()
+        )
+        self.clients = {c.name: c for c in clients}
+        self.breakers = {
+            c.name: CircuitBreaker(threshold=3, cooldown_s=60, clock=lambda: self.clock[0].timestamp())
+            for c in clients
+        }
+        self.poller = Poller(
+            self.store,
+            self.ingest,
+            self.clients,
+            self.breakers,
+            PollSettings(),
+            now=lambda: self.clock[0],
+            rng=random.Random(1),
+        )
+
+    def register(self, provider: str, *job_ids: str, at: datetime | None = None) -> None:
+        for job_id in job_ids:
+            self.store.register(provider, job_id, {}, at or self.clock[0], first_poll_at=at or self.clock[0])
+
+    def status(self, provider: str, job_id: str) -> JobStatus:
+        job = self.store.get(provider, job_id)
+        assert job is not None
+        return job.status
+
+    def due(self, provider: str) -> list[str]:
+        return [j.job_id for j in self.store.due_jobs(provider, self.clock[0])]
+
+
+def test_finished_job_is_stored_and_published_once(aws: FakeAws) -> None:
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    world.register("huawei-video", "j1")
+    client.jobs["j1"] = verdict("huawei-video", "j1", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+
+    report = world.poller.run_cycle(PLENTY_OF_TIME)
+
+    assert report.providers["huawei-video"].resolved == 1
+    assert world.status("huawei-video", "j1") is JobStatus.SUCCEEDED
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["j1"]
+    assert world.due("huawei-video") == []
+    # a second cycle finds nothing due and publishes nothing more
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    assert aws.published() == []
+
+
+def test_running_job_is_rescheduled_with_backoff_and_not_published(aws: FakeAws) -> None:
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    world.register("huawei-video", "j1")
+    client.jobs["j1"] = verdict("huawei-video", "j1", JobStatus.RUNNING)
+
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    job = world.store.get("huawei-video", "j1")
+    assert job is not None
+    assert job.status is JobStatus.RUNNING
+    assert job.poll_attempts == 1
+    assert job.next_poll_at is not None
+    assert job.next_poll_at >= (NOW + timedelta(seconds=PollSettings().min_interval_s)).timestamp()
+    assert world.due("huawei-video") == []
+    assert aws.published() == []
+
+
+def test_backoff_grows_with_attempts_and_is_capped() -> None:
+    poller = Poller(
+        None,
+        None,
+        {},
+        {},
+        PollSettings(min_interval_s=5, base_interval_s=10, max_interval_s=300),
+        now=lambda: NOW,
+        rng=random.Random(3),
+    )  # type: ignore[arg-type]
+
+    early = [poller.backoff(1) for _ in range(200)]
+    late = [poller.backoff(12) for _ in range(200)]
+
+    assert all(5 <= d <= 20 for d in early)
+    assert all(5 <= d <= 300 for d in late)
+    assert max(late) > 200  # full jitter spreads over the whole capped range
+    assert len(set(late)) > 150  # and does not hand every job the same time
+
+
+def test_job_the_provider_no_longer_knows_is_expired_and_published_as_review(aws: FakeAws) -> None:
+    client = ScriptedClient("huawei-audio")
+    world = World(aws, client)
+    world.register("huawei-audio", "gone")
+    client.missing.add("gone")
+
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    assert world.status("huawei-audio", "gone") is JobStatus.EXPIRED
+    (message,) = aws.published()
+    assert message["verdict"]["suggestion"] == "review"
+    assert message["verdict"]["error"]["code"] == "job_expired"
+
+
+def test_image_batch_job_older_than_30_minutes_expires(aws: FakeAws) -> None:
+    client = ScriptedClient("huawei-image-batch")
+    world = World(aws, client)
+    world.register("huawei-image-batch", "old", at=NOW - timedelta(minutes=31))
+    world.register("huawei-image-batch", "young", at=NOW - timedelta(minutes=5))
+    for job_id in ("old", "young"):
+        client.jobs[job_id] = verdict("huawei-image-batch", job_id, JobStatus.RUNNING)
+
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    assert world.status("huawei-image-batch", "old") is JobStatus.EXPIRED
+    assert world.status("huawei-image-batch", "young") is JobStatus.RUNNING
+
+
+def test_batches_follow_the_clients_batch_size(aws: FakeAws) -> None:
+    client = ScriptedClient("alibaba-mps", max_batch=10)
+    world = World(aws, client)
+    world.register("alibaba-mps", *[f"j{i:02}" for i in range(25)])
+
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    assert sorted(len(r) for r in client.requests) == [5, 10, 10]
+
+
+def test_auth_failure_opens_the_breaker_at_once_and_leaves_jobs_due_while_others_poll_on(
+    aws: FakeAws,
+) -> None:
+    failing = ScriptedClient("azure-review")
+    healthy = ScriptedClient("huawei-video")
+    world = World(aws, failing, healthy)
+    world.register("azure-review", "a1", "a2")
+    world.register("huawei-video", "h1")
+    failing.failures = [ProviderAuthError("401 from provider")] * 5
+    healthy.jobs["h1"] = verdict("huawei-video", "h1", JobStatus.SUCCEEDED, Suggestion.REVIEW)
+
+    report = world.poller.run_cycle(PLENTY_OF_TIME)
+
+    assert world.breakers["azure-review"].is_open
+    assert len(failing.requests) == 1  # not retried hot
+    assert sorted(world.due("azure-review")) == ["a1", "a2"]
+    assert report.providers["huawei-video"].resolved == 1
+    # the next cycle skips the provider until the cool-down ends
+    assert world.poller.run_cycle(PLENTY_OF_TIME).providers["azure-review"].skipped == "circuit open"
+    assert len(failing.requests) == 1
+
+
+def test_repeated_5xx_trips_the_breaker_and_it_half_opens_after_the_cooldown(aws: FakeAws) -> None:
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    world.register("huawei-video", "j1")
+    client.failures = [ProviderUnavailableError("503")] * 3
+    client.jobs["j1"] = verdict("huawei-video", "j1", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+
+    for _ in range(3):
+        world.poller.run_cycle(PLENTY_OF_TIME)
+
+    assert world.breakers["huawei-video"].is_open
+    assert world.due("huawei-video") == ["j1"]
+    assert aws.published() == []
+    # after the cool-down a try goes through and succeeds
+    world.clock[0] += timedelta(seconds=61)
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    assert world.status("huawei-video", "j1") is JobStatus.SUCCEEDED
+    assert len(aws.published()) == 1
+
+
+def test_cycle_stops_taking_work_when_time_runs_low_and_leaves_the_rest_due(aws: FakeAws) -> None:
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    world.register("huawei-video", *[f"j{i}" for i in range(10)])
+    for i in range(10):
+        client.jobs[f"j{i}"] = verdict("huawei-video", f"j{i}", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+
+    report = world.poller.run_cycle(lambda: 1.0)  # less than the safety margin from the start
+
+    assert report.providers["huawei-video"].left_due == 10
+    assert client.requests == []
+    assert len(world.due("huawei-video")) == 10
+
+
+def test_discovery_makes_unknown_jobs_due_and_leaves_known_ones_alone(aws: FakeAws) -> None:
+    client = ScriptedClient("alibaba-mps")
+    world = World(aws, client)
+    world.register("alibaba-mps", "known")
+    client.jobs["known"] = verdict("alibaba-mps", "known", JobStatus.SUCCEEDED, Suggestion.PASS)
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    client.discoverable = ["known", "stranger"]
+    client.jobs["stranger"] = verdict("alibaba-mps", "stranger", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+
+    report = world.poller.run_cycle(PLENTY_OF_TIME)
+
+    assert report.providers["alibaba-mps"].discovered == 1
+    assert world.status("alibaba-mps", "stranger") is JobStatus.SUCCEEDED
+    assert world.status("alibaba-mps", "known") is JobStatus.SUCCEEDED
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["stranger"]
+    assert world.store.watermark("alibaba-mps") is not None
+
+
+def test_cycle_publishes_verdicts_whose_publish_failed_earlier(aws: FakeAws) -> None:
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    sns = aws.session.client("sns")
+    endpoint = sns.list_subscriptions_by_topic(TopicArn=aws.resources.topic_arn)["Subscriptions"][0][
+        "Endpoint"
+    ]
+    sns.delete_topic(TopicArn=aws.resources.topic_arn)
+    world.ingest.ingest(verdict("huawei-video", "j1", JobStatus.SUCCEEDED, Suggestion.BLOCK), None, NOW)
+    sns.create_topic(Name=aws.resources.topic_arn.rsplit(":", 1)[1])
+    sns.subscribe(TopicArn=aws.resources.topic_arn, Protocol="sqs", Endpoint=endpoint)
+
+    report = world.poller.run_cycle(PLENTY_OF_TIME)
+
+    assert report.providers["huawei-video"].owed_published == 1
+    assert len(aws.published()) == 1
+
+
+@pytest.mark.parametrize("order", ["poll-first", "callback-first"])
+def test_callback_and_poll_for_the_same_job_give_one_verdict_and_one_publish(
+    aws: FakeAws, order: str
+) -> None:
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    world.register("huawei-video", "j1")
+    finished = verdict("huawei-video", "j1", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    client.jobs["j1"] = finished
+
+    if order == "poll-first":
+        world.poller.run_cycle(PLENTY_OF_TIME)
+        world.ingest.ingest(finished, b"{}", NOW)
+    else:
+        world.ingest.ingest(finished, b"{}", NOW)
+        world.poller.poll_jobs("huawei-video", ["j1"], PLENTY_OF_TIME)
+
+    assert world.status("huawei-video", "j1") is JobStatus.SUCCEEDED
+    assert len(aws.published()) == 1
