@@ -4,6 +4,9 @@
   (a JSON array when the payload holds several jobs, e.g. an Alibaba list response). Exit 2 with a one-line
   error for a payload it cannot read.
 * ``verdict-relay schema`` prints the JSON Schema of the canonical verdict (``docs/verdict.schema.json``).
+* ``verdict-relay poll --once`` runs one poll cycle against the configured table and providers (the same
+  environment variables as the Lambda: TABLE_NAME, TOPIC_ARN, RAW_PAYLOAD_BUCKET, PROVIDERS_FILE or
+  PROVIDERS_SECRET_ID; AWS_ENDPOINT_URL for a local endpoint) and prints what it did.
 """
 
 from __future__ import annotations
@@ -49,6 +52,18 @@ def _normalize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _poll(args: argparse.Namespace) -> int:
+    import time
+
+    from verdict_relay.handlers.dependencies import dependencies
+
+    deadline = time.monotonic() + args.budget
+    report = dependencies().poller().run_cycle(lambda: deadline - time.monotonic())
+    json.dump({name: vars(r) for name, r in report.providers.items()}, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
 def _schema(_: argparse.Namespace) -> int:
     json.dump(verdict_schema(), sys.stdout, indent=2)
     sys.stdout.write("\n")
@@ -71,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--unmoderated", choices=("review", "block"), default="review", help="verdict for failed jobs"
     )
     normalize.set_defaults(run=_normalize)
+
+    poll = commands.add_parser(
+        "poll", help="poll the providers for outstanding jobs", description=_poll.__doc__ or "one poll cycle"
+    )
+    poll.add_argument("--once", action="store_true", required=True, help="run one cycle and exit")
+    poll.add_argument("--budget", type=float, default=60.0, help="seconds the cycle may take (default 60)")
+    poll.set_defaults(run=_poll)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of the canonical verdict")
     schema.set_defaults(run=_schema)

@@ -268,6 +268,10 @@ class Settings(_Strict):
     )
     retention_days: int = Field(default=90, alias="RETENTION_DAYS", ge=1, le=3650)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, alias="MAX_BODY_BYTES", ge=1024, le=6 * 1024 * 1024)
+    poll_queue_url: str | None = Field(default=None, alias="POLL_QUEUE_URL")
+    poll_workers: int = Field(default=2, alias="POLL_WORKERS", ge=1, le=100)
+    """The poll worker's reserved concurrency: each worker polls at a provider's rate limit / this."""
+    poll_worker_budget_seconds: float = Field(default=240.0, alias="POLL_WORKER_BUDGET_SECONDS", gt=0)
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
@@ -281,6 +285,22 @@ class Settings(_Strict):
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
             )
             raise ConfigurationError(f"invalid environment: {problems}") from exc
+
+
+DEFAULT_RATE_LIMITS: dict[str, float] = {
+    "huawei-video": 10.0,
+    "huawei-audio": 10.0,
+    "huawei-image-batch": 10.0,
+    "alibaba-mps": 50.0,
+    "azure-review": 10.0,
+}
+"""Requests per second per account, from the providers' documentation (Azure: a conservative default)."""
+
+
+def rate_limit(provider: str, settings: ProviderSettings | None) -> float:
+    if settings is not None and settings.rate_limit_per_s is not None:
+        return settings.rate_limit_per_s
+    return DEFAULT_RATE_LIMITS[provider]
 
 
 def load_providers_config(settings: Settings) -> ProvidersConfig:

@@ -308,21 +308,34 @@ class JobStore:
 
     def watermark(self, provider: str) -> datetime | None:
         """Up to when a provider's finished jobs have been discovered."""
+        return self._marker(provider, "WATERMARK")
+
+    def set_watermark(self, provider: str, until: datetime) -> None:
+        self._set_marker(provider, "WATERMARK", until)
+
+    def fanout_until(self, provider: str) -> datetime | None:
+        """Until when poll workers may hold a provider's fanned-out jobs."""
+        return self._marker(provider, "FANOUT")
+
+    def set_fanout_until(self, provider: str, until: datetime) -> None:
+        self._set_marker(provider, "FANOUT", until)
+
+    def _marker(self, provider: str, name: str) -> datetime | None:
         item = self._call(
-            "read watermark",
+            f"read {name.lower()}",
             self._client.get_item,
             TableName=self._table,
-            Key=_key(provider, "-", f"WATERMARK#{provider}"),
+            Key=_key(provider, "-", f"{name}#{provider}"),
             ConsistentRead=True,
         ).get("Item")
         return datetime.fromisoformat(item["until"]["S"]) if item else None
 
-    def set_watermark(self, provider: str, until: datetime) -> None:
-        """Move the discovery watermark forward only (a slower concurrent run cannot move it back)."""
+    def _set_marker(self, provider: str, name: str, until: datetime) -> None:
+        """Markers only move forward: a slower concurrent run cannot move one back."""
         with contextlib.suppress(_ConditionFailed):
             self._update(
-                "set watermark",
-                Key=_key(provider, "-", f"WATERMARK#{provider}"),
+                f"set {name.lower()}",
+                Key=_key(provider, "-", f"{name}#{provider}"),
                 UpdateExpression="SET #until = :until, until_epoch = :epoch",
                 ConditionExpression="attribute_not_exists(until_epoch) OR until_epoch < :epoch",
                 ExpressionAttributeNames={"#until": "until"},

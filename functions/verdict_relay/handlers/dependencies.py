@@ -9,30 +9,35 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 import boto3
 
-from verdict_relay.config import ProvidersConfig, Settings, load_providers_config
+from verdict_relay.clients.base import ProviderClient
+from verdict_relay.config import ProvidersConfig, Settings, load_providers_config, rate_limit
 from verdict_relay.dal.archive import PayloadArchive
 from verdict_relay.dal.certificates import CertificateCache
+from verdict_relay.dal.poll_queue import PollQueue
 from verdict_relay.dal.publisher import VerdictPublisher
 from verdict_relay.dal.store import JobStore
 from verdict_relay.logic.ingest import IngestService
 from verdict_relay.logic.policy import VerdictPolicy
+from verdict_relay.logic.poller import CircuitBreaker, Poller, PollSettings
 from verdict_relay.models.verdict import Suggestion
 
 
 @dataclass
 class Dependencies:
     settings: Settings
+    session: boto3.session.Session
     store: JobStore
     ingest: IngestService
     certificates: CertificateCache
     _providers: ProvidersConfig | None = None
     _loaded_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
 
     def providers(self) -> ProvidersConfig:
         with self._lock:
@@ -41,6 +46,38 @@ class Dependencies:
                 self._providers = load_providers_config(self.settings)
                 self._loaded_at = time.monotonic()
             return self._providers
+
+    def poller(self, rate_share: float = 1.0) -> Poller:
+        """A poller over every provider with API credentials; each polls at ``rate_share`` of its rate limit.
+
+        Circuit breakers live as long as the container, so a failing provider stays paused across invocations.
+        """
+        from verdict_relay.clients.factory import build_client
+
+        providers = self.providers()
+        clients: dict[str, ProviderClient] = {}
+        concurrency: dict[str, int] = {}
+        for name, entry in providers.providers.items():
+            shared = entry.model_copy(update={"rate_limit_per_s": rate_limit(name, entry) * rate_share})
+            client = build_client(name, shared)
+            if client is not None:
+                clients[name] = client
+                concurrency[name] = entry.max_concurrency
+                self._breakers.setdefault(name, CircuitBreaker())
+        return Poller(
+            self.store,
+            self.ingest,
+            clients,
+            self._breakers,
+            PollSettings(),
+            now=lambda: datetime.now(UTC),
+            concurrency=concurrency,
+        )
+
+    def poll_queue(self) -> PollQueue | None:
+        if not self.settings.poll_queue_url:
+            return None
+        return PollQueue(self.settings.poll_queue_url, self.session.client("sqs"))
 
 
 def build(settings: Settings) -> Dependencies:
@@ -56,7 +93,9 @@ def build(settings: Settings) -> Dependencies:
         unmoderated=Suggestion(settings.unmoderated_suggestion), publish_pass=settings.publish_pass_verdicts
     )
     ingest = IngestService(store, VerdictPublisher(settings.topic_arn, session.client("sns")), policy)
-    deps = Dependencies(settings=settings, store=store, ingest=ingest, certificates=CertificateCache())
+    deps = Dependencies(
+        settings=settings, session=session, store=store, ingest=ingest, certificates=CertificateCache()
+    )
     deps.providers()  # a malformed providers document fails the cold start, not a request
     return deps
 

@@ -146,11 +146,15 @@ class Poller:
     def providers(self) -> list[str]:
         return list(self._clients)
 
-    def run_cycle(self, time_left_s: Callable[[], float]) -> CycleReport:
-        """One full cycle over every provider with a client, the providers side by side."""
+    def batch_size(self, provider: str) -> int:
+        return self._clients[provider].max_batch
+
+    def run_cycle(self, time_left_s: Callable[[], float], providers: Iterable[str] | None = None) -> CycleReport:
+        """One full cycle over every provider with a client (or the ones given), the providers side by side."""
         report = CycleReport()
-        with ThreadPoolExecutor(max_workers=max(1, len(self._clients)), thread_name_prefix="poll") as pool:
-            futures = {name: pool.submit(self._run_provider, name, time_left_s) for name in self._clients}
+        names = [p for p in (self._clients if providers is None else providers) if p in self._clients]
+        with ThreadPoolExecutor(max_workers=max(1, len(names)), thread_name_prefix="poll") as pool:
+            futures = {name: pool.submit(self._run_provider, name, time_left_s) for name in names}
             for name, future in futures.items():
                 report.providers[name] = future.result()
         return report

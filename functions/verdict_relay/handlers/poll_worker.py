@@ -1,0 +1,41 @@
+"""The poll worker (SQS, reserved concurrency): polls the batches the scheduler fanned out.
+
+Same ``Poller`` as the scheduled cycle; each worker polls at ``rate limit / POLL_WORKERS`` so all workers
+together stay within the provider's limit. A batch that fails (storage unreachable) is reported back to SQS as
+a partial batch failure and retried; after the queue's receive limit it lands in the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from verdict_relay.dal.poll_queue import parse_batch
+from verdict_relay.errors import StorageError
+from verdict_relay.handlers.dependencies import dependencies
+from verdict_relay.observability import logger, metrics
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    deps = dependencies()
+    poller = deps.poller(rate_share=1 / deps.settings.poll_workers)
+
+    def time_left_s() -> float:
+        return context.get_remaining_time_in_millis() / 1000
+
+    def poll(record: SQSRecord) -> None:
+        batch = parse_batch(record.body)
+        report = poller.poll_jobs(batch.provider, batch.job_ids, time_left_s)
+        if report.skipped == "storage failed":
+            raise StorageError("storage failed while polling the batch")
+        logger.info("poll batch done", provider=batch.provider, jobs=len(batch.job_ids), report=vars(report))
+
+    return process_partial_response(event=event, record_handler=poll, processor=processor, context=context)

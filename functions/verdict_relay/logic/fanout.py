@@ -1,0 +1,51 @@
+"""When one poll invocation is not enough: how many jobs it can poll, and how the rest is split for workers.
+
+A provider's ceiling is its rate limit: ``rate_per_s * jobs_per_request`` jobs per second (Alibaba answers ten
+jobs per request, the others one). One invocation has ``time_budget_s`` seconds. When more jobs are due than the
+invocation can poll in that time, they go out as per-provider batches on the poll queue; the poll workers (with
+reserved concurrency) share the provider's rate limit, so all of them together stay within it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FanoutPlan:
+    provider: str
+    capacity: int
+    """Jobs one invocation can poll in its time budget."""
+    batches: list[list[str]]
+    """Batches for the workers; empty when the invocation polls everything itself."""
+
+    @property
+    def fans_out(self) -> bool:
+        return bool(self.batches)
+
+
+def capacity(rate_per_s: float, jobs_per_request: int, time_budget_s: float, efficiency: float = 0.8) -> int:
+    """Jobs one invocation can poll: the rate limit over the budget, with headroom for retries and latency."""
+    return max(0, int(rate_per_s * jobs_per_request * max(0.0, time_budget_s) * efficiency))
+
+
+def plan(
+    provider: str,
+    due_job_ids: list[str],
+    rate_per_s: float,
+    jobs_per_request: int,
+    time_budget_s: float,
+    worker_budget_s: float,
+    workers: int,
+    always: bool = False,
+) -> FanoutPlan:
+    """Poll here if the backlog fits this invocation; otherwise (or ``always``) split it for the workers.
+
+    Each worker polls at ``rate_per_s / workers``; a batch is what one worker polls in its budget at that rate.
+    """
+    here = capacity(rate_per_s, jobs_per_request, time_budget_s)
+    if not due_job_ids or (len(due_job_ids) <= here and not always):
+        return FanoutPlan(provider, here, [])
+    per_worker = max(jobs_per_request, capacity(rate_per_s / workers, jobs_per_request, worker_budget_s))
+    batches = [due_job_ids[i : i + per_worker] for i in range(0, len(due_job_ids), per_worker)]
+    return FanoutPlan(provider, here, batches)

@@ -1,0 +1,46 @@
+"""Fan-out planning: poll in one invocation while the backlog fits, split it for the workers when it doesn't."""
+
+from __future__ import annotations
+
+from verdict_relay.logic.fanout import capacity, plan
+
+
+def test_capacity_is_the_rate_limit_over_the_budget_with_headroom() -> None:
+    assert capacity(rate_per_s=10, jobs_per_request=1, time_budget_s=50) == 400
+    assert capacity(rate_per_s=50, jobs_per_request=10, time_budget_s=50) == 20_000
+    assert capacity(rate_per_s=10, jobs_per_request=1, time_budget_s=-3) == 0
+
+
+def test_backlog_that_fits_is_polled_here() -> None:
+    result = plan("huawei-video", [f"j{i}" for i in range(400)], 10, 1, 50, 800, workers=2)
+
+    assert not result.fans_out
+
+
+def test_backlog_beyond_one_invocation_is_split_so_each_worker_fits_its_budget() -> None:
+    due = [f"j{i}" for i in range(5000)]
+
+    result = plan(
+        "huawei-video",
+        due,
+        rate_per_s=10,
+        jobs_per_request=1,
+        time_budget_s=50,
+        worker_budget_s=100,
+        workers=2,
+    )
+
+    assert result.fans_out
+    # each worker polls at 5/s for 100 s with 20 % headroom: 400 jobs a batch
+    assert {len(b) for b in result.batches[:-1]} == {400}
+    assert [j for batch in result.batches for j in batch] == due
+
+
+def test_while_workers_hold_a_provider_even_a_small_backlog_goes_to_them() -> None:
+    result = plan("huawei-video", ["j1", "j2"], 10, 1, 50, 100, workers=2, always=True)
+
+    assert result.batches == [["j1", "j2"]]
+
+
+def test_nothing_due_sends_nothing() -> None:
+    assert not plan("huawei-video", [], 10, 1, 50, 100, workers=2, always=True).fans_out
