@@ -1,0 +1,323 @@
+"""Alibaba Cloud ApsaraVideo MPS client: media censor jobs through the RPC API (version 2014-06-18).
+
+* :meth:`AlibabaMpsClient.fetch` — ``QueryMediaCensorJobList`` with up to ``max_batch`` comma-separated
+  ``JobIds`` (10 unless ``batch_size`` is configured: MPS documents no maximum). Ids in ``NonExistIds``, or
+  an ``InvalidParameter.ResourceNotFound`` answer for the whole call, are missing. An id MPS neither returns
+  nor lists as non-existent is in neither list: nothing is concluded from an ambiguous answer.
+* A job's video timeline (``VensorCensorResult.VideoTimelines``) is paginated: the list call carries only the
+  first page and ``VensorCensorResult.NextPageToken``. The client pages ``QueryMediaCensorJobDetail`` until no
+  token is left and appends every page's entries to the job before the adapter parses it, so no timeline
+  entry is lost. ``FetchedJob.raw`` is that merged job object as JSON. A job that disappears while being
+  paged is a ProviderResponseError (retried on the next poll), not missing: it was just listed.
+* :meth:`AlibabaMpsClient.discover` — ``QueryMediaCensorJobList`` with ``State=All`` and the creation-time
+  range (ISO 8601, ``Z``), following the list's ``NextPageToken``.
+
+Signing: ``ACS3-HMAC-SHA256`` by default (``x-acs-*`` headers, business parameters in the query), legacy RPC
+v1 ``HMAC-SHA1`` (``Action``, ``Version`` and ``Signature`` in the query) when the credentials say
+``signature: HMAC-SHA1``. Each attempt is signed afresh: MPS refuses a reused nonce.
+
+Errors: ``SignatureDoesNotMatch``, ``IncompleteSignature``, ``InvalidAccessKeyId*``, ``Forbidden*``,
+``InvalidTimeStamp*``, ``SignatureNonceUsed``, ``InvalidSecurityToken*`` (or 401/403) -> ProviderAuthError;
+``Throttling*`` (or 429) -> ProviderThrottledError, after the retries ``x-acs-retry-after`` allowed; 5xx
+(``InternalError``, ``ServiceUnavailable``) -> ProviderUnavailableError; anything else ->
+ProviderResponseError.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from verdict_relay.clients.base import FetchedJob, FetchResult, ProviderClient, ProviderResponseError
+from verdict_relay.clients.http import (
+    HttpResponse,
+    OutgoingRequest,
+    ProviderHttp,
+    error_for_response,
+    parse_verdicts,
+    read_json,
+    require_aware,
+    require_batch,
+    single_verdict,
+)
+from verdict_relay.config import AlibabaKeys
+from verdict_relay.errors import PayloadError, ProviderApiError
+from verdict_relay.providers.alibaba_mps import non_existent_ids, timeline_next_page_token
+from verdict_relay.providers.base import ProviderAdapter
+from verdict_relay.signing import encode_query, new_nonce, sign_acs3, sign_rpc_v1
+
+PROVIDER = "alibaba-mps"
+MPS_VERSION = "2014-06-18"
+DEFAULT_ENDPOINT = "https://mts.{region}.aliyuncs.com"
+DEFAULT_BATCH_SIZE = 10
+LIST_PAGE_SIZE = 100
+MAX_PAGES = 1000
+"""Pagination guard: a provider that keeps handing out tokens is a fault, not an endless loop."""
+RESOURCE_NOT_FOUND = "InvalidParameter.ResourceNotFound"
+
+_VIDEO_PARTS = ("VensorCensorResult", "VideoCensorResult")  # MPS's misspelling first, as the adapter reads it
+_AUTH_CODES = frozenset(
+    {"SignatureDoesNotMatch", "IncompleteSignature", "SignatureNonceUsed", "NoPermission"}
+)
+_AUTH_CODE_PREFIXES = ("InvalidAccessKeyId", "Forbidden", "InvalidTimeStamp", "InvalidSecurityToken")
+_ISO_Z = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _unwrap(value: Any, inner: str) -> list[Any]:
+    """An XML-style list ``{inner: [...]}``, tolerating a missing or empty wrapper and a lone item (as the
+    adapter does)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        if inner in value:
+            items = value[inner]
+            if items is None or items == "":
+                return []
+            return items if isinstance(items, list) else [items]
+        return [value] if value else []
+    raise ProviderResponseError(
+        f"{PROVIDER}: expected a list wrapped in '{inner}', got {type(value).__name__}"
+    )
+
+
+def _is_auth_code(code: str | None) -> bool:
+    return code is not None and (code in _AUTH_CODES or code.startswith(_AUTH_CODE_PREFIXES))
+
+
+def alibaba_error(response: HttpResponse) -> tuple[str | None, str | None]:
+    """``(Code, Message)`` of an MPS error body, if it has one."""
+    try:
+        payload = json.loads(response.body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None, None
+    if not isinstance(payload, dict):
+        return None, None
+    code = payload.get("Code", payload.get("code"))
+    message = payload.get("Message", payload.get("message"))
+    return (str(code) if code is not None else None, str(message) if message is not None else None)
+
+
+class AlibabaMpsClient(ProviderClient):
+    """MPS media censor jobs: batched queries, complete timelines, discovery by creation time."""
+
+    name = PROVIDER
+
+    def __init__(
+        self,
+        http: ProviderHttp,
+        keys: AlibabaKeys,
+        adapter: ProviderAdapter,
+        *,
+        endpoint: str,
+        batch_size: int | None = None,
+        list_page_size: int = LIST_PAGE_SIZE,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        if not 1 <= list_page_size <= 300:
+            raise ValueError("list_page_size must be within 1..300 (MPS's MaximumPageSize)")
+        self._http = http
+        self._keys = keys
+        self._adapter = adapter
+        self._clock = clock
+        self.max_batch = batch_size or DEFAULT_BATCH_SIZE
+        self._list_page_size = list_page_size
+        parts = urlsplit(endpoint)
+        # RPC APIs live at the root; an endpoint with a path prefix (a proxy) keeps it, signed as sent.
+        self._path = parts.path.rstrip("/") + "/"
+        self._host = parts.netloc
+        self._base = f"{parts.scheme}://{parts.netloc}{self._path}"
+
+    # --- the port -----------------------------------------------------------------------------------------------
+
+    def fetch(self, job_ids: Sequence[str]) -> FetchResult:
+        wanted = list(dict.fromkeys(job_ids))  # a repeated id is asked for once
+        require_batch(self.name, wanted, self.max_batch)
+        if not wanted:
+            return FetchResult()
+        response = self._call("QueryMediaCensorJobList", {"JobIds": ",".join(wanted)})
+        if not response.ok:
+            code, message = alibaba_error(response)
+            if code == RESOURCE_NOT_FOUND:
+                return FetchResult(missing=wanted)
+            raise self._failure(response, code, message)
+        payload = self._json_object(response)
+        result = FetchResult(missing=[job_id for job_id in self._non_existent(payload) if job_id in wanted])
+        for job in _unwrap(payload.get("MediaCensorJobList"), "MediaCensorJob"):
+            job_id = job.get("JobId") if isinstance(job, dict) else None
+            if not isinstance(job_id, str) or job_id not in wanted:
+                continue  # a job not asked for is not this call's to report
+            merged = self._complete_timeline(job_id, job)
+            verdict = single_verdict(self.name, self._adapter, merged, job_id)
+            raw = json.dumps(merged, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            result.jobs.append(FetchedJob(verdict=verdict, raw=raw))
+        return result
+
+    def discover(self, since: datetime, until: datetime) -> list[str]:
+        """Ids of jobs created in [since, until), any state, in the order MPS lists them."""
+        params = {
+            "State": "All",
+            "StartOfJobCreatedTimeRange": _iso_z(since),
+            "EndOfJobCreatedTimeRange": _iso_z(until),
+            "MaximumPageSize": str(self._list_page_size),
+        }
+        found: dict[str, None] = {}
+        seen_tokens: set[str] = set()
+        for _ in range(MAX_PAGES):
+            response = self._call("QueryMediaCensorJobList", params)
+            if not response.ok:
+                code, message = alibaba_error(response)
+                raise self._failure(response, code, message)
+            payload = self._json_object(response)
+            for verdict in parse_verdicts(self.name, self._adapter, payload):
+                found.setdefault(verdict.job_id, None)
+            token = payload.get("NextPageToken")
+            if not token:
+                return list(found)
+            if not isinstance(token, str) or token in seen_tokens:
+                raise ProviderResponseError(
+                    f"{self.name}: the job list's NextPageToken repeats or is not a string"
+                )
+            seen_tokens.add(token)
+            params = {**params, "NextPageToken": token}
+        raise ProviderResponseError(f"{self.name}: the job list did not end within {MAX_PAGES} pages")
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- timeline pages -----------------------------------------------------------------------------------------
+
+    def _complete_timeline(self, job_id: str, job: dict[str, Any]) -> dict[str, Any]:
+        """The job with every page of its video timeline, without a NextPageToken left in it."""
+        token = self._timeline_token(job)
+        if token is None:
+            return job
+        merged = copy.deepcopy(job)
+        part = next(
+            (
+                merged[key]
+                for key in _VIDEO_PARTS
+                if isinstance(merged.get(key), dict) and merged[key].get("NextPageToken")
+            ),
+            None,
+        )
+        if part is None:  # the adapter found a token the client cannot place: refuse rather than drop pages
+            raise ProviderResponseError(
+                f"{self.name}: job {job_id} has a timeline token outside its video result"
+            )
+        entries = list(_unwrap(part.get("VideoTimelines"), "VideoTimeline"))
+        seen_tokens: set[str] = set()
+        while token is not None:
+            if token in seen_tokens or len(seen_tokens) >= MAX_PAGES:
+                raise ProviderResponseError(f"{self.name}: the timeline of job {job_id} does not end")
+            seen_tokens.add(token)
+            page = self._detail_page(job_id, token)
+            detail = page.get("MediaCensorJobDetail")
+            page_part = next(
+                (
+                    detail[key]
+                    for key in _VIDEO_PARTS
+                    if isinstance(detail, dict) and isinstance(detail.get(key), dict)
+                ),
+                None,
+            )
+            if page_part is None:
+                raise ProviderResponseError(
+                    f"{self.name}: a timeline page of job {job_id} has no video result"
+                )
+            entries.extend(_unwrap(page_part.get("VideoTimelines"), "VideoTimeline"))
+            token = self._timeline_token(page)
+        part["VideoTimelines"] = {"VideoTimeline": entries}
+        part.pop("NextPageToken", None)
+        return merged
+
+    def _detail_page(self, job_id: str, token: str) -> dict[str, Any]:
+        response = self._call("QueryMediaCensorJobDetail", {"JobId": job_id, "NextPageToken": token})
+        if not response.ok:
+            code, message = alibaba_error(response)
+            if code == RESOURCE_NOT_FOUND:
+                raise ProviderResponseError(
+                    f"{self.name}: job {job_id} disappeared while its timeline was paged"
+                )
+            raise self._failure(response, code, message)
+        return self._json_object(response)
+
+    def _timeline_token(self, job_payload: dict[str, Any]) -> str | None:
+        try:
+            return timeline_next_page_token(job_payload)
+        except PayloadError as exc:
+            raise ProviderResponseError(f"{self.name}: unexpected response: {exc.message}") from exc
+
+    def _non_existent(self, payload: dict[str, Any]) -> list[str]:
+        try:
+            return non_existent_ids(payload)
+        except PayloadError as exc:
+            raise ProviderResponseError(f"{self.name}: unexpected response: {exc.message}") from exc
+
+    # --- the wire -----------------------------------------------------------------------------------------------
+
+    def _call(self, action: str, params: dict[str, str]) -> HttpResponse:
+        def build() -> OutgoingRequest:
+            now, nonce = self._clock(), new_nonce()
+            if self._keys.signature == "HMAC-SHA1":
+                signed_query = sign_rpc_v1(
+                    "GET",
+                    {"Action": action, "Version": MPS_VERSION, **params},
+                    self._keys.access_key_id,
+                    self._keys.access_key_secret,
+                    now,
+                    nonce,
+                )
+                return OutgoingRequest(
+                    "GET", f"{self._base}?{encode_query(signed_query)}", {"Accept": "application/json"}
+                )
+            # Every header given to sign_acs3 is signed, so the request carries exactly these plus the signer's.
+            headers = {"accept": "application/json"}
+            signed = sign_acs3(
+                "GET",
+                self._host,
+                self._path,
+                params,
+                headers,
+                b"",
+                self._keys.access_key_id,
+                self._keys.access_key_secret,
+                action,
+                MPS_VERSION,
+                now,
+                nonce,
+            )
+            query = encode_query(params)
+            url = f"{self._base}?{query}" if query else self._base
+            return OutgoingRequest("GET", url, {**headers, **signed})
+
+        return self._http.send(build)
+
+    def _json_object(self, response: HttpResponse) -> dict[str, Any]:
+        payload = read_json(self.name, response)
+        if not isinstance(payload, dict):
+            raise ProviderResponseError(f"{self.name}: expected a JSON object, got {type(payload).__name__}")
+        return payload
+
+    def _failure(self, response: HttpResponse, code: str | None, message: str | None) -> ProviderApiError:
+        return error_for_response(
+            self.name,
+            response,
+            code=code,
+            message=message,
+            auth_error=_is_auth_code(code),
+            throttled=code is not None and code.startswith("Throttling"),
+        )
+
+
+def _iso_z(value: datetime) -> str:
+    return require_aware("since and until", value).strftime(_ISO_Z)

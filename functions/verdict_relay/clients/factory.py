@@ -1,0 +1,159 @@
+"""Builds the API client for a provider from its configuration entry: the one place clients are wired.
+
+``build_client(provider, settings)`` returns None when the provider has no API credentials (it is then served
+by callbacks only). Each client gets its own ``requests`` session and token bucket:
+
+* rate: ``settings.rate_limit_per_s``, or the provider's documented default (Huawei 10/s per API, Alibaba
+  ``QueryMediaCensorJobList`` 50/s, Azure 10/s), run ``HttpOptions.rate_headroom`` (5 %) under it with a
+  burst of 1, so jitter between our clock and the provider's never lets a sliding one-second window see
+  more than the limit;
+* concurrency: ``settings.max_concurrency`` requests in flight;
+* Alibaba: ``settings.batch_size`` job ids per query (default 10).
+
+Client modules (and ``requests``) are imported on first use, like the adapters in the registry.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
+
+from verdict_relay.config import (
+    AlibabaKeys,
+    AzureKey,
+    HuaweiAkSk,
+    HuaweiIamUser,
+    HuaweiToken,
+    ProvidersConfig,
+    ProviderSettings,
+    is_loopback_host,
+)
+from verdict_relay.errors import ConfigurationError, UnknownProviderError
+from verdict_relay.models.verdict import PROVIDER_NAMES
+from verdict_relay.providers.registry import get_adapter
+
+if TYPE_CHECKING:
+    from verdict_relay.clients.base import ProviderClient
+    from verdict_relay.clients.http import HttpOptions, ProviderHttp
+    from verdict_relay.clients.huawei import HuaweiAuth
+
+DEFAULT_RATE_LIMITS: dict[str, float] = {
+    "huawei-video": 10.0,
+    "huawei-audio": 10.0,
+    "huawei-image-batch": 10.0,
+    "alibaba-mps": 50.0,
+    "azure-review": 10.0,
+}
+
+
+def build_client(
+    provider: str, settings: ProviderSettings, *, options: HttpOptions | None = None
+) -> ProviderClient | None:
+    """The provider's API client, or None when no credentials are configured.
+
+    Raises UnknownProviderError for a name outside the registry and ConfigurationError for an entry the
+    client cannot work with (wrong credential shape, no endpoint and no region, Huawei v3 without a project).
+    """
+    from verdict_relay.clients.http import HttpOptions, ProviderHttp
+    from verdict_relay.clients.ratelimit import TokenBucket
+
+    if provider not in PROVIDER_NAMES:
+        raise UnknownProviderError(provider)
+    try:
+        credentials = settings.typed_credentials(provider)
+    except ValueError as exc:
+        raise ConfigurationError(f"{provider}.credentials: {exc}") from exc
+    if credentials is None:
+        return None
+    options = options or HttpOptions()
+    limit = settings.rate_limit_per_s or DEFAULT_RATE_LIMITS[provider]
+    limiter = TokenBucket(limit * (1.0 - options.rate_headroom), options.burst)
+    http = ProviderHttp(provider, limiter, options, max_concurrency=settings.max_concurrency)
+    # The registry takes the whole providers document; one entry is all the Azure policy needs.
+    adapter = get_adapter(provider, ProvidersConfig(providers={provider: settings}))
+
+    if isinstance(credentials, AlibabaKeys):
+        from verdict_relay.clients.alibaba import DEFAULT_ENDPOINT as ALIBABA_ENDPOINT
+        from verdict_relay.clients.alibaba import AlibabaMpsClient
+
+        return AlibabaMpsClient(
+            http,
+            credentials,
+            adapter,
+            endpoint=_endpoint(provider, settings, ALIBABA_ENDPOINT),
+            batch_size=settings.batch_size,
+        )
+    if isinstance(credentials, AzureKey):
+        from verdict_relay.clients.azure import AzureReviewClient
+
+        if not settings.endpoint or not settings.team:
+            raise ConfigurationError(f"{provider}: endpoint and team are required")
+        return AzureReviewClient(http, credentials, adapter, endpoint=settings.endpoint, team=settings.team)
+
+    from verdict_relay.clients.huawei import DEFAULT_ENDPOINT as HUAWEI_ENDPOINT
+    from verdict_relay.clients.huawei import HuaweiImageBatchClient, HuaweiV3Client
+
+    auth = _huawei_auth(provider, settings, credentials, http)
+    endpoint = _endpoint(provider, settings, HUAWEI_ENDPOINT)
+    if provider == "huawei-image-batch":
+        return HuaweiImageBatchClient(http, auth, adapter, endpoint)
+    if not settings.project_id:
+        raise ConfigurationError(f"{provider}: project_id is required (it is part of every v3 URL)")
+    media: Literal["huawei-video", "huawei-audio"] = (
+        "huawei-video" if provider == "huawei-video" else "huawei-audio"
+    )
+    return HuaweiV3Client(media, http, auth, adapter, endpoint=endpoint, project_id=settings.project_id)
+
+
+def _endpoint(provider: str, settings: ProviderSettings, template: str) -> str:
+    if settings.endpoint:
+        return settings.endpoint
+    if not settings.region:
+        raise ConfigurationError(f"{provider}: set endpoint, or region for the default endpoint")
+    return template.format(region=settings.region)
+
+
+def _huawei_auth(
+    provider: str,
+    settings: ProviderSettings,
+    credentials: HuaweiAkSk | HuaweiToken | HuaweiIamUser | AlibabaKeys | AzureKey,
+    http: ProviderHttp,
+) -> HuaweiAuth:
+    from verdict_relay.clients.huawei import (
+        DEFAULT_IAM_ENDPOINT,
+        HuaweiAkSkAuth,
+        HuaweiIamAuth,
+        HuaweiTokenAuth,
+    )
+
+    if isinstance(credentials, HuaweiAkSk):
+        return HuaweiAkSkAuth(credentials.ak, credentials.sk, settings.project_id)
+    if isinstance(credentials, HuaweiToken):
+        return HuaweiTokenAuth(credentials.token)
+    if isinstance(credentials, HuaweiIamUser):
+        iam_endpoint = credentials.iam_endpoint
+        if not iam_endpoint:
+            if not settings.region:
+                raise ConfigurationError(
+                    f"{provider}: set credentials.iam_endpoint, or region for the default"
+                )
+            iam_endpoint = DEFAULT_IAM_ENDPOINT.format(region=settings.region)
+        _require_safe_url(provider, "credentials.iam_endpoint", iam_endpoint)
+        return HuaweiIamAuth(
+            http,
+            iam_endpoint,
+            credentials.user_name,
+            credentials.password,
+            credentials.domain_name,
+            project_id=settings.project_id,
+            region=settings.region,
+        )
+    raise ConfigurationError(f"{provider}: expected Huawei credentials")
+
+
+def _require_safe_url(provider: str, key: str, url: str) -> None:
+    # The IAM user's password is sent there: https only, http only to this machine (the local simulator).
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
+        return
+    raise ConfigurationError(f"{provider}: {key} must be an https:// URL (http:// only for loopback)")

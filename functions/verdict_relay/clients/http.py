@@ -1,0 +1,363 @@
+"""HTTP plumbing every provider client shares: one ``requests`` session per provider, timeouts, retries, the
+rate limiter, and the mapping of failures onto the typed errors of :mod:`verdict_relay.clients.base`.
+
+How a request goes out (:meth:`ProviderHttp.send`):
+
+* The caller passes a *factory* that builds and signs the request. It is called again for every attempt, so a
+  retry carries a fresh date and nonce: Alibaba refuses a reused ``x-acs-signature-nonce`` / ``SignatureNonce``
+  (``SignatureNonceUsed``), so re-sending the first attempt's bytes, as a pool-level urllib3 retry would, fails
+  on the real API. The official tea-openapi SDK re-signs inside its retry loop for the same reason.
+* The loop is driven by a urllib3 :class:`~urllib3.util.retry.Retry` policy (:class:`ProviderRetry`):
+  idempotent GETs are retried on 429/500/502/503/504 with exponential backoff plus jitter, and on connection
+  failures; ``Retry-After`` is honoured, and so is Alibaba's ``x-acs-retry-after`` (milliseconds, as the
+  tea-openapi SDK reads it). A wait longer than ``max_retry_wait_s`` is not slept through: the answer is
+  returned and becomes :class:`ProviderThrottledError` with the provider's ``retry_after``.
+* Read timeouts are not retried: a provider that did not answer within the read timeout is reported as
+  unavailable at once, so one slow provider cannot hold a poller for several timeouts.
+* Every request on the wire, retries included, first takes a token from the provider's
+  :class:`~verdict_relay.clients.ratelimit.TokenBucket`: :class:`RateLimitedAdapter` does it in ``send``, and
+  urllib3 itself never retries (``max_retries=0``), so one adapter send is exactly one request on the wire.
+  In-flight requests are capped at ``max_concurrency`` (a semaphore around the whole exchange) and the
+  connection pool holds that many connections, so a token is never taken and then left waiting for a
+  connection: the moment a token is taken is the moment the request leaves.
+
+This module imports ``requests``; handlers import the clients only when they poll, never at cold start.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+from urllib3.response import BaseHTTPResponse
+from urllib3.util.retry import Retry
+
+from verdict_relay.clients.base import (
+    ProviderAuthError,
+    ProviderResponseError,
+    ProviderThrottledError,
+    ProviderUnavailableError,
+)
+from verdict_relay.clients.ratelimit import TokenBucket
+from verdict_relay.errors import ProviderApiError, VerdictRelayError
+from verdict_relay.models.verdict import Verdict
+from verdict_relay.providers.base import ProviderAdapter
+
+DEFAULT_CONNECT_TIMEOUT_S = 2.0
+DEFAULT_READ_TIMEOUT_S = 5.0
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+ALIBABA_RETRY_AFTER_HEADER = "x-acs-retry-after"
+_MAX_DETAIL = 200
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """How a provider client talks HTTP. The defaults suit a poller Lambda; tests shorten the waits."""
+
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    retries: int = 3
+    """Retries after the first attempt (status and connection failures together)."""
+    backoff_factor: float = 0.25
+    backoff_jitter: float = 0.25
+    backoff_max_s: float = 4.0
+    max_retry_wait_s: float = 5.0
+    """A Retry-After longer than this is not waited for: the call fails with ProviderThrottledError."""
+    rate_headroom: float = 0.05
+    """Fraction of the provider's limit left unused, so arrival jitter never tips a sliding window over."""
+    burst: float = 1.0
+    user_agent: str = "verdict-relay/0.1"
+
+    def __post_init__(self) -> None:
+        if self.connect_timeout_s <= 0 or self.read_timeout_s <= 0:
+            raise ValueError("timeouts must be positive")
+        if self.retries < 0 or self.max_retry_wait_s < 0:
+            raise ValueError("retries and max_retry_wait_s must not be negative")
+        if not 0 <= self.rate_headroom < 1:
+            raise ValueError("rate_headroom must be within [0, 1)")
+
+    def retry_policy(self) -> ProviderRetry:
+        return ProviderRetry(
+            total=self.retries,
+            connect=self.retries,
+            # Read errors here are dropped keep-alive connections (ProtocolError); read timeouts never retry.
+            read=1,
+            status=self.retries,
+            other=0,
+            redirect=0,
+            allowed_methods=frozenset({"GET", "HEAD"}),
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=self.backoff_factor,
+            backoff_jitter=self.backoff_jitter,
+            backoff_max=self.backoff_max_s,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout_s, self.read_timeout_s)
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The wait a provider asked for: ``x-acs-retry-after`` (milliseconds) or ``Retry-After`` (seconds or an
+    HTTP date). None when neither is present or readable; never negative."""
+    alibaba = _header(headers, ALIBABA_RETRY_AFTER_HEADER)
+    if alibaba is not None:
+        try:
+            milliseconds = int(alibaba.strip())
+        except ValueError:
+            milliseconds = 0
+        if milliseconds > 0:  # tea-openapi ignores zero, negative and unreadable values alike
+            return milliseconds / 1000.0
+    value = _header(headers, "Retry-After")
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class ProviderRetry(Retry):
+    """urllib3's Retry, reading Alibaba's ``x-acs-retry-after`` as well as ``Retry-After``."""
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+        return retry_after_seconds(response.headers)
+
+
+@dataclass(frozen=True)
+class OutgoingRequest:
+    """One attempt, built (and signed) by a client's request factory."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+RequestFactory = Callable[[], OutgoingRequest]
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """A provider's final answer after retries: status, case-insensitive headers, body bytes."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return _header(self.headers, name)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class RateLimitedAdapter(HTTPAdapter):
+    """An HTTPAdapter that takes a token from the provider's bucket before every request it sends.
+
+    urllib3 retries nothing here (``max_retries=0``), so each ``send`` is one request on the wire.
+    """
+
+    def __init__(self, limiter: TokenBucket, pool_maxsize: int) -> None:
+        self.limiter = limiter
+        # Two host pools: the provider's API and, for Huawei IAM users, the IAM endpoint.
+        super().__init__(pool_connections=2, pool_maxsize=pool_maxsize, pool_block=True, max_retries=0)
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        self.limiter.acquire()
+        return super().send(
+            request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+        )
+
+
+class ProviderHttp:
+    """One provider's HTTP session: pooled connections, rate limit, concurrency cap, retries, timeouts."""
+
+    def __init__(
+        self,
+        provider: str,
+        limiter: TokenBucket,
+        options: HttpOptions | None = None,
+        max_concurrency: int = 4,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self.provider = provider
+        self.limiter = limiter
+        self.options = options or HttpOptions()
+        self._in_flight = threading.BoundedSemaphore(max_concurrency)
+        self._session = requests.Session()
+        # Proxies, .netrc and REQUESTS_CA_BUNDLE from the environment stay out: the endpoint is configured.
+        self._session.trust_env = False
+        self._session.headers["User-Agent"] = self.options.user_agent
+        adapter = RateLimitedAdapter(limiter, pool_maxsize=max_concurrency)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+
+    def send(self, factory: RequestFactory) -> HttpResponse:
+        """Send the request ``factory`` builds, retrying per the policy; the final answer, whatever its status.
+
+        Raises ProviderUnavailableError for timeouts and connection failures that outlast the retries.
+        """
+        retry = self.options.retry_policy()
+        while True:
+            outgoing = factory()
+            try:
+                with self._in_flight:
+                    raw = self._session.request(
+                        outgoing.method,
+                        outgoing.url,
+                        headers=dict(outgoing.headers),
+                        data=outgoing.body or None,
+                        timeout=self.options.timeout,
+                        allow_redirects=False,
+                    )
+            except requests.RequestException as exc:
+                retry = self._after_failure(retry, outgoing, exc)
+                retry.sleep()
+                continue
+            response = HttpResponse(raw.status_code, raw.headers, raw.content)
+            wait = retry_after_seconds(raw.headers)
+            if not retry.is_retry(outgoing.method, raw.status_code, has_retry_after=wait is not None):
+                return response
+            if wait is not None and wait > self.options.max_retry_wait_s:
+                return response  # not worth blocking a poller for: reported as throttled with retry_after
+            try:
+                retry = retry.increment(outgoing.method, outgoing.url, response=raw.raw)
+            except MaxRetryError:
+                return response
+            retry.sleep(raw.raw)
+
+    def _after_failure(
+        self, retry: ProviderRetry, outgoing: OutgoingRequest, exc: requests.RequestException
+    ) -> ProviderRetry:
+        cause = _urllib3_cause(exc)
+        if isinstance(exc, requests.ReadTimeout) or isinstance(cause, ReadTimeoutError):
+            raise ProviderUnavailableError(
+                f"{self.provider}: no answer within {self.options.read_timeout_s:g} s"
+            ) from exc
+        try:
+            return retry.increment(outgoing.method, outgoing.url, error=cause)
+        except (MaxRetryError, Urllib3Error, requests.RequestException):
+            raise ProviderUnavailableError(f"{self.provider}: {_describe(exc)}") from exc
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def read_json(provider: str, response: HttpResponse) -> Any:
+    """The body as JSON; ProviderResponseError when it is not (truncated, HTML error page, not UTF-8)."""
+    try:
+        return json.loads(response.body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ProviderResponseError(f"{provider}: HTTP {response.status} body is not UTF-8") from exc
+    except ValueError as exc:
+        raise ProviderResponseError(f"{provider}: HTTP {response.status} body is not valid JSON") from exc
+
+
+def parse_verdicts(provider: str, adapter: ProviderAdapter, payload: Any) -> list[Verdict]:
+    """The adapter's verdicts for a payload; a payload it cannot read becomes ProviderResponseError."""
+    try:
+        return adapter.parse(payload)
+    except ProviderApiError:
+        raise
+    except VerdictRelayError as exc:  # PayloadError, MalformedPayloadError: the provider sent an odd shape
+        raise ProviderResponseError(f"{provider}: unexpected response: {exc.message}") from exc
+
+
+def single_verdict(provider: str, adapter: ProviderAdapter, payload: Any, job_id: str) -> Verdict:
+    """The one verdict a single-job query yields, checked to be about the job that was asked for."""
+    verdicts = parse_verdicts(provider, adapter, payload)
+    if len(verdicts) != 1 or verdicts[0].job_id != job_id:
+        found = ", ".join(v.job_id for v in verdicts) or "none"
+        raise ProviderResponseError(f"{provider}: asked for job {job_id}, the answer is about {found}")
+    return verdicts[0]
+
+
+def error_for_response(
+    provider: str,
+    response: HttpResponse,
+    *,
+    code: str | None = None,
+    message: str | None = None,
+    auth_error: bool = False,
+    throttled: bool = False,
+) -> ProviderApiError:
+    """The typed error for a failed answer. ``code``/``message`` are the provider's own error fields;
+    ``auth_error``/``throttled`` say the provider's code means so whatever the HTTP status."""
+    detail = f"HTTP {response.status}" + (f" {code}" if code else "")
+    if auth_error or response.status in (401, 403):
+        # The provider's message is left out: Alibaba echoes its string to sign in SignatureDoesNotMatch.
+        return ProviderAuthError(f"{provider}: credentials refused ({detail})")
+    if message:
+        detail = f"{detail}: {message[:_MAX_DETAIL]}"
+    if throttled or response.status == 429:
+        retry_after = retry_after_seconds(response.headers)
+        return ProviderThrottledError(f"{provider}: throttled ({detail})", retry_after=retry_after)
+    if response.status >= 500:
+        return ProviderUnavailableError(f"{provider}: unavailable ({detail})")
+    return ProviderResponseError(f"{provider}: unexpected answer ({detail})")
+
+
+def require_aware(name: str, value: datetime) -> datetime:
+    """``value`` in UTC; ValueError for a naive datetime, which would be compared as if it were UTC."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+def require_batch(provider: str, job_ids: list[str], max_batch: int) -> None:
+    if len(job_ids) > max_batch:
+        raise ValueError(f"{provider}: at most {max_batch} job ids per fetch, got {len(job_ids)}")
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)  # requests and urllib3 headers are case-insensitive already
+    if value is not None:
+        return value
+    wanted = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == wanted), None)
+
+
+def _urllib3_cause(exc: requests.RequestException) -> Exception:
+    """The urllib3 error behind a requests exception (requests wraps it, sometimes in a MaxRetryError)."""
+    cause = exc.args[0] if exc.args else None
+    if isinstance(cause, MaxRetryError) and isinstance(cause.reason, Exception):
+        return cause.reason
+    if isinstance(cause, Exception):
+        return cause
+    return exc
+
+
+def _describe(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection failed"
+    return f"request failed ({type(exc).__name__})"

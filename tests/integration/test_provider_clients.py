@@ -1,0 +1,644 @@
+"""The provider clients against the provider simulator, over real HTTP on 127.0.0.1.
+
+What is proven here: each client turns the provider's answers into the adapter's verdicts, "missing" jobs and
+the typed errors; the simulator checks every signature and key, so a request the clients sign wrongly is
+refused there, not waved through; retries, waits and the rate limiter hold on the wire (the simulator's own
+record of what it received is the evidence).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+
+from verdict_relay.clients.base import (
+    ProviderAuthError,
+    ProviderClient,
+    ProviderResponseError,
+    ProviderThrottledError,
+    ProviderUnavailableError,
+)
+from verdict_relay.clients.factory import build_client
+from verdict_relay.clients.http import HttpOptions
+from verdict_relay.config import ProviderSettings
+from verdict_relay.errors import ConfigurationError
+from verdict_relay.local.simulator import (
+    IAM,
+    PROVIDERS,
+    ProviderSimulator,
+    alibaba_job,
+    azure_job,
+    huawei_audio_job,
+    huawei_image_batch_job,
+    huawei_video_job,
+)
+from verdict_relay.models.verdict import JobStatus, Suggestion
+from verdict_relay.signing import encode_query, new_nonce, sign_rpc_v1
+
+# Short waits so the whole file stays fast; the behaviour is the production one.
+FAST = HttpOptions(backoff_factor=0.01, backoff_jitter=0.01, read_timeout_s=2.0, max_retry_wait_s=2.0)
+
+Connect = Callable[..., ProviderClient]
+
+
+@pytest.fixture
+def simulator() -> Iterator[ProviderSimulator]:
+    with ProviderSimulator() as running:
+        yield running
+
+
+@pytest.fixture
+def connect(simulator: ProviderSimulator) -> Iterator[Connect]:
+    """Builds a client for a provider pointed at the simulator (through build_client); closes it afterwards."""
+    clients: list[ProviderClient] = []
+
+    def make(provider: str, *, options: HttpOptions = FAST, **entry: Any) -> ProviderClient:
+        settings = ProviderSettings.model_validate(simulator.provider_entry(provider, **entry))
+        client = build_client(provider, settings, options=options)
+        assert client is not None
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def statuses(simulator: ProviderSimulator, provider: str) -> list[int]:
+    return [request.status for request in simulator.requests(provider)]
+
+
+FINISHED_SUGGESTION = {
+    "huawei-video": Suggestion.BLOCK,
+    "huawei-audio": Suggestion.REVIEW,
+    "huawei-image-batch": Suggestion.BLOCK,
+    "alibaba-mps": Suggestion.BLOCK,
+    "azure-review": Suggestion.BLOCK,
+}
+
+
+def put_finished_job(simulator: ProviderSimulator, provider: str, job_id: str) -> None:
+    """A finished job whose verdict is FINISHED_SUGGESTION[provider]."""
+    bodies = {
+        "huawei-video": lambda: huawei_video_job(job_id, "succeeded", "block"),
+        "huawei-audio": lambda: huawei_audio_job(job_id, "succeeded", "review"),
+        "huawei-image-batch": lambda: huawei_image_batch_job(
+            job_id, "finish", [("https://img.example/1.jpg", "block")]
+        ),
+        "alibaba-mps": lambda: alibaba_job(job_id, "Success", "block"),
+        "azure-review": lambda: azure_job(job_id, "Complete", adult_score=0.95, racy_score=0.1),
+    }
+    simulator.put_job(provider, job_id, bodies[provider]())
+
+
+# --- Huawei v3 --------------------------------------------------------------------------------------------------
+
+
+def test_huawei_video_client_reads_running_and_finished_jobs_signed_with_aksk(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    # Given a running job and a finished one that Huawei blocked
+    simulator.put_job("huawei-video", "job-running", huawei_video_job("job-running", "running"))
+    finished = huawei_video_job("job-done", "succeeded", "block", frames=3)
+    simulator.put_job("huawei-video", "job-done", finished)
+    client = connect("huawei-video")
+
+    # When each is fetched with an AK/SK-signed request
+    running = client.fetch(["job-running"])
+    done = client.fetch(["job-done"])
+
+    # Then the verdicts are the adapter's, and the simulator verified both signatures
+    assert running.jobs[0].verdict.status is JobStatus.RUNNING
+    assert running.jobs[0].verdict.suggestion is None
+    verdict = done.jobs[0].verdict
+    assert (verdict.job_id, verdict.status, verdict.suggestion) == (
+        "job-done",
+        JobStatus.SUCCEEDED,
+        Suggestion.BLOCK,
+    )
+    assert verdict.decided_by == "provider"
+    assert len([finding for finding in verdict.findings if finding.category == "porn"]) == 3
+    assert json.loads(done.jobs[0].raw) == finished
+    assert statuses(simulator, "huawei-video") == [200, 200]
+
+
+def test_huawei_audio_client_authenticates_with_a_static_token(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    simulator.put_job(
+        "huawei-audio", "audio-1", huawei_audio_job("audio-1", "succeeded", "review", segments=2)
+    )
+
+    result = connect("huawei-audio", auth="token").fetch(["audio-1"])
+
+    verdict = result.jobs[0].verdict
+    assert (verdict.status, verdict.suggestion) == (JobStatus.SUCCEEDED, Suggestion.REVIEW)
+    assert len(verdict.findings) == 2
+
+
+def test_huawei_job_the_provider_does_not_know_is_missing(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    result = connect("huawei-video").fetch(["expired-job"])
+
+    assert result.jobs == []
+    assert result.missing == ["expired-job"]
+    assert statuses(simulator, "huawei-video") == [400]  # AIS.0030
+
+
+def test_huawei_request_signed_with_a_wrong_secret_is_refused_by_the_provider(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    put_finished_job(simulator, "huawei-video", "job-1")
+    client = connect("huawei-video", credentials={"sk": "not-the-secret"})
+
+    with pytest.raises(ProviderAuthError):
+        client.fetch(["job-1"])
+
+    assert statuses(simulator, "huawei-video") == [401]  # checked by the simulator, and not retried
+
+
+def test_huawei_iam_token_is_fetched_once_for_several_requests(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    for job_id in ("job-1", "job-2", "job-3"):
+        put_finished_job(simulator, "huawei-video", job_id)
+    client = connect("huawei-video", auth="iam")
+
+    for job_id in ("job-1", "job-2", "job-3"):
+        assert client.fetch([job_id]).jobs[0].verdict.suggestion is Suggestion.BLOCK
+
+    iam_calls = simulator.requests(IAM)
+    assert [(call.method, call.status) for call in iam_calls] == [("POST", 201)]
+    assert statuses(simulator, "huawei-video") == [200, 200, 200]
+
+
+def test_huawei_iam_token_refused_by_the_api_is_fetched_again_once(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    put_finished_job(simulator, "huawei-video", "job-1")
+    client = connect("huawei-video", auth="iam")
+    client.fetch(["job-1"])
+
+    # Given IAM no longer honours the cached token
+    simulator.revoke_tokens()
+
+    # When the client fetches again, it gets a 401, fetches a new token and succeeds
+    assert client.fetch(["job-1"]).jobs[0].verdict.suggestion is Suggestion.BLOCK
+    assert statuses(simulator, IAM) == [201, 201]
+    assert statuses(simulator, "huawei-video") == [200, 401, 200]
+
+
+def test_huawei_iam_token_within_an_hour_of_expiry_is_not_reused(connect: Connect) -> None:
+    # A token valid 30 minutes is already inside the one-hour renewal margin: every call fetches a fresh one.
+    with ProviderSimulator(iam_token_ttl_s=1800) as short_lived:
+        put_finished_job(short_lived, "huawei-video", "job-1")
+        settings = ProviderSettings.model_validate(short_lived.provider_entry("huawei-video", auth="iam"))
+        client = build_client("huawei-video", settings, options=FAST)
+        assert client is not None
+        client.fetch(["job-1"])
+        client.fetch(["job-1"])
+        client.close()
+        assert statuses(short_lived, IAM) == [201, 201]
+
+
+def test_huawei_iam_user_with_a_wrong_password_is_an_auth_error(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    client = connect("huawei-video", auth="iam", credentials={"password": "wrong-password"})
+
+    with pytest.raises(ProviderAuthError):
+        client.fetch(["job-1"])
+
+    assert statuses(simulator, IAM) == [401]
+    assert simulator.requests("huawei-video") == []
+
+
+# --- Huawei image batch -----------------------------------------------------------------------------------------
+
+
+def test_image_batch_client_reads_running_and_finished_jobs_with_item_errors(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    simulator.put_job(
+        "huawei-image-batch", "batch-running", huawei_image_batch_job("batch-running", "running")
+    )
+    items = [
+        ("https://img.example/a.jpg", "block"),
+        ("https://img.example/b.jpg", "pass"),
+        ("https://img.example/c.jpg", "error"),
+    ]
+    simulator.put_job(
+        "huawei-image-batch", "batch-done", huawei_image_batch_job("batch-done", "finish", items)
+    )
+    client = connect("huawei-image-batch")
+
+    running = client.fetch(["batch-running"]).jobs[0].verdict
+    done = client.fetch(["batch-done"]).jobs[0].verdict
+
+    assert running.status is JobStatus.RUNNING
+    assert (done.status, done.suggestion) == (JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    assert [error.item for error in done.item_errors] == ["https://img.example/c.jpg"]
+
+
+def test_image_batch_job_past_its_retention_is_missing(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    simulator.put_job("huawei-image-batch", "batch-1", huawei_image_batch_job("batch-1", "finish", []))
+    simulator.remove_job("huawei-image-batch", "batch-1")
+
+    assert connect("huawei-image-batch").fetch(["batch-1"]).missing == ["batch-1"]
+
+
+def test_image_batch_discover_lists_finished_and_failed_jobs_of_the_window(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    in_window = now - timedelta(minutes=5)
+    jobs = {
+        "finished": huawei_image_batch_job("finished", "finish", [], created=in_window, updated=in_window),
+        "failed": huawei_image_batch_job("failed", "failed", [], created=in_window, updated=in_window),
+        "running": huawei_image_batch_job("running", "running", created=in_window, updated=in_window),
+        "too-old": huawei_image_batch_job(
+            "too-old", "finish", [], created=now - timedelta(hours=2), updated=now - timedelta(hours=2)
+        ),
+    }
+    for job_id, body in jobs.items():
+        simulator.put_job("huawei-image-batch", job_id, body)
+
+    found = connect("huawei-image-batch").discover(now - timedelta(minutes=30), now)
+
+    assert sorted(found) == ["failed", "finished"]
+
+
+# --- Alibaba MPS ------------------------------------------------------------------------------------------------
+
+
+def test_alibaba_batch_of_ten_with_two_unknown_gives_eight_verdicts_and_two_missing(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    known = [f"job-{index}" for index in range(8)]
+    for job_id in known:
+        simulator.put_job("alibaba-mps", job_id, alibaba_job(job_id, "Success", "review"))
+    client = connect("alibaba-mps")
+    assert client.max_batch == 10
+
+    result = client.fetch([*known[:4], "unknown-1", *known[4:], "unknown-2"])
+
+    assert sorted(job.verdict.job_id for job in result.jobs) == sorted(known)
+    assert all(job.verdict.suggestion is Suggestion.REVIEW for job in result.jobs)
+    assert sorted(result.missing) == ["unknown-1", "unknown-2"]
+    assert statuses(simulator, "alibaba-mps") == [200]  # one QueryMediaCensorJobList for the whole batch
+
+
+def test_alibaba_rpc_v1_signature_is_accepted(simulator: ProviderSimulator, connect: Connect) -> None:
+    simulator.put_job("alibaba-mps", "job-1", alibaba_job("job-1", "Analysing"))
+
+    result = connect("alibaba-mps", credentials={"signature": "HMAC-SHA1"}).fetch(["job-1"])
+
+    assert result.jobs[0].verdict.status is JobStatus.RUNNING
+    [request] = simulator.requests("alibaba-mps")
+    assert "Signature=" in request.path
+    assert request.status == 200
+
+
+def test_simulator_accepts_an_rpc_v1_post_with_a_form_body(simulator: ProviderSimulator) -> None:
+    # MPS takes RPC parameters in a form body on POST as well; the signature covers them.
+    simulator.put_job("alibaba-mps", "job-1", alibaba_job("job-1"))
+    creds = simulator.credentials
+    params = sign_rpc_v1(
+        "POST",
+        {"Action": "QueryMediaCensorJobList", "Version": "2014-06-18", "JobIds": "job-1"},
+        creds.alibaba_access_key_id,
+        creds.alibaba_access_key_secret,
+        datetime.now(UTC),
+        new_nonce(),
+    )
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    answer = requests.post(f"{simulator.base_url}/", data=encode_query(params), headers=headers, timeout=5)
+    tampered = {**params, "SignatureNonce": new_nonce(), "JobIds": "job-2"}
+    refused = requests.post(f"{simulator.base_url}/", data=encode_query(tampered), headers=headers, timeout=5)
+
+    assert answer.json()["MediaCensorJobList"]["MediaCensorJob"][0]["JobId"] == "job-1"
+    assert (refused.status_code, refused.json()["Code"]) == (400, "SignatureDoesNotMatch")
+
+
+@pytest.mark.parametrize("signature", ["ACS3-HMAC-SHA256", "HMAC-SHA1"])
+def test_alibaba_request_signed_with_a_wrong_secret_is_refused_by_the_provider(
+    simulator: ProviderSimulator, connect: Connect, signature: str
+) -> None:
+    put_finished_job(simulator, "alibaba-mps", "job-1")
+    client = connect(
+        "alibaba-mps", credentials={"access_key_secret": "not-the-secret", "signature": signature}
+    )
+
+    with pytest.raises(ProviderAuthError):
+        client.fetch(["job-1"])
+
+    assert statuses(simulator, "alibaba-mps") == [400]  # SignatureDoesNotMatch, found by the simulator
+
+
+def test_alibaba_long_timeline_is_merged_from_every_page(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    # Given a job with 250 timeline frames, served 100 per page
+    simulator.put_job("alibaba-mps", "long", alibaba_job("long", "Success", "block", timeline_entries=250))
+
+    [fetched] = connect("alibaba-mps").fetch(["long"]).jobs
+
+    # Then every frame is in the verdict and in the raw job, and no page token is left behind
+    frames = {finding.item for finding in fetched.verdict.findings if finding.time_offset is not None}
+    assert frames == {f"output{index:05d}.jpg" for index in range(250)}
+    raw = json.loads(fetched.raw)
+    assert len(raw["VensorCensorResult"]["VideoTimelines"]["VideoTimeline"]) == 250
+    assert "NextPageToken" not in raw["VensorCensorResult"]
+    actions = [request.path for request in simulator.requests("alibaba-mps")]
+    assert len(actions) == 3  # the list call, then QueryMediaCensorJobDetail for pages 2 and 3
+
+
+def test_alibaba_discover_follows_next_page_token(connect: Connect) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    with ProviderSimulator(list_page_limit=3) as small_pages:
+        in_window = [f"job-{index}" for index in range(7)]
+        for index, job_id in enumerate(in_window):
+            created = now - timedelta(minutes=50) + timedelta(minutes=index)
+            small_pages.put_job("alibaba-mps", job_id, alibaba_job(job_id, created=created))
+        small_pages.put_job("alibaba-mps", "before", alibaba_job("before", created=now - timedelta(hours=3)))
+        small_pages.put_job("alibaba-mps", "after", alibaba_job("after", created=now + timedelta(minutes=1)))
+        settings = ProviderSettings.model_validate(small_pages.provider_entry("alibaba-mps"))
+        client = build_client("alibaba-mps", settings, options=FAST)
+        assert client is not None
+
+        found = client.discover(now - timedelta(hours=1), now)
+        client.close()
+
+        assert found == in_window
+        assert statuses(small_pages, "alibaba-mps") == [200, 200, 200]  # 3 + 3 + 1 jobs
+
+
+def test_alibaba_retry_after_a_503_is_signed_afresh(simulator: ProviderSimulator, connect: Connect) -> None:
+    # The simulator refuses a reused nonce, as MPS does: a retry that re-sent the first attempt would fail.
+    put_finished_job(simulator, "alibaba-mps", "job-1")
+    simulator.inject("alibaba-mps", "error:503")
+
+    result = connect("alibaba-mps").fetch(["job-1"])
+
+    assert result.jobs[0].verdict.suggestion is Suggestion.BLOCK
+    assert statuses(simulator, "alibaba-mps") == [503, 200]
+
+
+def test_alibaba_throttling_waits_for_x_acs_retry_after(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    put_finished_job(simulator, "alibaba-mps", "job-1")
+    simulator.inject("alibaba-mps", "throttle:0.3")  # x-acs-retry-after: 300 (milliseconds)
+
+    result = connect("alibaba-mps").fetch(["job-1"])
+
+    assert result.jobs[0].verdict.suggestion is Suggestion.BLOCK
+    first, second = simulator.requests("alibaba-mps")
+    assert (first.status, second.status) == (429, 200)
+    assert second.at - first.at >= 0.29
+
+
+def test_alibaba_resource_not_found_answer_makes_the_batch_missing(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    simulator.inject("alibaba-mps", "not-found")
+
+    result = connect("alibaba-mps").fetch(["job-1", "job-2"])
+
+    assert (result.jobs, result.missing) == ([], ["job-1", "job-2"])
+
+
+# --- Azure ------------------------------------------------------------------------------------------------------
+
+
+def test_azure_client_reads_in_progress_and_completed_jobs(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    simulator.put_job("azure-review", "job-running", azure_job("job-running", "InProgress"))
+    simulator.put_job("azure-review", "job-adult", azure_job("job-adult", "Complete", adult_score=0.92))
+    client = connect("azure-review")
+
+    running = client.fetch(["job-running"]).jobs[0].verdict
+    adult = client.fetch(["job-adult"]).jobs[0].verdict
+
+    assert running.status is JobStatus.RUNNING
+    assert (adult.status, adult.suggestion, adult.decided_by) == (
+        JobStatus.SUCCEEDED,
+        Suggestion.BLOCK,
+        "policy",
+    )
+
+
+def test_azure_wrong_subscription_key_is_refused_by_the_provider(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    put_finished_job(simulator, "azure-review", "job-1")
+
+    with pytest.raises(ProviderAuthError):
+        connect("azure-review", credentials={"subscription_key": "not-the-key"}).fetch(["job-1"])
+
+    assert statuses(simulator, "azure-review") == [401]
+
+
+def test_azure_unknown_job_is_missing(connect: Connect) -> None:
+    assert connect("azure-review").fetch(["no-such-job"]).missing == ["no-such-job"]
+
+
+# --- faults, for every provider ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_one_503_then_an_answer_is_retried_to_a_verdict(
+    simulator: ProviderSimulator, connect: Connect, provider: str
+) -> None:
+    put_finished_job(simulator, provider, "job-1")
+    simulator.inject(provider, "error:503")
+
+    result = connect(provider).fetch(["job-1"])
+
+    assert result.jobs[0].verdict.suggestion is FINISHED_SUGGESTION[provider]
+    assert statuses(simulator, provider) == [503, 200]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_malformed_body_is_a_response_error(
+    simulator: ProviderSimulator, connect: Connect, provider: str
+) -> None:
+    put_finished_job(simulator, provider, "job-1")
+    simulator.inject(provider, "malformed")
+
+    with pytest.raises(ProviderResponseError):
+        connect(provider).fetch(["job-1"])
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_auth_fault_is_an_auth_error(simulator: ProviderSimulator, connect: Connect, provider: str) -> None:
+    put_finished_job(simulator, provider, "job-1")
+    simulator.inject(provider, "auth")
+
+    with pytest.raises(ProviderAuthError):
+        connect(provider).fetch(["job-1"])
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_not_found_fault_is_missing(simulator: ProviderSimulator, connect: Connect, provider: str) -> None:
+    put_finished_job(simulator, provider, "job-1")
+    simulator.inject(provider, "not-found")
+
+    result = connect(provider).fetch(["job-1"])
+
+    assert (result.jobs, result.missing) == ([], ["job-1"])
+
+
+def test_5xx_outlasting_the_retries_is_unavailable(simulator: ProviderSimulator, connect: Connect) -> None:
+    put_finished_job(simulator, "huawei-video", "job-1")
+    simulator.inject("huawei-video", "error:500", times=10)
+
+    with pytest.raises(ProviderUnavailableError):
+        connect("huawei-video").fetch(["job-1"])
+
+    assert statuses(simulator, "huawei-video") == [500] * (1 + FAST.retries)
+
+
+def test_throttle_with_retry_after_is_waited_out_then_retried(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    put_finished_job(simulator, "azure-review", "job-1")
+    simulator.inject("azure-review", "throttle:1")  # 429, Retry-After: 1
+
+    result = connect("azure-review").fetch(["job-1"])
+
+    assert result.jobs[0].verdict.suggestion is Suggestion.BLOCK
+    first, second = simulator.requests("azure-review")
+    assert (first.status, second.status) == (429, 200)
+    assert second.at - first.at >= 0.99
+
+
+def test_throttle_longer_than_the_client_waits_is_reported_with_its_retry_after(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    put_finished_job(simulator, "huawei-video", "job-1")
+    simulator.inject("huawei-video", "throttle:30")
+
+    with pytest.raises(ProviderThrottledError) as raised:
+        connect("huawei-video").fetch(["job-1"])
+
+    assert raised.value.retry_after == 30
+    assert statuses(simulator, "huawei-video") == [429]
+
+
+def test_answer_slower_than_the_read_timeout_is_unavailable_without_waiting_again(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    put_finished_job(simulator, "huawei-video", "job-1")
+    simulator.inject("huawei-video", "slow:1.5")
+    client = connect("huawei-video", options=HttpOptions(read_timeout_s=0.3, backoff_factor=0.01))
+
+    started = time.monotonic()
+    with pytest.raises(ProviderUnavailableError):
+        client.fetch(["job-1"])
+
+    assert time.monotonic() - started < 1.0  # one timeout, no retry
+    assert len(simulator.requests("huawei-video")) == 1
+
+
+def test_provider_that_cannot_be_reached_is_unavailable() -> None:
+    # Given a client pointed at a port nothing listens on any more
+    with ProviderSimulator() as gone:
+        settings = ProviderSettings.model_validate(gone.provider_entry("azure-review"))
+    client = build_client("azure-review", settings, options=FAST)
+    assert client is not None
+
+    with pytest.raises(ProviderUnavailableError, match="connection"):
+        client.fetch(["job-1"])
+    client.close()
+
+
+def test_discover_refuses_times_without_a_zone(connect: Connect) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        connect("huawei-image-batch").discover(datetime(2024, 1, 1), datetime(2024, 1, 2))
+
+
+# --- rate limits ------------------------------------------------------------------------------------------------
+
+
+def most_in_any_second(timestamps: list[float], slack: float = 0.005) -> int:
+    """The most requests in any one-second window, the window shortened by ``slack`` for clock granularity."""
+    ordered = sorted(timestamps)
+    most = 0
+    for index, start in enumerate(ordered):
+        in_window = [at for at in ordered[index:] if at < start + 1.0 - slack]
+        most = max(most, len(in_window))
+    return most
+
+
+def test_client_never_exceeds_the_provider_rate_limit(connect: Connect) -> None:
+    # Given a provider that admits 20 requests/s and a client configured for 20/s with burst 1
+    with ProviderSimulator(rate_limits={"huawei-video": 20}) as limited:
+        put_finished_job(limited, "huawei-video", "job-1")
+        settings = ProviderSettings.model_validate(
+            limited.provider_entry("huawei-video", rate_limit_per_s=20, max_concurrency=4)
+        )
+        client = build_client("huawei-video", settings, options=FAST)
+        assert client is not None
+
+        # When 60 fetches are made from 4 threads at once
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(lambda _: client.fetch(["job-1"]), range(60)))
+        client.close()
+
+        # Then the provider never had to refuse one, and no second saw more than 20
+        assert all(result.jobs for result in results)
+        assert limited.over_limit("huawei-video") == 0
+        received = limited.requests("huawei-video")
+        assert len(received) == 60
+        assert most_in_any_second([request.at for request in received]) <= 20
+
+
+def test_simulator_refuses_requests_over_its_limit() -> None:
+    # The check above means something only if the simulator does refuse a client that ignores the limit.
+    with ProviderSimulator(rate_limits={"azure-review": 2}) as limited:
+        put_finished_job(limited, "azure-review", "job-1")
+        url = f"{limited.base_url}/contentmoderator/review/v1.0/teams/teamA/jobs/job-1"
+        headers = {"Ocp-Apim-Subscription-Key": limited.credentials.azure_subscription_key}
+        with requests.Session() as session:
+            codes = [session.get(url, headers=headers, timeout=5).status_code for _ in range(5)]
+
+        assert codes == [200, 200, 429, 429, 429]
+        assert limited.over_limit("azure-review") == 3
+
+
+# --- the factory ------------------------------------------------------------------------------------------------
+
+
+def test_provider_without_credentials_has_no_client() -> None:
+    assert build_client("huawei-video", ProviderSettings(endpoint="https://moderation.example.com")) is None
+
+
+def test_huawei_v3_client_needs_a_project_id(simulator: ProviderSimulator) -> None:
+    entry = simulator.provider_entry("huawei-video")
+    entry.pop("project_id")
+
+    with pytest.raises(ConfigurationError, match="project_id"):
+        build_client("huawei-video", ProviderSettings.model_validate(entry))
+
+
+def test_alibaba_batch_size_comes_from_the_settings(simulator: ProviderSimulator) -> None:
+    settings = ProviderSettings.model_validate(simulator.provider_entry("alibaba-mps", batch_size=4))
+    client = build_client("alibaba-mps", settings)
+    assert client is not None
+    assert client.max_batch == 4
+    with pytest.raises(ValueError, match="at most 4"):
+        client.fetch([f"job-{index}" for index in range(5)])
+    client.close()

@@ -1,0 +1,74 @@
+"""The token bucket on a fake clock: waits are exact and reproducible."""
+
+from __future__ import annotations
+
+import pytest
+
+from verdict_relay.clients.ratelimit import TokenBucket
+
+
+class FakeClock:
+    """A monotonic clock that only moves when something sleeps (or the test advances it)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 9))
+        self.now += seconds
+
+
+def bucket(rate: float, burst: float, clock: FakeClock) -> TokenBucket:
+    return TokenBucket(rate, burst, clock=clock, sleep=clock.sleep)
+
+
+def test_a_full_bucket_lets_burst_requests_through_then_spaces_them_at_the_rate() -> None:
+    clock = FakeClock()
+    limiter = bucket(rate=20, burst=3, clock=clock)
+
+    waits = [limiter.acquire() for _ in range(5)]
+
+    assert waits == [0.0, 0.0, 0.0, pytest.approx(0.05), pytest.approx(0.05)]
+
+
+def test_callers_arriving_together_queue_one_interval_apart() -> None:
+    # Given three callers that reserve at the same instant (no time passes between them)
+    clock = FakeClock()
+    limiter = TokenBucket(10, 1, clock=clock, sleep=lambda _: None)
+
+    waits = [limiter.acquire() for _ in range(3)]
+
+    # Then each waits one more interval than the one before it
+    assert waits == [0.0, pytest.approx(0.1), pytest.approx(0.2)]
+
+
+def test_idle_time_beyond_a_full_bucket_is_not_credited() -> None:
+    clock = FakeClock()
+    limiter = bucket(rate=10, burst=1, clock=clock)
+    limiter.acquire()
+
+    clock.now += 60  # a long idle period fills the bucket to its burst, no further
+
+    assert limiter.acquire() == 0.0
+    assert limiter.acquire() == pytest.approx(0.1)
+
+
+def test_try_acquire_never_waits() -> None:
+    clock = FakeClock()
+    limiter = bucket(rate=5, burst=1, clock=clock)
+
+    assert limiter.try_acquire() is True
+    assert limiter.try_acquire() is False
+    clock.now += 0.2
+    assert limiter.try_acquire() is True
+    assert clock.slept == []
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(0, 1), (-1, 1), (10, 0.5)])
+def test_a_bucket_that_could_never_admit_a_request_is_refused(rate: float, burst: float) -> None:
+    with pytest.raises(ValueError, match=r"rate_per_s|burst"):
+        TokenBucket(rate, burst)
