@@ -1,0 +1,171 @@
+"""``verdict-relay local``: the whole system in one process, no Docker, no AWS account.
+
+* an embedded AWS endpoint (moto in server mode on 127.0.0.1) with the stateful resources of ``template.yaml``;
+* the HTTP API on 127.0.0.1 (``local.http_api``) invoking the real callback handler;
+* the real poller handler, invoked every ``poll_interval`` seconds;
+* an SQS queue subscribed to the verdict topic, whose messages are handed to ``on_published``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from verdict_relay.local.http_api import LocalHttpApi
+from verdict_relay.local.resources import LocalResources, create_resources
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class PollerContext:
+    """The Lambda context the poller handler reads: its remaining time is the local poll budget."""
+
+    budget_s: float
+    function_name: str = "verdict-relay-poller-local"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:verdict-relay-poller-local"
+    aws_request_id: str = "local"
+
+    def __post_init__(self) -> None:
+        import time
+
+        self._deadline = time.monotonic() + self.budget_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        import time
+
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class LocalStack:
+    def __init__(
+        self,
+        providers_file: Path,
+        port: int = 3000,
+        poll_interval_s: float = 5.0,
+        on_published: Callable[[dict[str, Any]], None] | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self._providers_file = providers_file
+        self._port = port
+        self._poll_interval = poll_interval_s
+        self._on_published = on_published or (lambda _message: None)
+        self._extra_env = extra_env or {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._moto: Any = None
+        self.api: LocalHttpApi | None = None
+        self.resources: LocalResources | None = None
+        self.session: Any = None
+        self.poll_errors: list[str] = []
+
+    @property
+    def base_url(self) -> str:
+        assert self.api is not None
+        return self.api.base_url
+
+    def start(self) -> LocalStack:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+        moto_port = free_port()
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+        self._moto.start()
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "POWERTOOLS_SERVICE_NAME": "verdict-relay",
+                "POWERTOOLS_METRICS_NAMESPACE": "VerdictRelay",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+            }
+        )
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        os.environ.pop("AWS_PROFILE", None)
+        import boto3
+
+        self.session = boto3.session.Session()
+        self.resources = create_resources(self.session)
+        os.environ.update(
+            {
+                "TABLE_NAME": self.resources.table_name,
+                "TOPIC_ARN": self.resources.topic_arn,
+                "RAW_PAYLOAD_BUCKET": self.resources.bucket,
+                "POLL_QUEUE_URL": self.resources.queue_urls["PollQueue"],
+                "PROVIDERS_FILE": str(self._providers_file),
+                **self._extra_env,
+            }
+        )
+        from verdict_relay.handlers.callback import lambda_handler
+        from verdict_relay.handlers.dependencies import dependencies
+
+        dependencies.cache_clear()
+        self.api = LocalHttpApi(lambda_handler, port=self._port).start()
+        self._spawn(self._watch_topic, "published")
+        self._spawn(self._poll_forever, "poller")
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if self.api:
+            self.api.stop()
+        if self._moto:
+            self._moto.stop()
+
+    def poll_once(self, budget_s: float = 30.0) -> dict[str, Any]:
+        """One invocation of the real poller handler."""
+        from verdict_relay.handlers.poller import lambda_handler
+
+        result: dict[str, Any] = lambda_handler({"source": "local.schedule"}, PollerContext(budget_s))
+        return result
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _poll_forever(self) -> None:
+        while not self._stop.wait(self._poll_interval):
+            try:
+                self.poll_once(budget_s=max(10.0, self._poll_interval * 4))
+            except Exception as exc:
+                self.poll_errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _watch_topic(self) -> None:
+        assert self.resources is not None
+        sqs = self.session.client("sqs")
+        queue_url = sqs.create_queue(QueueName="local-published-verdicts")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.session.client("sns").subscribe(
+            TopicArn=self.resources.topic_arn, Protocol="sqs", Endpoint=queue_arn
+        )
+        while not self._stop.is_set():
+            messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+                "Messages", []
+            )
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                attributes = {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()}
+                self._on_published({"verdict": json.loads(envelope["Message"]), "attributes": attributes})
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
