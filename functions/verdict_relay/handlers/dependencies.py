@@ -80,8 +80,8 @@ class Dependencies:
         return PollQueue(self.settings.poll_queue_url, self.session.client("sqs"))
 
 
-def build(settings: Settings) -> Dependencies:
-    session = boto3.session.Session()
+def build(settings: Settings, session: boto3.session.Session | None = None) -> Dependencies:
+    session = session or boto3.session.Session()
     archive = PayloadArchive(settings.raw_payload_bucket, session.client("s3"))
     store = JobStore(
         settings.table_name,

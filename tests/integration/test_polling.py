@@ -1,0 +1,330 @@
+"""The poller end to end: real clients over HTTP to the provider simulator, the real store and topic (moto)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.conftest import FakeAws
+from tests.integration.conftest import LambdaContext, configure_environment
+from verdict_relay.config import Settings
+from verdict_relay.handlers.dependencies import Dependencies, build
+from verdict_relay.local.simulator import (
+    ProviderSimulator,
+    alibaba_job,
+    azure_job,
+    huawei_image_batch_job,
+    huawei_video_job,
+)
+from verdict_relay.models.verdict import JobStatus
+
+PLENTY = lambda: 120.0  # noqa: E731
+
+
+@pytest.fixture
+def simulator() -> Iterator[ProviderSimulator]:
+    with ProviderSimulator() as running:
+        yield running
+
+
+class Harness:
+    """The production wiring (``handlers.dependencies.build``) on a session that counts DynamoDB calls."""
+
+    def __init__(
+        self,
+        aws: FakeAws,
+        simulator: ProviderSimulator,
+        monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path,
+        providers: dict[str, dict[str, Any]],
+    ) -> None:
+        self.aws = aws
+        self.simulator = simulator
+        configure_environment(monkeypatch, aws, tmp_path, providers)
+        self.dynamodb_calls: list[str] = []
+        session = boto3.session.Session()
+        session.events.register("before-call.dynamodb.*", self._count)
+        self.deps: Dependencies = build(Settings.from_env(), session)
+
+    def _count(self, event_name: str, **_: Any) -> None:
+        self.dynamodb_calls.append(event_name.rsplit(".", 1)[-1])
+
+    def register(self, provider: str, *job_ids: str) -> None:
+        now = datetime.now(UTC)
+        for job_id in job_ids:
+            self.deps.store.register(provider, job_id, {}, now, first_poll_at=now)
+
+    def poll(self) -> dict[str, Any]:
+        report = self.deps.poller().run_cycle(PLENTY)
+        return {name: vars(r) for name, r in report.providers.items()}
+
+    def status(self, provider: str, job_id: str) -> JobStatus:
+        job = self.deps.store.get(provider, job_id)
+        assert job is not None
+        return job.status
+
+    def due(self, provider: str) -> list[str]:
+        return [j.job_id for j in self.deps.store.due_jobs(provider, datetime.now(UTC))]
+
+
+@pytest.fixture
+def harness(
+    aws: FakeAws, simulator: ProviderSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Harness:
+    providers = {
+        name: simulator.provider_entry(name)
+        for name in ("huawei-video", "huawei-image-batch", "alibaba-mps", "azure-review")
+    }
+    return Harness(aws, simulator, monkeypatch, tmp_path, providers)
+
+
+def test_poll_resolves_finished_jobs_of_every_provider_and_publishes_each_once(
+    harness: Harness, aws: FakeAws
+) -> None:
+    sim = harness.simulator
+    sim.put_job("huawei-video", "hv-1", huawei_video_job("hv-1", "succeeded", "block"))
+    sim.put_job(
+        "huawei-image-batch",
+        "hb-1",
+        huawei_image_batch_job("hb-1", "finish", [("https://img/1.jpg", "review")]),
+    )
+    sim.put_job("alibaba-mps", "am-1", alibaba_job("am-1", "Success", "block", timeline_entries=250))
+    sim.put_job("azure-review", "az-1", azure_job("az-1", "Complete", adult_score=0.95))
+    for provider, job_id in [
+        ("huawei-video", "hv-1"),
+        ("huawei-image-batch", "hb-1"),
+        ("alibaba-mps", "am-1"),
+        ("azure-review", "az-1"),
+    ]:
+        harness.register(provider, job_id)
+
+    harness.poll()
+    harness.poll()  # nothing more to do: no second publish
+
+    published = {m["verdict"]["job_id"]: m["verdict"] for m in aws.published()}
+    assert set(published) == {"hv-1", "hb-1", "am-1", "az-1"}
+    assert published["hv-1"]["suggestion"] == "block"
+    assert published["hb-1"]["suggestion"] == "review"
+    assert published["az-1"]["suggestion"] == "block"
+    # every one of the 250 timeline entries survived the detail pagination
+    timeline = [f for f in published["am-1"]["findings"] if f["time_offset"] is not None]
+    assert len(timeline) >= 250
+
+
+def test_running_job_stays_outstanding_until_it_finishes(harness: Harness, aws: FakeAws) -> None:
+    sim = harness.simulator
+    sim.put_job("huawei-video", "hv-1", huawei_video_job("hv-1", "running"))
+    harness.register("huawei-video", "hv-1")
+
+    harness.poll()
+
+    assert harness.status("huawei-video", "hv-1") is JobStatus.RUNNING
+    assert aws.published() == []
+    # it finishes; once due again the poll resolves it
+    sim.put_job("huawei-video", "hv-1", huawei_video_job("hv-1", "succeeded", "review"))
+    harness.deps.store.reschedule(
+        "huawei-video", "hv-1", __import__("datetime").datetime.now(__import__("datetime").UTC), 1
+    )
+    harness.poll()
+    assert harness.status("huawei-video", "hv-1") is JobStatus.SUCCEEDED
+    assert len(aws.published()) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "times"),
+    [("error:503", 10), ("malformed", 10), ("slow:7", 1), ("auth", 10), ("throttle:30", 10)],
+    ids=["5xx", "malformed-json", "timeout", "auth", "throttled"],
+)
+def test_provider_fault_stores_and_publishes_nothing_and_leaves_the_job_due(
+    harness: Harness, aws: FakeAws, fault: str, times: int
+) -> None:
+    sim = harness.simulator
+    sim.put_job("azure-review", "az-1", azure_job("az-1", "Complete", adult_score=0.95))
+    harness.register("azure-review", "az-1")
+    sim.inject("azure-review", fault, times=times)
+
+    report = harness.poll()
+
+    assert report["azure-review"]["failed_requests"] == 1
+    assert harness.status("azure-review", "az-1") is JobStatus.PENDING
+    assert harness.due("azure-review") == ["az-1"]
+    assert aws.published() == []
+
+
+def test_transient_5xx_is_retried_within_the_same_poll(harness: Harness, aws: FakeAws) -> None:
+    sim = harness.simulator
+    sim.put_job("azure-review", "az-1", azure_job("az-1", "Complete", adult_score=0.95))
+    harness.register("azure-review", "az-1")
+    sim.inject("azure-review", "error:503", times=1)
+
+    harness.poll()
+
+    assert harness.status("azure-review", "az-1") is JobStatus.SUCCEEDED
+    assert len(aws.published()) == 1
+
+
+def test_job_not_found_is_expired_and_published_as_review(harness: Harness, aws: FakeAws) -> None:
+    harness.register("huawei-video", "vanished")
+    harness.register("alibaba-mps", "never-existed")
+
+    harness.poll()
+
+    assert harness.status("huawei-video", "vanished") is JobStatus.EXPIRED
+    assert harness.status("alibaba-mps", "never-existed") is JobStatus.EXPIRED
+    suggestions = {m["verdict"]["job_id"]: m["verdict"]["suggestion"] for m in aws.published()}
+    assert suggestions == {"vanished": "review", "never-existed": "review"}
+
+
+def test_auth_failure_of_one_provider_does_not_stop_the_others(harness: Harness, aws: FakeAws) -> None:
+    sim = harness.simulator
+    sim.put_job("azure-review", "az-1", azure_job("az-1", "Complete", adult_score=0.95))
+    sim.put_job("huawei-video", "hv-1", huawei_video_job("hv-1", "succeeded", "block"))
+    harness.register("azure-review", "az-1")
+    harness.register("huawei-video", "hv-1")
+    sim.inject("azure-review", "auth", times=100)
+
+    harness.poll()
+    requests_after_first_cycle = len(sim.requests("azure-review"))
+    harness.poll()
+
+    assert harness.status("huawei-video", "hv-1") is JobStatus.SUCCEEDED
+    assert harness.due("azure-review") == ["az-1"]
+    assert len(sim.requests("azure-review")) == requests_after_first_cycle  # breaker open: not retried hot
+
+
+def test_discovery_finds_finished_jobs_nobody_registered(harness: Harness, aws: FakeAws) -> None:
+    sim = harness.simulator
+    sim.put_job(
+        "huawei-image-batch",
+        "unregistered",
+        huawei_image_batch_job(
+            "unregistered",
+            "finish",
+            [("https://img/9.jpg", "block")],
+            created=datetime.now(UTC) - timedelta(minutes=2),
+            updated=datetime.now(UTC) - timedelta(minutes=1),
+        ),
+    )
+
+    harness.poll()  # discovery makes it due
+    harness.poll()  # and the next cycle (or the same, if it was due in time) resolves it
+
+    assert harness.status("huawei-image-batch", "unregistered") is JobStatus.SUCCEEDED
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["unregistered"]
+
+
+def test_backlog_of_500_jobs_is_polled_within_the_rate_limit_and_without_a_scan(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given 500 finished jobs at a provider limited to 100 requests/s (the simulator refuses any excess)
+    with ProviderSimulator(rate_limits={"azure-review": 100.0}) as sim:
+        entry = sim.provider_entry("azure-review", rate_limit_per_s=100.0, max_concurrency=8)
+        harness = Harness(aws, sim, monkeypatch, tmp_path, {"azure-review": entry})
+        job_ids = [f"job-{i:03}" for i in range(500)]
+        for job_id in job_ids:
+            sim.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.01))
+        harness.register("azure-review", *job_ids)
+        harness.dynamodb_calls.clear()
+
+        # When one poll cycle runs
+        started = time.monotonic()
+        harness.poll()
+        elapsed = time.monotonic() - started
+
+        # Then every job is resolved, no request went over the limit, and the table was never scanned
+        assert harness.due("azure-review") == []
+        assert sim.over_limit("azure-review") == 0
+        stamps = [r.at for r in sim.requests("azure-review")]
+        assert len(stamps) == 500
+        assert max(sum(1 for t in stamps if start <= t < start + 1.0) for start in stamps) <= 100
+        assert "Scan" not in harness.dynamodb_calls
+        assert "Query" in harness.dynamodb_calls
+        assert elapsed >= 4.0  # 500 requests at 100/s cannot take less: the limit really applied
+
+
+def test_poller_handler_runs_a_cycle(harness: Harness, aws: FakeAws) -> None:
+    from verdict_relay.handlers import dependencies as dependencies_module
+    from verdict_relay.handlers.poller import lambda_handler
+
+    harness.simulator.put_job("huawei-video", "hv-1", huawei_video_job("hv-1", "succeeded", "block"))
+    harness.register("huawei-video", "hv-1")
+    dependencies_module.dependencies.cache_clear()
+
+    result = lambda_handler({"source": "aws.scheduler"}, LambdaContext())
+
+    assert result["resolved"] == 1
+    assert json.loads(json.dumps(result))["fanned_out"] == {}
+    assert len(aws.published()) == 1
+
+
+class ShortContext(LambdaContext):
+    """An invocation with too little time left to poll a backlog itself."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 12_000
+
+
+def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:PollQueue",
+                "awsRegion": "us-east-1",
+            }
+            for m in messages
+        ]
+    }
+
+
+def test_backlog_beyond_one_invocation_fans_out_to_workers_that_resolve_it(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verdict_relay.handlers import dependencies as dependencies_module
+    from verdict_relay.handlers.poll_worker import lambda_handler as worker
+    from verdict_relay.handlers.poller import lambda_handler as scheduler
+
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
+    monkeypatch.setenv("POLL_WORKER_BUDGET_SECONDS", "1")  # small batches, so there are several
+    dependencies_module.dependencies.cache_clear()
+    job_ids = [f"job-{i:02}" for i in range(30)]
+    for job_id in job_ids:
+        harness.simulator.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.9))
+    harness.register("azure-review", *job_ids)
+
+    # When the scheduler has too little time for the backlog
+    result = scheduler({"source": "aws.scheduler"}, ShortContext())
+
+    # Then it sent every due job to the queue, held them back, and polled none itself
+    assert result["fanned_out"] == {"azure-review": 30}
+    assert harness.due("azure-review") == []
+    assert harness.simulator.requests("azure-review") == []
+    sqs = aws.session.client("sqs")
+    messages: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        messages.extend(batch)
+    assert len(messages) > 1
+    assert sorted(j for m in messages for j in json.loads(m["Body"])["job_ids"]) == job_ids
+
+    # When the workers consume the batches (one of them malformed)
+    broken = {**messages[0], "MessageId": "broken", "Body": '{"provider": "acme"}'}
+    response = worker(sqs_event([*messages, broken]), LambdaContext())
+
+    # Then every job is resolved and published once, and only the malformed message is reported failed
+    assert response["batchItemFailures"] == [{"itemIdentifier": "broken"}]
+    assert all(harness.status("azure-review", j) is JobStatus.SUCCEEDED for j in job_ids)
+    assert sorted(m["verdict"]["job_id"] for m in aws.published()) == job_ids
