@@ -64,6 +64,12 @@ def _poll(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local(args: argparse.Namespace) -> int:
+    from verdict_relay.local.runner import run_local
+
+    return run_local(args)
+
+
 def _schema(_: argparse.Namespace) -> int:
     json.dump(verdict_schema(), sys.stdout, indent=2)
     sys.stdout.write("\n")
@@ -93,6 +99,26 @@ def build_parser() -> argparse.ArgumentParser:
     poll.add_argument("--once", action="store_true", required=True, help="run one cycle and exit")
     poll.add_argument("--budget", type=float, default=60.0, help="seconds the cycle may take (default 60)")
     poll.set_defaults(run=_poll)
+
+    local = commands.add_parser(
+        "local",
+        help="run the whole system locally: embedded AWS endpoint, HTTP API, poller",
+        description="Run Verdict Relay in one process with no Docker and no AWS account.",
+    )
+    local.add_argument(
+        "--port", type=int, default=3000, help="HTTP API port on 127.0.0.1 (default 3000; 0 = any)"
+    )
+    local.add_argument("--poll-interval", type=float, default=5.0, metavar="SECONDS", help="poller schedule")
+    local.add_argument(
+        "--duration", type=float, metavar="SECONDS", help="stop after this long (default: Ctrl-C)"
+    )
+    source = local.add_mutually_exclusive_group()
+    source.add_argument("--simulate", action="store_true", help="simulated providers creating jobs over time")
+    source.add_argument(
+        "--providers", metavar="FILE", help="providers document with real endpoints and credentials"
+    )
+    local.add_argument("--jobs", type=int, default=5, help="with --simulate: jobs per provider (default 5)")
+    local.set_defaults(run=_local)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of the canonical verdict")
     schema.set_defaults(run=_schema)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,8 @@ import pytest
 from tests.conftest import FakeAws
 from tests.helpers import api_event
 from verdict_relay.handlers import dependencies as dependencies_module
+from verdict_relay.local.callback_signing import MnsSigner
+from verdict_relay.local.simulator import ProviderSimulator
 
 HUAWEI_SEEDS = ["seed_current", "seed_previous"]
 AZURE_TOKENS = ["azure-token-current-0001", "azure-token-previous-0001"]
@@ -117,3 +121,36 @@ def api(aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     configure_environment(monkeypatch, aws, tmp_path, PROVIDERS_DOCUMENT)
     yield ApiClient()
     dependencies_module.dependencies.cache_clear()
+
+
+@pytest.fixture
+def mns() -> Iterator[MnsSigner]:
+    """An MNS signing identity whose certificate is served over HTTP on 127.0.0.1."""
+    signer = MnsSigner.generate()
+    served: list[str] = []
+
+    class CertificateHandler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-pem-file")
+            self.end_headers()
+            self.wfile.write(signer.certificate_pem)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CertificateHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    signer.certificate_url = f"http://127.0.0.1:{server.server_address[1]}/x509_public_certificate.pem"
+    yield signer
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def simulator() -> Iterator[ProviderSimulator]:
+    """The providers' APIs on 127.0.0.1, checking signatures as the providers do."""
+    with ProviderSimulator() as running:
+        yield running

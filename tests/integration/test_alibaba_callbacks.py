@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,32 +13,6 @@ from tests.integration.conftest import PROVIDERS_DOCUMENT, ApiClient, configure_
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
 
 PATH = "/v1/callbacks/alibaba-mps"
-
-
-@pytest.fixture
-def mns() -> Iterator[MnsSigner]:
-    """An MNS signing identity whose certificate is served over HTTP on 127.0.0.1."""
-    signer = MnsSigner.generate()
-    served: list[str] = []
-
-    class CertificateHandler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            served.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-pem-file")
-            self.end_headers()
-            self.wfile.write(signer.certificate_pem)
-
-        def log_message(self, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), CertificateHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    signer.certificate_url = f"http://127.0.0.1:{server.server_address[1]}/x509_public_certificate.pem"
-    yield signer
-    server.shutdown()
-    server.server_close()
 
 
 def push(api: ApiClient, body: bytes, headers: dict[str, str], query: dict[str, str] | None = None):  # type: ignore[no-untyped-def]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,6 @@ from verdict_relay.local.simulator import (
 from verdict_relay.models.verdict import JobStatus
 
 PLENTY = lambda: 120.0  # noqa: E731
-
-
-@pytest.fixture
-def simulator() -> Iterator[ProviderSimulator]:
-    with ProviderSimulator() as running:
-        yield running
 
 
 class Harness:

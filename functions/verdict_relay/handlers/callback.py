@@ -32,6 +32,7 @@ from verdict_relay.errors import (
 )
 from verdict_relay.handlers import http_errors
 from verdict_relay.handlers.dependencies import dependencies
+from verdict_relay.logic import callbacks
 from verdict_relay.models.jobs import RegisterJobRequest
 from verdict_relay.models.verdict import PROVIDER_NAMES, Verdict
 from verdict_relay.observability import count, logger, metrics
@@ -118,10 +119,13 @@ def receive_callback(
         ),
     )
     result = adapter.parse_callback(request)
-    for verdict in result.verdicts:
-        deps.ingest.ingest(verdict, raw, now)
-    for job_id in result.jobs_to_fetch:
-        deps.ingest.mark_due(provider, job_id, now)
+    entry = providers.get(provider)
+    trust = callbacks.trust_mode(
+        provider, entry.trust if entry else None, has_credentials=bool(entry and entry.credentials)
+    )
+    outcome = callbacks.accept(
+        provider, result, raw, trust, deps.ingest, deps.callback_fetcher(provider), now
+    )
     count("CallbackAccepted", provider)
     status = adapter.callback_ack_status
     if status == 204:
@@ -129,7 +133,7 @@ def receive_callback(
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body={"accepted": len(result.verdicts) + len(result.jobs_to_fetch)},
+        body={"accepted": outcome.from_body + outcome.fetched + outcome.left_due},
     )
 
 

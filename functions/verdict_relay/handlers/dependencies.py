@@ -21,10 +21,16 @@ from verdict_relay.dal.certificates import CertificateCache
 from verdict_relay.dal.poll_queue import PollQueue
 from verdict_relay.dal.publisher import VerdictPublisher
 from verdict_relay.dal.store import JobStore
+from verdict_relay.logic.callbacks import Fetcher
 from verdict_relay.logic.ingest import IngestService
 from verdict_relay.logic.policy import VerdictPolicy
 from verdict_relay.logic.poller import CircuitBreaker, Poller, PollSettings
 from verdict_relay.models.verdict import Suggestion
+
+CALLBACK_RATE_SHARE = 0.1
+"""Share of a provider's rate limit one receiver container may use for fetches right after callbacks."""
+CALLBACK_FETCH_SECONDS = {"huawei-video": 1.5, "huawei-audio": 1.5, "alibaba-mps": 3.0, "azure-review": 3.0}
+"""Read timeout of that fetch: inside Huawei's 3 s and MNS's 5 s acknowledgement deadlines."""
 
 
 @dataclass
@@ -38,6 +44,8 @@ class Dependencies:
     _loaded_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
+    _callback_clients: dict[str, ProviderClient | None] = field(default_factory=dict)
+    _clients_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def providers(self) -> ProvidersConfig:
         with self._lock:
@@ -73,6 +81,33 @@ class Dependencies:
             now=lambda: datetime.now(UTC),
             concurrency=concurrency,
         )
+
+    def callback_fetcher(self, provider: str) -> Fetcher | None:
+        """Fetches a job right after its callback, within the provider's acknowledgement deadline: one attempt,
+        short timeouts, a small share of the provider's rate limit. None without API credentials."""
+        with self._clients_lock:
+            if provider not in self._callback_clients:
+                self._callback_clients[provider] = self._build_callback_client(provider)
+            client = self._callback_clients[provider]
+        return client.fetch if client is not None else None
+
+    def _build_callback_client(self, provider: str) -> ProviderClient | None:
+        from verdict_relay.clients.factory import build_client
+        from verdict_relay.clients.http import HttpOptions
+
+        entry = self.providers().get(provider)
+        if entry is None or entry.credentials is None:
+            return None
+        shared = entry.model_copy(
+            update={"rate_limit_per_s": rate_limit(provider, entry) * CALLBACK_RATE_SHARE}
+        )
+        options = HttpOptions(
+            connect_timeout_s=0.5,
+            read_timeout_s=CALLBACK_FETCH_SECONDS.get(provider, 2.0),
+            retries=0,
+            max_retry_wait_s=0,
+        )
+        return build_client(provider, shared, options=options)
 
     def poll_queue(self) -> PollQueue | None:
         if not self.settings.poll_queue_url:

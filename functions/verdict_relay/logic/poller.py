@@ -149,7 +149,9 @@ class Poller:
     def batch_size(self, provider: str) -> int:
         return self._clients[provider].max_batch
 
-    def run_cycle(self, time_left_s: Callable[[], float], providers: Iterable[str] | None = None) -> CycleReport:
+    def run_cycle(
+        self, time_left_s: Callable[[], float], providers: Iterable[str] | None = None
+    ) -> CycleReport:
         """One full cycle over every provider with a client (or the ones given), the providers side by side."""
         report = CycleReport()
         names = [p for p in (self._clients if providers is None else providers) if p in self._clients]
