@@ -321,3 +321,21 @@ def test_backlog_beyond_one_invocation_fans_out_to_workers_that_resolve_it(
     assert response["batchItemFailures"] == [{"itemIdentifier": "broken"}]
     assert all(harness.status("azure-review", j) is JobStatus.SUCCEEDED for j in job_ids)
     assert sorted(m["verdict"]["job_id"] for m in aws.published()) == job_ids
+
+
+def test_poll_once_from_the_command_line_runs_one_cycle(
+    harness: Harness, aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from verdict_relay.cli import main
+    from verdict_relay.handlers import dependencies as dependencies_module
+
+    harness.simulator.put_job("huawei-video", "hv-1", huawei_video_job("hv-1", "succeeded", "block"))
+    harness.register("huawei-video", "hv-1")
+    dependencies_module.dependencies.cache_clear()
+
+    code = main(["poll", "--once", "--budget", "60"])
+
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["huawei-video"]["resolved"] == 1
+    assert harness.status("huawei-video", "hv-1") is JobStatus.SUCCEEDED
