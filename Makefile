@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+ARGS ?=
 
-.PHONY: setup test lint format typecheck cfn-lint unit schema events clean
+.PHONY: setup run test lint format typecheck cfn-lint unit schema events clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +15,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install the package with its development tools
+
+run: setup ## the whole system locally with simulated providers; options: make run ARGS="--duration 60"
+	$(BIN)/verdict-relay local --simulate $(ARGS)
 
 lint: setup ## ruff lint and format check
 	$(BIN)/ruff check functions tests tools

@@ -272,6 +272,9 @@ class Settings(_Strict):
     poll_workers: int = Field(default=2, alias="POLL_WORKERS", ge=1, le=100)
     """The poll worker's reserved concurrency: each worker polls at a provider's rate limit / this."""
     poll_worker_budget_seconds: float = Field(default=240.0, alias="POLL_WORKER_BUDGET_SECONDS", gt=0)
+    poll_base_interval_seconds: float = Field(default=15.0, alias="POLL_BASE_INTERVAL_SECONDS", gt=0)
+    poll_max_interval_seconds: float = Field(default=900.0, alias="POLL_MAX_INTERVAL_SECONDS", gt=0)
+    poll_min_interval_seconds: float = Field(default=5.0, alias="POLL_MIN_INTERVAL_SECONDS", ge=0)
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -127,26 +125,9 @@ def api(aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
 def mns() -> Iterator[MnsSigner]:
     """An MNS signing identity whose certificate is served over HTTP on 127.0.0.1."""
     signer = MnsSigner.generate()
-    served: list[str] = []
-
-    class CertificateHandler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            served.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-pem-file")
-            self.end_headers()
-            self.wfile.write(signer.certificate_pem)
-
-        def log_message(self, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), CertificateHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    signer.certificate_url = f"http://127.0.0.1:{server.server_address[1]}/x509_public_certificate.pem"
+    stop = signer.serve_certificate()
     yield signer
-    server.shutdown()
-    server.server_close()
+    stop()
 
 
 @pytest.fixture

@@ -77,7 +77,11 @@ class Dependencies:
             self.ingest,
             clients,
             self._breakers,
-            PollSettings(),
+            PollSettings(
+                min_interval_s=self.settings.poll_min_interval_seconds,
+                base_interval_s=self.settings.poll_base_interval_seconds,
+                max_interval_s=self.settings.poll_max_interval_seconds,
+            ),
             now=lambda: datetime.now(UTC),
             concurrency=concurrency,
         )

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -51,6 +52,34 @@ class MnsSigner:
             .sign(key, hashes.SHA256())
         )
         return cls(key, certificate.public_bytes(serialization.Encoding.PEM), certificate_url)
+
+    def serve_certificate(self) -> Callable[[], None]:
+        """Publish the certificate over HTTP on 127.0.0.1 (sets ``certificate_url``); returns a stop function."""
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        pem = self.certificate_pem
+
+        class CertificateHandler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-pem-file")
+                self.send_header("Content-Length", str(len(pem)))
+                self.end_headers()
+                self.wfile.write(pem)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), CertificateHandler)
+        threading.Thread(target=server.serve_forever, name="mns-certificate", daemon=True).start()
+        self.certificate_url = f"http://127.0.0.1:{server.server_address[1]}/x509_public_certificate.pem"
+
+        def stop() -> None:
+            server.shutdown()
+            server.server_close()
+
+        return stop
 
     def sign(
         self, path: str, body: bytes, content_type: str = "application/json", date: datetime | None = None

@@ -86,13 +86,13 @@ def run_local(args: argparse.Namespace) -> int:
             _print(scenario.live_view(stack, published))
         stop.wait(0.5)
 
-    code = 0
+    summary = scenario.summary(stack, published) if scenario is not None else None
+    stack.stop()  # the poller stops before the simulated providers do
     if scenario is not None:
-        summary = scenario.summary(stack, published)
-        _print(json.dumps(summary, indent=2))
-        code = 0 if summary["ok"] else 1
         scenario.stop()
     for error in stack.poll_errors:
         _print(f"poller error: {error}")
-    stack.stop()
-    return code
+    if summary is None:
+        return 0
+    _print(json.dumps(summary, indent=2))
+    return 0 if summary["ok"] else 1

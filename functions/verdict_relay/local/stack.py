@@ -2,7 +2,8 @@
 
 * an embedded AWS endpoint (moto in server mode on 127.0.0.1) with the stateful resources of ``template.yaml``;
 * the HTTP API on 127.0.0.1 (``local.http_api``) invoking the real callback handler;
-* the real poller handler, invoked every ``poll_interval`` seconds;
+* the real poller handler, invoked every ``poll_interval`` seconds with a Lambda's 60 s budget, and the real
+  poll worker handler consuming the fan-out queue;
 * an SQS queue subscribed to the verdict topic, whose messages are handed to ``on_published``.
 """
 
@@ -19,6 +20,10 @@ from typing import Any
 
 from verdict_relay.local.http_api import LocalHttpApi
 from verdict_relay.local.resources import LocalResources, create_resources
+
+POLLER_TIMEOUT_S = 60.0
+WORKER_TIMEOUT_S = 300.0
+"""The deployed functions' timeouts (template.yaml): the local invocations get the same budgets."""
 
 
 def free_port() -> int:
@@ -110,6 +115,11 @@ class LocalStack:
                 "RAW_PAYLOAD_BUCKET": self.resources.bucket,
                 "POLL_QUEUE_URL": self.resources.queue_urls["PollQueue"],
                 "PROVIDERS_FILE": str(self._providers_file),
+                # Seconds, not minutes: the local schedule runs every few seconds.
+                "POLL_BASE_INTERVAL_SECONDS": "1",
+                "POLL_MAX_INTERVAL_SECONDS": "8",
+                "POLL_MIN_INTERVAL_SECONDS": "1",
+                "PROVIDERS_CACHE_SECONDS": "3600",
                 **self._extra_env,
             }
         )
@@ -120,6 +130,7 @@ class LocalStack:
         self.api = LocalHttpApi(lambda_handler, port=self._port).start()
         self._spawn(self._watch_topic, "published")
         self._spawn(self._poll_forever, "poller")
+        self._spawn(self._work_poll_queue, "poll-worker")
         return self
 
     def stop(self) -> None:
@@ -146,9 +157,40 @@ class LocalStack:
     def _poll_forever(self) -> None:
         while not self._stop.wait(self._poll_interval):
             try:
-                self.poll_once(budget_s=max(10.0, self._poll_interval * 4))
+                self.poll_once(budget_s=POLLER_TIMEOUT_S)
             except Exception as exc:
                 self.poll_errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _work_poll_queue(self) -> None:
+        """Feed fanned-out batches to the real poll worker handler, as the SQS event source mapping does."""
+        from verdict_relay.handlers.poll_worker import lambda_handler
+
+        assert self.resources is not None
+        sqs = self.session.client("sqs")
+        queue_url = self.resources.queue_urls["PollQueue"]
+        while not self._stop.is_set():
+            messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1).get(
+                "Messages", []
+            )
+            for message in messages:
+                record = {
+                    "messageId": message["MessageId"],
+                    "receiptHandle": message["ReceiptHandle"],
+                    "body": message["Body"],
+                    "attributes": {"ApproximateReceiveCount": "1"},
+                    "messageAttributes": {},
+                    "md5OfBody": message["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:PollQueue",
+                    "awsRegion": "us-east-1",
+                }
+                try:
+                    result = lambda_handler({"Records": [record]}, PollerContext(WORKER_TIMEOUT_S))
+                except Exception as exc:
+                    self.poll_errors.append(f"poll worker: {type(exc).__name__}: {exc}")
+                    continue
+                if not result.get("batchItemFailures"):
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def _watch_topic(self) -> None:
         assert self.resources is not None

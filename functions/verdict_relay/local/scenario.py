@@ -1,0 +1,285 @@
+"""The ``--simulate`` scenario of the local stack: jobs at all five providers that finish over time.
+
+Per provider, job ``i`` plays outcome ``i % 5``:
+
+0. finishes with ``block``, announced by the provider's callback (signed as the provider signs it);
+1. finishes with ``pass``, found only by polling;
+2. finishes with ``review``, its callback delivered three times (a duplicate must publish once);
+3. fails at the provider (never moderated: ``review`` by policy);
+4. expires: the provider forgets it before it finishes (``review`` by policy).
+
+Huawei image batches have no callbacks, so theirs are found by polling. Every job is registered through
+``POST /jobs`` as a platform would. The summary checks each job's stored verdict against the expectation and
+that every block/review verdict was published exactly once and no pass verdict was.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from verdict_relay.local.callback_signing import MnsSigner, huawei_callback_signature, mns_notification
+from verdict_relay.local.simulator import (
+    ProviderSimulator,
+    alibaba_job,
+    azure_job,
+    huawei_audio_job,
+    huawei_image_batch_job,
+    huawei_video_job,
+)
+
+PROVIDERS = ("huawei-video", "huawei-audio", "huawei-image-batch", "alibaba-mps", "azure-review")
+OUTCOMES = ("block-callback", "pass-poll", "review-duplicated", "failed", "expired")
+HUAWEI_SEED = "local_simulation_seed"
+AZURE_TOKEN = "local-simulation-token-0001"  # noqa: S105 - a loopback demo value
+STAGE_PATH = "/v1"
+
+Outcome = Literal["block-callback", "pass-poll", "review-duplicated", "failed", "expired"]
+
+
+@dataclass
+class SimulatedJob:
+    provider: str
+    job_id: str
+    outcome: Outcome
+    finish_after_s: float
+
+    @property
+    def expected_status(self) -> str:
+        return {"failed": "failed", "expired": "expired"}.get(self.outcome, "succeeded")
+
+    @property
+    def expected_suggestion(self) -> str:
+        return {"block-callback": "block", "pass-poll": "pass"}.get(self.outcome, "review")
+
+    @property
+    def callbacks(self) -> int:
+        if self.provider == "huawei-image-batch":
+            return 0
+        return {"block-callback": 1, "review-duplicated": 3}.get(self.outcome, 0)
+
+
+def _running_body(provider: str, job_id: str) -> dict[str, Any]:
+    return {
+        "huawei-video": lambda: huawei_video_job(job_id, "running"),
+        "huawei-audio": lambda: huawei_audio_job(job_id, "running"),
+        "huawei-image-batch": lambda: huawei_image_batch_job(job_id, "running"),
+        "alibaba-mps": lambda: alibaba_job(job_id, "Analysing"),
+        "azure-review": lambda: azure_job(job_id, "InProgress"),
+    }[provider]()
+
+
+def _final_body(job: SimulatedJob) -> dict[str, Any]:
+    suggestion = job.expected_suggestion
+    failed = job.outcome == "failed"
+    if job.provider == "huawei-video":
+        return huawei_video_job(job.job_id, "failed" if failed else "succeeded", suggestion)  # type: ignore[arg-type]
+    if job.provider == "huawei-audio":
+        return huawei_audio_job(job.job_id, "failed" if failed else "succeeded", suggestion)  # type: ignore[arg-type]
+    if job.provider == "huawei-image-batch":
+        if failed:
+            return huawei_image_batch_job(job.job_id, "failed")
+        return huawei_image_batch_job(
+            job.job_id,
+            "finish",
+            [
+                (f"https://images.example/{job.job_id}/1.jpg", "pass"),
+                (f"https://images.example/{job.job_id}/2.jpg", suggestion),
+            ],
+        )
+    if job.provider == "alibaba-mps":
+        return alibaba_job(job.job_id, "Fail" if failed else "Success", suggestion, timeline_entries=20)  # type: ignore[arg-type]
+    scores = {"block": 0.95, "review": 0.6, "pass": 0.01}
+    return azure_job(
+        job.job_id, "Failed" if failed else "Complete", adult_score=scores[suggestion], racy_score=0.01
+    )
+
+
+class Scenario:
+    def __init__(self, jobs_per_provider: int = 5, seed: int = 7, finish_within_s: float = 12.0) -> None:
+        rng = random.Random(seed)  # noqa: S311 - a demo schedule
+        self.jobs = [
+            SimulatedJob(provider, f"{provider}-job-{i}", OUTCOMES[i % 5], rng.uniform(2.0, finish_within_s))  # type: ignore[arg-type]
+            for provider in PROVIDERS
+            for i in range(jobs_per_provider)
+        ]
+        self.simulator = ProviderSimulator()
+        self.mns = MnsSigner.generate()
+        self._stop_certificate: Any = None
+        self._thread: threading.Thread | None = None
+        self.errors: list[str] = []
+
+    def start(self) -> Scenario:
+        self.simulator.start()
+        self._stop_certificate = self.mns.serve_certificate()
+        return self
+
+    def stop(self) -> None:
+        self.simulator.stop()
+        if self._stop_certificate:
+            self._stop_certificate()
+
+    def write_providers_document(self, path: Path) -> Path:
+        document = {provider: self.simulator.provider_entry(provider) for provider in PROVIDERS}
+        for provider in ("huawei-video", "huawei-audio"):
+            document[provider]["callback"] = {"seeds": [HUAWEI_SEED]}
+        document["alibaba-mps"]["callback"] = {"certificate_hosts": ["127.0.0.1"]}
+        document["azure-review"]["callback"] = {"tokens": [AZURE_TOKEN]}
+        path.write_text(json.dumps(document, indent=2), encoding="utf-8")
+        return path
+
+    # -- driving ------------------------------------------------------------------------------------------
+
+    def run_against(self, base_url: str, stop: threading.Event) -> None:
+        self._thread = threading.Thread(
+            target=self._drive, args=(base_url, stop), name="scenario", daemon=True
+        )
+        self._thread.start()
+
+    def _drive(self, base_url: str, stop: threading.Event) -> None:
+        for job in self.jobs:
+            self.simulator.put_job(job.provider, job.job_id, _running_body(job.provider, job.job_id))
+            self._post(
+                base_url + "/jobs",
+                json.dumps(
+                    {
+                        "provider": job.provider,
+                        "job_id": job.job_id,
+                        "metadata": {"content_id": f"content-{job.job_id}"},
+                    }
+                ).encode(),
+                {"Content-Type": "application/json"},
+            )
+        started = time.monotonic()
+        for job in sorted(self.jobs, key=lambda j: j.finish_after_s):
+            if stop.wait(max(0.0, started + job.finish_after_s - time.monotonic())):
+                return
+            if job.outcome == "expired":
+                self.simulator.remove_job(job.provider, job.job_id)
+                continue
+            body = _final_body(job)
+            self.simulator.put_job(job.provider, job.job_id, body)
+            for _ in range(job.callbacks):
+                self._callback(base_url, job, body)
+
+    def _callback(self, base_url: str, job: SimulatedJob, body: dict[str, Any]) -> None:
+        if job.provider in ("huawei-video", "huawei-audio"):
+            data = json.dumps(body).encode()
+            headers = {
+                "Content-Type": "application/json",
+                "X-Auth-Signature": huawei_callback_signature(HUAWEI_SEED, body),
+            }
+            self._post(f"{base_url}/callbacks/{job.provider}", data, headers)
+        elif job.provider == "alibaba-mps":
+            data = mns_notification(job.job_id, body["State"])
+            path = f"{STAGE_PATH}/callbacks/alibaba-mps"
+            self._post(base_url + path, data, self.mns.sign(path, data))
+        elif job.provider == "azure-review":
+            callback = {
+                "JobId": job.job_id,
+                "ReviewId": "",
+                "WorkFlowId": "default",
+                "Status": body["Status"],
+                "ContentType": "Image",
+                "ContentId": f"content-{job.job_id}",
+                "CallBackType": "Job",
+                "Metadata": {item["Key"].lower(): item["Value"] for item in body.get("ResultMetaData", [])},
+            }
+            self._post(
+                f"{base_url}/callbacks/azure-review?token={AZURE_TOKEN}",
+                json.dumps(callback).encode(),
+                {"Content-Type": "application/json"},
+            )
+
+    def _post(self, url: str, data: bytes, headers: dict[str, str]) -> None:
+        request = urllib.request.Request(url, data=data, headers=headers, method="POST")  # noqa: S310 - loopback
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+                response.read()
+        except urllib.error.HTTPError as exc:
+            self.errors.append(f"POST {url.split('?')[0]} -> {exc.code} {exc.read()[:200]!r}")
+        except OSError as exc:
+            self.errors.append(f"POST {url.split('?')[0]} -> {exc}")
+
+    # -- observing ----------------------------------------------------------------------------------------
+
+    def _stored(self, stack: Any) -> dict[str, dict[str, Any]]:
+        stored = {}
+        for job in self.jobs:
+            item = (
+                stack.session.client("dynamodb")
+                .get_item(
+                    TableName=stack.resources.table_name,
+                    Key={"pk": {"S": f"{job.provider}#{job.job_id}"}, "sk": {"S": "STATE"}},
+                    ConsistentRead=True,
+                )
+                .get("Item", {})
+            )
+            stored[job.job_id] = {
+                "status": item.get("status", {}).get("S"),
+                "suggestion": item.get("suggestion", {}).get("S"),
+            }
+        return stored
+
+    def finished(self, stack: Any) -> bool:
+        stored = self._stored(stack)
+        return all(stored[j.job_id]["status"] in ("succeeded", "failed", "expired") for j in self.jobs)
+
+    def live_view(self, stack: Any, published: list[dict[str, Any]]) -> str:
+        stored = self._stored(stack)
+        done = [s for s in stored.values() if s["status"] in ("succeeded", "failed", "expired")]
+        by_suggestion = Counter(s["suggestion"] for s in done)
+        by_provider = Counter(
+            j.provider for j in self.jobs if stored[j.job_id]["status"] in ("succeeded", "failed", "expired")
+        )
+        providers = " ".join(f"{p}={by_provider[p]}" for p in PROVIDERS)
+        return (
+            f"jobs {len(self.jobs) - len(done)} pending / {len(done)} resolved | "
+            f"pass {by_suggestion['pass']} review {by_suggestion['review']} block {by_suggestion['block']} | "
+            f"published {len(published)} | {providers}"
+        )
+
+    def summary(self, stack: Any, published: list[dict[str, Any]]) -> dict[str, Any]:
+        stored = self._stored(stack)
+        publishes = Counter(m["verdict"]["job_id"] for m in published)
+        wrong = []
+        for job in self.jobs:
+            got = stored[job.job_id]
+            expected_publishes = 0 if job.expected_suggestion == "pass" else 1
+            if (
+                got["status"] != job.expected_status
+                or got["suggestion"] != job.expected_suggestion
+                or publishes[job.job_id] != expected_publishes
+            ):
+                wrong.append(
+                    {
+                        "provider": job.provider,
+                        "job_id": job.job_id,
+                        "outcome": job.outcome,
+                        "expected": [job.expected_status, job.expected_suggestion, expected_publishes],
+                        "got": [got["status"], got["suggestion"], publishes[job.job_id]],
+                    }
+                )
+        duplicated = [j for j in self.jobs if j.callbacks > 1]
+        expired = [j for j in self.jobs if j.outcome == "expired"]
+        return {
+            "ok": not wrong and not self.errors,
+            "jobs": len(self.jobs),
+            "resolved": sum(1 for s in stored.values() if s["status"] in ("succeeded", "failed", "expired")),
+            "published": len(published),
+            "duplicated_jobs_published_once": all(publishes[j.job_id] == 1 for j in duplicated),
+            "expired_published_as_review": all(
+                stored[j.job_id]["suggestion"] == "review" and publishes[j.job_id] == 1 for j in expired
+            ),
+            "simulator_requests_over_rate_limit": sum(self.simulator.over_limit(p) for p in PROVIDERS),
+            "mismatches": wrong,
+            "errors": self.errors,
+        }
