@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: setup run test lint format typecheck cfn-lint unit schema events clean
+.PHONY: setup run test lint format typecheck cfn-lint unit schema openapi events clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ test: lint typecheck cfn-lint unit ## everything CI runs
 
 schema: setup ## regenerate docs/verdict.schema.json from the model
 	$(BIN)/verdict-relay schema > docs/verdict.schema.json
+
+openapi: setup ## regenerate docs/openapi.json from the routes
+	$(BIN)/verdict-relay openapi > docs/openapi.json
 
 events: setup ## regenerate events/api/*.json from events/providers
 	$(BIN)/python tools/build_events.py

@@ -3,6 +3,7 @@
 * ``verdict-relay normalize --provider NAME [FILE|-]`` prints the canonical verdict of a provider payload
   (a JSON array when the payload holds several jobs, e.g. an Alibaba list response). Exit 2 with a one-line
   error for a payload it cannot read.
+* ``verdict-relay openapi`` prints the OpenAPI description of the HTTP API (``docs/openapi.json``).
 * ``verdict-relay schema`` prints the JSON Schema of the canonical verdict (``docs/verdict.schema.json``).
 * ``verdict-relay poll --once`` runs one poll cycle against the configured table and providers (the same
   environment variables as the Lambda: TABLE_NAME, TOPIC_ARN, RAW_PAYLOAD_BUCKET, PROVIDERS_FILE or
@@ -70,6 +71,13 @@ def _local(args: argparse.Namespace) -> int:
     return run_local(args)
 
 
+def _openapi(_: argparse.Namespace) -> int:
+    from verdict_relay.handlers.callback import openapi_document
+
+    sys.stdout.write(openapi_document() + "\n")
+    return 0
+
+
 def _schema(_: argparse.Namespace) -> int:
     json.dump(verdict_schema(), sys.stdout, indent=2)
     sys.stdout.write("\n")
@@ -122,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", help="print the JSON Schema of the canonical verdict")
     schema.set_defaults(run=_schema)
+
+    openapi = commands.add_parser("openapi", help="print the OpenAPI description of the HTTP API")
+    openapi.set_defaults(run=_openapi)
     return parser
 
 

@@ -18,6 +18,16 @@ def test_published_verdict_schema_matches_the_model() -> None:
     assert published == verdict_schema(), "docs/verdict.schema.json is stale: run `make schema`"
 
 
+def test_published_openapi_document_matches_the_routes() -> None:
+    from verdict_relay.handlers.callback import openapi_document
+
+    published = (ROOT / "docs" / "openapi.json").read_text()
+
+    assert json.loads(published) == json.loads(openapi_document()), (
+        "docs/openapi.json is stale: run `make openapi`"
+    )
+
+
 def test_sample_api_events_match_the_provider_payloads() -> None:
     builder = runpy.run_path(str(ROOT / "tools" / "build_events.py"))
     expected = {f"{name}.json": builder["render"](event) for name, event in builder["build"]().items()}

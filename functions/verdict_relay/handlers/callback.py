@@ -94,7 +94,20 @@ def _signed_target() -> str:
     return path + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
 
 
-@app.post("/callbacks/<provider>", summary="Receive a provider's job callback", tags=["callbacks"])
+@app.post(
+    "/callbacks/<provider>",
+    summary="Receive a provider's job callback",
+    description=(
+        "Authenticated as the provider signs it: Huawei X-Auth-Signature, Alibaba MNS push signature, or a "
+        "?token= in the URL. Answered 200 (Huawei, Azure) or 204 (Alibaba MNS)."
+    ),
+    tags=["callbacks"],
+    responses={
+        200: {"description": "Accepted"},
+        204: {"description": "Accepted (MNS)"},
+        **http_errors.error_responses(400, 401, 404, 413, 415, 422, 502, 503),
+    },
+)
 def receive_callback(
     provider: Annotated[str, Path(description=f"One of: {', '.join(PROVIDER_NAMES)}")],
 ) -> Response[dict[str, int] | None]:
@@ -137,7 +150,16 @@ def receive_callback(
     )
 
 
-@app.post("/jobs", summary="Register an outstanding job for the poller to follow", tags=["jobs"])
+@app.post(
+    "/jobs",
+    summary="Register an outstanding job for the poller to follow",
+    tags=["jobs"],
+    responses={
+        201: {"description": "Registered", "content": {"application/json": {"model": Verdict}}},
+        200: {"description": "Already known", "content": {"application/json": {"model": Verdict}}},
+        **http_errors.error_responses(400, 413, 415, 422, 503),
+    },
+)
 def register_job(job: RegisterJobRequest) -> Response[dict[str, Any]]:
     _check_content_type(("application/json",))
     deps = dependencies()
@@ -152,7 +174,15 @@ def register_job(job: RegisterJobRequest) -> Response[dict[str, Any]]:
     )
 
 
-@app.get("/jobs/<provider>/<job_id>", summary="The canonical verdict of a job", tags=["jobs"])
+@app.get(
+    "/jobs/<provider>/<job_id>",
+    summary="The canonical verdict of a job",
+    tags=["jobs"],
+    responses={
+        200: {"description": "The verdict", "content": {"application/json": {"model": Verdict}}},
+        **http_errors.error_responses(404, 503),
+    },
+)
 def get_job(provider: str, job_id: str) -> Verdict:
     if provider not in PROVIDER_NAMES:
         raise UnknownProviderError(provider)
@@ -161,6 +191,17 @@ def get_job(provider: str, job_id: str) -> Verdict:
         raise NotFoundError(f"no job {job_id} for provider {provider}")
     count("JobRead", provider)
     return stored.public_verdict()
+
+
+def openapi_document() -> str:
+    """The OpenAPI description of this API (``docs/openapi.json``), generated from the routes."""
+    from verdict_relay import __version__
+
+    return app.get_openapi_json_schema(
+        title="Verdict Relay",
+        version=__version__,
+        description="Provider callbacks in, canonical moderation verdicts out.",
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

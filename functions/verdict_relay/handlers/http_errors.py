@@ -9,6 +9,8 @@ import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel, Field
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -16,6 +18,46 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 
 from verdict_relay.errors import ClientError, VerdictRelayError
 from verdict_relay.observability import count, logger
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    problem: str
+
+
+class Error(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. unauthorized, invalid_payload")
+    message: str = Field(description="What was wrong, for a person")
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error response: ``{"error": {"code": ..., "message": ...}}``."""
+
+    error: Error
+
+
+def error_responses(*statuses: int) -> dict[int, OpenAPIResponse]:
+    """OpenAPI descriptions of a route's error responses, all with the ErrorBody shape."""
+    return {
+        status: {
+            "description": ERROR_DESCRIPTIONS[status],
+            "content": {"application/json": {"model": ErrorBody}},
+        }
+        for status in statuses
+    }
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Malformed body (not JSON, not UTF-8, bad base64)",
+    401: "Missing, invalid or stale signature or token; or callbacks not enabled for the provider",
+    404: "Unknown provider, job or route",
+    413: "Body larger than MAX_BODY_BYTES",
+    415: "Content type not accepted",
+    422: "Well-formed body of the wrong shape; the message names the field",
+    502: "A provider the request depended on failed",
+    503: "Storage unavailable: nothing was stored, send again",
+}
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
