@@ -5,8 +5,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 ARGS ?=
+# SAM CLI lives in its own environment: it is a deploy tool, not a dependency of the project.
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_CLI_VERSION := 1.170.0
+# sam build needs a python3.13 on PATH for the Lambda runtime; with pyenv, this exposes one beside 3.11.
+SAM_PYENV_VERSION ?= 3.11.7:3.13.0
+SAM_ENV := SAM_CLI_TELEMETRY=0 $(if $(shell command -v pyenv),PYENV_VERSION=$(SAM_PYENV_VERSION))
 
-.PHONY: setup run test lint format typecheck cfn-lint unit schema openapi events clean
+.PHONY: setup run build deploy test lint format typecheck cfn-lint unit schema openapi events clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +22,18 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install the package with its development tools
+
+$(SAM_VENV)/.installed-stamp:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $@
+
+build: $(SAM_VENV)/.installed-stamp ## sam build: the arm64 python3.13 artifact in .aws-sam/build
+	$(SAM_ENV) $(SAM) build
+
+deploy: build ## sam deploy --guided (needs AWS credentials)
+	$(SAM_ENV) $(SAM) deploy --guided
 
 run: setup ## the whole system locally with simulated providers; options: make run ARGS="--duration 60"
 	$(BIN)/verdict-relay local --simulate $(ARGS)
@@ -48,4 +67,4 @@ events: setup ## regenerate events/api/*.json from events/providers
 	$(BIN)/python tools/build_events.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
