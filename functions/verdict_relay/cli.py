@@ -3,6 +3,8 @@
 * ``verdict-relay normalize --provider NAME [FILE|-]`` prints the canonical verdict of a provider payload
   (a JSON array when the payload holds several jobs, e.g. an Alibaba list response). Exit 2 with a one-line
   error for a payload it cannot read.
+* ``verdict-relay jobs register|show|list`` and ``verdict-relay republish`` operate on the configured table
+  and topic (the same environment variables as ``poll``).
 * ``verdict-relay openapi`` prints the OpenAPI description of the HTTP API (``docs/openapi.json``).
 * ``verdict-relay schema`` prints the JSON Schema of the canonical verdict (``docs/verdict.schema.json``).
 * ``verdict-relay poll --once`` runs one poll cycle against the configured table and providers (the same
@@ -17,8 +19,9 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from verdict_relay.errors import ConfigurationError, VerdictRelayError
+from verdict_relay.errors import ConfigurationError, NotFoundError, VerdictRelayError
 from verdict_relay.models.verdict import PROVIDER_NAMES, Verdict
 
 EXIT_BAD_INPUT = 2
@@ -69,6 +72,99 @@ def _local(args: argparse.Namespace) -> int:
     from verdict_relay.local.runner import run_local
 
     return run_local(args)
+
+
+def _deps() -> Any:
+    from verdict_relay.handlers.dependencies import dependencies
+
+    return dependencies()
+
+
+def _print_json(value: object) -> None:
+    json.dump(value, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _jobs_register(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from verdict_relay.models.jobs import RegisterJobRequest
+
+    metadata = dict(item.split("=", 1) for item in args.meta)
+    request = RegisterJobRequest(provider=args.provider, job_id=args.job_id, metadata=metadata)
+    now = datetime.now(UTC)
+    created, job = _deps().store.register(request.provider, request.job_id, request.metadata, now, now)
+    _print_json({"created": created, "verdict": job.public_verdict().model_dump(mode="json")})
+    return 0
+
+
+def _jobs_show(args: argparse.Namespace) -> int:
+    deps = _deps()
+    job = deps.store.get(args.provider, args.job_id)
+    if job is None:
+        raise NotFoundError(f"no job {args.job_id} for provider {args.provider}")
+    _print_json(
+        {
+            "verdict": job.public_verdict().model_dump(mode="json"),
+            "publish_state": job.publish_state,
+            "next_poll_at": job.next_poll_at,
+            "poll_attempts": job.poll_attempts,
+            "conflicts": [
+                c.model_dump(mode="json") for c in deps.store.conflicts(args.provider, args.job_id)
+            ],
+        }
+    )
+    return 0
+
+
+def _jobs_list(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    store = _deps().store
+    providers = [args.provider] if args.provider else list(PROVIDER_NAMES)
+    rows = []
+    for provider in providers:
+        if args.status == "unpublished":
+            jobs = store.unpublished(provider, args.limit)
+        else:
+            moment = datetime.now(UTC) if args.status == "due" else datetime.max.replace(tzinfo=UTC)
+            jobs = store.due_jobs(provider, moment, args.limit)
+        for job in jobs:
+            if args.status in ("pending", "running") and job.status.value != args.status:
+                continue
+            rows.append(
+                {
+                    "provider": job.provider,
+                    "job_id": job.job_id,
+                    "status": job.status.value,
+                    "suggestion": job.verdict.suggestion.value
+                    if job.verdict and job.verdict.suggestion
+                    else None,
+                    "next_poll_at": job.next_poll_at,
+                    "publish_state": job.publish_state,
+                }
+            )
+    _print_json(rows[: args.limit])
+    return 0
+
+
+def _republish(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    ingest = _deps().ingest
+    now = datetime.now(UTC)
+    if args.job:
+        results = {}
+        for ref in args.job:
+            provider, _, job_id = ref.partition("/")
+            if provider not in PROVIDER_NAMES or not job_id:
+                raise NotFoundError(f"--job takes PROVIDER/JOB_ID, got '{ref}'")
+            results[ref] = ingest.republish(provider, job_id, now)
+        _print_json({"republished": results})
+        return 0 if all(results.values()) else 1
+    providers = [args.provider] if args.provider else list(PROVIDER_NAMES)
+    _print_json({"published_owed": {p: ingest.publish_owed(p, now, limit=args.limit) for p in providers}})
+    return 0
 
 
 def _openapi(_: argparse.Namespace) -> int:
@@ -133,6 +229,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     openapi = commands.add_parser("openapi", help="print the OpenAPI description of the HTTP API")
     openapi.set_defaults(run=_openapi)
+
+    jobs = commands.add_parser(
+        "jobs",
+        help="register, show and list jobs in the table",
+        description="Operate on the jobs table named by TABLE_NAME (AWS, or the local stack via AWS_ENDPOINT_URL).",
+    )
+    job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
+    register = job_commands.add_parser("register", help="start following a job (as POST /jobs)")
+    register.add_argument("--provider", required=True, choices=PROVIDER_NAMES)
+    register.add_argument("--job-id", required=True)
+    register.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="caller metadata")
+    register.set_defaults(run=_jobs_register)
+    show = job_commands.add_parser("show", help="a job's verdict, publish state, poll schedule and conflicts")
+    show.add_argument("--provider", required=True, choices=PROVIDER_NAMES)
+    show.add_argument("--job-id", required=True)
+    show.set_defaults(run=_jobs_show)
+    listing = job_commands.add_parser(
+        "list",
+        help="jobs by state, from the sparse indexes (no table scan)",
+        description=(
+            "pending / running: unfinished jobs; due: unfinished jobs whose next poll is due now; "
+            "unpublished: finished verdicts whose publish is owed. Finished jobs are not indexed: read one "
+            "with 'jobs show'."
+        ),
+    )
+    listing.add_argument("--status", required=True, choices=("pending", "running", "due", "unpublished"))
+    listing.add_argument("--provider", choices=PROVIDER_NAMES)
+    listing.add_argument("--limit", type=int, default=100)
+    listing.set_defaults(run=_jobs_list)
+
+    republish = commands.add_parser(
+        "republish",
+        help="publish owed verdicts now, or send chosen ones again",
+        description="Without --job: publish every verdict whose publish is owed (what the poller's sweep does). "
+        "With --job PROVIDER/JOB_ID: send that finished job's verdict to the topic again.",
+    )
+    republish.add_argument("--provider", choices=PROVIDER_NAMES, help="only this provider's owed verdicts")
+    republish.add_argument(
+        "--job", action="append", metavar="PROVIDER/JOB_ID", help="a verdict to send again"
+    )
+    republish.add_argument("--limit", type=int, default=1000)
+    republish.set_defaults(run=_republish)
     return parser
 
 

@@ -7,13 +7,16 @@ cold start for segments Lambda already records.
 
 from __future__ import annotations
 
+import sys
+
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 SERVICE = "verdict-relay"
 NAMESPACE = "VerdictRelay"
 
-logger = Logger(service=SERVICE)
+# stderr: in Lambda both streams reach CloudWatch; on the command line stdout stays clean for JSON output.
+logger = Logger(service=SERVICE, stream=sys.stderr)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 

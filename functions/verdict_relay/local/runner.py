@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -67,6 +68,21 @@ def run_local(args: argparse.Namespace) -> int:
         f"  POST {stack.base_url}/callbacks/{{provider}}   POST {stack.base_url}/jobs   GET {stack.base_url}/jobs/{{provider}}/{{job_id}}"
     )
     _print(CURL_EXAMPLES.format(base=stack.base_url))
+    assert stack.resources is not None
+    env = " ".join(
+        f"{k}={os.environ[k]}"
+        for k in (
+            "AWS_ENDPOINT_URL",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_DEFAULT_REGION",
+            "TABLE_NAME",
+            "TOPIC_ARN",
+            "RAW_PAYLOAD_BUCKET",
+            "PROVIDERS_FILE",
+        )
+    )
+    _print(f"  operator commands against this stack:\n  {env} verdict-relay jobs list --status pending\n")
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

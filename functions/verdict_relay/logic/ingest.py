@@ -30,6 +30,8 @@ class JobStorePort(Protocol):
 
     def unpublished(self, provider: str, limit: int = 100) -> Iterable[StoredJob]: ...
 
+    def get(self, provider: str, job_id: str) -> StoredJob | None: ...
+
 
 class PublisherPort(Protocol):
     def publish(self, verdict: Verdict) -> str: ...
@@ -86,6 +88,14 @@ class IngestService:
     def publish_owed(self, provider: str, now: datetime, limit: int = 100) -> int:
         """Publish verdicts whose publish failed earlier; returns how many went out."""
         return sum(self._publish(job, now) for job in self._store.unpublished(provider, limit))
+
+    def republish(self, provider: str, job_id: str, now: datetime) -> bool:
+        """Send a finished job's verdict again (an operator's explicit choice, e.g. for a subscriber that lost
+        it). False if the job is unknown or unfinished."""
+        job = self._store.get(provider, job_id)
+        if job is None or job.verdict is None or not job.status.is_terminal:
+            return False
+        return self._publish(job, now)
 
     def _publish(self, job: StoredJob, now: datetime) -> bool:
         verdict = job.public_verdict()
