@@ -1,0 +1,139 @@
+"""Property-based bad input: every adapter and the receiver, fed arbitrary JSON and bytes.
+
+Promise under test: a client's mistake is never a 5xx, never stores anything, and always gets a JSON error;
+an adapter never leaks a bare KeyError/TypeError/ValueError. The fast profile runs in `make test`; set
+HYPOTHESIS_PROFILE=soak for the long one (`make soak`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import FakeAws
+from tests.helpers import load_payload
+from tests.integration.conftest import AZURE_TOKENS, HUAWEI_SEEDS, ApiClient
+from tests.integration.conftest import api as api
+from verdict_relay.errors import ClientError
+from verdict_relay.models.verdict import PROVIDER_NAMES, Verdict
+from verdict_relay.providers.registry import get_adapter
+
+settings.register_profile("fast", max_examples=60, deadline=None)
+settings.register_profile("soak", max_examples=2000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
+    max_leaves=25,
+)
+
+SHAPES = {
+    "huawei-video": "succeeded",
+    "huawei-audio": "succeeded",
+    "huawei-image-batch": "finish",
+    "alibaba-mps": "job-detail",
+    "azure-review": "job-get",
+}
+
+
+def mutate(value: Any, data: st.DataObject, depth: int = 0) -> Any:
+    """Replace, drop or retype one field somewhere in a real payload."""
+    if isinstance(value, dict) and value and depth < 6:
+        key = data.draw(st.sampled_from(sorted(value)))
+        action = data.draw(st.sampled_from(["replace", "drop", "descend"]))
+        copy = dict(value)
+        if action == "drop":
+            del copy[key]
+        elif action == "replace":
+            copy[key] = data.draw(json_values)
+        else:
+            copy[key] = mutate(value[key], data, depth + 1)
+        return copy
+    if isinstance(value, list) and value and depth < 6:
+        index = data.draw(st.integers(0, len(value) - 1))
+        copy = list(value)
+        copy[index] = mutate(value[index], data, depth + 1)
+        return copy
+    return data.draw(json_values)
+
+
+@pytest.mark.parametrize("provider", PROVIDER_NAMES)
+@given(payload=json_values)
+def test_adapters_turn_arbitrary_json_into_verdicts_or_a_typed_client_error(
+    provider: str, payload: Any
+) -> None:
+    try:
+        verdicts = get_adapter(provider).parse(payload)
+    except ClientError:
+        return
+    assert all(isinstance(v, Verdict) for v in verdicts)
+
+
+@pytest.mark.parametrize("provider", PROVIDER_NAMES)
+@given(data=st.data())
+def test_adapters_survive_any_single_field_of_a_real_payload_going_wrong(
+    provider: str, data: st.DataObject
+) -> None:
+    payload = mutate(load_payload(provider, SHAPES[provider]), data)
+    try:
+        verdicts = get_adapter(provider).parse(payload)
+    except ClientError:
+        return
+    assert all(isinstance(v, Verdict) for v in verdicts)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=40)
+@given(
+    provider=st.sampled_from([*PROVIDER_NAMES, "acme", "", "huawei-video%00"]),
+    body=st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps(v).encode())),
+    content_type=st.sampled_from(
+        ["application/json", "APPLICATION/JSON; charset=utf-8", "text/plain", "", "text/xml"]
+    ),
+    base64_encoded=st.booleans(),
+    signature_header=st.sampled_from(["X-Auth-Signature", "x-auth-signature", "X-AUTH-SIGNATURE"]),
+    signature=st.text(max_size=80),
+    with_token=st.booleans(),
+)
+def test_receiver_never_answers_bad_input_with_a_5xx_nor_stores_it(
+    api: ApiClient,
+    aws: FakeAws,
+    provider: str,
+    body: bytes,
+    content_type: str,
+    base64_encoded: bool,
+    signature_header: str,
+    signature: str,
+    with_token: bool,
+) -> None:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        base64_encoded = True  # API Gateway can only pass bytes that are not UTF-8 base64-encoded
+    headers = {signature_header: signature}
+    if content_type:
+        headers["Content-Type"] = content_type
+    response = api.callback(
+        provider,
+        body,
+        headers=headers,
+        query={"token": AZURE_TOKENS[0]} if with_token else None,
+        base64_encoded=base64_encoded,
+    )
+
+    assert response.status < 500, response.body
+    if response.status >= 400:
+        assert set(response.body) == {"error"}
+        assert response.body["error"]["code"]
+    # an arbitrary body never carries a valid Huawei seed signature or MNS signature, and an Azure body
+    # that parses is the only thing that can be stored: anything stored must be a job that parsed
+    for item in aws.table_items():
+        assert item["provider"]["S"] == "azure-review"
+    assert HUAWEI_SEEDS[0] not in json.dumps(response.body)
