@@ -13,7 +13,7 @@ SAM_CLI_VERSION := 1.170.0
 SAM_PYENV_VERSION ?= 3.11.7:3.13.0
 SAM_ENV := SAM_CLI_TELEMETRY=0 $(if $(shell command -v pyenv),PYENV_VERSION=$(SAM_PYENV_VERSION))
 
-.PHONY: setup run build deploy test lint format typecheck cfn-lint unit schema openapi events clean
+.PHONY: setup run build deploy bench test lint format typecheck cfn-lint unit schema openapi events clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,16 +35,19 @@ build: $(SAM_VENV)/.installed-stamp ## sam build: the arm64 python3.13 artifact 
 deploy: build ## sam deploy --guided (needs AWS credentials)
 	$(SAM_ENV) $(SAM) deploy --guided
 
+bench: setup ## benchmarks against their targets (exit 1 if one is missed); figures in docs/performance.md
+	$(BIN)/python bench/run.py
+
 run: setup ## the whole system locally with simulated providers; options: make run ARGS="--duration 60"
 	$(BIN)/verdict-relay local --simulate $(ARGS)
 
 lint: setup ## ruff lint and format check
-	$(BIN)/ruff check functions tests tools
-	$(BIN)/ruff format --check functions tests tools
+	$(BIN)/ruff check functions tests tools bench
+	$(BIN)/ruff format --check functions tests tools bench
 
 format: setup
-	$(BIN)/ruff check --fix functions tests tools
-	$(BIN)/ruff format functions tests tools
+	$(BIN)/ruff check --fix functions tests tools bench
+	$(BIN)/ruff format functions tests tools bench
 
 typecheck: setup
 	$(BIN)/mypy

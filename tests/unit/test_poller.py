@@ -39,6 +39,7 @@ class ScriptedClient(ProviderClient):
         self.failures: list[Exception] = []
         self.requests: list[list[str]] = []
         self.discoverable: list[str] = []
+        self.discovers = True
 
     def fetch(self, job_ids: Sequence[str]) -> FetchResult:
         self.requests.append(list(job_ids))

@@ -111,6 +111,7 @@ class AlibabaMpsClient(ProviderClient):
     """MPS media censor jobs: batched queries, complete timelines, discovery by creation time."""
 
     name = PROVIDER
+    discovers = True
 
     def __init__(
         self,

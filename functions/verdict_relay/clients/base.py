@@ -63,6 +63,8 @@ class ProviderClient(ABC):
     name: str
     max_batch: int = 1
     """How many job ids one fetch() call takes (Alibaba: JobIds per QueryMediaCensorJobList)."""
+    discovers: bool = False
+    """Whether discover() can list jobs; the poller keeps a discovery watermark only for those that can."""
 
     @abstractmethod
     def fetch(self, job_ids: Sequence[str]) -> FetchResult:

@@ -312,6 +312,7 @@ class HuaweiImageBatchClient(_HuaweiClient):
 
     name = "huawei-image-batch"
     max_batch = 1
+    discovers = True
     discover_statuses: ClassVar[tuple[str, ...]] = ("finish", "failed")
 
     def fetch(self, job_ids: Sequence[str]) -> FetchResult:

@@ -310,6 +310,8 @@ class Poller:
 
     def _discover(self, provider: str) -> int:
         client = self._clients[provider]
+        if not client.discovers:
+            return 0
         now = self._now()
         since = self._store.watermark(provider) or now - self._settings.discovery_lookback
         try:

@@ -1,0 +1,86 @@
+"""Cold start: a handler's import and first response-ready state against the floor of boto3 + pydantic.
+
+Each measurement is a fresh interpreter (median of RUNS), timed inside the process so interpreter start-up,
+the same for both, is left out. Floor: ``import boto3`` + DynamoDB and SNS clients + ``import pydantic``.
+Handler: import the handler module and build its dependencies (settings, clients, providers document).
+Target: handler <= 1.3 x floor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+RUNS = 11
+TARGET = 1.3
+
+FLOOR = """
+import time
+t = time.perf_counter()
+import boto3
+boto3.client("dynamodb"); boto3.client("sns")
+import pydantic
+print(time.perf_counter() - t)
+"""
+
+HANDLER = """
+import time
+t = time.perf_counter()
+import {module}
+from verdict_relay.handlers.dependencies import dependencies
+dependencies()
+print(time.perf_counter() - t)
+"""
+
+
+def measure(code: str, env: dict[str, str]) -> float:
+    samples = []
+    for _ in range(RUNS):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        )
+        samples.append(float(out.stdout.strip().splitlines()[-1]))
+    return statistics.median(samples)
+
+
+def main() -> list[dict[str, object]]:
+    providers = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    json.dump({"azure-review": {"callback": {"tokens": ["bench-token-000000000"]}}}, providers)
+    providers.close()
+    env = {
+        **os.environ,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "TABLE_NAME": "jobs",
+        "TOPIC_ARN": "arn:aws:sns:us-east-1:000000000000:verdicts",
+        "RAW_PAYLOAD_BUCKET": "raw",
+        "PROVIDERS_FILE": providers.name,
+    }
+    floor = measure(FLOOR, env)
+    rows = []
+    for module in (
+        "verdict_relay.handlers.callback",
+        "verdict_relay.handlers.poller",
+        "verdict_relay.handlers.poll_worker",
+    ):
+        seconds = measure(HANDLER.format(module=module), env)
+        rows.append(
+            {
+                "benchmark": f"cold start {module.rsplit('.', 1)[1]}",
+                "measured": f"{seconds * 1000:.0f} ms = {seconds / floor:.2f} x floor ({floor * 1000:.0f} ms)",
+                "target": f"<= {TARGET} x floor",
+                "ok": seconds / floor <= TARGET,
+            }
+        )
+    os.unlink(providers.name)
+    return rows
+
+
+if __name__ == "__main__":
+    for row in main():
+        print(row)
