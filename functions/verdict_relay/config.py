@@ -268,6 +268,8 @@ class Settings(_Strict):
     )
     retention_days: int = Field(default=90, alias="RETENTION_DAYS", ge=1, le=3650)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, alias="MAX_BODY_BYTES", ge=1024, le=6 * 1024 * 1024)
+    publish_claim_seconds: float = Field(default=60.0, alias="PUBLISH_CLAIM_SECONDS", ge=0, le=900)
+    """How long the writer that finished a job has to publish it before the owed-publish sweep may."""
     poll_queue_url: str | None = Field(default=None, alias="POLL_QUEUE_URL")
     poll_workers: int = Field(default=2, alias="POLL_WORKERS", ge=1, le=100)
     """The poll worker's reserved concurrency: each worker polls at a provider's rate limit / this."""

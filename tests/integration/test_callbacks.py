@@ -161,7 +161,7 @@ def test_failed_job_is_published_as_review_because_nothing_was_moderated(
 def test_sns_outage_keeps_the_verdict_unpublished_and_the_sweep_publishes_it_later(
     api: ApiClient, aws: FakeAws
 ) -> None:
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from verdict_relay.handlers.dependencies import dependencies
 
@@ -183,7 +183,8 @@ def test_sns_outage_keeps_the_verdict_unpublished_and_the_sweep_publishes_it_lat
     # When SNS is back and the owed publishes are swept
     sns.create_topic(Name=aws.resources.topic_arn.rsplit(":", 1)[1])
     sns.subscribe(TopicArn=aws.resources.topic_arn, Protocol="sqs", Endpoint=subscriptions[0]["Endpoint"])
-    swept = dependencies().ingest.publish_owed("huawei-video", datetime.now(UTC))
+    later = datetime.now(UTC) + timedelta(minutes=2)  # past the failed writer's publish claim
+    swept = dependencies().ingest.publish_owed("huawei-video", later)
 
     # Then it is published exactly once and no longer owed
     assert swept == 1
@@ -191,7 +192,7 @@ def test_sns_outage_keeps_the_verdict_unpublished_and_the_sweep_publishes_it_lat
     state = next(i for i in aws.table_items() if i["sk"]["S"] == "STATE")
     assert state["publish_state"]["S"] == "published"
     assert "unpublished_provider" not in state
-    assert dependencies().ingest.publish_owed("huawei-video", datetime.now(UTC)) == 0
+    assert dependencies().ingest.publish_owed("huawei-video", later) == 0
 
 
 def test_large_payload_goes_to_s3_and_reads_back(api: ApiClient, aws: FakeAws) -> None:

@@ -16,7 +16,8 @@ from verdict_relay.cli import main
 
 @pytest.fixture
 def cli(aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
-    configure_environment(monkeypatch, aws, tmp_path, PROVIDERS_DOCUMENT)
+    # No publish claim: the sweep may take an owed verdict at once (the tests cannot wait out the default).
+    configure_environment(monkeypatch, aws, tmp_path, PROVIDERS_DOCUMENT, PUBLISH_CLAIM_SECONDS="0")
 
     def run(*argv: str) -> tuple[int, Any]:
         capsys.readouterr()  # drop what earlier steps printed (the handler's metrics)

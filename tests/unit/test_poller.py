@@ -277,10 +277,28 @@ def test_cycle_publishes_verdicts_whose_publish_failed_earlier(aws: FakeAws) -> 
     world.ingest.ingest(verdict("huawei-video", "j1", JobStatus.SUCCEEDED, Suggestion.BLOCK), None, NOW)
     sns.create_topic(Name=aws.resources.topic_arn.rsplit(":", 1)[1])
     sns.subscribe(TopicArn=aws.resources.topic_arn, Protocol="sqs", Endpoint=endpoint)
+    world.clock[0] += timedelta(seconds=61)  # past the failed writer's publish claim
 
     report = world.poller.run_cycle(PLENTY_OF_TIME)
 
     assert report.providers["huawei-video"].owed_published == 1
+    assert len(aws.published()) == 1
+
+
+def test_sweep_leaves_a_verdict_alone_while_its_writer_may_still_be_publishing_it(aws: FakeAws) -> None:
+    # Given a verdict whose winning write just landed and whose publish is in flight (not yet confirmed)
+    world = World(aws, ScriptedClient("huawei-video"))
+    finished = verdict("huawei-video", "j1", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    result = world.store.record(VerdictPolicy().finalize(finished), None, NOW, publish=True)
+    assert result.publish
+
+    # When a poll cycle's sweep runs at that moment, and again after the writer's claim ran out
+    during = world.ingest.publish_owed("huawei-video", NOW + timedelta(seconds=1))
+    after = world.ingest.publish_owed("huawei-video", NOW + timedelta(seconds=61))
+    again = world.ingest.publish_owed("huawei-video", NOW + timedelta(seconds=62))
+
+    # Then the sweep keeps off the in-flight verdict, takes it over once it is abandoned, and only once
+    assert (during, after, again) == (0, 1, 0)
     assert len(aws.published()) == 1
 
 

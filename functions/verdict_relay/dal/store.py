@@ -65,8 +65,10 @@ class JobStore:
         client: DynamoDBClient,
         archive: PayloadArchive,
         retention: timedelta = timedelta(days=90),
+        publish_claim: timedelta = timedelta(seconds=60),
     ) -> None:
         self._table = table_name
+        self._publish_claim = publish_claim
         self._client = client
         self._archive = archive
         self._retention = retention
@@ -80,35 +82,17 @@ class JobStore:
         if it had none. Returns (created, job)."""
         meta = {"M": {k: {"S": v} for k, v in metadata.items()}}
         try:
-            response = self._update(
+            # A job already known (a callback came first) keeps its status and its poll time.
+            item = self._open_job(
                 "register",
-                Key=_key(provider, job_id),
-                # A job already known (a callback came first) keeps its status; only missing attributes are
-                # filled in. The condition keeps a finished job out of the poll index.
-                UpdateExpression=(
-                    "SET provider = :provider, job_id = :job_id, #s = if_not_exists(#s, :pending), "
-                    "status_rank = if_not_exists(status_rank, :zero), "
-                    "caller_metadata = if_not_exists(caller_metadata, :meta), "
-                    "registered_at = if_not_exists(registered_at, :now), created_at = if_not_exists(created_at, :now), "
-                    "expires_at = if_not_exists(expires_at, :expires), "
-                    "poll_provider = :provider, next_poll_at = if_not_exists(next_poll_at, :due)"
-                ),
-                ConditionExpression="attribute_not_exists(pk) OR status_rank < :two",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":provider": {"S": provider},
-                    ":job_id": {"S": job_id},
-                    ":pending": {"S": JobStatus.PENDING.value},
-                    ":zero": {"N": "0"},
-                    ":two": {"N": "2"},
-                    ":meta": meta,
-                    ":now": {"S": now.isoformat()},
-                    ":due": {"N": str(_epoch(first_poll_at))},
-                    ":expires": {"N": str(_epoch(now + self._retention))},
-                },
-                ReturnValues="ALL_NEW",
+                provider,
+                job_id,
+                now,
+                due_at=first_poll_at,
+                keep_due=True,
+                sets="caller_metadata = if_not_exists(caller_metadata, :meta), registered_at = if_not_exists(registered_at, :now)",
+                values={":meta": meta},
             )
-            item = response["Attributes"]
         except _ConditionFailed:
             # Already finished: keep the caller's metadata with it, change nothing else.
             item = self._update(
@@ -191,7 +175,10 @@ class JobStore:
         ]
         removes = ["poll_provider", "next_poll_at", "poll_attempts"]
         if publish:
+            # The winner of the transition publishes; its claim keeps the owed-publish sweep off it meanwhile.
             sets.append("unpublished_provider = :provider")
+            sets.append("publish_claimed_until = :claim")
+            values[":claim"] = {"N": f"{(now + self._publish_claim).timestamp():.3f}"}
         for name, value in payload.items():
             values[f":{name}"] = value
             sets.append(f"{name} = :{name}")
@@ -244,6 +231,28 @@ class JobStore:
                 ConditionExpression="attribute_not_exists(sk)",
             )
 
+    def claim_publish(self, provider: str, job_id: str, now: datetime) -> bool:
+        """Take an owed publish for the sweep: only while it is still owed (checked on the table, not the
+        eventually consistent index) and nobody else holds it. True if this caller may publish."""
+        try:
+            self._update(
+                "claim publish",
+                Key=_key(provider, job_id),
+                UpdateExpression="SET publish_claimed_until = :until",
+                ConditionExpression=(
+                    "publish_state = :pending AND "
+                    "(attribute_not_exists(publish_claimed_until) OR publish_claimed_until <= :now)"
+                ),
+                ExpressionAttributeValues={
+                    ":pending": {"S": "pending"},
+                    ":now": {"N": f"{now.timestamp():.3f}"},
+                    ":until": {"N": f"{(now + self._publish_claim).timestamp():.3f}"},
+                },
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
     def mark_published(self, provider: str, job_id: str, now: datetime) -> bool:
         """Confirm a publish; False if it was already confirmed (by a concurrent sweep)."""
         try:
@@ -266,27 +275,48 @@ class JobStore:
         """Make a job due for polling now (a notice without a result arrived); creates it if unknown.
         A terminal job is left alone (a lost condition)."""
         with contextlib.suppress(_ConditionFailed):
-            self._update(
-                "mark due",
-                Key=_key(provider, job_id),
-                UpdateExpression=(
-                    "SET provider = :provider, job_id = :job_id, #s = if_not_exists(#s, :pending), "
-                    "status_rank = if_not_exists(status_rank, :zero), created_at = if_not_exists(created_at, :now), "
-                    "expires_at = if_not_exists(expires_at, :expires), poll_provider = :provider, next_poll_at = :due"
-                ),
-                ConditionExpression="attribute_not_exists(pk) OR status_rank < :two",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":provider": {"S": provider},
-                    ":job_id": {"S": job_id},
-                    ":pending": {"S": JobStatus.PENDING.value},
-                    ":zero": {"N": "0"},
-                    ":two": {"N": "2"},
-                    ":now": {"S": now.isoformat()},
-                    ":due": {"N": str(_epoch(now))},
-                    ":expires": {"N": str(_epoch(now + self._retention))},
-                },
-            )
+            self._open_job("mark due", provider, job_id, now, due_at=now, keep_due=False)
+
+    def _open_job(
+        self,
+        action: str,
+        provider: str,
+        job_id: str,
+        now: datetime,
+        due_at: datetime,
+        keep_due: bool,
+        sets: str = "",
+        values: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Create the job if unknown and put it in the poll index; a finished job is left alone (the condition
+        fails). ``keep_due`` keeps an existing poll time instead of moving it to ``due_at``."""
+        due = "if_not_exists(next_poll_at, :due)" if keep_due else ":due"
+        update = (
+            "SET provider = :provider, job_id = :job_id, #s = if_not_exists(#s, :pending), "
+            "status_rank = if_not_exists(status_rank, :zero), created_at = if_not_exists(created_at, :now), "
+            f"expires_at = if_not_exists(expires_at, :expires), poll_provider = :provider, next_poll_at = {due}"
+        )
+        response = self._update(
+            action,
+            Key=_key(provider, job_id),
+            UpdateExpression=update + (f", {sets}" if sets else ""),
+            ConditionExpression="attribute_not_exists(pk) OR status_rank < :two",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":provider": {"S": provider},
+                ":job_id": {"S": job_id},
+                ":pending": {"S": JobStatus.PENDING.value},
+                ":zero": {"N": "0"},
+                ":two": {"N": "2"},
+                ":now": {"S": now.isoformat()},
+                ":due": {"N": str(_epoch(due_at))},
+                ":expires": {"N": str(_epoch(now + self._retention))},
+                **(values or {}),
+            },
+            ReturnValues="ALL_NEW",
+        )
+        attributes: dict[str, Any] = response["Attributes"]
+        return attributes
 
     def reschedule(self, provider: str, job_id: str, next_poll_at: datetime, attempts: int) -> bool:
         """Set when an unfinished job is polled next; False if it finished meanwhile (nothing to poll)."""

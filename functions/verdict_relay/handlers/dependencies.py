@@ -127,6 +127,7 @@ def build(settings: Settings, session: boto3.session.Session | None = None) -> D
         session.client("dynamodb"),
         archive,
         retention=timedelta(days=settings.retention_days),
+        publish_claim=timedelta(seconds=settings.publish_claim_seconds),
     )
     policy = VerdictPolicy(
         unmoderated=Suggestion(settings.unmoderated_suggestion), publish_pass=settings.publish_pass_verdicts

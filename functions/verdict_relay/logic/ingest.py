@@ -1,10 +1,10 @@
 """The ingest pipeline every verdict goes through, from a callback or a poll: policy, store, publish.
 
 Exactly-once publishing rests on the store: only the write that wins a job's terminal transition is told to
-publish. If SNS fails, the verdict stays stored with its publish owed (``publish_state = pending``, in the
-sparse ``unpublished`` index) and the poller's sweep publishes it later: a verdict is never lost. The one window
-for a second message is a crash between SNS accepting and the store confirming; subscribers can drop such a
-repeat by ``provider`` + ``job_id``.
+publish, and it holds a publish claim while it does. If SNS fails, the verdict stays stored with its publish
+owed (``publish_state = pending``, in the sparse ``unpublished`` index) and the poller's sweep publishes it once
+the claim has run out, claiming it first: a verdict is never lost. The one window for a second message is a writer that takes longer than its claim
+between SNS accepting and the store confirming; subscribers can drop such a repeat by ``provider`` + ``job_id``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ class JobStorePort(Protocol):
     def mark_published(self, provider: str, job_id: str, now: datetime) -> bool: ...
 
     def mark_due(self, provider: str, job_id: str, now: datetime) -> None: ...
+
+    def claim_publish(self, provider: str, job_id: str, now: datetime) -> bool: ...
 
     def unpublished(self, provider: str, limit: int = 100) -> Iterable[StoredJob]: ...
 
@@ -86,8 +88,16 @@ class IngestService:
         count("JobMarkedDue", provider)
 
     def publish_owed(self, provider: str, now: datetime, limit: int = 100) -> int:
-        """Publish verdicts whose publish failed earlier; returns how many went out."""
-        return sum(self._publish(job, now) for job in self._store.unpublished(provider, limit))
+        """Publish verdicts whose publish failed earlier; returns how many went out.
+
+        A verdict whose winning writer may still be publishing it is claimed by that writer for a while; the
+        sweep only takes verdicts it can claim itself, so the two never both publish.
+        """
+        return sum(
+            self._publish(job, now)
+            for job in self._store.unpublished(provider, limit)
+            if self._store.claim_publish(job.provider, job.job_id, now)
+        )
 
     def republish(self, provider: str, job_id: str, now: datetime) -> bool:
         """Send a finished job's verdict again (an operator's explicit choice, e.g. for a subscriber that lost
