@@ -15,22 +15,18 @@ from tests.conftest import FakeAws
 from tests.helpers import huawei_signature, with_changes
 from tests.integration.conftest import ApiClient
 from verdict_relay.handlers import dependencies as dependencies_module
+from verdict_relay.local.aws import EmbeddedAws
 from verdict_relay.local.resources import create_resources
 from verdict_relay.local.simulator import ProviderSimulator, huawei_video_job
-from verdict_relay.local.stack import free_port
 
 SEED = "race_seed"
 
 
 @pytest.fixture
 def server_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAws]:
-    """moto as a server on 127.0.0.1, with the template's resources and a queue on the topic."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    """The embedded AWS endpoint (moto server, atomic DynamoDB writes) with the template's resources."""
+    server = EmbeddedAws().start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
     session = boto3.session.Session()
     resources = create_resources(session, prefix="race")
     sqs = session.client("sqs")
@@ -45,7 +41,6 @@ def test_callbacks_and_polls_racing_for_one_job_store_one_verdict_and_publish_on
     server_aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     with ProviderSimulator() as simulator:
-        simulator.put_job("huawei-video", "race-1", huawei_video_job("race-1", "succeeded", "block"))
         document = {
             "huawei-video": {
                 **simulator.provider_entry("huawei-video"),
@@ -65,33 +60,40 @@ def test_callbacks_and_polls_racing_for_one_job_store_one_verdict_and_publish_on
         dependencies_module.dependencies.cache_clear()
         deps = dependencies_module.dependencies()
         now = datetime.now(UTC)
-        deps.store.register("huawei-video", "race-1", {}, now, first_poll_at=now)
         poller = deps.poller()
-        body = with_changes("huawei-video", "succeeded", job_id="race-1")
-        headers = {"X-Auth-Signature": huawei_signature(SEED, body)}
         api = ApiClient()
-        start = threading.Barrier(16)
-        statuses: list[int] = []
+        job_ids = [f"race-{i}" for i in range(5)]
+        for job_id in job_ids:
+            simulator.put_job("huawei-video", job_id, huawei_video_job(job_id, "succeeded", "block"))
+            deps.store.register("huawei-video", job_id, {}, now, first_poll_at=now)
+            body = with_changes("huawei-video", "succeeded", job_id=job_id)
+            headers = {"X-Auth-Signature": huawei_signature(SEED, body)}
+            start = threading.Barrier(16)
+            statuses: list[int] = []
 
-        def callback() -> None:
-            start.wait()
-            statuses.append(api.callback("huawei-video", body, headers=headers).status)
+            def callback(
+                body: bytes = body,
+                headers: dict[str, str] = headers,
+                start: threading.Barrier = start,
+                statuses: list[int] = statuses,
+            ) -> None:
+                start.wait()
+                statuses.append(api.callback("huawei-video", body, headers=headers).status)
 
-        def poll() -> None:
-            start.wait()
-            poller.poll_jobs("huawei-video", ["race-1"], lambda: 60.0)
+            def poll(job_id: str = job_id, start: threading.Barrier = start) -> None:
+                start.wait()
+                poller.poll_jobs("huawei-video", [job_id], lambda: 60.0)
 
-        threads = [threading.Thread(target=callback) for _ in range(8)] + [
-            threading.Thread(target=poll) for _ in range(8)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+            threads = [threading.Thread(target=callback) for _ in range(8)]
+            threads += [threading.Thread(target=poll) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+            assert statuses == [200] * 8
 
-        assert statuses == [200] * 8
         states = [i for i in server_aws.table_items() if i["sk"]["S"] == "STATE"]
-        assert len(states) == 1
-        assert states[0]["status"]["S"] == "succeeded"
-        assert len(server_aws.published()) == 1
+        assert sorted(i["job_id"]["S"] for i in states) == job_ids
+        assert {i["status"]["S"] for i in states} == {"succeeded"}
+        assert sorted(m["verdict"]["job_id"] for m in server_aws.published()) == job_ids
     dependencies_module.dependencies.cache_clear()

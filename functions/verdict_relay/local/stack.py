@@ -1,6 +1,7 @@
 """``verdict-relay local``: the whole system in one process, no Docker, no AWS account.
 
-* an embedded AWS endpoint (moto in server mode on 127.0.0.1) with the stateful resources of ``template.yaml``;
+* an embedded AWS endpoint (``local.aws``: moto in server mode on 127.0.0.1) with the stateful resources of
+  ``template.yaml``;
 * the HTTP API on 127.0.0.1 (``local.http_api``) invoking the real callback handler;
 * the real poller handler, invoked every ``poll_interval`` seconds with a Lambda's 60 s budget, and the real
   poll worker handler consuming the fan-out queue;
@@ -82,17 +83,12 @@ class LocalStack:
         return self.api.base_url
 
     def start(self) -> LocalStack:
-        import logging
+        from verdict_relay.local.aws import EmbeddedAws
 
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
-        moto_port = free_port()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-        self._moto.start()
+        self._moto = EmbeddedAws().start()
         os.environ.update(
             {
-                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
+                "AWS_ENDPOINT_URL": self._moto.endpoint_url,
                 "AWS_DEFAULT_REGION": "us-east-1",
                 "AWS_ACCESS_KEY_ID": "local",
                 "AWS_SECRET_ACCESS_KEY": "local",
