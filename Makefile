@@ -13,7 +13,7 @@ SAM_CLI_VERSION := 1.170.0
 SAM_PYENV_VERSION ?= 3.11.7:3.13.0
 SAM_ENV := SAM_CLI_TELEMETRY=0 $(if $(shell command -v pyenv),PYENV_VERSION=$(SAM_PYENV_VERSION))
 
-.PHONY: setup run build deploy bench test lint format typecheck cfn-lint unit schema openapi events clean
+.PHONY: setup run build deploy bench soak test lint format typecheck cfn-lint unit schema openapi events clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ build: $(SAM_VENV)/.installed-stamp ## sam build: the arm64 python3.13 artifact 
 
 deploy: build ## sam deploy --guided (needs AWS credentials)
 	$(SAM_ENV) $(SAM) deploy --guided
+
+soak: setup ## the reliability suites' long profile (10 x 1,000 deliveries, 2,000 fuzz cases per property)
+	RELIABILITY_PROFILE=soak HYPOTHESIS_PROFILE=soak $(BIN)/pytest -q tests/reliability
 
 bench: setup ## benchmarks against their targets (exit 1 if one is missed); figures in docs/performance.md
 	$(BIN)/python bench/run.py

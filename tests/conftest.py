@@ -25,6 +25,7 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 
+from verdict_relay.local.aws import EmbeddedAws
 from verdict_relay.local.resources import LocalResources, create_resources
 
 
@@ -80,3 +81,18 @@ def aws() -> Iterator[FakeAws]:
         ]
         session.client("sns").subscribe(TopicArn=resources.topic_arn, Protocol="sqs", Endpoint=queue_arn)
         yield FakeAws(session=session, resources=resources, published_queue_url=queue_url)
+
+
+@pytest.fixture
+def server_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAws]:
+    """The embedded AWS endpoint (moto server, atomic DynamoDB writes) with the template's resources."""
+    server = EmbeddedAws().start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
+    session = boto3.session.Session()
+    resources = create_resources(session, prefix="server")
+    sqs = session.client("sqs")
+    queue_url = sqs.create_queue(QueueName="server-published")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    session.client("sns").subscribe(TopicArn=resources.topic_arn, Protocol="sqs", Endpoint=arn)
+    yield FakeAws(session=session, resources=resources, published_queue_url=queue_url)
+    server.stop()

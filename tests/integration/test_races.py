@@ -4,37 +4,18 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import boto3
 import pytest
 
 from tests.conftest import FakeAws
 from tests.helpers import huawei_signature, with_changes
 from tests.integration.conftest import ApiClient
 from verdict_relay.handlers import dependencies as dependencies_module
-from verdict_relay.local.aws import EmbeddedAws
-from verdict_relay.local.resources import create_resources
 from verdict_relay.local.simulator import ProviderSimulator, huawei_video_job
 
 SEED = "race_seed"
-
-
-@pytest.fixture
-def server_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAws]:
-    """The embedded AWS endpoint (moto server, atomic DynamoDB writes) with the template's resources."""
-    server = EmbeddedAws().start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
-    session = boto3.session.Session()
-    resources = create_resources(session, prefix="race")
-    sqs = session.client("sqs")
-    queue_url = sqs.create_queue(QueueName="race-published")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    session.client("sns").subscribe(TopicArn=resources.topic_arn, Protocol="sqs", Endpoint=arn)
-    yield FakeAws(session=session, resources=resources, published_queue_url=queue_url)
-    server.stop()
 
 
 def test_callbacks_and_polls_racing_for_one_job_store_one_verdict_and_publish_once(

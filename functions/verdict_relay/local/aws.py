@@ -48,8 +48,18 @@ class EmbeddedAws:
 
     def start(self) -> EmbeddedAws:
         self._thread.start()
+        self.reset()
         return self
 
     def stop(self) -> None:
+        self.reset()
         self._server.shutdown()
         self._server.server_close()
+
+    def reset(self) -> None:
+        """Empty every service: moto's state is per process, shared by every endpoint it serves."""
+        import urllib.request
+
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our loopback endpoint
+            response.read()

@@ -1,0 +1,92 @@
+"""Duplicates and order: 1,000 deliveries of one job — callbacks in every state and polls, shuffled, from
+several threads — against the embedded endpoint (atomic DynamoDB writes, as on AWS)."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FakeAws
+from tests.helpers import huawei_signature
+from tests.integration.conftest import ApiClient
+from tests.reliability.conftest import DELIVERIES, JOBS
+from verdict_relay.handlers import dependencies as dependencies_module
+from verdict_relay.local.simulator import ProviderSimulator, huawei_video_job
+
+SEED = "duplicates_seed"
+THREADS = 8
+
+
+def test_a_thousand_shuffled_deliveries_give_one_verdict_and_one_publish(
+    server_aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with ProviderSimulator() as simulator:
+        entry = {**simulator.provider_entry("huawei-video"), "trust": "body", "callback": {"seeds": [SEED]}}
+        providers = tmp_path / "providers.json"
+        providers.write_text(json.dumps({"huawei-video": entry}))
+        for key, value in {
+            "TABLE_NAME": server_aws.resources.table_name,
+            "TOPIC_ARN": server_aws.resources.topic_arn,
+            "RAW_PAYLOAD_BUCKET": server_aws.resources.bucket,
+            "PROVIDERS_FILE": str(providers),
+        }.items():
+            monkeypatch.setenv(key, value)
+        dependencies_module.dependencies.cache_clear()
+        deps = dependencies_module.dependencies()
+        poller = deps.poller()
+        api = ApiClient()
+        rng = random.Random(2026)
+        statuses: Counter[int] = Counter()
+        lock = threading.Lock()
+        job_ids = [f"dup-{n}" for n in range(JOBS)]
+
+        for job_id in job_ids:
+            finished = huawei_video_job(job_id, "succeeded", "review")
+            simulator.put_job("huawei-video", job_id, finished)
+            now = datetime.now(UTC)
+            deps.store.register("huawei-video", job_id, {"content_id": job_id}, now, first_poll_at=now)
+            # the callbacks say what the provider's API says: running, then the same finished job
+            bodies = [json.dumps(huawei_video_job(job_id, "running")).encode(), json.dumps(finished).encode()]
+            deliveries: list[tuple[str, bytes | None]] = [
+                ("callback", bodies[0]),
+                ("callback", bodies[1]),
+                ("poll", None),
+            ] * (DELIVERIES // 3 + 1)
+            deliveries = deliveries[:DELIVERIES]
+            rng.shuffle(deliveries)
+            chunks = [deliveries[i::THREADS] for i in range(THREADS)]
+
+            def deliver(chunk: list[tuple[str, bytes | None]], job_id: str = job_id) -> None:
+                for kind, body in chunk:
+                    if kind == "poll":
+                        poller.poll_jobs("huawei-video", [job_id], lambda: 60.0)
+                        continue
+                    assert body is not None
+                    status = api.callback(
+                        "huawei-video", body, headers={"X-Auth-Signature": huawei_signature(SEED, body)}
+                    ).status
+                    with lock:
+                        statuses[status] += 1
+
+            threads = [threading.Thread(target=deliver, args=(chunk,)) for chunk in chunks]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=600)
+
+        # Every callback acknowledged; per job one state, terminal, one publish; no conflict records
+        assert set(statuses) == {200}
+        items = server_aws.table_items()
+        states = [i for i in items if i["sk"]["S"] == "STATE"]
+        assert sorted(i["job_id"]["S"] for i in states) == sorted(job_ids)
+        assert {i["status"]["S"] for i in states} == {"succeeded"}
+        assert not [i for i in items if i["sk"]["S"].startswith("CONFLICT#")]
+        published = Counter(m["verdict"]["job_id"] for m in server_aws.published())
+        assert published == Counter(dict.fromkeys(job_ids, 1))
+    dependencies_module.dependencies.cache_clear()

@@ -1,0 +1,176 @@
+"""Faults: DynamoDB throttling and outage, SNS outage. For each: nothing lost, nothing duplicated, jobs left due.
+
+Faults are injected where AWS would produce them — as HTTP responses to the SDK (botocore ``before-send``) or
+an unreachable endpoint — so the SDK's own retries and our error handling both take part.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from tests.conftest import FakeAws
+from tests.helpers import huawei_signature, with_changes
+from tests.integration.conftest import HUAWEI_SEEDS, PROVIDERS_DOCUMENT, ApiClient, configure_environment
+from verdict_relay.handlers import dependencies as dependencies_module
+from verdict_relay.local.stack import free_port
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._data
+
+
+class DynamoDBThrottle:
+    """Answers the next ``times`` DynamoDB writes with ProvisionedThroughputExceededException, as DynamoDB does."""
+
+    def __init__(self, times: int) -> None:
+        self.remaining = times
+        self.injected = 0
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
+        target = request.headers.get("X-Amz-Target", b"")
+        target = target.decode() if isinstance(target, bytes) else target
+        if self.remaining <= 0 or not target.endswith(("UpdateItem", "PutItem")):
+            return None
+        self.remaining -= 1
+        self.injected += 1
+        body = json.dumps(
+            {
+                "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                "message": "Rate of requests exceeds the allowed throughput.",
+            }
+        ).encode()
+        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _Body(body))
+
+
+@pytest.fixture
+def inject(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, Callable[..., Any]], None]:
+    """Register a botocore handler on every session the functions create from now on."""
+    handlers: list[tuple[str, Callable[..., Any]]] = []
+    original = boto3.session.Session
+
+    def session_with_faults(*args: Any, **kwargs: Any) -> Any:
+        session = original(*args, **kwargs)
+        for event, handler in handlers:
+            session.events.register(event, handler)
+        return session
+
+    monkeypatch.setattr(boto3.session, "Session", session_with_faults)
+    return lambda event, handler: handlers.append((event, handler))
+
+
+def signed_callback(job_id: str) -> tuple[bytes, dict[str, str]]:
+    body = with_changes("huawei-video", "succeeded", job_id=job_id)
+    return body, {"X-Auth-Signature": huawei_signature(HUAWEI_SEEDS[0], body)}
+
+
+@pytest.fixture
+def api_on_server(
+    server_aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[ApiClient]:
+    configure_environment(monkeypatch, server_aws, tmp_path, PROVIDERS_DOCUMENT)
+    yield ApiClient()
+    dependencies_module.dependencies.cache_clear()
+
+
+def test_brief_dynamodb_throttling_is_absorbed_by_sdk_retries(
+    server_aws: FakeAws, inject: Callable[[str, Callable[..., Any]], None], api_on_server: ApiClient
+) -> None:
+    throttle = DynamoDBThrottle(times=2)
+    inject("before-send.dynamodb", throttle)
+    body, headers = signed_callback("throttled-1")
+
+    response = api_on_server.callback("huawei-video", body, headers=headers)
+
+    assert throttle.injected == 2
+    assert response.status == 200
+    assert api_on_server.get_job("huawei-video", "throttled-1").body["status"] == "succeeded"
+    assert len(server_aws.published()) == 1
+
+
+def test_sustained_throttling_refuses_the_callback_with_503_and_the_resend_lands_once(
+    server_aws: FakeAws, inject: Callable[[str, Callable[..., Any]], None], api_on_server: ApiClient
+) -> None:
+    throttle = DynamoDBThrottle(times=1000)
+    inject("before-send.dynamodb", throttle)
+    body, headers = signed_callback("throttled-2")
+
+    refused = api_on_server.callback("huawei-video", body, headers=headers)
+
+    # Not acknowledged: the provider re-sends; nothing half-stored, nothing published
+    assert refused.status == 503
+    assert refused.body["error"]["code"] == "storage_unavailable"
+    assert server_aws.table_items() == []
+    assert server_aws.published() == []
+
+    # When throttling ends and the provider re-sends (twice, as providers do)
+    throttle.remaining = 0
+    statuses = [api_on_server.callback("huawei-video", body, headers=headers).status for _ in range(2)]
+
+    assert statuses == [200, 200]
+    assert len(server_aws.published()) == 1
+
+
+def test_dynamodb_unreachable_is_a_503_and_never_a_lost_acknowledgement(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    configure_environment(monkeypatch, aws, tmp_path, PROVIDERS_DOCUMENT)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", f"http://127.0.0.1:{free_port()}")  # nothing listens
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    dependencies_module.dependencies.cache_clear()
+    body, headers = signed_callback("unreachable-1")
+
+    response = ApiClient().callback("huawei-video", body, headers=headers)
+
+    assert response.status == 503
+    assert response.body["error"]["code"] == "storage_unavailable"
+    dependencies_module.dependencies.cache_clear()
+
+
+def test_sns_outage_keeps_every_verdict_and_concurrent_sweeps_publish_each_once(
+    server_aws: FakeAws, api_on_server: ApiClient
+) -> None:
+    # Given SNS is down while 20 jobs finish
+    sns = server_aws.session.client("sns")
+    endpoint = sns.list_subscriptions_by_topic(TopicArn=server_aws.resources.topic_arn)["Subscriptions"][0][
+        "Endpoint"
+    ]
+    sns.delete_topic(TopicArn=server_aws.resources.topic_arn)
+    job_ids = [f"outage-{i:02}" for i in range(20)]
+    for job_id in job_ids:
+        body, headers = signed_callback(job_id)
+        assert api_on_server.callback("huawei-video", body, headers=headers).status == 200
+
+    # When SNS is back and four sweeps (poll cycles, operators) run at once
+    sns.create_topic(Name=server_aws.resources.topic_arn.rsplit(":", 1)[1])
+    sns.subscribe(TopicArn=server_aws.resources.topic_arn, Protocol="sqs", Endpoint=endpoint)
+    ingest = dependencies_module.dependencies().ingest
+    later = datetime.now(UTC) + timedelta(minutes=2)
+    counts: list[int] = []
+    sweeps = [
+        threading.Thread(target=lambda: counts.append(ingest.publish_owed("huawei-video", later)))
+        for _ in range(4)
+    ]
+    for sweep in sweeps:
+        sweep.start()
+    for sweep in sweeps:
+        sweep.join(timeout=120)
+
+    # Then every verdict was published exactly once
+    assert sum(counts) == 20
+    assert Counter(m["verdict"]["job_id"] for m in server_aws.published()) == Counter(
+        dict.fromkeys(job_ids, 1)
+    )
