@@ -46,7 +46,7 @@ from verdict_relay.clients.http import (
 )
 from verdict_relay.config import AlibabaKeys
 from verdict_relay.errors import PayloadError, ProviderApiError
-from verdict_relay.providers.alibaba_mps import non_existent_ids, timeline_next_page_token
+from verdict_relay.providers.alibaba_mps import non_existent_ids, timeline_next_page_token, unwrap_list
 from verdict_relay.providers.base import ProviderAdapter
 from verdict_relay.signing import encode_query, new_nonce, sign_acs3, sign_rpc_v1
 
@@ -72,22 +72,13 @@ def _utc_now() -> datetime:
 
 
 def _unwrap(value: Any, inner: str) -> list[Any]:
-    """An XML-style list ``{inner: [...]}``, tolerating a missing or empty wrapper and a lone item (as the
-    adapter does)."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, list):
-        return value
-    if isinstance(value, dict):
-        if inner in value:
-            items = value[inner]
-            if items is None or items == "":
-                return []
-            return items if isinstance(items, list) else [items]
-        return [value] if value else []
-    raise ProviderResponseError(
-        f"{PROVIDER}: expected a list wrapped in '{inner}', got {type(value).__name__}"
-    )
+    """An XML-style list, read as the adapter reads it; an unreadable one is a bad response."""
+    try:
+        return unwrap_list(value, inner)
+    except ValueError as exc:
+        raise ProviderResponseError(
+            f"{PROVIDER}: expected a list wrapped in '{inner}', got {type(value).__name__}"
+        ) from exc
 
 
 def _is_auth_code(code: str | None) -> bool:

@@ -60,6 +60,6 @@ class EmbeddedAws:
         """Empty every service: moto's state is per process, shared by every endpoint it serves."""
         import urllib.request
 
-        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310 - loopback
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our loopback endpoint
             response.read()

@@ -151,25 +151,26 @@ def _provider_time(value: Any) -> datetime | None:
     return parse_provider_time(value)
 
 
+def unwrap_list(value: Any, inner: str) -> list[Any]:
+    """Unwrap an XML-style list ``{inner: [...]}``, tolerating a missing or empty wrapper and a lone item.
+    ValueError for anything else. Shared with the MPS client, which reads the same lists."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        if inner in value:
+            items = value[inner]
+            if items is None or items == "":
+                return []
+            return items if isinstance(items, list) else [items]
+        # No wrapper key: an empty wrapper, or the single item itself standing in for the list.
+        return [value] if value else []
+    raise ValueError(f"must be an object wrapping a list in '{inner}' (or the list itself)")
+
+
 def _wrapped(inner: str) -> BeforeValidator:
-    """Unwrap an XML-style list ``{inner: [...]}``, tolerating a missing or empty wrapper and a lone item."""
-
-    def unwrap(value: Any) -> Any:
-        if value is None or value == "":
-            return []
-        if isinstance(value, list):
-            return value
-        if isinstance(value, dict):
-            if inner in value:
-                items = value[inner]
-                if items is None or items == "":
-                    return []
-                return items if isinstance(items, list) else [items]
-            # No wrapper key: an empty wrapper, or the single item itself standing in for the list.
-            return [value] if value else []
-        raise ValueError(f"must be an object wrapping a list in '{inner}' (or the list itself)")
-
-    return BeforeValidator(unwrap)
+    return BeforeValidator(lambda value: unwrap_list(value, inner))
 
 
 OptionalText = Annotated[str | None, BeforeValidator(_blank_to_none)]
