@@ -13,7 +13,7 @@ SAM_CLI_VERSION := 1.170.0
 SAM_PYENV_VERSION ?= 3.11.7:3.13.0
 SAM_ENV := SAM_CLI_TELEMETRY=0 $(if $(shell command -v pyenv),PYENV_VERSION=$(SAM_PYENV_VERSION))
 
-.PHONY: setup run build deploy bench soak test lint format typecheck cfn-lint unit schema openapi events clean
+.PHONY: setup run build deploy bench soak security test lint format typecheck cfn-lint unit schema openapi events clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,17 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install the package with its development tools
+
+CHECKOV_VENV := .venv-checkov
+
+$(CHECKOV_VENV)/.installed-stamp:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==3.3.30
+	touch $@
+
+security: $(CHECKOV_VENV)/.installed-stamp ## checkov on template.yaml: every finding fixed or explained in the template
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 $(SAM_VENV)/.installed-stamp:
 	$(PYTHON) -m venv $(SAM_VENV)
@@ -73,4 +84,4 @@ events: setup ## regenerate events/api/*.json from events/providers
 	$(BIN)/python tools/build_events.py
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
