@@ -152,3 +152,18 @@ def test_bad_requests_get_the_deployed_status_and_a_json_error(
 
     assert got_status == status
     assert got_body["error"]["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"), [("PUT", "/jobs", "POST"), ("DELETE", "/jobs/alibaba-mps/x", "GET")]
+)
+def test_undeclared_methods_are_refused_with_405_and_the_allowed_ones(
+    stack: Stack, method: str, path: str, allowed: str
+) -> None:
+    request = urllib.request.Request(stack.base_url + path, method=method)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=15)
+
+    assert refused.value.code == 405
+    assert refused.value.headers["Allow"] == allowed
+    assert json.loads(refused.value.read())["error"]["code"] == "method_not_allowed"

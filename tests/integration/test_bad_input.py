@@ -166,3 +166,41 @@ def test_register_job_with_wrong_content_type_is_a_415(api: ApiClient, aws: Fake
 def test_unknown_route_is_a_json_404(api: ApiClient, aws: FakeAws) -> None:
     response = api.invoke(api_event("GET", "/nowhere", resource="/nowhere"))
     assert_rejected(response, 404, "not_found", aws)
+
+
+@pytest.mark.parametrize(
+    "content_type", ["multipart/form-data", "application/x-www-form-urlencoded", "text/plain"]
+)
+def test_register_job_in_a_form_or_other_encoding_is_a_415(
+    api: ApiClient, aws: FakeAws, content_type: str
+) -> None:
+    response = api.register("provider=alibaba-mps&job_id=j1", content_type=content_type)
+    assert_rejected(response, 415, "unsupported_media_type", aws, content_type)
+
+
+def test_register_job_with_a_body_that_is_not_utf8_is_a_400(api: ApiClient, aws: FakeAws) -> None:
+    event = api_event(
+        "POST",
+        "/jobs",
+        resource="/jobs",
+        body=b"\xb5\xff{}",
+        headers={"Content-Type": "application/json"},
+        base64_encoded=True,
+    )
+    assert_rejected(api.invoke(event), 400, "malformed_payload", aws, "UTF-8")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"provider": "alibaba-mps", "job_id": "job\u009f"},
+        {"provider": "alibaba-mps", "job_id": "j1", "metadata": {"": "x"}},
+        {"provider": "alibaba-mps", "job_id": "j1", "metadata": {"k": "bell\u0007"}},
+        {"provider": "alibaba-mps", "job_id": "j1", "metadata": {"k": []}},
+    ],
+    ids=["control-char-in-job-id", "empty-metadata-key", "control-char-in-metadata", "metadata-not-text"],
+)
+def test_register_job_with_unprintable_or_malformed_ids_is_a_422(
+    api: ApiClient, aws: FakeAws, payload: dict[str, object]
+) -> None:
+    assert_rejected(api.register(payload), 422, "invalid_request", aws)

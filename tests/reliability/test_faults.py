@@ -174,3 +174,22 @@ def test_sns_outage_keeps_every_verdict_and_concurrent_sweeps_publish_each_once(
     assert Counter(m["verdict"]["job_id"] for m in server_aws.published()) == Counter(
         dict.fromkeys(job_ids, 1)
     )
+
+
+def test_a_response_the_sdk_cannot_parse_is_a_json_500_and_nothing_is_acknowledged(
+    server_aws: FakeAws, inject: Callable[[str, Callable[..., Any]], None], api_on_server: ApiClient
+) -> None:
+    # Given DynamoDB answers with a body the SDK's parser chokes on (as a broken endpoint might)
+    def garbled(request: Any, **_: Any) -> AWSResponse:
+        body = json.dumps({"Attributes": "not-a-map"}).encode()
+        return AWSResponse(request.url, 200, {"Content-Type": "application/x-amz-json-1.0"}, _Body(body))
+
+    inject("before-send.dynamodb.UpdateItem", garbled)
+    body, headers = signed_callback("garbled-1")
+
+    response = api_on_server.callback("huawei-video", body, headers=headers)
+
+    # Then the sender gets a JSON 500 (it will re-send), not a dropped connection or an HTML page
+    assert response.status == 500
+    assert response.body["error"]["code"] == "internal_error"
+    assert server_aws.published() == []

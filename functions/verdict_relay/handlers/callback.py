@@ -105,7 +105,7 @@ def _signed_target() -> str:
     responses={
         200: {"description": "Accepted"},
         204: {"description": "Accepted (MNS)"},
-        **http_errors.error_responses(400, 401, 404, 413, 415, 422, 502, 503),
+        **http_errors.error_responses(400, 401, 404, 413, 415, 422, 500, 502, 503),
     },
 )
 def receive_callback(
@@ -157,7 +157,7 @@ def receive_callback(
     responses={
         201: {"description": "Registered", "content": {"application/json": {"model": Verdict}}},
         200: {"description": "Already known", "content": {"application/json": {"model": Verdict}}},
-        **http_errors.error_responses(400, 413, 415, 422, 503),
+        **http_errors.error_responses(400, 413, 415, 422, 500, 503),
     },
 )
 def register_job(job: RegisterJobRequest) -> Response[dict[str, Any]]:
@@ -180,7 +180,7 @@ def register_job(job: RegisterJobRequest) -> Response[dict[str, Any]]:
     tags=["jobs"],
     responses={
         200: {"description": "The verdict", "content": {"application/json": {"model": Verdict}}},
-        **http_errors.error_responses(404, 503),
+        **http_errors.error_responses(404, 500, 503),
     },
 )
 def get_job(provider: str, job_id: str) -> Verdict:
@@ -207,4 +207,22 @@ def openapi_document() -> str:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    rejection = _reject_non_json_job_request(event)
+    if rejection is not None:
+        return rejection
     return app.resolve(event, context)
+
+
+def _reject_non_json_job_request(event: dict[str, Any]) -> dict[str, Any] | None:
+    """``POST /jobs`` takes JSON only. Checked before the resolver, whose validation would otherwise try to
+    parse form or multipart bodies."""
+    if event.get("httpMethod") != "POST" or event.get("resource") != "/jobs":
+        return None
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    media_type = (headers.get("content-type") or "application/json").split(";", 1)[0].strip().lower()
+    if media_type == "application/json":
+        return None
+    count("Rejected415")
+    return http_errors.proxy_error(
+        415, "unsupported_media_type", f"content type '{media_type}' not accepted; send application/json"
+    )

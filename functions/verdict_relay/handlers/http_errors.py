@@ -55,6 +55,7 @@ ERROR_DESCRIPTIONS = {
     413: "Body larger than MAX_BODY_BYTES",
     415: "Content type not accepted",
     422: "Well-formed body of the wrong shape; the message names the field",
+    500: "Unexpected fault: nothing was acknowledged, send again",
     502: "A provider the request depended on failed",
     503: "Storage unavailable: nothing was stored, send again",
 }
@@ -67,6 +68,16 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
     return Response(
         status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps({"error": error})
     )
+
+
+def proxy_error(status: int, code: str, message: str) -> dict[str, Any]:
+    """An error as the API Gateway proxy response, for checks made before the resolver runs."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps({"error": {"code": code, "message": message}}),
+        "isBase64Encoded": False,
+    }
 
 
 def register(app: APIGatewayRestResolver) -> None:
@@ -102,6 +113,20 @@ def register(app: APIGatewayRestResolver) -> None:
         ]
         count("Rejected422")
         return error_response(422, "invalid_request", "request does not match the API schema", details)
+
+    @app.exception_handler(UnicodeDecodeError)
+    def body_not_utf8(_: UnicodeDecodeError) -> Response:
+        # Our own code turns decoding errors into typed errors; one that arrives here is the request body's,
+        # decoded by the resolver's validation.
+        count("Rejected400")
+        return error_response(400, "malformed_payload", "request body is not valid UTF-8")
+
+    @app.exception_handler(Exception)
+    def unexpected_error(exc: Exception) -> Response:
+        # A fault of ours or of a dependency: a JSON 500 (the sender retries), the details only in the log.
+        count("ServerError")
+        logger.exception("unexpected error", error_type=type(exc).__name__)
+        return error_response(500, "internal_error", "internal error; nothing was acknowledged, send again")
 
     @app.not_found
     def not_found(_: Exception) -> Response:

@@ -6,6 +6,7 @@ IAM-authorized ``/jobs`` routes are open here (loopback only).
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
 from collections.abc import Callable
@@ -49,6 +50,12 @@ def _make_request_handler(handler: Handler, stage: str) -> type[BaseHTTPRequestH
         def do_POST(self) -> None:
             self._dispatch("POST")
 
+        def __getattr__(self, name: str) -> Any:
+            # Any other method (PUT, TRACE, even QUERY) gets the API's answer, not the stdlib's 501.
+            if name.startswith("do_"):
+                return lambda: self._dispatch(self.command)
+            raise AttributeError(name)
+
         def _dispatch(self, method: str) -> None:
             parts = urlsplit(self.path)
             path = parts.path
@@ -75,6 +82,23 @@ def _make_request_handler(handler: Handler, stage: str) -> type[BaseHTTPRequestH
                     )
                     self._reply(handler(event, LambdaContext()))
                     return
+            allowed = sorted({m for m, _, pattern in ROUTES if pattern.match(path)})
+            if allowed:
+                self._reply(
+                    {
+                        "statusCode": 405,
+                        "headers": {"Allow": ", ".join(allowed)},
+                        "body": json.dumps(
+                            {
+                                "error": {
+                                    "code": "method_not_allowed",
+                                    "message": f"{method} not allowed; use {', '.join(allowed)}",
+                                }
+                            }
+                        ),
+                    }
+                )
+                return
             # API Gateway's own answer for a route it does not have
             self._reply({"statusCode": 403, "body": '{"message": "Missing Authentication Token"}'})
 
@@ -90,7 +114,8 @@ def _make_request_handler(handler: Handler, stage: str) -> type[BaseHTTPRequestH
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            if self.command != "HEAD":
+                self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
             return  # the handler logs each request itself, without bodies or secrets

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from verdict_relay.models.verdict import JobStatus, ProviderName, Verdict
 
@@ -54,14 +55,35 @@ class RecordResult:
     """True only for the write that won the job's terminal transition and owes the publish."""
 
 
+_PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]*$"
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_PRINTABLE)]
+MetadataValue = Annotated[str, StringConstraints(max_length=1024, pattern=_PRINTABLE)]
+
+
 class RegisterJobRequest(BaseModel):
     """``POST /jobs``: start following a job submitted to a provider, so the poller resolves it."""
 
     model_config = ConfigDict(extra="forbid")
 
     provider: ProviderName
-    job_id: str = Field(min_length=1, max_length=512, pattern=r"^[^\s#]+$")
-    metadata: dict[str, str] = Field(
+    job_id: str = Field(
+        min_length=1,
+        max_length=512,
+        pattern=r"^[^\s#\x00-\x1f\x7f-\x9f]+$",
+        description="The provider's job id: no whitespace, control characters or '#'",
+    )
+    metadata: Annotated[
+        dict[MetadataKey, MetadataValue],
+        # What pydantic would emit (patternProperties) leaves keys that do not match unconstrained; say it exactly.
+        WithJsonSchema(
+            {
+                "type": "object",
+                "maxProperties": 20,
+                "propertyNames": {"minLength": 1, "maxLength": 128, "pattern": _PRINTABLE},
+                "additionalProperties": {"type": "string", "maxLength": 1024, "pattern": _PRINTABLE},
+            }
+        ),
+    ] = Field(
         default_factory=dict,
         max_length=20,
         description="The caller's context (e.g. content_id), returned and published with the verdict",
