@@ -14,6 +14,7 @@ from tests.conftest import FakeAws
 from tests.helpers import api_event
 from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.callback_signing import MnsSigner
+from verdict_relay.local.http_api import LambdaContext
 from verdict_relay.local.simulator import ProviderSimulator
 
 HUAWEI_SEEDS = ["seed_current", "seed_previous"]
@@ -25,20 +26,6 @@ PROVIDERS_DOCUMENT: dict[str, Any] = {
     "alibaba-mps": {"callback": {"certificate_hosts": ["127.0.0.1"]}},
     "azure-review": {"callback": {"tokens": AZURE_TOKENS}},
 }
-
-
-@dataclass
-class LambdaContext:
-    """The attributes of the Lambda context object the handler's decorators read."""
-
-    function_name: str = "verdict-relay-api"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:verdict-relay-api"
-    aws_request_id: str = "7f5b0a8e-0000-4000-8000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
 
 
 @dataclass
