@@ -44,3 +44,12 @@ def test_while_workers_hold_a_provider_even_a_small_backlog_goes_to_them() -> No
 
 def test_nothing_due_sends_nothing() -> None:
     assert not plan("huawei-video", [], 10, 1, 50, 100, workers=2, always=True).fans_out
+
+
+def test_a_backlog_beyond_what_one_cycle_reads_fans_out_even_if_the_rate_would_allow_it() -> None:
+    due = [f"j{i}" for i in range(3000)]
+
+    result = plan("alibaba-mps", due, 50, 10, 50, 240, workers=2, read_limit=2000)
+
+    assert result.capacity == 2000
+    assert result.fans_out

@@ -46,6 +46,7 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
             worker_budget_s=deps.settings.poll_worker_budget_seconds,
             workers=deps.settings.poll_workers,
             always=workers_active,
+            read_limit=poller.due_limit,
         )
         if not plan.fans_out:
             if workers_active:

@@ -38,12 +38,15 @@ def plan(
     worker_budget_s: float,
     workers: int,
     always: bool = False,
+    read_limit: int | None = None,
 ) -> FanoutPlan:
     """Poll here if the backlog fits this invocation; otherwise (or ``always``) split it for the workers.
 
     Each worker polls at ``rate_per_s / workers``; a batch is what one worker polls in its budget at that rate.
     """
     here = capacity(rate_per_s, jobs_per_request, time_budget_s)
+    if read_limit is not None:
+        here = min(here, read_limit)  # a cycle polls no more than it reads from the index
     if not due_job_ids or (len(due_job_ids) <= here and not always):
         return FanoutPlan(provider, here, [])
     per_worker = max(jobs_per_request, capacity(rate_per_s / workers, jobs_per_request, worker_budget_s))

@@ -146,6 +146,11 @@ class Poller:
     def providers(self) -> list[str]:
         return list(self._clients)
 
+    @property
+    def due_limit(self) -> int:
+        """Due jobs one cycle reads, and so polls, per provider."""
+        return self._settings.due_limit
+
     def batch_size(self, provider: str) -> int:
         return self._clients[provider].max_batch
 
