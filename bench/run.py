@@ -13,12 +13,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aws_calls
+import callback_latency
 import cold_start
 import normalize
+import poller_throughput
 
 
 def main() -> int:
-    rows = [*cold_start.main(), *normalize.main(), *aws_calls.main()]
+    rows = [
+        *cold_start.main(),
+        *normalize.main(),
+        *aws_calls.main(),
+        *poller_throughput.main(),
+        *callback_latency.main(),
+    ]
     print(
         f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, {platform.platform()}"
     )
