@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -53,8 +54,17 @@ from typing import Annotated, Any, ClassVar, Self
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
-from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
 from pydantic.alias_generators import to_pascal
+from pydantic_core import CoreSchema, core_schema
 
 from verdict_relay.config import is_loopback_host
 from verdict_relay.errors import CallbackAuthError, MalformedPayloadError, PayloadError, VerdictRelayError
@@ -70,9 +80,12 @@ from verdict_relay.models.verdict import (
 from verdict_relay.providers.base import (
     CallbackRequest,
     CallbackResult,
+    FindingFields,
     PayloadModel,
     ProviderAdapter,
     VerifyContext,
+    construct_findings,
+    finding_fields,
     parse_provider_time,
     validate_payload,
 )
@@ -85,7 +98,10 @@ _STATES = {
     "success": JobStatus.SUCCEEDED,
     "fail": JobStatus.FAILED,
 }
-_TIMESTAMP = re.compile(r"(\d{1,4}):([0-5]\d):([0-5]\d(?:\.\d{1,9})?)")
+# A timeline Timestamp is hh:mm:ss.SSS: (\d{1,4}):([0-5]\d):([0-5]\d(?:\.\d{1,9})?), matched in two halves at
+# its last colon (see _timestamp).
+_HOURS_MINUTES = re.compile(r"(\d{1,4}):([0-5]\d)")
+_SECONDS = re.compile(r"[0-5]\d(?:\.\d{1,9})?")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _MAX_MESSAGE_NESTING = 4
 """How deep a notice may nest (envelope -> Message string -> base64 -> JSON): deeper is not an MNS notice."""
@@ -138,11 +154,31 @@ def _timestamp(value: Any) -> float | None:
     """A timeline ``Timestamp`` "hh:mm:ss.SSS" as seconds from the start of the video."""
     if value is None or value == "":
         return None
-    match = _TIMESTAMP.fullmatch(value.strip()) if isinstance(value, str) else None
+    if isinstance(value, str):
+        # Split at the last colon, "hh:mm" and "ss.SSS" each match their half of the pattern exactly when the
+        # whole matches. The halves repeat along a timeline (the same minute, the same second), so each is
+        # parsed once; the sum is the same float as int(hh) * 3600 + int(mm) * 60 + float(ss.SSS).
+        hours_minutes, _, seconds = value.strip().rpartition(":")
+        try:
+            return _seconds_of_hours_minutes(hours_minutes) + _seconds_of(seconds)
+        except ValueError:
+            pass
+    raise ValueError(f"must be a time as hh:mm:ss.SSS, got {value!r:.40}")
+
+
+@functools.lru_cache(maxsize=1024)
+def _seconds_of_hours_minutes(text: str) -> int:
+    match = _HOURS_MINUTES.fullmatch(text)
     if match is None:
-        raise ValueError(f"must be a time as hh:mm:ss.SSS, got {value!r:.40}")
-    hours, minutes, seconds = match.groups()
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        raise ValueError(text)
+    return int(match[1]) * 3600 + int(match[2]) * 60
+
+
+@functools.lru_cache(maxsize=1024)
+def _seconds_of(text: str) -> float:
+    if _SECONDS.fullmatch(text) is None:
+        raise ValueError(text)
+    return float(text)
 
 
 def _provider_time(value: Any) -> datetime | None:
@@ -221,20 +257,144 @@ class TimelineEntry(_MpsModel):
     censor_results: Annotated[list[CensorResult], _wrapped("CensorResult")] = Field(default_factory=list)
 
 
-class MediaResult(CensorResult):
-    """The video or audio part: results for the whole track plus a timeline.
+_TIMELINE_ENTRY_KEYS = frozenset({"Timestamp", "Object", "CensorResults"})
+_CENSOR_RESULT_KEYS = frozenset({"Label", "Rate", "Scene", "Suggestion"})
 
-    MPS documents the video part in full; the audio part is read both as a single result and in the video
-    part's form, as either may come.
+
+class _TimelineFindings:
+    """A timeline (``VideoTimelines`` or ``AudioTimelines``) validated straight into the findings of its part.
+
+    A timeline is the one long part of a job (an entry every few seconds of the video), so its entries are not
+    made into TimelineEntry instances: an entry with only the documented keys is read directly, its values
+    checked as TimelineEntry checks them (the same validators; CensorResult itself for each result). Anything
+    else (a value the models refuse, an unknown key, a number where text is documented) sends the whole
+    timeline through TimelineEntry, which names a bad value at its place. The findings are the same either way.
+    """
+
+    def __init__(self, inner: str, part: str) -> None:
+        self.inner = inner
+        self.part = part
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        entries = handler.generate_schema(Annotated[list[TimelineEntry], _wrapped(self.inner)])
+        return core_schema.no_info_wrap_validator_function(self._validate, entries)
+
+    def _validate(self, value: Any, validate_entries: ValidatorFunctionWrapHandler) -> list[Finding]:
+        findings = self._read(value)
+        if findings is None:
+            entries: list[TimelineEntry] = validate_entries(value)
+            findings = [finding for entry in entries for finding in _entry_findings(entry, self.part)]
+        return findings
+
+    def _read(self, value: Any) -> list[Finding] | None:
+        """The timeline's findings, or None when the models must read it.
+
+        Written for speed, as it runs once per entry of the longest list MPS sends: the common shapes are
+        tested first, the general checks only run when those fail.
+        """
+        try:
+            entries = unwrap_list(value, self.inner)
+        except ValueError:
+            return None
+        fields: list[FindingFields] = []
+        for entry in entries:
+            if type(entry) is not dict:
+                return None
+            timestamp, snapshot = entry.get("Timestamp"), entry.get("Object")
+            wrapped_results = entry.get("CensorResults")
+            # Only the documented keys: a snake_case one would be read by the model too. Three keys with three
+            # values are exactly those; anything else is compared key by key.
+            if (
+                len(entry) != 3 or timestamp is None or snapshot is None or wrapped_results is None
+            ) and not entry.keys() <= _TIMELINE_ENTRY_KEYS:
+                return None
+            if snapshot is not None and type(snapshot) is not str:
+                return None
+            item = snapshot if self.part == "video" and snapshot else self.part  # "" is no snapshot either
+            if type(wrapped_results) is dict and type(results := wrapped_results.get("CensorResult")) is list:
+                pass  # the documented {CensorResult: [...]}, which unwrap_list would return as is
+            else:
+                try:
+                    results = unwrap_list(wrapped_results, "CensorResult")
+                except ValueError:
+                    return None
+            try:
+                time_offset = _timestamp(timestamp)
+            except ValueError:
+                return None
+            for result in results:
+                if type(result) is not dict:
+                    return None
+                label, rate = result.get("Label"), result.get("Rate")
+                scene, suggestion = result.get("Scene"), result.get("Suggestion")
+                if (
+                    len(result) != 4 or label is None or rate is None or scene is None or suggestion is None
+                ) and not result.keys() <= _CENSOR_RESULT_KEYS:
+                    return None
+                if rate is not None and type(rate) is not str:
+                    return None  # a number: the cache below would take 1 for True, or -0.0 for 0.0
+                try:
+                    hits = _scored_hits(label, rate, scene, suggestion)
+                except (ValueError, TypeError):  # refused by CensorResult, or a list or object (not hashable)
+                    return None
+                for hit in hits:
+                    hit_fields = hit.copy()
+                    hit_fields["item"] = item
+                    hit_fields["time_offset"] = time_offset
+                    hit_fields["segments"] = []
+                    fields.append(hit_fields)
+        # Every value was validated: by CensorResult (Rate 0..1, Suggestion) and the timestamp pattern (>= 0).
+        return construct_findings(fields)
+
+
+@functools.lru_cache(maxsize=1024)
+def _scored_hits(label: Any, rate: str | None, scene: Any, suggestion: Any) -> tuple[FindingFields, ...]:
+    """The findings of a timeline result ``{Label, Rate, Scene, Suggestion}`` as validated by CensorResult, to
+    be placed in the media (item, time offset); the callers copy the fields they get.
+
+    Cached, as a timeline repeats the same few results. Values that are equal are read alike, except numbers
+    (1 and True, 0.0 and -0.0), which only Rate accepts: it is text here. A ValidationError when CensorResult
+    refuses the values.
+    """
+    result = CensorResult.model_validate(
+        {"Label": label, "Rate": rate, "Scene": scene, "Suggestion": suggestion}
+    )
+    return tuple(
+        finding_fields(category, hit_label, result.rate, result.suggestion)
+        for category, hit_label in _labels(result)
+    )
+
+
+class MediaResult(CensorResult):
+    """The video part: results for the whole track plus a timeline, read into findings named by frame.
+
+    MPS documents the video part in full; the audio part (:class:`AudioMediaResult`) is read both as a single
+    result and in the video part's form, as either may come.
     """
 
     censor_results: Annotated[list[CensorResult], _wrapped("CensorResult")] = Field(default_factory=list)
-    video_timelines: Annotated[list[TimelineEntry], _wrapped("VideoTimeline")] = Field(default_factory=list)
-    audio_timelines: Annotated[list[TimelineEntry], _wrapped("AudioTimeline")] = Field(default_factory=list)
+    video_timelines: Annotated[list[Finding], _TimelineFindings("VideoTimeline", "video")] = Field(
+        default_factory=list
+    )
+    audio_timelines: Annotated[list[Finding], _TimelineFindings("AudioTimeline", "video")] = Field(
+        default_factory=list
+    )
     next_page_token: OptionalText = None
 
 
-MediaPart = Annotated[MediaResult | None, BeforeValidator(_blank_to_none)]
+class AudioMediaResult(MediaResult):
+    """The audio part: as the video part, its timeline findings all named ``audio``."""
+
+    video_timelines: Annotated[list[Finding], _TimelineFindings("VideoTimeline", "audio")] = Field(
+        default_factory=list
+    )
+    audio_timelines: Annotated[list[Finding], _TimelineFindings("AudioTimeline", "audio")] = Field(
+        default_factory=list
+    )
+
+
+VideoPart = Annotated[MediaResult | None, BeforeValidator(_blank_to_none)]
+AudioPart = Annotated[AudioMediaResult | None, BeforeValidator(_blank_to_none)]
 
 
 class JobInput(_MpsModel):
@@ -262,9 +422,9 @@ class MediaCensorJob(_MpsModel):
     title_censor_result: Part = None
     desc_censor_result: Part = None
     barrage_censor_result: Part = None
-    audio_censor_result: MediaPart = None
-    vensor_censor_result: MediaPart = None
-    video_censor_result: MediaPart = None
+    audio_censor_result: AudioPart = None
+    vensor_censor_result: VideoPart = None
+    video_censor_result: VideoPart = None
 
     @property
     def video(self) -> MediaResult | None:
@@ -371,34 +531,47 @@ def _jobs(payload: Any) -> list[MediaCensorJob]:
     )
 
 
-def _result_findings(result: CensorResult, item: str, time_offset: float | None = None) -> list[Finding]:
+def _labels(result: CensorResult) -> list[tuple[str, str]]:
+    """(category, label) of each finding of a result: one per label of a comma-separated Label."""
     if result.scene is None:
         return []  # a part-level summary (only a Suggestion): the job's Suggestion carries it
     # A result without a Label is labelled with its scene, as the other adapters do for an unlabelled hit.
     labels = [label.strip() for label in (result.label or "").split(",") if label.strip()] or [result.scene]
-    return [
-        Finding(
-            category=result.scene,
-            label=label,
-            confidence=result.rate,
-            suggestion=result.suggestion,
-            item=item,
-            time_offset=time_offset,
-        )
-        for label in labels
-    ]
+    return [(result.scene, label) for label in labels]
+
+
+def _result_findings(result: CensorResult, item: str, time_offset: float | None = None) -> list[Finding]:
+    # Every value was validated: by CensorResult (Rate 0..1, Suggestion) and the timestamp pattern (>= 0).
+    return construct_findings(
+        [
+            finding_fields(
+                category=category,
+                label=label,
+                confidence=result.rate,
+                suggestion=result.suggestion,
+                item=item,
+                time_offset=time_offset,
+            )
+            for category, label in _labels(result)
+        ]
+    )
+
+
+def _entry_findings(entry: TimelineEntry, part: str) -> list[Finding]:
+    # A video frame is named by its snapshot object; audio spans have no object of their own.
+    item = entry.object if part == "video" and entry.object else part
+    findings: list[Finding] = []
+    for result in entry.censor_results:
+        findings += _result_findings(result, item, entry.timestamp)
+    return findings
 
 
 def _media_findings(media: MediaResult, part: str) -> list[Finding]:
     findings = _result_findings(media, part)  # the audio part may be a single result
     for result in media.censor_results:
         findings += _result_findings(result, part)
-    for entry in [*media.video_timelines, *media.audio_timelines]:
-        # A video frame is named by its snapshot object; audio spans have no object of their own.
-        item = entry.object if part == "video" and entry.object else part
-        for result in entry.censor_results:
-            findings += _result_findings(result, item, entry.timestamp)
-    return findings
+    # The timelines were read into findings as they were validated (see _TimelineFindings).
+    return findings + media.video_timelines + media.audio_timelines
 
 
 def _findings(job: MediaCensorJob) -> list[Finding]:

@@ -78,7 +78,6 @@ from verdict_relay.providers.base import (
     CallbackResult,
     PayloadModel,
     ProviderAdapter,
-    load_json,
     lower_keys,
     parse_provider_time,
     validate_payload,
@@ -383,7 +382,7 @@ class AzureReviewAdapter(ProviderAdapter):
         )
 
     def parse_callback(self, request: CallbackRequest) -> CallbackResult:
-        return CallbackResult(verdicts=self.parse(load_json(self.name, request.body)))
+        return CallbackResult(verdicts=self.parse_bytes(request.body))
 
     def parse(self, payload: Any) -> list[Verdict]:
         if not isinstance(payload, dict):

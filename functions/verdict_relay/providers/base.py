@@ -10,16 +10,19 @@ import hashlib
 import hmac
 import json
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from typing_extensions import TypedDict
 
 from verdict_relay.config import CallbackSettings
 from verdict_relay.errors import CallbackAuthError, MalformedPayloadError, PayloadError
-from verdict_relay.models.verdict import Verdict
+from verdict_relay.models.verdict import Box, Finding, Suggestion, Verdict
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,14 @@ class ProviderAdapter(ABC):
     def parse(self, payload: Any) -> list[Verdict]:
         """Turn any payload shape the provider produces (query, callback, list response) into verdicts."""
 
+    def parse_bytes(self, body: bytes) -> list[Verdict]:
+        """:meth:`parse` of a JSON body as received: the same verdicts, or the same typed error.
+
+        Adapters whose payloads can be large validate straight from the bytes instead: pydantic-core parses and
+        validates in one pass, without first building the whole document as Python objects.
+        """
+        return self.parse(load_json(self.name, body))
+
     def holds_many(self, payload: Any) -> bool:
         """Whether the payload is a list of jobs (a list response) rather than one job."""
         return False
@@ -140,6 +151,12 @@ class PayloadModel(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
 
+PAYLOAD_ITEM_CONFIG = ConfigDict(extra="ignore", populate_by_name=True)
+"""The config of the TypedDicts that model the entries of a payload's long lists (``@with_config``): checked as a
+PayloadModel is, but read into plain dicts, which cost a fraction of a model instance each (a two-hour video has
+thousands of entries)."""
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -151,6 +168,110 @@ def validate_payload(provider: str, model: type[M], payload: Any) -> M:
         first = exc.errors(include_url=False)[0]
         location = ".".join(str(part) for part in first["loc"]) or "(root)"
         raise PayloadError(provider, location, first["msg"]) from exc
+
+
+class FindingFields(TypedDict):
+    """Every field of a :class:`Finding`, in its declaration order: what :func:`construct_findings` builds from."""
+
+    category: str
+    label: str
+    confidence: float | None
+    suggestion: Suggestion | None
+    item: str | None
+    time_offset: float | None
+    time_end: float | None
+    text: str | None
+    segments: list[str]
+    face_location: Box | None
+    qr_location: Box | None
+    qr_content: str | None
+
+
+def finding_fields(
+    category: str,
+    label: str,
+    confidence: float | None = None,
+    suggestion: Suggestion | None = None,
+    item: str | None = None,
+    time_offset: float | None = None,
+    time_end: float | None = None,
+    text: str | None = None,
+    segments: list[str] | None = None,
+    face_location: Box | None = None,
+    qr_location: Box | None = None,
+    qr_content: str | None = None,
+) -> FindingFields:
+    """A finding's fields, the Finding's defaults for those not given."""
+    return {
+        "category": category,
+        "label": label,
+        "confidence": confidence,
+        "suggestion": suggestion,
+        "item": item,
+        "time_offset": time_offset,
+        "time_end": time_end,
+        "text": text,
+        "segments": [] if segments is None else segments,
+        "face_location": face_location,
+        "qr_location": qr_location,
+        "qr_content": qr_content,
+    }
+
+
+_FINDING_FIELDS_SET: set[str] = set(Finding.model_fields)
+# The slots pydantic keeps a model's state in (model_construct sets the same ones), set through their descriptors.
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
+
+
+def construct_findings(fields: list[FindingFields]) -> list[Finding]:
+    """Findings built from values a payload model has already validated, without validating them again.
+
+    Only for values checked on the way in against the constraints the Finding declares (confidence 0..1, times
+    >= 0, a ``Suggestion``, strings, ``Box`` instances). A large job has thousands of findings, and validating
+    each one a second time was most of the cost of normalizing it. This is what ``Finding.model_construct``
+    does, minus its per-field Python loop: each dict becomes its finding's ``__dict__``, as ``Finding(...)``
+    would build it (every field, in declaration order), so the findings compare, print and serialize alike.
+    The findings own the dicts: pass fresh ones (a ``.copy()`` of a template, with its own ``segments`` list).
+
+    Every field counts as set, and the fields-set is one shared set: pydantic never changes a frozen model's
+    fields-set in place (``model_copy`` copies it first). The slots are set for the whole list at once with
+    ``map``, which keeps the per-finding work in C: a Python call per finding cost about as much as the rest
+    of normalizing it.
+    """
+    findings: list[Finding] = list(map(Finding.__new__, repeat(Finding, len(fields))))
+    deque(map(_set_dict, findings, fields), maxlen=0)
+    deque(map(_set_fields_set, findings, repeat(_FINDING_FIELDS_SET)), maxlen=0)
+    deque(map(_set_extra, findings, repeat(None)), maxlen=0)
+    deque(map(_set_private, findings, repeat(None)), maxlen=0)
+    return findings
+
+
+def _check_construct_findings() -> None:
+    """A field added to Finding must be added to FindingFields too, or constructed findings would lack it."""
+    values = FindingFields(
+        category="category",
+        label="label",
+        confidence=0.5,
+        suggestion=Suggestion.BLOCK,
+        item="item",
+        time_offset=1.0,
+        time_end=2.0,
+        text="text",
+        segments=["segment"],
+        face_location=Box(top_left_x=0, top_left_y=0, bottom_right_x=1, bottom_right_y=1),
+        qr_location=None,
+        qr_content="qr",
+    )
+    [constructed] = construct_findings([finding_fields(**values)])
+    validated = Finding(**values)
+    if list(constructed.__dict__.items()) != list(validated.__dict__.items()):
+        raise AssertionError("construct_findings no longer builds what Finding(...) does")
+
+
+_check_construct_findings()
 
 
 def lower_keys(value: Any) -> Any:

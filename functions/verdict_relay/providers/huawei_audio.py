@@ -15,7 +15,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from verdict_relay.models.verdict import Finding, Suggestion
-from verdict_relay.providers.base import PayloadModel
+from verdict_relay.providers.base import PayloadModel, construct_findings, finding_fields
 from verdict_relay.providers.huawei_v3 import HuaweiV3Adapter, Seconds, Segment, V3Job, segment_texts
 
 
@@ -43,17 +43,20 @@ class HuaweiAudioAdapter(HuaweiV3Adapter[AudioResult]):
     job_model = V3Job[AudioResult]
 
     def map_result(self, result: AudioResult) -> tuple[Suggestion, list[Finding]]:
-        findings = [
-            Finding(
-                category=span.label,
-                label=span.label,
-                suggestion=span.suggestion,
-                item="audio",
-                time_offset=span.start_time,
-                time_end=span.end_time,
-                text=span.audio_text,
-                segments=segment_texts(span.segments),
-            )
-            for span in result.details
-        ]
+        # The values were validated by AudioSpan (Seconds >= 0, Suggestion): not validated a second time.
+        findings = construct_findings(
+            [
+                finding_fields(
+                    category=span.label,
+                    label=span.label,
+                    suggestion=span.suggestion,
+                    item="audio",
+                    time_offset=span.start_time,
+                    time_end=span.end_time,
+                    text=span.audio_text,
+                    segments=segment_texts(span.segments),
+                )
+                for span in result.details
+            ]
+        )
         return result.suggestion, findings

@@ -41,15 +41,15 @@ Decisions where the provider is silent or vague:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, NotRequired
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, with_config
+from typing_extensions import TypedDict
 
 from verdict_relay.errors import CallbackAuthError, PayloadError
 from verdict_relay.models.verdict import (
     Box,
     ContentRef,
-    Finding,
     JobStatus,
     Suggestion,
     Verdict,
@@ -57,11 +57,15 @@ from verdict_relay.models.verdict import (
     worst,
 )
 from verdict_relay.providers.base import (
+    PAYLOAD_ITEM_CONFIG,
     CallbackRequest,
     CallbackResult,
+    FindingFields,
     PayloadModel,
     ProviderAdapter,
     VerifyContext,
+    construct_findings,
+    finding_fields,
     validate_payload,
 )
 from verdict_relay.providers.huawei_v3 import Confidence, HuaweiTime
@@ -77,6 +81,9 @@ _STATUS = {
     "finish": JobStatus.SUCCEEDED,
     "failed": JobStatus.FAILED,
 }
+
+
+# A batch's items and their detail entries are TypedDicts (see PAYLOAD_ITEM_CONFIG): an absent key is an absent value.
 
 
 class FaceDetail(PayloadModel):
@@ -96,24 +103,29 @@ class FaceDetail(PayloadModel):
         )
 
 
-class DetailEntry(PayloadModel):
-    label: str = Field(min_length=1)
-    confidence: Confidence | None = None
-    face_detail: FaceDetail | None = None
+@with_config(PAYLOAD_ITEM_CONFIG)
+class DetailEntry(TypedDict):
+    label: Annotated[str, Field(min_length=1)]
+    confidence: NotRequired[Confidence | None]
+    face_detail: NotRequired[FaceDetail | None]
 
 
-class BatchItem(PayloadModel):
+@with_config(PAYLOAD_ITEM_CONFIG)
+class BatchItem(TypedDict):
     """One image of the batch: its moderation result, or its own error."""
 
-    url: str = Field(min_length=1)
-    suggestion: Suggestion | None = None
-    category_suggestions: dict[str, Suggestion] | None = Field(
-        default=None, validation_alias=AliasChoices("category_suggestions", "category_suggestion")
-    )
-    detail: dict[str, list[DetailEntry]] | None = None
-    ocr_text: str | None = None
-    error_code: str | None = None
-    error_msg: str | None = None
+    url: Annotated[str, Field(min_length=1)]
+    suggestion: NotRequired[Suggestion | None]
+    category_suggestions: NotRequired[
+        Annotated[
+            dict[str, Suggestion] | None,
+            Field(validation_alias=AliasChoices("category_suggestions", "category_suggestion")),
+        ]
+    ]
+    detail: NotRequired[dict[str, list[DetailEntry]] | None]
+    ocr_text: NotRequired[str | None]
+    error_code: NotRequired[str | None]
+    error_msg: NotRequired[str | None]
 
 
 class BatchJob(PayloadModel):
@@ -188,57 +200,67 @@ class HuaweiImageBatchAdapter(ProviderAdapter):
 
     def _job_verdict(self, job: BatchJob) -> Verdict:
         status = _STATUS[job.status]
-        findings: list[Finding] = []
+        fields: list[FindingFields] = []
         moderated: list[Suggestion] = []
         item_errors = [
-            VerdictError(code=item.error_code, message=item.error_msg or "", item=item.url)
+            VerdictError(code=error_code, message=item.get("error_msg") or "", item=item["url"])
             for item in job.items
-            if item.error_code
+            if (error_code := item.get("error_code"))
         ]
         if status is JobStatus.SUCCEEDED:
             for index, item in enumerate(job.items):
-                if item.error_code:
+                if item.get("error_code"):
                     continue
-                if item.suggestion is None:
+                item_suggestion = item.get("suggestion")
+                if item_suggestion is None:
                     raise PayloadError(
                         self.name, f"result.items.{index}.suggestion", "missing on an item without error_code"
                     )
-                moderated.append(item.suggestion)
-                findings.extend(self._item_findings(item, item.suggestion))
-        suggestion = worst(moderated)
+                moderated.append(item_suggestion)
+                self._add_item_findings(fields, item, item_suggestion)
+        # worst() of the distinct suggestions is the same one, without a severity lookup per image.
+        suggestion = worst(list(dict.fromkeys(moderated)))
         return Verdict(
             provider=self.name,
             job_id=job.job_id,
             status=status,
             suggestion=suggestion,
             decided_by="provider" if suggestion is not None else None,
-            findings=findings,
+            # The findings' values were validated by the models above (Confidence 0..1, Suggestion; the Box is
+            # built validated): they are not validated a second time.
+            findings=construct_findings(fields),
             error=self._job_error(job.error_code, job.error_msg) if status is JobStatus.FAILED else None,
             item_errors=item_errors,
-            content=ContentRef(url=job.items[0].url) if len(job.items) == 1 else None,
+            content=ContentRef(url=job.items[0]["url"]) if len(job.items) == 1 else None,
             created_at=job.create_time,
             updated_at=job.update_time,
             completed_at=job.update_time if status.is_terminal else None,
         )
 
     @staticmethod
-    def _item_findings(item: BatchItem, item_suggestion: Suggestion) -> list[Finding]:
-        per_category = item.category_suggestions or {}
+    def _add_item_findings(fields: list[FindingFields], item: BatchItem, item_suggestion: Suggestion) -> None:
+        per_category = item.get("category_suggestions") or {}
         fallback = Suggestion.PASS if item_suggestion is Suggestion.PASS else None
-        return [
-            Finding(
-                category=category,
-                label=entry.label,
-                confidence=entry.confidence,
-                suggestion=per_category.get(category, fallback),
-                item=item.url,
-                text=item.ocr_text,
-                face_location=entry.face_detail.to_box() if entry.face_detail else None,
-            )
-            for category, entries in (item.detail or {}).items()
-            for entry in entries
-            if entry.label != NORMAL_LABEL
-        ]
+        url = item["url"]
+        text = item.get("ocr_text")
+        for category, entries in (item.get("detail") or {}).items():
+            suggestion = per_category.get(category, fallback)
+            for entry in entries:
+                label = entry["label"]
+                if label == NORMAL_LABEL:
+                    continue
+                face_detail = entry.get("face_detail")
+                fields.append(
+                    finding_fields(
+                        category=category,
+                        label=label,
+                        confidence=entry.get("confidence"),
+                        suggestion=suggestion,
+                        item=url,
+                        text=text,
+                        face_location=face_detail.to_box() if face_detail else None,
+                    )
+                )
 
     @staticmethod
     def _job_error(code: str | None, message: str | None) -> VerdictError:

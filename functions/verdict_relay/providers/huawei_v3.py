@@ -25,7 +25,8 @@ from abc import abstractmethod
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, ValidationError, with_config
+from typing_extensions import TypedDict
 
 from verdict_relay.errors import CallbackAuthError, PayloadError
 from verdict_relay.models.verdict import (
@@ -38,6 +39,7 @@ from verdict_relay.models.verdict import (
     VerdictError,
 )
 from verdict_relay.providers.base import (
+    PAYLOAD_ITEM_CONFIG,
     CallbackRequest,
     CallbackResult,
     PayloadModel,
@@ -92,7 +94,8 @@ class Location(PayloadModel):
         )
 
 
-class Segment(PayloadModel):
+@with_config(PAYLOAD_ITEM_CONFIG)
+class Segment(TypedDict):
     segment: str
 
 
@@ -143,7 +146,7 @@ _STATUS = {
 
 
 def segment_texts(segments: list[Segment]) -> list[str]:
-    return [s.segment for s in segments]
+    return [s["segment"] for s in segments]
 
 
 class HuaweiV3Adapter(ProviderAdapter, Generic[ResultT]):
@@ -184,13 +187,23 @@ class HuaweiV3Adapter(ProviderAdapter, Generic[ResultT]):
 
     def parse_callback(self, request: CallbackRequest) -> CallbackResult:
         # Huawei posts exactly the query body, so the callback is parsed like a query response.
-        return CallbackResult(verdicts=self.parse(load_json(self.name, request.body)))
+        return CallbackResult(verdicts=self.parse_bytes(request.body))
 
     def parse(self, payload: Any) -> list[Verdict]:
         if isinstance(payload, dict) and "job_id" not in payload and "error_code" in payload:
             code, message = payload.get("error_code"), payload.get("error_msg")
             raise PayloadError(self.name, "job_id", f"body is a Huawei error response ({code}: {message})")
         job = validate_payload(self.name, self.job_model, payload)
+        return [self._to_verdict(job)]
+
+    def parse_bytes(self, body: bytes) -> list[Verdict]:
+        try:
+            job = self.job_model.model_validate_json(body)
+        except ValidationError:
+            # Not JSON, an error response, or a bad field: the dict path reports it, exactly as it always has.
+            # (Only a body json.loads reads and pydantic-core refuses, a lone UTF-16 surrogate, takes that path
+            # and still parses.)
+            return self.parse(load_json(self.name, body))
         return [self._to_verdict(job)]
 
     def _to_verdict(self, job: V3Job[ResultT]) -> Verdict:

@@ -18,11 +18,18 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, with_config
+from typing_extensions import TypedDict
 
 from verdict_relay.errors import PayloadError
 from verdict_relay.models.verdict import Finding, Suggestion
-from verdict_relay.providers.base import PayloadModel
+from verdict_relay.providers.base import (
+    PAYLOAD_ITEM_CONFIG,
+    FindingFields,
+    PayloadModel,
+    construct_findings,
+    finding_fields,
+)
 from verdict_relay.providers.huawei_v3 import (
     Confidence,
     HuaweiV3Adapter,
@@ -33,44 +40,50 @@ from verdict_relay.providers.huawei_v3 import (
     segment_texts,
 )
 
-
-class FrameDetail(PayloadModel):
-    confidence: Confidence | None = None
-    category: str | None = None
-    suggestion: Suggestion | None = None
-    label: str | None = None
-    face_location: Location | None = None
-    qr_location: Location | None = None
-    qr_content: str | None = None
-    segments: list[Segment] = Field(default_factory=list)
+# The timelines' entries are TypedDicts (see PAYLOAD_ITEM_CONFIG): an absent key is an absent value.
 
 
-class ImageDetail(PayloadModel):
+@with_config(PAYLOAD_ITEM_CONFIG)
+class FrameDetail(TypedDict, total=False):
+    confidence: Confidence | None
+    category: str | None
+    suggestion: Suggestion | None
+    label: str | None
+    face_location: Location | None
+    qr_location: Location | None
+    qr_content: str | None
+    segments: list[Segment]
+
+
+@with_config(PAYLOAD_ITEM_CONFIG)
+class ImageDetail(TypedDict, total=False):
     """A flagged frame of the video."""
 
-    suggestion: Suggestion | None = None
-    category: str | None = None
-    ocr_text: str | None = None
-    time: Seconds | None = None
-    detail: list[FrameDetail] = Field(default_factory=list)
+    suggestion: Suggestion | None
+    category: str | None
+    ocr_text: str | None
+    time: Seconds | None
+    detail: list[FrameDetail]
 
 
-class ClipDetail(PayloadModel):
-    confidence: Confidence | None = None
-    label: str | None = None
-    suggestion: Suggestion | None = None
-    segments: list[Segment] = Field(default_factory=list)
+@with_config(PAYLOAD_ITEM_CONFIG)
+class ClipDetail(TypedDict, total=False):
+    confidence: Confidence | None
+    label: str | None
+    suggestion: Suggestion | None
+    segments: list[Segment]
 
 
-class AudioDetail(PayloadModel):
+@with_config(PAYLOAD_ITEM_CONFIG)
+class AudioDetail(TypedDict, total=False):
     """A flagged clip of the video's soundtrack."""
 
-    suggestion: Suggestion | None = None
-    label: str | None = None
-    audio_text: str | None = None
-    start_time: Seconds | None = None
-    end_time: Seconds | None = None
-    detail: list[ClipDetail] = Field(default_factory=list)
+    suggestion: Suggestion | None
+    label: str | None
+    audio_text: str | None
+    start_time: Seconds | None
+    end_time: Seconds | None
+    detail: list[ClipDetail]
 
 
 class VideoResult(PayloadModel):
@@ -86,88 +99,100 @@ class HuaweiVideoAdapter(HuaweiV3Adapter[VideoResult]):
     job_model = V3Job[VideoResult]
 
     def map_result(self, result: VideoResult) -> tuple[Suggestion, list[Finding]]:
-        findings: list[Finding] = []
+        # Every value of the findings was validated by the models above against the Finding's own constraints
+        # (Confidence 0..1, Seconds >= 0, Suggestion; the Boxes are built validated), so they are constructed
+        # without a second validation: a two-hour video has thousands.
+        fields: list[FindingFields] = []
         for index, frame in enumerate(result.image_detail):
-            findings.extend(self._frame_findings(index, frame))
+            self._add_frame_findings(fields, index, frame)
         for index, clip in enumerate(result.audio_detail):
-            findings.extend(self._clip_findings(index, clip))
-        return result.suggestion, findings
+            self._add_clip_findings(fields, index, clip)
+        return result.suggestion, construct_findings(fields)
 
-    def _frame_findings(self, index: int, frame: ImageDetail) -> list[Finding]:
-        path = f"result.image_detail.{index}"
-        if not frame.detail:
-            category = self._required(frame.category, f"{path}.category", "missing on a frame without detail")
-            return [
-                Finding(
-                    category=category,
-                    label=category,
-                    suggestion=frame.suggestion,
-                    item="video",
-                    time_offset=frame.time,
-                    text=frame.ocr_text,
-                )
-            ]
-        findings = []
-        for position, entry in enumerate(frame.detail):
-            category = self._required(
-                entry.category or frame.category,
-                f"{path}.detail.{position}.category",
-                "missing, and the frame has no category either",
+    def _add_frame_findings(self, fields: list[FindingFields], index: int, frame: ImageDetail) -> None:
+        frame_category = frame.get("category")
+        frame_suggestion = frame.get("suggestion")
+        time = frame.get("time")
+        text = frame.get("ocr_text")
+        details = frame.get("detail")
+        if not details:
+            frame_label = self._required(
+                frame_category, f"result.image_detail.{index}.category", "missing on a frame without detail"
             )
-            findings.append(
-                Finding(
-                    category=category,
-                    label=entry.label or category,
-                    confidence=entry.confidence,
-                    suggestion=entry.suggestion or frame.suggestion,
+            fields.append(
+                finding_fields(
+                    category=frame_label,
+                    label=frame_label,
+                    suggestion=frame_suggestion,
                     item="video",
-                    time_offset=frame.time,
-                    text=frame.ocr_text,
-                    segments=segment_texts(entry.segments),
-                    face_location=entry.face_location.to_box() if entry.face_location else None,
-                    qr_location=entry.qr_location.to_box() if entry.qr_location else None,
-                    qr_content=entry.qr_content,
+                    time_offset=time,
+                    text=text,
                 )
             )
-        return findings
+            return
+        # What the frame's findings share; each entry's own values are set on a copy (cheaper than a call).
+        frame_fields = finding_fields(category="", label="", item="video", time_offset=time, text=text)
+        for position, entry in enumerate(details):
+            category = entry.get("category") or frame_category
+            if not category:
+                raise PayloadError(
+                    self.name,
+                    f"result.image_detail.{index}.detail.{position}.category",
+                    "missing, and the frame has no category either",
+                )
+            entry_fields = frame_fields.copy()
+            entry_fields["category"] = category
+            entry_fields["label"] = entry.get("label") or category
+            entry_fields["confidence"] = entry.get("confidence")
+            entry_fields["suggestion"] = entry.get("suggestion") or frame_suggestion
+            segments = entry.get("segments")
+            entry_fields["segments"] = segment_texts(segments) if segments else []
+            if face_location := entry.get("face_location"):
+                entry_fields["face_location"] = face_location.to_box()
+            if qr_location := entry.get("qr_location"):
+                entry_fields["qr_location"] = qr_location.to_box()
+            entry_fields["qr_content"] = entry.get("qr_content")
+            fields.append(entry_fields)
 
-    def _clip_findings(self, index: int, clip: AudioDetail) -> list[Finding]:
+    def _add_clip_findings(self, fields: list[FindingFields], index: int, clip: AudioDetail) -> None:
         path = f"result.audio_detail.{index}"
-        if not clip.detail:
-            label = self._required(clip.label, f"{path}.label", "missing on a clip without detail")
+        clip_label = clip.get("label")
+        details = clip.get("detail")
+        if not details:
+            label = self._required(clip_label, f"{path}.label", "missing on a clip without detail")
             # A clip without detail is one finding built from the clip itself.
-            return [
-                Finding(
+            fields.append(
+                finding_fields(
                     category=label,
                     label=label,
-                    suggestion=clip.suggestion,
+                    suggestion=clip.get("suggestion"),
                     item="audio",
-                    time_offset=clip.start_time,
-                    time_end=clip.end_time,
-                    text=clip.audio_text,
+                    time_offset=clip.get("start_time"),
+                    time_end=clip.get("end_time"),
+                    text=clip.get("audio_text"),
                 )
-            ]
-        findings = []
-        for position, entry in enumerate(clip.detail):
+            )
+            return
+        for position, entry in enumerate(details):
             label = self._required(
-                entry.label or clip.label,
+                entry.get("label") or clip_label,
                 f"{path}.detail.{position}.label",
                 "missing, and the clip has no label either",
             )
-            findings.append(
-                Finding(
+            segments = entry.get("segments")
+            fields.append(
+                finding_fields(
                     category=label,
                     label=label,
-                    confidence=entry.confidence,
-                    suggestion=entry.suggestion or clip.suggestion,
+                    confidence=entry.get("confidence"),
+                    suggestion=entry.get("suggestion") or clip.get("suggestion"),
                     item="audio",
-                    time_offset=clip.start_time,
-                    time_end=clip.end_time,
-                    text=clip.audio_text,
-                    segments=segment_texts(entry.segments),
+                    time_offset=clip.get("start_time"),
+                    time_end=clip.get("end_time"),
+                    text=clip.get("audio_text"),
+                    segments=segment_texts(segments) if segments else [],
                 )
             )
-        return findings
 
     def _required(self, value: str | None, field: str, problem: str) -> str:
         if not value:

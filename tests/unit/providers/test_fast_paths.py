@@ -1,0 +1,74 @@
+"""The adapters' fast paths give exactly what the plain, fully validated paths give."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from tests.helpers import EVENTS_DIR, load_payload
+from verdict_relay.models.verdict import Box, Finding, Suggestion
+from verdict_relay.providers.base import construct_findings, finding_fields
+from verdict_relay.providers.registry import get_adapter
+
+FIXTURES = sorted(
+    (path.parent.name, path.stem)
+    for path in (EVENTS_DIR / "providers").glob("*/*.json")
+    if not path.stem.startswith("mns-")
+)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        finding_fields("porn", "sexy"),
+        finding_fields(
+            "image_text",
+            "qr_code",
+            0.89,
+            Suggestion.BLOCK,
+            "video",
+            5.0,
+            10.0,
+            "ocr",
+            ["a", "b"],
+            Box(top_left_x=1, top_left_y=2, bottom_right_x=3, bottom_right_y=4),
+            None,
+            "https://qr",
+        ),
+    ],
+    ids=["defaults", "every-field"],
+)
+def test_constructed_findings_equal_validated_ones(fields: dict[str, object]) -> None:
+    (constructed,) = construct_findings([dict(fields)])  # type: ignore[list-item]
+
+    validated = Finding(**fields)  # type: ignore[arg-type]
+    assert constructed == validated
+    assert constructed.model_dump_json() == validated.model_dump_json()
+    assert repr(constructed) == repr(validated)
+
+
+@pytest.mark.parametrize(("provider", "name"), FIXTURES)
+def test_parse_bytes_gives_what_parse_gives(provider: str, name: str) -> None:
+    raw = (EVENTS_DIR / "providers" / provider / f"{name}.json").read_bytes()
+    adapter = get_adapter(provider)
+
+    assert adapter.parse_bytes(raw) == adapter.parse(json.loads(raw))
+
+
+def test_alibaba_timeline_read_through_the_model_equals_the_direct_read() -> None:
+    # Given the same timeline once with Rate strings (read directly) and once with numeric Rates (an entry
+    # shape the direct read does not take, so the whole timeline goes through the payload model)
+    direct = load_payload("alibaba-mps", "job-detail")
+    through_model = copy.deepcopy(direct)
+    for entry in through_model["MediaCensorJobDetail"]["VensorCensorResult"]["VideoTimelines"][
+        "VideoTimeline"
+    ]:
+        results = entry["CensorResults"]["CensorResult"]
+        for result in results if isinstance(results, list) else [results]:  # a lone result is allowed too
+            result["Rate"] = float(result["Rate"])
+
+    adapter = get_adapter("alibaba-mps")
+
+    assert adapter.parse(through_model) == adapter.parse(direct)
