@@ -161,7 +161,7 @@ def receive_callback(
     },
 )
 def register_job(job: RegisterJobRequest) -> Response[dict[str, Any]]:
-    _check_content_type(("application/json",))
+    # The content type was checked before the resolver parsed the body (_reject_non_json_job_request).
     deps = dependencies()
     _raw_body(deps.settings.max_body_bytes)
     now = _now()
