@@ -11,21 +11,25 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import TYPE_CHECKING
 
 import boto3
 
-from verdict_relay.clients.base import ProviderClient
 from verdict_relay.config import ProvidersConfig, Settings, load_providers_config, rate_limit
 from verdict_relay.dal.archive import PayloadArchive
 from verdict_relay.dal.certificates import CertificateCache
-from verdict_relay.dal.poll_queue import PollQueue
 from verdict_relay.dal.publisher import VerdictPublisher
 from verdict_relay.dal.store import JobStore
-from verdict_relay.logic.callbacks import Fetcher
 from verdict_relay.logic.ingest import IngestService
 from verdict_relay.logic.policy import VerdictPolicy
-from verdict_relay.logic.poller import CircuitBreaker, Poller, PollSettings
 from verdict_relay.models.verdict import Suggestion
+
+if TYPE_CHECKING:
+    # The poller's pieces are imported where they are used: the callback receiver's cold start never needs them.
+    from verdict_relay.clients.base import ProviderClient
+    from verdict_relay.dal.poll_queue import PollQueue
+    from verdict_relay.logic.callbacks import Fetcher
+    from verdict_relay.logic.poller import CircuitBreaker, Poller
 
 CALLBACK_RATE_SHARE = 0.1
 """Share of a provider's rate limit one receiver container may use for fetches right after callbacks."""
@@ -61,6 +65,7 @@ class Dependencies:
         Circuit breakers live as long as the container, so a failing provider stays paused across invocations.
         """
         from verdict_relay.clients.factory import build_client
+        from verdict_relay.logic.poller import CircuitBreaker, Poller, PollSettings
 
         providers = self.providers()
         clients: dict[str, ProviderClient] = {}
@@ -114,6 +119,8 @@ class Dependencies:
         return build_client(provider, shared, options=options)
 
     def poll_queue(self) -> PollQueue | None:
+        from verdict_relay.dal.poll_queue import PollQueue
+
         if not self.settings.poll_queue_url:
             return None
         return PollQueue(self.settings.poll_queue_url, self.session.client("sqs"))
