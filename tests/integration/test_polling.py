@@ -22,6 +22,7 @@ from verdict_relay.local.simulator import (
     huawei_image_batch_job,
     huawei_video_job,
 )
+from verdict_relay.local.stack import sqs_event
 from verdict_relay.models.verdict import JobStatus
 
 PLENTY = lambda: 120.0  # noqa: E731
@@ -262,25 +263,6 @@ class ShortContext(LambdaContext):
 
     def get_remaining_time_in_millis(self) -> int:
         return 12_000
-
-
-def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:PollQueue",
-                "awsRegion": "us-east-1",
-            }
-            for m in messages
-        ]
-    }
 
 
 def test_backlog_beyond_one_invocation_fans_out_to_workers_that_resolve_it(

@@ -27,6 +27,26 @@ WORKER_TIMEOUT_S = 300.0
 """The deployed functions' timeouts (template.yaml): the local invocations get the same budgets."""
 
 
+def sqs_event(messages: list[dict[str, Any]], queue: str = "PollQueue") -> dict[str, Any]:
+    """The event the SQS event source mapping hands a function, for messages as ReceiveMessage returns them."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:us-east-1:000000000000:{queue}",
+                "awsRegion": "us-east-1",
+            }
+            for message in messages
+        ]
+    }
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -169,19 +189,8 @@ class LocalStack:
                 "Messages", []
             )
             for message in messages:
-                record = {
-                    "messageId": message["MessageId"],
-                    "receiptHandle": message["ReceiptHandle"],
-                    "body": message["Body"],
-                    "attributes": {"ApproximateReceiveCount": "1"},
-                    "messageAttributes": {},
-                    "md5OfBody": message["MD5OfBody"],
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:PollQueue",
-                    "awsRegion": "us-east-1",
-                }
                 try:
-                    result = lambda_handler({"Records": [record]}, PollerContext(WORKER_TIMEOUT_S))
+                    result = lambda_handler(sqs_event([message]), PollerContext(WORKER_TIMEOUT_S))
                 except Exception as exc:
                     self.poll_errors.append(f"poll worker: {type(exc).__name__}: {exc}")
                     continue
