@@ -66,7 +66,7 @@ class World:
         self.store = JobStore(
             aws.resources.table_name,
             session.client("dynamodb"),
-            PayloadArchive(aws.resources.bucket, session.client("s3")),
+            PayloadArchive(aws.resources.bucket, lambda: session.client("s3")),
         )
         self.ingest = IngestService(
             self.store, VerdictPublisher(aws.resources.topic_arn, session.client("sns")), VerdictPolicy()

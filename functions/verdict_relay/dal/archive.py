@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -13,9 +15,20 @@ if TYPE_CHECKING:
 
 
 class PayloadArchive:
-    def __init__(self, bucket: str, client: S3Client) -> None:
+    """Most payloads fit their item, so the S3 client is created on first use, not at cold start (~30 ms)."""
+
+    def __init__(self, bucket: str, client_factory: Callable[[], S3Client]) -> None:
         self._bucket = bucket
-        self._client = client
+        self._client_factory = client_factory
+        self._s3: S3Client | None = None
+        self._lock = threading.Lock()  # boto3 client creation is not thread-safe; the poller runs threads
+
+    @property
+    def _client(self) -> S3Client:
+        with self._lock:
+            if self._s3 is None:
+                self._s3 = self._client_factory()
+            return self._s3
 
     def put(self, key: str, data: bytes) -> str:
         """Store bytes under a content-addressed key (same payload, same key: a retry rewrites the same object)."""

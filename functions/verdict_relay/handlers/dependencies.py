@@ -128,7 +128,7 @@ class Dependencies:
 
 def build(settings: Settings, session: boto3.session.Session | None = None) -> Dependencies:
     session = session or boto3.session.Session()
-    archive = PayloadArchive(settings.raw_payload_bucket, session.client("s3"))
+    archive = PayloadArchive(settings.raw_payload_bucket, lambda: session.client("s3"))
     store = JobStore(
         settings.table_name,
         session.client("dynamodb"),
