@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -132,6 +133,68 @@ def test_running_job_is_rescheduled_with_backoff_and_not_published(aws: FakeAws)
     assert job.next_poll_at >= (NOW + timedelta(seconds=PollSettings().min_interval_s)).timestamp()
     assert world.due("huawei-video") == []
     assert aws.published() == []
+
+
+def _count_dynamodb_calls(aws: FakeAws) -> Counter[str]:
+    """Counts the DynamoDB operations of clients created from now on (botocore's before-call event)."""
+    calls: Counter[str] = Counter()
+    aws.session.events.register(
+        "before-call.dynamodb.*", lambda event_name, **_: calls.update([event_name.split(".")[2]])
+    )
+    return calls
+
+
+def test_each_poll_of_a_running_job_is_one_write_that_also_reschedules_it(aws: FakeAws) -> None:
+    calls = _count_dynamodb_calls(aws)
+    client = ScriptedClient("huawei-video")
+    client.discovers = False  # discovery's watermark is a write of its own, once per cycle
+    world = World(aws, client)
+    world.register("huawei-video", "j1")
+    client.jobs["j1"] = verdict("huawei-video", "j1", JobStatus.RUNNING)
+
+    calls.clear()
+    world.poller.run_cycle(PLENTY_OF_TIME)  # pending -> running
+    assert calls["UpdateItem"] == 1, calls
+    assert calls["GetItem"] == 0, calls  # the due-jobs query already said how often it was polled
+    first = world.store.get("huawei-video", "j1")
+    assert first is not None
+    assert first.status is JobStatus.RUNNING
+    assert first.poll_attempts == 1
+
+    assert first.next_poll_at is not None
+    world.clock[0] = datetime.fromtimestamp(first.next_poll_at, UTC)
+    calls.clear()
+    world.poller.run_cycle(PLENTY_OF_TIME)  # still running: the status is the same, the poll time moves on
+    assert calls["UpdateItem"] == 1, calls
+    second = world.store.get("huawei-video", "j1")
+    assert second is not None
+    assert second.status is JobStatus.RUNNING
+    assert second.poll_attempts == 2
+    assert second.next_poll_at is not None
+    assert second.next_poll_at > first.next_poll_at
+    assert world.due("huawei-video") == []
+    assert aws.published() == []
+
+
+def test_a_late_pending_answer_keeps_the_running_status_and_still_reschedules(aws: FakeAws) -> None:
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    world.register("huawei-video", "j1")
+    client.jobs["j1"] = verdict("huawei-video", "j1", JobStatus.RUNNING)
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    first = world.store.get("huawei-video", "j1")
+    assert first is not None
+    assert first.next_poll_at is not None
+
+    client.jobs["j1"] = verdict("huawei-video", "j1", JobStatus.PENDING)
+    world.clock[0] = datetime.fromtimestamp(first.next_poll_at, UTC)
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    job = world.store.get("huawei-video", "j1")
+    assert job is not None
+    assert job.status is JobStatus.RUNNING
+    assert job.poll_attempts == 2
+    assert world.due("huawei-video") == []
 
 
 def test_backoff_grows_with_attempts_and_is_capped() -> None:

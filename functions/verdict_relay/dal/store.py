@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from verdict_relay.dal.codec import compress, decompress, outcome_fingerprint, verdict_json
 from verdict_relay.errors import StorageError
-from verdict_relay.models.jobs import RecordResult, StoredJob, Transition
+from verdict_relay.models.jobs import NextPoll, RecordResult, StoredJob, Transition
 from verdict_relay.models.verdict import JobStatus, Verdict
 
 if TYPE_CHECKING:
@@ -104,14 +104,44 @@ class JobStore:
             )["Attributes"]
         return item.get("created_at", {}).get("S") == now.isoformat(), self._to_job(item)
 
-    def record(self, verdict: Verdict, raw: bytes | None, now: datetime, publish: bool) -> RecordResult:
-        """Apply an observation of a job. Only forward moves land; ``publish`` marks the verdict as owed to SNS."""
+    def record(
+        self,
+        verdict: Verdict,
+        raw: bytes | None,
+        now: datetime,
+        publish: bool,
+        next_poll: NextPoll | None = None,
+    ) -> RecordResult:
+        """Apply an observation of a job. Only forward moves land; ``publish`` marks the verdict as owed to SNS.
+
+        ``next_poll`` (a poll that found the job unfinished) reschedules it in the same write, whether or not
+        its status changed: one write per poll of a running job."""
         if verdict.is_terminal:
             return self._record_terminal(verdict, raw, now, publish)
-        return self._record_progress(verdict, now)
+        return self._record_progress(verdict, now, next_poll)
 
-    def _record_progress(self, verdict: Verdict, now: datetime) -> RecordResult:
+    def _record_progress(self, verdict: Verdict, now: datetime, next_poll: NextPoll | None) -> RecordResult:
         rank = verdict.status.rank
+        values = {
+            ":provider": {"S": verdict.provider},
+            ":job_id": {"S": verdict.job_id},
+            ":status": {"S": verdict.status.value},
+            ":rank": {"N": str(rank)},
+            ":verdict": {"B": compress(verdict_json(verdict))},
+            ":now": {"S": now.isoformat()},
+            ":expires": {"N": str(_epoch(now + self._retention))},
+        }
+        if next_poll is None:
+            # A callback's progress notice: the job keeps its poll time; the same status again changes nothing.
+            schedule = "next_poll_at = if_not_exists(next_poll_at, :due)"
+            condition = "attribute_not_exists(pk) OR status_rank < :rank"
+            values[":due"] = {"N": str(_epoch(now))}
+        else:
+            # A poll: the same status again still moves the poll time on (a higher stored status is kept).
+            schedule = "next_poll_at = :due, poll_attempts = :attempts"
+            condition = "attribute_not_exists(pk) OR status_rank <= :rank"
+            values[":due"] = {"N": str(_epoch(next_poll.at))}
+            values[":attempts"] = {"N": str(next_poll.attempts)}
         try:
             response = self._update(
                 "record",
@@ -119,28 +149,25 @@ class JobStore:
                 UpdateExpression=(
                     "SET provider = :provider, job_id = :job_id, #s = :status, status_rank = :rank, "
                     "verdict_gz = :verdict, updated_at = :now, created_at = if_not_exists(created_at, :now), "
-                    "poll_provider = :provider, next_poll_at = if_not_exists(next_poll_at, :due), "
-                    "expires_at = if_not_exists(expires_at, :expires)"
+                    f"poll_provider = :provider, {schedule}, expires_at = if_not_exists(expires_at, :expires)"
                 ),
-                ConditionExpression="attribute_not_exists(pk) OR status_rank < :rank",
+                ConditionExpression=condition,
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":provider": {"S": verdict.provider},
-                    ":job_id": {"S": verdict.job_id},
-                    ":status": {"S": verdict.status.value},
-                    ":rank": {"N": str(rank)},
-                    ":verdict": {"B": compress(verdict_json(verdict))},
-                    ":now": {"S": now.isoformat()},
-                    ":due": {"N": str(_epoch(now))},
-                    ":expires": {"N": str(_epoch(now + self._retention))},
-                },
-                ReturnValues="ALL_NEW",
+                ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except _ConditionFailed as lost:
-            same = lost.old is not None and lost.old.get("status_rank", {}).get("N") == str(rank)
-            return RecordResult(Transition.DUPLICATE if same else Transition.STALE, None)
-        return RecordResult(self._transition(response["Attributes"], now), None)
+            old_rank = int((lost.old or {}).get("status_rank", {}).get("N", "2"))
+            if next_poll is not None and old_rank < 2:
+                # Stored further along but unfinished (a late 'pending'): still poll it later, not now.
+                self.reschedule(verdict.provider, verdict.job_id, next_poll.at, next_poll.attempts)
+            return RecordResult(Transition.DUPLICATE if old_rank == rank else Transition.STALE, None)
+        old = response.get("Attributes", {})
+        if "status_rank" not in old:
+            return RecordResult(Transition.CREATED, None)
+        same = int(old["status_rank"]["N"]) == rank
+        return RecordResult(Transition.DUPLICATE if same else Transition.ADVANCED, None)
 
     def _record_terminal(
         self, verdict: Verdict, raw: bytes | None, now: datetime, publish: bool

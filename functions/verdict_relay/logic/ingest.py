@@ -16,13 +16,20 @@ from typing import Protocol
 
 from verdict_relay.errors import PublishError, StorageError
 from verdict_relay.logic.policy import VerdictPolicy
-from verdict_relay.models.jobs import RecordResult, StoredJob, Transition
+from verdict_relay.models.jobs import NextPoll, RecordResult, StoredJob, Transition
 from verdict_relay.models.verdict import Verdict
 from verdict_relay.observability import count, logger
 
 
 class JobStorePort(Protocol):
-    def record(self, verdict: Verdict, raw: bytes | None, now: datetime, publish: bool) -> RecordResult: ...
+    def record(
+        self,
+        verdict: Verdict,
+        raw: bytes | None,
+        now: datetime,
+        publish: bool,
+        next_poll: NextPoll | None = None,
+    ) -> RecordResult: ...
 
     def mark_published(self, provider: str, job_id: str, now: datetime) -> bool: ...
 
@@ -65,10 +72,15 @@ class IngestService:
     def policy(self) -> VerdictPolicy:
         return self._policy
 
-    def ingest(self, verdict: Verdict, raw: bytes | None, now: datetime) -> IngestResult:
-        """Store an observation of a job; publish it if this write finished the job with a publishable verdict."""
+    def ingest(
+        self, verdict: Verdict, raw: bytes | None, now: datetime, next_poll: NextPoll | None = None
+    ) -> IngestResult:
+        """Store an observation of a job; publish it if this write finished the job with a publishable verdict.
+        ``next_poll``: the poller found the job unfinished and reschedules it in the same write."""
         final = self._policy.finalize(verdict)
-        result = self._store.record(final, raw, now, publish=self._policy.should_publish(final))
+        result = self._store.record(
+            final, raw, now, publish=self._policy.should_publish(final), next_poll=next_poll
+        )
         count(_OUTCOME_METRIC[result.transition], final.provider)
         logger.info(
             "verdict ingested",

@@ -30,7 +30,7 @@ from typing import Protocol
 from verdict_relay.clients.base import FetchResult, ProviderAuthError, ProviderClient
 from verdict_relay.errors import ProviderApiError, StorageError
 from verdict_relay.logic.ingest import IngestService
-from verdict_relay.models.jobs import StoredJob
+from verdict_relay.models.jobs import NextPoll, StoredJob
 from verdict_relay.models.verdict import JobStatus, Verdict, VerdictError
 from verdict_relay.observability import count, logger
 
@@ -175,10 +175,11 @@ class Poller:
                 count("ProviderSkippedCircuitOpen", provider)
                 return report
             report.discovered = self._discover(provider)
-            due = [
-                job.job_id for job in self._store.due_jobs(provider, self._now(), self._settings.due_limit)
-            ]
-            self._poll(provider, due, time_left_s, report)
+            due = {
+                job.job_id: job
+                for job in self._store.due_jobs(provider, self._now(), self._settings.due_limit)
+            }
+            self._poll(provider, list(due), time_left_s, report, due)
         except StorageError as exc:
             # The table is unreachable: nothing was lost (jobs stay due); the next cycle tries again.
             logger.error("poll cycle stopped: storage failed", provider=provider, error=exc.message)
@@ -200,8 +201,15 @@ class Poller:
     # -- polling ------------------------------------------------------------------------------------------
 
     def _poll(
-        self, provider: str, job_ids: list[str], time_left_s: Callable[[], float], report: ProviderReport
+        self,
+        provider: str,
+        job_ids: list[str],
+        time_left_s: Callable[[], float],
+        report: ProviderReport,
+        known: Mapping[str, StoredJob] | None = None,
     ) -> None:
+        """``known``: the jobs as the due-jobs query returned them (their poll count and age), which saves a
+        read per unfinished job; a fan-out batch carries ids only and reads them."""
         client = self._clients[provider]
         batches = [job_ids[i : i + client.max_batch] for i in range(0, len(job_ids), client.max_batch)]
         stop = threading.Event()
@@ -215,7 +223,7 @@ class Poller:
                 stop.set()
                 report.left_due += len(batch)
                 return
-            self._poll_batch(provider, client, batch, report)
+            self._poll_batch(provider, client, batch, report, known or {})
 
         with ThreadPoolExecutor(
             max_workers=self._concurrency.get(provider, 4), thread_name_prefix=provider
@@ -225,7 +233,12 @@ class Poller:
             count("JobsLeftDue", provider, report.left_due)
 
     def _poll_batch(
-        self, provider: str, client: ProviderClient, batch: list[str], report: ProviderReport
+        self,
+        provider: str,
+        client: ProviderClient,
+        batch: list[str],
+        report: ProviderReport,
+        known: Mapping[str, StoredJob],
     ) -> None:
         breaker = self._breakers[provider]
         try:
@@ -250,9 +263,16 @@ class Poller:
             return
         breaker.record_success()
         report.polled += len(batch)
-        self._apply(provider, batch, result, report)
+        self._apply(provider, batch, result, report, known)
 
-    def _apply(self, provider: str, batch: list[str], result: FetchResult, report: ProviderReport) -> None:
+    def _apply(
+        self,
+        provider: str,
+        batch: list[str],
+        result: FetchResult,
+        report: ProviderReport,
+        known: Mapping[str, StoredJob],
+    ) -> None:
         now = self._now()
         seen = set()
         for fetched in result.jobs:
@@ -262,14 +282,15 @@ class Poller:
                 self._ingest.ingest(verdict, fetched.raw, now)
                 report.resolved += 1
                 continue
-            if self._expired_by_age(provider, verdict.job_id, now):
+            job = known.get(verdict.job_id) or self._store.get(provider, verdict.job_id)
+            if self._expired_by_age(provider, job, now):
                 self._expire(
                     verdict.provider, verdict.job_id, now, "the provider keeps these jobs for a limited time"
                 )
                 report.expired += 1
                 continue
-            self._ingest.ingest(verdict, None, now)
-            self._reschedule(provider, verdict.job_id, now)
+            # Its status (if it changed) and its next poll time, in one write.
+            self._ingest.ingest(verdict, None, now, next_poll=self._next_poll(job, now))
             report.rescheduled += 1
         for job_id in result.missing:
             seen.add(job_id)
@@ -277,7 +298,9 @@ class Poller:
             report.expired += 1
         for job_id in batch:
             if job_id not in seen:  # the provider answered without it: try again later
-                self._reschedule(provider, job_id, now)
+                job = known.get(job_id) or self._store.get(provider, job_id)
+                next_poll = self._next_poll(job, now)
+                self._store.reschedule(provider, job_id, next_poll.at, next_poll.attempts)
                 report.rescheduled += 1
 
     def _expire(self, provider: str, job_id: str, now: datetime, why: str) -> None:
@@ -292,17 +315,15 @@ class Poller:
         self._ingest.ingest(verdict, None, now)
         count("JobExpired", provider)
 
-    def _expired_by_age(self, provider: str, job_id: str, now: datetime) -> bool:
+    def _expired_by_age(self, provider: str, job: StoredJob | None, now: datetime) -> bool:
         limit = self._settings.expire_after.get(provider)
         if limit is None:
             return False
-        job = self._store.get(provider, job_id)
         return job is not None and job.created_at is not None and now - job.created_at > limit
 
-    def _reschedule(self, provider: str, job_id: str, now: datetime) -> None:
-        job = self._store.get(provider, job_id)
+    def _next_poll(self, job: StoredJob | None, now: datetime) -> NextPoll:
         attempts = (job.poll_attempts if job else 0) + 1
-        self._store.reschedule(provider, job_id, now + timedelta(seconds=self.backoff(attempts)), attempts)
+        return NextPoll(now + timedelta(seconds=self.backoff(attempts)), attempts)
 
     def backoff(self, attempts: int) -> float:
         """Seconds until the next poll: full jitter over base * 2**attempts, capped, never below the minimum."""

@@ -48,6 +48,14 @@ class StoredJob:
 
 
 @dataclass(frozen=True)
+class NextPoll:
+    """When an unfinished job is polled next, and how many polls it has had (the backoff's exponent)."""
+
+    at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True)
 class RecordResult:
     transition: Transition
     job: StoredJob | None
