@@ -293,7 +293,11 @@ def parse_verdicts(provider: str, adapter: ProviderAdapter, payload: Any) -> lis
 
 def single_verdict(provider: str, adapter: ProviderAdapter, payload: Any, job_id: str) -> Verdict:
     """The one verdict a single-job query yields, checked to be about the job that was asked for."""
-    verdicts = parse_verdicts(provider, adapter, payload)
+    return the_job(provider, parse_verdicts(provider, adapter, payload), job_id)
+
+
+def the_job(provider: str, verdicts: list[Verdict], job_id: str) -> Verdict:
+    """The one verdict of a single-job answer; ProviderResponseError if it is about another job or several."""
     if len(verdicts) != 1 or verdicts[0].job_id != job_id:
         found = ", ".join(v.job_id for v in verdicts) or "none"
         raise ProviderResponseError(f"{provider}: asked for job {job_id}, the answer is about {found}")

@@ -23,6 +23,7 @@ ProviderUnavailableError; any other error -> ProviderResponseError.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from abc import ABC, abstractmethod
@@ -47,8 +48,9 @@ from verdict_relay.clients.http import (
     require_aware,
     require_batch,
     single_verdict,
+    the_job,
 )
-from verdict_relay.errors import ProviderApiError
+from verdict_relay.errors import ProviderApiError, VerdictRelayError
 from verdict_relay.providers.base import ProviderAdapter, parse_provider_time
 from verdict_relay.signing import encode_query, percent_encode, sign_huawei
 
@@ -249,6 +251,11 @@ class _HuaweiClient(ProviderClient):
 
     def _job_or_missing(self, response: HttpResponse, job_id: str) -> FetchedJob | None:
         """The fetched job, or None when Huawei says it does not know it; raises on any other error."""
+        if response.ok:
+            # The usual answer, a job: validated straight from the bytes (a 2-hour video's result is large).
+            with contextlib.suppress(VerdictRelayError):  # an error body or an odd shape: checked below
+                verdicts = self._adapter.parse_bytes(response.body)
+                return FetchedJob(the_job(self.name, verdicts, job_id), response.body)
         code, message = huawei_error(response)
         # A 404 is the job only when the moderation service says so (an AIS code); the gateway's APIG.0101 or
         # a body that is not Huawei's means a wrong endpoint or path, which must not expire every job.
