@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -321,3 +322,44 @@ def test_poll_once_from_the_command_line_runs_one_cycle(
     report = json.loads(capsys.readouterr().out)
     assert report["huawei-video"]["resolved"] == 1
     assert harness.status("huawei-video", "hv-1") is JobStatus.SUCCEEDED
+
+
+def test_back_to_back_worker_invocations_share_one_rate_limit_and_build_only_the_polled_client(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from verdict_relay.handlers import dependencies as dependencies_module
+    from verdict_relay.handlers.poll_worker import lambda_handler as worker
+
+    # One request per second, one worker, two providers configured: three invocations of one job each, as
+    # fast as they come.
+    harness.simulator.set_rate_limit("azure-review", 1.0)
+    document = {
+        "azure-review": harness.simulator.provider_entry("azure-review", rate_limit_per_s=1.0),
+        "huawei-video": harness.simulator.provider_entry("huawei-video"),
+    }
+    (tmp_path / "worker").mkdir()
+    configure_environment(monkeypatch, aws, tmp_path / "worker", document, POLL_WORKERS="1")
+    job_ids = ["job-1", "job-2", "job-3"]
+    for job_id in job_ids:
+        harness.simulator.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.9))
+    harness.register("azure-review", *job_ids)
+
+    for i, job_id in enumerate(job_ids):
+        body = json.dumps({"provider": "azure-review", "job_ids": [job_id]})
+        message = {
+            "MessageId": f"m-{i}",
+            "ReceiptHandle": f"r-{i}",
+            "Body": body,
+            "MD5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+        }
+        assert worker(sqs_event([message]), LambdaContext()) == {"batchItemFailures": []}
+
+    # A client per invocation would start each with a full bucket: three requests inside one second.
+    requests = harness.simulator.requests("azure-review")
+    assert harness.simulator.over_limit("azure-review") == 0, [(round(r.at, 2), r.status) for r in requests]
+    assert len(requests) == 3
+    assert requests[2].at - requests[0].at >= 1.0
+    assert all(harness.status("azure-review", j) is JobStatus.SUCCEEDED for j in job_ids)
+    # Only the polled provider's client was built.
+    built = {provider for provider, _ in dependencies_module.dependencies()._poll_clients}
+    assert built == {"azure-review"}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -49,6 +50,8 @@ class Dependencies:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
     _callback_clients: dict[str, ProviderClient | None] = field(default_factory=dict)
+    _poll_clients: dict[tuple[str, float], ProviderClient] = field(default_factory=dict)
+    _poll_clients_source: ProvidersConfig | None = None
     _clients_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def providers(self) -> ProvidersConfig:
@@ -59,24 +62,26 @@ class Dependencies:
                 self._loaded_at = time.monotonic()
             return self._providers
 
-    def poller(self, rate_share: float = 1.0) -> Poller:
+    def poller(self, rate_share: float = 1.0, *, build_all: bool = True) -> Poller:
         """A poller over every provider with API credentials; each polls at ``rate_share`` of its rate limit.
 
-        Circuit breakers live as long as the container, so a failing provider stays paused across invocations.
+        Clients and circuit breakers live as long as the container: a client's token bucket keeps counting
+        across invocations (a new one would start with a full burst), its connections stay open, and a failing
+        provider stays paused. Clients are rebuilt when the providers document is reloaded (rotated
+        credentials). ``build_all=False`` builds a provider's client when first polled: a poll worker's batch
+        is one provider's, so its cold start builds one client, not five.
         """
-        from verdict_relay.clients.factory import build_client
         from verdict_relay.logic.poller import CircuitBreaker, Poller, PollSettings
 
         providers = self.providers()
-        clients: dict[str, ProviderClient] = {}
-        concurrency: dict[str, int] = {}
-        for name, entry in providers.providers.items():
-            shared = entry.model_copy(update={"rate_limit_per_s": rate_limit(name, entry) * rate_share})
-            client = build_client(name, shared)
-            if client is not None:
-                clients[name] = client
-                concurrency[name] = entry.max_concurrency
-                self._breakers.setdefault(name, CircuitBreaker())
+        names = [name for name, entry in providers.providers.items() if entry.credentials is not None]
+        clients = _ClientsOnFirstUse(names, lambda name: self._poll_client(name, rate_share, providers))
+        if build_all:
+            for name in names:
+                clients[name]  # a provider entry the client cannot work with fails here, not mid-cycle
+        concurrency = {name: providers.providers[name].max_concurrency for name in names}
+        for name in names:
+            self._breakers.setdefault(name, CircuitBreaker())
         return Poller(
             self.store,
             self.ingest,
@@ -90,6 +95,25 @@ class Dependencies:
             now=lambda: datetime.now(UTC),
             concurrency=concurrency,
         )
+
+    def _poll_client(self, provider: str, rate_share: float, providers: ProvidersConfig) -> ProviderClient:
+        from verdict_relay.clients.factory import build_client
+
+        with self._clients_lock:
+            if self._poll_clients_source != providers:
+                self._poll_clients.clear()  # reloaded document: clients with the current credentials
+                self._poll_clients_source = providers
+            key = (provider, rate_share)
+            if key not in self._poll_clients:
+                entry = providers.providers[provider]
+                shared = entry.model_copy(
+                    update={"rate_limit_per_s": rate_limit(provider, entry) * rate_share}
+                )
+                client = build_client(provider, shared)
+                if client is None:  # pragma: no cover - names are the providers with credentials
+                    raise KeyError(provider)
+                self._poll_clients[key] = client
+            return self._poll_clients[key]
 
     def callback_fetcher(self, provider: str) -> Fetcher | None:
         """Fetches a job right after its callback, within the provider's acknowledgement deadline: one attempt,
@@ -124,6 +148,28 @@ class Dependencies:
         if not self.settings.poll_queue_url:
             return None
         return PollQueue(self.settings.poll_queue_url, self.session.client("sqs"))
+
+
+class _ClientsOnFirstUse(Mapping[str, "ProviderClient"]):
+    """The providers with API credentials, each one's client built when first asked for."""
+
+    def __init__(self, names: list[str], build: Callable[[str], ProviderClient]) -> None:
+        self._names = names
+        self._build = build
+
+    def __getitem__(self, provider: str) -> ProviderClient:
+        if provider not in self._names:
+            raise KeyError(provider)
+        return self._build(provider)
+
+    def __contains__(self, provider: object) -> bool:
+        return provider in self._names  # without building the client (Mapping's default would)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def build(settings: Settings, session: boto3.session.Session | None = None) -> Dependencies:

@@ -26,7 +26,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     deps = dependencies()
-    poller = deps.poller(rate_share=1 / deps.settings.poll_workers)
+    poller = deps.poller(rate_share=1 / deps.settings.poll_workers, build_all=False)
 
     def time_left_s() -> float:
         return context.get_remaining_time_in_millis() / 1000
