@@ -363,3 +363,38 @@ def test_back_to_back_worker_invocations_share_one_rate_limit_and_build_only_the
     # Only the polled provider's client was built.
     built = {provider for provider, _ in dependencies_module.dependencies()._poll_clients}
     assert built == {"azure-review"}
+
+
+def test_rotated_api_credentials_reach_the_kept_poll_clients(
+    aws: FakeAws, simulator: ProviderSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The providers document in Secrets Manager, re-read on every use (cache age 0).
+    secrets = aws.session.client("secretsmanager")
+    entry = simulator.provider_entry("azure-review")
+    secrets.create_secret(Name="verdict-relay/providers", SecretString=json.dumps({"azure-review": entry}))
+    configure_environment(
+        monkeypatch,
+        aws,
+        tmp_path,
+        {},
+        PROVIDERS_SECRET_ID="verdict-relay/providers",
+        PROVIDERS_CACHE_SECONDS="0",
+    )
+    deps = build(Settings.from_env(), boto3.session.Session())
+    for job_id in ("job-1", "job-2"):
+        simulator.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.9))
+    now = datetime.now(UTC)
+    deps.store.register("azure-review", "job-1", {}, now, first_poll_at=now)
+    deps.poller().run_cycle(PLENTY)
+
+    # The key is rotated to one the provider refuses: the next invocation's poller must use it.
+    rotated = {**entry, "credentials": {"subscription_key": "rotated-key-the-provider-does-not-know"}}
+    secrets.put_secret_value(
+        SecretId="verdict-relay/providers", SecretString=json.dumps({"azure-review": rotated})
+    )
+    deps.store.register("azure-review", "job-2", {}, now, first_poll_at=now)
+    report = deps.poller().run_cycle(PLENTY)
+
+    assert [r.status for r in simulator.requests("azure-review")] == [200, 401]
+    assert report.providers["azure-review"].failed_requests == 1
+    assert [j.job_id for j in deps.store.due_jobs("azure-review", datetime.now(UTC))] == ["job-2"]

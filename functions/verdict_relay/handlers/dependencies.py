@@ -74,6 +74,10 @@ class Dependencies:
         from verdict_relay.logic.poller import CircuitBreaker, Poller, PollSettings
 
         providers = self.providers()
+        with self._clients_lock:
+            if self._poll_clients_source != providers:
+                self._poll_clients.clear()  # a reloaded, changed document: clients with the current credentials
+                self._poll_clients_source = providers
         names = [name for name, entry in providers.providers.items() if entry.credentials is not None]
         clients = _ClientsOnFirstUse(names, lambda name: self._poll_client(name, rate_share, providers))
         if build_all:
@@ -100,9 +104,6 @@ class Dependencies:
         from verdict_relay.clients.factory import build_client
 
         with self._clients_lock:
-            if self._poll_clients_source != providers:
-                self._poll_clients.clear()  # reloaded document: clients with the current credentials
-                self._poll_clients_source = providers
             key = (provider, rate_share)
             if key not in self._poll_clients:
                 entry = providers.providers[provider]
