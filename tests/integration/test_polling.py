@@ -281,20 +281,27 @@ def test_backlog_beyond_one_invocation_fans_out_to_workers_that_resolve_it(
     for job_id in job_ids:
         harness.simulator.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.9))
     harness.register("azure-review", *job_ids)
+    for job_id in job_ids:  # polled twice before, and due again
+        harness.deps.store.reschedule("azure-review", job_id, datetime.now(UTC), attempts=2)
 
     # When the scheduler has too little time for the backlog
     result = scheduler({"source": "aws.scheduler"}, ShortContext())
 
-    # Then it sent every due job to the queue, held them back, and polled none itself
+    # Then it sent every due job to the queue, held them back with their poll counts, and polled none itself
     assert result["fanned_out"] == {"azure-review": 30}
     assert harness.due("azure-review") == []
     assert harness.simulator.requests("azure-review") == []
+    held = harness.deps.store.get("azure-review", "job-00")
+    assert held is not None
+    assert held.poll_attempts == 2
     sqs = aws.session.client("sqs")
     messages: list[dict[str, Any]] = []
     while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
         messages.extend(batch)
     assert len(messages) > 1
-    assert sorted(j for m in messages for j in json.loads(m["Body"])["job_ids"]) == job_ids
+    sent = [job for m in messages for job in json.loads(m["Body"])["jobs"]]
+    assert sorted(job["job_id"] for job in sent) == job_ids
+    assert {job["poll_attempts"] for job in sent} == {2}
 
     # When the workers consume the batches (one of them malformed)
     broken = {**messages[0], "MessageId": "broken", "Body": '{"provider": "acme"}'}
@@ -345,7 +352,7 @@ def test_back_to_back_worker_invocations_share_one_rate_limit_and_build_only_the
     harness.register("azure-review", *job_ids)
 
     for i, job_id in enumerate(job_ids):
-        body = json.dumps({"provider": "azure-review", "job_ids": [job_id]})
+        body = json.dumps({"provider": "azure-review", "jobs": [{"job_id": job_id}]})
         message = {
             "MessageId": f"m-{i}",
             "ReceiptHandle": f"r-{i}",

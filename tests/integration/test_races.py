@@ -14,6 +14,7 @@ from tests.helpers import huawei_signature, with_changes
 from tests.integration.conftest import ApiClient
 from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.simulator import ProviderSimulator, huawei_video_job
+from verdict_relay.models.jobs import DueJob
 
 SEED = "race_seed"
 
@@ -63,7 +64,7 @@ def test_callbacks_and_polls_racing_for_one_job_store_one_verdict_and_publish_on
 
             def poll(job_id: str = job_id, start: threading.Barrier = start) -> None:
                 start.wait()
-                poller.poll_jobs("huawei-video", [job_id], lambda: 60.0)
+                poller.poll_jobs("huawei-video", [DueJob(job_id)], lambda: 60.0)
 
             threads = [threading.Thread(target=callback) for _ in range(8)]
             threads += [threading.Thread(target=poll) for _ in range(8)]

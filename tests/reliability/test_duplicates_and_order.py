@@ -18,6 +18,7 @@ from tests.integration.conftest import ApiClient
 from tests.reliability.conftest import DELIVERIES, JOBS
 from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.simulator import ProviderSimulator, huawei_video_job
+from verdict_relay.models.jobs import DueJob
 
 SEED = "duplicates_seed"
 THREADS = 8
@@ -65,7 +66,7 @@ def test_a_thousand_shuffled_deliveries_give_one_verdict_and_one_publish(
             def deliver(chunk: list[tuple[str, bytes | None]], job_id: str = job_id) -> None:
                 for kind, body in chunk:
                     if kind == "poll":
-                        poller.poll_jobs("huawei-video", [job_id], lambda: 60.0)
+                        poller.poll_jobs("huawei-video", [DueJob(job_id)], lambda: 60.0)
                         continue
                     assert body is not None
                     status = api.callback(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from verdict_relay.logic.fanout import capacity, plan
+from verdict_relay.logic.fanout import MAX_BATCH_JOBS, capacity, plan
 
 
 def test_capacity_is_the_rate_limit_over_the_budget_with_headroom() -> None:
@@ -53,3 +53,13 @@ def test_a_backlog_beyond_what_one_cycle_reads_fans_out_even_if_the_rate_would_a
 
     assert result.capacity == 2000
     assert result.fans_out
+
+
+def test_a_fast_providers_backlog_is_split_into_batches_of_at_most_max_batch_jobs() -> None:
+    due = [f"j{i}" for i in range(20_000)]
+
+    # Alibaba's worker share is 25 requests/s of 10 jobs: 48,000 jobs in a 240 s budget, by rate alone.
+    result = plan("alibaba-mps", due, 50, 10, 50, 240, workers=2, read_limit=2000)
+
+    assert {len(b) for b in result.batches} == {MAX_BATCH_JOBS}
+    assert [j for batch in result.batches for j in batch] == due

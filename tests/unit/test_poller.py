@@ -23,6 +23,7 @@ from verdict_relay.dal.store import JobStore
 from verdict_relay.logic.ingest import IngestService
 from verdict_relay.logic.policy import VerdictPolicy
 from verdict_relay.logic.poller import CircuitBreaker, Poller, PollSettings
+from verdict_relay.models.jobs import DueJob
 from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -174,6 +175,32 @@ def test_each_poll_of_a_running_job_is_one_write_that_also_reschedules_it(aws: F
     assert second.next_poll_at > first.next_poll_at
     assert world.due("huawei-video") == []
     assert aws.published() == []
+
+
+def test_a_fan_out_batch_is_polled_from_what_it_carries_without_reading_the_jobs(aws: FakeAws) -> None:
+    calls = _count_dynamodb_calls(aws)
+    client = ScriptedClient("huawei-image-batch")
+    world = World(aws, client)
+    world.register("huawei-image-batch", "polled-before", at=NOW - timedelta(minutes=5))
+    world.register("huawei-image-batch", "too-old", at=NOW - timedelta(minutes=5))
+    for job_id in ("polled-before", "too-old"):
+        client.jobs[job_id] = verdict("huawei-image-batch", job_id, JobStatus.RUNNING)
+    batch = [
+        DueJob("polled-before", poll_attempts=3, created_at=NOW - timedelta(minutes=5)),
+        DueJob("too-old", poll_attempts=1, created_at=NOW - timedelta(minutes=31)),
+    ]
+
+    calls.clear()
+    report = world.poller.poll_jobs("huawei-image-batch", batch, PLENTY_OF_TIME)
+
+    assert calls["GetItem"] == 0, calls
+    assert (report.rescheduled, report.expired) == (1, 1)
+    job = world.store.get("huawei-image-batch", "polled-before")
+    assert job is not None
+    assert job.status is JobStatus.RUNNING
+    assert job.poll_attempts == 4  # the backoff goes on from the batch's count
+    # the batch's creation time is what the age limit is checked against
+    assert world.status("huawei-image-batch", "too-old") is JobStatus.EXPIRED
 
 
 def test_a_late_pending_answer_keeps_the_running_status_and_still_reschedules(aws: FakeAws) -> None:
@@ -380,7 +407,7 @@ def test_callback_and_poll_for_the_same_job_give_one_verdict_and_one_publish(
         world.ingest.ingest(finished, b"{}", NOW)
     else:
         world.ingest.ingest(finished, b"{}", NOW)
-        world.poller.poll_jobs("huawei-video", ["j1"], PLENTY_OF_TIME)
+        world.poller.poll_jobs("huawei-video", [DueJob("j1")], PLENTY_OF_TIME)
 
     assert world.status("huawei-video", "j1") is JobStatus.SUCCEEDED
     assert len(aws.published()) == 1

@@ -1,18 +1,28 @@
-"""The poll fan-out queue (SQS): batches of due job ids for the poll workers."""
+"""The poll fan-out queue (SQS): batches of due jobs for the poll workers.
+
+A message is one provider's batch: each job's id with its poll count and creation time, so a worker reschedules
+an unfinished job without reading it first. A batch whose JSON would not fit an SQS message (long job ids) is
+sent as several smaller ones.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from verdict_relay.errors import StorageError
+from verdict_relay.models.jobs import DueJob
 from verdict_relay.models.verdict import ProviderName
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+
+MAX_MESSAGE_BYTES = 256 * 1024
+"""SQS's limit for one message, and for all the messages of one SendMessageBatch call together."""
 
 
 class PollBatch(BaseModel):
@@ -21,7 +31,7 @@ class PollBatch(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     provider: ProviderName
-    job_ids: list[str] = Field(min_length=1, max_length=5000)
+    jobs: list[DueJob] = Field(min_length=1, max_length=5000)
 
 
 class PollQueue:
@@ -30,20 +40,37 @@ class PollQueue:
         self._client = client
 
     def send(self, batches: list[PollBatch]) -> None:
-        for start in range(0, len(batches), 10):
-            entries = [
-                {"Id": str(i), "MessageBody": batch.model_dump_json()}
-                for i, batch in enumerate(batches[start : start + 10])
-            ]
-            try:
-                response = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
-            except (ClientError, BotoCoreError) as exc:
-                raise StorageError(f"poll queue: send failed ({type(exc).__name__})") from exc
-            if response.get("Failed"):
-                codes = sorted({f.get("Code", "") for f in response["Failed"]})
-                raise StorageError(
-                    f"poll queue: {len(response['Failed'])} batches not sent ({', '.join(codes)})"
-                )
+        entries: list[dict[str, str]] = []
+        size = 0
+        for body in (body for batch in batches for body in _bodies(batch)):
+            body_bytes = len(body.encode("utf-8"))
+            if len(entries) == 10 or size + body_bytes > MAX_MESSAGE_BYTES:
+                self._send(entries)
+                entries, size = [], 0
+            entries.append({"Id": str(len(entries)), "MessageBody": body})
+            size += body_bytes
+        if entries:
+            self._send(entries)
+
+    def _send(self, entries: list[dict[str, str]]) -> None:
+        try:
+            response = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"poll queue: send failed ({type(exc).__name__})") from exc
+        if response.get("Failed"):
+            codes = sorted({f.get("Code", "") for f in response["Failed"]})
+            raise StorageError(f"poll queue: {len(response['Failed'])} batches not sent ({', '.join(codes)})")
+
+
+def _bodies(batch: PollBatch) -> Iterator[str]:
+    """The batch as message bodies of at most ``MAX_MESSAGE_BYTES`` (UTF-8), halving it until they fit."""
+    body = batch.model_dump_json()
+    if len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES or len(batch.jobs) == 1:
+        yield body
+        return
+    half = len(batch.jobs) // 2
+    yield from _bodies(batch.model_copy(update={"jobs": batch.jobs[:half]}))
+    yield from _bodies(batch.model_copy(update={"jobs": batch.jobs[half:]}))
 
 
 def parse_batch(body: str) -> PollBatch:

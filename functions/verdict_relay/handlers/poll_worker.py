@@ -1,7 +1,8 @@
 """The poll worker (SQS, reserved concurrency): polls the batches the scheduler fanned out.
 
-Same ``Poller`` as the scheduled cycle; each worker polls at ``rate limit / POLL_WORKERS`` so all workers
-together stay within the provider's limit. A batch that fails (storage unreachable) is reported back to SQS as
+Same ``Poller`` as the scheduled cycle; a batch carries each job's poll count and age, so the worker reads
+nothing before polling. Each worker polls at ``rate limit / POLL_WORKERS`` so all workers together stay within
+the provider's limit. A batch that fails (storage unreachable) is reported back to SQS as
 a partial batch failure and retried; after the queue's receive limit it lands in the dead-letter queue.
 """
 
@@ -33,9 +34,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
 
     def poll(record: SQSRecord) -> None:
         batch = parse_batch(record.body)
-        report = poller.poll_jobs(batch.provider, batch.job_ids, time_left_s)
+        report = poller.poll_jobs(batch.provider, batch.jobs, time_left_s)
         if report.skipped == "storage failed":
             raise StorageError("storage failed while polling the batch")
-        logger.info("poll batch done", provider=batch.provider, jobs=len(batch.job_ids), report=vars(report))
+        logger.info("poll batch done", provider=batch.provider, jobs=len(batch.jobs), report=vars(report))
 
     return process_partial_response(event=event, record_handler=poll, processor=processor, context=context)

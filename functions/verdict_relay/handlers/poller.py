@@ -35,7 +35,7 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
     now = datetime.now(UTC)
     sent: dict[str, int] = {}
     for provider in poller.providers:
-        due = [job.job_id for job in deps.store.due_jobs(provider, now, FANOUT_SCAN_LIMIT)]
+        due = [job.due() for job in deps.store.due_jobs(provider, now, FANOUT_SCAN_LIMIT)]
         workers_active = (deps.store.fanout_until(provider) or now) > now
         plan = fanout.plan(
             provider,
@@ -52,12 +52,13 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
             if workers_active:
                 sent[provider] = 0  # nothing due, but the workers own this provider for now
             continue
-        queue.send([PollBatch(provider=provider, job_ids=batch) for batch in plan.batches])
+        queue.send([PollBatch(provider=provider, jobs=batch) for batch in plan.batches])
         # Held back from the next schedules while the workers have them; if a worker fails they come due again.
+        # Their poll counts stay, so the backoff goes on where it was.
         hold = now + timedelta(seconds=deps.settings.poll_worker_budget_seconds * 2)
         deps.store.set_fanout_until(provider, hold)
-        for job_id in due:
-            deps.store.reschedule(provider, job_id, hold, attempts=0)
+        for job in due:
+            deps.store.reschedule(provider, job.job_id, hold, attempts=job.poll_attempts)
         sent[provider] = len(due)
         count("JobsFannedOut", provider, len(due))
         logger.info("backlog fanned out", provider=provider, jobs=len(due), batches=len(plan.batches))

@@ -3,20 +3,30 @@
 A provider's ceiling is its rate limit: ``rate_per_s * jobs_per_request`` jobs per second (Alibaba answers ten
 jobs per request, the others one). One invocation has ``time_budget_s`` seconds. When more jobs are due than the
 invocation can poll in that time, they go out as per-provider batches on the poll queue; the poll workers (with
-reserved concurrency) share the provider's rate limit, so all of them together stay within it.
+reserved concurrency) share the provider's rate limit, so all of them together stay within it. A batch holds
+at most ``MAX_BATCH_JOBS`` jobs, so a fast provider's backlog becomes several messages rather than one too large
+for SQS.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+MAX_BATCH_JOBS = 1000
+"""Jobs per batch at most: Alibaba's share of 25 requests/s over a 240 s budget would otherwise make one batch
+of tens of thousands of jobs, beyond an SQS message (256 KiB)."""
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class FanoutPlan:
+class FanoutPlan(Generic[T]):
     provider: str
     capacity: int
     """Jobs one invocation can poll in its time budget."""
-    batches: list[list[str]]
+    batches: list[list[T]]
     """Batches for the workers; empty when the invocation polls everything itself."""
 
     @property
@@ -31,7 +41,7 @@ def capacity(rate_per_s: float, jobs_per_request: int, time_budget_s: float, eff
 
 def plan(
     provider: str,
-    due_job_ids: list[str],
+    due: Sequence[T],
     rate_per_s: float,
     jobs_per_request: int,
     time_budget_s: float,
@@ -39,16 +49,18 @@ def plan(
     workers: int,
     always: bool = False,
     read_limit: int | None = None,
-) -> FanoutPlan:
+) -> FanoutPlan[T]:
     """Poll here if the backlog fits this invocation; otherwise (or ``always``) split it for the workers.
 
-    Each worker polls at ``rate_per_s / workers``; a batch is what one worker polls in its budget at that rate.
+    Each worker polls at ``rate_per_s / workers``; a batch is what one worker polls in its budget at that rate,
+    up to ``MAX_BATCH_JOBS``.
     """
     here = capacity(rate_per_s, jobs_per_request, time_budget_s)
     if read_limit is not None:
         here = min(here, read_limit)  # a cycle polls no more than it reads from the index
-    if not due_job_ids or (len(due_job_ids) <= here and not always):
+    if not due or (len(due) <= here and not always):
         return FanoutPlan(provider, here, [])
     per_worker = max(jobs_per_request, capacity(rate_per_s / workers, jobs_per_request, worker_budget_s))
-    batches = [due_job_ids[i : i + per_worker] for i in range(0, len(due_job_ids), per_worker)]
+    per_worker = min(per_worker, MAX_BATCH_JOBS)
+    batches = [list(due[i : i + per_worker]) for i in range(0, len(due), per_worker)]
     return FanoutPlan(provider, here, batches)

@@ -30,7 +30,7 @@ from typing import Protocol
 from verdict_relay.clients.base import FetchResult, ProviderAuthError, ProviderClient
 from verdict_relay.errors import ProviderApiError, StorageError
 from verdict_relay.logic.ingest import IngestService
-from verdict_relay.models.jobs import NextPoll, StoredJob
+from verdict_relay.models.jobs import DueJob, NextPoll, StoredJob
 from verdict_relay.models.verdict import JobStatus, Verdict, VerdictError
 from verdict_relay.observability import count, logger
 
@@ -39,8 +39,6 @@ class PollStorePort(Protocol):
     def due_jobs(self, provider: str, now: datetime, limit: int = 100) -> Iterable[StoredJob]: ...
 
     def reschedule(self, provider: str, job_id: str, next_poll_at: datetime, attempts: int) -> bool: ...
-
-    def get(self, provider: str, job_id: str) -> StoredJob | None: ...
 
     def exists(self, provider: str, job_id: str) -> bool: ...
 
@@ -175,11 +173,8 @@ class Poller:
                 count("ProviderSkippedCircuitOpen", provider)
                 return report
             report.discovered = self._discover(provider)
-            due = {
-                job.job_id: job
-                for job in self._store.due_jobs(provider, self._now(), self._settings.due_limit)
-            }
-            self._poll(provider, list(due), time_left_s, report, due)
+            due = [job.due() for job in self._store.due_jobs(provider, self._now(), self._settings.due_limit)]
+            self._poll(provider, due, time_left_s, report)
         except StorageError as exc:
             # The table is unreachable: nothing was lost (jobs stay due); the next cycle tries again.
             logger.error("poll cycle stopped: storage failed", provider=provider, error=exc.message)
@@ -187,34 +182,29 @@ class Poller:
         return report
 
     def poll_jobs(
-        self, provider: str, job_ids: Sequence[str], time_left_s: Callable[[], float]
+        self, provider: str, jobs: Sequence[DueJob], time_left_s: Callable[[], float]
     ) -> ProviderReport:
         """Poll given jobs (a fan-out batch) with the same code path as a cycle."""
         report = ProviderReport()
         if self._breakers[provider].is_open:
             report.skipped = "circuit open"
-            report.left_due = len(job_ids)
+            report.left_due = len(jobs)
             return report
-        self._poll(provider, list(job_ids), time_left_s, report)
+        self._poll(provider, list(jobs), time_left_s, report)
         return report
 
     # -- polling ------------------------------------------------------------------------------------------
 
     def _poll(
-        self,
-        provider: str,
-        job_ids: list[str],
-        time_left_s: Callable[[], float],
-        report: ProviderReport,
-        known: Mapping[str, StoredJob] | None = None,
+        self, provider: str, jobs: list[DueJob], time_left_s: Callable[[], float], report: ProviderReport
     ) -> None:
-        """``known``: the jobs as the due-jobs query returned them (their poll count and age), which saves a
-        read per unfinished job; a fan-out batch carries ids only and reads them."""
+        """Poll jobs as the due-jobs query or a fan-out batch gives them: with their poll count and age, so an
+        unfinished one is rescheduled in one write, without reading it first."""
         client = self._clients[provider]
-        batches = [job_ids[i : i + client.max_batch] for i in range(0, len(job_ids), client.max_batch)]
+        batches = [jobs[i : i + client.max_batch] for i in range(0, len(jobs), client.max_batch)]
         stop = threading.Event()
 
-        def work(batch: list[str]) -> None:
+        def work(batch: list[DueJob]) -> None:
             if (
                 stop.is_set()
                 or self._breakers[provider].is_open
@@ -223,7 +213,7 @@ class Poller:
                 stop.set()
                 report.left_due += len(batch)
                 return
-            self._poll_batch(provider, client, batch, report, known or {})
+            self._poll_batch(provider, client, batch, report)
 
         with ThreadPoolExecutor(
             max_workers=self._concurrency.get(provider, 4), thread_name_prefix=provider
@@ -236,13 +226,12 @@ class Poller:
         self,
         provider: str,
         client: ProviderClient,
-        batch: list[str],
+        batch: list[DueJob],
         report: ProviderReport,
-        known: Mapping[str, StoredJob],
     ) -> None:
         breaker = self._breakers[provider]
         try:
-            result = client.fetch(batch)
+            result = client.fetch([job.job_id for job in batch])
         except ProviderAuthError as exc:
             breaker.record_failure(trip=True)
             report.failed_requests += 1
@@ -263,17 +252,11 @@ class Poller:
             return
         breaker.record_success()
         report.polled += len(batch)
-        self._apply(provider, batch, result, report, known)
+        self._apply(provider, batch, result, report)
 
-    def _apply(
-        self,
-        provider: str,
-        batch: list[str],
-        result: FetchResult,
-        report: ProviderReport,
-        known: Mapping[str, StoredJob],
-    ) -> None:
+    def _apply(self, provider: str, batch: list[DueJob], result: FetchResult, report: ProviderReport) -> None:
         now = self._now()
+        known = {job.job_id: job for job in batch}
         seen = set()
         for fetched in result.jobs:
             verdict = fetched.verdict
@@ -282,7 +265,7 @@ class Poller:
                 self._ingest.ingest(verdict, fetched.raw, now)
                 report.resolved += 1
                 continue
-            job = known.get(verdict.job_id) or self._store.get(provider, verdict.job_id)
+            job = known.get(verdict.job_id)
             if self._expired_by_age(provider, job, now):
                 self._expire(
                     verdict.provider, verdict.job_id, now, "the provider keeps these jobs for a limited time"
@@ -296,11 +279,10 @@ class Poller:
             seen.add(job_id)
             self._expire(provider, job_id, now, "the provider does not know this job (deleted or expired)")
             report.expired += 1
-        for job_id in batch:
-            if job_id not in seen:  # the provider answered without it: try again later
-                job = known.get(job_id) or self._store.get(provider, job_id)
+        for job in batch:
+            if job.job_id not in seen:  # the provider answered without it: try again later
                 next_poll = self._next_poll(job, now)
-                self._store.reschedule(provider, job_id, next_poll.at, next_poll.attempts)
+                self._store.reschedule(provider, job.job_id, next_poll.at, next_poll.attempts)
                 report.rescheduled += 1
 
     def _expire(self, provider: str, job_id: str, now: datetime, why: str) -> None:
@@ -315,13 +297,13 @@ class Poller:
         self._ingest.ingest(verdict, None, now)
         count("JobExpired", provider)
 
-    def _expired_by_age(self, provider: str, job: StoredJob | None, now: datetime) -> bool:
+    def _expired_by_age(self, provider: str, job: DueJob | None, now: datetime) -> bool:
         limit = self._settings.expire_after.get(provider)
         if limit is None:
             return False
         return job is not None and job.created_at is not None and now - job.created_at > limit
 
-    def _next_poll(self, job: StoredJob | None, now: datetime) -> NextPoll:
+    def _next_poll(self, job: DueJob | None, now: datetime) -> NextPoll:
         attempts = (job.poll_attempts if job else 0) + 1
         return NextPoll(now + timedelta(seconds=self.backoff(attempts)), attempts)
 

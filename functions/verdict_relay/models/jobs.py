@@ -34,6 +34,9 @@ class StoredJob:
     created_at: datetime | None = None
     poll_attempts: int = 0
 
+    def due(self) -> DueJob:
+        return DueJob(self.job_id, self.poll_attempts, self.created_at)
+
     def public_verdict(self) -> Verdict:
         """The verdict as the API and SNS show it: the caller's metadata merged over the provider's."""
         base = self.verdict or Verdict(
@@ -45,6 +48,17 @@ class StoredJob:
         if not self.caller_metadata:
             return base
         return base.model_copy(update={"metadata": {**base.metadata, **self.caller_metadata}})
+
+
+@dataclass(frozen=True)
+class DueJob:
+    """What polling needs to know of an unfinished job besides its id: how many polls it has had (the backoff's
+    exponent) and when it was created (for providers that drop old jobs). The due-jobs query yields it, and a
+    fan-out batch carries it, so a poll that finds the job unfinished reschedules it without reading it first."""
+
+    job_id: str
+    poll_attempts: int = 0
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)

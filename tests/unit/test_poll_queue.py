@@ -1,0 +1,49 @@
+"""The fan-out queue: batches reach the workers whole, in messages SQS accepts."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from tests.conftest import FakeAws
+from verdict_relay.dal.poll_queue import MAX_MESSAGE_BYTES, PollBatch, PollQueue, parse_batch
+from verdict_relay.models.jobs import DueJob
+
+
+def _receive_all(aws: FakeAws, queue_url: str) -> list[str]:
+    sqs = aws.session.client("sqs")
+    bodies: list[str] = []
+    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        bodies.extend(m["Body"] for m in batch)
+    return bodies
+
+
+def test_a_batch_too_large_for_one_message_arrives_whole_in_several(aws: FakeAws) -> None:
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    created = datetime(2026, 11, 1, tzinfo=UTC)
+    # 1,000 jobs with 300-character ids: about 350 KiB of JSON, over SQS's 256 KiB.
+    jobs = [DueJob(f"{i:04}-" + "x" * 295, poll_attempts=i % 7, created_at=created) for i in range(1000)]
+    small = PollBatch(provider="huawei-video", jobs=[DueJob("short")])
+
+    PollQueue(queue_url, aws.session.client("sqs")).send(
+        [PollBatch(provider="alibaba-mps", jobs=jobs), small]
+    )
+
+    bodies = _receive_all(aws, queue_url)
+    assert len(bodies) >= 3
+    assert all(len(body.encode()) <= MAX_MESSAGE_BYTES for body in bodies)
+    batches = [parse_batch(body) for body in bodies]
+    received = sorted(
+        (job for batch in batches if batch.provider == "alibaba-mps" for job in batch.jobs),
+        key=lambda job: job.job_id,
+    )
+    assert received == jobs  # ids, poll counts and creation times, all of them, once
+    assert [batch.jobs for batch in batches if batch.provider == "huawei-video"] == [[DueJob("short")]]
+
+
+def test_a_message_that_is_not_a_batch_is_refused_with_the_field_named() -> None:
+    with pytest.raises(ValidationError, match="jobs"):
+        parse_batch(json.dumps({"provider": "azure-review", "job_ids": ["j1"]}))
