@@ -124,8 +124,10 @@ def _jobs_list(args: argparse.Namespace) -> int:
     providers = [args.provider] if args.provider else list(PROVIDER_NAMES)
     rows = []
     for provider in providers:
-        if args.status == "unpublished":
-            jobs = store.unpublished(provider, args.limit)
+        if args.status == "unpublished":  # the index holds keys only: read each job
+            jobs = (
+                j for key in store.unpublished(provider, args.limit) if (j := store.get(*key)) is not None
+            )
         else:
             moment = datetime.now(UTC) if args.status == "due" else datetime.max.replace(tzinfo=UTC)
             jobs = store.due_jobs(provider, moment, args.limit)

@@ -11,7 +11,9 @@ Item layout (table key ``pk`` = ``<provider>#<job_id>``, ``sk``):
 
 Two sparse global secondary indexes let the poller work without a Scan: ``outstanding`` (``poll_provider``,
 ``next_poll_at``) holds only unfinished jobs, ``unpublished`` (``unpublished_provider``, ``completed_epoch``)
-only verdicts whose publish has not been confirmed. ``expires_at`` is the TTL attribute.
+only verdicts whose publish has not been confirmed. ``unpublished`` projects keys only: entering and leaving it
+then costs a write unit each instead of the size of the item with its verdict (up to 300), and the sweep that
+reads it gets each item from the claim write it makes anyway. ``expires_at`` is the TTL attribute.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from verdict_relay.dal.codec import compress, decompress, outcome_fingerprint, verdict_json
 from verdict_relay.errors import StorageError
-from verdict_relay.models.jobs import NextPoll, RecordResult, StoredJob, Transition
+from verdict_relay.models.jobs import JobKey, NextPoll, RecordResult, StoredJob, Transition
 from verdict_relay.models.verdict import JobStatus, Verdict
 
 if TYPE_CHECKING:
@@ -258,11 +260,12 @@ class JobStore:
                 ConditionExpression="attribute_not_exists(sk)",
             )
 
-    def claim_publish(self, provider: str, job_id: str, now: datetime) -> bool:
+    def claim_publish(self, provider: str, job_id: str, now: datetime) -> StoredJob | None:
         """Take an owed publish for the sweep: only while it is still owed (checked on the table, not the
-        eventually consistent index) and nobody else holds it. True if this caller may publish."""
+        eventually consistent index) and nobody else holds it. The job to publish, or None if this caller may
+        not publish it."""
         try:
-            self._update(
+            response = self._update(
                 "claim publish",
                 Key=_key(provider, job_id),
                 UpdateExpression="SET publish_claimed_until = :until",
@@ -275,10 +278,11 @@ class JobStore:
                     ":now": {"N": f"{now.timestamp():.3f}"},
                     ":until": {"N": f"{(now + self._publish_claim).timestamp():.3f}"},
                 },
+                ReturnValues="ALL_NEW",
             )
         except _ConditionFailed:
-            return False
-        return True
+            return None
+        return self._to_job(response["Attributes"])
 
     def mark_published(self, provider: str, job_id: str, now: datetime) -> bool:
         """Confirm a publish; False if it was already confirmed (by a concurrent sweep)."""
@@ -425,22 +429,26 @@ class JobStore:
 
     def due_jobs(self, provider: str, now: datetime, limit: int = 100) -> Iterator[StoredJob]:
         """Unfinished jobs of a provider whose next poll is due, oldest first (sparse index, no Scan)."""
-        yield from self._query_index(
+        for item in self._query_index(
             OUTSTANDING_INDEX,
             "poll_provider = :p AND next_poll_at <= :now",
             {":p": {"S": provider}, ":now": {"N": str(_epoch(now))}},
             limit,
-        )
+        ):
+            yield self._to_job(item)
 
-    def unpublished(self, provider: str, limit: int = 100) -> Iterator[StoredJob]:
-        """Terminal verdicts whose publish is owed but not confirmed (sparse index, no Scan)."""
-        yield from self._query_index(
+    def unpublished(self, provider: str, limit: int = 100) -> Iterator[JobKey]:
+        """Jobs whose verdict's publish is owed but not confirmed, oldest first (sparse keys-only index, no
+        Scan). The index is eventually consistent: ``claim_publish`` checks the table."""
+        for item in self._query_index(
             UNPUBLISHED_INDEX, "unpublished_provider = :p", {":p": {"S": provider}}, limit
-        )
+        ):
+            job_id = item["pk"]["S"].split("#", 1)[1]  # provider names hold no '#'
+            yield JobKey(provider, job_id)
 
     def _query_index(
         self, index: str, condition: str, values: dict[str, Any], limit: int
-    ) -> Iterator[StoredJob]:
+    ) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": index,
@@ -452,7 +460,7 @@ class JobStore:
             response = self._call("query " + index, self._client.query, Limit=limit - returned, **kwargs)
             for item in response.get("Items", []):
                 returned += 1
-                yield self._to_job(item)
+                yield item
             if "LastEvaluatedKey" not in response:
                 return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]

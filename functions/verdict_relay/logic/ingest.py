@@ -16,7 +16,7 @@ from typing import Protocol
 
 from verdict_relay.errors import PublishError, StorageError
 from verdict_relay.logic.policy import VerdictPolicy
-from verdict_relay.models.jobs import NextPoll, RecordResult, StoredJob, Transition
+from verdict_relay.models.jobs import JobKey, NextPoll, RecordResult, StoredJob, Transition
 from verdict_relay.models.verdict import Verdict
 from verdict_relay.observability import count, logger
 
@@ -35,9 +35,9 @@ class JobStorePort(Protocol):
 
     def mark_due(self, provider: str, job_id: str, now: datetime) -> None: ...
 
-    def claim_publish(self, provider: str, job_id: str, now: datetime) -> bool: ...
+    def claim_publish(self, provider: str, job_id: str, now: datetime) -> StoredJob | None: ...
 
-    def unpublished(self, provider: str, limit: int = 100) -> Iterable[StoredJob]: ...
+    def unpublished(self, provider: str, limit: int = 100) -> Iterable[JobKey]: ...
 
     def get(self, provider: str, job_id: str) -> StoredJob | None: ...
 
@@ -107,8 +107,8 @@ class IngestService:
         """
         return sum(
             self._publish(job, now)
-            for job in self._store.unpublished(provider, limit)
-            if self._store.claim_publish(job.provider, job.job_id, now)
+            for key in self._store.unpublished(provider, limit)
+            if (job := self._store.claim_publish(key.provider, key.job_id, now)) is not None
         )
 
     def republish(self, provider: str, job_id: str, now: datetime) -> bool:

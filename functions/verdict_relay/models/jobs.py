@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
@@ -48,6 +48,11 @@ class StoredJob:
         if not self.caller_metadata:
             return base
         return base.model_copy(update={"metadata": {**base.metadata, **self.caller_metadata}})
+
+
+class JobKey(NamedTuple):
+    provider: str
+    job_id: str
 
 
 @dataclass(frozen=True)
