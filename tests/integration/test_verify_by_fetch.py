@@ -12,7 +12,7 @@ from tests.conftest import FakeAws
 from tests.helpers import api_event, huawei_signature, load_payload
 from tests.integration.conftest import ApiClient, configure_environment
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
-from verdict_relay.local.simulator import ProviderSimulator, alibaba_job, huawei_video_job
+from verdict_relay.local.simulator import ProviderSimulator, alibaba_job, azure_job, huawei_video_job
 
 SEED = "seed_for_fetch_tests"
 
@@ -110,3 +110,33 @@ def test_mns_notice_fetches_the_alibaba_job_within_the_deadline(
     assert response.status == 204
     assert api.get_job("alibaba-mps", "am-1").body["status"] == "succeeded"
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["am-1"]
+
+
+def test_with_credentials_an_azure_reviewer_decision_is_taken_from_the_body_and_a_job_callback_is_fetched(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
+) -> None:
+    token = "azure-fetch-test-token-0001"
+    entry = {**simulator.provider_entry("azure-review"), "callback": {"tokens": [token]}}
+    configure_environment(monkeypatch, aws, tmp_path, {"azure-review": entry})
+    api = ApiClient()
+    review = load_payload("azure-review", "review-callback")
+    job_callback = load_payload("azure-review", "job-callback")
+    simulator.put_job(
+        "azure-review", job_callback["JobId"], azure_job(job_callback["JobId"], "Complete", adult_score=0.95)
+    )
+
+    # A reviewer's decision: there is no API to fetch it from (the jobs API does not know review ids)
+    response = api.callback("azure-review", json.dumps(review).encode(), query={"token": token})
+
+    assert response.status == 200
+    verdict = api.get_job("azure-review", review["ReviewId"]).body
+    assert (verdict["status"], verdict["decided_by"]) == ("succeeded", "reviewer")
+    assert simulator.requests("azure-review") == []
+
+    # A job callback under the same trust setting is still verified by fetching the job
+    response = api.callback("azure-review", json.dumps(job_callback).encode(), query={"token": token})
+
+    assert response.status == 200
+    assert api.get_job("azure-review", job_callback["JobId"]).body["suggestion"] == "block"
+    assert len(simulator.requests("azure-review")) == 1
+    assert sorted(m["verdict"]["decided_by"] for m in aws.published()) == ["policy", "reviewer"]

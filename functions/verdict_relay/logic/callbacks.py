@@ -8,7 +8,8 @@ How far a callback body is trusted is per provider (``trust`` in the providers d
   so the verdict is what the provider's authenticated API says. Costs one API call and its latency.
 
 Default: ``fetch`` for Huawei v3 and Azure when API credentials are configured, else ``body``. An MNS notice
-(Alibaba) never carries a result, so its job is always fetched. A fetch must fit the provider's deadline for
+(Alibaba) never carries a result, so its job is always fetched; an Azure reviewer's decision has no API to
+fetch it from, so it is always taken from the authenticated body. A fetch must fit the provider's deadline for
 acknowledging the callback; when it fails or there is no client, the job stays due and the poller fetches it.
 """
 
@@ -55,9 +56,10 @@ def accept(
     now: datetime,
 ) -> CallbackOutcome:
     if trust == "body":
-        body_verdicts, to_fetch = result.verdicts, list(result.jobs_to_fetch)
+        body_verdicts, to_fetch = [*result.verdicts, *result.body_only], list(result.jobs_to_fetch)
     else:
-        body_verdicts, to_fetch = [], [*result.jobs_to_fetch, *(v.job_id for v in result.verdicts)]
+        body_verdicts = list(result.body_only)
+        to_fetch = [*result.jobs_to_fetch, *(v.job_id for v in result.verdicts)]
     for verdict in body_verdicts:
         ingest.ingest(verdict, raw, now)
     if not to_fetch:

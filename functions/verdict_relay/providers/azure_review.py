@@ -382,7 +382,13 @@ class AzureReviewAdapter(ProviderAdapter):
         )
 
     def parse_callback(self, request: CallbackRequest) -> CallbackResult:
-        return CallbackResult(verdicts=self.parse_bytes(request.body))
+        verdicts = self.parse_bytes(request.body)
+        # A review callback is keyed by its review id, which the jobs API does not know: fetching it would
+        # turn a reviewer's decision into an "expired" job.
+        return CallbackResult(
+            verdicts=[v for v in verdicts if v.decided_by != "reviewer"],
+            body_only=[v for v in verdicts if v.decided_by == "reviewer"],
+        )
 
     def parse(self, payload: Any) -> list[Verdict]:
         if not isinstance(payload, dict):

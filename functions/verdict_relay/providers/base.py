@@ -50,6 +50,9 @@ class CallbackResult:
 
     verdicts: list[Verdict] = field(default_factory=list)
     jobs_to_fetch: list[str] = field(default_factory=list)
+    body_only: list[Verdict] = field(default_factory=list)
+    """Verdicts no API can fetch (an Azure reviewer's decision): taken from the authenticated body whatever the
+    provider's ``trust`` setting."""
 
 
 CertificateLoader = Callable[[str], bytes]
