@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -94,3 +99,83 @@ def test_signed_target_includes_the_token_query_when_the_url_carries_one(
     response = push(ApiClient(), body, mns.sign(f"{PATH}?token={token}", body), query={"token": token})
 
     assert response.status == 204
+
+
+@contextlib.contextmanager
+def http_server(status: int, location: str = "") -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 answering every GET with ``status`` (and ``Location``); yields its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            if location:
+                self.send_header("Location", location)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def test_a_redirect_on_an_allowed_host_does_not_lead_to_a_certificate_elsewhere(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # An attacker's certificate on a host not allowed ("localhost" is not "127.0.0.1"), and a redirect to it
+    # from the allowed host
+    attacker = MnsSigner.generate()
+    stop = attacker.serve_certificate()
+    elsewhere = attacker.certificate_url.replace("127.0.0.1", "localhost")
+    with http_server(302, location=elsewhere) as allowed:
+        attacker.certificate_url = f"{allowed}/x509_public_certificate.pem"
+        body = mns_notification("forged-job")
+
+        response = push(api, body, attacker.sign(PATH, body))
+    stop()
+
+    assert response.status == 401
+    assert "certificate" in response.body["error"]["message"].lower()
+    assert aws.table_items() == []
+
+
+@pytest.mark.parametrize(("status", "expected"), [(404, 401), (403, 401), (503, 502), (429, 502)])
+def test_a_certificate_the_allowed_host_does_not_serve_is_refused_and_its_outage_is_a_fault(
+    api: ApiClient, aws: FakeAws, status: int, expected: int
+) -> None:
+    signer = MnsSigner.generate()
+    with http_server(status) as allowed:
+        signer.certificate_url = f"{allowed}/no-such-certificate.pem"
+        body = mns_notification("mps-job-1")
+
+        response = push(api, body, signer.sign(PATH, body))
+
+    # A certificate that is not there names nothing to check the signature with (401); a host in trouble is
+    # a fault on the way to it, which MNS retries (5xx)
+    assert response.status == expected, response.body
+    assert aws.table_items() == []
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "mentions"),
+    [
+        ("Date", "Mon, 01 Jan 99999999999999999999 00:00:00 GMT", "date"),
+        ("x-mns-signing-cert-url", base64.b64encode(b"https://[127.0.0.1]/cert.pem").decode(), "url"),
+        ("x-mns-signing-cert-url", base64.b64encode(b"https://[::1/cert.pem").decode(), "url"),
+    ],
+)
+def test_headers_no_parser_can_read_are_a_401_not_a_server_error(
+    api: ApiClient, aws: FakeAws, mns: MnsSigner, header: str, value: str, mentions: str
+) -> None:
+    body = mns_notification("mps-job-1")
+    headers = {**mns.sign(PATH, body), header: value}
+
+    response = push(api, body, headers)
+
+    assert response.status == 401, response.body
+    assert mentions in response.body["error"]["message"].lower()
+    assert aws.table_items() == []

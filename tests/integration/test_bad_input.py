@@ -204,3 +204,29 @@ def test_register_job_with_unprintable_or_malformed_ids_is_a_422(
     api: ApiClient, aws: FakeAws, payload: dict[str, object]
 ) -> None:
     assert_rejected(api.register(payload), 422, "invalid_request", aws)
+
+
+@pytest.mark.parametrize(
+    ("body", "mentions"),
+    [
+        (b'{"a":' + b"[" * 50_000 + b"]" * 50_000 + b"}", "not valid JSON"),  # deeper than any parser's limit
+        (b'{"create_time":"\\ud800","job_id":"j","request_id":"r","status":"running"}', "not valid JSON"),
+    ],
+    ids=["nested-50000-deep", "lone-surrogate"],
+)
+def test_json_no_signature_can_be_checked_over_is_a_400_before_authentication(
+    api: ApiClient, aws: FakeAws, body: bytes, mentions: str
+) -> None:
+    response = api.callback("huawei-video", body, headers={"X-Auth-Signature": "00"})
+    assert_rejected(response, 400, "malformed_payload", aws, mentions)
+
+
+def test_a_job_registration_flagged_base64_that_is_not_base64_is_a_400(api: ApiClient, aws: FakeAws) -> None:
+    event = api_event(
+        "POST", "/jobs", resource="/jobs", body="abc", headers={"Content-Type": "application/json"}
+    )
+    event["isBase64Encoded"] = True
+
+    response = api.invoke(event)
+
+    assert_rejected(response, 400, "malformed_payload", aws, "base64")

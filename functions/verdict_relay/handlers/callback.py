@@ -64,7 +64,7 @@ def _raw_body(max_bytes: int) -> bytes:
         except (binascii.Error, ValueError) as exc:
             raise MalformedPayloadError("body is flagged base64-encoded but is not valid base64") from exc
     else:
-        raw = body.encode("utf-8")
+        raw = body.encode("utf-8", "surrogatepass")  # a lone surrogate then fails as invalid UTF-8 (400)
     if len(raw) > max_bytes:
         raise PayloadTooLargeError(f"body exceeds {max_bytes} bytes")
     return raw

@@ -5,6 +5,7 @@ Client mistakes are 4xx with a message saying what was wrong; our own faults are
 
 from __future__ import annotations
 
+import binascii
 import json
 from typing import Any
 
@@ -120,6 +121,14 @@ def register(app: APIGatewayRestResolver) -> None:
         # decoded by the resolver's validation.
         count("Rejected400")
         return error_response(400, "malformed_payload", "request body is not valid UTF-8")
+
+    @app.exception_handler(binascii.Error)
+    def body_not_base64(_: binascii.Error) -> Response:
+        # Likewise: the resolver's validation decodes a body API Gateway flagged base64-encoded.
+        count("Rejected400")
+        return error_response(
+            400, "malformed_payload", "request body is flagged base64-encoded but is not base64"
+        )
 
     @app.exception_handler(Exception)
     def unexpected_error(exc: Exception) -> Response:

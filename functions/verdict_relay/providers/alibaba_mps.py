@@ -730,7 +730,7 @@ def _required_header(request: CallbackRequest, name: str) -> str:
 def _check_date(value: str, context: VerifyContext) -> None:
     try:
         sent = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         raise CallbackAuthError("unparsable Date header") from None
     if sent.tzinfo is None:
         sent = sent.replace(tzinfo=UTC)  # "-0000" means UTC with no zone information (RFC 5322)
@@ -772,12 +772,12 @@ def _certificate_url(encoded: str, allowed_hosts: list[str]) -> str:
     # Characters URL parsers disagree on could make the host checked differ from the host fetched.
     if not url.isprintable() or any(char.isspace() or char == "\\" for char in url):
         raise CallbackAuthError("invalid x-mns-signing-cert-url: unexpected characters in the URL")
-    parts = urlsplit(url)
-    host = parts.hostname
     try:
+        parts = urlsplit(url)
+        host = parts.hostname
         port = parts.port
-    except ValueError:
-        raise CallbackAuthError("invalid x-mns-signing-cert-url: bad port") from None
+    except ValueError:  # a bad port, or brackets that hold no IPv6 address
+        raise CallbackAuthError("invalid x-mns-signing-cert-url: not a valid URL") from None
     loopback = is_loopback_host(host)
     if not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
         raise CallbackAuthError(

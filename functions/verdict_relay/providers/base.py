@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -18,6 +17,7 @@ from itertools import repeat
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import from_json
 from typing_extensions import TypedDict
 
 from verdict_relay.config import CallbackSettings
@@ -127,7 +127,7 @@ def verify_url_token(request: CallbackRequest, tokens: Iterable[str]) -> None:
 
 def any_secret_matches(presented: str, candidates: Iterable[str]) -> bool:
     """Constant-time comparison against every candidate; never short-circuits on the first match."""
-    presented_bytes = presented.encode("utf-8")
+    presented_bytes = presented.encode("utf-8", "surrogatepass")  # header text is not ours to trust
     matched = False
     for candidate in candidates:
         matched |= hmac.compare_digest(presented_bytes, candidate.encode("utf-8"))
@@ -139,11 +139,18 @@ def hmac_sha256(key: str, message: str) -> bytes:
 
 
 def load_json(provider: str, body: bytes) -> Any:
-    """Decode a JSON body, raising MalformedPayloadError (never a bare ValueError) when it is not JSON."""
+    """Decode a JSON body, raising MalformedPayloadError (never a bare ValueError) when it is not JSON.
+
+    pydantic-core's parser, not ``json.loads``: it refuses what would fail later as a server error (a lone
+    surrogate such as ``"\\ud800"`` cannot be encoded for a signature or a store; nesting deeper than its limit
+    would be a RecursionError) and it is faster.
+    """
     try:
-        return json.loads(body.decode("utf-8"))
+        body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MalformedPayloadError(f"{provider} payload is not valid UTF-8") from exc
+    try:
+        return from_json(body)
     except ValueError as exc:
         raise MalformedPayloadError(f"{provider} payload is not valid JSON: {exc}") from exc
 
