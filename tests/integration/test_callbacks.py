@@ -221,6 +221,34 @@ def test_large_payload_goes_to_s3_and_reads_back(api: ApiClient, aws: FakeAws) -
     assert 0 < len(message["verdict"]["findings"]) < 1440 * 8
 
 
+def test_a_losing_repeat_of_a_large_result_leaves_the_winners_archived_objects_alone(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    from verdict_relay.handlers.dependencies import dependencies
+
+    # Given a large result recorded from its callback (archived in S3)
+    payload = load_payload("huawei-video", "succeeded")
+    payload["job_id"] = "job-large"
+    frame = payload["result"]["image_detail"][0]
+    payload["result"]["image_detail"] = [
+        {**frame, "time": t * 5, "ocr_text": f"{random.Random(t).getrandbits(2048):0512x}"}
+        for t in range(1440)
+    ]
+    first = json.dumps(payload).encode()
+    assert api.callback("huawei-video", first, headers=signed(first)).status == 200
+    stored = api.get_job("huawei-video", "job-large").body
+
+    # When the same result comes again in other bytes (another request id: the same outcome)
+    payload["request_id"] = "0f0e0d0c0b0a09080706050403020100"
+    again = json.dumps(payload).encode()
+    assert api.callback("huawei-video", again, headers=signed(again)).status == 200
+
+    # Then the repeat is a duplicate, and what was kept is still the first delivery's, in S3 and in the item
+    assert dependencies().store.raw_payload("huawei-video", "job-large") == first
+    assert api.get_job("huawei-video", "job-large").body == stored
+    assert len(aws.published()) == 1
+
+
 def test_azure_job_callback_with_current_or_previous_token_is_accepted(api: ApiClient, aws: FakeAws) -> None:
     body = load_payload_bytes("azure-review", "job-callback")
     job_id = load_payload("azure-review", "job-callback")["JobId"]

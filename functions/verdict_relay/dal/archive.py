@@ -31,7 +31,7 @@ class PayloadArchive:
             return self._s3
 
     def put(self, key: str, data: bytes) -> str:
-        """Store bytes under a content-addressed key (same payload, same key: a retry rewrites the same object)."""
+        """Store bytes under ``key``; the caller names its bytes in the key, so a retry rewrites the same object."""
         try:
             self._client.put_object(
                 Bucket=self._bucket,

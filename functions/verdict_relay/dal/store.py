@@ -19,6 +19,7 @@ reads it gets each item from the claim write it makes anyway. ``expires_at`` is 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,10 @@ class _ConditionFailed(Exception):
 
 def _key(provider: str, job_id: str, sk: str = STATE) -> dict[str, Any]:
     return {"pk": {"S": f"{provider}#{job_id}"}, "sk": {"S": sk}}
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 def _epoch(moment: datetime) -> int:
@@ -478,12 +483,16 @@ class JobStore:
             if raw_gz:
                 attributes["raw_gz"] = {"B": raw_gz}
             return attributes
+        # The objects are written before the conditional write decides whether this result wins, so each key
+        # names its bytes: a repeat of the same result that loses cannot replace the winner's objects.
         if raw_gz:
-            attributes["raw_s3_key"] = {"S": self._archive.put(f"raw/{base}.json.gz", raw_gz)}
+            key = f"raw/{base}/{_digest(raw_gz)}.json.gz"
+            attributes["raw_s3_key"] = {"S": self._archive.put(key, raw_gz)}
         if len(verdict_gz) <= ITEM_BUDGET:
             attributes["verdict_gz"] = {"B": verdict_gz}
         else:
-            attributes["verdict_s3_key"] = {"S": self._archive.put(f"verdicts/{base}.json.gz", verdict_gz)}
+            key = f"verdicts/{base}/{_digest(verdict_gz)}.json.gz"
+            attributes["verdict_s3_key"] = {"S": self._archive.put(key, verdict_gz)}
         return attributes
 
     def raw_payload(self, provider: str, job_id: str) -> bytes | None:
