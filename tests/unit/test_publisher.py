@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from verdict_relay.dal.publisher import MAX_MESSAGE_BYTES, attributes_for, message_for
-from verdict_relay.models.verdict import Finding, JobStatus, Suggestion, Verdict
+from verdict_relay.models.verdict import Finding, JobStatus, Suggestion, Verdict, VerdictError
 
 
 def block_verdict(findings: list[Finding]) -> Verdict:
@@ -64,3 +64,45 @@ def test_oversized_verdict_keeps_its_strongest_findings_within_the_sns_limit() -
     sent = Verdict.model_validate_json(body)
     assert sent.findings[0] == strong
     assert sent.suggestion is Suggestion.BLOCK
+
+
+def test_a_verdict_too_large_even_without_findings_is_still_sent_trimmed_to_what_fits() -> None:
+    # 600 failed images with long signed URLs: over the limit with no findings at all
+    errors = [
+        VerdictError(
+            code="image_download_failed", message="timeout", item=f"https://cdn.example/{i}?" + "s" * 500
+        )
+        for i in range(600)
+    ]
+    verdict = block_verdict([]).model_copy(
+        update={"item_errors": errors, "metadata": {"content_id": "c-1"}, "status": JobStatus.FAILED}
+    )
+
+    body, truncated = message_for(verdict)
+
+    assert truncated is True
+    assert len(body.encode()) <= MAX_MESSAGE_BYTES
+    sent = Verdict.model_validate_json(body)
+    assert 0 < len(sent.item_errors) < len(errors)
+    assert sent.item_errors[0] == errors[0]
+    assert (sent.job_id, sent.status, sent.suggestion, sent.metadata) == (
+        "j1",
+        JobStatus.FAILED,
+        Suggestion.BLOCK,
+        {"content_id": "c-1"},
+    )
+
+
+def test_a_verdict_whose_single_parts_are_too_large_is_sent_as_its_core() -> None:
+    verdict = block_verdict([]).model_copy(
+        update={
+            "error": VerdictError(code="job_failed", message="m" * 300_000),
+            "metadata": {"content_id": "c-1"},
+        }
+    )
+
+    body, truncated = message_for(verdict)
+
+    assert truncated is True
+    sent = Verdict.model_validate_json(body)
+    assert (sent.job_id, sent.error, sent.metadata) == ("j1", None, {"content_id": "c-1"})

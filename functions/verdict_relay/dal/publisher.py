@@ -2,8 +2,9 @@
 
 Message body: the canonical verdict JSON. Attributes: ``provider``, ``suggestion``, ``status`` (String) and
 ``categories`` (String.Array) — e.g. a filter policy ``{"suggestion": ["block"], "provider": ["huawei-video"]}``.
-A verdict too large for SNS (256 KB) is sent with its strongest findings only and ``findings_truncated`` set
-to ``true``; the full verdict is always available from ``GET /jobs/{provider}/{job_id}``.
+A verdict too large for SNS (256 KB) is sent trimmed (its strongest findings only, or less; see
+:func:`message_for`) with ``findings_truncated`` set to ``true``; the full verdict is always available from
+``GET /jobs/{provider}/{job_id}``.
 """
 
 from __future__ import annotations
@@ -26,19 +27,40 @@ def _strength(finding: Finding) -> tuple[int, float]:
     return (finding.suggestion.severity if finding.suggestion else -1, finding.confidence or 0.0)
 
 
+def _fits(body: str) -> bool:
+    return len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES
+
+
 def message_for(verdict: Verdict) -> tuple[str, bool]:
-    """The message body for a verdict, trimmed to the strongest findings when it would not fit SNS."""
+    """The message body for a verdict, and whether it was trimmed to fit SNS.
+
+    Trimmed in this order until it fits: to the strongest findings, then to the first item errors, then to the
+    verdict's core (ids, status, suggestion, times, the caller's metadata). A verdict always has a message: one
+    that could never be sent would stay owed for good.
+    """
     body = verdict.model_dump_json()
-    if len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES:
+    if _fits(body):
         return body, False
     findings = sorted(verdict.findings, key=_strength, reverse=True)
     keep = len(findings)
     while keep > 0:
         keep //= 2
         body = verdict.model_copy(update={"findings": findings[:keep]}).model_dump_json()
-        if len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES:
+        if _fits(body):
             return body, True
-    raise PublishError(f"verdict {verdict.provider}/{verdict.job_id} does not fit an SNS message")
+    keep = len(verdict.item_errors)
+    while keep > 0:
+        keep //= 2
+        body = verdict.model_copy(
+            update={"findings": [], "item_errors": verdict.item_errors[:keep]}
+        ).model_dump_json()
+        if _fits(body):
+            return body, True
+    core = verdict.model_copy(update={"findings": [], "item_errors": [], "error": None, "content": None})
+    body = core.model_dump_json()
+    if not _fits(body):
+        body = core.model_copy(update={"metadata": {}}).model_dump_json()
+    return body, True
 
 
 def attributes_for(verdict: Verdict, truncated: bool) -> dict[str, Any]:
