@@ -15,6 +15,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 import boto3
+from botocore.config import Config
 
 from verdict_relay.config import ProvidersConfig, Settings, load_providers_config, rate_limit
 from verdict_relay.dal.archive import PayloadArchive
@@ -186,12 +187,19 @@ def build(settings: Settings, session: boto3.session.Session | None = None) -> D
     policy = VerdictPolicy(
         unmoderated=Suggestion(settings.unmoderated_suggestion), publish_pass=settings.publish_pass_verdicts
     )
-    ingest = IngestService(store, VerdictPublisher(settings.topic_arn, session.client("sns")), policy)
+    ingest = IngestService(
+        store, VerdictPublisher(settings.topic_arn, session.client("sns", config=SNS_CONFIG)), policy
+    )
     deps = Dependencies(
         settings=settings, session=session, store=store, ingest=ingest, certificates=CertificateCache()
     )
     deps.providers()  # a malformed providers document fails the cold start, not a request
     return deps
+
+
+SNS_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+"""A publish, retries included, ends well inside the publish claim (60 s by default): botocore's defaults (60 s
+reads) could outlast it and let the owed-publish sweep send the verdict a second time meanwhile."""
 
 
 @cache
