@@ -27,6 +27,7 @@ from verdict_relay.clients.base import (
 )
 from verdict_relay.clients.factory import build_client
 from verdict_relay.clients.http import HttpOptions
+from verdict_relay.clients.huawei import JOB_NOT_FOUND, job_not_found
 from verdict_relay.config import ProviderSettings
 from verdict_relay.errors import ConfigurationError
 from verdict_relay.local.simulator import (
@@ -642,3 +643,32 @@ def test_alibaba_batch_size_comes_from_the_settings(simulator: ProviderSimulator
     with pytest.raises(ValueError, match="at most 4"):
         client.fetch([f"job-{index}" for index in range(5)])
     client.close()
+
+
+def test_azure_404_about_the_team_is_an_error_not_a_missing_job(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    put_finished_job(simulator, "azure-review", "job-1")
+
+    # A wrong team name would otherwise expire every job of the team
+    with pytest.raises(ProviderResponseError, match=r"(?i)team"):
+        connect("azure-review", team="no-such-team").fetch(["job-1"])
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "missing"),
+    [
+        (400, "AIS.0030", True),  # "Job not found", as Huawei documents it
+        (404, "AIS.0030", True),
+        (404, "AIS.0031", True),  # an undocumented job code on a 404 (an image batch past its retention)
+        (404, "AIS.0005", False),  # "The service does not exist.": a wrong endpoint or region
+        (404, "AIS.0002", False),  # credentials refused
+        (404, "APIG.0101", False),  # the gateway: no such API
+        (404, None, False),  # not Huawei's error body at all
+        (400, "AIS.0010", False),
+    ],
+)
+def test_huawei_error_answers_that_mean_the_job_is_unknown(
+    status: int, code: str | None, missing: bool
+) -> None:
+    assert job_not_found(status, code, frozenset({JOB_NOT_FOUND})) is missing

@@ -3,7 +3,7 @@
 Microsoft retired the Review API (2021-12-31) and retires Content Moderator in February 2027; this client
 serves systems that still run jobs against it. One GET per job, authenticated with the
 ``Ocp-Apim-Subscription-Key`` header. 404 with an Azure error body -> missing (a 404 without one means a
-wrong endpoint: ProviderResponseError); 401/403 -> ProviderAuthError; 429 ->
+wrong endpoint, one about the team a wrong team: ProviderResponseError); 401/403 -> ProviderAuthError; 429 ->
 ProviderThrottledError after the retries ``Retry-After`` allowed; 5xx -> ProviderUnavailableError. The verdict
 comes from the Azure adapter and its configured policy (Azure reports scores, not a verdict).
 """
@@ -83,9 +83,9 @@ class AzureReviewClient(ProviderClient):
             response = self._http.send(functools.partial(_same, request))  # nothing to re-sign per attempt
             if not response.ok:
                 code, message = azure_error(response)
-                # Only an Azure error body makes a 404 the job's: an HTML 404 means a wrong endpoint, and must
-                # not expire every job of the team.
-                if response.status == 404 and code is not None:
+                # Only an Azure error body about the job makes a 404 the job's: an HTML 404 means a wrong
+                # endpoint, "Team not found" a wrong team, and neither may expire every job of the team.
+                if response.status == 404 and code is not None and "team" not in (message or "").lower():
                     result.missing.append(job_id)
                     continue
                 raise error_for_response(self.name, response, code=code, message=message)

@@ -57,10 +57,28 @@ from verdict_relay.signing import encode_query, percent_encode, sign_huawei
 DEFAULT_ENDPOINT = "https://moderation.{region}.myhuaweicloud.com"
 DEFAULT_IAM_ENDPOINT = "https://iam.{region}.myhuaweicloud.com"
 JOB_NOT_FOUND = "AIS.0030"
+SERVICE_NOT_FOUND = "AIS.0005"  # "The service does not exist.": a wrong endpoint or region, not the job
 TOKEN_REFRESH_MARGIN = timedelta(hours=1)
 """An IAM token is replaced this long before it expires, so no request carries one that expires in flight."""
 
 _AUTH_CODES = frozenset({"AIS.0002", "AIS.0004", *(f"APIG.030{digit}" for digit in range(1, 8))})
+
+
+def job_not_found(status: int, code: str | None, missing_codes: frozenset[str]) -> bool:
+    """Whether an error answer says the job is unknown. A 404 counts only when the moderation service says so
+    (an ``AIS`` code that is about the job): the gateway's ``APIG.0101``, a body that is not Huawei's, a wrong
+    service or refused credentials mean a wrong endpoint or account, which must not expire every job."""
+    if code in missing_codes:
+        return True
+    return (
+        status == 404
+        and code is not None
+        and code.startswith("AIS.")
+        and code not in _AUTH_CODES
+        and code != SERVICE_NOT_FOUND
+    )
+
+
 _THROTTLE_CODES = frozenset({"APIG.0308"})
 _JSON = "application/json"
 
@@ -257,11 +275,7 @@ class _HuaweiClient(ProviderClient):
                 verdicts = self._adapter.parse_bytes(response.body)
                 return FetchedJob(the_job(self.name, verdicts, job_id), response.body)
         code, message = huawei_error(response)
-        # A 404 is the job only when the moderation service says so (an AIS code); the gateway's APIG.0101 or
-        # a body that is not Huawei's means a wrong endpoint or path, which must not expire every job.
-        if code in self.missing_codes or (
-            response.status == 404 and code is not None and code.startswith("AIS.")
-        ):
+        if job_not_found(response.status, code, self.missing_codes):
             return None
         if response.ok and code is None:
             payload = read_json(self.name, response)
