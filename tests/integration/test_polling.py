@@ -134,8 +134,8 @@ def test_running_job_stays_outstanding_until_it_finishes(harness: Harness, aws: 
 
 @pytest.mark.parametrize(
     ("fault", "times"),
-    [("error:503", 10), ("malformed", 10), ("slow:7", 1), ("auth", 10), ("throttle:30", 10)],
-    ids=["5xx", "malformed-json", "timeout", "auth", "throttled"],
+    [("error:503", 10), ("slow:7", 1), ("auth", 10), ("throttle:30", 10)],
+    ids=["5xx", "timeout", "auth", "throttled"],
 )
 def test_provider_fault_stores_and_publishes_nothing_and_leaves_the_job_due(
     harness: Harness, aws: FakeAws, fault: str, times: int
@@ -150,6 +150,25 @@ def test_provider_fault_stores_and_publishes_nothing_and_leaves_the_job_due(
     assert report["azure-review"]["failed_requests"] == 1
     assert harness.status("azure-review", "az-1") is JobStatus.PENDING
     assert harness.due("azure-review") == ["az-1"]
+    assert aws.published() == []
+
+
+def test_an_answer_that_is_not_json_stores_nothing_and_the_job_is_polled_again_after_its_backoff(
+    harness: Harness, aws: FakeAws
+) -> None:
+    sim = harness.simulator
+    sim.put_job("azure-review", "az-1", azure_job("az-1", "Complete", adult_score=0.95))
+    harness.register("azure-review", "az-1")
+    sim.inject("azure-review", "malformed", times=10)
+
+    report = harness.poll()
+
+    # Not left at the head of the due jobs, to be asked again every cycle: rescheduled like a running job
+    assert report["azure-review"]["failed_requests"] == 1
+    job = harness.deps.store.get("azure-review", "az-1")
+    assert job is not None
+    assert (job.status, job.poll_attempts) == (JobStatus.PENDING, 1)
+    assert harness.due("azure-review") == []
     assert aws.published() == []
 
 

@@ -15,6 +15,7 @@ from verdict_relay.clients.base import (
     FetchResult,
     ProviderAuthError,
     ProviderClient,
+    ProviderResponseError,
     ProviderUnavailableError,
 )
 from verdict_relay.dal.archive import PayloadArchive
@@ -42,11 +43,15 @@ class ScriptedClient(ProviderClient):
         self.requests: list[list[str]] = []
         self.discoverable: list[str] = []
         self.discovers = True
+        self.unreadable: set[str] = set()
+        """Jobs whose answer cannot be read: a request that includes one fails as a whole."""
 
     def fetch(self, job_ids: Sequence[str]) -> FetchResult:
         self.requests.append(list(job_ids))
         if self.failures:
             raise self.failures.pop(0)
+        if self.unreadable.intersection(job_ids):
+            raise ProviderResponseError(f"{self.name}: the answer for one of the jobs has an odd shape")
         found = [FetchedJob(self.jobs[j], b'{"raw": true}') for j in job_ids if j in self.jobs]
         return FetchResult(jobs=found, missing=[j for j in job_ids if j in self.missing])
 
@@ -201,6 +206,34 @@ def test_a_fan_out_batch_is_polled_from_what_it_carries_without_reading_the_jobs
     assert job.poll_attempts == 4  # the backoff goes on from the batch's count
     # the batch's creation time is what the age limit is checked against
     assert world.status("huawei-image-batch", "too-old") is JobStatus.EXPIRED
+
+
+def test_a_job_whose_answer_cannot_be_read_backs_off_and_does_not_hold_its_batch_or_the_provider(
+    aws: FakeAws,
+) -> None:
+    client = ScriptedClient("alibaba-mps", max_batch=10)
+    world = World(aws, client)
+    job_ids = [f"j{i}" for i in range(10)]
+    world.register("alibaba-mps", *job_ids)
+    for job_id in job_ids:
+        client.jobs[job_id] = verdict("alibaba-mps", job_id, JobStatus.SUCCEEDED, Suggestion.PASS)
+    client.unreadable = {"j3"}
+
+    for _ in range(4):  # more cycles than the breaker's threshold
+        report = world.poller.run_cycle(PLENTY_OF_TIME).providers["alibaba-mps"]
+        assert report.skipped is None
+
+    # The nine readable jobs were resolved in the first cycle, polled one by one once their batch failed
+    assert [world.status("alibaba-mps", j) for j in job_ids if j != "j3"] == [JobStatus.SUCCEEDED] * 9
+    # The unreadable one is still outstanding, polled again only after its backoff: not in every cycle
+    job = world.store.get("alibaba-mps", "j3")
+    assert job is not None
+    assert job.status is JobStatus.PENDING
+    assert job.poll_attempts == 1
+    assert job.next_poll_at is not None
+    assert job.next_poll_at > NOW.timestamp()
+    assert sum("j3" in request for request in client.requests) == 2  # its batch, then alone
+    assert not world.breakers["alibaba-mps"].is_open
 
 
 def test_a_late_pending_answer_keeps_the_running_status_and_still_reschedules(aws: FakeAws) -> None:

@@ -12,7 +12,7 @@ One cycle, per provider with API credentials (providers run side by side, each i
 
 Failures stay contained: a provider that keeps failing trips its circuit breaker and is skipped until the
 cool-down ends; an authentication failure opens it at once (retrying bad credentials hot helps nobody). Jobs
-of a failed request are left due. The cycle stops taking work when the invocation's time runs low; what is
+of a failed request are left due, except a job whose answer cannot be read: it waits out its backoff. The cycle stops taking work when the invocation's time runs low; what is
 left stays due for the next run. The rate limit itself lives in each client's token bucket.
 """
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from verdict_relay.clients.base import FetchResult, ProviderAuthError, ProviderClient
+from verdict_relay.clients.base import FetchResult, ProviderAuthError, ProviderClient, ProviderResponseError
 from verdict_relay.errors import ProviderApiError, StorageError
 from verdict_relay.logic.ingest import IngestService
 from verdict_relay.models.jobs import DueJob, NextPoll, StoredJob
@@ -240,6 +240,28 @@ class Poller:
             logger.error(
                 "provider refused our credentials; polling paused", provider=provider, error=exc.message
             )
+            return
+        except ProviderResponseError as exc:
+            # An answer we cannot read is most likely about one job (an odd field, a job-specific error), not
+            # the provider's health: it does not count towards the breaker. Batch-mates are polled one by one
+            # so they are not held back, and the job that fails alone waits out its backoff, so it cannot
+            # stay at the head of the due jobs and be retried every cycle.
+            report.failed_requests += 1
+            count("ProviderRequestFailed", provider)
+            if len(batch) > 1:
+                for job in batch:
+                    self._poll_batch(provider, client, [job], report)
+                return
+            logger.warning(
+                "provider answer unreadable; job polled again after its backoff",
+                provider=provider,
+                job_id=batch[0].job_id,
+                code=exc.code,
+                error=exc.message,
+            )
+            next_poll = self._next_poll(batch[0], self._now())
+            self._store.reschedule(provider, batch[0].job_id, next_poll.at, next_poll.attempts)
+            report.rescheduled += 1
             return
         except ProviderApiError as exc:
             breaker.record_failure()
