@@ -285,6 +285,14 @@ class ShortContext(LambdaContext):
         return 12_000
 
 
+def _drain(aws: FakeAws, queue_url: str) -> list[dict[str, Any]]:
+    sqs = aws.session.client("sqs")
+    messages: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        messages.extend(batch)
+    return messages
+
+
 def test_backlog_beyond_one_invocation_fans_out_to_workers_that_resolve_it(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -306,17 +314,10 @@ def test_backlog_beyond_one_invocation_fans_out_to_workers_that_resolve_it(
     # When the scheduler has too little time for the backlog
     result = scheduler({"source": "aws.scheduler"}, ShortContext())
 
-    # Then it sent every due job to the queue, held them back with their poll counts, and polled none itself
+    # Then it sent every due job to the queue with its poll count, and polled none itself
     assert result["fanned_out"] == {"azure-review": 30}
-    assert harness.due("azure-review") == []
     assert harness.simulator.requests("azure-review") == []
-    held = harness.deps.store.get("azure-review", "job-00")
-    assert held is not None
-    assert held.poll_attempts == 2
-    sqs = aws.session.client("sqs")
-    messages: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
-        messages.extend(batch)
+    messages = _drain(aws, queue_url)
     assert len(messages) > 1
     sent = [job for m in messages for job in json.loads(m["Body"])["jobs"]]
     assert sorted(job["job_id"] for job in sent) == job_ids
@@ -330,6 +331,50 @@ def test_backlog_beyond_one_invocation_fans_out_to_workers_that_resolve_it(
     assert response["batchItemFailures"] == [{"itemIdentifier": "broken"}]
     assert all(harness.status("azure-review", j) is JobStatus.SUCCEEDED for j in job_ids)
     assert sorted(m["verdict"]["job_id"] for m in aws.published()) == job_ids
+
+
+def test_while_workers_hold_a_provider_the_scheduler_sends_only_newly_due_jobs_and_still_sweeps_it(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verdict_relay.handlers import dependencies as dependencies_module
+    from verdict_relay.handlers.poller import lambda_handler as scheduler
+    from verdict_relay.models.verdict import Suggestion, Verdict
+
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
+    dependencies_module.dependencies.cache_clear()
+    job_ids = [f"job-{i:02}" for i in range(30)]
+    harness.register("azure-review", *job_ids)
+    scheduler({"source": "aws.scheduler"}, ShortContext())
+    assert len([j for m in _drain(aws, queue_url) for j in json.loads(m["Body"])["jobs"]]) == 30
+    held = dependencies_module.dependencies().store.fanout_hold("azure-review")
+    assert held is not None
+
+    # Given, while the workers hold the provider: a job that came due since, and a verdict whose publish is owed
+    time.sleep(1.1)  # the hold covers jobs due by the second it was taken in
+    harness.register("azure-review", "late-1")
+    owed = Verdict(
+        provider="azure-review",
+        job_id="owed-1",
+        status=JobStatus.SUCCEEDED,
+        suggestion=Suggestion.BLOCK,
+        decided_by="policy",
+    )  # type: ignore[call-arg]
+    harness.deps.store.record(owed, b"{}", datetime.now(UTC) - timedelta(minutes=5), publish=True)
+
+    # When the next schedule runs, with plenty of time
+    result = scheduler({"source": "aws.scheduler"}, LambdaContext())
+
+    # Then only the newly due job went to the workers: the held ones were not sent again, nothing was polled
+    # here, and the provider still got its owed-publish sweep
+    assert result["fanned_out"] == {"azure-review": 1}
+    assert [j["job_id"] for m in _drain(aws, queue_url) for j in json.loads(m["Body"])["jobs"]] == ["late-1"]
+    assert harness.simulator.requests("azure-review") == []
+    assert result["providers"]["azure-review"]["skipped"] == "due jobs with the poll workers"
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["owed-1"]
+    after = dependencies_module.dependencies().store.fanout_hold("azure-review")
+    assert after is not None
+    assert after.until > held.until  # the newly sent job's drain time is added to the hold
 
 
 def test_poll_once_from_the_command_line_runs_one_cycle(

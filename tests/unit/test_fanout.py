@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from verdict_relay.logic.fanout import MAX_BATCH_JOBS, capacity, plan
+from verdict_relay.logic.fanout import MAX_BATCH_JOBS, capacity, drain_seconds, plan
 
 
 def test_capacity_is_the_rate_limit_over_the_budget_with_headroom() -> None:
@@ -63,3 +63,10 @@ def test_a_fast_providers_backlog_is_split_into_batches_of_at_most_max_batch_job
 
     assert {len(b) for b in result.batches} == {MAX_BATCH_JOBS}
     assert [j for batch in result.batches for j in batch] == due
+
+
+def test_the_hold_lasts_as_long_as_the_workers_need_at_the_providers_rate() -> None:
+    # 5,000 Huawei jobs at 10 requests/s with 20 % headroom: 625 s of polling, plus one worker budget
+    assert drain_seconds(5000, rate_per_s=10, jobs_per_request=1, worker_budget_s=240) == 625 + 240
+    # Alibaba answers ten jobs a request
+    assert drain_seconds(5000, rate_per_s=50, jobs_per_request=10, worker_budget_s=240) == 12.5 + 240

@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from verdict_relay.dal.codec import compress, decompress, outcome_fingerprint, verdict_json
 from verdict_relay.errors import StorageError
-from verdict_relay.models.jobs import JobKey, NextPoll, RecordResult, StoredJob, Transition
+from verdict_relay.models.jobs import FanoutHold, JobKey, NextPoll, RecordResult, StoredJob, Transition
 from verdict_relay.models.verdict import JobStatus, Verdict
 
 if TYPE_CHECKING:
@@ -379,35 +379,48 @@ class JobStore:
     def set_watermark(self, provider: str, until: datetime) -> None:
         self._set_marker(provider, "WATERMARK", until)
 
-    def fanout_until(self, provider: str) -> datetime | None:
-        """Until when poll workers may hold a provider's fanned-out jobs."""
-        return self._marker(provider, "FANOUT")
+    def fanout_hold(self, provider: str) -> FanoutHold | None:
+        """Whether poll workers hold a provider's jobs: until when, and which (those due by ``through``)."""
+        item = self._marker_item(provider, "FANOUT")
+        if item is None or "through_epoch" not in item:
+            return None
+        return FanoutHold(
+            until=datetime.fromisoformat(item["until"]["S"]), through=int(item["through_epoch"]["N"])
+        )
 
-    def set_fanout_until(self, provider: str, until: datetime) -> None:
-        self._set_marker(provider, "FANOUT", until)
+    def set_fanout_hold(self, provider: str, until: datetime, through: int) -> None:
+        self._set_marker(provider, "FANOUT", until, {"through_epoch": {"N": str(through)}})
 
     def _marker(self, provider: str, name: str) -> datetime | None:
-        item = self._call(
+        item = self._marker_item(provider, name)
+        return datetime.fromisoformat(item["until"]["S"]) if item else None
+
+    def _marker_item(self, provider: str, name: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self._call(
             f"read {name.lower()}",
             self._client.get_item,
             TableName=self._table,
             Key=_key(provider, "-", f"{name}#{provider}"),
             ConsistentRead=True,
         ).get("Item")
-        return datetime.fromisoformat(item["until"]["S"]) if item else None
+        return item
 
-    def _set_marker(self, provider: str, name: str, until: datetime) -> None:
+    def _set_marker(
+        self, provider: str, name: str, until: datetime, extra: dict[str, Any] | None = None
+    ) -> None:
         """Markers only move forward: a slower concurrent run cannot move one back."""
+        sets = ", ".join(f"{attribute} = :{attribute}" for attribute in extra or {})
         with contextlib.suppress(_ConditionFailed):
             self._update(
                 f"set {name.lower()}",
                 Key=_key(provider, "-", f"{name}#{provider}"),
-                UpdateExpression="SET #until = :until, until_epoch = :epoch",
+                UpdateExpression="SET #until = :until, until_epoch = :epoch" + (f", {sets}" if sets else ""),
                 ConditionExpression="attribute_not_exists(until_epoch) OR until_epoch < :epoch",
                 ExpressionAttributeNames={"#until": "until"},
                 ExpressionAttributeValues={
                     ":until": {"S": until.isoformat()},
                     ":epoch": {"N": str(until.timestamp())},
+                    **{f":{attribute}": value for attribute, value in (extra or {}).items()},
                 },
             )
 
@@ -432,14 +445,19 @@ class JobStore:
         )
         return [v for item in response.get("Items", []) if (v := self._load_verdict(item)) is not None]
 
-    def due_jobs(self, provider: str, now: datetime, limit: int = 100) -> Iterator[StoredJob]:
-        """Unfinished jobs of a provider whose next poll is due, oldest first (sparse index, no Scan)."""
-        for item in self._query_index(
-            OUTSTANDING_INDEX,
-            "poll_provider = :p AND next_poll_at <= :now",
-            {":p": {"S": provider}, ":now": {"N": str(_epoch(now))}},
-            limit,
-        ):
+    def due_jobs(
+        self, provider: str, now: datetime, limit: int = 100, after: int | None = None
+    ) -> Iterator[StoredJob]:
+        """Unfinished jobs of a provider whose next poll is due, oldest first (sparse index, no Scan); with
+        ``after`` (epoch seconds), only those due later than that."""
+        condition = "poll_provider = :p AND next_poll_at <= :now"
+        values = {":p": {"S": provider}, ":now": {"N": str(_epoch(now))}}
+        if after is not None:
+            if after >= _epoch(now):
+                return  # nothing can be due both later than that and by now
+            condition = "poll_provider = :p AND next_poll_at BETWEEN :after AND :now"
+            values[":after"] = {"N": str(after + 1)}
+        for item in self._query_index(OUTSTANDING_INDEX, condition, values, limit):
             yield self._to_job(item)
 
     def unpublished(self, provider: str, limit: int = 100) -> Iterator[JobKey]:

@@ -2,7 +2,8 @@
 
 For each provider, if more jobs are due than this invocation can poll within its time and the provider's rate
 limit, the due jobs go to the poll queue in batches (and are held back from the next schedules while the
-workers have them); otherwise this invocation polls them itself. Either way the same ``Poller`` does the work.
+workers have them); otherwise this invocation polls them itself. Either way the same ``Poller`` does the work,
+and every provider gets the cycle's owed-publish sweep and discovery.
 """
 
 from __future__ import annotations
@@ -24,23 +25,32 @@ FANOUT_SCAN_LIMIT = 20_000
 def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
     """Send the backlog of providers that one invocation cannot poll to the workers; jobs sent per provider.
 
-    While a provider's workers may still hold batches, all its due jobs go to them too: polling it here as well
-    would add this invocation's rate to theirs and break the provider's limit.
+    The jobs sent are held with one write per provider, not per job: the provider's hold says the workers have
+    its jobs due by ``through`` until ``until`` (the time they need to drain the queue at the provider's rate).
+    Meanwhile every schedule sends the workers only the jobs that came due later, and does not poll the
+    provider itself: that would add this invocation's rate to theirs and break the provider's limit. A job the
+    workers could not poll is due again once the hold ends.
     """
     queue = deps.poll_queue()
     if queue is None:
         return {}
     providers = deps.providers()
     poller = deps.poller()
-    now = datetime.now(UTC)
     sent: dict[str, int] = {}
     for provider in poller.providers:
-        due = [job.due() for job in deps.store.due_jobs(provider, now, FANOUT_SCAN_LIMIT)]
-        workers_active = (deps.store.fanout_until(provider) or now) > now
+        now = datetime.now(UTC)
+        hold = deps.store.fanout_hold(provider)
+        workers_active = hold is not None and hold.until > now
+        stored = list(
+            deps.store.due_jobs(
+                provider, now, FANOUT_SCAN_LIMIT, after=hold.through if hold and workers_active else None
+            )
+        )
+        rate = rate_limit(provider, providers.get(provider))
         plan = fanout.plan(
             provider,
-            due,
-            rate_per_s=rate_limit(provider, providers.get(provider)),
+            [job.due() for job in stored],
+            rate_per_s=rate,
             jobs_per_request=poller.batch_size(provider),
             time_budget_s=time_budget_s,
             worker_budget_s=deps.settings.poll_worker_budget_seconds,
@@ -50,18 +60,30 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
         )
         if not plan.fans_out:
             if workers_active:
-                sent[provider] = 0  # nothing due, but the workers own this provider for now
+                sent[provider] = 0  # nothing newly due, but the workers own this provider for now
             continue
         queue.send([PollBatch(provider=provider, jobs=batch) for batch in plan.batches])
-        # Held back from the next schedules while the workers have them; if a worker fails they come due again.
-        # Their poll counts stay, so the backoff goes on where it was.
-        hold = now + timedelta(seconds=deps.settings.poll_worker_budget_seconds * 2)
-        deps.store.set_fanout_until(provider, hold)
-        for job in due:
-            deps.store.reschedule(provider, job.job_id, hold, attempts=job.poll_attempts)
-        sent[provider] = len(due)
-        count("JobsFannedOut", provider, len(due))
-        logger.info("backlog fanned out", provider=provider, jobs=len(due), batches=len(plan.batches))
+        # Held through the last job sent. When the read stopped at its limit, the second it stopped in may
+        # hold more jobs: the next schedule reads that second again (a job sent twice is polled twice, once
+        # as unfinished or finished; none is skipped).
+        last = stored[-1].next_poll_at or int(now.timestamp())
+        through = last - 1 if len(stored) == FANOUT_SCAN_LIMIT else int(now.timestamp())
+        start = max(hold.until, now) if hold and workers_active else now
+        until = start + timedelta(
+            seconds=fanout.drain_seconds(
+                len(stored), rate, poller.batch_size(provider), deps.settings.poll_worker_budget_seconds
+            )
+        )
+        deps.store.set_fanout_hold(provider, until, through)
+        sent[provider] = len(stored)
+        count("JobsFannedOut", provider, len(stored))
+        logger.info(
+            "backlog fanned out",
+            provider=provider,
+            jobs=len(stored),
+            batches=len(plan.batches),
+            held_until=until,
+        )
     return sent
 
 
@@ -74,8 +96,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return context.get_remaining_time_in_millis() / 1000
 
     fanned = fan_out(deps, time_left_s() - 10)
-    poller = deps.poller()
-    report = poller.run_cycle(time_left_s, providers=[p for p in poller.providers if p not in fanned])
+    # Providers whose due jobs are with the workers still get this cycle's owed-publish sweep and discovery.
+    report = deps.poller().run_cycle(time_left_s, held=set(fanned))
     summary = {name: vars(r) for name, r in report.providers.items()}
     logger.info("poll cycle done", resolved=report.resolved, fanned_out=fanned, providers=summary)
     return {"resolved": report.resolved, "fanned_out": fanned, "providers": summary}

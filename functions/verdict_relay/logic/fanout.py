@@ -64,3 +64,10 @@ def plan(
     per_worker = min(per_worker, MAX_BATCH_JOBS)
     batches = [list(due[i : i + per_worker]) for i in range(0, len(due), per_worker)]
     return FanoutPlan(provider, here, batches)
+
+
+def drain_seconds(jobs: int, rate_per_s: float, jobs_per_request: int, worker_budget_s: float) -> float:
+    """How long the workers may need for ``jobs`` sent to them: the provider's rate over them, with the same
+    headroom as :func:`capacity`, plus one worker budget for the batch that is last to be picked up."""
+    per_second = max(rate_per_s * jobs_per_request * 0.8, 1e-6)
+    return jobs / per_second + worker_budget_s

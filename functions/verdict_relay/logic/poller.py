@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -153,18 +153,24 @@ class Poller:
         return self._clients[provider].max_batch
 
     def run_cycle(
-        self, time_left_s: Callable[[], float], providers: Iterable[str] | None = None
+        self,
+        time_left_s: Callable[[], float],
+        providers: Iterable[str] | None = None,
+        held: Collection[str] = (),
     ) -> CycleReport:
-        """One full cycle over every provider with a client (or the ones given), the providers side by side."""
+        """One full cycle over every provider with a client (or the ones given), the providers side by side.
+        A provider in ``held`` has its due jobs with the poll workers: it gets steps 1 and 2, not 3."""
         report = CycleReport()
         names = [p for p in (self._clients if providers is None else providers) if p in self._clients]
         with ThreadPoolExecutor(max_workers=max(1, len(names)), thread_name_prefix="poll") as pool:
-            futures = {name: pool.submit(self._run_provider, name, time_left_s) for name in names}
+            futures = {
+                name: pool.submit(self._run_provider, name, time_left_s, name not in held) for name in names
+            }
             for name, future in futures.items():
                 report.providers[name] = future.result()
         return report
 
-    def _run_provider(self, provider: str, time_left_s: Callable[[], float]) -> ProviderReport:
+    def _run_provider(self, provider: str, time_left_s: Callable[[], float], poll: bool) -> ProviderReport:
         report = ProviderReport()
         try:
             report.owed_published = self._ingest.publish_owed(provider, self._now())
@@ -173,6 +179,9 @@ class Poller:
                 count("ProviderSkippedCircuitOpen", provider)
                 return report
             report.discovered = self._discover(provider)
+            if not poll:
+                report.skipped = "due jobs with the poll workers"
+                return report
             due = [job.due() for job in self._store.due_jobs(provider, self._now(), self._settings.due_limit)]
             self._poll(provider, due, time_left_s, report)
         except StorageError as exc:

@@ -67,6 +67,15 @@ class DueJob:
 
 
 @dataclass(frozen=True)
+class FanoutHold:
+    """Poll workers hold a provider's jobs due by ``through`` (epoch seconds) until ``until``: meanwhile the
+    scheduler sends them only jobs that came due later, and polls none of the provider's itself."""
+
+    until: datetime
+    through: int
+
+
+@dataclass(frozen=True)
 class NextPoll:
     """When an unfinished job is polled next, and how many polls it has had (the backoff's exponent)."""
 
