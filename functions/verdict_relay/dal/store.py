@@ -12,7 +12,7 @@ Item layout (table key ``pk`` = ``<provider>#<job_id>``, ``sk``):
 Two sparse global secondary indexes let the poller work without a Scan: ``outstanding`` (``poll_provider``,
 ``next_poll_at``) holds only unfinished jobs, ``unpublished`` (``unpublished_provider``, ``completed_epoch``)
 only verdicts whose publish has not been confirmed. ``unpublished`` projects keys only: entering and leaving it
-then costs a write unit each instead of the size of the item with its verdict (up to 300), and the sweep that
+then costs a write unit each instead of the size of the item with its verdict (up to 300 units), and the sweep that
 reads it gets each item from the claim write it makes anyway. ``expires_at`` is the TTL attribute.
 """
 
