@@ -39,25 +39,26 @@ class FakeAws:
 
     def published(self) -> list[dict[str, Any]]:
         """Every SNS message published so far: {'verdict': ..., 'attributes': {...}}, draining the queue."""
-        sqs = self.session.client("sqs")
         messages = []
-        while True:
-            batch = sqs.receive_message(QueueUrl=self.published_queue_url, MaxNumberOfMessages=10).get(
-                "Messages", []
+        for message in self.drain(self.published_queue_url):
+            envelope = json.loads(message["Body"])
+            messages.append(
+                {
+                    "verdict": json.loads(envelope["Message"]),
+                    "attributes": {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()},
+                }
             )
-            if not batch:
-                return messages
+        return messages
+
+    def drain(self, queue_url: str) -> list[dict[str, Any]]:
+        """Every message waiting on a queue, received and deleted."""
+        sqs = self.session.client("sqs")
+        messages: list[dict[str, Any]] = []
+        while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
             for message in batch:
-                envelope = json.loads(message["Body"])
-                messages.append(
-                    {
-                        "verdict": json.loads(envelope["Message"]),
-                        "attributes": {
-                            k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()
-                        },
-                    }
-                )
-                sqs.delete_message(QueueUrl=self.published_queue_url, ReceiptHandle=message["ReceiptHandle"])
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            messages.extend(batch)
+        return messages
 
     def table_items(self) -> list[dict[str, Any]]:
         """Every item in the jobs table (tests may Scan; the code never does)."""

@@ -285,14 +285,6 @@ class ShortContext(LambdaContext):
         return 12_000
 
 
-def _drain(aws: FakeAws, queue_url: str) -> list[dict[str, Any]]:
-    sqs = aws.session.client("sqs")
-    messages: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
-        messages.extend(batch)
-    return messages
-
-
 def test_backlog_beyond_one_invocation_fans_out_to_workers_that_resolve_it(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -317,7 +309,7 @@ def test_backlog_beyond_one_invocation_fans_out_to_workers_that_resolve_it(
     # Then it sent every due job to the queue with its poll count, and polled none itself
     assert result["fanned_out"] == {"azure-review": 30}
     assert harness.simulator.requests("azure-review") == []
-    messages = _drain(aws, queue_url)
+    messages = aws.drain(queue_url)
     assert len(messages) > 1
     sent = [job for m in messages for job in json.loads(m["Body"])["jobs"]]
     assert sorted(job["job_id"] for job in sent) == job_ids
@@ -346,7 +338,7 @@ def test_while_workers_hold_a_provider_the_scheduler_sends_only_newly_due_jobs_a
     job_ids = [f"job-{i:02}" for i in range(30)]
     harness.register("azure-review", *job_ids)
     scheduler({"source": "aws.scheduler"}, ShortContext())
-    assert len([j for m in _drain(aws, queue_url) for j in json.loads(m["Body"])["jobs"]]) == 30
+    assert len([j for m in aws.drain(queue_url) for j in json.loads(m["Body"])["jobs"]]) == 30
     held = dependencies_module.dependencies().store.fanout_hold("azure-review")
     assert held is not None
 
@@ -368,7 +360,7 @@ def test_while_workers_hold_a_provider_the_scheduler_sends_only_newly_due_jobs_a
     # Then only the newly due job went to the workers: the held ones were not sent again, nothing was polled
     # here, and the provider still got its owed-publish sweep
     assert result["fanned_out"] == {"azure-review": 1}
-    assert [j["job_id"] for m in _drain(aws, queue_url) for j in json.loads(m["Body"])["jobs"]] == ["late-1"]
+    assert [j["job_id"] for m in aws.drain(queue_url) for j in json.loads(m["Body"])["jobs"]] == ["late-1"]
     assert harness.simulator.requests("azure-review") == []
     assert result["providers"]["azure-review"]["skipped"] == "due jobs with the poll workers"
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["owed-1"]

@@ -13,14 +13,6 @@ from verdict_relay.dal.poll_queue import MAX_MESSAGE_BYTES, PollBatch, PollQueue
 from verdict_relay.models.jobs import DueJob
 
 
-def _receive_all(aws: FakeAws, queue_url: str) -> list[str]:
-    sqs = aws.session.client("sqs")
-    bodies: list[str] = []
-    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
-        bodies.extend(m["Body"] for m in batch)
-    return bodies
-
-
 def test_a_batch_too_large_for_one_message_arrives_whole_in_several(aws: FakeAws) -> None:
     queue_url = aws.resources.queue_urls["PollQueue"]
     created = datetime(2026, 11, 1, tzinfo=UTC)
@@ -32,7 +24,7 @@ def test_a_batch_too_large_for_one_message_arrives_whole_in_several(aws: FakeAws
         [PollBatch(provider="alibaba-mps", jobs=jobs), small]
     )
 
-    bodies = _receive_all(aws, queue_url)
+    bodies = [message["Body"] for message in aws.drain(queue_url)]
     assert len(bodies) >= 3
     assert all(len(body.encode()) <= MAX_MESSAGE_BYTES for body in bodies)
     batches = [parse_batch(body) for body in bodies]

@@ -10,7 +10,9 @@ A verdict too large for SNS (256 KB) is sent trimmed (its strongest findings onl
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from itertools import chain
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -22,45 +24,46 @@ if TYPE_CHECKING:
 
 MAX_MESSAGE_BYTES = 250 * 1024  # SNS allows 256 KiB for body and attributes together
 
+T = TypeVar("T")
+
 
 def _strength(finding: Finding) -> tuple[int, float]:
     return (finding.suggestion.severity if finding.suggestion else -1, finding.confidence or 0.0)
 
 
-def _fits(body: str) -> bool:
-    return len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES
+def _halvings(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """The first half of ``items``, then the first quarter, ... down to none."""
+    keep = len(items)
+    while keep > 0:
+        keep //= 2
+        yield items[:keep]
 
 
 def message_for(verdict: Verdict) -> tuple[str, bool]:
     """The message body for a verdict, and whether it was trimmed to fit SNS.
 
     Trimmed in this order until it fits: to the strongest findings, then to the first item errors, then to the
-    verdict's core (ids, status, suggestion, times, the caller's metadata). A verdict always has a message: one
-    that could never be sent would stay owed for good.
+    verdict's core (ids, status, suggestion, times, the caller's metadata), then without the metadata. A verdict
+    always has a message: one that could never be sent would stay owed for good.
     """
     body = verdict.model_dump_json()
-    if _fits(body):
+    if len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES:
         return body, False
     findings = sorted(verdict.findings, key=_strength, reverse=True)
-    keep = len(findings)
-    while keep > 0:
-        keep //= 2
-        body = verdict.model_copy(update={"findings": findings[:keep]}).model_dump_json()
-        if _fits(body):
-            return body, True
-    keep = len(verdict.item_errors)
-    while keep > 0:
-        keep //= 2
-        body = verdict.model_copy(
-            update={"findings": [], "item_errors": verdict.item_errors[:keep]}
-        ).model_dump_json()
-        if _fits(body):
-            return body, True
     core = verdict.model_copy(update={"findings": [], "item_errors": [], "error": None, "content": None})
-    body = core.model_dump_json()
-    if not _fits(body):
-        body = core.model_copy(update={"metadata": {}}).model_dump_json()
-    return body, True
+    trimmed = chain(
+        (verdict.model_copy(update={"findings": kept}) for kept in _halvings(findings)),
+        (
+            verdict.model_copy(update={"findings": [], "item_errors": kept})
+            for kept in _halvings(verdict.item_errors)
+        ),
+        (core,),
+    )
+    for candidate in trimmed:
+        body = candidate.model_dump_json()
+        if len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES:
+            return body, True
+    return core.model_copy(update={"metadata": {}}).model_dump_json(), True  # ids fit: job_id <= 512 chars
 
 
 def attributes_for(verdict: Verdict, truncated: bool) -> dict[str, Any]:
