@@ -184,6 +184,25 @@ def test_transient_5xx_is_retried_within_the_same_poll(harness: Harness, aws: Fa
     assert len(aws.published()) == 1
 
 
+def test_near_the_end_of_the_invocation_a_5xx_is_not_retried_past_the_time_left(
+    harness: Harness, aws: FakeAws
+) -> None:
+    sim = harness.simulator
+    sim.put_job("azure-review", "az-1", azure_job("az-1", "Complete", adult_score=0.95))
+    harness.register("azure-review", "az-1")
+    sim.inject("azure-review", "error:503", times=1)
+
+    # 10 s left: enough to take the batch (margin 8 s), too little for a retry's wait plus a whole attempt
+    # (2 s connect + 5 s read) before the half margin kept for writing results.
+    report = harness.deps.poller().run_cycle(lambda: 10.0)
+
+    assert [r.status for r in sim.requests("azure-review")] == [503]
+    assert report.providers["azure-review"].failed_requests == 1
+    assert harness.status("azure-review", "az-1") is JobStatus.PENDING
+    assert harness.due("azure-review") == ["az-1"]
+    assert aws.published() == []
+
+
 def test_job_not_found_is_expired_and_published_as_review(harness: Harness, aws: FakeAws) -> None:
     harness.register("huawei-video", "vanished")
     harness.register("alibaba-mps", "never-existed")

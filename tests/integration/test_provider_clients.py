@@ -24,6 +24,7 @@ from verdict_relay.clients.base import (
     ProviderResponseError,
     ProviderThrottledError,
     ProviderUnavailableError,
+    finish_within,
 )
 from verdict_relay.clients.factory import build_client
 from verdict_relay.clients.http import HttpOptions
@@ -562,6 +563,31 @@ def test_provider_that_cannot_be_reached_is_unavailable() -> None:
     assert client is not None
 
     with pytest.raises(ProviderUnavailableError, match="connection"):
+        client.fetch(["job-1"])
+    client.close()
+
+
+def test_a_retry_that_would_end_past_the_deadline_is_not_started(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    put_finished_job(simulator, "azure-review", "job-1")
+    simulator.inject("azure-review", "throttle:1")  # 429, Retry-After: 1; outside a deadline it is waited out
+    client = connect("azure-review")
+
+    # 1 s of waiting and a whole attempt (2 s connect + 2 s read) do not fit in 3 s
+    with finish_within(3.0), pytest.raises(ProviderThrottledError):
+        client.fetch(["job-1"])
+
+    assert statuses(simulator, "azure-review") == [429]
+
+
+def test_a_connection_failure_is_not_retried_past_the_deadline() -> None:
+    with ProviderSimulator() as gone:
+        settings = ProviderSettings.model_validate(gone.provider_entry("azure-review"))
+    client = build_client("azure-review", settings, options=FAST)
+    assert client is not None
+
+    with finish_within(3.0), pytest.raises(ProviderUnavailableError, match="no time left to retry"):
         client.fetch(["job-1"])
     client.close()
 

@@ -6,13 +6,39 @@ the poller never sees a status code or a provider's error body.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from verdict_relay.errors import ProviderApiError
 from verdict_relay.models.verdict import Verdict
+
+_deadline: ContextVar[float | None] = ContextVar("provider_request_deadline", default=None)
+
+
+@contextmanager
+def finish_within(seconds: float) -> Iterator[None]:
+    """Requests made in this block (in this thread) do not start a retry they could not finish in ``seconds``.
+
+    The poller sets it around each batch from the invocation's remaining time: a client then gives up on a
+    5xx, 429 or connection failure rather than sleep and retry past the time it has, and the jobs stay due
+    for the next run instead of the invocation being cut off in the middle of a batch.
+    """
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def seconds_left() -> float | None:
+    """Seconds until the deadline of the enclosing :func:`finish_within`; None outside one."""
+    deadline = _deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
 
 
 @dataclass(frozen=True)

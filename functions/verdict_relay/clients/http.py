@@ -11,7 +11,9 @@ How a request goes out (:meth:`ProviderHttp.send`):
   idempotent GETs are retried on 429/500/502/503/504 with exponential backoff plus jitter, and on connection
   failures; ``Retry-After`` is honoured, and so is Alibaba's ``x-acs-retry-after`` (milliseconds, as the
   tea-openapi SDK reads it). A wait longer than ``max_retry_wait_s`` is not slept through: the answer is
-  returned and becomes :class:`ProviderThrottledError` with the provider's ``retry_after``.
+  returned and becomes :class:`ProviderThrottledError` with the provider's ``retry_after``. Inside
+  :func:`~verdict_relay.clients.base.finish_within` (the poller's remaining time), a retry whose wait and
+  attempt would end past the deadline is not started either: the last answer or failure is reported.
 * Read timeouts are not retried: a provider that did not answer within the read timeout is reported as
   unavailable at once, so one slow provider cannot hold a poller for several timeouts.
 * Every request on the wire, retries included, first takes a token from the provider's
@@ -46,6 +48,7 @@ from verdict_relay.clients.base import (
     ProviderResponseError,
     ProviderThrottledError,
     ProviderUnavailableError,
+    seconds_left,
 )
 from verdict_relay.clients.ratelimit import TokenBucket
 from verdict_relay.errors import ProviderApiError, VerdictRelayError
@@ -240,6 +243,10 @@ class ProviderHttp:
                     )
             except requests.RequestException as exc:
                 retry = self._after_failure(retry, outgoing, exc)
+                if not self._time_to_retry(retry, None):
+                    raise ProviderUnavailableError(
+                        f"{self.provider}: {_describe(exc)}; no time left to retry"
+                    ) from exc
                 retry.sleep()
                 continue
             response = HttpResponse(raw.status_code, raw.headers, raw.content)
@@ -252,7 +259,20 @@ class ProviderHttp:
                 retry = retry.increment(outgoing.method, outgoing.url, response=raw.raw)
             except MaxRetryError:
                 return response
+            if not self._time_to_retry(retry, raw.raw):
+                return response  # reported like the last attempt's answer; the jobs stay due
             retry.sleep(raw.raw)
+
+    def _time_to_retry(self, retry: ProviderRetry, response: BaseHTTPResponse | None) -> bool:
+        """Whether the wait before the next attempt and the attempt itself end before the deadline of an
+        enclosing :func:`~verdict_relay.clients.base.finish_within` (always, outside one)."""
+        left = seconds_left()
+        if left is None:
+            return True
+        wait = retry.get_retry_after(response) if response is not None else None
+        if wait is None:
+            wait = retry.get_backoff_time() + self.options.backoff_jitter
+        return wait + self.options.connect_timeout_s + self.options.read_timeout_s <= left
 
     def _after_failure(
         self, retry: ProviderRetry, outgoing: OutgoingRequest, exc: requests.RequestException

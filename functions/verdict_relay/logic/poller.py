@@ -12,8 +12,10 @@ One cycle, per provider with API credentials (providers run side by side, each i
 
 Failures stay contained: a provider that keeps failing trips its circuit breaker and is skipped until the
 cool-down ends; an authentication failure opens it at once (retrying bad credentials hot helps nobody). Jobs
-of a failed request are left due, except a job whose answer cannot be read: it waits out its backoff. The cycle stops taking work when the invocation's time runs low; what is
-left stays due for the next run. The rate limit itself lives in each client's token bucket.
+of a failed request are left due, except a job whose answer cannot be read: it waits out its backoff. The
+cycle stops taking work when the invocation's time runs low, and a client does not start a retry it could not
+finish in the time left; what is left stays due for the next run. The rate limit itself lives in each client's
+token bucket.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from verdict_relay.clients.base import FetchResult, ProviderAuthError, ProviderClient, ProviderResponseError
+from verdict_relay.clients.base import (
+    FetchResult,
+    ProviderAuthError,
+    ProviderClient,
+    ProviderResponseError,
+    finish_within,
+)
 from verdict_relay.errors import ProviderApiError, StorageError
 from verdict_relay.logic.ingest import IngestService
 from verdict_relay.models.jobs import DueJob, NextPoll, StoredJob
@@ -57,7 +65,8 @@ class PollSettings:
     due_limit: int = 2000
     """Due jobs read per provider per cycle."""
     safety_margin_s: float = 8.0
-    """Stop taking work when less than this remains of the invocation."""
+    """Stop taking work when less than this remains of the invocation. A request's retries end by half of it
+    (:func:`~verdict_relay.clients.base.finish_within`), which leaves the other half for writing results."""
     discovery_lookback: timedelta = timedelta(hours=1)
     """How far back the first discovery looks (later ones start at the stored watermark)."""
     expire_after: Mapping[str, timedelta] = field(
@@ -178,7 +187,8 @@ class Poller:
                 report.skipped = "circuit open"
                 count("ProviderSkippedCircuitOpen", provider)
                 return report
-            report.discovered = self._discover(provider)
+            with finish_within(time_left_s() - self._settings.safety_margin_s / 2):
+                report.discovered = self._discover(provider)
             if not poll:
                 report.skipped = "due jobs with the poll workers"
                 return report
@@ -222,7 +232,9 @@ class Poller:
                 stop.set()
                 report.left_due += len(batch)
                 return
-            self._poll_batch(provider, client, batch, report)
+            # Retries stop early enough to leave half the margin for writing the batch's results.
+            with finish_within(time_left_s() - self._settings.safety_margin_s / 2):
+                self._poll_batch(provider, client, batch, report)
 
         with ThreadPoolExecutor(
             max_workers=self._concurrency.get(provider, 4), thread_name_prefix=provider
