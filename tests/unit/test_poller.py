@@ -357,6 +357,58 @@ def test_repeated_5xx_trips_the_breaker_and_it_half_opens_after_the_cooldown(aws
     assert len(aws.published()) == 1
 
 
+def test_breaker_half_open_lets_one_trial_out_and_its_outcome_decides() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=2, cooldown_s=60, clock=lambda: now[0])
+    breaker.record_failure()
+    assert breaker.allow()
+    breaker.record_failure()
+    assert (breaker.is_open, breaker.allow()) == (True, False)
+
+    now[0] = 61.0  # cooled down: half-open, one trial at a time
+    assert [breaker.allow() for _ in range(3)] == [True, False, False]
+    breaker.record_failure()  # the trial failed: open again for a whole cool-down
+    now[0] = 120.0
+    assert breaker.allow() is False
+    now[0] = 122.0
+    assert [breaker.allow() for _ in range(2)] == [True, False]
+    breaker.record_success()  # the trial succeeded: closed
+    assert [breaker.allow() for _ in range(3)] == [True, True, True]
+
+
+def test_breaker_trial_that_never_reports_is_given_up_after_a_cooldown() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=1, cooldown_s=60, clock=lambda: now[0])
+    breaker.record_failure()
+    now[0] = 61.0
+    assert breaker.allow()  # the trial's invocation ends before it reports
+    now[0] = 100.0
+    assert breaker.allow() is False
+    now[0] = 122.0
+    assert breaker.allow()
+
+
+def test_after_the_cooldown_a_provider_still_failing_gets_one_request_not_one_per_batch(
+    aws: FakeAws,
+) -> None:
+    client = ScriptedClient("huawei-video")
+    client.discovers = False
+    world = World(aws, client)
+    world.register("huawei-video", *[f"j{i}" for i in range(8)])
+    client.failures = [ProviderUnavailableError("503")] * 20
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    assert world.breakers["huawei-video"].is_open
+    sent = len(client.requests)
+
+    world.clock[0] += timedelta(seconds=61)
+    report = world.poller.run_cycle(PLENTY_OF_TIME)
+
+    assert len(client.requests) - sent == 1  # the trial; it failed, so the other batches stayed due
+    assert report.providers["huawei-video"].left_due == 8
+    assert world.breakers["huawei-video"].is_open
+    assert len(world.due("huawei-video")) == 8
+
+
 def test_cycle_stops_taking_work_when_time_runs_low_and_leaves_the_rest_due(aws: FakeAws) -> None:
     client = ScriptedClient("huawei-video")
     world = World(aws, client)

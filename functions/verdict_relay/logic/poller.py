@@ -76,7 +76,11 @@ class PollSettings:
 
 
 class CircuitBreaker:
-    """Per provider: opens after ``threshold`` consecutive failures, lets one try through after ``cooldown_s``."""
+    """Per provider. Closed until ``threshold`` consecutive failures (or one failure that trips it at once, like
+    refused credentials); then open for ``cooldown_s``, when no request goes out; then half-open: one request
+    goes out as a trial and the others are held back until it reports. A success closes the breaker, a failure
+    opens it again. A trial that never reports (its invocation ended) is given up after another ``cooldown_s``,
+    so the breaker cannot stay half-open."""
 
     def __init__(
         self, threshold: int = 3, cooldown_s: float = 60.0, clock: Callable[[], float] = time.monotonic
@@ -86,23 +90,40 @@ class CircuitBreaker:
         self._clock = clock
         self._failures = 0
         self._opened_at: float | None = None
+        self._trial_at: float | None = None
         self._lock = threading.Lock()
 
     @property
     def is_open(self) -> bool:
+        """Open and cooling down: nothing may go out."""
         with self._lock:
             return self._opened_at is not None and self._clock() - self._opened_at < self._cooldown
+
+    def allow(self) -> bool:
+        """Whether a request may go out now. In the half-open state the first caller takes the trial."""
+        with self._lock:
+            if self._opened_at is None:
+                return True
+            now = self._clock()
+            if now - self._opened_at < self._cooldown:
+                return False
+            if self._trial_at is not None and now - self._trial_at < self._cooldown:
+                return False  # a trial is out
+            self._trial_at = now
+            return True
 
     def record_success(self) -> None:
         with self._lock:
             self._failures = 0
             self._opened_at = None
+            self._trial_at = None
 
     def record_failure(self, trip: bool = False) -> None:
         with self._lock:
             self._failures += 1
             if trip or self._failures >= self._threshold:
                 self._opened_at = self._clock()
+                self._trial_at = None
 
 
 @dataclass
@@ -224,12 +245,11 @@ class Poller:
         stop = threading.Event()
 
         def work(batch: list[DueJob]) -> None:
-            if (
-                stop.is_set()
-                or self._breakers[provider].is_open
-                or time_left_s() < self._settings.safety_margin_s
-            ):
+            if stop.is_set() or time_left_s() < self._settings.safety_margin_s:
                 stop.set()
+                report.left_due += len(batch)
+                return
+            if not self._breakers[provider].allow():  # open, or half-open with the trial out
                 report.left_due += len(batch)
                 return
             # Retries stop early enough to leave half the margin for writing the batch's results.
@@ -264,9 +284,11 @@ class Poller:
             return
         except ProviderResponseError as exc:
             # An answer we cannot read is most likely about one job (an odd field, a job-specific error), not
-            # the provider's health: it does not count towards the breaker. Batch-mates are polled one by one
-            # so they are not held back, and the job that fails alone waits out its backoff, so it cannot
-            # stay at the head of the due jobs and be retried every cycle.
+            # the provider's health: the provider answered, which is all the breaker watches (and it ends a
+            # half-open trial). Batch-mates are polled one by one so they are not held back, and the job that
+            # fails alone waits out its backoff, so it cannot stay at the head of the due jobs and be retried
+            # every cycle.
+            breaker.record_success()
             report.failed_requests += 1
             count("ProviderRequestFailed", provider)
             if len(batch) > 1:
