@@ -70,6 +70,17 @@ class FakeAws:
         return [o["Key"] for o in listing.get("Contents", [])]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_parameter_caches() -> Iterator[None]:
+    """Powertools caches secrets per process: a document another test stored under the same name must not
+    be served to this one (it made a test poll with a document without credentials)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+    yield
+    parameters.clear_caches()
+
+
 @pytest.fixture
 def aws() -> Iterator[FakeAws]:
     with mock_aws():
