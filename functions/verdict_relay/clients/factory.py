@@ -27,6 +27,7 @@ from verdict_relay.config import (
     ProvidersConfig,
     ProviderSettings,
     is_loopback_host,
+    rate_limit,
 )
 from verdict_relay.errors import ConfigurationError, UnknownProviderError
 from verdict_relay.models.verdict import PROVIDER_NAMES
@@ -36,14 +37,6 @@ if TYPE_CHECKING:
     from verdict_relay.clients.base import ProviderClient
     from verdict_relay.clients.http import HttpOptions, ProviderHttp
     from verdict_relay.clients.huawei import HuaweiAuth
-
-DEFAULT_RATE_LIMITS: dict[str, float] = {
-    "huawei-video": 10.0,
-    "huawei-audio": 10.0,
-    "huawei-image-batch": 10.0,
-    "alibaba-mps": 50.0,
-    "azure-review": 10.0,
-}
 
 
 def build_client(
@@ -66,7 +59,7 @@ def build_client(
     if credentials is None:
         return None
     options = options or HttpOptions()
-    limit = settings.rate_limit_per_s or DEFAULT_RATE_LIMITS[provider]
+    limit = rate_limit(provider, settings)
     limiter = TokenBucket(limit * (1.0 - options.rate_headroom), options.burst)
     http = ProviderHttp(provider, limiter, options, max_concurrency=settings.max_concurrency)
     # The registry takes the whole providers document; one entry is all the Azure policy needs.
