@@ -313,7 +313,10 @@ def test_backlog_beyond_one_invocation_fans_out_to_workers_that_resolve_it(
 
     queue_url = aws.resources.queue_urls["PollQueue"]
     monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
-    monkeypatch.setenv("POLL_WORKER_BUDGET_SECONDS", "1")  # small batches, so there are several
+    # Small batches, so there are several (24 jobs each at 10/s over 3 s). One worker, as the test runs every
+    # batch in one invocation: it polls at the whole rate, as the workers together would, within the hold.
+    monkeypatch.setenv("POLL_WORKER_BUDGET_SECONDS", "3")
+    monkeypatch.setenv("POLL_WORKERS", "1")
     dependencies_module.dependencies.cache_clear()
     job_ids = [f"job-{i:02}" for i in range(30)]
     for job_id in job_ids:
@@ -386,6 +389,58 @@ def test_while_workers_hold_a_provider_the_scheduler_sends_only_newly_due_jobs_a
     after = dependencies_module.dependencies().store.fanout_hold("azure-review")
     assert after is not None
     assert after.until > held.until  # the newly sent job's drain time is added to the hold
+
+
+def test_holds_of_providers_fanned_out_together_end_one_after_the_other(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verdict_relay.handlers import dependencies as dependencies_module
+    from verdict_relay.handlers.poller import lambda_handler as scheduler
+    from verdict_relay.logic.fanout import drain_seconds
+
+    monkeypatch.setenv("POLL_QUEUE_URL", aws.resources.queue_urls["PollQueue"])
+    dependencies_module.dependencies.cache_clear()
+    harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
+    harness.register("huawei-video", *[f"hv-{i:02}" for i in range(30)])
+    started = datetime.now(UTC)
+
+    scheduler({"source": "aws.scheduler"}, ShortContext())
+
+    # The workers are shared: the hold taken second starts where the first ends, not now
+    store = dependencies_module.dependencies().store
+    holds = sorted(h.until for h in (store.fanout_hold(p) for p in ("azure-review", "huawei-video")) if h)
+    one = timedelta(seconds=drain_seconds(30, 10, 1, 240))
+    assert len(holds) == 2
+    assert holds[0] - started >= one
+    assert holds[1] - holds[0] >= one
+    batches = [json.loads(m["Body"]) for m in aws.drain(aws.resources.queue_urls["PollQueue"])]
+    assert {(b["provider"], datetime.fromisoformat(b["until"])) for b in batches} == {
+        ("azure-review", store.fanout_hold("azure-review").until),  # type: ignore[union-attr]
+        ("huawei-video", store.fanout_hold("huawei-video").until),  # type: ignore[union-attr]
+    }
+
+
+def test_a_batch_received_after_its_hold_ended_is_left_to_the_scheduler(
+    harness: Harness, aws: FakeAws
+) -> None:
+    from verdict_relay.dal.poll_queue import PollBatch, PollQueue
+    from verdict_relay.handlers.poll_worker import lambda_handler as worker
+    from verdict_relay.models.jobs import DueJob
+
+    harness.simulator.put_job("azure-review", "az-1", azure_job("az-1", "Complete", adult_score=0.9))
+    harness.register("azure-review", "az-1")
+    stale = PollBatch(
+        provider="azure-review", jobs=[DueJob("az-1")], until=datetime.now(UTC) - timedelta(seconds=1)
+    )
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    PollQueue(queue_url, aws.session.client("sqs")).send([stale])
+
+    response = worker(sqs_event(aws.drain(queue_url)), LambdaContext())
+
+    assert response["batchItemFailures"] == []
+    assert harness.simulator.requests("azure-review") == []
+    assert harness.due("azure-review") == ["az-1"]
+    assert aws.published() == []
 
 
 def test_poll_once_from_the_command_line_runs_one_cycle(

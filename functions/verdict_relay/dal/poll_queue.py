@@ -1,7 +1,7 @@
 """The poll fan-out queue (SQS): batches of due jobs for the poll workers.
 
 A message is one provider's batch: each job's id with its poll count and creation time, so a worker reschedules
-an unfinished job without reading it first. A batch whose JSON would not fit an SQS message (long job ids) is
+an unfinished job without reading it first, and the end of the hold it was sent under, after which it is stale. A batch whose JSON would not fit an SQS message (long job ids) is
 sent as several smaller ones.
 """
 
@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from verdict_relay.errors import StorageError
 from verdict_relay.models.jobs import DueJob
@@ -32,6 +33,12 @@ class PollBatch(BaseModel):
 
     provider: ProviderName
     jobs: list[DueJob] = Field(min_length=1, max_length=5000)
+    until: AwareDatetime | None = None
+    """When the provider's hold ends. After it, the jobs are the scheduler's again (it may have sent them once
+    more), so a worker that receives the batch later leaves it."""
+
+    def is_stale(self, now: datetime) -> bool:
+        return self.until is not None and now >= self.until
 
 
 class PollQueue:

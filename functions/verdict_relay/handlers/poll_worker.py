@@ -2,12 +2,14 @@
 
 Same ``Poller`` as the scheduled cycle; a batch carries each job's poll count and age, so the worker reads
 nothing before polling. Each worker polls at ``rate limit / POLL_WORKERS`` so all workers together stay within
-the provider's limit. A batch that fails (storage unreachable) is reported back to SQS as
-a partial batch failure and retried; after the queue's receive limit it lands in the dead-letter queue.
+the provider's limit. A batch that fails (storage unreachable) is reported back to SQS as a partial batch
+failure and retried; after the queue's receive limit it lands in the dead-letter queue. A batch received after
+its hold ended is left alone: its jobs are the scheduler's again.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -18,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from verdict_relay.dal.poll_queue import parse_batch
 from verdict_relay.errors import StorageError
 from verdict_relay.handlers.dependencies import dependencies
-from verdict_relay.observability import logger, metrics
+from verdict_relay.observability import count, logger, metrics
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -34,6 +36,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
 
     def poll(record: SQSRecord) -> None:
         batch = parse_batch(record.body)
+        if batch.is_stale(datetime.now(UTC)):
+            # Its hold has ended: the scheduler has these jobs again, and polling them here could double the
+            # provider's rate. Whatever was not polled is still due.
+            logger.warning(
+                "stale poll batch left to the scheduler", provider=batch.provider, held_until=batch.until
+            )
+            count("StalePollBatches", batch.provider)
+            return
         report = poller.poll_jobs(batch.provider, batch.jobs, time_left_s)
         if report.skipped == "storage failed":
             raise StorageError("storage failed while polling the batch")

@@ -26,10 +26,13 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
     """Send the backlog of providers that one invocation cannot poll to the workers; jobs sent per provider.
 
     The jobs sent are held with one write per provider, not per job: the provider's hold says the workers have
-    its jobs due by ``through`` until ``until`` (the time they need to drain the queue at the provider's rate).
-    Meanwhile every schedule sends the workers only the jobs that came due later, and does not poll the
-    provider itself: that would add this invocation's rate to theirs and break the provider's limit. A job the
-    workers could not poll is due again once the hold ends.
+    its jobs due by ``through`` until ``until``. Meanwhile every schedule sends the workers only the jobs that
+    came due later, and does not poll the provider itself: that would add this invocation's rate to theirs and
+    break the provider's limit. A job the workers could not poll is due again once the hold ends.
+
+    The workers are shared by every provider, so a hold lasts until the whole queue can have drained: the
+    latest hold of any provider, plus this provider's jobs at its rate. Each batch carries its hold's end; a
+    worker that receives it later leaves the jobs to the scheduler, which may have sent them again.
     """
     queue = deps.poll_queue()
     if queue is None:
@@ -37,9 +40,14 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
     providers = deps.providers()
     poller = deps.poller()
     sent: dict[str, int] = {}
+    holds = {provider: deps.store.fanout_hold(provider) for provider in poller.providers}
+    started = datetime.now(UTC)
+    queue_drained = max(
+        (h.until for h in holds.values() if h is not None and h.until > started), default=started
+    )
     for provider in poller.providers:
         now = datetime.now(UTC)
-        hold = deps.store.fanout_hold(provider)
+        hold = holds[provider]
         workers_active = hold is not None and hold.until > now
         stored = list(
             deps.store.due_jobs(
@@ -62,18 +70,18 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
             if workers_active:
                 sent[provider] = 0  # nothing newly due, but the workers own this provider for now
             continue
-        queue.send([PollBatch(provider=provider, jobs=batch) for batch in plan.batches])
+        until = max(queue_drained, now) + timedelta(
+            seconds=fanout.drain_seconds(
+                len(stored), rate, poller.batch_size(provider), deps.settings.poll_worker_budget_seconds
+            )
+        )
+        queue.send([PollBatch(provider=provider, jobs=batch, until=until) for batch in plan.batches])
+        queue_drained = until
         # Held through the last job sent. When the read stopped at its limit, the second it stopped in may
         # hold more jobs: the next schedule reads that second again (a job sent twice is polled twice, once
         # as unfinished or finished; none is skipped).
         last = stored[-1].next_poll_at or int(now.timestamp())
         through = last - 1 if len(stored) == FANOUT_SCAN_LIMIT else int(now.timestamp())
-        start = max(hold.until, now) if hold and workers_active else now
-        until = start + timedelta(
-            seconds=fanout.drain_seconds(
-                len(stored), rate, poller.batch_size(provider), deps.settings.poll_worker_budget_seconds
-            )
-        )
         deps.store.set_fanout_hold(provider, until, through)
         sent[provider] = len(stored)
         count("JobsFannedOut", provider, len(stored))
