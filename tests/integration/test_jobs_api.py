@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from tests.conftest import FakeAws
 from tests.helpers import huawei_signature, with_changes
 from tests.integration.conftest import HUAWEI_SEEDS, ApiClient
+from verdict_relay.dal.archive import PayloadArchive
+from verdict_relay.dal.store import JobStore
+from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
 
 
 def test_registering_a_job_makes_it_outstanding_for_the_poller(api: ApiClient, aws: FakeAws) -> None:
@@ -58,6 +64,55 @@ def test_registering_a_job_that_already_finished_keeps_its_verdict(api: ApiClien
     assert response.body["metadata"]["content_id"] == "c-9"
     (item,) = aws.table_items()
     assert "poll_provider" not in item
+
+
+def test_a_registration_without_metadata_leaves_room_for_one_with_metadata(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    first = api.register({"provider": "alibaba-mps", "job_id": "job-1"})
+    second = api.register({"provider": "alibaba-mps", "job_id": "job-1", "metadata": {"content_id": "c-42"}})
+
+    assert (first.status, second.status) == (201, 200)
+    assert second.body["metadata"] == {"content_id": "c-42"}
+    assert api.get_job("alibaba-mps", "job-1").body["metadata"] == {"content_id": "c-42"}
+
+
+def test_a_finished_job_removed_by_its_ttl_while_it_is_registered_is_registered_afresh(aws: FakeAws) -> None:
+    client = aws.session.client("dynamodb")
+    store = JobStore(
+        aws.resources.table_name,
+        client,
+        PayloadArchive(aws.resources.bucket, lambda: aws.session.client("s3")),
+    )
+    now = datetime.now(UTC)
+    done = Verdict(
+        provider="huawei-video",
+        job_id="job-old",
+        status=JobStatus.SUCCEEDED,
+        suggestion=Suggestion.PASS,
+        decided_by="provider",
+    )  # type: ignore[call-arg]
+    store.record(done, b"{}", now, publish=False)
+    deleted: list[bool] = []
+
+    def expire_between_the_two_writes(params: dict[str, Any], **_: Any) -> None:
+        # The second write of a registration of a finished job: TTL removes the item just before it
+        if params.get("ConditionExpression") == "attribute_exists(pk)" and not deleted:
+            aws.session.client("dynamodb").delete_item(
+                TableName=aws.resources.table_name,
+                Key={"pk": {"S": "huawei-video#job-old"}, "sk": {"S": "STATE"}},
+            )
+            deleted.append(True)
+
+    client.meta.events.register("provide-client-params.dynamodb.UpdateItem", expire_between_the_two_writes)
+
+    created, job = store.register("huawei-video", "job-old", {"content_id": "c-1"}, now, first_poll_at=now)
+
+    # A whole pending job, due for the poller; not a fragment holding only the metadata
+    assert deleted == [True]
+    assert created
+    assert (job.status, job.caller_metadata) == (JobStatus.PENDING, {"content_id": "c-1"})
+    assert [j.job_id for j in store.due_jobs("huawei-video", now)] == ["job-old"]
 
 
 def test_unknown_job_is_a_404(api: ApiClient, aws: FakeAws) -> None:

@@ -86,30 +86,51 @@ class JobStore:
         self, provider: str, job_id: str, metadata: dict[str, str], now: datetime, first_poll_at: datetime
     ) -> tuple[bool, StoredJob]:
         """Start following a job. Idempotent: registering a known job keeps its state and adds the metadata
-        if it had none. Returns (created, job)."""
-        meta = {"M": {k: {"S": v} for k, v in metadata.items()}}
-        try:
-            # A job already known (a callback came first) keeps its status and its poll time.
-            item = self._open_job(
-                "register",
-                provider,
-                job_id,
-                now,
-                due_at=first_poll_at,
-                keep_due=True,
-                sets="caller_metadata = if_not_exists(caller_metadata, :meta), registered_at = if_not_exists(registered_at, :now)",
-                values={":meta": meta},
-            )
-        except _ConditionFailed:
-            # Already finished: keep the caller's metadata with it, change nothing else.
-            item = self._update(
-                "register",
-                Key=_key(provider, job_id),
-                UpdateExpression="SET caller_metadata = if_not_exists(caller_metadata, :meta)",
-                ExpressionAttributeValues={":meta": meta},
-                ReturnValues="ALL_NEW",
-            )["Attributes"]
-        return item.get("created_at", {}).get("S") == now.isoformat(), self._to_job(item)
+        if it had none (a registration without metadata stores none, so a later one can still add it).
+        Returns (created, job)."""
+        sets = "registered_at = if_not_exists(registered_at, :now)"
+        values: dict[str, Any] = {}
+        if metadata:
+            sets = f"caller_metadata = if_not_exists(caller_metadata, :meta), {sets}"
+            values[":meta"] = {"M": {k: {"S": v} for k, v in metadata.items()}}
+        for _ in range(2):
+            try:
+                # A job already known (a callback came first) keeps its status and its poll time.
+                item = self._open_job(
+                    "register",
+                    provider,
+                    job_id,
+                    now,
+                    due_at=first_poll_at,
+                    keep_due=True,
+                    sets=sets,
+                    values=values,
+                )
+                return item.get("created_at", {}).get("S") == now.isoformat(), self._to_job(item)
+            except _ConditionFailed:
+                pass
+            # Already finished: keep the caller's metadata with it, change nothing else. The item must still be
+            # there: one removed by its TTL meanwhile is registered afresh, not recreated as a bare fragment.
+            if not metadata:
+                job = self.get(provider, job_id)
+                if job is not None:
+                    return False, job
+                continue
+            try:
+                item = self._update(
+                    "register",
+                    Key=_key(provider, job_id),
+                    UpdateExpression="SET caller_metadata = if_not_exists(caller_metadata, :meta)",
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeValues={":meta": values[":meta"]},
+                    ReturnValues="ALL_NEW",
+                )["Attributes"]
+                return False, self._to_job(item)
+            except _ConditionFailed:
+                continue
+        raise StorageError(
+            f"register {provider}/{job_id}: the job changed while it was registered; try again"
+        )
 
     def record(
         self,
