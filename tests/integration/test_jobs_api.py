@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from tests.conftest import FakeAws
 from tests.helpers import huawei_signature, with_changes
 from tests.integration.conftest import HUAWEI_SEEDS, ApiClient
@@ -113,6 +115,27 @@ def test_a_finished_job_removed_by_its_ttl_while_it_is_registered_is_registered_
     assert created
     assert (job.status, job.caller_metadata) == (JobStatus.PENDING, {"content_id": "c-1"})
     assert [j.job_id for j in store.due_jobs("huawei-video", now)] == ["job-old"]
+
+
+@pytest.mark.parametrize("content_type", ["Application/JSON", "APPLICATION/JSON; charset=UTF-8"])
+def test_the_content_type_is_matched_without_regard_to_case(
+    api: ApiClient, aws: FakeAws, content_type: str
+) -> None:
+    response = api.register({"provider": "alibaba-mps", "job_id": "job-1"}, content_type=content_type)
+
+    assert response.status == 201, response.body
+
+
+def test_a_job_id_longer_than_any_job_can_have_is_a_404_not_a_storage_error(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # DynamoDB refuses keys over 2,048 bytes (ValidationException, which would be a 503); moto does not, so
+    # the test reads the answer the handler gives without asking the table
+    response = api.get_job("alibaba-mps", "j" * 3000)
+
+    assert response.status == 404
+    assert response.body["error"]["code"] == "not_found"
+    assert "at most 512" in response.body["error"]["message"]
 
 
 def test_unknown_job_is_a_404(api: ApiClient, aws: FakeAws) -> None:

@@ -34,7 +34,7 @@ from verdict_relay.handlers import http_errors
 from verdict_relay.handlers.dependencies import dependencies
 from verdict_relay.logic import callbacks
 from verdict_relay.models.jobs import RegisterJobRequest
-from verdict_relay.models.verdict import PROVIDER_NAMES, Verdict
+from verdict_relay.models.verdict import MAX_JOB_ID_LENGTH, PROVIDER_NAMES, Verdict
 from verdict_relay.observability import count, logger, metrics
 from verdict_relay.providers.base import CallbackRequest, VerifyContext
 from verdict_relay.providers.registry import get_adapter
@@ -186,11 +186,18 @@ def register_job(job: RegisterJobRequest) -> Response[dict[str, Any]]:
 def get_job(provider: str, job_id: str) -> Verdict:
     if provider not in PROVIDER_NAMES:
         raise UnknownProviderError(provider)
+    if len(job_id) > MAX_JOB_ID_LENGTH:  # no job has such an id, and DynamoDB would refuse the key
+        raise NotFoundError(f"no job with an id of {len(job_id)} characters (at most {MAX_JOB_ID_LENGTH})")
     stored = dependencies().store.get(provider, job_id)
     if stored is None:
         raise NotFoundError(f"no job {job_id} for provider {provider}")
     count("JobRead", provider)
     return stored.public_verdict()
+
+
+def _lower_media_type(value: str) -> str:
+    media_type, separator, parameters = value.partition(";")
+    return media_type.strip().lower() + separator + parameters
 
 
 def openapi_document() -> str:
@@ -215,12 +222,21 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 def _reject_non_json_job_request(event: dict[str, Any]) -> dict[str, Any] | None:
     """``POST /jobs`` takes JSON only. Checked before the resolver, whose validation would otherwise try to
-    parse form or multipart bodies."""
+    parse form or multipart bodies. Media types are case-insensitive: an accepted one is passed on in lower
+    case, which is the only spelling the resolver's validation knows."""
     if event.get("httpMethod") != "POST" or event.get("resource") != "/jobs":
         return None
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     media_type = (headers.get("content-type") or "application/json").split(";", 1)[0].strip().lower()
     if media_type == "application/json":
+        for field in ("headers", "multiValueHeaders"):
+            for name, value in list((event.get(field) or {}).items()):
+                if name.lower() == "content-type":
+                    event[field][name] = (
+                        [_lower_media_type(v) for v in value]
+                        if isinstance(value, list)
+                        else _lower_media_type(value)
+                    )
         return None
     count("Rejected415")
     return http_errors.proxy_error(

@@ -9,7 +9,7 @@ from typing import Annotated, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-from verdict_relay.models.verdict import JobStatus, ProviderName, Verdict
+from verdict_relay.models.verdict import MAX_JOB_ID_LENGTH, JobStatus, ProviderName, Verdict
 
 
 class Transition(StrEnum):
@@ -104,7 +104,7 @@ class RegisterJobRequest(BaseModel):
     provider: ProviderName
     job_id: str = Field(
         min_length=1,
-        max_length=512,
+        max_length=MAX_JOB_ID_LENGTH,
         pattern=r"^[^\s#\x00-\x1f\x7f-\x9f]+$",
         description="The provider's job id: no whitespace, control characters or '#'",
     )

@@ -69,6 +69,10 @@ def worst(suggestions: list[Suggestion]) -> Suggestion | None:
     return max(suggestions, key=lambda s: s.severity, default=None)
 
 
+MAX_JOB_ID_LENGTH = 512
+"""The longest job id accepted from a provider or a caller (DynamoDB keys take at most 2,048 bytes)."""
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
@@ -128,7 +132,7 @@ class Verdict(_Model):
 
     schema_version: Literal["1.0"] = SCHEMA_VERSION
     provider: ProviderName
-    job_id: str = Field(min_length=1, max_length=512)
+    job_id: str = Field(min_length=1, max_length=MAX_JOB_ID_LENGTH)
     status: JobStatus
     suggestion: Suggestion | None = Field(
         default=None,
