@@ -44,7 +44,9 @@ class ApiClient:
         result = lambda_handler(event, LambdaContext())
         raw = result.get("body")
         body = json.loads(raw) if raw else None
-        return ApiResponse(result["statusCode"], body, result.get("headers") or {})
+        headers = {**(result.get("headers") or {})}
+        headers.update({k: v[-1] for k, v in (result.get("multiValueHeaders") or {}).items() if v})
+        return ApiResponse(result["statusCode"], body, headers)
 
     def callback(
         self,

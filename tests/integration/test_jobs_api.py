@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +14,7 @@ from tests.helpers import huawei_signature, with_changes
 from tests.integration.conftest import HUAWEI_SEEDS, ApiClient
 from verdict_relay.dal.archive import PayloadArchive
 from verdict_relay.dal.store import JobStore
-from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
+from verdict_relay.models.verdict import Finding, JobStatus, Suggestion, Verdict
 
 
 def test_registering_a_job_makes_it_outstanding_for_the_poller(api: ApiClient, aws: FakeAws) -> None:
@@ -136,6 +138,48 @@ def test_a_job_id_longer_than_any_job_can_have_is_a_404_not_a_storage_error(
     assert response.status == 404
     assert response.body["error"]["code"] == "not_found"
     assert "at most 512" in response.body["error"]["message"]
+
+
+def test_a_verdict_too_large_for_a_lambda_response_is_read_trimmed_and_says_so(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # Given a verdict of 30,000 findings (about 7 MB of JSON: a long video), archived to S3
+    store = JobStore(
+        aws.resources.table_name,
+        aws.session.client("dynamodb"),
+        PayloadArchive(aws.resources.bucket, lambda: aws.session.client("s3")),
+    )
+    findings = [
+        Finding(
+            category="porn",
+            label=f"label-{i}",
+            confidence=0.5 if i else 0.99,
+            suggestion=Suggestion.BLOCK if i == 0 else Suggestion.REVIEW,
+            time_offset=float(i),
+            text=hashlib.sha256(str(i).encode()).hexdigest() * 2,  # recognized text compresses little
+        )
+        for i in range(30_000)
+    ]
+    huge = Verdict(
+        provider="huawei-video",
+        job_id="job-long",
+        status=JobStatus.SUCCEEDED,
+        suggestion=Suggestion.BLOCK,
+        findings=findings,
+        decided_by="provider",
+    )  # type: ignore[call-arg]
+    assert len(huge.model_dump_json()) > 6 * 1024 * 1024
+    store.record(huge, b"{}", datetime.now(UTC), publish=False)
+    assert any(key.startswith("verdicts/") for key in aws.bucket_keys())
+
+    response = api.get_job("huawei-video", "job-long")
+
+    # Then it fits what Lambda may return, keeps the strongest finding, and the header says it was trimmed
+    assert response.status == 200
+    assert response.headers.get("X-Findings-Truncated") == "true"
+    assert len(json.dumps(response.body)) <= 5_000_000
+    assert response.body["findings"][0]["label"] == "label-0"
+    assert 0 < len(response.body["findings"]) < 30_000
 
 
 def test_unknown_job_is_a_404(api: ApiClient, aws: FakeAws) -> None:

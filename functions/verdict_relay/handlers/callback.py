@@ -23,6 +23,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from verdict_relay.dal.publisher import message_for
 from verdict_relay.errors import (
     MalformedPayloadError,
     NotFoundError,
@@ -41,6 +42,10 @@ from verdict_relay.providers.registry import get_adapter
 
 app = APIGatewayRestResolver(enable_validation=True)
 http_errors.register(app)
+
+MAX_RESPONSE_BYTES = 5_000_000
+"""Lambda hands API Gateway at most 6 MB, the body's quotes escaped once more inside the proxy response."""
+TRUNCATED_HEADER = "X-Findings-Truncated"
 
 CALLBACK_CONTENT_TYPES: dict[str, tuple[str, ...]] = {
     "alibaba-mps": ("application/json", "text/xml", "application/xml", "text/plain"),
@@ -179,11 +184,17 @@ def register_job(job: RegisterJobRequest) -> Response[dict[str, Any]]:
     summary="The canonical verdict of a job",
     tags=["jobs"],
     responses={
-        200: {"description": "The verdict", "content": {"application/json": {"model": Verdict}}},
+        200: {
+            "description": (
+                f"The verdict. One over {MAX_RESPONSE_BYTES:,} bytes is trimmed as SNS messages are (its strongest"
+                f" findings first), and the header {TRUNCATED_HEADER}: true says so."
+            ),
+            "content": {"application/json": {"model": Verdict}},
+        },
         **http_errors.error_responses(404, 500, 503),
     },
 )
-def get_job(provider: str, job_id: str) -> Verdict:
+def get_job(provider: str, job_id: str) -> Response[str]:
     if provider not in PROVIDER_NAMES:
         raise UnknownProviderError(provider)
     if len(job_id) > MAX_JOB_ID_LENGTH:  # no job has such an id, and DynamoDB would refuse the key
@@ -192,7 +203,13 @@ def get_job(provider: str, job_id: str) -> Verdict:
     if stored is None:
         raise NotFoundError(f"no job {job_id} for provider {provider}")
     count("JobRead", provider)
-    return stored.public_verdict()
+    body, truncated = message_for(stored.public_verdict(), MAX_RESPONSE_BYTES)
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=body,
+        headers={TRUNCATED_HEADER: "true"} if truncated else None,
+    )
 
 
 def _lower_media_type(value: str) -> str:
