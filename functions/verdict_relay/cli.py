@@ -224,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--providers", metavar="FILE", help="providers document with real endpoints and credentials"
     )
     local.add_argument("--jobs", type=int, default=5, help="with --simulate: jobs per provider (default 5)")
+    local.add_argument(
+        "--exit-when-done",
+        action="store_true",
+        help="with --simulate: exit once every simulated job has its verdict (default: keep serving)",
+    )
     local.set_defaults(run=_local)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of the canonical verdict")
@@ -284,7 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"verdict-relay: {exc.message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as exc:
-        print(f"verdict-relay: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"verdict-relay: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return code
 

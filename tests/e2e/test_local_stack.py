@@ -25,7 +25,7 @@ def _environment() -> dict[str, str]:
 
 
 def test_simulated_run_ends_with_every_job_verdict_as_expected() -> None:
-    # When a user runs the simulation (make run ARGS="--duration 60")
+    # When a script runs the simulation to its end (make run ARGS="--duration 60 --exit-when-done")
     result = subprocess.run(
         [
             sys.executable,
@@ -39,6 +39,7 @@ def test_simulated_run_ends_with_every_job_verdict_as_expected() -> None:
             "0",
             "--poll-interval",
             "1",
+            "--exit-when-done",
         ],
         capture_output=True,
         text=True,
@@ -48,8 +49,9 @@ def test_simulated_run_ends_with_every_job_verdict_as_expected() -> None:
         check=False,
     )
 
-    # Then it exits 0 with a summary: every job as expected, duplicates published once, expired as review
+    # Then it exits 0 once done, with a summary: every job as expected, duplicates published once, expired as review
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "every simulated job has its verdict: all 25 as expected\n" in result.stdout
     summary = json.loads(result.stdout[result.stdout.index("{\n") :])
     assert summary["ok"] is True
     assert summary["resolved"] == summary["jobs"] == 25

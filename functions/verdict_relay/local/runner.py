@@ -1,7 +1,11 @@
 """Runs the local stack from the command line: prints where it is and how to call it, then what it publishes.
 
-With ``--simulate`` the provider simulator plays all five providers (``local.scenario``); on exit a summary,
-and exit status 1 if any simulated job ended without the verdict the simulator expected.
+With ``--simulate`` the provider simulator plays all five providers (``local.scenario``). When every simulated
+job has its verdict, one line says whether all are as expected, and the stack keeps serving until Ctrl-C,
+SIGTERM or ``--duration`` (``--exit-when-done`` stops there). On exit a summary, and exit status 1 if a
+finished job ended without the verdict the simulator expected; jobs stopped before they finished count as
+unfinished, not as wrong. The work directory (the providers document, with its credentials) is removed on
+every exit.
 """
 
 from __future__ import annotations
@@ -9,23 +13,35 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import shutil
 import signal
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from verdict_relay.local.stack import LocalStack
+from verdict_relay.cli import EXIT_BAD_INPUT
+from verdict_relay.local.stack import LocalStack, PortInUseError
 
-CURL_EXAMPLES = """\
-  curl -s {base}/jobs -H 'Content-Type: application/json' \\
-       -d '{{"provider": "alibaba-mps", "job_id": "job-1", "metadata": {{"content_id": "c-1"}}}}'
-  curl -s {base}/jobs/alibaba-mps/job-1
-  curl -s {base}/callbacks/azure-review?token=<a callback token> -H 'Content-Type: application/json' \\
-       -d @events/providers/azure-review/job-callback.json
-"""
+if TYPE_CHECKING:
+    from verdict_relay.local.scenario import Scenario
+
+PUBLISH_SETTLE_S = 3.0
+"""How long a summary waits for publishes in flight: a verdict stored a moment ago is published a moment later."""
+SAMPLE_CALLBACK = Path("events/providers/azure-review/job-callback.json")
+OPERATOR_ENVIRONMENT = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+    "TABLE_NAME",
+    "TOPIC_ARN",
+    "RAW_PAYLOAD_BUCKET",
+    "PROVIDERS_FILE",
+)
 
 
 def _print(line: str) -> None:
@@ -33,82 +49,190 @@ def _print(line: str) -> None:
     sys.stdout.flush()
 
 
-def run_local(args: argparse.Namespace) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="verdict-relay-local-"))
-    scenario: Any = None
-    if args.simulate:
-        from verdict_relay.local.scenario import Scenario
+class _Published:
+    """The verdict topic's messages, printed as they arrive (from the stack's watcher thread)."""
 
-        scenario = Scenario(jobs_per_provider=args.jobs).start()
-        providers_file = scenario.write_providers_document(workdir / "providers.json")
-    elif args.providers:
-        providers_file = Path(args.providers)
-    else:
-        providers_file = workdir / "providers.json"
-        providers_file.write_text("{}", encoding="utf-8")
+    def __init__(self) -> None:
+        self._messages: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
 
-    published: list[dict[str, Any]] = []
-    lock = threading.Lock()
-
-    def on_published(message: dict[str, Any]) -> None:
+    def __call__(self, message: dict[str, Any]) -> None:
         verdict = message["verdict"]
-        with lock:
-            published.append(message)
+        with self._lock:
+            self._messages.append(message)
         _print(
             f"published  {verdict['provider']:<18} {verdict['job_id']:<28} {verdict['status']:<9} "
             f"{verdict.get('suggestion')}"
         )
 
-    stack = LocalStack(
-        providers_file, port=args.port, poll_interval_s=args.poll_interval, on_published=on_published
-    )
-    stack.start()
-    _print(f"Verdict Relay local stack: {stack.base_url}")
-    _print(
-        f"  POST {stack.base_url}/callbacks/{{provider}}   POST {stack.base_url}/jobs   GET {stack.base_url}/jobs/{{provider}}/{{job_id}}"
-    )
-    _print(CURL_EXAMPLES.format(base=stack.base_url))
-    assert stack.resources is not None
-    env = " ".join(
-        f"{k}={os.environ[k]}"
-        for k in (
-            "AWS_ENDPOINT_URL",
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_DEFAULT_REGION",
-            "TABLE_NAME",
-            "TOPIC_ARN",
-            "RAW_PAYLOAD_BUCKET",
-            "PROVIDERS_FILE",
-        )
-    )
-    _print(f"  operator commands against this stack:\n  {env} verdict-relay jobs list --status pending\n")
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._messages)
 
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+def _sample_callback() -> str:
+    """The sample callback's path for ``curl -d @``: absolute in a checkout, so the command works from anywhere."""
+    checkout = Path(__file__).resolve().parents[3] / SAMPLE_CALLBACK
+    return shlex.quote(str(checkout)) if checkout.is_file() else str(SAMPLE_CALLBACK)
+
+
+def curl_examples(base: str, azure_token: str | None) -> str:
+    """``curl`` commands to paste into a shell.
+
+    With the simulator (``azure_token`` given) they concern jobs it knows as finished
+    (``scenario.EXAMPLE_JOBS``), so each leads to a verdict; otherwise the callback token is a placeholder.
+    """
+    from verdict_relay.local.scenario import ALIBABA_EXAMPLE_JOB, AZURE_EXAMPLE_JOB, EXAMPLE_JOBS
+
+    register = json.dumps(
+        {"provider": "alibaba-mps", "job_id": ALIBABA_EXAMPLE_JOB, "metadata": {"content_id": "c-1"}}
+    )
+    token = azure_token or "<your callback token>"
+    lines = [
+        f"  curl -s '{base}/jobs' -H 'Content-Type: application/json' \\",
+        f"       -d '{register}'",
+        f"  curl -s '{base}/jobs/alibaba-mps/{ALIBABA_EXAMPLE_JOB}'",
+        f"  curl -s '{base}/callbacks/azure-review?token={token}' -H 'Content-Type: application/json' \\",
+        f"       -d @{_sample_callback()}",
+        f"  curl -s '{base}/jobs/azure-review/{AZURE_EXAMPLE_JOB}'",
+    ]
+    if azure_token is None:
+        return "\n".join(lines) + "\n"
+    alibaba = EXAMPLE_JOBS[("alibaba-mps", ALIBABA_EXAMPLE_JOB)]
+    azure = EXAMPLE_JOBS[("azure-review", AZURE_EXAMPLE_JOB)]
+    lines[2] += f"  # {alibaba} once the poller has fetched it (a few seconds)"
+    lines[5] += f"  # {azure}"
+    header = "  # examples: jobs the simulator knows as finished, outside the scenario"
+    return "\n".join([header, *lines]) + "\n"
+
+
+def _console_script() -> str:
+    """The venv's ``verdict-relay``, which is on PATH only when the venv is activated."""
+    script = Path(sys.executable).parent / "verdict-relay"
+    return shlex.quote(str(script)) if script.exists() else "verdict-relay"
+
+
+def _callback_token(providers_file: Path) -> str:
+    document = json.loads(providers_file.read_text(encoding="utf-8"))
+    return str(document["azure-review"]["callback"]["tokens"][0])
+
+
+def _print_banner(stack: LocalStack, azure_token: str | None) -> None:
+    base = stack.base_url
+    _print(f"Verdict Relay local stack: {base}")
+    _print(
+        f"  POST {base}/callbacks/{{provider}}   POST {base}/jobs   GET {base}/jobs/{{provider}}/{{job_id}}"
+    )
+    _print(curl_examples(base, azure_token))
+    env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in OPERATOR_ENVIRONMENT)
+    _print(
+        f"  operator commands against this stack:\n  {env} {_console_script()} jobs list --status pending\n"
+    )
+
+
+def _settled_summary(scenario: Scenario, stack: LocalStack, published: _Published) -> dict[str, Any]:
+    deadline = time.monotonic() + PUBLISH_SETTLE_S
+    summary = scenario.summary(stack, published.snapshot())
+    while not summary["ok"] and time.monotonic() < deadline:
+        time.sleep(0.25)
+        summary = scenario.summary(stack, published.snapshot())
+    return summary
+
+
+def completion_line(summary: dict[str, Any], args: argparse.Namespace) -> str:
+    """What the runner says when every simulated job has its verdict."""
+    if summary["ok"]:
+        result = f"all {summary['jobs']} as expected"
+    else:
+        problems = []
+        if summary["mismatches"]:
+            problems.append(f"{len(summary['mismatches'])} of {summary['jobs']} not as expected")
+        if summary["errors"]:
+            problems.append(f"{len(summary['errors'])} simulator requests failed")
+        result = ", ".join(problems) + " (details in the summary at exit)"
+    if args.exit_when_done:
+        return f"every simulated job has its verdict: {result}"
+    until = "Ctrl-C or --duration" if args.duration is not None else "Ctrl-C"
+    return f"every simulated job has its verdict: {result}; serving until {until}"
+
+
+def _serve(
+    args: argparse.Namespace,
+    stack: LocalStack,
+    scenario: Scenario | None,
+    published: _Published,
+    stop: threading.Event,
+) -> dict[str, Any] | None:
+    """Serve until stopped; the scenario's summary (None without one)."""
     started = time.monotonic()
     if scenario is not None:
         scenario.run_against(stack.base_url, stop)
+    scenario_done = scenario is None
     last_view = 0.0
     while not stop.is_set():
         if args.duration is not None and time.monotonic() - started >= args.duration:
             break
-        if scenario is not None and scenario.finished(stack):
-            _print("every simulated job has its verdict")
-            break
-        if scenario is not None and time.monotonic() - last_view >= 5:
-            last_view = time.monotonic()
-            _print(scenario.live_view(stack, published))
+        if scenario is not None and not scenario_done:
+            if scenario.finished(stack):
+                scenario_done = True
+                _print(completion_line(_settled_summary(scenario, stack, published), args))
+                if args.exit_when_done:
+                    break
+            elif time.monotonic() - last_view >= 5:
+                last_view = time.monotonic()
+                _print(scenario.live_view(stack, published.snapshot()))
         stop.wait(0.5)
+    return _settled_summary(scenario, stack, published) if scenario is not None else None
 
-    summary = scenario.summary(stack, published) if scenario is not None else None
-    stack.stop()  # the poller stops before the simulated providers do
-    if scenario is not None:
-        scenario.stop()
+
+def _run(args: argparse.Namespace, workdir: Path, stop: threading.Event) -> int:
+    scenario: Scenario | None = None
+    stack: LocalStack | None = None
+    azure_token = None
+    try:
+        if args.simulate:
+            from verdict_relay.local.scenario import Scenario
+
+            scenario = Scenario(jobs_per_provider=args.jobs).start()
+            providers_file = scenario.write_providers_document(workdir / "providers.json")
+            azure_token = _callback_token(providers_file)
+        elif args.providers:
+            providers_file = Path(args.providers)
+        else:
+            providers_file = workdir / "providers.json"
+            providers_file.write_text("{}", encoding="utf-8")
+        published = _Published()
+        stack = LocalStack(
+            providers_file, port=args.port, poll_interval_s=args.poll_interval, on_published=published
+        )
+        stack.start()
+        _print_banner(stack, azure_token)
+        summary = _serve(args, stack, scenario, published, stop)
+    finally:
+        if stack is not None:
+            stack.stop()  # the poller stops before the simulated providers do
+        if scenario is not None:
+            scenario.stop()
+    assert stack is not None
     for error in stack.poll_errors:
         _print(f"poller error: {error}")
     if summary is None:
         return 0
     _print(json.dumps(summary, indent=2))
     return 0 if summary["ok"] else 1
+
+
+def run_local(args: argparse.Namespace) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="verdict-relay-local-"))
+    stop = threading.Event()
+    # Set from the start, so a Ctrl-C during startup also ends in the summary and the cleanup below.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _run(args, workdir, stop)
+    except PortInUseError as exc:
+        print(f"verdict-relay: {exc}: choose another with --port (0 picks a free one)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -6,14 +6,18 @@
 * the real poller handler, invoked every ``poll_interval`` seconds with a Lambda's 60 s budget, and the real
   poll worker handler consuming the fan-out queue;
 * an SQS queue subscribed to the verdict topic, whose messages are handed to ``on_published``.
+
+Metrics are not printed: nothing here reads them, and their JSON lines would break up the runner's output.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +49,29 @@ def sqs_event(messages: list[dict[str, Any]], queue: str = "PollQueue") -> dict[
             for message in messages
         ]
     }
+
+
+class PortInUseError(Exception):
+    """The HTTP API's port is taken by another process."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(f"port {port} on 127.0.0.1 is already in use")
+        self.port = port
+
+
+def _silence_metrics() -> None:
+    """Keep Powertools metrics off stdout in this process.
+
+    POWERTOOLS_METRICS_DISABLED only skips the flush after each invocation: Powertools 3.x still prints the
+    ColdStart metric, and prints the metrics it keeps (and no longer clears) once 100 have accumulated.
+    """
+    from aws_lambda_powertools.metrics.provider import cold_start
+
+    from verdict_relay.observability import metrics
+
+    cold_start.is_cold_start = False
+    metrics.provider.add_metric = lambda *_args, **_kwargs: None  # type: ignore[method-assign]
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
 def free_port() -> int:
@@ -143,7 +170,13 @@ class LocalStack:
         from verdict_relay.handlers.dependencies import dependencies
 
         dependencies.cache_clear()
-        self.api = LocalHttpApi(lambda_handler, port=self._port).start()
+        _silence_metrics()
+        try:
+            self.api = LocalHttpApi(lambda_handler, port=self._port).start()
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUseError(self._port) from exc
+            raise
         self._spawn(self._watch_topic, "published")
         self._spawn(self._poll_forever, "poller")
         self._spawn(self._work_poll_queue, "poll-worker")

@@ -1,0 +1,218 @@
+"""``verdict-relay local --simulate`` as a user runs it: what it prints works, it serves until stopped, and it
+leaves nothing behind.
+
+The tests of the shared run go in file order: the last one stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BASH = shutil.which("bash") or "/bin/bash"
+
+
+def _environment(tmpdir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env["TMPDIR"] = str(tmpdir)  # where the run makes its work directory
+    return env
+
+
+class LocalRun:
+    """A ``verdict-relay local`` process, its output collected line by line."""
+
+    def __init__(self, args: list[str], tmpdir: Path) -> None:
+        self.tmpdir = tmpdir
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "verdict_relay.cli", "local", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+            env=_environment(tmpdir),
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, text: str, timeout: float) -> int:
+        """Index of the first output line containing ``text``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for index, line in enumerate(list(self.lines)):
+                if text in line:
+                    return index
+            if self.process.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"no line with {text!r} in:\n" + "\n".join(self.lines[-40:]))
+
+    def banner(self) -> list[str]:
+        """The lines printed before the first live view line."""
+        return self.lines[: self.wait_for("operator commands against this stack", 60) + 2]
+
+    @property
+    def base_url(self) -> str:
+        return self.lines[self.wait_for("Verdict Relay local stack: ", 60)].split(": ", 1)[1]
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.wait()
+
+    def wait(self) -> int:
+        code = self.process.wait(timeout=60)
+        self._reader.join(timeout=10)
+        return code
+
+    def summary(self) -> dict[str, Any]:
+        output = "\n".join(self.lines)
+        return dict(json.loads(output[output.rindex("\n{\n") :]))
+
+    def work_dirs(self) -> list[Path]:
+        return list(self.tmpdir.glob("verdict-relay-local-*"))
+
+
+def _bash(command: str, cwd: Path) -> str:
+    """Run a pasted command as a user's shell would, without the venv on PATH."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(cwd)}
+    result = subprocess.run(
+        [BASH, "-c", command], capture_output=True, text=True, cwd=cwd, env=env, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun]:
+    # One job per provider keeps the scenario short; --duration only bounds a run the tests fail to stop.
+    run = LocalRun(
+        ["--simulate", "--jobs", "1", "--port", "0", "--poll-interval", "1", "--duration", "120"],
+        tmp_path_factory.mktemp("tmpdir"),
+    )
+    yield run
+    run.stop()
+
+
+def _examples(run: LocalRun) -> list[str]:
+    banner = run.banner()
+    start = next(i for i, line in enumerate(banner) if line.startswith("  # examples:"))
+    end = next(i for i in range(start, len(banner)) if not banner[i].strip())
+    return banner[start:end]
+
+
+def _verdict_once_finished(command: str, cwd: Path) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        verdict = dict(json.loads(_bash(command, cwd)))
+        if verdict["status"] != "pending" or time.monotonic() > deadline:
+            return verdict
+        time.sleep(0.5)
+
+
+def test_printed_curl_examples_work_pasted_into_a_shell_and_lead_to_verdicts(
+    simulated: LocalRun, tmp_path: Path
+) -> None:
+    # Given the examples the simulated stack prints
+    examples = _examples(simulated)
+
+    # When a user pastes them into bash, from any directory
+    _bash("\n".join(examples), tmp_path)
+
+    # Then the registered Alibaba job and the Azure job of the sample callback get the verdicts announced
+    reads = [
+        line.split("  #")[0]
+        for line in examples
+        if "curl -s" in line and " -d" not in line and "-H" not in line
+    ]
+    alibaba = _verdict_once_finished(next(r for r in reads if "/jobs/alibaba-mps/" in r), tmp_path)
+    azure = _verdict_once_finished(next(r for r in reads if "/jobs/azure-review/" in r), tmp_path)
+    assert (alibaba["status"], alibaba["suggestion"]) == ("succeeded", "block")
+    assert (azure["status"], azure["suggestion"]) == ("succeeded", "review")
+
+
+def test_printed_operator_command_runs_without_the_venv_on_path(simulated: LocalRun, tmp_path: Path) -> None:
+    banner = simulated.banner()
+    command = banner[banner.index("  operator commands against this stack:") + 1].strip()
+
+    assert str(Path(sys.executable).parent / "verdict-relay") in command
+    assert isinstance(json.loads(_bash(command, tmp_path)), list)
+
+
+def test_simulated_stack_keeps_serving_once_every_job_has_its_verdict(simulated: LocalRun) -> None:
+    done = simulated.lines[simulated.wait_for("every simulated job has its verdict", 90)]
+
+    assert (
+        done == "every simulated job has its verdict: all 5 as expected; serving until Ctrl-C or --duration"
+    )
+    time.sleep(1)
+    assert simulated.process.poll() is None
+    with urllib.request.urlopen(
+        f"{simulated.base_url}/jobs/alibaba-mps/alibaba-mps-job-0", timeout=15
+    ) as response:
+        assert json.loads(response.read())["suggestion"] == "block"
+
+
+def test_stopped_simulated_stack_sums_up_its_own_jobs_prints_no_metrics_and_leaves_nothing_behind(
+    simulated: LocalRun,
+) -> None:
+    # When the user stops it (SIGTERM, as Ctrl-C)
+    code = simulated.stop()
+
+    # Then it exits 0, the summary counts the scenario's publishes but not the examples' (published too)
+    assert code == 0, "\n".join(simulated.lines[-40:])
+    summary = simulated.summary()
+    assert summary["ok"] is True
+    assert summary["published"] == summary["jobs"] == 5
+    assert any(line.startswith("published  alibaba-mps        job-1 ") for line in simulated.lines)
+    # no Powertools metrics lines in the output, and no work directory (with its credentials) left
+    assert not [line for line in simulated.lines if line.startswith('{"_aws"')]
+    assert simulated.work_dirs() == []
+
+
+def test_ctrl_c_before_the_scenario_finishes_reports_unfinished_jobs_not_failure(tmp_path: Path) -> None:
+    run = LocalRun(["--simulate", "--port", "0", "--poll-interval", "1"], tmp_path)
+    run.banner()
+
+    code = run.stop(signal.SIGINT)
+
+    assert code == 0, "\n".join(run.lines[-40:])
+    summary = run.summary()
+    assert summary["unfinished"] > 0
+    assert summary["mismatches"] == []
+    assert run.work_dirs() == []
+
+
+def test_a_taken_port_is_named_with_the_option_to_choose_another(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = LocalRun(["--port", str(port), "--duration", "30"], tmp_path)
+        code = run.wait()
+
+    assert code == 2
+    assert run.lines == [
+        f"verdict-relay: port {port} on 127.0.0.1 is already in use: choose another with --port (0 picks a free one)"
+    ]
+    assert run.work_dirs() == []

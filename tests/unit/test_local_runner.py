@@ -1,0 +1,121 @@
+"""What ``verdict-relay local`` prints and how it judges the simulation, without starting the stack."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from verdict_relay.cli import main
+from verdict_relay.local import runner
+from verdict_relay.local.runner import completion_line, curl_examples
+from verdict_relay.local.scenario import AZURE_EXAMPLE_JOB, EXAMPLE_JOBS, Scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = "http://127.0.0.1:3000"
+
+
+def _commands(examples: str) -> list[list[str]]:
+    """The examples as a shell reads them: one argument list per command, comments dropped."""
+    return [shlex.split(command, comments=True) for command in examples.replace("\\\n", " ").splitlines()]
+
+
+def test_simulated_curl_examples_quote_urls_and_carry_the_local_token() -> None:
+    commands = _commands(curl_examples(BASE, "local-token"))
+
+    urls = [arg for command in commands if command for arg in command if arg.startswith(BASE)]
+    assert f"{BASE}/callbacks/azure-review?token=local-token" in urls
+    assert f"{BASE}/jobs/azure-review/{AZURE_EXAMPLE_JOB}" in urls
+    assert not any("<" in arg or ">" in arg for command in commands for arg in command)
+
+
+def test_curl_examples_without_the_simulator_keep_the_token_placeholder_inside_the_url() -> None:
+    commands = _commands(curl_examples(BASE, None))
+
+    assert [f"{BASE}/callbacks/azure-review?token=<your callback token>"] == [
+        arg for command in commands for arg in command if "token=" in arg
+    ]
+
+
+def test_the_azure_example_job_is_the_one_of_the_sample_callback() -> None:
+    sample = json.loads((ROOT / runner.SAMPLE_CALLBACK).read_text())
+
+    assert sample["JobId"] == AZURE_EXAMPLE_JOB
+    assert ("azure-review", AZURE_EXAMPLE_JOB) in EXAMPLE_JOBS
+
+
+def _block_job_message(provider: str, job_id: str) -> dict[str, Any]:
+    return {"verdict": {"provider": provider, "job_id": job_id}, "attributes": {}}
+
+
+def test_summary_counts_unfinished_jobs_apart_from_wrong_ones_and_ignores_example_publishes() -> None:
+    # Given a scenario of one job per provider (all "block, announced by callback")
+    scenario = Scenario(jobs_per_provider=1)
+    first, second, *rest = scenario.jobs
+    stored: dict[str, dict[str, Any]] = {j.job_id: {"status": "running", "suggestion": None} for j in rest}
+    stored[first.job_id] = {"status": "succeeded", "suggestion": "block"}
+    stored[second.job_id] = {"status": "succeeded", "suggestion": "pass"}
+    published = [
+        _block_job_message(first.provider, first.job_id),
+        _block_job_message(second.provider, second.job_id),
+        _block_job_message("alibaba-mps", "job-1"),
+    ]
+
+    # When it is judged
+    summary = scenario.judge(stored, published)
+
+    # Then only the finished wrong job is a mismatch; the rest are unfinished; the example's publish is not counted
+    assert [m["job_id"] for m in summary["mismatches"]] == [second.job_id]
+    assert summary["unfinished"] == len(rest)
+    assert summary["published"] == 2
+    assert summary["ok"] is False
+
+
+def test_summary_of_a_run_stopped_early_with_no_wrong_verdict_is_ok() -> None:
+    scenario = Scenario(jobs_per_provider=1)
+    stored = {j.job_id: {"status": None, "suggestion": None} for j in scenario.jobs}
+
+    summary = scenario.judge(stored, [])
+
+    assert summary["ok"] is True
+    assert summary["unfinished"] == summary["jobs"] == 5
+
+
+@pytest.mark.parametrize(
+    ("summary", "exit_when_done", "line"),
+    [
+        (
+            {"ok": True, "jobs": 25, "mismatches": [], "errors": []},
+            False,
+            "every simulated job has its verdict: all 25 as expected; serving until Ctrl-C",
+        ),
+        (
+            {"ok": False, "jobs": 25, "mismatches": [{}, {}], "errors": []},
+            True,
+            "every simulated job has its verdict: 2 of 25 not as expected (details in the summary at exit)",
+        ),
+    ],
+)
+def test_completion_line_gives_the_result_and_whether_the_stack_keeps_serving(
+    summary: dict[str, Any], exit_when_done: bool, line: str
+) -> None:
+    args = argparse.Namespace(exit_when_done=exit_when_done, duration=None)
+
+    assert completion_line(summary, args) == line
+
+
+def test_an_os_error_without_a_file_name_is_printed_without_none(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken_pipe(_args: argparse.Namespace) -> int:
+        raise OSError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(runner, "run_local", broken_pipe)
+
+    assert main(["local"]) == 2
+    assert capsys.readouterr().err == "verdict-relay: Broken pipe\n"
