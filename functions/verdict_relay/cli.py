@@ -15,16 +15,25 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from verdict_relay.errors import ConfigurationError, NotFoundError, VerdictRelayError
+from botocore.exceptions import BotoCoreError
+
+from verdict_relay.errors import ClientError, ConfigurationError, NotFoundError, VerdictRelayError
 from verdict_relay.models.verdict import PROVIDER_NAMES, Verdict
 
+if TYPE_CHECKING:
+    from verdict_relay.models.jobs import StoredJob
+
 EXIT_BAD_INPUT = 2
+MAX_INDEX_READ = 1_000_000
+"""Index entries ``jobs list`` reads at most while filtering (DynamoDB's Limit is a 32-bit integer)."""
 
 
 def verdict_schema() -> dict[str, object]:
@@ -88,10 +97,22 @@ def _print_json(value: object) -> None:
 def _jobs_register(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
+    from pydantic import ValidationError
+
     from verdict_relay.models.jobs import RegisterJobRequest
 
+    malformed = [item for item in args.meta if "=" not in item]
+    if malformed:
+        raise ClientError(f"--meta takes KEY=VALUE, got {malformed[0]!r}")
     metadata = dict(item.split("=", 1) for item in args.meta)
-    request = RegisterJobRequest(provider=args.provider, job_id=args.job_id, metadata=metadata)
+    try:
+        request = RegisterJobRequest(provider=args.provider, job_id=args.job_id, metadata=metadata)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise ClientError(problems) from exc
     now = datetime.now(UTC)
     created, job = _deps().store.register(request.provider, request.job_id, request.metadata, now, now)
     _print_json({"created": created, "verdict": job.public_verdict().model_dump(mode="json")})
@@ -119,21 +140,25 @@ def _jobs_show(args: argparse.Namespace) -> int:
 
 def _jobs_list(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
+    from itertools import islice
 
     store = _deps().store
     providers = [args.provider] if args.provider else list(PROVIDER_NAMES)
     rows = []
     for provider in providers:
+        jobs: Iterable[StoredJob]
         if args.status == "unpublished":  # the index holds keys only: read each job
             jobs = (
                 j for key in store.unpublished(provider, args.limit) if (j := store.get(*key)) is not None
             )
+        elif args.status == "due":
+            jobs = store.due_jobs(provider, datetime.now(UTC), args.limit)
         else:
-            moment = datetime.now(UTC) if args.status == "due" else datetime.max.replace(tzinfo=UTC)
-            jobs = store.due_jobs(provider, moment, args.limit)
+            # The index holds pending and running jobs alike: read on, page by page (each Query at most 1 MB),
+            # until the limit is reached after filtering.
+            outstanding = store.due_jobs(provider, datetime.max.replace(tzinfo=UTC), limit=MAX_INDEX_READ)
+            jobs = islice((j for j in outstanding if j.status.value == args.status), args.limit)
         for job in jobs:
-            if args.status in ("pending", "running") and job.status.value != args.status:
-                continue
             rows.append(
                 {
                     "provider": job.provider,
@@ -161,9 +186,9 @@ def _republish(args: argparse.Namespace) -> int:
             provider, _, job_id = ref.partition("/")
             if provider not in PROVIDER_NAMES or not job_id:
                 raise NotFoundError(f"--job takes PROVIDER/JOB_ID, got '{ref}'")
-            results[ref] = ingest.republish(provider, job_id, now)
+            results[ref] = ingest.republish(provider, job_id, now, force=args.force)
         _print_json({"republished": results})
-        return 0 if all(results.values()) else 1
+        return 0 if all(outcome == "published" for outcome in results.values()) else 1
     providers = [args.provider] if args.provider else list(PROVIDER_NAMES)
     _print_json({"published_owed": {p: ingest.publish_owed(p, now, limit=args.limit) for p in providers}})
     return 0
@@ -270,11 +295,18 @@ def build_parser() -> argparse.ArgumentParser:
         "republish",
         help="publish owed verdicts now, or send chosen ones again",
         description="Without --job: publish every verdict whose publish is owed (what the poller's sweep does). "
-        "With --job PROVIDER/JOB_ID: send that finished job's verdict to the topic again.",
+        "With --job PROVIDER/JOB_ID: send that finished job's verdict to the topic again; one whose publish is owed "
+        "is sent only if no other writer is sending it right now ('in_flight' otherwise), and a verdict the "
+        "policy does not publish only with --force.",
     )
     republish.add_argument("--provider", choices=PROVIDER_NAMES, help="only this provider's owed verdicts")
     republish.add_argument(
         "--job", action="append", metavar="PROVIDER/JOB_ID", help="a verdict to send again"
+    )
+    republish.add_argument(
+        "--force",
+        action="store_true",
+        help="with --job: also send verdicts the policy does not publish (pass)",
     )
     republish.add_argument("--limit", type=int, default=1000)
     republish.set_defaults(run=_republish)
@@ -288,6 +320,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (VerdictRelayError, ConfigurationError) as exc:
         print(f"verdict-relay: {exc.message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BotoCoreError as exc:  # no region, no credentials: before any request could be made
+        print(f"verdict-relay: AWS: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # The reader went away (| head): say nothing more, and keep the exit flush from failing too.
+        with contextlib.suppress(OSError):  # stdout without a file descriptor (captured) needs nothing
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"verdict-relay: {where}{exc.strerror or exc}", file=sys.stderr)

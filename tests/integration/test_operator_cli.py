@@ -85,7 +85,7 @@ def test_republish_of_a_chosen_job_sends_it_again(cli, aws: FakeAws) -> None:  #
     code, result = cli("republish", "--job", "huawei-video/op-3")
 
     assert code == 0
-    assert result["republished"] == {"huawei-video/op-3": True}
+    assert result["republished"] == {"huawei-video/op-3": "published"}
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["op-3"]
 
 
@@ -95,4 +95,107 @@ def test_republish_of_an_unfinished_job_fails(cli) -> None:  # type: ignore[no-u
     code, result = cli("republish", "--job", "alibaba-mps/op-4")
 
     assert code == 1
-    assert result["republished"] == {"alibaba-mps/op-4": False}
+    assert result["republished"] == {"alibaba-mps/op-4": "unfinished"}
+
+
+def test_republish_of_an_owed_verdict_another_writer_holds_does_not_send_it_too(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verdict_relay.handlers.dependencies import dependencies
+
+    # Given a verdict whose writer holds the publish claim (60 s) and could not publish yet (SNS is down)
+    monkeypatch.setenv("PUBLISH_CLAIM_SECONDS", "60")
+    dependencies.cache_clear()
+    sns = aws.session.client("sns")
+    endpoint = sns.list_subscriptions_by_topic(TopicArn=aws.resources.topic_arn)["Subscriptions"][0][
+        "Endpoint"
+    ]
+    sns.delete_topic(TopicArn=aws.resources.topic_arn)
+    finish_job("op-5")
+    sns.create_topic(Name=aws.resources.topic_arn.rsplit(":", 1)[1])
+    sns.subscribe(TopicArn=aws.resources.topic_arn, Protocol="sqs", Endpoint=endpoint)
+
+    code, result = cli("republish", "--job", "huawei-video/op-5")
+
+    # Then the operator is told it is in flight, and it is not sent a second time alongside its writer
+    assert code == 1
+    assert result["republished"] == {"huawei-video/op-5": "in_flight"}
+    assert aws.published() == []
+
+
+def test_republish_of_a_pass_verdict_needs_force(cli, aws: FakeAws) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from verdict_relay.handlers.dependencies import dependencies
+    from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
+
+    passed = Verdict(
+        provider="azure-review",
+        job_id="op-6",
+        status=JobStatus.SUCCEEDED,
+        suggestion=Suggestion.PASS,
+        decided_by="provider",
+    )  # type: ignore[call-arg]
+    dependencies().store.record(passed, b"{}", datetime.now(UTC), publish=False)
+
+    code, refused = cli("republish", "--job", "azure-review/op-6")
+    assert (code, refused["republished"]) == (1, {"azure-review/op-6": "not_published_by_policy"})
+    assert aws.published() == []
+
+    code, forced = cli("republish", "--job", "azure-review/op-6", "--force")
+    assert (code, forced["republished"]) == (0, {"azure-review/op-6": "published"})
+    assert [m["verdict"]["suggestion"] for m in aws.published()] == ["pass"]
+
+
+def test_list_by_status_fills_its_limit_after_filtering(cli) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from verdict_relay.handlers.dependencies import dependencies
+
+    # Given running jobs due before a pending one
+    for job_id in ("run-1", "run-2", "run-3"):
+        body = with_changes("huawei-video", "running", job_id=job_id)
+        ApiClient().callback(
+            "huawei-video", body, headers={"X-Auth-Signature": huawei_signature(HUAWEI_SEEDS[0], body)}
+        )
+        dependencies().store.reschedule("huawei-video", job_id, datetime.now(UTC) - timedelta(minutes=5), 1)
+    cli("jobs", "register", "--provider", "huawei-video", "--job-id", "pend-1")
+
+    code, listed = cli("jobs", "list", "--status", "pending", "--limit", "1")
+
+    assert code == 0
+    assert [row["job_id"] for row in listed] == ["pend-1"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--job-id", "j-1", "--meta", "content_id"], "--meta takes KEY=VALUE"),
+        (["--job-id", "has space"], "job_id"),
+    ],
+)
+def test_bad_registration_input_is_one_line_and_exit_2(  # type: ignore[no-untyped-def]
+    cli, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code = main(["jobs", "register", "--provider", "alibaba-mps", *argv])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_no_aws_region_is_a_one_line_error(  # type: ignore[no-untyped-def]
+    cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from verdict_relay.handlers.dependencies import dependencies
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    dependencies.cache_clear()
+
+    code = main(["jobs", "show", "--provider", "alibaba-mps", "--job-id", "j-1"])
+
+    assert code == 2
+    assert "region" in capsys.readouterr().err.lower()

@@ -112,10 +112,22 @@ def test_completion_line_gives_the_result_and_whether_the_stack_keeps_serving(
 def test_an_os_error_without_a_file_name_is_printed_without_none(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def broken_pipe(_args: argparse.Namespace) -> int:
-        raise OSError(errno.EPIPE, "Broken pipe")
+    def refused(_args: argparse.Namespace) -> int:
+        raise OSError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(runner, "run_local", broken_pipe)
+    monkeypatch.setattr(runner, "run_local", refused)
 
     assert main(["local"]) == 2
-    assert capsys.readouterr().err == "verdict-relay: Broken pipe\n"
+    assert capsys.readouterr().err == "verdict-relay: Permission denied\n"
+
+
+def test_a_reader_that_went_away_ends_the_command_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def reader_gone(_args: argparse.Namespace) -> int:
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")  # as printing into "| head" does
+
+    monkeypatch.setattr(runner, "run_local", reader_gone)
+
+    assert main(["local"]) == 1
+    assert capsys.readouterr().err == ""

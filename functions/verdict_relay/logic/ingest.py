@@ -111,13 +111,27 @@ class IngestService:
             if (job := self._store.claim_publish(key.provider, key.job_id, now)) is not None
         )
 
-    def republish(self, provider: str, job_id: str, now: datetime) -> bool:
+    def republish(self, provider: str, job_id: str, now: datetime, *, force: bool = False) -> str:
         """Send a finished job's verdict again (an operator's explicit choice, e.g. for a subscriber that lost
-        it). False if the job is unknown or unfinished."""
+        it). The outcome: ``published``; ``publish_failed`` (SNS refused it; an owed verdict stays owed);
+        ``unknown``; ``unfinished``; ``in_flight``: its publish is owed and another writer or the sweep holds it
+        right now, so it is about to go out and sending it here as well would duplicate it;
+        ``not_published_by_policy``: a verdict the policy does not publish (pass), sent only with ``force``."""
         job = self._store.get(provider, job_id)
-        if job is None or job.verdict is None or not job.status.is_terminal:
-            return False
-        return self._publish(job, now)
+        if job is None:
+            return "unknown"
+        if job.verdict is None or not job.status.is_terminal:
+            return "unfinished"
+        if job.publish_state == "pending":
+            claimed = self._store.claim_publish(
+                provider, job_id, now
+            )  # as the sweep does: one sender at a time
+            if claimed is None:
+                return "in_flight"
+            job = claimed
+        elif job.publish_state == "not_required" and not force:
+            return "not_published_by_policy"
+        return "published" if self._publish(job, now) else "publish_failed"
 
     def _publish(self, job: StoredJob, now: datetime) -> bool:
         verdict = job.public_verdict()
