@@ -30,9 +30,11 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
     came due later, and does not poll the provider itself: that would add this invocation's rate to theirs and
     break the provider's limit. A job the workers could not poll is due again once the hold ends.
 
-    The workers are shared by every provider, so a hold lasts until the whole queue can have drained: the
-    latest hold of any provider, plus this provider's jobs at its rate. Each batch carries its hold's end; a
-    worker that receives it later leaves the jobs to the scheduler, which may have sent them again.
+    The workers are shared by every provider, so a hold lasts until the whole queue can have drained: where
+    the latest hold of any provider expects it drained, plus this provider's jobs at its rate, plus one worker
+    budget of slack (added once, not once per schedule, so a trickle of newly due jobs does not push holds
+    ever later). Each batch carries its hold's end; a worker that receives it later leaves the jobs to the
+    scheduler, which may have sent them again.
     """
     queue = deps.poll_queue()
     if queue is None:
@@ -42,8 +44,10 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
     sent: dict[str, int] = {}
     holds = {provider: deps.store.fanout_hold(provider) for provider in poller.providers}
     started = datetime.now(UTC)
+    slack = timedelta(seconds=deps.settings.poll_worker_budget_seconds)  # for the batch picked up last
+    # When the queue is expected to be drained: the latest hold of any provider, without its slack.
     queue_drained = max(
-        (h.until for h in holds.values() if h is not None and h.until > started), default=started
+        (h.until - slack for h in holds.values() if h is not None and h.until > started), default=started
     )
     for provider in poller.providers:
         now = datetime.now(UTC)
@@ -70,13 +74,11 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
             if workers_active:
                 sent[provider] = 0  # nothing newly due, but the workers own this provider for now
             continue
-        until = max(queue_drained, now) + timedelta(
-            seconds=fanout.drain_seconds(
-                len(stored), rate, poller.batch_size(provider), deps.settings.poll_worker_budget_seconds
-            )
+        queue_drained = max(queue_drained, now) + timedelta(
+            seconds=fanout.drain_seconds(len(stored), rate, poller.batch_size(provider))
         )
+        until = queue_drained + slack
         queue.send([PollBatch(provider=provider, jobs=batch, until=until) for batch in plan.batches])
-        queue_drained = until
         # Held through the last job sent. When the read stopped at its limit, the second it stopped in may
         # hold more jobs: the next schedule reads that second again (a job sent twice is polled twice, once
         # as unfinished or finished; none is skipped).

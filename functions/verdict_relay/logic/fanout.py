@@ -66,8 +66,8 @@ def plan(
     return FanoutPlan(provider, here, batches)
 
 
-def drain_seconds(jobs: int, rate_per_s: float, jobs_per_request: int, worker_budget_s: float) -> float:
-    """How long the workers may need for ``jobs`` sent to them: the provider's rate over them, with the same
-    headroom as :func:`capacity`, plus one worker budget for the batch that is last to be picked up."""
+def drain_seconds(jobs: int, rate_per_s: float, jobs_per_request: int) -> float:
+    """How long the workers need for ``jobs`` at the provider's rate, with the same headroom as
+    :func:`capacity`. A hold adds one worker budget on top, once, for the batch that is picked up last."""
     per_second = max(rate_per_s * jobs_per_request * 0.8, 1e-6)
-    return jobs / per_second + worker_budget_s
+    return jobs / per_second
