@@ -10,7 +10,7 @@ A verdict too large for SNS (256 KB) is sent trimmed (its strongest findings onl
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -39,15 +39,22 @@ def _halvings(items: Sequence[T]) -> Iterator[Sequence[T]]:
         yield items[:keep]
 
 
-def message_for(verdict: Verdict, limit: int = MAX_MESSAGE_BYTES) -> tuple[str, bool]:
-    """The verdict's JSON in at most ``limit`` bytes (an SNS message by default), and whether it was trimmed.
+def utf8_size(body: str) -> int:
+    return len(body.encode("utf-8"))
+
+
+def message_for(
+    verdict: Verdict, limit: int = MAX_MESSAGE_BYTES, size: Callable[[str], int] = utf8_size
+) -> tuple[str, bool]:
+    """The verdict's JSON in at most ``limit`` bytes as ``size`` counts them (an SNS message by default), and
+    whether it was trimmed.
 
     Trimmed in this order until it fits: to the strongest findings, then to the first item errors, then to the
     verdict's core (ids, status, suggestion, times, the caller's metadata), then without the metadata. A verdict
     always has a message: one that could never be sent would stay owed for good.
     """
     body = verdict.model_dump_json()
-    if len(body.encode("utf-8")) <= limit:
+    if size(body) <= limit:
         return body, False
     findings = sorted(verdict.findings, key=_strength, reverse=True)
     core = verdict.model_copy(update={"findings": [], "item_errors": [], "error": None, "content": None})
@@ -61,7 +68,7 @@ def message_for(verdict: Verdict, limit: int = MAX_MESSAGE_BYTES) -> tuple[str, 
     )
     for candidate in trimmed:
         body = candidate.model_dump_json()
-        if len(body.encode("utf-8")) <= limit:
+        if size(body) <= limit:
             return body, True
     return core.model_copy(update={"metadata": {}}).model_dump_json(), True  # ids fit: job_id <= 512 chars
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -43,8 +44,9 @@ from verdict_relay.providers.registry import get_adapter
 app = APIGatewayRestResolver(enable_validation=True)
 http_errors.register(app)
 
-MAX_RESPONSE_BYTES = 5_000_000
-"""Lambda hands API Gateway at most 6 MB, the body's quotes escaped once more inside the proxy response."""
+MAX_RESPONSE_BYTES = 6_000_000
+"""A body's size inside the proxy response (:func:`_proxy_size`): Lambda returns at most 6 MB (6,291,456 bytes)
+for the whole response, which leaves room for its status and headers."""
 TRUNCATED_HEADER = "X-Findings-Truncated"
 
 CALLBACK_CONTENT_TYPES: dict[str, tuple[str, ...]] = {
@@ -186,8 +188,8 @@ def register_job(job: RegisterJobRequest) -> Response[dict[str, Any]]:
     responses={
         200: {
             "description": (
-                f"The verdict. One over {MAX_RESPONSE_BYTES:,} bytes is trimmed as SNS messages are (its strongest"
-                f" findings first), and the header {TRUNCATED_HEADER}: true says so."
+                "The verdict. One too large for a Lambda response (about 6 MB) is trimmed as SNS messages are"
+                f" (its strongest findings first), and the header {TRUNCATED_HEADER}: true says so."
             ),
             "content": {"application/json": {"model": Verdict}},
         },
@@ -203,13 +205,19 @@ def get_job(provider: str, job_id: str) -> Response[str]:
     if stored is None:
         raise NotFoundError(f"no job {job_id} for provider {provider}")
     count("JobRead", provider)
-    body, truncated = message_for(stored.public_verdict(), MAX_RESPONSE_BYTES)
+    body, truncated = message_for(stored.public_verdict(), MAX_RESPONSE_BYTES, _proxy_size)
     return Response(
         status_code=200,
         content_type=content_types.APPLICATION_JSON,
         body=body,
         headers={TRUNCATED_HEADER: "true"} if truncated else None,
     )
+
+
+def _proxy_size(body: str) -> int:
+    """The body's bytes in the proxy response, where it is a JSON string: its quotes, backslashes and control
+    characters are escaped once more (the runtime writes other characters as UTF-8)."""
+    return len(json.dumps(body, ensure_ascii=False).encode("utf-8"))
 
 
 def _lower_media_type(value: str) -> str:
