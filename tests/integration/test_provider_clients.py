@@ -21,6 +21,7 @@ import requests
 from verdict_relay.clients.base import (
     ProviderAuthError,
     ProviderClient,
+    ProviderOutOfTimeError,
     ProviderResponseError,
     ProviderThrottledError,
     ProviderUnavailableError,
@@ -590,6 +591,34 @@ def test_a_connection_failure_is_not_retried_past_the_deadline() -> None:
     with finish_within(3.0), pytest.raises(ProviderUnavailableError, match="no time left to retry"):
         client.fetch(["job-1"])
     client.close()
+
+
+def test_no_request_is_started_with_less_than_a_second_left(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    put_finished_job(simulator, "huawei-video", "job-1")
+    client = connect("huawei-video")
+
+    with finish_within(0.5), pytest.raises(ProviderOutOfTimeError):
+        client.fetch(["job-1"])
+
+    assert simulator.requests("huawei-video") == []
+
+
+def test_a_slow_answer_is_waited_for_only_as_long_as_the_time_left(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    put_finished_job(simulator, "huawei-video", "job-1")
+    simulator.inject("huawei-video", "slow:3")
+    client = connect("huawei-video", options=HttpOptions(read_timeout_s=5.0, backoff_factor=0.01))
+
+    started = time.monotonic()
+    with finish_within(1.5), pytest.raises(ProviderOutOfTimeError):
+        client.fetch(["job-1"])
+
+    assert (
+        time.monotonic() - started < 1.5
+    )  # not the 5 s read timeout, and not reported as the provider's fault
 
 
 def test_discover_refuses_times_without_a_zone(connect: Connect) -> None:

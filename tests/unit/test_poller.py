@@ -15,6 +15,7 @@ from verdict_relay.clients.base import (
     FetchResult,
     ProviderAuthError,
     ProviderClient,
+    ProviderOutOfTimeError,
     ProviderResponseError,
     ProviderUnavailableError,
 )
@@ -407,6 +408,19 @@ def test_after_the_cooldown_a_provider_still_failing_gets_one_request_not_one_pe
     assert report.providers["huawei-video"].left_due == 8
     assert world.breakers["huawei-video"].is_open
     assert len(world.due("huawei-video")) == 8
+
+
+def test_running_out_of_time_leaves_jobs_due_and_does_not_open_the_breaker(aws: FakeAws) -> None:
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    world.register("huawei-video", "j1")
+    client.failures = [ProviderOutOfTimeError("huawei-video: no time left for another request")] * 5
+
+    reports = [world.poller.run_cycle(PLENTY_OF_TIME) for _ in range(4)]
+
+    assert [r.providers["huawei-video"].left_due for r in reports] == [1, 1, 1, 1]
+    assert not world.breakers["huawei-video"].is_open
+    assert world.due("huawei-video") == ["j1"]
 
 
 def test_cycle_stops_taking_work_when_time_runs_low_and_leaves_the_rest_due(aws: FakeAws) -> None:

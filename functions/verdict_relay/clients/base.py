@@ -77,6 +77,13 @@ class ProviderUnavailableError(ProviderApiError):
     code = "provider_unavailable"
 
 
+class ProviderOutOfTimeError(ProviderApiError):
+    """The caller's time (:func:`finish_within`) ran out before the provider answered: says nothing of the
+    provider's health, so it does not count towards its circuit breaker."""
+
+    code = "provider_out_of_time"
+
+
 class ProviderResponseError(ProviderApiError):
     """The provider answered with something we cannot read (malformed JSON, unexpected shape)."""
 

@@ -13,7 +13,9 @@ How a request goes out (:meth:`ProviderHttp.send`):
   tea-openapi SDK reads it). A wait longer than ``max_retry_wait_s`` is not slept through: the answer is
   returned and becomes :class:`ProviderThrottledError` with the provider's ``retry_after``. Inside
   :func:`~verdict_relay.clients.base.finish_within` (the poller's remaining time), a retry whose wait and
-  attempt would end past the deadline is not started either: the last answer or failure is reported.
+  attempt would end past the deadline is not started either: the last answer or failure is reported. Any
+  attempt's timeouts are cut to the time left, and none starts with less than ``MIN_ATTEMPT_S`` left
+  (:class:`ProviderOutOfTimeError`: the caller's time, not the provider's health).
 * Read timeouts are not retried: a provider that did not answer within the read timeout is reported as
   unavailable at once, so one slow provider cannot hold a poller for several timeouts.
 * Every request on the wire, retries included, first takes a token from the provider's
@@ -45,6 +47,7 @@ from urllib3.util.retry import Retry
 
 from verdict_relay.clients.base import (
     ProviderAuthError,
+    ProviderOutOfTimeError,
     ProviderResponseError,
     ProviderThrottledError,
     ProviderUnavailableError,
@@ -58,6 +61,8 @@ from verdict_relay.providers.base import ProviderAdapter
 DEFAULT_CONNECT_TIMEOUT_S = 2.0
 DEFAULT_READ_TIMEOUT_S = 5.0
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MIN_ATTEMPT_S = 1.0
+"""Inside a deadline, no request is started with less time left than this."""
 ALIBABA_RETRY_AFTER_HEADER = "x-acs-retry-after"
 _MAX_DETAIL = 200
 
@@ -230,6 +235,7 @@ class ProviderHttp:
         """
         retry = self.options.retry_policy()
         while True:
+            timeout, capped = self._attempt_timeout()
             outgoing = factory()
             try:
                 with self._in_flight:
@@ -238,10 +244,14 @@ class ProviderHttp:
                         outgoing.url,
                         headers=dict(outgoing.headers),
                         data=outgoing.body or None,
-                        timeout=self.options.timeout,
+                        timeout=timeout,
                         allow_redirects=False,
                     )
             except requests.RequestException as exc:
+                if capped and isinstance(exc, requests.Timeout):
+                    raise ProviderOutOfTimeError(
+                        f"{self.provider}: the time left ran out waiting for an answer"
+                    ) from exc
                 retry = self._after_failure(retry, outgoing, exc)
                 if not self._time_to_retry(retry, None):
                     raise ProviderUnavailableError(
@@ -262,6 +272,19 @@ class ProviderHttp:
             if not self._time_to_retry(retry, raw.raw):
                 return response  # reported like the last attempt's answer; the jobs stay due
             retry.sleep(raw.raw)
+
+    def _attempt_timeout(self) -> tuple[tuple[float, float], bool]:
+        """The (connect, read) timeouts of the next attempt, cut to the deadline of an enclosing
+        :func:`~verdict_relay.clients.base.finish_within`, and whether they were cut. A new request (the next
+        page of a long answer, say) is not started with less than ``MIN_ATTEMPT_S`` left."""
+        left = seconds_left()
+        connect, read = self.options.timeout
+        if left is None or left >= connect + read:
+            return (connect, read), False
+        if left < MIN_ATTEMPT_S:
+            raise ProviderOutOfTimeError(f"{self.provider}: no time left for another request")
+        connect = min(connect, left / 2)
+        return (connect, min(read, left - connect)), True
 
     def _time_to_retry(self, retry: ProviderRetry, response: BaseHTTPResponse | None) -> bool:
         """Whether the wait before the next attempt and the attempt itself end before the deadline of an

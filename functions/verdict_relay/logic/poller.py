@@ -33,6 +33,7 @@ from verdict_relay.clients.base import (
     FetchResult,
     ProviderAuthError,
     ProviderClient,
+    ProviderOutOfTimeError,
     ProviderResponseError,
     finish_within,
 )
@@ -282,6 +283,10 @@ class Poller:
                 "provider refused our credentials; polling paused", provider=provider, error=exc.message
             )
             return
+        except ProviderOutOfTimeError:
+            # This invocation's time ran out, not the provider's patience: no breaker, the jobs stay due.
+            report.left_due += len(batch)
+            return
         except ProviderResponseError as exc:
             # An answer we cannot read is most likely about one job (an odd field, a job-specific error), not
             # the provider's health: the provider answered, which is all the breaker watches (and it ends a
@@ -390,7 +395,8 @@ class Poller:
         try:
             job_ids = client.discover(since, now)
         except ProviderApiError as exc:
-            self._breakers[provider].record_failure(trip=isinstance(exc, ProviderAuthError))
+            if not isinstance(exc, ProviderOutOfTimeError):
+                self._breakers[provider].record_failure(trip=isinstance(exc, ProviderAuthError))
             logger.warning("discovery failed", provider=provider, code=exc.code, error=exc.message)
             return 0
         found = 0
