@@ -114,8 +114,9 @@ class IngestService:
     def republish(self, provider: str, job_id: str, now: datetime, *, force: bool = False) -> str:
         """Send a finished job's verdict again (an operator's explicit choice, e.g. for a subscriber that lost
         it). The outcome: ``published``; ``publish_failed`` (SNS refused it; an owed verdict stays owed);
-        ``unknown``; ``unfinished``; ``in_flight``: its publish is owed and another writer or the sweep holds it
-        right now, so it is about to go out and sending it here as well would duplicate it;
+        ``unknown``; ``unfinished``; ``in_flight``: its publish is owed and another writer or the sweep holds
+        its claim, so sending it here as well could duplicate it (a writer that failed to publish leaves it to
+        the sweep, once the claim ends);
         ``not_published_by_policy``: a verdict the policy does not publish (pass), sent only with ``force``."""
         job = self._store.get(provider, job_id)
         if job is None:
