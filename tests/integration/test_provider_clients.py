@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -556,16 +557,22 @@ def test_answer_slower_than_the_read_timeout_is_unavailable_without_waiting_agai
     assert len(simulator.requests("huawei-video")) == 1
 
 
-def test_provider_that_cannot_be_reached_is_unavailable() -> None:
-    # Given a client pointed at a port nothing listens on any more
+@contextmanager
+def unreachable_client() -> Iterator[ProviderClient]:
+    """An Azure client pointed at a port nothing listens on any more."""
     with ProviderSimulator() as gone:
         settings = ProviderSettings.model_validate(gone.provider_entry("azure-review"))
     client = build_client("azure-review", settings, options=FAST)
     assert client is not None
+    try:
+        yield client
+    finally:
+        client.close()
 
-    with pytest.raises(ProviderUnavailableError, match="connection"):
+
+def test_provider_that_cannot_be_reached_is_unavailable() -> None:
+    with unreachable_client() as client, pytest.raises(ProviderUnavailableError, match="connection"):
         client.fetch(["job-1"])
-    client.close()
 
 
 def test_a_retry_that_would_end_past_the_deadline_is_not_started(
@@ -583,14 +590,12 @@ def test_a_retry_that_would_end_past_the_deadline_is_not_started(
 
 
 def test_a_connection_failure_is_not_retried_past_the_deadline() -> None:
-    with ProviderSimulator() as gone:
-        settings = ProviderSettings.model_validate(gone.provider_entry("azure-review"))
-    client = build_client("azure-review", settings, options=FAST)
-    assert client is not None
-
-    with finish_within(3.0), pytest.raises(ProviderUnavailableError, match="no time left to retry"):
+    with (
+        unreachable_client() as client,
+        finish_within(3.0),
+        pytest.raises(ProviderUnavailableError, match="no time left to retry"),
+    ):
         client.fetch(["job-1"])
-    client.close()
 
 
 def test_no_request_is_started_with_less_than_a_second_left(
