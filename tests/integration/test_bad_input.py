@@ -197,8 +197,18 @@ def test_register_job_with_a_body_that_is_not_utf8_is_a_400(api: ApiClient, aws:
         {"provider": "alibaba-mps", "job_id": "j1", "metadata": {"": "x"}},
         {"provider": "alibaba-mps", "job_id": "j1", "metadata": {"k": "bell\u0007"}},
         {"provider": "alibaba-mps", "job_id": "j1", "metadata": {"k": []}},
+        {
+            "provider": "alibaba-mps",
+            "job_id": "\U0001f600" * 200,
+        },  # 200 characters, 800 bytes: over the key's share
     ],
-    ids=["control-char-in-job-id", "empty-metadata-key", "control-char-in-metadata", "metadata-not-text"],
+    ids=[
+        "control-char-in-job-id",
+        "empty-metadata-key",
+        "control-char-in-metadata",
+        "metadata-not-text",
+        "job-id-over-512-bytes",
+    ],
 )
 def test_register_job_with_unprintable_or_malformed_ids_is_a_422(
     api: ApiClient, aws: FakeAws, payload: dict[str, object]

@@ -135,11 +135,12 @@ def test_a_job_id_longer_than_any_job_can_have_is_a_404_not_a_storage_error(
 ) -> None:
     # DynamoDB refuses keys over 2,048 bytes (ValidationException, which would be a 503); moto does not, so
     # the test reads the answer the handler gives without asking the table
-    response = api.get_job("alibaba-mps", "j" * 3000)
+    for job_id in ("j" * 3000, "\u5b57" * 200):  # 200 characters, but 600 bytes
+        response = api.get_job("alibaba-mps", job_id)
 
-    assert response.status == 404
-    assert response.body["error"]["code"] == "not_found"
-    assert "at most 512" in response.body["error"]["message"]
+        assert response.status == 404
+        assert response.body["error"]["code"] == "not_found"
+        assert "longer than 512 bytes" in response.body["error"]["message"]
 
 
 def test_a_verdict_too_large_for_a_lambda_response_is_read_trimmed_and_says_so(

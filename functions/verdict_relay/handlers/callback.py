@@ -199,8 +199,10 @@ def register_job(job: RegisterJobRequest) -> Response[dict[str, Any]]:
 def get_job(provider: str, job_id: str) -> Response[str]:
     if provider not in PROVIDER_NAMES:
         raise UnknownProviderError(provider)
-    if len(job_id) > MAX_JOB_ID_LENGTH:  # no job has such an id, and DynamoDB would refuse the key
-        raise NotFoundError(f"no job with an id of {len(job_id)} characters (at most {MAX_JOB_ID_LENGTH})")
+    if (
+        len(job_id.encode("utf-8")) > MAX_JOB_ID_LENGTH
+    ):  # no job has such an id; DynamoDB would refuse the key
+        raise NotFoundError(f"no job has an id longer than {MAX_JOB_ID_LENGTH} bytes")
     stored = dependencies().store.get(provider, job_id)
     if stored is None:
         raise NotFoundError(f"no job {job_id} for provider {provider}")

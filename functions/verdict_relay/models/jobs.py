@@ -9,7 +9,7 @@ from typing import Annotated, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-from verdict_relay.models.verdict import MAX_JOB_ID_LENGTH, JobStatus, ProviderName, Verdict
+from verdict_relay.models.verdict import JOB_ID_BYTES, MAX_JOB_ID_LENGTH, JobStatus, ProviderName, Verdict
 
 
 class Transition(StrEnum):
@@ -102,12 +102,16 @@ class RegisterJobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     provider: ProviderName
-    job_id: str = Field(
-        min_length=1,
-        max_length=MAX_JOB_ID_LENGTH,
-        pattern=r"^[^\s#\x00-\x1f\x7f-\x9f]+$",
-        description="The provider's job id: no whitespace, control characters or '#'",
-    )
+    job_id: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_JOB_ID_LENGTH,
+            pattern=r"^[^\s#\x00-\x1f\x7f-\x9f]+$",
+            description="The provider's job id: no whitespace, control characters or '#'; at most 512 bytes",
+        ),
+        JOB_ID_BYTES,
+    ]
     metadata: Annotated[
         dict[MetadataKey, MetadataValue],
         # What pydantic would emit (patternProperties) leaves keys that do not match unconstrained; say it exactly.

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
 SCHEMA_VERSION: Literal["1.0"] = "1.0"
 
@@ -70,7 +70,19 @@ def worst(suggestions: list[Suggestion]) -> Suggestion | None:
 
 
 MAX_JOB_ID_LENGTH = 512
-"""The longest job id accepted from a provider or a caller (DynamoDB keys take at most 2,048 bytes)."""
+"""The longest job id accepted from a provider or a caller, in UTF-8 bytes: it is part of the table's key
+(at most 2,048 bytes) and of archive object keys (at most 1,024)."""
+
+
+def _within_key_limit(job_id: str) -> str:
+    if len(job_id.encode("utf-8")) > MAX_JOB_ID_LENGTH:
+        raise ValueError(f"a job id takes at most {MAX_JOB_ID_LENGTH} bytes in UTF-8")
+    return job_id
+
+
+JOB_ID_BYTES = AfterValidator(_within_key_limit)
+"""After the string's own constraints (which the JSON Schema shows): the UTF-8 length, which it cannot."""
+JobId = Annotated[str, Field(min_length=1, max_length=MAX_JOB_ID_LENGTH), JOB_ID_BYTES]
 
 
 class _Model(BaseModel):
@@ -132,7 +144,7 @@ class Verdict(_Model):
 
     schema_version: Literal["1.0"] = SCHEMA_VERSION
     provider: ProviderName
-    job_id: str = Field(min_length=1, max_length=MAX_JOB_ID_LENGTH)
+    job_id: JobId
     status: JobStatus
     suggestion: Suggestion | None = Field(
         default=None,
