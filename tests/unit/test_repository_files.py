@@ -47,3 +47,22 @@ def test_lambda_requirements_pin_the_runtime_dependencies_except_what_lambda_pro
 
     assert bundled == pinned
     assert all("==" in d for d in project["dependencies"]), "runtime dependencies are pinned"
+
+
+def test_every_alarm_on_our_metrics_names_a_metric_the_code_emits() -> None:
+    import re
+
+    from verdict_relay.local.resources import load_template, resources_of_type
+
+    emitted = {
+        name
+        for source in (ROOT / "functions" / "verdict_relay").rglob("*.py")
+        for name in re.findall(r'count\(\s*"(\w+)"', source.read_text(encoding="utf-8"))
+    }
+    alarms = resources_of_type(load_template(), "AWS::CloudWatch::Alarm")
+    ours = {
+        name: alarm["MetricName"] for name, alarm in alarms.items() if alarm["Namespace"] == "VerdictRelay"
+    }
+
+    assert ours  # the template has alarms on the project's own metrics
+    assert {name: metric for name, metric in ours.items() if metric not in emitted} == {}
