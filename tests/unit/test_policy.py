@@ -81,3 +81,38 @@ def test_block_and_review_are_published_pass_only_when_configured(
 
 def test_unfinished_jobs_are_never_published() -> None:
     assert VerdictPolicy(publish_pass=True).should_publish(verdict(JobStatus.RUNNING)) is False
+
+
+def test_a_job_is_at_least_as_strict_as_its_strictest_finding() -> None:
+    from verdict_relay.models.verdict import Finding
+
+    # Alibaba's own sample: the job says pass while its title and a video frame say block
+    parts = [
+        Finding(category="terrorism", label="bloody", suggestion=Suggestion.BLOCK, item="title"),
+        Finding(category="porn", label="normal", suggestion=Suggestion.PASS, item="video"),
+    ]
+    job = verdict(JobStatus.SUCCEEDED, Suggestion.PASS, findings=parts, decided_by="provider")
+
+    final = VerdictPolicy().finalize(job)
+
+    assert (final.suggestion, final.decided_by) == (Suggestion.BLOCK, "policy")
+    assert VerdictPolicy().should_publish(final)
+
+
+def test_a_human_reviewers_decision_is_not_overruled_by_a_finding() -> None:
+    from verdict_relay.models.verdict import Finding
+
+    tagged = [Finding(category="reviewer_tag", label="a", suggestion=Suggestion.BLOCK)]
+    decided = verdict(JobStatus.SUCCEEDED, Suggestion.PASS, findings=tagged, decided_by="reviewer")
+
+    assert VerdictPolicy().finalize(decided) == decided
+
+
+def test_the_alibaba_sample_whose_parts_say_block_is_a_block_verdict() -> None:
+    from tests.helpers import load_payload
+    from verdict_relay.providers.registry import get_adapter
+
+    (provider_verdict,) = get_adapter("alibaba-mps").parse(load_payload("alibaba-mps", "job-list"))
+    assert provider_verdict.suggestion is Suggestion.PASS  # what the job itself says
+
+    assert VerdictPolicy().finalize(provider_verdict).suggestion is Suggestion.BLOCK

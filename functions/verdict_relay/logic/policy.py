@@ -3,6 +3,9 @@
 * A job that failed, or expired before anyone saw its result, was never moderated: it must not pass silently.
   It gets the unmoderated suggestion (``review`` by default, ``block`` optionally), decided by policy.
 * A job whose individual items failed (an image of a batch) gets at least the unmoderated suggestion.
+* A job is at least as strict as its strictest finding: a provider whose job-level suggestion is milder than one
+  of its parts' (Alibaba documents the job's as its worst part's, yet its own sample disagrees) is read the
+  stricter way. A human reviewer's decision is left as it is.
 * Which terminal verdicts are published: ``block`` and ``review`` always, ``pass`` only when configured.
 """
 
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict, VerdictError
+from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict, VerdictError, worst
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,20 @@ class VerdictPolicy:
             return verdict.model_copy(
                 update={"suggestion": self.unmoderated, "decided_by": "policy", "error": error}
             )
-        if verdict.status is JobStatus.SUCCEEDED and (verdict.item_errors or verdict.suggestion is None):
+        if verdict.status is not JobStatus.SUCCEEDED:
+            return verdict
+        if verdict.item_errors or verdict.suggestion is None:
             current = verdict.suggestion
             if current is None or current.severity < self.unmoderated.severity:
-                return verdict.model_copy(update={"suggestion": self.unmoderated, "decided_by": "policy"})
+                verdict = verdict.model_copy(update={"suggestion": self.unmoderated, "decided_by": "policy"})
+        strictest = worst([f.suggestion for f in verdict.findings if f.suggestion is not None])
+        if (
+            verdict.decided_by != "reviewer"
+            and strictest is not None
+            and verdict.suggestion is not None
+            and strictest.severity > verdict.suggestion.severity
+        ):
+            verdict = verdict.model_copy(update={"suggestion": strictest, "decided_by": "policy"})
         return verdict
 
     def should_publish(self, verdict: Verdict) -> bool:
