@@ -125,6 +125,7 @@ def _verdict_once_finished(command: str, cwd: Path) -> dict[str, Any]:
     deadline = time.monotonic() + 30
     while True:
         verdict = dict(json.loads(_bash(command, cwd)))
+        assert "status" in verdict, verdict
         if verdict["status"] != "pending" or time.monotonic() > deadline:
             return verdict
         time.sleep(0.5)
@@ -137,7 +138,8 @@ def test_printed_curl_examples_work_pasted_into_a_shell_and_lead_to_verdicts(
     examples = _examples(simulated)
 
     # When a user pastes them into bash, from any directory
-    _bash("\n".join(examples), tmp_path)
+    pasted = _bash("\n".join(examples), tmp_path)
+    assert '{"accepted":1}' in pasted, pasted  # the sample callback was taken
 
     # Then the registered Alibaba job and the Azure job of the sample callback get the verdicts announced
     reads = [
