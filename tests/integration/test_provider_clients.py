@@ -388,6 +388,27 @@ def test_alibaba_discover_follows_next_page_token(connect: Connect) -> None:
         assert statuses(small_pages, "alibaba-mps") == [200, 200, 200]  # 3 + 3 + 1 jobs
 
 
+def test_alibaba_discover_lists_a_job_it_cannot_read_with_the_others(connect: Connect) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    with ProviderSimulator() as provider:
+        created = now - timedelta(minutes=5)
+        provider.put_job("alibaba-mps", "job-good", alibaba_job("job-good", created=created))
+        odd = {
+            **alibaba_job("job-odd", created=created),
+            "State": "Processing",
+        }  # a state MPS does not document
+        provider.put_job("alibaba-mps", "job-odd", odd)
+        settings = ProviderSettings.model_validate(provider.provider_entry("alibaba-mps"))
+        client = build_client("alibaba-mps", settings, options=FAST)
+        assert client is not None
+
+        found = client.discover(now - timedelta(hours=1), now)
+        client.close()
+
+    # Both are found (the odd one is reported when it is polled), and discovery can move on
+    assert sorted(found) == ["job-good", "job-odd"]
+
+
 def test_alibaba_retry_after_a_503_is_signed_afresh(simulator: ProviderSimulator, connect: Connect) -> None:
     # The simulator refuses a reused nonce, as MPS does: a retry that re-sent the first attempt would fail.
     put_finished_job(simulator, "alibaba-mps", "job-1")

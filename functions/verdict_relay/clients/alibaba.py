@@ -38,7 +38,6 @@ from verdict_relay.clients.http import (
     OutgoingRequest,
     ProviderHttp,
     error_for_response,
-    parse_verdicts,
     read_json,
     require_aware,
     require_batch,
@@ -170,8 +169,12 @@ class AlibabaMpsClient(ProviderClient):
                 code, message = alibaba_error(response)
                 raise self._failure(response, code, message)
             payload = self._json_object(response)
-            for verdict in parse_verdicts(self.name, self._adapter, payload):
-                found.setdefault(verdict.job_id, None)
+            # Only the ids: a job the adapter cannot read must not hide the page's others (it is read, and
+            # reported, when it is polled), nor hold discovery's watermark back for good.
+            for job in _unwrap(payload.get("MediaCensorJobList"), "MediaCensorJob"):
+                job_id = job.get("JobId") if isinstance(job, dict) else None
+                if isinstance(job_id, str) and job_id:
+                    found.setdefault(job_id, None)
             token = payload.get("NextPageToken")
             if not token:
                 return list(found)
