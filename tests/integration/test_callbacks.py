@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Any
 
 import pytest
 
@@ -195,17 +196,23 @@ def test_sns_outage_keeps_the_verdict_unpublished_and_the_sweep_publishes_it_lat
     assert dependencies().ingest.publish_owed("huawei-video", later) == 0
 
 
-def test_large_payload_goes_to_s3_and_reads_back(api: ApiClient, aws: FakeAws) -> None:
-    from verdict_relay.handlers.dependencies import dependencies
-
-    # Given a 2-hour video: a frame every 5 s with details carrying unique text (compresses poorly)
+def two_hour_video(job_id: str) -> dict[str, Any]:
+    """A finished 2-hour video: a frame every 5 s, each with details carrying unique text (compresses poorly)."""
     payload = load_payload("huawei-video", "succeeded")
-    payload["job_id"] = "job-large"
+    payload["job_id"] = job_id
     frame = payload["result"]["image_detail"][0]
     payload["result"]["image_detail"] = [
         {**frame, "time": t * 5, "ocr_text": f"{random.Random(t).getrandbits(2048):0512x}"}
         for t in range(1440)
     ]
+    return payload
+
+
+def test_large_payload_goes_to_s3_and_reads_back(api: ApiClient, aws: FakeAws) -> None:
+    from verdict_relay.handlers.dependencies import dependencies
+
+    # Given a 2-hour video whose result is too large for its item
+    payload = two_hour_video("job-large")
     body = json.dumps(payload).encode()
 
     assert api.callback("huawei-video", body, headers=signed(body)).status == 200
@@ -234,13 +241,7 @@ def test_a_losing_repeat_of_a_large_result_leaves_the_winners_archived_objects_a
     from verdict_relay.handlers.dependencies import dependencies
 
     # Given a large result recorded from its callback (archived in S3)
-    payload = load_payload("huawei-video", "succeeded")
-    payload["job_id"] = "job-large"
-    frame = payload["result"]["image_detail"][0]
-    payload["result"]["image_detail"] = [
-        {**frame, "time": t * 5, "ocr_text": f"{random.Random(t).getrandbits(2048):0512x}"}
-        for t in range(1440)
-    ]
+    payload = two_hour_video("job-large")
     first = json.dumps(payload).encode()
     assert api.callback("huawei-video", first, headers=signed(first)).status == 200
     stored = api.get_job("huawei-video", "job-large").body
