@@ -302,6 +302,40 @@ def test_alibaba_batch_of_ten_with_two_unknown_gives_eight_verdicts_and_two_miss
     assert statuses(simulator, "alibaba-mps") == [200]  # one QueryMediaCensorJobList for the whole batch
 
 
+def test_alibaba_batch_answered_over_several_pages_is_read_from_every_page(connect: Connect) -> None:
+    # MPS pages its lists; a batch larger than a page must not leave jobs for a later cycle
+    with ProviderSimulator(list_page_limit=4) as small_pages:
+        known = [f"job-{index}" for index in range(9)]
+        for job_id in known:
+            small_pages.put_job("alibaba-mps", job_id, alibaba_job(job_id, "Success", "block"))
+        entry = small_pages.provider_entry("alibaba-mps", batch_size=11)
+        client = build_client("alibaba-mps", ProviderSettings.model_validate(entry), options=FAST)
+        assert client is not None
+
+        result = client.fetch([*known, "unknown-1", "unknown-2"])
+        client.close()
+
+        assert sorted(job.verdict.job_id for job in result.jobs) == sorted(known)
+        assert sorted(result.missing) == ["unknown-1", "unknown-2"]
+        assert statuses(small_pages, "alibaba-mps") == [200, 200, 200]  # 4 + 4 + 3 ids
+
+
+def test_alibaba_batch_asks_for_a_page_as_large_as_the_batch(connect: Connect) -> None:
+    with ProviderSimulator() as provider:  # MPS's default page is 30 entries
+        known = [f"job-{index}" for index in range(40)]
+        for job_id in known:
+            provider.put_job("alibaba-mps", job_id, alibaba_job(job_id, "Success", "pass"))
+        entry = provider.provider_entry("alibaba-mps", batch_size=40)
+        client = build_client("alibaba-mps", ProviderSettings.model_validate(entry), options=FAST)
+        assert client is not None
+
+        result = client.fetch(known)
+        client.close()
+
+        assert len(result.jobs) == 40
+        assert statuses(provider, "alibaba-mps") == [200]  # one page holds the whole batch
+
+
 def test_alibaba_rpc_v1_signature_is_accepted(simulator: ProviderSimulator, connect: Connect) -> None:
     simulator.put_job("alibaba-mps", "job-1", alibaba_job("job-1", "Analysing"))
 

@@ -1,9 +1,11 @@
 """Alibaba Cloud ApsaraVideo MPS client: media censor jobs through the RPC API (version 2014-06-18).
 
 * :meth:`AlibabaMpsClient.fetch` — ``QueryMediaCensorJobList`` with up to ``max_batch`` comma-separated
-  ``JobIds`` (10 unless ``batch_size`` is configured: MPS documents no maximum). Ids in ``NonExistIds``, or
-  an ``InvalidParameter.ResourceNotFound`` answer for the whole call, are missing. An id MPS neither returns
-  nor lists as non-existent is in neither list: nothing is concluded from an ambiguous answer.
+  ``JobIds`` (10 unless ``batch_size`` is configured: MPS documents no maximum) and a ``MaximumPageSize`` of
+  the batch's size, following ``NextPageToken`` should MPS page the answer all the same (its lists default to
+  30 entries a page). Ids in ``NonExistIds``, or an ``InvalidParameter.ResourceNotFound`` answer for the whole
+  call, are missing. An id MPS neither returns nor lists as non-existent is in neither list: nothing is
+  concluded from an ambiguous answer.
 * A job's video timeline (``VensorCensorResult.VideoTimelines``) is paginated: the list call carries only the
   first page and ``VensorCensorResult.NextPageToken``. The client pages ``QueryMediaCensorJobDetail`` until no
   token is left and appends every page's entries to the job before the adapter parses it, so no timeline
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,6 +80,14 @@ def _unwrap(value: Any, inner: str) -> list[Any]:
         raise ProviderResponseError(
             f"{PROVIDER}: expected a list wrapped in '{inner}', got {type(value).__name__}"
         ) from exc
+
+
+class _ResourceNotFound(Exception):
+    """MPS's ``InvalidParameter.ResourceNotFound`` for a list call: for a JobIds query, every id is unknown."""
+
+    def __init__(self, error: ProviderApiError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 def _is_auth_code(code: str | None) -> bool:
@@ -135,22 +145,23 @@ class AlibabaMpsClient(ProviderClient):
         require_batch(self.name, wanted, self.max_batch)
         if not wanted:
             return FetchResult()
-        response = self._call("QueryMediaCensorJobList", {"JobIds": ",".join(wanted)})
-        if not response.ok:
-            code, message = alibaba_error(response)
-            if code == RESOURCE_NOT_FOUND:
-                return FetchResult(missing=wanted)
-            raise self._failure(response, code, message)
-        payload = self._json_object(response)
-        result = FetchResult(missing=[job_id for job_id in self._non_existent(payload) if job_id in wanted])
-        for job in _unwrap(payload.get("MediaCensorJobList"), "MediaCensorJob"):
-            job_id = job.get("JobId") if isinstance(job, dict) else None
-            if not isinstance(job_id, str) or job_id not in wanted:
-                continue  # a job not asked for is not this call's to report
-            merged = self._complete_timeline(job_id, job)
-            verdict = single_verdict(self.name, self._adapter, merged, job_id)
-            raw = json.dumps(merged, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-            result.jobs.append(FetchedJob(verdict=verdict, raw=raw))
+        # MPS pages its lists (30 entries unless MaximumPageSize says otherwise): ask for the whole batch on one
+        # page, and follow a NextPageToken all the same, so no job of a batch is left for a later cycle.
+        params = {"JobIds": ",".join(wanted), "MaximumPageSize": str(len(wanted))}
+        result = FetchResult()
+        try:
+            for payload in self._list_pages(params):
+                result.missing.extend(job_id for job_id in self._non_existent(payload) if job_id in wanted)
+                for job in _unwrap(payload.get("MediaCensorJobList"), "MediaCensorJob"):
+                    job_id = job.get("JobId") if isinstance(job, dict) else None
+                    if not isinstance(job_id, str) or job_id not in wanted:
+                        continue  # a job not asked for is not this call's to report
+                    merged = self._complete_timeline(job_id, job)
+                    verdict = single_verdict(self.name, self._adapter, merged, job_id)
+                    raw = json.dumps(merged, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+                    result.jobs.append(FetchedJob(verdict=verdict, raw=raw))
+        except _ResourceNotFound:
+            return FetchResult(missing=wanted)  # MPS answers a call whose every id is unknown this way
         return result
 
     def discover(self, since: datetime, until: datetime) -> list[str]:
@@ -162,22 +173,38 @@ class AlibabaMpsClient(ProviderClient):
             "MaximumPageSize": str(self._list_page_size),
         }
         found: dict[str, None] = {}
+        try:
+            for payload in self._list_pages(params):
+                # Only the ids: a job the adapter cannot read must not hide the page's others (it is read, and
+                # reported, when it is polled), nor hold discovery's watermark back for good.
+                for job in _unwrap(payload.get("MediaCensorJobList"), "MediaCensorJob"):
+                    job_id = job.get("JobId") if isinstance(job, dict) else None
+                    if isinstance(job_id, str) and job_id:
+                        found.setdefault(job_id, None)
+        except _ResourceNotFound as exc:
+            raise exc.error from None
+        return list(found)
+
+    def _list_pages(self, params: dict[str, str]) -> Iterator[dict[str, Any]]:
+        """Every page of a ``QueryMediaCensorJobList`` answer, following ``NextPageToken``.
+
+        Raises _ResourceNotFound when the first page is MPS's ``InvalidParameter.ResourceNotFound``; any other
+        failure (on any page) is the ProviderApiError for it.
+        """
         seen_tokens: set[str] = set()
-        for _ in range(MAX_PAGES):
+        for page in range(MAX_PAGES):
             response = self._call("QueryMediaCensorJobList", params)
             if not response.ok:
                 code, message = alibaba_error(response)
-                raise self._failure(response, code, message)
+                error = self._failure(response, code, message)
+                if code == RESOURCE_NOT_FOUND and page == 0:
+                    raise _ResourceNotFound(error)
+                raise error
             payload = self._json_object(response)
-            # Only the ids: a job the adapter cannot read must not hide the page's others (it is read, and
-            # reported, when it is polled), nor hold discovery's watermark back for good.
-            for job in _unwrap(payload.get("MediaCensorJobList"), "MediaCensorJob"):
-                job_id = job.get("JobId") if isinstance(job, dict) else None
-                if isinstance(job_id, str) and job_id:
-                    found.setdefault(job_id, None)
+            yield payload
             token = payload.get("NextPageToken")
             if not token:
-                return list(found)
+                return
             if not isinstance(token, str) or token in seen_tokens:
                 raise ProviderResponseError(
                     f"{self.name}: the job list's NextPageToken repeats or is not a string"

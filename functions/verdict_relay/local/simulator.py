@@ -27,8 +27,8 @@ State: :meth:`ProviderSimulator.put_job` stores the exact JSON the API returns f
 body, or ``{"result": {...}}`` for a batch job; Alibaba: the ``MediaCensorJob`` object; Azure: the ``Job``
 object). The ``*_job`` builders below make realistic bodies. Alibaba timelines longer than
 ``timeline_page_size`` are paged: the list call returns the first page and ``VensorCensorResult.NextPageToken``,
-``QueryMediaCensorJobDetail`` the following ones. Time-range listings are paged by ``MaximumPageSize`` (capped
-at ``list_page_limit``) with ``NextPageToken``.
+``QueryMediaCensorJobDetail`` the following ones. Job lists, by time range or by ``JobIds``, are paged by
+``MaximumPageSize`` (default 30, capped at ``list_page_limit``) with ``NextPageToken``.
 
 Faults (:meth:`ProviderSimulator.inject`) apply to the next N requests of one provider, after the rate limit:
 ``slow:<s>`` (answer normally after s seconds), ``error:<5xx>``, ``throttle:<s>`` (429 with ``Retry-After``
@@ -1058,25 +1058,42 @@ class ProviderSimulator:
 
     def _mps_job_list(self, params: Mapping[str, str], host: str) -> _Reply:
         request_id = str(uuid.uuid4()).upper()
+        try:
+            size = int(params.get("MaximumPageSize", "30"))
+        except ValueError:
+            size = 0
+        if not 1 <= size <= 300:
+            return _alibaba_error(
+                400, "InvalidParameter", "Specified parameter MaximumPageSize is not valid.", host
+            )
+        size = min(size, self.list_page_limit)
         if "JobIds" in params:
+            # Paged like any listing: each page answers the next `size` of the ids asked for.
             ids = [job_id.strip() for job_id in params["JobIds"].split(",") if job_id.strip()]
-            found: list[dict[str, Any]] = []
-            unknown: list[str] = []
             with self._lock:
-                for job_id in ids:
+                offset = self._list_offset(params, f"ids|{params['JobIds']}")
+                if offset is None:
+                    return _alibaba_error(
+                        400, "InvalidParameter", "Specified parameter NextPageToken is not valid.", host
+                    )
+                found: list[dict[str, Any]] = []
+                unknown: list[str] = []
+                for job_id in ids[offset : offset + size]:
                     body = self._jobs["alibaba-mps"].get(job_id)
                     if body is None:
                         unknown.append(job_id)
                     else:
                         found.append(self._timeline_page(job_id, body, 0))
-            return _json_reply(
-                200,
-                {
+                reply: dict[str, Any] = {
                     "RequestId": request_id,
                     "MediaCensorJobList": {"MediaCensorJob": found},
                     "NonExistIds": {"String": unknown},
-                },
-            )
+                }
+                if offset + size < len(ids):
+                    reply["NextPageToken"] = self._new_page_token(
+                        "list", f"ids|{params['JobIds']}", offset + size
+                    )
+            return _json_reply(200, reply)
         state = params.get("State", "All")
         if state != "All" and state not in _MPS_STATES:
             return _alibaba_error(400, "InvalidParameter", "Specified parameter State is not valid.", host)
@@ -1089,26 +1106,13 @@ class ProviderSimulator:
                     400, "InvalidParameter", f"Specified parameter {name} is not valid.", host
                 )
             bounds.append(parsed)
-        try:
-            size = int(params.get("MaximumPageSize", "30"))
-        except ValueError:
-            size = 0
-        if not 1 <= size <= 300:
-            return _alibaba_error(
-                400, "InvalidParameter", "Specified parameter MaximumPageSize is not valid.", host
-            )
-        size = min(size, self.list_page_limit)
         listing_key = f"{state}|{params.get('StartOfJobCreatedTimeRange', '')}|{params.get('EndOfJobCreatedTimeRange', '')}"
-        offset = 0
         with self._lock:
-            token = params.get("NextPageToken")
-            if token:
-                entry = self._page_tokens.get(token)
-                if entry is None or entry[:2] != ("list", listing_key):
-                    return _alibaba_error(
-                        400, "InvalidParameter", "Specified parameter NextPageToken is not valid.", host
-                    )
-                offset = entry[2]
+            offset = self._list_offset(params, listing_key)
+            if offset is None:
+                return _alibaba_error(
+                    400, "InvalidParameter", "Specified parameter NextPageToken is not valid.", host
+                )
             start, end = bounds
             selected = []
             for job_id, body in self._jobs["alibaba-mps"].items():
@@ -1131,6 +1135,16 @@ class ProviderSimulator:
             if offset + size < len(selected):
                 document["NextPageToken"] = self._new_page_token("list", listing_key, offset + size)
         return _json_reply(200, document)
+
+    def _list_offset(self, params: Mapping[str, str], listing_key: str) -> int | None:
+        """Where a list page starts: 0, or the offset its NextPageToken was handed out for (None: not valid)."""
+        token = params.get("NextPageToken")
+        if not token:
+            return 0
+        entry = self._page_tokens.get(token)
+        if entry is None or entry[:2] != ("list", listing_key):
+            return None
+        return entry[2]
 
     def _mps_job_detail(self, params: Mapping[str, str], host: str) -> _Reply:
         job_id = params.get("JobId")
