@@ -190,7 +190,13 @@ def _republish(args: argparse.Namespace) -> int:
         _print_json({"republished": results})
         return 0 if all(outcome == "published" for outcome in results.values()) else 1
     providers = [args.provider] if args.provider else list(PROVIDER_NAMES)
-    _print_json({"published_owed": {p: ingest.publish_owed(p, now, limit=args.limit) for p in providers}})
+    _print_json(
+        {
+            "published_owed": {
+                p: ingest.publish_owed(p, lambda: datetime.now(UTC), limit=args.limit) for p in providers
+            }
+        }
+    )
     return 0
 
 

@@ -185,7 +185,7 @@ def test_sns_outage_keeps_the_verdict_unpublished_and_the_sweep_publishes_it_lat
     sns.create_topic(Name=aws.resources.topic_arn.rsplit(":", 1)[1])
     sns.subscribe(TopicArn=aws.resources.topic_arn, Protocol="sqs", Endpoint=subscriptions[0]["Endpoint"])
     later = datetime.now(UTC) + timedelta(minutes=2)  # past the failed writer's publish claim
-    swept = dependencies().ingest.publish_owed("huawei-video", later)
+    swept = dependencies().ingest.publish_owed("huawei-video", lambda: later)
 
     # Then it is published exactly once and no longer owed
     assert swept == 1
@@ -193,7 +193,7 @@ def test_sns_outage_keeps_the_verdict_unpublished_and_the_sweep_publishes_it_lat
     state = next(i for i in aws.table_items() if i["sk"]["S"] == "STATE")
     assert state["publish_state"]["S"] == "published"
     assert "unpublished_provider" not in state
-    assert dependencies().ingest.publish_owed("huawei-video", later) == 0
+    assert dependencies().ingest.publish_owed("huawei-video", lambda: later) == 0
 
 
 def two_hour_video(job_id: str) -> dict[str, Any]:

@@ -161,7 +161,7 @@ def test_sns_outage_keeps_every_verdict_and_concurrent_sweeps_publish_each_once(
     later = datetime.now(UTC) + timedelta(minutes=2)
     counts: list[int] = []
     sweeps = [
-        threading.Thread(target=lambda: counts.append(ingest.publish_owed("huawei-video", later)))
+        threading.Thread(target=lambda: counts.append(ingest.publish_owed("huawei-video", lambda: later)))
         for _ in range(4)
     ]
     for sweep in sweeps:

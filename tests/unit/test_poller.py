@@ -6,6 +6,7 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -482,13 +483,42 @@ def test_sweep_leaves_a_verdict_alone_while_its_writer_may_still_be_publishing_i
     assert result.publish
 
     # When a poll cycle's sweep runs at that moment, and again after the writer's claim ran out
-    during = world.ingest.publish_owed("huawei-video", NOW + timedelta(seconds=1))
-    after = world.ingest.publish_owed("huawei-video", NOW + timedelta(seconds=61))
-    again = world.ingest.publish_owed("huawei-video", NOW + timedelta(seconds=62))
+    during = world.ingest.publish_owed("huawei-video", lambda: NOW + timedelta(seconds=1))
+    after = world.ingest.publish_owed("huawei-video", lambda: NOW + timedelta(seconds=61))
+    again = world.ingest.publish_owed("huawei-video", lambda: NOW + timedelta(seconds=62))
 
     # Then the sweep keeps off the in-flight verdict, takes it over once it is abandoned, and only once
     assert (during, after, again) == (0, 1, 0)
     assert len(aws.published()) == 1
+
+
+def test_each_verdict_of_a_batch_is_claimed_from_its_own_write_so_a_sweep_cannot_send_it_again(
+    aws: FakeAws,
+) -> None:
+    # Given a batch of three finished jobs, and SNS taking 35 s per publish
+    client = ScriptedClient("huawei-video", max_batch=3)
+    for job_id in ("j0", "j1", "j2"):
+        client.jobs[job_id] = verdict("huawei-video", job_id, JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    world: World
+    publishes: list[str] = []  # SNS Publish calls so far
+    swept: list[int] = []
+
+    def slow_publish(params: dict[str, Any], **_: Any) -> None:
+        world.clock[0] += timedelta(seconds=35)
+        publishes.append(params["TopicArn"])
+        if len(publishes) == 2:
+            # When a sweep runs (70 s in) while the batch's second verdict is being published
+            swept.append(world.ingest.publish_owed("huawei-video", lambda: world.clock[0]))
+
+    aws.session.events.register("provide-client-params.sns.Publish", slow_publish)
+    world = World(aws, client)
+    world.register("huawei-video", "j0", "j1", "j2")
+
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then the sweep leaves it to its writer, whose claim started when it was written, not with the batch
+    assert swept == [0]
+    assert Counter(m["verdict"]["job_id"] for m in aws.published()) == {"j0": 1, "j1": 1, "j2": 1}
 
 
 @pytest.mark.parametrize("order", ["poll-first", "callback-first"])

@@ -9,7 +9,7 @@ between SNS accepting and the store confirming; subscribers can drop such a repe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -99,17 +99,20 @@ class IngestService:
         self._store.mark_due(provider, job_id, now)
         count("JobMarkedDue", provider)
 
-    def publish_owed(self, provider: str, now: datetime, limit: int = 100) -> int:
+    def publish_owed(self, provider: str, clock: Callable[[], datetime], limit: int = 100) -> int:
         """Publish verdicts whose publish failed earlier; returns how many went out.
 
         A verdict whose winning writer may still be publishing it is claimed by that writer for a while; the
-        sweep only takes verdicts it can claim itself, so the two never both publish.
+        sweep only takes verdicts it can claim itself, so the two never both publish. Each claim is taken at
+        the ``clock``'s time of its own write: publishing the ones before it can take a while, and a claim
+        dated from the sweep's start could already have run out when it is written.
         """
-        return sum(
-            self._publish(job, now)
-            for key in self._store.unpublished(provider, limit)
-            if (job := self._store.claim_publish(key.provider, key.job_id, now)) is not None
-        )
+        published = 0
+        for key in self._store.unpublished(provider, limit):
+            now = clock()
+            if (job := self._store.claim_publish(key.provider, key.job_id, now)) is not None:
+                published += self._publish(job, now)
+        return published
 
     def republish(self, provider: str, job_id: str, now: datetime, *, force: bool = False) -> str:
         """Send a finished job's verdict again (an operator's explicit choice, e.g. for a subscriber that lost

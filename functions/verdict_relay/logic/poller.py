@@ -204,7 +204,7 @@ class Poller:
     def _run_provider(self, provider: str, time_left_s: Callable[[], float], poll: bool) -> ProviderReport:
         report = ProviderReport()
         try:
-            report.owed_published = self._ingest.publish_owed(provider, self._now())
+            report.owed_published = self._ingest.publish_owed(provider, self._now)
             if self._breakers[provider].is_open:
                 report.skipped = "circuit open"
                 count("ProviderSkippedCircuitOpen", provider)
@@ -325,10 +325,12 @@ class Poller:
         self._apply(provider, batch, result, report)
 
     def _apply(self, provider: str, batch: list[DueJob], result: FetchResult, report: ProviderReport) -> None:
-        now = self._now()
         known = {job.job_id: job for job in batch}
         seen = set()
         for fetched in result.jobs:
+            # The time of each write, not the batch's: a verdict's publish claim starts when it is written, and
+            # publishing the batch's earlier verdicts can take a while.
+            now = self._now()
             verdict = fetched.verdict
             seen.add(verdict.job_id)
             if verdict.is_terminal:
@@ -347,11 +349,12 @@ class Poller:
             report.rescheduled += 1
         for job_id in result.missing:
             seen.add(job_id)
+            now = self._now()
             self._expire(provider, job_id, now, "the provider does not know this job (deleted or expired)")
             report.expired += 1
         for job in batch:
             if job.job_id not in seen:  # the provider answered without it: try again later
-                next_poll = self._next_poll(job, now)
+                next_poll = self._next_poll(job, self._now())
                 self._store.reschedule(provider, job.job_id, next_poll.at, next_poll.attempts)
                 report.rescheduled += 1
 
