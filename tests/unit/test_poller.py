@@ -21,6 +21,7 @@ from verdict_relay.clients.base import (
     ProviderUnavailableError,
 )
 from verdict_relay.dal.archive import PayloadArchive
+from verdict_relay.dal.codec import compress
 from verdict_relay.dal.publisher import VerdictPublisher
 from verdict_relay.dal.store import JobStore
 from verdict_relay.logic.ingest import IngestService
@@ -519,6 +520,49 @@ def test_each_verdict_of_a_batch_is_claimed_from_its_own_write_so_a_sweep_cannot
     # Then the sweep leaves it to its writer, whose claim started when it was written, not with the batch
     assert swept == [0]
     assert Counter(m["verdict"]["job_id"] for m in aws.published()) == {"j0": 1, "j1": 1, "j2": 1}
+
+
+def test_owed_publish_of_a_provider_without_api_credentials_is_swept(aws: FakeAws) -> None:
+    # Given a callbacks-only provider (no poll client) whose verdict's publish failed after it was stored
+    world = World(aws, ScriptedClient("huawei-video"))
+    finished = verdict("azure-review", "r1", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    assert world.store.record(VerdictPolicy().finalize(finished), None, NOW, publish=True).publish
+
+    # When poll cycles run after the failed writer's claim has run out
+    world.clock[0] = NOW + timedelta(seconds=61)
+    report = world.poller.run_cycle(PLENTY_OF_TIME)
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then the verdict is published, once
+    assert report.providers["azure-review"].owed_published == 1
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["r1"]
+
+
+def test_an_owed_verdict_that_cannot_be_read_does_not_hold_back_the_others(aws: FakeAws) -> None:
+    # Given two owed verdicts, one of them stored in a shape the code cannot load
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    for job_id in ("bad", "good"):
+        finished = verdict("huawei-video", job_id, JobStatus.SUCCEEDED, Suggestion.BLOCK)
+        world.store.record(VerdictPolicy().finalize(finished), None, NOW, publish=True)
+    aws.session.client("dynamodb").update_item(
+        TableName=aws.resources.table_name,
+        Key={"pk": {"S": "huawei-video#bad"}, "sk": {"S": "STATE"}},
+        UpdateExpression="SET verdict_gz = :v",
+        ExpressionAttributeValues={":v": {"B": compress(b'{"not": "a verdict"}')}},
+    )
+    world.register("huawei-video", "due-1")
+    client.jobs["due-1"] = verdict("huawei-video", "due-1", JobStatus.SUCCEEDED, Suggestion.REVIEW)
+
+    # When a poll cycle runs after the claims have run out
+    world.clock[0] = NOW + timedelta(seconds=61)
+    report = world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then the readable one is published, the due job is polled, and the unreadable one stays owed
+    assert report.providers["huawei-video"].owed_published == 1
+    assert sorted(m["verdict"]["job_id"] for m in aws.published()) == ["due-1", "good"]
+    bad = next(i for i in aws.table_items() if i["pk"]["S"] == "huawei-video#bad")
+    assert bad["publish_state"]["S"] == "pending"
 
 
 @pytest.mark.parametrize("order", ["poll-first", "callback-first"])

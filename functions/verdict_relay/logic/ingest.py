@@ -110,7 +110,20 @@ class IngestService:
         published = 0
         for key in self._store.unpublished(provider, limit):
             now = clock()
-            if (job := self._store.claim_publish(key.provider, key.job_id, now)) is not None:
+            try:
+                job = self._store.claim_publish(key.provider, key.job_id, now)
+            except (StorageError, ValueError) as exc:
+                # One verdict that cannot be read (its archived payload unreachable, an item the code cannot
+                # load) must not hold back the ones after it; it stays owed and is tried again next sweep.
+                count("OwedPublishUnreadable", provider)
+                logger.error(
+                    "owed verdict could not be read; left owed",
+                    provider=provider,
+                    job_id=key.job_id,
+                    error=str(exc),
+                )
+                continue
+            if job is not None:
                 published += self._publish(job, now)
         return published
 

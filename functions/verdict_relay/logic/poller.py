@@ -40,7 +40,7 @@ from verdict_relay.clients.base import (
 from verdict_relay.errors import ProviderApiError, StorageError
 from verdict_relay.logic.ingest import IngestService
 from verdict_relay.models.jobs import DueJob, NextPoll, StoredJob
-from verdict_relay.models.verdict import JobStatus, Verdict, VerdictError
+from verdict_relay.models.verdict import PROVIDER_NAMES, JobStatus, Verdict, VerdictError
 from verdict_relay.observability import count, logger
 
 
@@ -190,21 +190,39 @@ class Poller:
         held: Collection[str] = (),
     ) -> CycleReport:
         """One full cycle over every provider with a client (or the ones given), the providers side by side.
-        A provider in ``held`` has its due jobs with the poll workers: it gets steps 1 and 2, not 3."""
+        A provider in ``held`` has its due jobs with the poll workers: it gets steps 1 and 2, not 3. A full
+        cycle also sweeps the owed publishes of the providers without a client (callbacks only): their
+        verdicts come from callbacks, and a publish that failed there is owed all the same."""
         report = CycleReport()
         names = [p for p in (self._clients if providers is None else providers) if p in self._clients]
-        with ThreadPoolExecutor(max_workers=max(1, len(names)), thread_name_prefix="poll") as pool:
+        sweep_only = [p for p in PROVIDER_NAMES if p not in self._clients] if providers is None else []
+        with ThreadPoolExecutor(
+            max_workers=max(1, len(names) + len(sweep_only)), thread_name_prefix="poll"
+        ) as pool:
             futures = {
                 name: pool.submit(self._run_provider, name, time_left_s, name not in held) for name in names
             }
+            futures.update({name: pool.submit(self._sweep_only, name) for name in sweep_only})
             for name, future in futures.items():
                 report.providers[name] = future.result()
+        return report
+
+    def _sweep_only(self, provider: str) -> ProviderReport:
+        report = ProviderReport(skipped="no API credentials: owed publishes only")
+        try:
+            report.owed_published = self._ingest.publish_owed(provider, self._now)
+        except StorageError as exc:
+            logger.error("owed-publish sweep failed: storage failed", provider=provider, error=exc.message)
         return report
 
     def _run_provider(self, provider: str, time_left_s: Callable[[], float], poll: bool) -> ProviderReport:
         report = ProviderReport()
         try:
             report.owed_published = self._ingest.publish_owed(provider, self._now)
+        except StorageError as exc:
+            # The owed verdicts stay owed for the next cycle; this provider's polling need not wait for them.
+            logger.error("owed-publish sweep failed: storage failed", provider=provider, error=exc.message)
+        try:
             if self._breakers[provider].is_open:
                 report.skipped = "circuit open"
                 count("ProviderSkippedCircuitOpen", provider)
