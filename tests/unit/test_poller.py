@@ -280,6 +280,16 @@ def test_backoff_grows_with_attempts_and_is_capped() -> None:
     assert len(set(late)) > 150  # and does not hand every job the same time
 
 
+def test_image_batch_jobs_are_polled_at_least_every_30_s_as_huawei_asks() -> None:
+    # Huawei keeps an image batch job 30 minutes: a job finishing late in its life must be polled before then
+    poller = Poller(None, None, {}, {}, PollSettings(), now=lambda: NOW, rng=random.Random(5))  # type: ignore[arg-type]
+
+    delays = [poller.backoff(attempts, "huawei-image-batch") for attempts in range(1, 30) for _ in range(50)]
+
+    assert max(delays) <= 30
+    assert max(poller.backoff(12, "huawei-video") for _ in range(50)) > 30  # other providers back off further
+
+
 def test_job_the_provider_no_longer_knows_is_expired_and_published_as_review(aws: FakeAws) -> None:
     client = ScriptedClient("huawei-audio")
     world = World(aws, client)

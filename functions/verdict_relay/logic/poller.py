@@ -20,6 +20,7 @@ token bucket.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -74,6 +75,10 @@ class PollSettings:
         default_factory=lambda: {"huawei-image-batch": timedelta(minutes=30)}
     )
     """Providers that drop jobs after a while: an unfinished job older than this is expired."""
+    max_interval_for: Mapping[str, float] = field(default_factory=lambda: {"huawei-image-batch": 30.0})
+    """A provider's own cap on the backoff, below ``max_interval_s``. Huawei keeps image batch jobs 30 minutes
+    and asks to be polled every 30 s: at the general cap, a job that finished late in its life would be gone
+    before its next poll."""
 
 
 class CircuitBreaker:
@@ -325,7 +330,7 @@ class Poller:
                 code=exc.code,
                 error=exc.message,
             )
-            next_poll = self._next_poll(batch[0], self._now())
+            next_poll = self._next_poll(provider, batch[0], self._now())
             self._store.reschedule(provider, batch[0].job_id, next_poll.at, next_poll.attempts)
             report.rescheduled += 1
             return
@@ -363,7 +368,7 @@ class Poller:
                 report.expired += 1
                 continue
             # Its status (if it changed) and its next poll time, in one write.
-            self._ingest.ingest(verdict, None, now, next_poll=self._next_poll(job, now))
+            self._ingest.ingest(verdict, None, now, next_poll=self._next_poll(provider, job, now))
             report.rescheduled += 1
         for job_id in result.missing:
             seen.add(job_id)
@@ -372,7 +377,7 @@ class Poller:
             report.expired += 1
         for job in batch:
             if job.job_id not in seen:  # the provider answered without it: try again later
-                next_poll = self._next_poll(job, self._now())
+                next_poll = self._next_poll(provider, job, self._now())
                 self._store.reschedule(provider, job.job_id, next_poll.at, next_poll.attempts)
                 report.rescheduled += 1
 
@@ -394,13 +399,17 @@ class Poller:
             return False
         return job is not None and job.created_at is not None and now - job.created_at > limit
 
-    def _next_poll(self, job: DueJob | None, now: datetime) -> NextPoll:
+    def _next_poll(self, provider: str, job: DueJob | None, now: datetime) -> NextPoll:
         attempts = (job.poll_attempts if job else 0) + 1
-        return NextPoll(now + timedelta(seconds=self.backoff(attempts)), attempts)
+        return NextPoll(now + timedelta(seconds=self.backoff(attempts, provider)), attempts)
 
-    def backoff(self, attempts: int) -> float:
-        """Seconds until the next poll: full jitter over base * 2**attempts, capped, never below the minimum."""
-        ceiling = min(self._settings.max_interval_s, self._settings.base_interval_s * 2 ** min(attempts, 20))
+    def backoff(self, attempts: int, provider: str | None = None) -> float:
+        """Seconds until the next poll: full jitter over base * 2**attempts, capped (at the provider's own cap
+        when it has one), never below the minimum."""
+        cap = min(
+            self._settings.max_interval_s, self._settings.max_interval_for.get(provider or "", math.inf)
+        )
+        ceiling = min(cap, self._settings.base_interval_s * 2 ** min(attempts, 20))
         with self._rng_lock:
             delay = self._rng.uniform(0, ceiling)
         return max(self._settings.min_interval_s, delay)
