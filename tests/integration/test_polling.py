@@ -393,6 +393,99 @@ def test_while_workers_hold_a_provider_the_scheduler_sends_only_newly_due_jobs_a
     assert timedelta(0) < after.until - held.until < timedelta(seconds=5)
 
 
+def test_jobs_the_workers_left_due_are_sent_again_once_the_holds_first_batches_should_have_been_polled(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verdict_relay.handlers import dependencies as dependencies_module
+    from verdict_relay.handlers.poller import lambda_handler as scheduler
+
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
+    dependencies_module.dependencies.cache_clear()
+    store = dependencies_module.dependencies().store
+    job_ids = [f"job-{i:02}" for i in range(30)]
+    harness.register("azure-review", *job_ids)
+    scheduler({"source": "aws.scheduler"}, ShortContext())
+    aws.drain(queue_url)  # the workers got the batches and left every job due (the provider was down)
+    first = store.fanout_hold("azure-review")
+    assert first is not None
+    assert first.rescan_at == first.until
+
+    # Given jobs coming due every minute, each renewing the hold
+    time.sleep(1.1)
+    harness.register("azure-review", "late-1")
+    scheduler({"source": "aws.scheduler"}, ShortContext())
+    assert [j["job_id"] for m in aws.drain(queue_url) for j in json.loads(m["Body"])["jobs"]] == ["late-1"]
+    renewed = store.fanout_hold("azure-review")
+    assert renewed is not None
+    assert renewed.until > first.until
+    assert renewed.rescan_at == first.rescan_at  # a renewal does not postpone the rescan
+
+    # When the time comes by which the hold's first batches should all have been polled
+    store.set_fanout_hold(
+        "azure-review", renewed.until + timedelta(seconds=1), renewed.through, datetime.now(UTC)
+    )
+    time.sleep(1.1)
+    harness.register("azure-review", "late-2")
+    scheduler({"source": "aws.scheduler"}, ShortContext())
+
+    # Then the next schedule sends every job still due, the ones the workers left included, and starts a new
+    # round of the hold
+    resent = [j["job_id"] for m in aws.drain(queue_url) for j in json.loads(m["Body"])["jobs"]]
+    assert sorted(resent) == sorted([*job_ids, "late-1", "late-2"])
+    again = store.fanout_hold("azure-review")
+    assert again is not None
+    assert again.rescan_at == again.until
+
+
+def test_a_worker_stops_polling_when_its_batchs_hold_ends(harness: Harness, aws: FakeAws) -> None:
+    from verdict_relay.dal.poll_queue import PollBatch, PollQueue
+    from verdict_relay.handlers.poll_worker import lambda_handler as worker
+    from verdict_relay.models.jobs import DueJob
+
+    # Given a batch whose hold ends in half a second: too little for a request before the scheduler takes the
+    # provider back
+    harness.simulator.put_job("azure-review", "az-1", azure_job("az-1", "Complete", adult_score=0.9))
+    harness.register("azure-review", "az-1")
+    ending = PollBatch(
+        provider="azure-review", jobs=[DueJob("az-1")], until=datetime.now(UTC) + timedelta(seconds=0.5)
+    )
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    PollQueue(queue_url, aws.session.client("sqs")).send([ending])
+
+    response = worker(sqs_event(aws.drain(queue_url)), LambdaContext())
+
+    # Then it sends the provider nothing, and the job stays due
+    assert response["batchItemFailures"] == []
+    assert harness.simulator.requests("azure-review") == []
+    assert harness.due("azure-review") == ["az-1"]
+
+
+def test_a_fan_out_that_fails_stops_neither_the_other_providers_nor_the_sweep(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verdict_relay.handlers import dependencies as dependencies_module
+    from verdict_relay.handlers.poller import lambda_handler as scheduler
+
+    # Given a poll queue that cannot be reached, a backlog that needs it, and another provider's due job
+    missing_queue = aws.resources.queue_urls["PollQueue"].rsplit("/", 1)[0] + "/no-such-queue"
+    monkeypatch.setenv("POLL_QUEUE_URL", missing_queue)
+    dependencies_module.dependencies.cache_clear()
+    harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
+    harness.simulator.put_job("huawei-video", "hv-1", huawei_video_job("hv-1", "succeeded", "block"))
+    harness.register("huawei-video", "hv-1")
+
+    result = scheduler({"source": "aws.scheduler"}, ShortContext())
+
+    # Then the backlog's provider is left for the next cycle (not polled here, its jobs still due) and the
+    # other provider's job is polled and published
+    assert result["fanned_out"]["azure-review"] == 0
+    assert harness.simulator.requests("azure-review") == []
+    assert len(harness.due("azure-review")) == 30
+    assert harness.status("huawei-video", "hv-1") is JobStatus.SUCCEEDED
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["hv-1"]
+
+
 def test_holds_of_providers_fanned_out_together_end_one_after_the_other(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:

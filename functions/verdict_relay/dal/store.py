@@ -406,11 +406,18 @@ class JobStore:
         if item is None or "through_epoch" not in item:
             return None
         return FanoutHold(
-            until=datetime.fromisoformat(item["until"]["S"]), through=int(item["through_epoch"]["N"])
+            until=datetime.fromisoformat(item["until"]["S"]),
+            through=int(item["through_epoch"]["N"]),
+            rescan_at=datetime.fromisoformat(item["rescan_at"]["S"]) if "rescan_at" in item else None,
         )
 
-    def set_fanout_hold(self, provider: str, until: datetime, through: int) -> None:
-        self._set_marker(provider, "FANOUT", until, {"through_epoch": {"N": str(through)}})
+    def set_fanout_hold(self, provider: str, until: datetime, through: int, rescan_at: datetime) -> None:
+        self._set_marker(
+            provider,
+            "FANOUT",
+            until,
+            {"through_epoch": {"N": str(through)}, "rescan_at": {"S": rescan_at.isoformat()}},
+        )
 
     def _marker(self, provider: str, name: str) -> datetime | None:
         item = self._marker_item(provider, name)

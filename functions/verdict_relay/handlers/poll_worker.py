@@ -4,7 +4,9 @@ Same ``Poller`` as the scheduled cycle; a batch carries each job's poll count an
 nothing before polling. Each worker polls at ``rate limit / POLL_WORKERS`` so all workers together stay within
 the provider's limit. A batch that fails (storage unreachable) is reported back to SQS as a partial batch
 failure and retried; after the queue's receive limit it lands in the dead-letter queue. A batch received after
-its hold ended is left alone: its jobs are the scheduler's again.
+its hold ended is left alone, and a batch being polled stops when its hold ends: its jobs are the scheduler's
+again. Jobs a worker leaves due are sent again when the scheduler next reads the provider's due jobs from the
+start (see ``handlers/poller.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from verdict_relay.dal.poll_queue import parse_batch
-from verdict_relay.errors import StorageError
 from verdict_relay.handlers.dependencies import dependencies
 from verdict_relay.observability import count, logger, metrics
 
@@ -44,9 +45,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
             )
             count("StalePollBatches", batch.provider)
             return
-        report = poller.poll_jobs(batch.provider, batch.jobs, time_left_s)
-        if report.skipped == "storage failed":
-            raise StorageError("storage failed while polling the batch")
+
+        # The hold is the batch's time with the provider: once it ends, the scheduler polls the provider again
+        # at its own rate, so no request goes out after it. A StorageError (the table unreachable) fails the
+        # record: SQS delivers the batch again.
+        report = poller.poll_jobs(batch.provider, batch.jobs, time_left_s, requests_until=batch.until)
         logger.info("poll batch done", provider=batch.provider, jobs=len(batch.jobs), report=vars(report))
 
     return process_partial_response(event=event, record_handler=poll, processor=processor, context=context)

@@ -14,9 +14,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from verdict_relay.config import rate_limit
-from verdict_relay.dal.poll_queue import PollBatch
+from verdict_relay.dal.poll_queue import PollBatch, PollQueue
+from verdict_relay.errors import StorageError
 from verdict_relay.handlers.dependencies import Dependencies, dependencies
 from verdict_relay.logic import fanout
+from verdict_relay.models.jobs import FanoutHold
 from verdict_relay.observability import count, logger, metrics
 
 FANOUT_SCAN_LIMIT = 20_000
@@ -35,14 +37,27 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
     budget of slack (added once, not once per schedule, so a trickle of newly due jobs does not push holds
     ever later). Each batch carries its hold's end; a worker that receives it later leaves the jobs to the
     scheduler, which may have sent them again.
+
+    Newly due jobs renew a hold for as long as they keep coming, so a job the workers left due (a provider
+    failure, an open circuit, time running out, a batch received too late) is not left to the hold's end: once
+    the first batches of a hold should all have been polled (its ``rescan_at``), the next schedule reads the
+    provider's due jobs from the start again and sends them all, and a new round of the hold begins.
+
+    A provider whose fan-out fails (the queue or the table unreachable) is neither sent nor polled here this
+    cycle (its workers may still be polling it); the others go on.
     """
     queue = deps.poll_queue()
     if queue is None:
         return {}
-    providers = deps.providers()
     poller = deps.poller()
     sent: dict[str, int] = {}
-    holds = {provider: deps.store.fanout_hold(provider) for provider in poller.providers}
+    try:
+        holds = {provider: deps.store.fanout_hold(provider) for provider in poller.providers}
+    except StorageError as exc:
+        # Whether workers hold a provider is unknown: polling here could add this invocation's rate to theirs.
+        logger.error("fan-out holds unreadable; no provider polled here this cycle", error=exc.message)
+        count("FanOutFailed")
+        return dict.fromkeys(poller.providers, 0)
     started = datetime.now(UTC)
     slack = timedelta(seconds=deps.settings.poll_worker_budget_seconds)  # for the batch picked up last
     # When the queue is expected to be drained: the latest hold of any provider, without its slack.
@@ -50,51 +65,80 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
         (h.until - slack for h in holds.values() if h is not None and h.until > started), default=started
     )
     for provider in poller.providers:
-        now = datetime.now(UTC)
-        hold = holds[provider]
-        workers_active = hold is not None and hold.until > now
-        stored = list(
-            deps.store.due_jobs(
-                provider, now, FANOUT_SCAN_LIMIT, after=hold.through if hold and workers_active else None
+        try:
+            queue_drained = _fan_out_provider(
+                deps, queue, provider, holds[provider], queue_drained, slack, time_budget_s, sent
             )
-        )
-        rate = rate_limit(provider, providers.get(provider))
-        plan = fanout.plan(
-            provider,
-            [job.due() for job in stored],
-            rate_per_s=rate,
-            jobs_per_request=poller.batch_size(provider),
-            time_budget_s=time_budget_s,
-            worker_budget_s=deps.settings.poll_worker_budget_seconds,
-            workers=deps.settings.poll_workers,
-            always=workers_active,
-            read_limit=poller.due_limit,
-        )
-        if not plan.fans_out:
-            if workers_active:
-                sent[provider] = 0  # nothing newly due, but the workers own this provider for now
-            continue
-        queue_drained = max(queue_drained, now) + timedelta(
-            seconds=fanout.drain_seconds(len(stored), rate, poller.batch_size(provider))
-        )
-        until = queue_drained + slack
-        queue.send([PollBatch(provider=provider, jobs=batch, until=until) for batch in plan.batches])
-        # Held through the last job sent. When the read stopped at its limit, the second it stopped in may
-        # hold more jobs: the next schedule reads that second again (a job sent twice is polled twice, once
-        # as unfinished or finished; none is skipped).
-        last = stored[-1].next_poll_at or int(now.timestamp())
-        through = last - 1 if len(stored) == FANOUT_SCAN_LIMIT else int(now.timestamp())
-        deps.store.set_fanout_hold(provider, until, through)
-        sent[provider] = len(stored)
-        count("JobsFannedOut", provider, len(stored))
-        logger.info(
-            "backlog fanned out",
-            provider=provider,
-            jobs=len(stored),
-            batches=len(plan.batches),
-            held_until=until,
-        )
+        except StorageError as exc:
+            logger.error(
+                "fan-out failed; provider not polled here this cycle", provider=provider, error=exc.message
+            )
+            count("FanOutFailed", provider)
+            sent[provider] = 0
     return sent
+
+
+def _fan_out_provider(
+    deps: Dependencies,
+    queue: PollQueue,
+    provider: str,
+    hold: FanoutHold | None,
+    queue_drained: datetime,
+    slack: timedelta,
+    time_budget_s: float,
+    sent: dict[str, int],
+) -> datetime:
+    """Fan one provider's backlog out (see fan_out); records what was sent in ``sent``. Returns when the queue
+    is now expected to be drained."""
+    poller = deps.poller()
+    now = datetime.now(UTC)
+    workers_active = hold is not None and hold.until > now
+    rescan = hold is None or not workers_active or hold.rescan_at is None or now >= hold.rescan_at
+    stored = list(
+        deps.store.due_jobs(
+            provider, now, FANOUT_SCAN_LIMIT, after=None if rescan or hold is None else hold.through
+        )
+    )
+    rate = rate_limit(provider, deps.providers().get(provider))
+    plan = fanout.plan(
+        provider,
+        [job.due() for job in stored],
+        rate_per_s=rate,
+        jobs_per_request=poller.batch_size(provider),
+        time_budget_s=time_budget_s,
+        worker_budget_s=deps.settings.poll_worker_budget_seconds,
+        workers=deps.settings.poll_workers,
+        always=workers_active,
+        read_limit=poller.due_limit,
+    )
+    if not plan.fans_out:
+        if workers_active:
+            sent[provider] = 0  # nothing newly due, but the workers own this provider for now
+        return queue_drained
+    queue_drained = max(queue_drained, now) + timedelta(
+        seconds=fanout.drain_seconds(len(stored), rate, poller.batch_size(provider))
+    )
+    until = queue_drained + slack
+    queue.send([PollBatch(provider=provider, jobs=batch, until=until) for batch in plan.batches])
+    # Held through the last job sent. When the read stopped at its limit, the second it stopped in may hold
+    # more jobs: the next schedule reads that second again (a job sent twice is polled twice, once as
+    # unfinished or finished; none is skipped).
+    last = stored[-1].next_poll_at or int(now.timestamp())
+    through = last - 1 if len(stored) == FANOUT_SCAN_LIMIT else int(now.timestamp())
+    # A new round (no hold, or a rescan) is rescanned when its own batches should all have been polled.
+    rescan_at = until if rescan or hold is None or hold.rescan_at is None else hold.rescan_at
+    deps.store.set_fanout_hold(provider, until, through, rescan_at)
+    sent[provider] = len(stored)
+    count("JobsFannedOut", provider, len(stored))
+    logger.info(
+        "backlog fanned out",
+        provider=provider,
+        jobs=len(stored),
+        batches=len(plan.batches),
+        held_until=until,
+        rescan=rescan and workers_active,
+    )
+    return queue_drained
 
 
 @logger.inject_lambda_context(clear_state=True)

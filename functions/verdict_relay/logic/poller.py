@@ -246,21 +246,32 @@ class Poller:
         return report
 
     def poll_jobs(
-        self, provider: str, jobs: Sequence[DueJob], time_left_s: Callable[[], float]
+        self,
+        provider: str,
+        jobs: Sequence[DueJob],
+        time_left_s: Callable[[], float],
+        requests_until: datetime | None = None,
     ) -> ProviderReport:
-        """Poll given jobs (a fan-out batch) with the same code path as a cycle."""
+        """Poll given jobs (a fan-out batch) with the same code path as a cycle; with ``requests_until`` (the
+        batch's hold), no request goes to the provider after that time and the jobs not polled by then stay
+        due."""
         report = ProviderReport()
         if self._breakers[provider].is_open:
             report.skipped = "circuit open"
             report.left_due = len(jobs)
             return report
-        self._poll(provider, list(jobs), time_left_s, report)
+        self._poll(provider, list(jobs), time_left_s, report, requests_until)
         return report
 
     # -- polling ------------------------------------------------------------------------------------------
 
     def _poll(
-        self, provider: str, jobs: list[DueJob], time_left_s: Callable[[], float], report: ProviderReport
+        self,
+        provider: str,
+        jobs: list[DueJob],
+        time_left_s: Callable[[], float],
+        report: ProviderReport,
+        requests_until: datetime | None = None,
     ) -> None:
         """Poll jobs as the due-jobs query or a fan-out batch gives them: with their poll count and age, so an
         unfinished one is rescheduled in one write, without reading it first."""
@@ -268,16 +279,22 @@ class Poller:
         batches = [jobs[i : i + client.max_batch] for i in range(0, len(jobs), client.max_batch)]
         stop = threading.Event()
 
+        def requests_left_s() -> float:
+            # Retries stop early enough to leave half the margin for writing the batch's results.
+            left = time_left_s() - self._settings.safety_margin_s / 2
+            if requests_until is not None:
+                left = min(left, (requests_until - self._now()).total_seconds())
+            return left
+
         def work(batch: list[DueJob]) -> None:
-            if stop.is_set() or time_left_s() < self._settings.safety_margin_s:
+            if stop.is_set() or time_left_s() < self._settings.safety_margin_s or requests_left_s() <= 0:
                 stop.set()
                 report.left_due += len(batch)
                 return
             if not self._breakers[provider].allow():  # open, or half-open with the trial out
                 report.left_due += len(batch)
                 return
-            # Retries stop early enough to leave half the margin for writing the batch's results.
-            with finish_within(time_left_s() - self._settings.safety_margin_s / 2):
+            with finish_within(requests_left_s()):
                 self._poll_batch(provider, client, batch, report)
 
         with ThreadPoolExecutor(

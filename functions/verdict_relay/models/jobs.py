@@ -69,10 +69,14 @@ class DueJob:
 @dataclass(frozen=True)
 class FanoutHold:
     """Poll workers hold a provider's jobs due by ``through`` (epoch seconds) until ``until``: meanwhile the
-    scheduler sends them only jobs that came due later, and polls none of the provider's itself."""
+    scheduler sends them only jobs that came due later, and polls none of the provider's itself. From
+    ``rescan_at`` (when the first batches of the hold should all have been polled) the scheduler reads every
+    due job again, so jobs the workers left due are sent again even while newly due jobs keep renewing the
+    hold."""
 
     until: datetime
     through: int
+    rescan_at: datetime | None = None
 
 
 @dataclass(frozen=True)
