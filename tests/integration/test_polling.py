@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import FakeAws
 from tests.integration.conftest import LambdaContext, configure_environment
+from verdict_relay.clients.base import ProviderAuthError
 from verdict_relay.config import Settings
 from verdict_relay.handlers.dependencies import Dependencies, build
 from verdict_relay.local.simulator import (
@@ -630,3 +631,37 @@ def test_rotated_api_credentials_reach_the_kept_poll_clients(
     assert [r.status for r in simulator.requests("azure-review")] == [200, 401]
     assert report.providers["azure-review"].failed_requests == 1
     assert [j.job_id for j in deps.store.due_jobs("azure-review", datetime.now(UTC))] == ["job-2"]
+
+
+def test_rotated_api_credentials_reach_the_kept_callback_fetch_clients(
+    aws: FakeAws, simulator: ProviderSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The providers document in Secrets Manager, re-read on every use (cache age 0).
+    secrets = aws.session.client("secretsmanager")
+    entry = simulator.provider_entry("azure-review")
+    secrets.create_secret(Name="verdict-relay/providers", SecretString=json.dumps({"azure-review": entry}))
+    configure_environment(
+        monkeypatch,
+        aws,
+        tmp_path,
+        {},
+        PROVIDERS_SECRET_ID="verdict-relay/providers",
+        PROVIDERS_CACHE_SECONDS="0",
+    )
+    deps = build(Settings.from_env(), boto3.session.Session())
+    simulator.put_job("azure-review", "job-1", azure_job("job-1", "Complete", adult_score=0.9))
+    fetch = deps.callback_fetcher("azure-review")
+    assert fetch is not None
+    assert len(fetch(["job-1"]).jobs) == 1
+
+    # The key is rotated to one the provider refuses: the next callback's fetch must use it.
+    rotated = {**entry, "credentials": {"subscription_key": "rotated-key-the-provider-does-not-know"}}
+    secrets.put_secret_value(
+        SecretId="verdict-relay/providers", SecretString=json.dumps({"azure-review": rotated})
+    )
+    fetch = deps.callback_fetcher("azure-review")
+    assert fetch is not None
+    with pytest.raises(ProviderAuthError):
+        fetch(["job-1"])
+
+    assert [r.status for r in simulator.requests("azure-review")] == [200, 401]

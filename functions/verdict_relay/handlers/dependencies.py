@@ -51,6 +51,7 @@ class Dependencies:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
     _callback_clients: dict[str, ProviderClient | None] = field(default_factory=dict)
+    _callback_clients_source: ProvidersConfig | None = None
     _poll_clients: dict[tuple[str, float], ProviderClient] = field(default_factory=dict)
     _poll_clients_source: ProvidersConfig | None = None
     _clients_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -119,18 +120,23 @@ class Dependencies:
 
     def callback_fetcher(self, provider: str) -> Fetcher | None:
         """Fetches a job right after its callback, within the provider's acknowledgement deadline: one attempt,
-        short timeouts, a small share of the provider's rate limit. None without API credentials."""
+        short timeouts, a small share of the provider's rate limit. None without API credentials. Like the poll
+        clients, they are rebuilt when the providers document changes (rotated, added or removed credentials)."""
+        providers = self.providers()
         with self._clients_lock:
+            if self._callback_clients_source != providers:
+                self._callback_clients.clear()
+                self._callback_clients_source = providers
             if provider not in self._callback_clients:
-                self._callback_clients[provider] = self._build_callback_client(provider)
+                self._callback_clients[provider] = self._build_callback_client(provider, providers)
             client = self._callback_clients[provider]
         return client.fetch if client is not None else None
 
-    def _build_callback_client(self, provider: str) -> ProviderClient | None:
+    def _build_callback_client(self, provider: str, providers: ProvidersConfig) -> ProviderClient | None:
         from verdict_relay.clients.factory import build_client
         from verdict_relay.clients.http import HttpOptions
 
-        entry = self.providers().get(provider)
+        entry = providers.get(provider)
         if entry is None or entry.credentials is None:
             return None
         shared = entry.model_copy(
