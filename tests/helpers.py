@@ -1,9 +1,14 @@
-"""Test helpers shared by every tier: loading sample events and provider payloads from ``events/``."""
+"""Test helpers shared by every tier: loading sample events and provider payloads from ``events/``, and a
+stub HTTP server for the certificate fetches of Alibaba MNS pushes."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +17,7 @@ from verdict_relay.local.callback_signing import huawei_callback_signature
 
 __all__ = [
     "api_event",
+    "http_server",
     "huawei_signature",
     "load_api_event",
     "load_payload",
@@ -52,3 +58,28 @@ def with_changes(provider: str, name: str, **changes: Any) -> bytes:
     payload = load_payload(provider, name)
     payload.update(changes)
     return json.dumps(payload).encode("utf-8")
+
+
+@contextlib.contextmanager
+def http_server(status: int, location: str = "", hits: list[str] | None = None) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 answering every GET with ``status`` (and ``Location``); yields its base URL.
+    Each request's path is appended to ``hits``, when given."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if hits is not None:
+                hits.append(self.path)
+            self.send_response(status)
+            if location:
+                self.send_header("Location", location)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()

@@ -243,11 +243,6 @@ class ProvidersConfig(_Strict):
     def get(self, provider: str) -> ProviderSettings | None:
         return self.providers.get(provider)
 
-    def callback_settings(self, provider: str) -> CallbackSettings:
-        """The provider's callback secrets; none configured means callbacks are refused."""
-        entry = self.providers.get(provider)
-        return entry.callback if entry else CallbackSettings()
-
     def azure_policy(self) -> AzurePolicy:
         entry = self.providers.get("azure-review")
         return entry.policy if entry and entry.policy else AzurePolicy()

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import base64
-import contextlib
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import FakeAws
-from tests.helpers import api_event
+from tests.helpers import api_event, http_server
 from tests.integration.conftest import PROVIDERS_DOCUMENT, ApiClient, configure_environment
+from verdict_relay import config
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
 
 PATH = "/v1/callbacks/alibaba-mps"
@@ -101,28 +98,6 @@ def test_signed_target_includes_the_token_query_when_the_url_carries_one(
     assert response.status == 204
 
 
-@contextlib.contextmanager
-def http_server(status: int, location: str = "") -> Iterator[str]:
-    """An HTTP server on 127.0.0.1 answering every GET with ``status`` (and ``Location``); yields its base URL."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(status)
-            if location:
-                self.send_header("Location", location)
-            self.end_headers()
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-
-
 def test_a_redirect_on_an_allowed_host_does_not_lead_to_a_certificate_elsewhere(
     api: ApiClient, aws: FakeAws
 ) -> None:
@@ -178,4 +153,103 @@ def test_headers_no_parser_can_read_are_a_401_not_a_server_error(
 
     assert response.status == 401, response.body
     assert mentions in response.body["error"]["message"].lower()
+    assert aws.table_items() == []
+
+
+# --- forged pushes and what they may cost ------------------------------------------------------------------------
+
+
+def test_mns_push_for_a_provider_absent_from_the_providers_document_is_refused(
+    aws: FakeAws, mns: MnsSigner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given MNS's certificate host is the default allow-listed one (the local signer stands in for MNS), and
+    # a providers document with no alibaba-mps entry at all
+    monkeypatch.setattr(config, "DEFAULT_MNS_CERTIFICATE_HOSTS", ("127.0.0.1",))
+    document = {name: entry for name, entry in PROVIDERS_DOCUMENT.items() if name != "alibaba-mps"}
+    configure_environment(monkeypatch, aws, tmp_path, document)
+    body = mns_notification("mps-job-1")
+
+    # When a push MNS really signed arrives (any Alibaba account's topic can send one)
+    response = push(ApiClient(), body, mns.sign(PATH, body))
+
+    # Then the disabled provider refuses it, and nothing is stored or published
+    assert response.status == 401, response.body
+    assert response.body["error"]["code"] == "unauthorized"
+    assert "not enabled" in response.body["error"]["message"]
+    assert aws.table_items() == []
+    assert aws.published() == []
+    assert mns.certificate_requests == []
+
+    # And with an entry, even one that only takes the defaults, the same push is accepted
+    with_entry = tmp_path / "with-entry"  # another file: a providers file is cached by its path
+    with_entry.mkdir()
+    configure_environment(monkeypatch, aws, with_entry, {**document, "alibaba-mps": {}})
+    assert push(ApiClient(), body, mns.sign(PATH, body)).status == 204
+
+
+def test_certificate_url_variants_with_a_query_are_refused_without_a_fetch(
+    api: ApiClient, aws: FakeAws, mns: MnsSigner
+) -> None:
+    # Given a genuine push has been verified with MNS's certificate
+    genuine = mns.certificate_url
+    body = mns_notification("mps-job-1")
+    assert push(api, body, mns.sign(PATH, body)).status == 204
+
+    # When 20 pushes name the same certificate under query and fragment variants of its URL
+    statuses = set()
+    for n in range(20):
+        mns.certificate_url = f"{genuine}?n={n}" if n % 2 else f"{genuine}#{n}"
+        forged = mns_notification(f"forged-{n}")
+        response = push(api, forged, mns.sign(PATH, forged))
+        statuses.add(response.status)
+        assert "query or fragment" in response.body["error"]["message"]
+    mns.certificate_url = genuine
+
+    # Then each is refused without a fetch, and a genuine push still verifies with the cached certificate
+    assert statuses == {401}
+    assert push(api, body, mns.sign(PATH, body)).status == 204
+    assert len(mns.certificate_requests) == 1
+
+
+def test_unauthenticated_pushes_naming_new_certificate_files_do_not_evict_the_one_in_use(
+    api: ApiClient, aws: FakeAws, mns: MnsSigner
+) -> None:
+    # Given a genuine push has been verified with MNS's certificate
+    genuine = mns.certificate_url
+    body = mns_notification("mps-job-1")
+    assert push(api, body, mns.sign(PATH, body)).status == 204
+
+    # When 20 pushes signed with another key each name another certificate file on the allowed host
+    forger = MnsSigner.generate()
+    base = genuine.rsplit("/", 1)[0]
+    for n in range(20):
+        forger.certificate_url = f"{base}/certificate-{n}.pem"
+        forged = mns_notification(f"forged-{n}")
+        assert push(api, forged, forger.sign(PATH, forged)).status == 401
+
+    # Then the certificate that verified the genuine push is still cached: the next genuine push fetches nothing
+    assert push(api, body, mns.sign(PATH, body)).status == 204
+    assert mns.certificate_requests.count("/x509_public_certificate.pem") == 1
+    assert {item["job_id"]["S"] for item in aws.table_items()} == {"mps-job-1"}
+
+
+@pytest.mark.parametrize(("status", "expected"), [(404, 401), (503, 502)])
+def test_a_certificate_url_that_failed_is_not_fetched_again_for_a_while(
+    api: ApiClient, aws: FakeAws, status: int, expected: int
+) -> None:
+    # Given an allowed host that does not serve the certificate a push names (or is in trouble)
+    hits: list[str] = []
+    signer = MnsSigner.generate()
+    with http_server(status, hits=hits) as allowed:
+        signer.certificate_url = f"{allowed}/no-such-certificate.pem"
+
+        # When ten pushes name it
+        responses = []
+        for n in range(10):
+            body = mns_notification(f"mps-job-{n}")
+            responses.append(push(api, body, signer.sign(PATH, body)))
+
+    # Then each gets the same answer, from one fetch
+    assert {r.status for r in responses} == {expected}
+    assert hits == ["/no-such-certificate.pem"]
     assert aws.table_items() == []

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FakeAws
-from tests.helpers import api_event, huawei_signature, load_payload_bytes
+from tests.helpers import api_event, huawei_signature, load_payload, load_payload_bytes
 from tests.integration.conftest import (
     AZURE_TOKENS,
     HUAWEI_SEEDS,
@@ -16,6 +16,7 @@ from tests.integration.conftest import (
     ApiClient,
     configure_environment,
 )
+from verdict_relay.local.callback_signing import MnsSigner
 
 
 def assert_rejected(response, status: int, code: str, aws: FakeAws, mentions: str = "") -> None:  # type: ignore[no-untyped-def]
@@ -240,3 +241,68 @@ def test_a_job_registration_flagged_base64_that_is_not_base64_is_a_400(api: ApiC
     response = api.invoke(event)
 
     assert_rejected(response, 400, "malformed_payload", aws, "base64")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"job_id": "xxxxxxx", "request_id": ""}, "request_id"),
+        ({"create_time": "2022-07-30T08:57:11.011", "job_id": "Zxxx"}, "create_time"),
+        ({"create_time": "2022-07-30T08:57:11.01", "job_id": "1Zxxx"}, "create_time"),
+    ],
+    ids=["request-id-into-job-id", "create-time-z-into-job-id", "create-time-digit-and-z-into-job-id"],
+)
+def test_a_signature_reused_over_the_same_characters_split_differently_is_a_422_naming_the_field(
+    api: ApiClient, aws: FakeAws, changes: dict[str, str], field: str
+) -> None:
+    # Given the genuine signature of the seed example ("2022-07-30T08:57:11.011Z" + "xxx" + "xxxx")
+    signature = huawei_signature(HUAWEI_SEEDS[0], load_payload_bytes("huawei-video", "succeeded"))
+    payload = {**load_payload("huawei-video", "succeeded"), **changes}
+
+    # When the body moves the boundaries between the signed fields
+    response = api.callback(
+        "huawei-video", json.dumps(payload).encode(), headers={"X-Auth-Signature": signature}
+    )
+
+    # Then the field no longer in Huawei's shape is named, before any signature is compared
+    assert_rejected(response, 422, "invalid_payload", aws, field)
+
+
+def test_a_huawei_time_past_the_calendars_end_in_utc_is_a_422_not_a_server_error(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # 9999-12-31T23:59:59-01:00 is 10000-01-01T00:59:59 in UTC, past what a datetime holds
+    payload = {**load_payload("huawei-video", "succeeded"), "update_time": "9999-12-31T23:59:59-01:00"}
+    body = json.dumps(payload).encode()
+
+    response = api.callback(
+        "huawei-video", body, headers={"X-Auth-Signature": huawei_signature(HUAWEI_SEEDS[0], body)}
+    )
+
+    assert_rejected(response, 422, "invalid_payload", aws, "update_time")
+
+
+def test_an_azure_time_before_the_calendars_start_in_utc_is_a_422_not_a_server_error(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    payload = {**load_payload("azure-review", "review-callback"), "ModifiedOn": "0001-01-01T00:00:00+01:00"}
+
+    response = api.callback("azure-review", json.dumps(payload).encode(), query={"token": AZURE_TOKENS[0]})
+
+    assert_rejected(response, 422, "invalid_payload", aws, "modifiedon")
+
+
+def test_an_mns_notice_nested_past_the_json_parsers_limit_is_a_400_not_a_server_error(
+    api: ApiClient, aws: FakeAws, mns: MnsSigner
+) -> None:
+    body = b"[" * 50_000
+    event = api_event(
+        "POST",
+        "/callbacks/alibaba-mps",
+        resource="/callbacks/{provider}",
+        path_parameters={"provider": "alibaba-mps"},
+        body=body,
+        headers=mns.sign("/v1/callbacks/alibaba-mps", body),
+    )
+
+    assert_rejected(api.invoke(event), 400, "malformed_payload", aws, "not valid JSON")

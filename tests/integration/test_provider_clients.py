@@ -541,6 +541,45 @@ def test_malformed_body_is_a_response_error(
         connect(provider).fetch(["job-1"])
 
 
+TIME_FIELD = {
+    "huawei-video": "update_time",
+    "huawei-audio": "update_time",
+    "huawei-image-batch": "result.update_time",
+    "alibaba-mps": "FinishTime",
+    "azure-review": "jobexecutionreport.0.ts",
+}
+
+
+def with_time_past_the_calendar(provider: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A finished job whose time, turned to UTC, falls outside the years 1..9999 a datetime holds."""
+    if provider in ("huawei-video", "huawei-audio"):
+        return {**body, "update_time": "9999-12-31T23:59:59-01:00"}
+    if provider == "huawei-image-batch":
+        return {**body, "result": {**body["result"], "update_time": "9999-12-31T23:59:59-01:00"}}
+    if provider == "alibaba-mps":
+        return {**body, "FinishTime": "9999-12-31T23:59:59-01:00"}
+    report = [{**entry, "Ts": "0001-01-01T00:00:00+01:00"} for entry in body["JobExecutionReport"]]
+    return {**body, "JobExecutionReport": report}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_job_time_outside_the_calendar_in_utc_is_a_response_error(
+    simulator: ProviderSimulator, connect: Connect, provider: str
+) -> None:
+    # Given a provider that answers with a time a datetime cannot hold once turned to UTC
+    put_finished_job(simulator, provider, "job-1")
+    body = simulator.job(provider, "job-1")
+    assert body is not None
+    simulator.put_job(provider, "job-1", with_time_past_the_calendar(provider, body))
+
+    # When the poller's client fetches it, then it is an unreadable answer naming the field, not a crash of
+    # the poll cycle
+    with pytest.raises(ProviderResponseError) as raised:
+        connect(provider).fetch(["job-1"])
+
+    assert f"field '{TIME_FIELD[provider]}'" in raised.value.message
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_auth_fault_is_an_auth_error(simulator: ProviderSimulator, connect: Connect, provider: str) -> None:
     put_finished_job(simulator, provider, "job-1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from tests.conftest import FakeAws
 from tests.helpers import api_event, huawei_signature, load_payload
-from tests.integration.conftest import ApiClient, configure_environment
+from tests.integration.conftest import ApiClient, ApiResponse, configure_environment
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
 from verdict_relay.local.simulator import ProviderSimulator, alibaba_job, azure_job, huawei_video_job
 
@@ -35,6 +36,20 @@ def configure(
     }
     configure_environment(monkeypatch, aws, tmp_path, document)
     return ApiClient()
+
+
+def mns_push(api: ApiClient, mns: MnsSigner, job_id: str) -> ApiResponse:
+    body = mns_notification(job_id)
+    return api.invoke(
+        api_event(
+            "POST",
+            "/callbacks/alibaba-mps",
+            resource="/callbacks/{provider}",
+            path_parameters={"provider": "alibaba-mps"},
+            body=body,
+            headers=mns.sign("/v1/callbacks/alibaba-mps", body),
+        )
+    )
 
 
 def test_with_credentials_huawei_callback_is_verified_by_fetching_the_job(
@@ -140,3 +155,138 @@ def test_with_credentials_an_azure_reviewer_decision_is_taken_from_the_body_and_
     assert api.get_job("azure-review", job_callback["JobId"]).body["suggestion"] == "block"
     assert len(simulator.requests("azure-review")) == 1
     assert sorted(m["verdict"]["decided_by"] for m in aws.published()) == ["policy", "reviewer"]
+
+
+# --- callbacks for jobs the store does not hold, or holds as finished --------------------------------------------
+
+
+def test_mns_notice_for_a_job_neither_the_store_nor_mps_knows_stores_nothing(
+    aws: FakeAws,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    simulator: ProviderSimulator,
+    mns: MnsSigner,
+) -> None:
+    # Given a signed MNS push naming a job id nobody registered and MPS does not know (MNS signs every
+    # account's pushes alike, so anyone's topic can send one)
+    api = configure(aws, monkeypatch, tmp_path, simulator)
+
+    # When it arrives
+    response = mns_push(api, mns, "someone-elses-job")
+
+    # Then MNS gets its 204 (so it stops re-sending), MPS was asked once, and nothing is stored or published
+    assert response.status == 204
+    assert len(simulator.requests("alibaba-mps")) == 1
+    assert aws.table_items() == []
+    assert aws.published() == []
+    assert api.get_job("alibaba-mps", "someone-elses-job").status == 404
+
+
+def test_mns_notice_for_a_registered_job_mps_no_longer_knows_expires_it(
+    aws: FakeAws,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    simulator: ProviderSimulator,
+    mns: MnsSigner,
+) -> None:
+    api = configure(aws, monkeypatch, tmp_path, simulator)
+    assert api.register({"provider": "alibaba-mps", "job_id": "am-gone"}).status == 201
+
+    response = mns_push(api, mns, "am-gone")
+
+    assert response.status == 204
+    assert api.get_job("alibaba-mps", "am-gone").body["status"] == "expired"
+    assert [m["verdict"]["status"] for m in aws.published()] == ["expired"]
+
+
+def test_mns_notice_whose_fetch_fails_leaves_the_job_due_for_the_poller(
+    aws: FakeAws,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    simulator: ProviderSimulator,
+    mns: MnsSigner,
+) -> None:
+    api = configure(aws, monkeypatch, tmp_path, simulator)
+    simulator.inject("alibaba-mps", "error:503", times=5)
+
+    response = mns_push(api, mns, "am-1")
+
+    assert response.status == 204
+    (item,) = aws.table_items()
+    assert (item["job_id"]["S"], item["status"]["S"], item["poll_provider"]["S"]) == (
+        "am-1",
+        "pending",
+        "alibaba-mps",
+    )
+    assert aws.published() == []
+
+
+def test_mns_notice_for_an_unfinished_job_stores_its_progress_and_leaves_it_due(
+    aws: FakeAws,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    simulator: ProviderSimulator,
+    mns: MnsSigner,
+) -> None:
+    api = configure(aws, monkeypatch, tmp_path, simulator)
+    simulator.put_job("alibaba-mps", "am-1", alibaba_job("am-1", "Analysing"))
+
+    response = mns_push(api, mns, "am-1")
+
+    assert response.status == 204
+    (item,) = aws.table_items()
+    assert (item["status"]["S"], item["poll_provider"]["S"]) == ("running", "alibaba-mps")
+    assert int(item["next_poll_at"]["N"]) <= int(time.time())
+
+
+def test_replayed_callbacks_for_a_finished_job_make_no_provider_request(
+    aws: FakeAws,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    simulator: ProviderSimulator,
+    mns: MnsSigner,
+) -> None:
+    # Given a Huawei job and an MPS job, each finished through its callback and one fetch
+    api = configure(aws, monkeypatch, tmp_path, simulator)
+    simulator.put_job("huawei-video", "hv-1", huawei_video_job("hv-1", "succeeded", "block"))
+    simulator.put_job("alibaba-mps", "am-1", alibaba_job("am-1", "Success", "block"))
+    body = huawei_callback_saying_pass("hv-1")
+    signed = {"X-Auth-Signature": huawei_signature(SEED, body)}
+    assert api.callback("huawei-video", body, headers=signed).status == 200
+    assert mns_push(api, mns, "am-1").status == 204
+    simulator.clear_requests()
+
+    # When their callbacks are replayed (Huawei's signature has no timestamp; an MNS push re-signed in time)
+    huawei = [api.callback("huawei-video", body, headers=signed) for _ in range(5)]
+    alibaba = [mns_push(api, mns, "am-1") for _ in range(5)]
+
+    # Then each is acknowledged without asking the provider again, and nothing is published again
+    assert {r.status for r in huawei} == {200}
+    assert {r.status for r in alibaba} == {204}
+    assert simulator.requests("huawei-video") == []
+    assert simulator.requests("alibaba-mps") == []
+    assert sorted(m["verdict"]["job_id"] for m in aws.published()) == ["am-1", "hv-1"]
+
+
+def test_a_signed_huawei_callback_shifted_to_another_job_id_stores_nothing_huawei_does_not_know(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
+) -> None:
+    # Given a genuine signed callback for job "hv-12" with request id "r1"
+    api = configure(aws, monkeypatch, tmp_path, simulator)
+    simulator.put_job("huawei-video", "hv-12", huawei_video_job("hv-12", "succeeded", "block"))
+    genuine = load_payload("huawei-video", "succeeded")
+    genuine.update(job_id="hv-12", request_id="r1")
+    signature = huawei_signature(SEED, json.dumps(genuine).encode())
+
+    # When it is re-sent with the "2" moved from the job id to the request id: the signed message is the same,
+    # and no documented format tells where the job id ends
+    shifted = {**genuine, "job_id": "hv-1", "request_id": "2r1"}
+    response = api.callback(
+        "huawei-video", json.dumps(shifted).encode(), headers={"X-Auth-Signature": signature}
+    )
+
+    # Then the signature holds, but the job is only fetched: Huawei does not know "hv-1", so nothing is stored
+    assert response.status == 200
+    assert [r.path.rsplit("/", 1)[-1] for r in simulator.requests("huawei-video")] == ["hv-1"]
+    assert aws.table_items() == []
+    assert aws.published() == []

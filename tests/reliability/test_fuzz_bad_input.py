@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import FakeAws
@@ -88,6 +89,47 @@ def test_adapters_survive_any_single_field_of_a_real_payload_going_wrong(
     except ClientError:
         return
     assert all(isinstance(v, Verdict) for v in verdicts)
+
+
+TIME_KEYS = frozenset({"create_time", "update_time", "creationtime", "finishtime", "ts", "modifiedon"})
+"""Every provider's time fields, lower-cased."""
+
+utc_offsets = st.integers(-(23 * 60 + 59), 23 * 60 + 59).map(
+    lambda minutes: f"{'+' if minutes >= 0 else '-'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+)
+provider_times = st.builds(
+    lambda moment, zone, separator: moment.isoformat(sep=separator) + zone,
+    # the calendar's ends, where an offset takes the time out of the years a datetime holds in UTC
+    st.sampled_from([datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999999)]) | st.datetimes(),
+    utc_offsets | st.sampled_from(["Z", ""]),
+    st.sampled_from(["T", " "]),
+)
+
+
+def with_times(value: Any, time: Any) -> Any:
+    """``value`` with every time field, at any depth, set to ``time``."""
+    if isinstance(value, dict):
+        return {k: time if k.lower() in TIME_KEYS else with_times(v, time) for k, v in value.items()}
+    if isinstance(value, list):
+        return [with_times(v, time) for v in value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("provider", "shape"),
+    [*SHAPES.items(), ("huawei-video", "callback-space-time"), ("azure-review", "review-callback")],
+)
+@given(time=st.one_of(provider_times, st.text(max_size=40) | json_values))
+@example(time="9999-12-31T23:59:59-01:00")  # past the calendar's end once in UTC
+@example(time="0001-01-01T00:00:00+01:00")  # before its start once in UTC
+def test_adapters_read_any_time_or_refuse_it_as_a_client_error(provider: str, shape: str, time: Any) -> None:
+    payload = with_times(load_payload(provider, shape), time)
+    try:
+        verdicts = get_adapter(provider).parse(payload)
+    except ClientError:
+        return
+    assert all(isinstance(v, Verdict) for v in verdicts)
+    assert all(v.updated_at is None or v.updated_at.tzinfo is not None for v in verdicts)
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=40)

@@ -79,13 +79,6 @@ def test_secrets_do_not_appear_in_the_configuration_repr() -> None:
         assert secret not in text
 
 
-def test_absent_provider_has_no_callback_secret_so_callbacks_are_refused() -> None:
-    settings = ProvidersConfig().callback_settings("huawei-video")
-
-    assert settings.tokens == []
-    assert settings.seeds == []
-
-
 def test_providers_file_is_read_and_validated(tmp_path: Path) -> None:
     path = tmp_path / "providers.json"
     path.write_text(json.dumps({"azure-review": {"team": "moderators"}}))

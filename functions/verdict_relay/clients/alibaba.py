@@ -98,7 +98,7 @@ def alibaba_error(response: HttpResponse) -> tuple[str | None, str | None]:
     """``(Code, Message)`` of an MPS error body, if it has one."""
     try:
         payload = json.loads(response.body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested past json's limit
         return None, None
     if not isinstance(payload, dict):
         return None, None

@@ -36,7 +36,7 @@ def azure_error(response: HttpResponse) -> tuple[str | None, str | None]:
     API's ``{Error: {Code, Message}}``."""
     try:
         payload = json.loads(response.body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested past json's limit
         return None, None
     if not isinstance(payload, dict):
         return None, None

@@ -315,12 +315,13 @@ class ProviderHttp:
 
 
 def read_json(provider: str, response: HttpResponse) -> Any:
-    """The body as JSON; ProviderResponseError when it is not (truncated, HTML error page, not UTF-8)."""
+    """The body as JSON; ProviderResponseError when it is not (truncated, HTML error page, not UTF-8, or nested
+    too deeply for the parser: json.loads raises RecursionError, not ValueError, for that)."""
     try:
         return json.loads(response.body.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ProviderResponseError(f"{provider}: HTTP {response.status} body is not UTF-8") from exc
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ProviderResponseError(f"{provider}: HTTP {response.status} body is not valid JSON") from exc
 
 

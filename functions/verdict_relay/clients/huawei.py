@@ -229,7 +229,7 @@ def huawei_error(response: HttpResponse) -> tuple[str | None, str | None]:
     """``(error_code, error_msg)`` of a Huawei error body (or IAM's ``{error: {code, message}}``), if any."""
     try:
         payload = json.loads(response.body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested past json's limit
         return None, None
     if not isinstance(payload, dict):
         return None, None

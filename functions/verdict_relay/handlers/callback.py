@@ -8,7 +8,8 @@ Routes:
 * ``GET /jobs/{provider}/{job_id}`` — the canonical verdict (IAM-authorized in AWS).
 
 Order of checks on a callback: provider known (404), body size (413), content type (415), authentication (401),
-then parsing (400 malformed / 422 wrong shape). Nothing is stored before every check has passed.
+then parsing (400 malformed / 422 wrong shape). Nothing is stored before every check has passed. A provider
+without an entry in the providers document is disabled: its callbacks are refused (401) whatever they carry.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from verdict_relay.dal.publisher import message_for
+from verdict_relay.dal.store import JobStore
 from verdict_relay.errors import (
+    CallbackAuthError,
     MalformedPayloadError,
     NotFoundError,
     PayloadTooLargeError,
@@ -36,7 +39,7 @@ from verdict_relay.handlers import http_errors
 from verdict_relay.handlers.dependencies import dependencies
 from verdict_relay.logic import callbacks
 from verdict_relay.models.jobs import RegisterJobRequest
-from verdict_relay.models.verdict import MAX_JOB_ID_LENGTH, PROVIDER_NAMES, Verdict
+from verdict_relay.models.verdict import MAX_JOB_ID_LENGTH, PROVIDER_NAMES, JobStatus, Verdict
 from verdict_relay.observability import count, logger, metrics
 from verdict_relay.providers.base import CallbackRequest, VerifyContext
 from verdict_relay.providers.registry import get_adapter
@@ -132,19 +135,32 @@ def receive_callback(
         method=event.http_method,
     )
     now = _now()
+    entry = providers.get(provider)
+    if entry is None:
+        # Not a default entry: its defaults (MNS's certificate host) would let a signature alone in.
+        raise CallbackAuthError(
+            f"callbacks for {provider} are not enabled: the provider has no entry in the providers document"
+        )
     adapter.verify_callback(
         request,
         VerifyContext(
-            settings=providers.callback_settings(provider), now=now, load_certificate=deps.certificates.load
+            settings=entry.callback,
+            now=now,
+            load_certificate=deps.certificates.load,
+            certificate_verified=deps.certificates.certificate_verified,
         ),
     )
     result = adapter.parse_callback(request)
-    entry = providers.get(provider)
-    trust = callbacks.trust_mode(
-        provider, entry.trust if entry else None, has_credentials=bool(entry and entry.credentials)
-    )
+    trust = callbacks.trust_mode(provider, entry.trust, has_credentials=entry.credentials is not None)
     outcome = callbacks.accept(
-        provider, result, raw, trust, deps.ingest, deps.callback_fetcher(provider), now
+        provider,
+        result,
+        raw,
+        trust,
+        deps.ingest,
+        deps.callback_fetcher(provider),
+        now,
+        stored_status=_stored_status(deps.store),
     )
     count("CallbackAccepted", provider)
     status = adapter.callback_ack_status
@@ -153,8 +169,18 @@ def receive_callback(
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body={"accepted": outcome.from_body + outcome.fetched + outcome.left_due},
+        body={"accepted": outcome.accepted},
     )
+
+
+def _stored_status(store: JobStore) -> callbacks.StoredStatus:
+    """The store's one read of a job's status, as the callback logic asks for it."""
+
+    def status(provider: str, job_id: str) -> JobStatus | None:
+        job = store.get(provider, job_id)
+        return job.status if job is not None else None
+
+    return status
 
 
 @app.post(

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -30,6 +30,8 @@ class MnsSigner:
     private_key: Any
     certificate_pem: bytes
     certificate_url: str = ""
+    certificate_requests: list[str] = field(default_factory=list)
+    """The path of every request the certificate server answered (it serves the certificate at any path)."""
 
     @classmethod
     def generate(cls, certificate_url: str = "") -> MnsSigner:
@@ -59,9 +61,11 @@ class MnsSigner:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         pem = self.certificate_pem
+        requests = self.certificate_requests
 
         class CertificateHandler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                requests.append(self.path)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-pem-file")
                 self.send_header("Content-Length", str(len(pem)))

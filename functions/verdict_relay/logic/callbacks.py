@@ -4,19 +4,30 @@ How far a callback body is trusted is per provider (``trust`` in the providers d
 
 * ``body``: the authenticated callback's content becomes the verdict. Fast, but only as trustworthy as what
   the signature covers — Huawei's covers the job id and times, not the result; Azure signs nothing.
-* ``fetch``: the callback only says "look now": the job is made due and fetched from the provider's API,
-  so the verdict is what the provider's authenticated API says. Costs one API call and its latency.
+* ``fetch``: the callback only says "look now": the job is fetched from the provider's API, so the verdict
+  is what the provider's authenticated API says. Costs one API call and its latency.
 
 Default: ``fetch`` for Huawei v3 and Azure when API credentials are configured, else ``body``. An MNS notice
 (Alibaba) never carries a result, so its job is always fetched; an Azure reviewer's decision has no API to
 fetch it from, so it is always taken from the authenticated body. A fetch must fit the provider's deadline for
 acknowledging the callback; when it fails or there is no client, the job stays due and the poller fetches it.
+
+What a fetch after a callback costs is bounded by what the store already holds, read once per job first:
+
+* a job the store holds as finished is not fetched: a replayed callback (Huawei's signature has no timestamp,
+  Azure's token never changes) costs one read, never a call to the provider's API;
+* a job the provider does not know is expired only if the store already held it. One the store had never
+  heard of stores nothing (metric ``CallbackForUnknownJob``) and the callback is still acknowledged, so the
+  provider stops re-sending it: any Alibaba account can make MNS push a signed notice naming any job id, and
+  such ids must not become stored, published verdicts;
+* a job is made due only when it could not be resolved now (the fetch failed, there is no client, or the job
+  is unfinished), so the poller follows it from there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -39,11 +50,23 @@ def trust_mode(provider: str, configured: Trust | None, has_credentials: bool) -
     return "fetch" if provider in FETCH_BY_DEFAULT and has_credentials else "body"
 
 
+StoredStatus = Callable[[str, str], JobStatus | None]
+"""The stored status of (provider, job_id), or None when the store does not hold the job: one read."""
+
+
 @dataclass(frozen=True)
 class CallbackOutcome:
     from_body: int = 0
     fetched: int = 0
     left_due: int = 0
+    already_final: int = 0
+    """Jobs the store held as finished: neither fetched nor changed."""
+    unknown: int = 0
+    """Jobs neither the store nor the provider knows: nothing stored."""
+
+    @property
+    def accepted(self) -> int:
+        return self.from_body + self.fetched + self.left_due + self.already_final + self.unknown
 
 
 def accept(
@@ -54,6 +77,7 @@ def accept(
     ingest: IngestService,
     fetch: Fetcher | None,
     now: datetime,
+    stored_status: StoredStatus,
 ) -> CallbackOutcome:
     if trust == "body":
         body_verdicts, to_fetch = [*result.verdicts, *result.body_only], list(result.jobs_to_fetch)
@@ -62,22 +86,48 @@ def accept(
         to_fetch = [*result.jobs_to_fetch, *(v.job_id for v in result.verdicts)]
     for verdict in body_verdicts:
         ingest.ingest(verdict, raw, now)
-    if not to_fetch:
-        return CallbackOutcome(from_body=len(body_verdicts))
-    for job_id in to_fetch:
-        ingest.mark_due(provider, job_id, now)
+    known: set[str] = set()
+    unfinished: list[str] = []
+    for job_id in dict.fromkeys(to_fetch):  # in order, once each
+        status = stored_status(provider, job_id)
+        if status is not None and status.is_terminal:
+            continue
+        if status is not None:
+            known.add(job_id)
+        unfinished.append(job_id)
+    already_final = len(dict.fromkeys(to_fetch)) - len(unfinished)
+    if already_final:
+        count("CallbackForFinishedJob", provider, already_final)
+    outcome = CallbackOutcome(from_body=len(body_verdicts), already_final=already_final)
+    if not unfinished:
+        return outcome
     if fetch is None:
-        return CallbackOutcome(from_body=len(body_verdicts), left_due=len(to_fetch))
+        return replace(outcome, left_due=_mark_due(ingest, provider, unfinished, now))
     try:
-        fetched = fetch(to_fetch)
+        fetched = fetch(unfinished)
     except ProviderApiError as exc:
-        # The job is due already: the poller fetches it within a minute.
+        # Left due: the poller fetches it within a minute.
         count("CallbackFetchFailed", provider)
         logger.warning("fetch after callback failed; job left due", provider=provider, code=exc.code)
-        return CallbackOutcome(from_body=len(body_verdicts), left_due=len(to_fetch))
+        return replace(outcome, left_due=_mark_due(ingest, provider, unfinished, now))
+    resolved: set[str] = set()
     for job in fetched.jobs:
         ingest.ingest(job.verdict, job.raw if job.verdict.is_terminal else None, now)
+        if job.verdict.is_terminal:
+            resolved.add(job.verdict.job_id)
+    count("CallbackFetched", provider, len(fetched.jobs))
+    unknown = 0
     for job_id in fetched.missing:
+        resolved.add(job_id)
+        if job_id not in known:
+            unknown += 1
+            count("CallbackForUnknownJob", provider)
+            logger.warning(
+                "callback names a job neither the store nor the provider knows; nothing stored",
+                provider=provider,
+                job_id=job_id,
+            )
+            continue
         ingest.ingest(
             Verdict(
                 provider=provider,
@@ -90,6 +140,11 @@ def accept(
             None,
             now,
         )
-    resolved = sum(1 for j in fetched.jobs if j.verdict.is_terminal) + len(fetched.missing)
-    count("CallbackFetched", provider, len(fetched.jobs))
-    return CallbackOutcome(from_body=len(body_verdicts), fetched=resolved, left_due=len(to_fetch) - resolved)
+    left_due = _mark_due(ingest, provider, [j for j in unfinished if j not in resolved], now)
+    return replace(outcome, fetched=len(resolved) - unknown, left_due=left_due, unknown=unknown)
+
+
+def _mark_due(ingest: IngestService, provider: str, job_ids: list[str], now: datetime) -> int:
+    for job_id in job_ids:
+        ingest.mark_due(provider, job_id, now)
+    return len(job_ids)

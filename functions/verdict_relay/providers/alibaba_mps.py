@@ -45,7 +45,6 @@ import binascii
 import functools
 import hashlib
 import hmac
-import json
 import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -64,7 +63,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_pascal
-from pydantic_core import CoreSchema, core_schema
+from pydantic_core import CoreSchema, core_schema, from_json
 
 from verdict_relay.config import is_loopback_host
 from verdict_relay.errors import CallbackAuthError, MalformedPayloadError, PayloadError, VerdictRelayError
@@ -667,8 +666,10 @@ def _decode_text(text: str, depth: int) -> Any:
     """A notice or message as data: JSON, XML, or base64 of either. None for text that is none of them."""
     text = text.strip().lstrip("\ufeff")
     if text.startswith(("{", "[")):
+        # pydantic-core's parser, as load_json uses: it refuses nesting past its limit with a ValueError, where
+        # json.loads would recurse until a RecursionError (b"[" * 50000) and the receiver answer 500.
         try:
-            return json.loads(text)
+            return from_json(text)
         except ValueError as exc:
             raise MalformedPayloadError(f"{PROVIDER} notification is not valid JSON: {exc}") from exc
     if text.startswith("<"):
@@ -763,8 +764,18 @@ def _content_md5_matches(header: str, body: bytes) -> bool:
     return hmac.compare_digest(decoded.lower(), hex_digest)
 
 
+_CERTIFICATE_PATH = re.compile(
+    r"(?:/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}){0,3}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}\.pem"
+)
+"""A path naming a certificate file, as MNS sends it (``/x509_public_certificate.pem``): a ``.pem`` file at most
+four segments deep, of letters, digits, ``.``, ``_`` and ``-``, no segment starting with a dot. No ``%``
+escapes, so one file has one spelling."""
+
+
 def _certificate_url(encoded: str, allowed_hosts: list[str]) -> str:
-    """Decode ``x-mns-signing-cert-url`` and allow only https from an exactly allow-listed host."""
+    """Decode ``x-mns-signing-cert-url`` and allow only https from an exactly allow-listed host, naming a
+    ``.pem`` file without query or fragment. Returns the URL in one canonical spelling (host in lower case, no
+    default port), so the certificate cache cannot be made to fetch one certificate under many names."""
     try:
         url = base64.b64decode(encoded, validate=True).decode("ascii")
     except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII header text are all ValueErrors
@@ -789,7 +800,14 @@ def _certificate_url(encoded: str, allowed_hosts: list[str]) -> str:
         raise CallbackAuthError("certificate URL with credentials not allowed")
     if not loopback and port not in (None, 443):
         raise CallbackAuthError("certificate URL port not allowed")
-    return url
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise CallbackAuthError("certificate URL with a query or fragment not allowed")
+    if _CERTIFICATE_PATH.fullmatch(parts.path) is None:
+        raise CallbackAuthError("certificate URL path does not name a .pem certificate file")
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and not (parts.scheme == "https" and port == 443):
+        netloc = f"{netloc}:{port}"
+    return f"{parts.scheme}://{netloc}{parts.path}"
 
 
 def _string_to_sign(request: CallbackRequest) -> str:
@@ -809,7 +827,17 @@ def _string_to_sign(request: CallbackRequest) -> str:
     )
 
 
-def _verify_rsa_sha1(pem: bytes, authorization: str, message: str) -> None:
+def _signature_bytes(authorization: str) -> bytes:
+    try:
+        signature = base64.b64decode(authorization, validate=True)
+    except ValueError:  # binascii.Error, or non-ASCII header text
+        raise CallbackAuthError("invalid signature: Authorization is not base64") from None
+    if not signature:
+        raise CallbackAuthError("invalid signature: Authorization is empty")
+    return signature
+
+
+def _verify_rsa_sha1(pem: bytes, signature: bytes, message: str) -> None:
     # cryptography is imported here, not at module level: only MNS callbacks need it (cold-start cost).
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature
@@ -825,10 +853,6 @@ def _verify_rsa_sha1(pem: bytes, authorization: str, message: str) -> None:
     public_key = certificate.public_key()
     if not isinstance(public_key, rsa.RSAPublicKey):
         raise CallbackAuthError("invalid signing certificate: not an RSA key")
-    try:
-        signature = base64.b64decode(authorization, validate=True)
-    except ValueError:  # binascii.Error, or non-ASCII header text
-        raise CallbackAuthError("invalid signature: Authorization is not base64") from None
     try:
         # SHA-1 is what MNS signs with; the choice is not ours.
         public_key.verify(signature, message.encode("utf-8"), padding.PKCS1v15(), hashes.SHA1())  # noqa: S303
@@ -855,9 +879,15 @@ class AlibabaMpsAdapter(ProviderAdapter):
         """Check the MNS push signature; always, as every MNS push is signed. True when it holds.
 
         In order: the headers are present; ``Date`` is within ``max_age_seconds`` of now (replay);
-        Content-MD5, when sent, matches the body; the certificate URL is https on an allow-listed host; the
-        RSA-SHA1 signature over the string to sign verifies with that certificate. ``request.path`` must be
-        the path MNS requested (with the stage prefix, if the API has one) since it is signed.
+        Content-MD5, when sent, matches the body; ``Authorization`` is base64; the certificate URL is https on
+        an allow-listed host and names a ``.pem`` file; the RSA-SHA1 signature over the string to sign
+        verifies with that certificate. Everything that can be checked without the certificate is checked
+        before it is loaded: the request is not authenticated yet. ``request.path`` must be the path MNS
+        requested (with the stage prefix, if the API has one) since it is signed.
+
+        The signature proves only that MNS sent the push: MNS signs every push of every customer's topic with
+        the same key. Which account's topic it came from is for a ``?token=`` in the subscription's endpoint
+        to prove (``callback.tokens``).
         """
         authorization = _required_header(request, "Authorization")
         encoded_cert_url = _required_header(request, "x-mns-signing-cert-url")
@@ -866,6 +896,7 @@ class AlibabaMpsAdapter(ProviderAdapter):
         content_md5 = request.header("Content-MD5")
         if content_md5 and not _content_md5_matches(content_md5, request.body):
             raise CallbackAuthError("Content-MD5 mismatch: the body is not the one that was sent")
+        signature = _signature_bytes(authorization)
         cert_url = _certificate_url(encoded_cert_url, context.settings.certificate_hosts)
         if context.load_certificate is None:
             raise CallbackAuthError("certificate loading unavailable")
@@ -875,7 +906,9 @@ class AlibabaMpsAdapter(ProviderAdapter):
             raise  # the loader's own typed errors (a provider or network failure) keep their status
         except Exception as exc:
             raise CallbackAuthError("signing certificate could not be loaded") from exc
-        _verify_rsa_sha1(pem, authorization, _string_to_sign(request))
+        _verify_rsa_sha1(pem, signature, _string_to_sign(request))
+        if context.certificate_verified is not None:
+            context.certificate_verified(cert_url)
         return True
 
     def parse_callback(self, request: CallbackRequest) -> CallbackResult:

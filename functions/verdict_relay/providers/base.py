@@ -58,6 +58,9 @@ class CallbackResult:
 CertificateLoader = Callable[[str], bytes]
 """Returns the PEM bytes of the certificate at a URL (already checked against the allow-list), cached."""
 
+CertificateVerified = Callable[[str], None]
+"""Told the URL of a certificate a signature has just verified with: the cache keeps that one."""
+
 
 @dataclass(frozen=True)
 class VerifyContext:
@@ -66,6 +69,7 @@ class VerifyContext:
     settings: CallbackSettings
     now: datetime
     load_certificate: CertificateLoader | None = None
+    certificate_verified: CertificateVerified | None = None
 
 
 class ProviderAdapter(ABC):
@@ -298,7 +302,9 @@ def parse_provider_time(value: str | None) -> datetime | None:
 
     Accepts ``2022-07-30T08:57:11.011Z``, ``2022-06-20 11:05:29`` (no zone: taken as UTC, as no zone is
     documented), offsets, and more than six fractional digits (Azure's ``22:00:47.4920565``).
-    Raises ValueError for anything else, which the payload models report with the field's name.
+    Raises ValueError for anything else, which the payload models report with the field's name; that includes
+    a time whose offset takes it outside the years 1..9999 in UTC (``9999-12-31T23:59:59-01:00``), which
+    ``astimezone`` would otherwise raise as an OverflowError.
     """
     if value is None or value == "":
         return None
@@ -312,4 +318,7 @@ def parse_provider_time(value: str | None) -> datetime | None:
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError(f"{value!r:.40} is outside the years 1..9999 in UTC") from exc

@@ -13,6 +13,17 @@ neither the result nor a timestamp: it proves which job a callback is about, not
 callback can be replayed. That is why the receiver stays idempotent on ``job_id`` and polling remains the
 source of truth.
 
+With no separator, one signature also holds for the same characters split differently between the fields. The
+signed fields are therefore checked for the shapes Huawei sends before the signature is compared:
+``create_time`` in one of the two documented formats (``2022-07-30T08:57:11.011Z``, which ends in ``Z``, or
+``2022-06-20 11:05:29``, which has a fixed length), so no character can move between it and ``job_id``; and
+non-empty ``job_id`` and ``request_id``. Neither id has a documented shape (Huawei's own example has
+``"request_id": "xxxx"``), so the boundary between the two cannot be pinned: a signed callback can be re-sent
+with a character moved from the end of ``job_id`` to the start of ``request_id`` (or back), naming another
+job id. With ``trust: fetch`` that id is only fetched, and one the provider does not know stores nothing
+(``logic/callbacks.py``). A signed field of the wrong shape is a PayloadError (422) naming it, like a missing
+one: the signed message cannot be built from it, so there is no signature to check.
+
 A failed job's reason is undocumented. Where the body carries ``error_code``/``error_msg`` (the shape of
 Huawei's error responses) they become the verdict's error; otherwise the error says the provider gave no
 reason.
@@ -21,11 +32,12 @@ reason.
 from __future__ import annotations
 
 import base64
+import re
 from abc import abstractmethod
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BeforeValidator, Field, ValidationError, with_config
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, with_config
 from typing_extensions import TypedDict
 
 from verdict_relay.errors import CallbackAuthError, PayloadError
@@ -130,12 +142,30 @@ class V3Job(PayloadModel, Generic[ResultT]):
     error_msg: str | None = None
 
 
-class _SignedFields(PayloadModel):
-    """The body fields the callback signature is computed over, as the raw strings Huawei signed."""
+_SIGNED_CREATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z| [0-9]{2}:[0-9]{2}:[0-9]{2})"
+)
+"""``create_time`` as Huawei documents it: ``2022-07-30T08:57:11.011Z`` or ``2022-06-20 11:05:29``. The first
+ends in its only ``Z`` and the second has a fixed length, so where ``create_time`` ends in the signed message is
+never in doubt. ASCII digits only: ``\\d`` would take any script's digits."""
 
-    create_time: str
-    job_id: str
-    request_id: str
+
+def _signed_create_time(value: str) -> str:
+    if _SIGNED_CREATE_TIME.fullmatch(value) is None:
+        raise ValueError(
+            "not a time as Huawei signs it (2022-07-30T08:57:11.011Z or 2022-06-20 11:05:29), "
+            "so no signature can be checked over it"
+        )
+    return value
+
+
+class _SignedFields(PayloadModel):
+    """The body fields the callback signature is computed over, as the raw strings Huawei signed, each in the
+    shape that keeps its boundaries in the signed message where Huawei put them (see the module docstring)."""
+
+    create_time: Annotated[str, AfterValidator(_signed_create_time)]
+    job_id: Annotated[str, Field(min_length=1, max_length=512)]
+    request_id: Annotated[str, Field(min_length=1)]
 
 
 _STATUS = {

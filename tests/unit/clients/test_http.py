@@ -7,13 +7,16 @@ from email.utils import format_datetime
 
 import pytest
 
+from verdict_relay.clients.alibaba import alibaba_error
+from verdict_relay.clients.azure import azure_error
 from verdict_relay.clients.base import (
     ProviderAuthError,
     ProviderResponseError,
     ProviderThrottledError,
     ProviderUnavailableError,
 )
-from verdict_relay.clients.http import HttpResponse, error_for_response, retry_after_seconds
+from verdict_relay.clients.http import HttpResponse, error_for_response, read_json, retry_after_seconds
+from verdict_relay.clients.huawei import huawei_error
 
 
 def test_alibaba_retry_after_is_read_in_milliseconds() -> None:
@@ -54,3 +57,18 @@ def test_an_auth_error_never_repeats_the_providers_message() -> None:
         "p", response(400), code="SignatureDoesNotMatch", message="StringToSign: GET&%2F&...", auth_error=True
     )
     assert "StringToSign" not in str(error)
+
+
+NESTED_PAST_THE_PARSERS_LIMIT = [b"[" * 50_000, b'{"a":' * 50_000]
+
+
+@pytest.mark.parametrize("body", NESTED_PAST_THE_PARSERS_LIMIT, ids=["arrays", "objects"])
+def test_an_answer_nested_past_the_json_parsers_limit_is_a_response_error(body: bytes) -> None:
+    with pytest.raises(ProviderResponseError, match="not valid JSON"):
+        read_json("huawei-video", HttpResponse(200, {}, body))
+
+
+@pytest.mark.parametrize("body", NESTED_PAST_THE_PARSERS_LIMIT, ids=["arrays", "objects"])
+@pytest.mark.parametrize("read_error", [huawei_error, azure_error, alibaba_error])
+def test_an_error_answer_nested_past_the_json_parsers_limit_has_no_code(read_error, body: bytes) -> None:  # type: ignore[no-untyped-def]
+    assert read_error(HttpResponse(500, {}, body)) == (None, None)

@@ -860,6 +860,74 @@ def test_certificate_urls_with_credentials_ports_or_odd_characters_are_rejected(
     rejected(mns_request(cert_url=cert_url))
 
 
+def recording_context(loaded: list[str], verified: list[str]) -> VerifyContext:
+    def load(url: str) -> bytes:
+        loaded.append(url)
+        return MNS_PEM
+
+    return VerifyContext(
+        settings=CallbackSettings(), now=NOW, load_certificate=load, certificate_verified=verified.append
+    )
+
+
+@pytest.mark.parametrize(
+    ("cert_url", "problem"),
+    [
+        (CERT_URL + "?n=1", "query or fragment"),
+        (CERT_URL + "?", "query or fragment"),
+        (CERT_URL + "#n", "query or fragment"),
+        ("https://mnstest.oss-cn-hangzhou.aliyuncs.com/x509%5Fpublic_certificate.pem", ".pem"),
+        ("https://mnstest.oss-cn-hangzhou.aliyuncs.com/x509_public_certificate.pem/", ".pem"),
+        ("https://mnstest.oss-cn-hangzhou.aliyuncs.com//x509_public_certificate.pem", ".pem"),
+        ("https://mnstest.oss-cn-hangzhou.aliyuncs.com/../x509_public_certificate.pem", ".pem"),
+        ("https://mnstest.oss-cn-hangzhou.aliyuncs.com/index.html", ".pem"),
+        ("https://mnstest.oss-cn-hangzhou.aliyuncs.com/", ".pem"),
+    ],
+)
+def test_a_certificate_url_not_shaped_like_a_certificate_file_is_rejected_before_loading(
+    cert_url: str, problem: str
+) -> None:
+    loaded: list[str] = []
+
+    error = rejected(mns_request(cert_url=cert_url), recording_context(loaded, []))
+
+    assert problem in error.message
+    assert loaded == []
+
+
+@pytest.mark.parametrize(
+    "cert_url",
+    [
+        "https://MNSTEST.oss-cn-hangzhou.aliyuncs.com/x509_public_certificate.pem",
+        "https://mnstest.oss-cn-hangzhou.aliyuncs.com:443/x509_public_certificate.pem",
+        "HTTPS://MnsTest.OSS-cn-hangzhou.aliyuncs.com:443/x509_public_certificate.pem",
+    ],
+)
+def test_one_certificate_is_loaded_under_one_spelling_of_its_url(cert_url: str) -> None:
+    loaded: list[str] = []
+    verified: list[str] = []
+
+    assert adapter.verify_signature(mns_request(cert_url=cert_url), recording_context(loaded, verified))
+
+    assert loaded == verified == [CERT_URL]
+
+
+def test_an_authorization_that_is_not_base64_is_rejected_before_the_certificate_is_loaded() -> None:
+    loaded: list[str] = []
+    request = with_headers(mns_request(), Authorization="not base64!")
+
+    assert "base64" in rejected(request, recording_context(loaded, [])).message
+    assert loaded == []
+
+
+def test_a_certificate_whose_signature_does_not_verify_is_not_reported_as_verified() -> None:
+    verified: list[str] = []
+
+    rejected(mns_request(key=OTHER_KEY), recording_context([], verified))
+
+    assert verified == []
+
+
 @pytest.mark.parametrize(
     "encoded", ["%%%not-base64%%%", "aHR0cHM6Ly9ó", base64.b64encode(b"\xff\xfe").decode()]
 )

@@ -348,6 +348,95 @@ def test_signed_body_without_a_signed_field_is_a_payload_error_naming_it(field: 
     assert raised.value.field == field
 
 
+SPACE_TIME_JOB = "01656308728_1d7f6e0b3a2c4b5e9f8a7c6d5e4f3a2b"
+SPACE_TIME_REQUEST = "3f0e1d2c3b4a59687766554433221100"
+
+
+def signed_fields(name: str) -> tuple[str, str, str]:
+    payload = load_payload(PROVIDER, name)
+    return payload["create_time"], payload["job_id"], payload["request_id"]
+
+
+def resplit(name: str, create_time: str, job_id: str, request_id: str) -> CallbackRequest:
+    """The fixture under its genuine signature, with the signed characters split differently between the
+    three fields: the message Huawei signed is unchanged, so the signature alone would hold."""
+    payload = load_payload(PROVIDER, name)
+    assert create_time + job_id + request_id == "".join(signed_fields(name))
+    payload.update(create_time=create_time, job_id=job_id, request_id=request_id)
+    return CallbackRequest(
+        body=json.dumps(payload).encode(), headers={"X-Auth-Signature": hex_signature(name)}
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "create_time", "job_id", "request_id", "field"),
+    [
+        # succeeded.json signs "2022-07-30T08:57:11.011Z" + "xxx" + "xxxx"
+        ("succeeded", "2022-07-30T08:57:11.011Z", "xxxxxxx", "", "request_id"),
+        ("succeeded", "2022-07-30T08:57:11.011Z", "", "xxxxxxx", "job_id"),
+        ("succeeded", "2022-07-30T08:57:11.011", "Zxxx", "xxxx", "create_time"),
+        ("succeeded", "2022-07-30T08:57:11.01", "1Zxxx", "xxxx", "create_time"),
+        ("succeeded", "2022-07-30T08:57:11.011Zx", "xx", "xxxx", "create_time"),
+        ("succeeded", "2022-07-30T08:57:11.011Zxx", "x", "xxxx", "create_time"),
+        # callback-space-time.json signs "2022-06-20 11:05:29" + SPACE_TIME_JOB + SPACE_TIME_REQUEST
+        (
+            "callback-space-time",
+            "2022-06-20 11:05:2",
+            "9" + SPACE_TIME_JOB,
+            SPACE_TIME_REQUEST,
+            "create_time",
+        ),
+        (
+            "callback-space-time",
+            "2022-06-20 11:05:290",
+            SPACE_TIME_JOB[1:],
+            SPACE_TIME_REQUEST,
+            "create_time",
+        ),
+    ],
+    ids=[
+        "request-id-emptied-into-job-id",
+        "job-id-emptied-into-request-id",
+        "create-time-z-moved-into-job-id",
+        "create-time-digit-and-z-moved-into-job-id",
+        "job-id-char-moved-into-create-time",
+        "job-id-chars-moved-into-create-time",
+        "zoneless-create-time-digit-moved-into-job-id",
+        "job-id-digit-moved-into-zoneless-create-time",
+    ],
+)
+def test_one_signature_split_differently_between_the_signed_fields_is_refused(
+    name: str, create_time: str, job_id: str, request_id: str, field: str
+) -> None:
+    # Given a genuine signature, and the same signed characters split differently between the fields
+    request = resplit(name, create_time, job_id, request_id)
+
+    # When the signature is checked, then the field that no longer has Huawei's shape is named (422), and
+    # the signature is never compared
+    with pytest.raises(PayloadError) as raised:
+        adapter.verify_signature(request, context(SEED))
+
+    assert raised.value.field == field
+
+
+@pytest.mark.parametrize(
+    "create_time",
+    [
+        "2022-07-30T08:57:11.011Z",
+        "2022-07-30T08:57:11Z",
+        "2022-07-30T08:57:11.0112345Z",
+        "2022-06-20 11:05:29",
+    ],
+)
+def test_create_time_in_a_documented_format_is_accepted_for_the_signature(create_time: str) -> None:
+    payload = {**load_payload(PROVIDER, "succeeded"), "create_time": create_time}
+    request = CallbackRequest(
+        body=json.dumps(payload).encode(), headers={"X-Auth-Signature": digest(SEED, payload).hex()}
+    )
+
+    assert adapter.verify_signature(request, context(SEED)) is True
+
+
 # -- malformed payloads ---
 
 

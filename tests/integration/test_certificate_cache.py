@@ -1,0 +1,112 @@
+"""The MNS certificate cache over real HTTP on 127.0.0.1, with its clock in the test's hands."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import http_server
+from verdict_relay.dal.certificates import (
+    FAILED_URL_SECONDS,
+    UNREACHABLE_URL_SECONDS,
+    VERIFIED_SECONDS,
+    CertificateCache,
+)
+from verdict_relay.errors import CallbackAuthError, ProviderApiError
+from verdict_relay.local.callback_signing import MnsSigner
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def certificates() -> Iterator[tuple[MnsSigner, str]]:
+    """A server answering every path with the same certificate; yields it and its base URL."""
+    signer = MnsSigner.generate()
+    stop = signer.serve_certificate()
+    yield signer, signer.certificate_url.rsplit("/", 1)[0]
+    stop()
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "remembered_for"),
+    [(404, CallbackAuthError, FAILED_URL_SECONDS), (503, ProviderApiError, UNREACHABLE_URL_SECONDS)],
+)
+def test_a_url_that_failed_is_refused_without_a_fetch_until_its_time_is_up(
+    status: int, error: type[Exception], remembered_for: float
+) -> None:
+    clock = Clock()
+    cache = CertificateCache(clock=clock)
+    hits: list[str] = []
+    with http_server(status, hits=hits) as host:
+        url = f"{host}/missing.pem"
+
+        for _ in range(5):
+            with pytest.raises(error):
+                cache.load(url)
+        assert hits == ["/missing.pem"]
+
+        clock.now += remembered_for + 1
+        with pytest.raises(error):
+            cache.load(url)
+
+    assert hits == ["/missing.pem", "/missing.pem"]
+
+
+def test_new_urls_never_evict_a_certificate_that_verified_a_signature_recently(
+    certificates: tuple[MnsSigner, str],
+) -> None:
+    # Given a cache of four entries holding one certificate a signature verified with
+    signer, base = certificates
+    clock = Clock()
+    cache = CertificateCache(max_entries=4, clock=clock)
+    genuine = f"{base}/x509_public_certificate.pem"
+    cache.load(genuine)
+    cache.certificate_verified(genuine)
+
+    # When ten other certificate URLs are loaded, and the genuine one again
+    for n in range(10):
+        cache.load(f"{base}/other-{n}.pem")
+    cache.load(genuine)
+
+    # Then the genuine certificate was fetched once
+    assert signer.certificate_requests.count("/x509_public_certificate.pem") == 1
+
+    # And once it has not verified anything for a day, it can make room like any other
+    clock.now += VERIFIED_SECONDS + 1
+    for n in range(4):
+        cache.load(f"{base}/later-{n}.pem")
+    cache.load(genuine)
+    assert signer.certificate_requests.count("/x509_public_certificate.pem") == 2
+
+
+def test_with_every_entry_in_use_a_new_certificate_is_served_but_not_kept(
+    certificates: tuple[MnsSigner, str],
+) -> None:
+    signer, base = certificates
+    cache = CertificateCache(max_entries=2, clock=Clock())
+    for name in ("a", "b"):
+        cache.load(f"{base}/{name}.pem")
+        cache.certificate_verified(f"{base}/{name}.pem")
+
+    assert cache.load(f"{base}/c.pem") == signer.certificate_pem
+    cache.load(f"{base}/c.pem")
+    for name in ("a", "b"):
+        cache.load(f"{base}/{name}.pem")
+
+    assert sorted(signer.certificate_requests) == ["/a.pem", "/b.pem", "/c.pem", "/c.pem"]
+
+
+def test_a_url_with_a_query_is_refused_without_a_fetch(certificates: tuple[MnsSigner, str]) -> None:
+    signer, base = certificates
+
+    with pytest.raises(CallbackAuthError, match="query"):
+        CertificateCache().load(f"{base}/x509_public_certificate.pem?n=1")
+
+    assert signer.certificate_requests == []
