@@ -22,10 +22,26 @@ __all__ = [
     "load_api_event",
     "load_payload",
     "load_payload_bytes",
+    "mns_push_event",
     "with_changes",
 ]
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
+
+
+def mns_push_event(
+    body: bytes, headers: dict[str, str], query: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The API Gateway event of an MNS HTTP push to the Alibaba callback route."""
+    return api_event(
+        "POST",
+        "/callbacks/alibaba-mps",
+        resource="/callbacks/{provider}",
+        path_parameters={"provider": "alibaba-mps"},
+        body=body,
+        headers=headers,
+        query=query,
+    )
 
 
 def payload_path(provider: str, name: str) -> Path:

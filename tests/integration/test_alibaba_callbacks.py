@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FakeAws
-from tests.helpers import api_event, http_server
+from tests.helpers import http_server, mns_push_event
 from tests.integration.conftest import PROVIDERS_DOCUMENT, ApiClient, configure_environment
 from verdict_relay import config
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
@@ -18,17 +18,7 @@ PATH = "/v1/callbacks/alibaba-mps"
 
 
 def push(api: ApiClient, body: bytes, headers: dict[str, str], query: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return api.invoke(
-        api_event(
-            "POST",
-            "/callbacks/alibaba-mps",
-            resource="/callbacks/{provider}",
-            path_parameters={"provider": "alibaba-mps"},
-            body=body,
-            headers=headers,
-            query=query,
-        )
-    )
+    return api.invoke(mns_push_event(body, headers, query))
 
 
 def test_signed_mns_notice_is_acknowledged_204_and_makes_the_job_due(

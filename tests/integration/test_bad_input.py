@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FakeAws
-from tests.helpers import api_event, huawei_signature, load_payload, load_payload_bytes
+from tests.helpers import api_event, huawei_signature, load_payload, load_payload_bytes, mns_push_event
 from tests.integration.conftest import (
     AZURE_TOKENS,
     HUAWEI_SEEDS,
@@ -296,13 +296,6 @@ def test_an_mns_notice_nested_past_the_json_parsers_limit_is_a_400_not_a_server_
     api: ApiClient, aws: FakeAws, mns: MnsSigner
 ) -> None:
     body = b"[" * 50_000
-    event = api_event(
-        "POST",
-        "/callbacks/alibaba-mps",
-        resource="/callbacks/{provider}",
-        path_parameters={"provider": "alibaba-mps"},
-        body=body,
-        headers=mns.sign("/v1/callbacks/alibaba-mps", body),
-    )
+    event = mns_push_event(body, mns.sign("/v1/callbacks/alibaba-mps", body))
 
     assert_rejected(api.invoke(event), 400, "malformed_payload", aws, "not valid JSON")

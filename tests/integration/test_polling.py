@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -598,10 +599,11 @@ def test_back_to_back_worker_invocations_share_one_rate_limit_and_build_only_the
     assert built == {"azure-review"}
 
 
-def test_rotated_api_credentials_reach_the_kept_poll_clients(
+def azure_in_secrets_manager(
     aws: FakeAws, simulator: ProviderSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    # The providers document in Secrets Manager, re-read on every use (cache age 0).
+) -> tuple[Dependencies, Callable[[str], None]]:
+    """The production wiring with an azure-review entry in Secrets Manager, re-read on every use (cache age 0),
+    and a function that rotates the entry's subscription key there."""
     secrets = aws.session.client("secretsmanager")
     entry = simulator.provider_entry("azure-review")
     secrets.create_secret(Name="verdict-relay/providers", SecretString=json.dumps({"azure-review": entry}))
@@ -613,7 +615,20 @@ def test_rotated_api_credentials_reach_the_kept_poll_clients(
         PROVIDERS_SECRET_ID="verdict-relay/providers",
         PROVIDERS_CACHE_SECONDS="0",
     )
-    deps = build(Settings.from_env(), boto3.session.Session())
+
+    def rotate_key(key: str) -> None:
+        rotated = {**entry, "credentials": {"subscription_key": key}}
+        secrets.put_secret_value(
+            SecretId="verdict-relay/providers", SecretString=json.dumps({"azure-review": rotated})
+        )
+
+    return build(Settings.from_env(), boto3.session.Session()), rotate_key
+
+
+def test_rotated_api_credentials_reach_the_kept_poll_clients(
+    aws: FakeAws, simulator: ProviderSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    deps, rotate_key = azure_in_secrets_manager(aws, simulator, monkeypatch, tmp_path)
     for job_id in ("job-1", "job-2"):
         simulator.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.9))
     now = datetime.now(UTC)
@@ -621,10 +636,7 @@ def test_rotated_api_credentials_reach_the_kept_poll_clients(
     deps.poller().run_cycle(PLENTY)
 
     # The key is rotated to one the provider refuses: the next invocation's poller must use it.
-    rotated = {**entry, "credentials": {"subscription_key": "rotated-key-the-provider-does-not-know"}}
-    secrets.put_secret_value(
-        SecretId="verdict-relay/providers", SecretString=json.dumps({"azure-review": rotated})
-    )
+    rotate_key("rotated-key-the-provider-does-not-know")
     deps.store.register("azure-review", "job-2", {}, now, first_poll_at=now)
     report = deps.poller().run_cycle(PLENTY)
 
@@ -636,29 +648,14 @@ def test_rotated_api_credentials_reach_the_kept_poll_clients(
 def test_rotated_api_credentials_reach_the_kept_callback_fetch_clients(
     aws: FakeAws, simulator: ProviderSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # The providers document in Secrets Manager, re-read on every use (cache age 0).
-    secrets = aws.session.client("secretsmanager")
-    entry = simulator.provider_entry("azure-review")
-    secrets.create_secret(Name="verdict-relay/providers", SecretString=json.dumps({"azure-review": entry}))
-    configure_environment(
-        monkeypatch,
-        aws,
-        tmp_path,
-        {},
-        PROVIDERS_SECRET_ID="verdict-relay/providers",
-        PROVIDERS_CACHE_SECONDS="0",
-    )
-    deps = build(Settings.from_env(), boto3.session.Session())
+    deps, rotate_key = azure_in_secrets_manager(aws, simulator, monkeypatch, tmp_path)
     simulator.put_job("azure-review", "job-1", azure_job("job-1", "Complete", adult_score=0.9))
     fetch = deps.callback_fetcher("azure-review")
     assert fetch is not None
     assert len(fetch(["job-1"]).jobs) == 1
 
     # The key is rotated to one the provider refuses: the next callback's fetch must use it.
-    rotated = {**entry, "credentials": {"subscription_key": "rotated-key-the-provider-does-not-know"}}
-    secrets.put_secret_value(
-        SecretId="verdict-relay/providers", SecretString=json.dumps({"azure-review": rotated})
-    )
+    rotate_key("rotated-key-the-provider-does-not-know")
     fetch = deps.callback_fetcher("azure-review")
     assert fetch is not None
     with pytest.raises(ProviderAuthError):

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import FakeAws
-from tests.helpers import api_event, huawei_signature, load_payload
+from tests.helpers import huawei_signature, load_payload, mns_push_event
 from tests.integration.conftest import ApiClient, ApiResponse, configure_environment
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
 from verdict_relay.local.simulator import ProviderSimulator, alibaba_job, azure_job, huawei_video_job
@@ -40,16 +40,7 @@ def configure(
 
 def mns_push(api: ApiClient, mns: MnsSigner, job_id: str) -> ApiResponse:
     body = mns_notification(job_id)
-    return api.invoke(
-        api_event(
-            "POST",
-            "/callbacks/alibaba-mps",
-            resource="/callbacks/{provider}",
-            path_parameters={"provider": "alibaba-mps"},
-            body=body,
-            headers=mns.sign("/v1/callbacks/alibaba-mps", body),
-        )
-    )
+    return api.invoke(mns_push_event(body, mns.sign("/v1/callbacks/alibaba-mps", body)))
 
 
 def test_with_credentials_huawei_callback_is_verified_by_fetching_the_job(
@@ -109,18 +100,8 @@ def test_mns_notice_fetches_the_alibaba_job_within_the_deadline(
 ) -> None:
     api = configure(aws, monkeypatch, tmp_path, simulator)
     simulator.put_job("alibaba-mps", "am-1", alibaba_job("am-1", "Success", "block", timeline_entries=3))
-    body = mns_notification("am-1")
 
-    response = api.invoke(
-        api_event(
-            "POST",
-            "/callbacks/alibaba-mps",
-            resource="/callbacks/{provider}",
-            path_parameters={"provider": "alibaba-mps"},
-            body=body,
-            headers=mns.sign("/v1/callbacks/alibaba-mps", body),
-        )
-    )
+    response = mns_push(api, mns, "am-1")
 
     assert response.status == 204
     assert api.get_job("alibaba-mps", "am-1").body["status"] == "succeeded"
