@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from tests.conftest import FakeAws
-from tests.helpers import huawei_signature, with_changes
-from tests.integration.conftest import HUAWEI_SEEDS, ApiClient
+from tests.helpers import huawei_signature, load_payload_bytes, with_changes
+from tests.integration.conftest import AZURE_TOKENS, HUAWEI_SEEDS, ApiClient
 from verdict_relay.dal.archive import PayloadArchive
 from verdict_relay.dal.store import JobStore
 from verdict_relay.local.apigw import api_event
@@ -209,3 +212,35 @@ def test_job_of_an_unknown_provider_is_a_404(api: ApiClient, aws: FakeAws) -> No
 
     assert response.status == 404
     assert response.body["error"]["code"] == "unknown_provider"
+
+
+def test_the_local_api_answers_requests_arriving_together_each_with_its_own_answer(api: ApiClient) -> None:
+    # Given the local HTTP API (make run) in front of the real handler, and callbacks arriving at the same time,
+    # every other one without its token
+    from verdict_relay.handlers.callback import lambda_handler
+    from verdict_relay.local.http_api import LocalHttpApi
+
+    local = LocalHttpApi(lambda_handler, port=0).start()
+    body = load_payload_bytes("azure-review", "job-callback")
+
+    def callback(index: int) -> int:
+        query = f"?token={AZURE_TOKENS[0]}" if index % 2 == 0 else ""
+        request = urllib.request.Request(
+            f"{local.base_url}/callbacks/azure-review{query}",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = list(pool.map(callback, range(60)))
+    finally:
+        local.stop()
+
+    # Then each is answered as its own request deserves, as one Lambda container answers one at a time
+    assert statuses == [200 if index % 2 == 0 else 401 for index in range(60)]

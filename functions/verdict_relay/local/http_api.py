@@ -41,6 +41,11 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 def _make_request_handler(handler: Handler, stage: str) -> type[BaseHTTPRequestHandler]:
+    # One invocation at a time, as in one Lambda container: the handler keeps each request's state in module
+    # globals (Powertools' resolver holds the current event), so two requests handled at once in threads would
+    # read each other's query, path and body.
+    invocation = threading.Lock()
+
     class ApiRequestHandler(BaseHTTPRequestHandler):
         server_version = "verdict-relay-local"
 
@@ -80,7 +85,9 @@ def _make_request_handler(handler: Handler, stage: str) -> type[BaseHTTPRequestH
                         base64_encoded=bool(body) and not _is_text(body),
                         stage=stage,
                     )
-                    self._reply(handler(event, LambdaContext()))
+                    with invocation:
+                        result = handler(event, LambdaContext())
+                    self._reply(result)
                     return
             allowed = sorted({m for m, _, pattern in ROUTES if pattern.match(path)})
             if allowed:
