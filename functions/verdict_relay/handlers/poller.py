@@ -9,7 +9,7 @@ and every provider gets the cycle's owed-publish sweep and discovery.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -20,6 +20,9 @@ from verdict_relay.handlers.dependencies import Dependencies, dependencies
 from verdict_relay.logic import fanout
 from verdict_relay.models.jobs import FanoutHold
 from verdict_relay.observability import count, logger, metrics
+
+if TYPE_CHECKING:
+    from verdict_relay.logic.poller import Poller
 
 FANOUT_SCAN_LIMIT = 20_000
 
@@ -67,7 +70,7 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
     for provider in poller.providers:
         try:
             queue_drained = _fan_out_provider(
-                deps, queue, provider, holds[provider], queue_drained, slack, time_budget_s, sent
+                deps, poller, queue, provider, holds[provider], queue_drained, slack, time_budget_s, sent
             )
         except StorageError as exc:
             logger.error(
@@ -80,6 +83,7 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
 
 def _fan_out_provider(
     deps: Dependencies,
+    poller: Poller,
     queue: PollQueue,
     provider: str,
     hold: FanoutHold | None,
@@ -90,7 +94,6 @@ def _fan_out_provider(
 ) -> datetime:
     """Fan one provider's backlog out (see fan_out); records what was sent in ``sent``. Returns when the queue
     is now expected to be drained."""
-    poller = deps.poller()
     now = datetime.now(UTC)
     workers_active = hold is not None and hold.until > now
     rescan = hold is None or not workers_active or hold.rescan_at is None or now >= hold.rescan_at
