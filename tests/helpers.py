@@ -99,3 +99,19 @@ def http_server(status: int, location: str = "", hits: list[str] | None = None) 
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._data
+
+
+def aws_response(url: str, status: int, body: bytes, content_type: str) -> Any:
+    """An HTTP response as an AWS endpoint would send it, for a botocore ``before-send`` handler to return:
+    the SDK parses it (and retries on it) as if it came over the wire."""
+    from botocore.awsrequest import AWSResponse
+
+    return AWSResponse(url, status, {"Content-Type": content_type}, _Body(body))

@@ -90,10 +90,16 @@ class StorageError(VerdictRelayError):
 
 
 class PublishError(VerdictRelayError):
-    """SNS refused or failed a publish; the verdict stays stored as unpublished."""
+    """SNS refused or failed a publish; the verdict stays stored as unpublished. ``unavailable``: SNS could not
+    be reached, timed out, throttled or failed on its side, so the next publish would most likely fail (and
+    wait) the same way; otherwise SNS answered and refused this one message."""
 
     status_code = 503
     code = "publish_failed"
+
+    def __init__(self, message: str, unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.unavailable = unavailable
 
 
 class ProviderApiError(VerdictRelayError):

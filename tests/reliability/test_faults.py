@@ -19,18 +19,10 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from tests.conftest import FakeAws
-from tests.helpers import huawei_signature, with_changes
+from tests.helpers import aws_response, huawei_signature, with_changes
 from tests.integration.conftest import HUAWEI_SEEDS, PROVIDERS_DOCUMENT, ApiClient, configure_environment
 from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.stack import free_port
-
-
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._data
 
 
 class DynamoDBThrottle:
@@ -53,7 +45,7 @@ class DynamoDBThrottle:
                 "message": "Rate of requests exceeds the allowed throughput.",
             }
         ).encode()
-        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _Body(body))
+        return aws_response(request.url, 400, body, "application/x-amz-json-1.0")
 
 
 @pytest.fixture
@@ -182,7 +174,7 @@ def test_a_response_the_sdk_cannot_parse_is_a_json_500_and_nothing_is_acknowledg
     # Given DynamoDB answers with a body the SDK's parser chokes on (as a broken endpoint might)
     def garbled(request: Any, **_: Any) -> AWSResponse:
         body = json.dumps({"Attributes": "not-a-map"}).encode()
-        return AWSResponse(request.url, 200, {"Content-Type": "application/x-amz-json-1.0"}, _Body(body))
+        return aws_response(request.url, 200, body, "application/x-amz-json-1.0")
 
     inject("before-send.dynamodb.UpdateItem", garbled)
     body, headers = signed_callback("garbled-1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from tests.conftest import FakeAws
 from verdict_relay.clients.base import (
@@ -24,9 +26,10 @@ from verdict_relay.dal.archive import PayloadArchive
 from verdict_relay.dal.codec import compress
 from verdict_relay.dal.publisher import VerdictPublisher
 from verdict_relay.dal.store import JobStore
+from verdict_relay.logic.breaker import CircuitBreaker
 from verdict_relay.logic.ingest import IngestService
 from verdict_relay.logic.policy import VerdictPolicy
-from verdict_relay.logic.poller import CircuitBreaker, Poller, PollSettings
+from verdict_relay.logic.poller import Poller, PollSettings
 from verdict_relay.models.jobs import DueJob
 from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
 
@@ -79,7 +82,10 @@ class World:
             PayloadArchive(aws.resources.bucket, lambda: session.client("s3")),
         )
         self.ingest = IngestService(
-            self.store, VerdictPublisher(aws.resources.topic_arn, session.client("sns")), VerdictPolicy()
+            self.store,
+            VerdictPublisher(aws.resources.topic_arn, session.client("sns")),
+            VerdictPolicy(),
+            CircuitBreaker(threshold=1, cooldown_s=30, clock=lambda: self.clock[0].timestamp()),
         )
         self.clients = {c.name: c for c in clients}
         self.breakers = {
@@ -530,6 +536,115 @@ def test_each_verdict_of_a_batch_is_claimed_from_its_own_write_so_a_sweep_cannot
     # Then the sweep leaves it to its writer, whose claim started when it was written, not with the batch
     assert swept == [0]
     assert Counter(m["verdict"]["job_id"] for m in aws.published()) == {"j0": 1, "j1": 1, "j2": 1}
+
+
+class SnsOutOfReach:
+    """SNS's endpoint refusing connections (as botocore sees it), until ``up`` is set; counts Publish calls."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.calls = 0
+
+    def before_call(self, **_: Any) -> None:
+        self.calls += 1
+
+    def before_send(self, request: Any, **_: Any) -> None:
+        if not self.up:
+            raise EndpointConnectionError(endpoint_url=request.url)
+
+
+def test_sns_out_of_reach_pauses_publishing_so_polling_goes_on_and_the_sweep_sends_all_once_back(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given SNS out of reach while five polled jobs finish with block verdicts
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    sns = SnsOutOfReach()
+    aws.session.events.register("before-call.sns.Publish", sns.before_call)
+    aws.session.events.register("before-send.sns.Publish", sns.before_send)
+    client = ScriptedClient("huawei-video", max_batch=5)  # one batch: its verdicts are written one by one
+    world = World(aws, client)
+    job_ids = [f"j{i}" for i in range(5)]
+    world.register("huawei-video", *job_ids)
+    for job_id in job_ids:
+        client.jobs[job_id] = verdict("huawei-video", job_id, JobStatus.SUCCEEDED, Suggestion.BLOCK)
+
+    report = world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then only the first publish waited on SNS; every verdict is stored with its publish owed
+    assert report.providers["huawei-video"].resolved == 5
+    assert sns.calls == 1
+    assert sorted(k.job_id for k in world.store.unpublished("huawei-video")) == job_ids
+
+    # When a cycle runs within the cool-down, SNS still down: the sweep sends nothing either
+    world.clock[0] += timedelta(seconds=10)
+    assert world.poller.run_cycle(PLENTY_OF_TIME).providers["huawei-video"].owed_published == 0
+    assert sns.calls == 1
+
+    # When SNS is back and a cycle runs after the cool-down and the writers' claims
+    sns.up = True
+    world.clock[0] += timedelta(seconds=61)
+    report = world.poller.run_cycle(PLENTY_OF_TIME)
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then one trial publish reopened the way and each verdict went out once
+    assert report.providers["huawei-video"].owed_published == 5
+    assert Counter(m["verdict"]["job_id"] for m in aws.published()) == Counter(dict.fromkeys(job_ids, 1))
+    assert list(world.store.unpublished("huawei-video")) == []
+
+
+def test_a_message_sns_refuses_does_not_pause_the_others(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given SNS answering (not unreachable) but refusing the message of one verdict
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+
+    def refuse_one(params: dict[str, Any], **_: Any) -> None:
+        if json.loads(params["Message"])["job_id"] == "j0":
+            error = {"Code": "InvalidParameter", "Message": "Invalid parameter: MessageAttributes"}
+            raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}, "Publish")
+
+    aws.session.events.register("provide-client-params.sns.Publish", refuse_one)
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    world.register("huawei-video", "j0", "j1", "j2")
+    for job_id in ("j0", "j1", "j2"):
+        client.jobs[job_id] = verdict("huawei-video", job_id, JobStatus.SUCCEEDED, Suggestion.BLOCK)
+
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then the other verdicts were published at once, and only the refused one is owed
+    assert sorted(m["verdict"]["job_id"] for m in aws.published()) == ["j1", "j2"]
+    assert [k.job_id for k in world.store.unpublished("huawei-video")] == ["j0"]
+
+
+def test_the_sweep_stops_when_its_time_runs_out_and_leaves_the_rest_owed(aws: FakeAws) -> None:
+    # Given five verdicts whose publish is owed (their writers' claims have run out)
+    world = World(aws, ScriptedClient("huawei-video"))
+    for i in range(5):
+        finished = verdict("huawei-video", f"j{i}", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+        world.store.record(VerdictPolicy().finalize(finished), None, NOW, publish=True)
+    later = NOW + timedelta(seconds=61)
+    time_left = iter([5.0, 2.0, 0.0])
+
+    # When a sweep finds its time gone after two publishes
+    swept = world.ingest.publish_owed("huawei-video", lambda: later, time_left_s=lambda: next(time_left))
+
+    # Then it started no third one: the rest stay owed, unclaimed, for the next sweep
+    assert swept == 2
+    assert len(aws.published()) == 2
+    assert world.ingest.publish_owed("huawei-video", lambda: later) == 3
+
+
+def test_a_cycle_inside_its_safety_margin_starts_no_owed_publish(aws: FakeAws) -> None:
+    world = World(aws, ScriptedClient("huawei-video"))
+    finished = verdict("huawei-video", "j1", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    world.store.record(VerdictPolicy().finalize(finished), None, NOW, publish=True)
+    world.clock[0] = NOW + timedelta(seconds=61)
+
+    report = world.poller.run_cycle(lambda: PollSettings().safety_margin_s)
+
+    assert report.providers["huawei-video"].owed_published == 0
+    assert aws.published() == []
 
 
 def test_owed_publish_of_a_provider_without_api_credentials_is_swept(aws: FakeAws) -> None:

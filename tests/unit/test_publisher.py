@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-from verdict_relay.dal.publisher import MAX_MESSAGE_BYTES, attributes_for, message_for
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.stub import Stubber
+
+from verdict_relay.dal.publisher import MAX_MESSAGE_BYTES, VerdictPublisher, attributes_for, message_for
+from verdict_relay.errors import PublishError
+from verdict_relay.local.stack import free_port
 from verdict_relay.models.verdict import Finding, JobStatus, Suggestion, Verdict, VerdictError
 
 
@@ -106,3 +113,43 @@ def test_a_verdict_whose_single_parts_are_too_large_is_sent_as_its_core() -> Non
     assert truncated is True
     sent = Verdict.model_validate_json(body)
     assert (sent.job_id, sent.error, sent.metadata) == ("j1", None, {"content_id": "c-1"})
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "unavailable"),
+    [
+        ("InternalError", 500, True),
+        ("Throttled", 400, True),
+        ("KMSThrottling", 400, True),
+        ("NotFound", 404, False),
+        ("AuthorizationError", 403, False),
+        ("InvalidParameter", 400, False),
+    ],
+)
+def test_a_failed_publish_says_whether_sns_is_out_of_reach_or_refused_this_message(
+    code: str, status: int, unavailable: bool
+) -> None:
+    sns = boto3.client("sns", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(sns) as stubber:
+        stubber.add_client_error("publish", service_error_code=code, http_status_code=status)
+        with pytest.raises(PublishError) as raised:
+            VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", sns).publish(block_verdict([]))
+
+    assert raised.value.unavailable is unavailable
+    assert code in raised.value.message
+
+
+def test_sns_that_cannot_be_reached_is_out_of_reach() -> None:
+    sns = boto3.client(
+        "sns",
+        region_name="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",  # nothing listens
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+
+    with pytest.raises(PublishError) as raised:
+        VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", sns).publish(block_verdict([]))
+
+    assert raised.value.unavailable is True

@@ -104,6 +104,23 @@ class VerdictPublisher:
             )
         except (ClientError, BotoCoreError) as exc:
             raise PublishError(
-                f"publish of {verdict.provider}/{verdict.job_id} failed ({type(exc).__name__})"
+                f"publish of {verdict.provider}/{verdict.job_id} failed ({_describe(exc)})",
+                unavailable=_unavailable(exc),
             ) from exc
         return str(response["MessageId"])
+
+
+def _describe(exc: ClientError | BotoCoreError) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or type(exc).__name__)
+    return type(exc).__name__
+
+
+def _unavailable(exc: ClientError | BotoCoreError) -> bool:
+    """SNS out of reach or failing on its side (after botocore's retries): connection errors and timeouts,
+    throttling, 5xx. A 4xx that is not throttling is about this request (or the topic), and says SNS answers."""
+    if isinstance(exc, BotoCoreError):
+        return True
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    code = str(exc.response.get("Error", {}).get("Code") or "")
+    return status >= 500 or status == 429 or "throttl" in code.lower()

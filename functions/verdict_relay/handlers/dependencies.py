@@ -30,8 +30,9 @@ if TYPE_CHECKING:
     # The poller's pieces are imported where they are used: the callback receiver's cold start never needs them.
     from verdict_relay.clients.base import ProviderClient
     from verdict_relay.dal.poll_queue import PollQueue
+    from verdict_relay.logic.breaker import CircuitBreaker
     from verdict_relay.logic.callbacks import Fetcher
-    from verdict_relay.logic.poller import CircuitBreaker, Poller
+    from verdict_relay.logic.poller import Poller
 
 CALLBACK_RATE_SHARE = 0.1
 """Share of a provider's rate limit one receiver container may use for fetches right after callbacks."""
@@ -73,7 +74,8 @@ class Dependencies:
         credentials). ``build_all=False`` builds a provider's client when first polled: a poll worker's batch
         is one provider's, so its cold start builds one client, not five.
         """
-        from verdict_relay.logic.poller import CircuitBreaker, Poller, PollSettings
+        from verdict_relay.logic.breaker import CircuitBreaker
+        from verdict_relay.logic.poller import Poller, PollSettings
 
         providers = self.providers()
         with self._clients_lock:

@@ -3,8 +3,13 @@
 Exactly-once publishing rests on the store: only the write that wins a job's terminal transition is told to
 publish, and it holds a publish claim while it does. If SNS fails, the verdict stays stored with its publish
 owed (``publish_state = pending``, in the sparse ``unpublished`` index) and the poller's sweep publishes it once
-the claim has run out, claiming it first: a verdict is never lost. The one window for a second message is a writer that takes longer than its claim
-between SNS accepting and the store confirming; subscribers can drop such a repeat by ``provider`` + ``job_id``.
+the claim has run out, claiming it first: a verdict is never lost. The one window for a second message is a
+writer that takes longer than its claim between SNS accepting and the store confirming; subscribers can drop
+such a repeat by ``provider`` + ``job_id``.
+
+SNS out of reach costs each publish its timeouts and retries (seconds). So that it cannot stall callbacks and
+polls, a publish that fails that way opens a circuit breaker: for its cool-down, verdicts are stored with their
+publish owed and not sent; then one publish goes out as a trial, and its outcome closes or reopens the breaker.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from datetime import datetime
 from typing import Protocol
 
 from verdict_relay.errors import PublishError, StorageError
+from verdict_relay.logic.breaker import CircuitBreaker
 from verdict_relay.logic.policy import VerdictPolicy
 from verdict_relay.models.jobs import JobKey, NextPoll, RecordResult, StoredJob, Transition
 from verdict_relay.models.verdict import Verdict
@@ -62,11 +68,22 @@ class IngestResult:
     publish_failed: bool = False
 
 
+SNS_COOLDOWN_S = 30.0
+"""How long publishes are left owed after SNS was found out of reach, before one goes out as a trial."""
+
+
 class IngestService:
-    def __init__(self, store: JobStorePort, publisher: PublisherPort, policy: VerdictPolicy) -> None:
+    def __init__(
+        self,
+        store: JobStorePort,
+        publisher: PublisherPort,
+        policy: VerdictPolicy,
+        sns_breaker: CircuitBreaker | None = None,
+    ) -> None:
         self._store = store
         self._publisher = publisher
         self._policy = policy
+        self._sns = sns_breaker or CircuitBreaker(threshold=1, cooldown_s=SNS_COOLDOWN_S)
 
     @property
     def policy(self) -> VerdictPolicy:
@@ -99,16 +116,32 @@ class IngestService:
         self._store.mark_due(provider, job_id, now)
         count("JobMarkedDue", provider)
 
-    def publish_owed(self, provider: str, clock: Callable[[], datetime], limit: int = 100) -> int:
+    def publish_owed(
+        self,
+        provider: str,
+        clock: Callable[[], datetime],
+        limit: int = 100,
+        time_left_s: Callable[[], float] | None = None,
+    ) -> int:
         """Publish verdicts whose publish failed earlier; returns how many went out.
 
         A verdict whose winning writer may still be publishing it is claimed by that writer for a while; the
         sweep only takes verdicts it can claim itself, so the two never both publish. Each claim is taken at
         the ``clock``'s time of its own write: publishing the ones before it can take a while, and a claim
         dated from the sweep's start could already have run out when it is written.
+
+        The sweep stops, leaving the rest owed for the next one, when SNS is out of reach (the breaker is not
+        closed: claiming more would only delay them) and when ``time_left_s`` reaches 0: a publish cut off by
+        the end of the invocation could be sent again once its claim runs out.
         """
         published = 0
         for key in self._store.unpublished(provider, limit):
+            if self._sns.is_open:
+                logger.info("owed-publish sweep paused: SNS was out of reach moments ago", provider=provider)
+                break
+            if time_left_s is not None and time_left_s() <= 0:
+                logger.info("owed-publish sweep out of time; the rest stays owed", provider=provider)
+                break
             now = clock()
             try:
                 job = self._store.claim_publish(key.provider, key.job_id, now)
@@ -123,8 +156,12 @@ class IngestService:
                     error=str(exc),
                 )
                 continue
-            if job is not None:
-                published += self._publish(job, now)
+            if job is None:
+                continue
+            if self._publish(job, now):
+                published += 1
+            elif not self._sns.is_closed:
+                break  # SNS out of reach: this one waits out its claim, the rest are not claimed in vain
         return published
 
     def republish(self, provider: str, job_id: str, now: datetime, *, force: bool = False) -> str:
@@ -152,17 +189,32 @@ class IngestService:
 
     def _publish(self, job: StoredJob, now: datetime) -> bool:
         verdict = job.public_verdict()
+        if not self._sns.allow():
+            # Its claim keeps others off it for a while; then the sweep publishes it, as after a failure.
+            count("PublishDeferred", verdict.provider)
+            logger.warning(
+                "SNS out of reach moments ago; verdict kept as unpublished for the sweep",
+                provider=verdict.provider,
+                job_id=verdict.job_id,
+            )
+            return False
         try:
             message_id = self._publisher.publish(verdict)
         except PublishError as exc:
+            if exc.unavailable:
+                self._sns.record_failure(trip=True)
+            else:
+                self._sns.record_success()  # SNS answered: it refused this message, not every message
             count("PublishFailed", verdict.provider)
             logger.warning(
                 "publish failed; verdict kept as unpublished",
                 provider=verdict.provider,
                 job_id=verdict.job_id,
                 error=exc.message,
+                sns_unavailable=exc.unavailable,
             )
             return False
+        self._sns.record_success()
         count("VerdictPublished", verdict.provider)
         try:
             self._store.mark_published(verdict.provider, verdict.job_id, now)

@@ -2,7 +2,8 @@
 
 One cycle, per provider with API credentials (providers run side by side, each isolated from the others):
 
-1. publish verdicts whose publish failed earlier (SNS was down);
+1. publish verdicts whose publish failed earlier (SNS was down), in at most half of the time left when the
+   provider is polled next;
 2. discover finished jobs nobody registered (providers that can list jobs) and make them due;
 3. read the jobs that are due from the sparse ``outstanding`` index (no Scan), fetch them in batches where the
    API allows it, and send each result through the same ingest path as callbacks: one verdict, one publish,
@@ -39,6 +40,7 @@ from verdict_relay.clients.base import (
     finish_within,
 )
 from verdict_relay.errors import ProviderApiError, StorageError
+from verdict_relay.logic.breaker import CircuitBreaker
 from verdict_relay.logic.ingest import IngestService
 from verdict_relay.models.jobs import DueJob, NextPoll, StoredJob
 from verdict_relay.models.verdict import PROVIDER_NAMES, JobStatus, Verdict, VerdictError
@@ -79,57 +81,6 @@ class PollSettings:
     """A provider's own cap on the backoff, below ``max_interval_s``. Huawei keeps image batch jobs 30 minutes
     and asks to be polled every 30 s: at the general cap, a job that finished late in its life would be gone
     before its next poll."""
-
-
-class CircuitBreaker:
-    """Per provider. Closed until ``threshold`` consecutive failures (or one failure that trips it at once, like
-    refused credentials); then open for ``cooldown_s``, when no request goes out; then half-open: one request
-    goes out as a trial and the others are held back until it reports. A success closes the breaker, a failure
-    opens it again. A trial that never reports (its invocation ended) is given up after another ``cooldown_s``,
-    so the breaker cannot stay half-open."""
-
-    def __init__(
-        self, threshold: int = 3, cooldown_s: float = 60.0, clock: Callable[[], float] = time.monotonic
-    ):
-        self._threshold = threshold
-        self._cooldown = cooldown_s
-        self._clock = clock
-        self._failures = 0
-        self._opened_at: float | None = None
-        self._trial_at: float | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def is_open(self) -> bool:
-        """Open and cooling down: nothing may go out."""
-        with self._lock:
-            return self._opened_at is not None and self._clock() - self._opened_at < self._cooldown
-
-    def allow(self) -> bool:
-        """Whether a request may go out now. In the half-open state the first caller takes the trial."""
-        with self._lock:
-            if self._opened_at is None:
-                return True
-            now = self._clock()
-            if now - self._opened_at < self._cooldown:
-                return False
-            if self._trial_at is not None and now - self._trial_at < self._cooldown:
-                return False  # a trial is out
-            self._trial_at = now
-            return True
-
-    def record_success(self) -> None:
-        with self._lock:
-            self._failures = 0
-            self._opened_at = None
-            self._trial_at = None
-
-    def record_failure(self, trip: bool = False) -> None:
-        with self._lock:
-            self._failures += 1
-            if trip or self._failures >= self._threshold:
-                self._opened_at = self._clock()
-                self._trial_at = None
 
 
 @dataclass
@@ -207,15 +158,26 @@ class Poller:
             futures = {
                 name: pool.submit(self._run_provider, name, time_left_s, name not in held) for name in names
             }
-            futures.update({name: pool.submit(self._sweep_only, name) for name in sweep_only})
+            futures.update({name: pool.submit(self._sweep_only, name, time_left_s) for name in sweep_only})
             for name, future in futures.items():
                 report.providers[name] = future.result()
         return report
 
-    def _sweep_only(self, provider: str) -> ProviderReport:
+    def _sweep(self, provider: str, time_left_s: Callable[[], float], share: float) -> int:
+        """Step 1 with ``share`` of the time left (after the safety margin): a slow SNS must not take the time
+        the provider's polling needs, nor start a publish the invocation could cut off."""
+        margin = self._settings.safety_margin_s
+        ends = time.monotonic() + (time_left_s() - margin) * share
+
+        def sweep_left_s() -> float:
+            return min(time_left_s() - margin, ends - time.monotonic())
+
+        return self._ingest.publish_owed(provider, self._now, time_left_s=sweep_left_s)
+
+    def _sweep_only(self, provider: str, time_left_s: Callable[[], float]) -> ProviderReport:
         report = ProviderReport(skipped="no API credentials: owed publishes only")
         try:
-            report.owed_published = self._ingest.publish_owed(provider, self._now)
+            report.owed_published = self._sweep(provider, time_left_s, share=1.0)
         except StorageError as exc:
             logger.error("owed-publish sweep failed: storage failed", provider=provider, error=exc.message)
         return report
@@ -223,7 +185,7 @@ class Poller:
     def _run_provider(self, provider: str, time_left_s: Callable[[], float], poll: bool) -> ProviderReport:
         report = ProviderReport()
         try:
-            report.owed_published = self._ingest.publish_owed(provider, self._now)
+            report.owed_published = self._sweep(provider, time_left_s, share=0.5 if poll else 1.0)
         except StorageError as exc:
             # The owed verdicts stay owed for the next cycle; this provider's polling need not wait for them.
             logger.error("owed-publish sweep failed: storage failed", provider=provider, error=exc.message)
