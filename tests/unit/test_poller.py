@@ -30,7 +30,7 @@ from verdict_relay.logic.breaker import CircuitBreaker
 from verdict_relay.logic.ingest import IngestService
 from verdict_relay.logic.policy import VerdictPolicy
 from verdict_relay.logic.poller import Poller, PollSettings
-from verdict_relay.models.jobs import DueJob
+from verdict_relay.models.jobs import DueJob, NextPoll
 from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -645,6 +645,39 @@ def test_a_cycle_inside_its_safety_margin_starts_no_owed_publish(aws: FakeAws) -
 
     assert report.providers["huawei-video"].owed_published == 0
     assert aws.published() == []
+
+
+def test_an_unfinished_job_is_kept_a_retention_past_its_last_write_so_its_ttl_never_drops_it_while_followed(
+    aws: FakeAws,
+) -> None:
+    # Given a job registered now, still unfinished months later (an Azure review waiting for a reviewer)
+    world = World(aws, ScriptedClient("azure-review"))
+    world.register("azure-review", "r1")
+    retention = timedelta(days=90)  # the store's default
+
+    def expires_at() -> datetime:
+        item = next(i for i in aws.table_items() if i["pk"]["S"] == "azure-review#r1")
+        return datetime.fromtimestamp(int(item["expires_at"]["N"]), UTC)
+
+    # When each kind of write to an unfinished job lands later and later
+    writes = {
+        "reschedule": lambda at: world.store.reschedule("azure-review", "r1", at, 3),
+        "notice": lambda at: world.store.mark_due("azure-review", "r1", at),
+        "poll": lambda at: world.store.record(
+            verdict("azure-review", "r1", JobStatus.RUNNING),
+            None,
+            at,
+            publish=False,
+            next_poll=NextPoll(at, 4),
+        ),
+    }
+    for days, (write, apply) in zip((60, 120, 180), writes.items(), strict=True):
+        at = NOW + timedelta(days=days)
+        apply(at)
+
+        # Then its TTL moves on with it (DynamoDB deletes an item past its TTL, and with it the job's place in
+        # the index the poller reads)
+        assert expires_at() == at + retention, write
 
 
 def test_owed_publish_of_a_provider_without_api_credentials_is_swept(aws: FakeAws) -> None:

@@ -13,7 +13,11 @@ Two sparse global secondary indexes let the poller work without a Scan: ``outsta
 ``next_poll_at``) holds only unfinished jobs, ``unpublished`` (``unpublished_provider``, ``completed_epoch``)
 only verdicts whose publish has not been confirmed. ``unpublished`` projects keys only: entering and leaving it
 then costs a write unit each instead of the size of the item with its verdict (up to 300 units), and the sweep that
-reads it gets each item from the claim write it makes anyway. ``expires_at`` is the TTL attribute.
+reads it gets each item from the claim write it makes anyway.
+
+``expires_at`` is the TTL attribute: the retention after a job's last write while it is unfinished (every poll,
+notice or registration moves it on, so DynamoDB never deletes a job that is still followed, which would drop it
+from ``outstanding`` with its verdict never found), and after its verdict once finished.
 """
 
 from __future__ import annotations
@@ -177,7 +181,7 @@ class JobStore:
                 UpdateExpression=(
                     "SET provider = :provider, job_id = :job_id, #s = :status, status_rank = :rank, "
                     "verdict_gz = :verdict, updated_at = :now, created_at = if_not_exists(created_at, :now), "
-                    f"poll_provider = :provider, {schedule}, expires_at = if_not_exists(expires_at, :expires)"
+                    f"poll_provider = :provider, {schedule}, expires_at = :expires"
                 ),
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#s": "status"},
@@ -351,7 +355,7 @@ class JobStore:
         update = (
             "SET provider = :provider, job_id = :job_id, #s = if_not_exists(#s, :pending), "
             "status_rank = if_not_exists(status_rank, :zero), created_at = if_not_exists(created_at, :now), "
-            f"expires_at = if_not_exists(expires_at, :expires), poll_provider = :provider, next_poll_at = {due}"
+            f"expires_at = :expires, poll_provider = :provider, next_poll_at = {due}"
         )
         response = self._update(
             action,
@@ -381,12 +385,13 @@ class JobStore:
             self._update(
                 "reschedule",
                 Key=_key(provider, job_id),
-                UpdateExpression="SET next_poll_at = :due, poll_attempts = :attempts",
+                UpdateExpression="SET next_poll_at = :due, poll_attempts = :attempts, expires_at = :expires",
                 ConditionExpression="attribute_exists(pk) AND status_rank < :two",
                 ExpressionAttributeValues={
                     ":due": {"N": str(_epoch(next_poll_at))},
                     ":attempts": {"N": str(attempts)},
                     ":two": {"N": "2"},
+                    ":expires": {"N": str(_epoch(next_poll_at + self._retention))},  # next poll is after now
                 },
             )
         except _ConditionFailed:
