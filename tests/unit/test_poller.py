@@ -32,6 +32,7 @@ from verdict_relay.logic.policy import VerdictPolicy
 from verdict_relay.logic.poller import Poller, PollSettings
 from verdict_relay.models.jobs import DueJob, NextPoll
 from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
+from verdict_relay.observability import metrics
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 PLENTY_OF_TIME = lambda: 600.0  # noqa: E731
@@ -49,6 +50,7 @@ class ScriptedClient(ProviderClient):
         self.requests: list[list[str]] = []
         self.discoverable: list[str] = []
         self.discovers = True
+        self.discovery_failures: list[Exception] = []
         self.unreadable: set[str] = set()
         """Jobs whose answer cannot be read: a request that includes one fails as a whole."""
 
@@ -62,6 +64,8 @@ class ScriptedClient(ProviderClient):
         return FetchResult(jobs=found, missing=[j for j in job_ids if j in self.missing])
 
     def discover(self, since: datetime, until: datetime) -> list[str]:
+        if self.discovery_failures:
+            raise self.discovery_failures.pop(0)
         return list(self.discoverable)
 
 
@@ -453,6 +457,26 @@ def test_cycle_stops_taking_work_when_time_runs_low_and_leaves_the_rest_due(aws:
     assert report.providers["huawei-video"].left_due == 10
     assert client.requests == []
     assert len(world.due("huawei-video")) == 10
+
+
+def test_credentials_refused_at_discovery_count_as_an_auth_failure_and_pause_the_provider(
+    aws: FakeAws,
+) -> None:
+    # Given a provider that discovers jobs (Alibaba, Huawei image batches) and now refuses our credentials
+    client = ScriptedClient("alibaba-mps")
+    client.discovery_failures = [ProviderAuthError("alibaba-mps: InvalidAccessKeyId.NotFound")]
+    world = World(aws, client)
+    world.register("alibaba-mps", "j1")
+    metrics.clear_metrics()
+
+    report = world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then the failure is counted where the alarm watches it, and no job request follows the refused one
+    assert "ProviderAuthFailed" in metrics.metric_set
+    assert report.providers["alibaba-mps"].left_due == 1
+    assert client.requests == []
+    assert world.due("alibaba-mps") == ["j1"]
+    metrics.clear_metrics()
 
 
 def test_discovery_makes_unknown_jobs_due_and_leaves_known_ones_alone(aws: FakeAws) -> None:

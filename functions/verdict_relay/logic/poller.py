@@ -403,9 +403,19 @@ class Poller:
         since = self._store.watermark(provider) or now - self._settings.discovery_lookback
         try:
             job_ids = client.discover(since, now)
+        except ProviderAuthError as exc:
+            # Counted as the job polls count it: with the breaker open they send nothing, so this is where
+            # refused credentials of a provider that discovers show (and raise the alarm).
+            self._breakers[provider].record_failure(trip=True)
+            count("ProviderAuthFailed", provider)
+            logger.error(
+                "provider refused our credentials; polling paused", provider=provider, error=exc.message
+            )
+            return 0
         except ProviderApiError as exc:
             if not isinstance(exc, ProviderOutOfTimeError):
-                self._breakers[provider].record_failure(trip=isinstance(exc, ProviderAuthError))
+                self._breakers[provider].record_failure()
+                count("ProviderRequestFailed", provider)
             logger.warning("discovery failed", provider=provider, code=exc.code, error=exc.message)
             return 0
         found = 0
