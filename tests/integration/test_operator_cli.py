@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,8 @@ from tests.conftest import FakeAws
 from tests.helpers import huawei_signature, with_changes
 from tests.integration.conftest import HUAWEI_SEEDS, PROVIDERS_DOCUMENT, ApiClient, configure_environment
 from verdict_relay.cli import main
+from verdict_relay.handlers.dependencies import dependencies
+from verdict_relay.models.verdict import Finding, JobStatus, Suggestion, Verdict
 
 
 @pytest.fixture
@@ -199,3 +203,25 @@ def test_no_aws_region_is_a_one_line_error(  # type: ignore[no-untyped-def]
 
     assert code == 2
     assert "region" in capsys.readouterr().err.lower()
+
+
+def test_show_lists_every_conflict_of_a_job_however_large_their_payloads(cli) -> None:  # type: ignore[no-untyped-def]
+    # Given a finished job and six different later results, each with a raw payload of 280 KB (a Query page
+    # ends at 1 MB, so they span several pages)
+    store = dependencies().store
+    for i in range(7):
+        result = Verdict(
+            provider="azure-review",
+            job_id="disputed",
+            status=JobStatus.SUCCEEDED,
+            suggestion=Suggestion.BLOCK,
+            findings=[Finding(category="adult", label=f"label-{i}", suggestion=Suggestion.BLOCK)],
+        )
+        store.record(result, os.urandom(280_000), datetime.now(UTC), publish=False)
+
+    code, shown = cli("jobs", "show", "--provider", "azure-review", "--job-id", "disputed")
+
+    assert code == 0
+    assert sorted(c["findings"][0]["label"] for c in shown["conflicts"]) == [
+        f"label-{i}" for i in range(1, 7)
+    ]

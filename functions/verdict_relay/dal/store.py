@@ -467,16 +467,27 @@ class JobStore:
         return self._to_job(item) if item else None
 
     def conflicts(self, provider: str, job_id: str) -> list[Verdict]:
-        """The different terminal results recorded for a job after its first one."""
-        response = self._call(
-            "read conflicts",
-            self._client.query,
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :conflict)",
-            ExpressionAttributeValues={":pk": {"S": f"{provider}#{job_id}"}, ":conflict": {"S": "CONFLICT#"}},
-            ConsistentRead=True,
-        )
-        return [v for item in response.get("Items", []) if (v := self._load_verdict(item)) is not None]
+        """The different terminal results recorded for a job after its first one, every page of them (a
+        conflict can hold a large raw payload, and a Query page ends at 1 MB; the raw payloads are not read)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :conflict)",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": f"{provider}#{job_id}"},
+                ":conflict": {"S": "CONFLICT#"},
+            },
+            "ProjectionExpression": "verdict_gz, verdict_s3_key",
+            "ConsistentRead": True,
+        }
+        verdicts: list[Verdict] = []
+        while True:
+            response = self._call("read conflicts", self._client.query, **kwargs)
+            verdicts.extend(
+                v for item in response.get("Items", []) if (v := self._load_verdict(item)) is not None
+            )
+            if "LastEvaluatedKey" not in response:
+                return verdicts
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def due_jobs(
         self, provider: str, now: datetime, limit: int = 100, after: int | None = None
