@@ -9,7 +9,8 @@
 * ``verdict-relay schema`` prints the JSON Schema of the canonical verdict (``docs/verdict.schema.json``).
 * ``verdict-relay poll --once`` runs one poll cycle against the configured table and providers (the same
   environment variables as the Lambda: TABLE_NAME, TOPIC_ARN, RAW_PAYLOAD_BUCKET, PROVIDERS_FILE or
-  PROVIDERS_SECRET_ID; AWS_ENDPOINT_URL for a local endpoint) and prints what it did.
+  PROVIDERS_SECRET_ID; AWS_ENDPOINT_URL for a local endpoint) and prints what it did. It is the schedule's
+  cycle: with POLL_QUEUE_URL set it fans a backlog out, and leaves providers the workers hold to them.
 """
 
 from __future__ import annotations
@@ -69,10 +70,11 @@ def _poll(args: argparse.Namespace) -> int:
     import time
 
     from verdict_relay.handlers.dependencies import dependencies
+    from verdict_relay.handlers.poller import scheduled_cycle
 
     deadline = time.monotonic() + args.budget
-    report = dependencies().poller().run_cycle(lambda: deadline - time.monotonic())
-    json.dump({name: vars(r) for name, r in report.providers.items()}, sys.stdout, indent=2)
+    result = scheduled_cycle(dependencies(), lambda: deadline - time.monotonic())
+    json.dump(result["providers"], sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
 

@@ -662,3 +662,31 @@ def test_rotated_api_credentials_reach_the_kept_callback_fetch_clients(
         fetch(["job-1"])
 
     assert [r.status for r in simulator.requests("azure-review")] == [200, 401]
+
+
+def test_poll_once_from_the_command_line_leaves_a_provider_the_workers_hold_to_them(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from verdict_relay.cli import main
+    from verdict_relay.handlers import dependencies as dependencies_module
+
+    # Given a deployed stack's poll queue, and workers holding the provider's due jobs
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
+    dependencies_module.dependencies.cache_clear()
+    harness.register("azure-review", "az-1")
+    store = dependencies_module.dependencies().store
+    now = datetime.now(UTC)
+    store.set_fanout_hold(
+        "azure-review", now + timedelta(minutes=5), int(now.timestamp()), now + timedelta(minutes=5)
+    )
+
+    # When an operator runs a cycle from the command line
+    code = main(["poll", "--once", "--budget", "60"])
+
+    # Then it does what the schedule does: nothing polled on top of the workers' rate
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["azure-review"]["skipped"] == "due jobs with the poll workers"
+    assert harness.simulator.requests("azure-review") == []
+    assert harness.due("azure-review") == ["az-1"]

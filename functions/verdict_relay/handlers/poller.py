@@ -8,6 +8,7 @@ and every provider gets the cycle's owed-publish sweep and discovery.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -144,17 +145,19 @@ def _fan_out_provider(
     return queue_drained
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    deps = dependencies()
-
-    def time_left_s() -> float:
-        return context.get_remaining_time_in_millis() / 1000
-
+def scheduled_cycle(deps: Dependencies, time_left_s: Callable[[], float]) -> dict[str, Any]:
+    """What one schedule does: fan the backlog out, then the poll cycle, leaving the held providers' due jobs to
+    the workers. The command line's ``poll --once`` runs this too: a cycle that polled held providers itself
+    would add its rate to the workers'."""
     fanned = fan_out(deps, time_left_s() - 10)
     # Providers whose due jobs are with the workers still get this cycle's owed-publish sweep and discovery.
     report = deps.poller().run_cycle(time_left_s, held=set(fanned))
     summary = {name: vars(r) for name, r in report.providers.items()}
     logger.info("poll cycle done", resolved=report.resolved, fanned_out=fanned, providers=summary)
     return {"resolved": report.resolved, "fanned_out": fanned, "providers": summary}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return scheduled_cycle(dependencies(), lambda: context.get_remaining_time_in_millis() / 1000)
