@@ -30,7 +30,7 @@ from verdict_relay.logic.breaker import CircuitBreaker
 from verdict_relay.logic.ingest import IngestService
 from verdict_relay.logic.policy import VerdictPolicy
 from verdict_relay.logic.poller import Poller, PollSettings
-from verdict_relay.models.jobs import DueJob, NextPoll
+from verdict_relay.models.jobs import DueJob, NextPoll, Transition
 from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
 from verdict_relay.observability import metrics
 
@@ -669,6 +669,22 @@ def test_a_cycle_inside_its_safety_margin_starts_no_owed_publish(aws: FakeAws) -
 
     assert report.providers["huawei-video"].owed_published == 0
     assert aws.published() == []
+
+
+def test_a_repeated_status_is_a_duplicate_and_a_higher_one_an_advance(aws: FakeAws) -> None:
+    world = World(aws, ScriptedClient("huawei-video"))
+    running = verdict("huawei-video", "j1", JobStatus.RUNNING)
+    poll = NextPoll(NOW + timedelta(minutes=1), 1)
+
+    first = world.store.record(verdict("huawei-video", "j1", JobStatus.PENDING), None, NOW, publish=False)
+    advanced = world.store.record(running, None, NOW, publish=False, next_poll=poll)
+    repeated = world.store.record(running, None, NOW, publish=False, next_poll=poll)
+
+    assert [r.transition for r in (first, advanced, repeated)] == [
+        Transition.CREATED,
+        Transition.ADVANCED,
+        Transition.DUPLICATE,
+    ]
 
 
 def test_an_unfinished_job_is_kept_a_retention_past_its_last_write_so_its_ttl_never_drops_it_while_followed(

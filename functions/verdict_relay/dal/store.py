@@ -186,7 +186,10 @@ class JobStore:
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=values,
-                ReturnValues="UPDATED_OLD",
+                # ALL_OLD, not UPDATED_OLD: DynamoDB returns an attribute set to its own value as updated, moto
+                # does not, so with UPDATED_OLD the tests would see a repeated status as a new job. An unfinished
+                # job's item is small, and returned values cost no capacity.
+                ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except _ConditionFailed as lost:
