@@ -11,9 +11,10 @@ provider would; every request is a new job, so each is a real store and publish,
 * azure-review: the job with a block score, authenticated by the ``?token=`` in the URL.
 * alibaba-mps: an MNS HTTP push signed with :class:`~verdict_relay.local.callback_signing.MnsSigner`, its
   certificate served over HTTP on 127.0.0.1 (fetched once, then cached by the receiver). The notice carries no
-  result: the job is made due (one write) and no API fetch follows, as no API credentials are configured.
+  result, so the receiver fetches the job from MPS (the simulator on 127.0.0.1, no added latency, its rate limit
+  raised so the benchmark measures the path, not the quota): a block verdict, stored and published.
 
-``trust`` is ``body`` for every provider: the callback's content is the verdict and no provider API is called.
+``trust`` is ``body`` for the others: the callback's content is the verdict and no provider API is called.
 Warm handler: ``WARMUP`` requests per provider first (imports, dependencies, the certificate), then ``RUNS``
 measured. Then the growth of p50 with the findings in a payload (Huawei video frames, audio segments).
 
@@ -54,8 +55,8 @@ PROVIDERS_DOCUMENT: dict[str, Any] = {
     "huawei-video": {"trust": "body", "callback": {"seeds": [SEED]}},
     "huawei-audio": {"trust": "body", "callback": {"seeds": [SEED]}},
     "azure-review": {"trust": "body", "callback": {"tokens": [TOKEN]}},
-    "alibaba-mps": {"trust": "body", "callback": {"certificate_hosts": ["127.0.0.1"]}},
 }
+MPS_RATE_PER_S = 10_000.0
 STAGE_PATH = "/v1/callbacks/{provider}"
 
 Request = tuple[str, bytes, dict[str, str]]
@@ -65,8 +66,9 @@ Request = tuple[str, bytes, dict[str, str]]
 class Callbacks:
     """Builds each provider's callback for a new job, signed as the provider signs it."""
 
-    def __init__(self, mns: Any) -> None:
+    def __init__(self, mns: Any, mps: Any) -> None:
         self._mns = mns
+        self._mps = mps
 
     def huawei_video(self, frames: int = 2) -> Request:
         from verdict_relay.local.simulator import huawei_video_job
@@ -89,8 +91,11 @@ class Callbacks:
 
     def mns(self) -> Request:
         from verdict_relay.local.callback_signing import mns_notification
+        from verdict_relay.local.simulator import alibaba_job
 
-        body = mns_notification(new_id())
+        job_id = new_id()
+        self._mps.put_job("alibaba-mps", job_id, alibaba_job(job_id, "Success", "block"))
+        body = mns_notification(job_id)
         path = STAGE_PATH.format(provider="alibaba-mps")
         return path, body, self._mns.sign(path, body)
 
@@ -183,15 +188,25 @@ def findings_label(count: int) -> str:
 
 def main() -> list[dict[str, object]]:
     from verdict_relay.local.callback_signing import MnsSigner
+    from verdict_relay.local.simulator import ProviderSimulator
 
     signer = MnsSigner.generate()
     stop_certificate = signer.serve_certificate()
-    callbacks = Callbacks(signer)
+    mps = ProviderSimulator().start()
+    mps.set_rate_limit("alibaba-mps", MPS_RATE_PER_S)
+    document = {
+        **PROVIDERS_DOCUMENT,
+        "alibaba-mps": {
+            **mps.provider_entry("alibaba-mps", rate_limit_per_s=MPS_RATE_PER_S),
+            "callback": {"certificate_hosts": ["127.0.0.1"]},
+        },
+    }
+    callbacks = Callbacks(signer, mps)
     plans: dict[str, tuple[Callable[[], Request], int, str]] = {
         "huawei-video": (callbacks.huawei_video, 200, "signed, {findings}, block"),
         "huawei-audio": (callbacks.huawei_audio, 200, "signed, {findings}, review"),
         "azure-review": (callbacks.azure, 200, "URL token, {findings}, block"),
-        "alibaba-mps": (callbacks.mns, 204, "MNS push, RSA-signed, no result: job made due"),
+        "alibaba-mps": (callbacks.mns, 204, "MNS push, RSA-signed, no result: job fetched from MPS, block"),
     }
     scaling: dict[str, Callable[[int], Request]] = {
         "huawei-video": callbacks.huawei_video,
@@ -202,7 +217,7 @@ def main() -> list[dict[str, object]]:
         with (
             in_own_process("AwsHost") as aws,
             quiet_output(),
-            local_api(aws.endpoint_url(), PROVIDERS_DOCUMENT) as port,
+            local_api(aws.endpoint_url(), document) as port,
         ):
             for build, expected, _ in plans.values():
                 series(port, build, WARMUP, expected)
@@ -246,6 +261,7 @@ def main() -> list[dict[str, object]]:
                 )
     finally:
         stop_certificate()
+        mps.stop()
     return rows
 
 

@@ -5,7 +5,9 @@ Two sources:
 * ``Settings``: the function's environment (table, topic, bucket, limits), set by ``template.yaml``.
 * ``ProvidersConfig``: one JSON document with an entry per provider (endpoints, credentials, callback secrets,
   policy). In AWS it is a Secrets Manager secret read through Powertools Parameters (cached); locally a file.
-  A provider absent from the document is disabled; a malformed entry fails at start, naming the key.
+  A provider absent from the document is disabled; a malformed entry fails at start, naming the key. So does
+  an entry that could only fail later: one whose API client (built when it has credentials) lacks a setting the
+  client needs, or one whose verdicts can only be fetched (``alibaba-mps``, ``trust: fetch``) without credentials.
 """
 
 from __future__ import annotations
@@ -15,10 +17,19 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from verdict_relay.errors import ConfigurationError
 from verdict_relay.models.verdict import PROVIDER_NAMES, Suggestion
@@ -43,6 +54,11 @@ def is_loopback_host(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _is_https_or_loopback(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname))
 
 
 class _Strict(BaseModel):
@@ -186,8 +202,7 @@ class ProviderSettings(_Strict):
     def _https_or_loopback(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        parts = urlsplit(value)
-        if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
+        if _is_https_or_loopback(value):
             return value.rstrip("/")
         raise ValueError("must be an https:// URL (http:// only for loopback addresses)")
 
@@ -213,10 +228,142 @@ class ProviderSettings(_Strict):
         raise ValueError(f"expected {expected}; got keys {{{', '.join(sorted(self.credentials))}}}")
 
 
+HUAWEI_V3_PROVIDERS = frozenset({"huawei-video", "huawei-audio"})
+"""Huawei v3 APIs: the project id is part of every URL."""
+FETCH_ONLY_PROVIDERS: dict[str, str] = {
+    "alibaba-mps": "an MNS notice names the job but never carries its result"
+}
+"""Providers whose callbacks never carry a result, and why: every verdict is fetched with API credentials."""
+CLIENT_NEEDS: dict[str, str] = {
+    "huawei-video": "region (or endpoint) and project_id",
+    "huawei-audio": "region (or endpoint) and project_id",
+    "huawei-image-batch": "region (or endpoint)",
+    "alibaba-mps": "region (or endpoint)",
+    "azure-review": "endpoint and team",
+}
+"""What a provider's API client needs besides its credentials (``clients/factory.py``)."""
+REGION_EXAMPLES: dict[str, str] = {"alibaba-mps": "cn-shanghai"}
+"""An example region per provider for the messages; Huawei's otherwise."""
+
+Problem = tuple[tuple[str, ...], str, Any]
+"""A key of an entry (its path), what is wrong with it, and its value (never a secret)."""
+
+
+def _credential_keys(provider: str) -> str:
+    """The required keys of each credential shape the provider takes, e.g. ``{ak, sk} or {token}``."""
+    return " or ".join(
+        "{" + ", ".join(key for key, field in shape.model_fields.items() if field.is_required()) + "}"
+        for shape in CREDENTIAL_SHAPES[provider]
+    )
+
+
+def _unmet_requirements(provider: str, entry: ProviderSettings) -> list[Problem]:
+    """What keeps an entry from serving ``provider``, found now instead of when its client is first built (the
+    callback receiver would answer 500, and the poller, building every client at once, would stop polling every
+    provider). These mirror what ``clients/factory.py`` needs; a setting is required only where it is used."""
+    try:
+        credentials = entry.typed_credentials(provider)
+    except ValueError as exc:
+        return [(("credentials",), str(exc), None)]
+    if credentials is None:
+        # No client is built: callbacks only. Fine, unless no callback can ever yield the verdict.
+        add = f"add credentials {_credential_keys(provider)}, with {CLIENT_NEEDS[provider]}"
+        if provider in FETCH_ONLY_PROVIDERS:
+            why = FETCH_ONLY_PROVIDERS[provider]
+            message = f"required: {why}, so every verdict is fetched from the provider's API; {add}"
+            return [(("credentials",), message, None)]
+        if entry.trust == "fetch":
+            message = (
+                f"required with trust 'fetch', which takes every verdict from the provider's API; {add}, "
+                "or set trust to 'body'"
+            )
+            return [(("credentials",), message, None)]
+        return []
+    problems: list[Problem] = []
+    if provider == "azure-review":
+        if not entry.endpoint:
+            problems.append(
+                (
+                    ("endpoint",),
+                    "required with credentials: Azure Content Moderator has no default endpoint; add your "
+                    "resource's endpoint, e.g. https://westus.api.cognitive.microsoft.com",
+                    entry.endpoint,
+                )
+            )
+        if not entry.team:
+            problems.append(
+                (
+                    ("team",),
+                    "required with credentials: add the name of the review team whose jobs are fetched",
+                    entry.team,
+                )
+            )
+        return problems
+    if not entry.endpoint and not entry.region:
+        problems.append(
+            (
+                ("region",),
+                "required with credentials unless endpoint is set: add region (e.g. "
+                f"{REGION_EXAMPLES.get(provider, 'ap-southeast-1')}) for the provider's regional endpoint, "
+                "or endpoint",
+                entry.region,
+            )
+        )
+    if provider in HUAWEI_V3_PROVIDERS and not entry.project_id:
+        problems.append(
+            (
+                ("project_id",),
+                "required with credentials: add the Huawei project id (it is part of every v3 API URL)",
+                entry.project_id,
+            )
+        )
+    if isinstance(credentials, HuaweiIamUser):
+        key = ("credentials", "iam_endpoint")
+        iam_endpoint = credentials.iam_endpoint
+        if not iam_endpoint and not entry.region:
+            problems.append(
+                (
+                    key,
+                    "required with IAM user credentials unless region is set: add credentials.iam_endpoint, "
+                    "or region for the default https://iam.{region}.myhuaweicloud.com",
+                    iam_endpoint,
+                )
+            )
+        elif iam_endpoint and not _is_https_or_loopback(iam_endpoint):
+            problems.append(
+                (
+                    key,
+                    "must be an https:// URL (http:// only for loopback addresses): the IAM user's password is "
+                    "sent there",
+                    iam_endpoint,
+                )
+            )
+    return problems
+
+
 class ProvidersConfig(_Strict):
     """The whole providers document: ``{"<provider name>": {...}, ...}``."""
 
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _every_entry_can_serve_its_provider(self) -> Self:
+        """The checks that need the provider's name, which only the document holds (see
+        :func:`_unmet_requirements`). Raised as a ValidationError located at each key: pydantic merges it into
+        the document's errors, so it names the key like any other error."""
+        problems = [
+            InitErrorDetails(
+                type=PydanticCustomError("provider_setting", message),
+                loc=("providers", name, *key),
+                input=value,
+            )
+            for name, entry in self.providers.items()
+            if name in CREDENTIAL_SHAPES  # an unknown name is refused by name (from_document)
+            for key, message, value in _unmet_requirements(name, entry)
+        ]
+        if problems:
+            raise ValidationError.from_exception_data(type(self).__name__, problems)
+        return self
 
     @classmethod
     def from_document(cls, document: Any, source: str = "providers document") -> ProvidersConfig:
@@ -233,11 +380,6 @@ class ProvidersConfig(_Strict):
             first = exc.errors(include_url=False)[0]
             key = ".".join(str(p) for p in first["loc"][1:])
             raise ConfigurationError(f"{source}: '{key}': {first['msg']}") from exc
-        for name, entry in config.providers.items():
-            try:
-                entry.typed_credentials(name)
-            except ValueError as exc:
-                raise ConfigurationError(f"{source}: '{name}.credentials': {exc}") from exc
         return config
 
     def get(self, provider: str) -> ProviderSettings | None:

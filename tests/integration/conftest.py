@@ -20,10 +20,21 @@ from verdict_relay.local.simulator import ProviderSimulator
 HUAWEI_SEEDS = ["seed_current", "seed_previous"]
 AZURE_TOKENS = ["azure-token-current-0001", "azure-token-previous-0001"]
 
+UNREACHABLE_ENDPOINT = "http://127.0.0.1:9"
+"""Where nothing listens (the discard port): a fetch there fails at once with a connection error."""
+
+ALIBABA_MPS_ENTRY: dict[str, Any] = {
+    "endpoint": UNREACHABLE_ENDPOINT,
+    "credentials": {"access_key_id": "test-access-key-id", "access_key_secret": "test-access-key-secret"},
+    "callback": {"certificate_hosts": ["127.0.0.1"]},
+}
+"""An MNS notice carries no result, so alibaba-mps needs API credentials. These point at nothing: the fetch
+after a notice fails and the job is left due for the poller, so the tests see what the push itself stores."""
+
 PROVIDERS_DOCUMENT: dict[str, Any] = {
     "huawei-video": {"callback": {"seeds": HUAWEI_SEEDS}},
     "huawei-audio": {"callback": {"seeds": HUAWEI_SEEDS}},
-    "alibaba-mps": {"callback": {"certificate_hosts": ["127.0.0.1"]}},
+    "alibaba-mps": ALIBABA_MPS_ENTRY,
     "azure-review": {"callback": {"tokens": AZURE_TOKENS}},
 }
 

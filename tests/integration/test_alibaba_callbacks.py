@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import FakeAws
 from tests.helpers import http_server, mns_push_event
-from tests.integration.conftest import PROVIDERS_DOCUMENT, ApiClient, configure_environment
+from tests.integration.conftest import ALIBABA_MPS_ENTRY, PROVIDERS_DOCUMENT, ApiClient, configure_environment
 from verdict_relay import config
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
 
@@ -62,7 +62,8 @@ def test_mns_notice_with_a_tampered_body_is_refused(api: ApiClient, aws: FakeAws
 def test_certificate_on_a_host_not_allowed_is_refused(
     aws: FakeAws, mns: MnsSigner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    configure_environment(monkeypatch, aws, tmp_path, {**PROVIDERS_DOCUMENT, "alibaba-mps": {}})
+    entry = {k: v for k, v in ALIBABA_MPS_ENTRY.items() if k != "callback"}  # the default certificate hosts
+    configure_environment(monkeypatch, aws, tmp_path, {**PROVIDERS_DOCUMENT, "alibaba-mps": entry})
     body = mns_notification("mps-job-1")
 
     response = push(ApiClient(), body, mns.sign(PATH, body))
@@ -78,7 +79,10 @@ def test_signed_target_includes_the_token_query_when_the_url_carries_one(
     token = "mns-callback-token-0001"
     document = {
         **PROVIDERS_DOCUMENT,
-        "alibaba-mps": {"callback": {"certificate_hosts": ["127.0.0.1"], "tokens": [token]}},
+        "alibaba-mps": {
+            **ALIBABA_MPS_ENTRY,
+            "callback": {"certificate_hosts": ["127.0.0.1"], "tokens": [token]},
+        },
     }
     configure_environment(monkeypatch, aws, tmp_path, document)
     body = mns_notification("mps-job-9")
@@ -170,10 +174,11 @@ def test_mns_push_for_a_provider_absent_from_the_providers_document_is_refused(
     assert aws.published() == []
     assert mns.certificate_requests == []
 
-    # And with an entry, even one that only takes the defaults, the same push is accepted
+    # And with an entry, even one that takes the default certificate hosts, the same push is accepted
     with_entry = tmp_path / "with-entry"  # another file: a providers file is cached by its path
     with_entry.mkdir()
-    configure_environment(monkeypatch, aws, with_entry, {**document, "alibaba-mps": {}})
+    entry = {k: v for k, v in ALIBABA_MPS_ENTRY.items() if k != "callback"}
+    configure_environment(monkeypatch, aws, with_entry, {**document, "alibaba-mps": entry})
     assert push(ApiClient(), body, mns.sign(PATH, body)).status == 204
 
 

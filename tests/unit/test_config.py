@@ -67,6 +67,8 @@ def test_secrets_do_not_appear_in_the_configuration_repr() -> None:
     config = ProvidersConfig.from_document(
         {
             "huawei-video": {
+                "region": "ap-southeast-1",
+                "project_id": "0123456789abcdef",
                 "credentials": {"ak": "AKVISIBLE", "sk": "SK-SECRET-VALUE"},
                 "callback": {"seeds": ["seed_secret"]},
             },
@@ -112,3 +114,189 @@ def test_providers_document_is_read_from_secrets_manager(aws: object) -> None:
     entry = config.get("azure-review")
     assert entry is not None
     assert entry.team == "t1"
+
+
+# --- entries that would only fail later: checked at start, where the document is read ----------------------------
+
+HUAWEI_AKSK = {"ak": "AK-VALUE", "sk": "SK-SECRET-VALUE"}
+HUAWEI_IAM_USER = {"user_name": "u", "password": "PASSWORD-SECRET-VALUE", "domain_name": "d"}
+ALIBABA_KEYS = {"access_key_id": "AKID", "access_key_secret": "ALIBABA-SECRET-VALUE"}
+AZURE_KEY = {"subscription_key": "AZURE-SECRET-VALUE"}
+SECRETS = ("SK-SECRET-VALUE", "PASSWORD-SECRET-VALUE", "ALIBABA-SECRET-VALUE", "AZURE-SECRET-VALUE")
+
+
+@pytest.mark.parametrize(
+    ("document", "key", "says"),
+    [
+        (
+            {"azure-review": {"team": "moderators", "credentials": AZURE_KEY}},
+            "azure-review.endpoint",
+            "Azure Content Moderator has no default endpoint; add your resource's endpoint",
+        ),
+        (
+            {
+                "azure-review": {
+                    "endpoint": "https://westus.api.cognitive.microsoft.com",
+                    "credentials": AZURE_KEY,
+                }
+            },
+            "azure-review.team",
+            "add the name of the review team",
+        ),
+        (
+            {"huawei-video": {"region": "ap-southeast-1", "credentials": HUAWEI_AKSK}},
+            "huawei-video.project_id",
+            "add the Huawei project id",
+        ),
+        (
+            {"huawei-audio": {"endpoint": "https://moderation.example.com", "credentials": {"token": "t"}}},
+            "huawei-audio.project_id",
+            "add the Huawei project id",
+        ),
+        (
+            {"huawei-image-batch": {"credentials": HUAWEI_AKSK}},
+            "huawei-image-batch.region",
+            "add region (e.g. ap-southeast-1) for the provider's regional endpoint, or endpoint",
+        ),
+        (
+            {"alibaba-mps": {"credentials": ALIBABA_KEYS}},
+            "alibaba-mps.region",
+            "add region (e.g. cn-shanghai) for the provider's regional endpoint, or endpoint",
+        ),
+        (
+            {
+                "huawei-image-batch": {
+                    "endpoint": "https://moderation.example.com",
+                    "credentials": HUAWEI_IAM_USER,
+                }
+            },
+            "huawei-image-batch.credentials.iam_endpoint",
+            "add credentials.iam_endpoint, or region",
+        ),
+        (
+            {
+                "huawei-image-batch": {
+                    "region": "ap-southeast-1",
+                    "credentials": {**HUAWEI_IAM_USER, "iam_endpoint": "http://iam.example.com"},
+                }
+            },
+            "huawei-image-batch.credentials.iam_endpoint",
+            "must be an https:// URL",
+        ),
+    ],
+)
+def test_credentials_without_what_the_providers_api_client_needs_fail_at_start_naming_the_key(
+    document: dict[str, object], key: str, says: str
+) -> None:
+    # Given an entry with API credentials, so a client will be built for it, lacking a setting the client needs
+    # When the document is read
+    with pytest.raises(ConfigurationError) as raised:
+        ProvidersConfig.from_document(document)
+
+    # Then it fails there, naming the key and saying what to add, and showing no secret
+    message = raised.value.message
+    assert f"'{key}': " in message
+    assert says in message
+    assert not any(secret in message for secret in SECRETS)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"azure-review": {"callback": {"tokens": ["a-long-random-url-token-1"]}}},
+        {"huawei-video": {"callback": {"seeds": ["seed_of_new_jobs"]}}},
+        {"huawei-audio": {"trust": "body"}},
+        {"huawei-image-batch": {}},
+    ],
+)
+def test_entries_without_credentials_need_no_client_settings(document: dict[str, object]) -> None:
+    # Callbacks only: no client is built, so neither endpoint, region, team nor project_id is needed
+    config = ProvidersConfig.from_document(document)
+
+    assert set(config.providers) == set(document)
+
+
+def test_entries_with_credentials_and_what_their_clients_need_are_accepted() -> None:
+    config = ProvidersConfig.from_document(
+        {
+            "huawei-video": {"region": "ap-southeast-1", "project_id": "p", "credentials": HUAWEI_AKSK},
+            "huawei-audio": {
+                "endpoint": "https://moderation.example.com",
+                "project_id": "p",
+                "trust": "fetch",
+                "credentials": {**HUAWEI_IAM_USER, "iam_endpoint": "https://iam.example.com"},
+            },
+            "huawei-image-batch": {"region": "ap-southeast-1", "credentials": HUAWEI_IAM_USER},
+            "alibaba-mps": {"endpoint": "http://127.0.0.1:8080", "credentials": ALIBABA_KEYS},
+            "azure-review": {
+                "endpoint": "https://westus.api.cognitive.microsoft.com",
+                "team": "moderators",
+                "credentials": AZURE_KEY,
+            },
+        }
+    )
+
+    assert len(config.providers) == 5
+
+
+@pytest.mark.parametrize("trust", [None, "body", "fetch"])
+def test_alibaba_mps_without_credentials_fails_at_start_as_nothing_could_fetch_its_verdicts(
+    trust: str | None,
+) -> None:
+    # Given an alibaba-mps entry without API credentials: its MNS notices name a job, never its result
+    entry: dict[str, object] = {"callback": {"certificate_hosts": ["mnstest.oss-cn-hangzhou.aliyuncs.com"]}}
+    if trust is not None:
+        entry["trust"] = trust
+
+    # When the document is read
+    with pytest.raises(ConfigurationError) as raised:
+        ProvidersConfig.from_document({"alibaba-mps": entry})
+
+    # Then it fails there instead of storing pending jobs nothing ever fetches
+    assert raised.value.message == (
+        "providers document: 'alibaba-mps.credentials': required: an MNS notice names the job but never "
+        "carries its result, so every verdict is fetched from the provider's API; add credentials "
+        "{access_key_id, access_key_secret}, with region (or endpoint)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("provider", "credentials", "needs"),
+    [
+        (
+            "huawei-video",
+            "{ak, sk} or {token} or {user_name, password, domain_name}",
+            "region (or endpoint) and project_id",
+        ),
+        (
+            "huawei-image-batch",
+            "{ak, sk} or {token} or {user_name, password, domain_name}",
+            "region (or endpoint)",
+        ),
+        ("azure-review", "{subscription_key}", "endpoint and team"),
+    ],
+)
+def test_trust_fetch_without_credentials_fails_at_start_naming_the_credentials(
+    provider: str, credentials: str, needs: str
+) -> None:
+    # Given an entry whose verdicts may only come from the provider's API, but no API credentials
+    # When the document is read
+    with pytest.raises(ConfigurationError) as raised:
+        ProvidersConfig.from_document({provider: {"trust": "fetch"}})
+
+    # Then it fails, naming the key and both ways out
+    assert raised.value.message == (
+        f"providers document: '{provider}.credentials': required with trust 'fetch', which takes every verdict "
+        f"from the provider's API; add credentials {credentials}, with {needs}, or set trust to 'body'"
+    )
+
+
+def test_the_first_unmet_requirement_in_document_order_is_the_one_named() -> None:
+    document = {
+        "huawei-video": {"region": "ap-southeast-1", "project_id": "p", "credentials": HUAWEI_AKSK},
+        "azure-review": {"credentials": AZURE_KEY},
+        "alibaba-mps": {},
+    }
+
+    with pytest.raises(ConfigurationError, match=r"'azure-review\.endpoint'"):
+        ProvidersConfig.from_document(document)

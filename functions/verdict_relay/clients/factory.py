@@ -62,8 +62,11 @@ def build_client(
     limit = rate_limit(provider, settings)
     limiter = TokenBucket(limit * (1.0 - options.rate_headroom), options.burst)
     http = ProviderHttp(provider, limiter, options, max_concurrency=settings.max_concurrency)
-    # The registry takes the whole providers document; one entry is all the Azure policy needs.
-    adapter = get_adapter(provider, ProvidersConfig(providers={provider: settings}))
+    # The registry takes the whole providers document; one entry is all the Azure policy needs. Not validated
+    # again as a document: an entry built without one (tests, tools) gets this function's own checks below,
+    # raised as ConfigurationError, instead of the document's ValidationError. A document's entries passed
+    # the same checks when it was loaded (ProvidersConfig.from_document).
+    adapter = get_adapter(provider, ProvidersConfig.model_construct(providers={provider: settings}))
 
     if isinstance(credentials, AlibabaKeys):
         from verdict_relay.clients.alibaba import DEFAULT_ENDPOINT as ALIBABA_ENDPOINT
