@@ -21,7 +21,12 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
 def count(name: str, provider: str | None = None, value: int = 1) -> None:
-    """Add one to an outcome metric (one metric per outcome, dimensioned by provider where known)."""
+    """Add ``value`` to an outcome metric (one metric per outcome).
+
+    Its only dimension is ``service``, which the alarms in template.yaml select on. The provider, where known,
+    is EMF metadata, not a dimension: it is in the log record, not in CloudWatch's metric, and as one record
+    carries the invocation's metrics together it names the provider counted last (docs/architecture.md).
+    """
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     if provider:
         metrics.add_metadata(key="provider", value=provider)

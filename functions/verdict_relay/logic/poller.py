@@ -4,7 +4,7 @@ One cycle, per provider with API credentials (providers run side by side, each i
 
 1. publish verdicts whose publish failed earlier (SNS was down), in at most half of the time left when the
    provider is polled next;
-2. discover finished jobs nobody registered (providers that can list jobs) and make them due;
+2. discover jobs nobody registered (providers that can list jobs) and make them due;
 3. read the jobs that are due from the sparse ``outstanding`` index (no Scan), fetch them in batches where the
    API allows it, and send each result through the same ingest path as callbacks: one verdict, one publish,
    whichever arrives first;
