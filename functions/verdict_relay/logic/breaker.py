@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 
 class CircuitBreaker:
-    """Per provider. Closed until ``threshold`` consecutive failures (or one failure that trips it at once, like
+    """Closed until ``threshold`` consecutive failures (or one failure that trips it at once, like
     refused credentials); then open for ``cooldown_s``, when no request goes out; then half-open: one request
     goes out as a trial and the others are held back until it reports. A success closes the breaker, a failure
     opens it again. A trial that never reports (its invocation ended) is given up after another ``cooldown_s``,
