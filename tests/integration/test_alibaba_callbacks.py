@@ -17,6 +17,10 @@ from verdict_relay.local.callback_signing import MnsSigner, mns_notification
 PATH = "/v1/callbacks/alibaba-mps"
 
 
+WITH_DEFAULT_HOSTS = {k: v for k, v in ALIBABA_MPS_ENTRY.items() if k != "callback"}
+"""The alibaba-mps entry with the default certificate hosts (no callback settings)."""
+
+
 def push(api: ApiClient, body: bytes, headers: dict[str, str], query: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     return api.invoke(mns_push_event(body, headers, query))
 
@@ -62,8 +66,9 @@ def test_mns_notice_with_a_tampered_body_is_refused(api: ApiClient, aws: FakeAws
 def test_certificate_on_a_host_not_allowed_is_refused(
     aws: FakeAws, mns: MnsSigner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    entry = {k: v for k, v in ALIBABA_MPS_ENTRY.items() if k != "callback"}  # the default certificate hosts
-    configure_environment(monkeypatch, aws, tmp_path, {**PROVIDERS_DOCUMENT, "alibaba-mps": entry})
+    configure_environment(
+        monkeypatch, aws, tmp_path, {**PROVIDERS_DOCUMENT, "alibaba-mps": WITH_DEFAULT_HOSTS}
+    )
     body = mns_notification("mps-job-1")
 
     response = push(ApiClient(), body, mns.sign(PATH, body))
@@ -177,8 +182,7 @@ def test_mns_push_for_a_provider_absent_from_the_providers_document_is_refused(
     # And with an entry, even one that takes the default certificate hosts, the same push is accepted
     with_entry = tmp_path / "with-entry"  # another file: a providers file is cached by its path
     with_entry.mkdir()
-    entry = {k: v for k, v in ALIBABA_MPS_ENTRY.items() if k != "callback"}
-    configure_environment(monkeypatch, aws, with_entry, {**document, "alibaba-mps": entry})
+    configure_environment(monkeypatch, aws, with_entry, {**document, "alibaba-mps": WITH_DEFAULT_HOSTS})
     assert push(ApiClient(), body, mns.sign(PATH, body)).status == 204
 
 
