@@ -42,6 +42,7 @@ $(SAM_VENV)/.installed-stamp:
 
 build: $(SAM_VENV)/.installed-stamp ## sam build: the arm64 python3.13 artifact in .aws-sam/build
 	$(SAM_ENV) $(SAM) build
+	$(SAM_ENV) python3.13 tools/check_artifact.py .aws-sam/build
 
 deploy: build ## sam deploy --guided (needs AWS credentials)
 	$(SAM_ENV) $(SAM) deploy --guided
