@@ -385,6 +385,11 @@ class ProvidersConfig(_Strict):
     def get(self, provider: str) -> ProviderSettings | None:
         return self.providers.get(provider)
 
+    def callback_tokens(self, provider: str) -> list[str]:
+        """The provider's accepted callback tokens: the secrets a provider may echo back in what it sends."""
+        entry = self.providers.get(provider)
+        return list(entry.callback.tokens) if entry else []
+
     def azure_policy(self) -> AzurePolicy:
         entry = self.providers.get("azure-review")
         return entry.policy if entry and entry.policy else AzurePolicy()

@@ -599,6 +599,32 @@ def test_back_to_back_worker_invocations_share_one_rate_limit_and_build_only_the
     assert built == {"azure-review"}
 
 
+def test_a_callback_token_the_provider_echoes_is_not_kept_in_the_stored_raw_payload(
+    aws: FakeAws, simulator: ProviderSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    token, retired = "azure-token-current-0001", "azure-token-retired-0001"
+    entry = {**simulator.provider_entry("azure-review"), "callback": {"tokens": [token]}}
+    harness = Harness(aws, simulator, monkeypatch, tmp_path, {"azure-review": entry})
+    # Azure returns the job's CallBackEndpoint, our callback URL with its token, in every job it is asked for.
+    for job_id, url_token in [("job-1", token), ("job-2", retired)]:
+        job = azure_job(job_id, "Complete", adult_score=0.95)
+        job["CallBackEndpoint"] = f"https://api.example.com/prod/callbacks/azure-review?token={url_token}"
+        simulator.put_job("azure-review", job_id, job)
+        harness.register("azure-review", job_id)
+
+    harness.poll()
+
+    raw = harness.deps.store.raw_payload("azure-review", "job-1")
+    assert raw is not None
+    stored = json.loads(raw)
+    assert stored["CallBackEndpoint"] == "https://api.example.com/prod/callbacks/azure-review?token=REDACTED"
+    assert token.encode() not in raw
+    assert stored["ResultMetaData"] == azure_job("job-1", "Complete", adult_score=0.95)["ResultMetaData"]
+    # A token no longer configured is refused at the door, so it is kept as it came.
+    assert retired.encode() in (harness.deps.store.raw_payload("azure-review", "job-2") or b"")
+    assert sorted(m["verdict"]["job_id"] for m in aws.published()) == ["job-1", "job-2"]
+
+
 def azure_in_secrets_manager(
     aws: FakeAws, simulator: ProviderSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> tuple[Dependencies, Callable[[str], None]]:

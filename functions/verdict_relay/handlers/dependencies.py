@@ -196,7 +196,10 @@ def build(settings: Settings, session: boto3.session.Session | None = None) -> D
         unmoderated=Suggestion(settings.unmoderated_suggestion), publish_pass=settings.publish_pass_verdicts
     )
     ingest = IngestService(
-        store, VerdictPublisher(settings.topic_arn, session.client("sns", config=SNS_CONFIG)), policy
+        store,
+        VerdictPublisher(settings.topic_arn, session.client("sns", config=SNS_CONFIG)),
+        policy,
+        secrets=lambda provider: deps.providers().callback_tokens(provider),
     )
     deps = Dependencies(
         settings=settings, session=session, store=store, ingest=ingest, certificates=CertificateCache()

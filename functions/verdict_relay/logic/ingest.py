@@ -72,18 +72,41 @@ SNS_COOLDOWN_S = 30.0
 """How long publishes are left owed after SNS was found out of reach, before one goes out as a trial."""
 
 
+REDACTED = b"REDACTED"
+
+
+def redact(raw: bytes, secrets: Iterable[str]) -> bytes:
+    """``raw`` with every occurrence of each secret replaced by ``REDACTED``.
+
+    Callback tokens are made of unreserved URL characters, which neither JSON nor percent-encoding escapes, so
+    a token appears verbatim wherever a provider echoes it: Azure returns the job's ``CallBackEndpoint``, our
+    callback URL with its ``?token=``, in every job it is asked for.
+    """
+    for secret in secrets:
+        raw = raw.replace(secret.encode(), REDACTED)
+    return raw
+
+
 class IngestService:
+    """Stores each observation of a job and publishes the verdicts that finish one.
+
+    ``secrets(provider)``: the provider's current callback tokens, kept out of the raw payloads it stores (they
+    are kept for audit, readable by whoever may read the table or the bucket, who may not forge callbacks).
+    """
+
     def __init__(
         self,
         store: JobStorePort,
         publisher: PublisherPort,
         policy: VerdictPolicy,
         sns_breaker: CircuitBreaker | None = None,
+        secrets: Callable[[str], Iterable[str]] = lambda provider: (),
     ) -> None:
         self._store = store
         self._publisher = publisher
         self._policy = policy
         self._sns = sns_breaker or CircuitBreaker(threshold=1, cooldown_s=SNS_COOLDOWN_S)
+        self._secrets = secrets
 
     @property
     def policy(self) -> VerdictPolicy:
@@ -95,6 +118,8 @@ class IngestService:
         """Store an observation of a job; publish it if this write finished the job with a publishable verdict.
         ``next_poll``: the poller found the job unfinished and reschedules it in the same write."""
         final = self._policy.finalize(verdict)
+        if raw is not None:
+            raw = redact(raw, self._secrets(final.provider))
         result = self._store.record(
             final, raw, now, publish=self._policy.should_publish(final), next_poll=next_poll
         )
