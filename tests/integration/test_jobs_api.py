@@ -244,3 +244,33 @@ def test_the_local_api_answers_requests_arriving_together_each_with_its_own_answ
 
     # Then each is answered as its own request deserves, as one Lambda container answers one at a time
     assert statuses == [200 if index % 2 == 0 else 401 for index in range(60)]
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    [
+        "a/b",  # another path segment
+        "a?b",  # the start of a query
+        'a"b',
+        "a`b",
+        "a\\b",
+        "price-€",  # a symbol outside the router's characters
+        "a b",
+        "a#b",
+        "job-é_Ü-42",  # letters of any script
+        "a\u203fb",  # a connector mark: a word character to Rust's regex (pydantic's default), not to the router
+        "-._~()'!*:@,;=+&$%<>[]{}|^",  # every other character the route's {job_id} takes
+    ],
+)
+def test_a_job_id_is_registered_only_if_its_job_can_be_read_back(
+    api: ApiClient, aws: FakeAws, job_id: str
+) -> None:
+    registered = api.register({"provider": "alibaba-mps", "job_id": job_id})
+
+    if registered.status == 422:
+        assert [d["field"] for d in registered.body["error"]["details"]] == ["job_id"]
+        assert aws.table_items() == []
+    else:
+        assert registered.status == 201, registered.body
+        read = api.get_job("alibaba-mps", job_id)
+        assert (read.status, read.body.get("job_id")) == (200, job_id), read.body
