@@ -1,4 +1,5 @@
-"""Checks a built artifact's bytecode: ``python3.13 tools/check_artifact.py .aws-sam/build`` (``make build``).
+"""Checks a built artifact's bytecode: ``python3.13 tools/check_artifact.py .aws-sam/build`` (``make build``), or
+one artifact's folder.
 
 Every ``.py`` file must have, in its ``__pycache__``, a ``.pyc`` for the running interpreter that is hash-checked
 (PEP 552) and matches its source, so that no module is compiled at a cold start (``functions/Makefile`` says
@@ -17,7 +18,9 @@ CHECKED_HASH = 0b11  # PEP 552 flags: hash-based, check the source
 
 def problem(source: Path) -> str | None:
     """Why ``source`` would be compiled at import, or None when its bytecode would be used."""
-    cached = Path(importlib.util.cache_from_source(str(source)))
+    # Where the Lambda runtime looks (not cache_from_source, which follows this process's pycache prefix and
+    # optimization level).
+    cached = source.parent / "__pycache__" / f"{source.stem}.{sys.implementation.cache_tag}.pyc"
     if not cached.is_file():
         return f"no {cached.name}"
     header = cached.read_bytes()[:16]
@@ -44,8 +47,9 @@ def main(argv: list[str]) -> int:
         print("usage: check_artifact.py BUILD_DIR", file=sys.stderr)
         return 2
     build = Path(argv[0])
-    # sam build's output: one folder per function, beside the built template.
-    artifacts = sorted(p for p in build.iterdir() if p.is_dir()) or [build]
+    # sam build's output is one folder per function, beside the built template; anything else is one artifact.
+    is_sam_build = (build / "template.yaml").is_file()
+    artifacts = sorted(p for p in build.iterdir() if p.is_dir()) if is_sam_build else [build]
     failed = False
     for artifact in artifacts:
         modules = sum(1 for _ in artifact.rglob("*.py"))
