@@ -26,7 +26,8 @@ from verdict_relay.local.simulator import (
     huawei_video_job,
 )
 from verdict_relay.local.stack import sqs_event
-from verdict_relay.models.verdict import JobStatus
+from verdict_relay.models.jobs import Transition
+from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
 
 PLENTY = lambda: 120.0  # noqa: E731
 
@@ -623,6 +624,43 @@ def test_a_callback_token_the_provider_echoes_is_not_kept_in_the_stored_raw_payl
     # A token no longer configured is refused at the door, so it is kept as it came.
     assert retired.encode() in (harness.deps.store.raw_payload("azure-review", "job-2") or b"")
     assert sorted(m["verdict"]["job_id"] for m in aws.published()) == ["job-1", "job-2"]
+
+
+def test_storing_a_verdict_never_reloads_the_providers_document_for_its_tokens(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    token = "azure-token-current-0001"
+    secrets = aws.session.client("secretsmanager")
+    document = {"azure-review": {"callback": {"tokens": [token]}}}
+    secrets.create_secret(Name="verdict-relay/providers", SecretString=json.dumps(document))
+    configure_environment(
+        monkeypatch,
+        aws,
+        tmp_path,
+        {},
+        PROVIDERS_SECRET_ID="verdict-relay/providers",
+        PROVIDERS_CACHE_SECONDS="0",
+    )
+    deps = build(Settings.from_env(), boto3.session.Session())
+    # Due for a reload (cache age 0), which would fail: a verdict must still be stored, its raw payload redacted.
+    secrets.put_secret_value(SecretId="verdict-relay/providers", SecretString="{not json")
+    verdict = Verdict(
+        provider="azure-review",
+        job_id="job-1",
+        status=JobStatus.SUCCEEDED,
+        suggestion=Suggestion.BLOCK,
+        decided_by="provider",
+    )  # type: ignore[call-arg]
+    raw = json.dumps(
+        {"Id": "job-1", "CallBackEndpoint": f"https://api.example.com/cb?token={token}"}
+    ).encode()
+
+    result = deps.ingest.ingest(verdict, raw, datetime.now(UTC))
+
+    assert result.transition is Transition.CREATED
+    stored = deps.store.raw_payload("azure-review", "job-1")
+    assert stored is not None
+    assert token.encode() not in stored
 
 
 def azure_in_secrets_manager(

@@ -65,6 +65,12 @@ class Dependencies:
                 self._loaded_at = time.monotonic()
             return self._providers
 
+    def callback_tokens(self, provider: str) -> list[str]:
+        """The provider's callback tokens in the providers document as last loaded. Never a reload: storing a
+        verdict must not wait on, or fail with, Secrets Manager."""
+        loaded = self._providers
+        return loaded.callback_tokens(provider) if loaded is not None else []
+
     def poller(self, rate_share: float = 1.0, *, build_all: bool = True) -> Poller:
         """A poller over every provider with API credentials; each polls at ``rate_share`` of its rate limit.
 
@@ -199,7 +205,7 @@ def build(settings: Settings, session: boto3.session.Session | None = None) -> D
         store,
         VerdictPublisher(settings.topic_arn, session.client("sns", config=SNS_CONFIG)),
         policy,
-        secrets=lambda provider: deps.providers().callback_tokens(provider),
+        secrets=lambda provider: deps.callback_tokens(provider),
     )
     deps = Dependencies(
         settings=settings, session=session, store=store, ingest=ingest, certificates=CertificateCache()

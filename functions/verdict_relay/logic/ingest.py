@@ -14,6 +14,7 @@ publish owed and not sent; then one publish goes out as a trial, and its outcome
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,15 +76,28 @@ SNS_COOLDOWN_S = 30.0
 REDACTED = b"REDACTED"
 
 
+_TOKEN_CHARACTER = rb"[A-Za-z0-9._~-]"
+
+
 def redact(raw: bytes, secrets: Iterable[str]) -> bytes:
-    """``raw`` with every occurrence of each secret replaced by ``REDACTED``.
+    """``raw`` with each secret replaced by ``REDACTED`` wherever it stands whole.
 
     Callback tokens are made of unreserved URL characters, which neither JSON nor percent-encoding escapes, so
     a token appears verbatim wherever a provider echoes it: Azure returns the job's ``CallBackEndpoint``, our
-    callback URL with its ``?token=``, in every job it is asked for.
+    callback URL with its ``?token=``, in every job it is asked for. Only whole tokens are replaced (not next
+    to another token character), so a number or a longer word that merely contains one is left intact.
     """
     for secret in secrets:
-        raw = raw.replace(secret.encode(), REDACTED)
+        whole = (
+            rb"(?<!"
+            + _TOKEN_CHARACTER
+            + rb")"
+            + re.escape(secret.encode())
+            + rb"(?!"
+            + _TOKEN_CHARACTER
+            + rb")"
+        )
+        raw = re.sub(whole, REDACTED, raw)
     return raw
 
 

@@ -1,0 +1,37 @@
+"""Callback tokens are kept out of stored raw payloads (``logic.ingest.redact``)."""
+
+from __future__ import annotations
+
+import json
+
+from verdict_relay.logic.ingest import redact
+
+TOKEN = "1234567890123456"  # all digits: a hex token can be
+
+
+def test_a_token_is_replaced_wherever_it_stands_whole() -> None:
+    raw = json.dumps(
+        {
+            "CallBackEndpoint": f"https://api.example.com/prod/callbacks/azure-review?token={TOKEN}&x=1",
+            "Other": TOKEN,
+        }
+    ).encode()
+
+    redacted = json.loads(redact(raw, [TOKEN, "another-token-00001"]))
+
+    assert redacted == {
+        "CallBackEndpoint": "https://api.example.com/prod/callbacks/azure-review?token=REDACTED&x=1",
+        "Other": "REDACTED",
+    }
+
+
+def test_what_merely_contains_a_token_is_left_intact() -> None:
+    raw = json.dumps({"score": int("9" + TOKEN + "9"), "name": f"x{TOKEN}", "id": f"{TOKEN}.v2"}).encode()
+
+    assert redact(raw, [TOKEN]) == raw
+
+
+def test_no_tokens_leave_the_payload_as_it_came() -> None:
+    raw = b'{"a": "b"}'
+
+    assert redact(raw, []) is raw
