@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -87,12 +88,14 @@ class ApiClient:
         )
 
     def get_job(self, provider: str, job_id: str) -> ApiResponse:
+        # As a client sends it and API Gateway's REST API passes it on: percent-encoded.
+        encoded = quote(job_id, safe="")
         return self.invoke(
             api_event(
                 "GET",
-                f"/jobs/{provider}/{job_id}",
+                f"/jobs/{provider}/{encoded}",
                 resource="/jobs/{provider}/{job_id}",
-                path_parameters={"provider": provider, "job_id": job_id},
+                path_parameters={"provider": provider, "job_id": encoded},
             )
         )
 

@@ -19,6 +19,7 @@ import binascii
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path
@@ -223,6 +224,9 @@ def register_job(job: RegisterJobRequest) -> Response[dict[str, Any]]:
     },
 )
 def get_job(provider: str, job_id: str) -> Response[str]:
+    # API Gateway's REST APIs pass the path as the client sent it, percent-encoded, and the router takes the id
+    # from there: a job id with a character a client must encode (é, ?, a space) arrives as %XX.
+    job_id = unquote(job_id)
     if provider not in PROVIDER_NAMES:
         raise UnknownProviderError(provider)
     if (
