@@ -626,12 +626,12 @@ def test_a_callback_token_the_provider_echoes_is_not_kept_in_the_stored_raw_payl
     assert sorted(m["verdict"]["job_id"] for m in aws.published()) == ["job-1", "job-2"]
 
 
-def test_storing_a_verdict_never_reloads_the_providers_document_for_its_tokens(
-    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    token = "azure-token-current-0001"
+def providers_in_secrets_manager(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, document: dict[str, Any]
+) -> Any:
+    """The functions' environment reading ``document`` from Secrets Manager on every use (cache age 0); the
+    Secrets Manager client, to change it."""
     secrets = aws.session.client("secretsmanager")
-    document = {"azure-review": {"callback": {"tokens": [token]}}}
     secrets.create_secret(Name="verdict-relay/providers", SecretString=json.dumps(document))
     configure_environment(
         monkeypatch,
@@ -641,6 +641,15 @@ def test_storing_a_verdict_never_reloads_the_providers_document_for_its_tokens(
         PROVIDERS_SECRET_ID="verdict-relay/providers",
         PROVIDERS_CACHE_SECONDS="0",
     )
+    return secrets
+
+
+def test_storing_a_verdict_never_reloads_the_providers_document_for_its_tokens(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    token = "azure-token-current-0001"
+    document = {"azure-review": {"callback": {"tokens": [token]}}}
+    secrets = providers_in_secrets_manager(aws, monkeypatch, tmp_path, document)
     deps = build(Settings.from_env(), boto3.session.Session())
     # Due for a reload (cache age 0), which would fail: a verdict must still be stored, its raw payload redacted.
     secrets.put_secret_value(SecretId="verdict-relay/providers", SecretString="{not json")
@@ -668,17 +677,8 @@ def azure_in_secrets_manager(
 ) -> tuple[Dependencies, Callable[[str], None]]:
     """The production wiring with an azure-review entry in Secrets Manager, re-read on every use (cache age 0),
     and a function that rotates the entry's subscription key there."""
-    secrets = aws.session.client("secretsmanager")
     entry = simulator.provider_entry("azure-review")
-    secrets.create_secret(Name="verdict-relay/providers", SecretString=json.dumps({"azure-review": entry}))
-    configure_environment(
-        monkeypatch,
-        aws,
-        tmp_path,
-        {},
-        PROVIDERS_SECRET_ID="verdict-relay/providers",
-        PROVIDERS_CACHE_SECONDS="0",
-    )
+    secrets = providers_in_secrets_manager(aws, monkeypatch, tmp_path, {"azure-review": entry})
 
     def rotate_key(key: str) -> None:
         rotated = {**entry, "credentials": {"subscription_key": key}}
