@@ -76,9 +76,6 @@ SNS_COOLDOWN_S = 30.0
 REDACTED = b"REDACTED"
 
 
-_TOKEN_CHARACTER = rb"[A-Za-z0-9._~-]"
-
-
 def redact(raw: bytes, secrets: Iterable[str]) -> bytes:
     """``raw`` with each secret replaced by ``REDACTED`` wherever it stands whole.
 
@@ -88,15 +85,7 @@ def redact(raw: bytes, secrets: Iterable[str]) -> bytes:
     to another token character), so a number or a longer word that merely contains one is left intact.
     """
     for secret in secrets:
-        whole = (
-            rb"(?<!"
-            + _TOKEN_CHARACTER
-            + rb")"
-            + re.escape(secret.encode())
-            + rb"(?!"
-            + _TOKEN_CHARACTER
-            + rb")"
-        )
+        whole = rb"(?<![A-Za-z0-9._~-])%b(?![A-Za-z0-9._~-])" % re.escape(secret.encode())
         raw = re.sub(whole, REDACTED, raw)
     return raw
 
