@@ -51,7 +51,8 @@ Decisions where Azure documents nothing:
 * Times: ``updated_at`` (and ``completed_at`` for finished jobs) is the latest ``JobExecutionReport`` ``Ts``,
   taken as UTC since Azure sends no zone; the job's creation time is not reported, so ``created_at`` stays
   null. Job callbacks carry no time at all.
-* ``CallBackEndpoint`` is never copied into the verdict: it holds our callback token.
+* ``CallBackEndpoint`` is never copied into the verdict: it holds our callback token (which the ingest service
+  also replaces with ``REDACTED`` in the raw payload it stores).
 
 Authentication: Azure signs nothing, so this adapter does not override ``verify_signature``; the base class
 accepts a callback only with a configured ``?token=`` in its URL and refuses it when none is configured.
