@@ -9,9 +9,11 @@ ARGS ?=
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_CLI_VERSION := 1.170.0
-# sam build needs a python3.13 on PATH for the Lambda runtime; with pyenv, this exposes one beside 3.11.
+# sam build needs a python3.13 on PATH, the Lambda runtime's (make bench measures on it too when there is one);
+# with pyenv, this exposes one beside 3.11.
 SAM_PYENV_VERSION ?= 3.11.7:3.13.0
-SAM_ENV := SAM_CLI_TELEMETRY=0 $(if $(shell command -v pyenv),PYENV_VERSION=$(SAM_PYENV_VERSION))
+RUNTIME_ENV := $(if $(shell command -v pyenv),PYENV_VERSION=$(SAM_PYENV_VERSION))
+SAM_ENV := SAM_CLI_TELEMETRY=0 $(RUNTIME_ENV)
 
 .PHONY: setup run build deploy bench soak security test lint format typecheck cfn-lint unit schema openapi events clean
 
@@ -51,7 +53,7 @@ soak: setup ## the reliability suites' long profile (10 x 1,000 deliveries, 2,00
 	RELIABILITY_PROFILE=soak HYPOTHESIS_PROFILE=soak $(BIN)/pytest -q tests/reliability
 
 bench: setup ## benchmarks against their targets (exit 1 if one is missed); figures in docs/performance.md
-	$(BIN)/python bench/run.py
+	$(RUNTIME_ENV) $(BIN)/python bench/run.py
 
 run: setup ## the whole system locally with simulated providers; options: make run ARGS="--duration 60"
 	$(BIN)/verdict-relay local --simulate $(ARGS)
