@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from verdict_relay.errors import ConfigurationError
+from verdict_relay.errors import ConfigurationError, ConfigurationUnavailableError
 from verdict_relay.models.verdict import PROVIDER_NAMES, Suggestion
 
 SecretToken = Annotated[str, StringConstraints(min_length=16, max_length=256, pattern=r"^[A-Za-z0-9._~-]+$")]
@@ -464,6 +464,10 @@ def load_providers_config(settings: Settings) -> ProvidersConfig:
             )
         except parameters.exceptions.TransformParameterError as exc:
             raise ConfigurationError(f"secret {settings.providers_secret_id}: not valid JSON") from exc
+        except parameters.exceptions.GetParameterError as exc:
+            raise ConfigurationUnavailableError(
+                f"secret {settings.providers_secret_id}: could not be read: {exc}"
+            ) from exc
         return ProvidersConfig.from_document(document, f"secret {settings.providers_secret_id}")
     if settings.providers_file:
         return _load_file(settings.providers_file)

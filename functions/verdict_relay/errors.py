@@ -11,6 +11,8 @@ class VerdictRelayError(Exception):
 
     status_code = 500
     code = "internal_error"
+    public_message: str | None = None
+    """What a response says instead of ``message``, for errors whose message is for the operator only."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -77,9 +79,19 @@ class CallbackAuthError(ClientError):
 
 
 class ConfigurationError(VerdictRelayError):
-    """The deployment's configuration is invalid: raised at cold start, naming the offending key."""
+    """The deployment's configuration is invalid, naming the offending key. The message names the secret and
+    the deployment's settings, so a response never carries it: callers get ``public_message``, the log the rest."""
 
     code = "configuration_error"
+    public_message = "the service is misconfigured; nothing was acknowledged, send again"
+
+
+class ConfigurationUnavailableError(ConfigurationError):
+    """The providers document could not be read (Secrets Manager throttled, unreachable, or access lost)."""
+
+    status_code = 503
+    code = "configuration_unavailable"
+    public_message = "the service's configuration could not be read; nothing was acknowledged, send again"
 
 
 class StorageError(VerdictRelayError):

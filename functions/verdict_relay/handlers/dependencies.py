@@ -1,7 +1,9 @@
 """What the handlers need, built once per cold start from the validated environment.
 
 The providers document is re-read when older than ``PROVIDERS_CACHE_SECONDS`` (Powertools caches the secret),
-so a rotated callback secret takes effect without a redeploy.
+so a rotated callback secret takes effect without a redeploy. A re-read that fails (Secrets Manager throttled or
+out of reach, a malformed new version) keeps the last valid document in use, logs the error and counts
+``ProvidersReloadFailed``: a deployment that works never stops over one bad read.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from verdict_relay.dal.archive import PayloadArchive
 from verdict_relay.dal.certificates import CertificateCache
 from verdict_relay.dal.publisher import VerdictPublisher
 from verdict_relay.dal.store import JobStore
+from verdict_relay.errors import ConfigurationError
 from verdict_relay.logic.ingest import IngestService
 from verdict_relay.logic.policy import VerdictPolicy
 from verdict_relay.models.verdict import Suggestion
+from verdict_relay.observability import count, logger
 
 if TYPE_CHECKING:
     # The poller's pieces are imported where they are used: the callback receiver's cold start never needs them.
@@ -38,6 +42,9 @@ CALLBACK_RATE_SHARE = 0.1
 """Share of a provider's rate limit one receiver container may use for fetches right after callbacks."""
 CALLBACK_FETCH_SECONDS = {"huawei-video": 1.5, "huawei-audio": 1.5, "alibaba-mps": 3.0, "azure-review": 3.0}
 """Read timeout of that fetch: inside Huawei's 3 s and MNS's 5 s acknowledgement deadlines."""
+RELOAD_RETRY_SECONDS = 30.0
+"""After a failed re-read of the providers document, the next attempt comes this much later (or at the cache
+age, if shorter): a throttled Secrets Manager is not asked again on every request."""
 
 
 @dataclass
@@ -48,7 +55,7 @@ class Dependencies:
     ingest: IngestService
     certificates: CertificateCache
     _providers: ProvidersConfig | None = None
-    _loaded_at: float = 0.0
+    _reload_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
     _callback_clients: dict[str, ProviderClient | None] = field(default_factory=dict)
@@ -58,11 +65,27 @@ class Dependencies:
     _clients_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def providers(self) -> ProvidersConfig:
+        """The providers document, re-read when older than ``PROVIDERS_CACHE_SECONDS``. Only the first read's
+        failure is raised; a later one keeps the document last read."""
         with self._lock:
-            age = time.monotonic() - self._loaded_at
-            if self._providers is None or age >= self.settings.providers_cache_seconds:
-                self._providers = load_providers_config(self.settings)
-                self._loaded_at = time.monotonic()
+            now = time.monotonic()
+            if self._providers is None or now >= self._reload_at:
+                cache_seconds = self.settings.providers_cache_seconds
+                try:
+                    loaded = load_providers_config(self.settings)
+                except ConfigurationError as exc:
+                    if self._providers is None:
+                        raise
+                    count("ProvidersReloadFailed")
+                    logger.error(
+                        "providers document could not be re-read; the last valid one stays in use",
+                        code=exc.code,
+                        reason=exc.message,
+                    )
+                    self._reload_at = now + min(RELOAD_RETRY_SECONDS, cache_seconds)
+                    return self._providers
+                self._providers = loaded
+                self._reload_at = now + cache_seconds
             return self._providers
 
     def callback_tokens(self, provider: str) -> list[str]:

@@ -56,9 +56,9 @@ ERROR_DESCRIPTIONS = {
     413: "Body larger than MAX_BODY_BYTES",
     415: "Content type not accepted",
     422: "Well-formed body of the wrong shape; the message names the field",
-    500: "Unexpected fault: nothing was acknowledged, send again",
+    500: "Unexpected fault or invalid configuration: nothing was acknowledged, send again",
     502: "A provider the request depended on failed",
-    503: "Storage unavailable: nothing was stored, send again",
+    503: "Storage or configuration unavailable: nothing was stored, send again",
 }
 
 
@@ -92,7 +92,7 @@ def register(app: APIGatewayRestResolver) -> None:
     def server_error(exc: VerdictRelayError) -> Response:
         count("ServerError")
         logger.error("request failed", status=exc.status_code, code=exc.code, reason=exc.message)
-        return error_response(exc.status_code, exc.code, exc.message)
+        return error_response(exc.status_code, exc.code, exc.public_message or exc.message)
 
     @app.exception_handler(RequestUnsupportedContentType)
     def unsupported_content_type(_: RequestUnsupportedContentType) -> Response:
