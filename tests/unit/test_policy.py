@@ -116,3 +116,19 @@ def test_the_alibaba_sample_whose_parts_say_block_is_a_block_verdict() -> None:
     assert provider_verdict.suggestion is Suggestion.PASS  # what the job itself says
 
     assert VerdictPolicy().finalize(provider_verdict).suggestion is Suggestion.BLOCK
+
+
+@pytest.mark.parametrize("status", [JobStatus.FAILED, JobStatus.EXPIRED])
+def test_an_unfinished_job_that_still_found_a_block_is_a_block_verdict(status: JobStatus) -> None:
+    from verdict_relay.models.verdict import Finding
+
+    # A failed Alibaba job keeps the results of the parts it finished: its title said block.
+    found = [Finding(category="terrorism", label="bloody", suggestion=Suggestion.BLOCK, item="title")]
+
+    final = VerdictPolicy().finalize(verdict(status, findings=found))
+
+    assert (final.suggestion, final.decided_by) == (Suggestion.BLOCK, "policy")
+    assert final.error is not None
+    # A milder finding does not lower the unmoderated suggestion.
+    mild = [Finding(category="porn", label="normal", suggestion=Suggestion.PASS, item="video")]
+    assert VerdictPolicy().finalize(verdict(status, findings=mild)).suggestion is Suggestion.REVIEW
