@@ -302,6 +302,21 @@ def test_alibaba_batch_of_ten_with_two_unknown_gives_eight_verdicts_and_two_miss
     assert statuses(simulator, "alibaba-mps") == [200]  # one QueryMediaCensorJobList for the whole batch
 
 
+def test_alibaba_resource_not_found_for_a_batch_expires_only_the_ids_unknown_alone(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    # MPS does not document which ids an InvalidParameter.ResourceNotFound answer to a list of ids is about.
+    for job_id in ("live-1", "live-2"):
+        simulator.put_job("alibaba-mps", job_id, alibaba_job(job_id, "Success", "block"))
+    simulator.inject("alibaba-mps", "not-found")
+
+    result = connect("alibaba-mps").fetch(["live-1", "gone", "live-2"])
+
+    assert sorted(job.verdict.job_id for job in result.jobs) == ["live-1", "live-2"]
+    assert result.missing == ["gone"]
+    assert statuses(simulator, "alibaba-mps") == [404, 200, 200, 200]
+
+
 def test_alibaba_batch_answered_over_several_pages_is_read_from_every_page(connect: Connect) -> None:
     # MPS pages its lists; a batch larger than a page must not leave jobs for a later cycle
     with ProviderSimulator(list_page_limit=4) as small_pages:

@@ -3,8 +3,8 @@
 * :meth:`AlibabaMpsClient.fetch` — ``QueryMediaCensorJobList`` with up to ``max_batch`` comma-separated
   ``JobIds`` (10 unless ``batch_size`` is configured: MPS documents no maximum) and a ``MaximumPageSize`` of
   the batch's size, following ``NextPageToken`` should MPS page the answer all the same (its lists default to
-  30 entries a page). Ids in ``NonExistIds``, or an ``InvalidParameter.ResourceNotFound`` answer for the whole
-  call, are missing. An id MPS neither returns nor lists as non-existent is in neither list: nothing is
+  30 entries a page). Ids in ``NonExistIds``, or an ``InvalidParameter.ResourceNotFound`` answer to a call
+  for that one id, are missing (that answer to a call for several ids is followed by a call for each). An id MPS neither returns nor lists as non-existent is in neither list: nothing is
   concluded from an ambiguous answer.
 * A job's video timeline (``VensorCensorResult.VideoTimelines``) is paginated: the list call carries only the
   first page and ``VensorCensorResult.NextPageToken``. The client pages ``QueryMediaCensorJobDetail`` until no
@@ -83,7 +83,7 @@ def _unwrap(value: Any, inner: str) -> list[Any]:
 
 
 class _ResourceNotFound(Exception):
-    """MPS's ``InvalidParameter.ResourceNotFound`` for a list call: for a JobIds query, every id is unknown."""
+    """MPS's ``InvalidParameter.ResourceNotFound`` for a list call (for a JobIds query, about some id of it)."""
 
     def __init__(self, error: ProviderApiError) -> None:
         super().__init__(error.message)
@@ -161,7 +161,14 @@ class AlibabaMpsClient(ProviderClient):
                     raw = json.dumps(merged, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
                     result.jobs.append(FetchedJob(verdict=verdict, raw=raw))
         except _ResourceNotFound:
-            return FetchResult(missing=wanted)  # MPS answers a call whose every id is unknown this way
+            if len(wanted) == 1:
+                return FetchResult(missing=wanted)
+            # Which ids such an answer is about is undocumented (all of them, or just one?): each is asked for
+            # alone, so a live job is never expired along with an unknown one.
+            for job_id in wanted:
+                alone = self.fetch([job_id])
+                result.jobs.extend(alone.jobs)
+                result.missing.extend(alone.missing)
         return result
 
     def discover(self, since: datetime, until: datetime) -> list[str]:
