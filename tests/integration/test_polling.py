@@ -481,11 +481,14 @@ def test_a_fan_out_that_fails_stops_neither_the_other_providers_nor_the_sweep(
     result = scheduler({"source": "aws.scheduler"}, ShortContext())
 
     # Then the backlog's provider is left for the next cycle (not polled here, its jobs still due) and the
-    # other provider's job is polled and published
+    # other provider's job is polled; with 12 s left its publish is owed to the sweep, not cut off
     assert result["fanned_out"]["azure-review"] == 0
     assert harness.simulator.requests("azure-review") == []
     assert len(harness.due("azure-review")) == 30
     assert harness.status("huawei-video", "hv-1") is JobStatus.SUCCEEDED
+    assert [key.job_id for key in harness.deps.store.unpublished("huawei-video")] == ["hv-1"]
+    after_claim = lambda: datetime.now(UTC) + timedelta(seconds=61)  # noqa: E731
+    assert harness.deps.ingest.publish_owed("huawei-video", after_claim) == 1
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["hv-1"]
 
 

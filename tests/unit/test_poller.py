@@ -24,7 +24,7 @@ from verdict_relay.clients.base import (
 )
 from verdict_relay.dal.archive import PayloadArchive
 from verdict_relay.dal.codec import compress
-from verdict_relay.dal.publisher import VerdictPublisher
+from verdict_relay.dal.publisher import PUBLISH_ATTEMPTS, VerdictPublisher
 from verdict_relay.dal.store import JobStore
 from verdict_relay.logic.breaker import CircuitBreaker
 from verdict_relay.logic.ingest import IngestService
@@ -594,15 +594,16 @@ def test_sns_out_of_reach_pauses_publishing_so_polling_goes_on_and_the_sweep_sen
 
     report = world.poller.run_cycle(PLENTY_OF_TIME)
 
-    # Then only the first publish waited on SNS; every verdict is stored with its publish owed
+    # Then only the first publish waited on SNS (its attempts, none of which connected); every verdict is
+    # stored with its publish owed
     assert report.providers["huawei-video"].resolved == 5
-    assert sns.calls == 1
+    assert sns.calls == PUBLISH_ATTEMPTS
     assert sorted(k.job_id for k in world.store.unpublished("huawei-video")) == job_ids
 
     # When a cycle runs within the cool-down, SNS still down: the sweep sends nothing either
     world.clock[0] += timedelta(seconds=10)
     assert world.poller.run_cycle(PLENTY_OF_TIME).providers["huawei-video"].owed_published == 0
-    assert sns.calls == 1
+    assert sns.calls == PUBLISH_ATTEMPTS
 
     # When SNS is back and a cycle runs after the cool-down and the writers' claims
     sns.up = True
@@ -782,3 +783,48 @@ def test_callback_and_poll_for_the_same_job_give_one_verdict_and_one_publish(
 
     assert world.status("huawei-video", "j1") is JobStatus.SUCCEEDED
     assert len(aws.published()) == 1
+
+
+@pytest.mark.parametrize("answer", ["unreadable", "left out"])
+def test_an_image_batch_past_30_minutes_without_a_readable_answer_expires_instead_of_being_asked_forever(
+    aws: FakeAws, answer: str
+) -> None:
+    client = ScriptedClient("huawei-image-batch")
+    world = World(aws, client)
+    world.register("huawei-image-batch", "old", at=NOW - timedelta(minutes=31))
+    world.register("huawei-image-batch", "young", at=NOW - timedelta(minutes=5))
+    if answer == "unreadable":  # an error code nobody documented for a job Huawei dropped
+        client.unreadable.update({"old", "young"})
+    # "left out": Huawei answers without the jobs (ScriptedClient returns only the jobs it has)
+
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    assert world.status("huawei-image-batch", "old") is JobStatus.EXPIRED
+    assert world.status("huawei-image-batch", "young") is JobStatus.PENDING
+    (message,) = aws.published()
+    assert message["verdict"]["job_id"] == "old"
+
+
+def test_a_job_finished_with_too_little_invocation_time_left_to_publish_is_left_owed_not_cut_off(
+    aws: FakeAws,
+) -> None:
+    from verdict_relay.logic.ingest import PUBLISH_TIME_S
+
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    world.register("huawei-video", "j1")
+    client.jobs["j1"] = verdict("huawei-video", "j1", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    short = PUBLISH_TIME_S - 1  # more than the poller's safety margin: the job is still polled
+    assert short > PollSettings().safety_margin_s
+
+    report = world.poller.run_cycle(lambda: short)
+
+    assert report.providers["huawei-video"].resolved == 1
+    assert world.status("huawei-video", "j1") is JobStatus.SUCCEEDED
+    assert aws.published() == []  # a publish the end of the invocation could cut off would be sent twice
+    # Once its claim has run out, a cycle with time enough publishes it, once.
+    world.clock[0] = NOW + timedelta(minutes=2)
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    (message,) = aws.published()
+    assert message["verdict"]["job_id"] == "j1"

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
 from botocore.config import Config
 from botocore.stub import Stubber
 
-from verdict_relay.dal.publisher import MAX_MESSAGE_BYTES, VerdictPublisher, attributes_for, message_for
+from verdict_relay.dal.publisher import (
+    MAX_MESSAGE_BYTES,
+    PUBLISH_ATTEMPTS,
+    VerdictPublisher,
+    attributes_for,
+    message_for,
+)
 from verdict_relay.errors import PublishError
+from verdict_relay.handlers.dependencies import SNS_CONFIG
 from verdict_relay.local.stack import free_port
 from verdict_relay.models.verdict import Finding, JobStatus, Suggestion, Verdict, VerdictError
 
@@ -131,7 +143,8 @@ def test_a_failed_publish_says_whether_sns_is_out_of_reach_or_refused_this_messa
 ) -> None:
     sns = boto3.client("sns", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     with Stubber(sns) as stubber:
-        stubber.add_client_error("publish", service_error_code=code, http_status_code=status)
+        for _ in range(PUBLISH_ATTEMPTS):  # a throttled publish is tried again; the others are not
+            stubber.add_client_error("publish", service_error_code=code, http_status_code=status)
         with pytest.raises(PublishError) as raised:
             VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", sns).publish(block_verdict([]))
 
@@ -153,3 +166,59 @@ def test_sns_that_cannot_be_reached_is_out_of_reach() -> None:
         VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", sns).publish(block_verdict([]))
 
     assert raised.value.unavailable is True
+
+
+def test_a_throttled_publish_is_tried_again_and_goes_out_once() -> None:
+    sns = boto3.client("sns", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(sns) as stubber:
+        stubber.add_client_error("publish", service_error_code="Throttling", http_status_code=400)
+        stubber.add_response("publish", {"MessageId": "m-1"})
+
+        message_id = VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", sns).publish(
+            block_verdict([])
+        )
+
+        stubber.assert_no_pending_responses()
+    assert message_id == "m-1"
+
+
+@contextmanager
+def sns_that_never_answers() -> Iterator[tuple[str, list[str]]]:
+    """An endpoint that reads each request, counts it, and does not answer in time."""
+    received: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            received.append(self.path)
+            time.sleep(1.0)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_publish_whose_answer_times_out_is_not_sent_again() -> None:
+    # SNS may have taken it: a retry could deliver it twice. It is left owed for the claim-guarded sweep.
+    with sns_that_never_answers() as (endpoint, received):
+        sns = boto3.client(
+            "sns",
+            region_name="us-east-1",
+            endpoint_url=endpoint,
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+            config=SNS_CONFIG.merge(Config(read_timeout=0.2)),
+        )
+        with pytest.raises(PublishError) as raised:
+            VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", sns).publish(block_verdict([]))
+
+    assert raised.value.unavailable is True
+    assert len(received) == 1

@@ -10,11 +10,13 @@ A verdict too large for SNS (256 KB) is sent trimmed (its strongest findings onl
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ConnectionError as NotConnectedError
 
 from verdict_relay.errors import PublishError
 from verdict_relay.models.verdict import Finding, Verdict
@@ -23,6 +25,15 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
 MAX_MESSAGE_BYTES = 250 * 1024  # SNS allows 256 KiB for body and attributes together
+
+PUBLISH_ATTEMPTS = 3
+PUBLISH_BACKOFF_S = (0.1, 0.2)
+"""Attempts of one publish, and the waits between them. Only a publish SNS certainly did not take is tried again
+(no connection; throttled): a timed-out or failed answer may hide a message SNS accepted, and a retry would send
+it twice. Such a publish is left owed (the sweep sends it once its claim runs out: at most one repeat)."""
+PUBLISH_MAX_S = 2 * 2.0 + sum(PUBLISH_BACKOFF_S) + 2.0 + 5.0
+"""A publish's worst case with the SNS client's timeouts (``SNS_CONFIG``: 2 s connect, 5 s read, no botocore
+retries): two attempts that cannot connect, their waits, then one that connects and waits for its answer."""
 
 T = TypeVar("T")
 
@@ -96,24 +107,40 @@ class VerdictPublisher:
     def publish(self, verdict: Verdict) -> str:
         """Publish a verdict; returns the SNS message id. Raises PublishError if SNS did not take it."""
         body, truncated = message_for(verdict)
-        try:
-            response = self._client.publish(
-                TopicArn=self._topic_arn,
-                Message=body,
-                MessageAttributes=attributes_for(verdict, truncated),
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise PublishError(
-                f"publish of {verdict.provider}/{verdict.job_id} failed ({_describe(exc)})",
-                unavailable=_unavailable(exc),
-            ) from exc
-        return str(response["MessageId"])
+        for attempt in range(PUBLISH_ATTEMPTS):
+            try:
+                response = self._client.publish(
+                    TopicArn=self._topic_arn,
+                    Message=body,
+                    MessageAttributes=attributes_for(verdict, truncated),
+                )
+            except (ClientError, BotoCoreError) as exc:
+                if attempt + 1 < PUBLISH_ATTEMPTS and _not_sent(exc):
+                    time.sleep(PUBLISH_BACKOFF_S[attempt])
+                    continue
+                raise PublishError(
+                    f"publish of {verdict.provider}/{verdict.job_id} failed ({_describe(exc)})",
+                    unavailable=_unavailable(exc),
+                ) from exc
+            return str(response["MessageId"])
+        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
 
 def _describe(exc: ClientError | BotoCoreError) -> str:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code") or type(exc).__name__)
     return type(exc).__name__
+
+
+def _not_sent(exc: ClientError | BotoCoreError) -> bool:
+    """SNS certainly did not take the message: no connection was made, or SNS answered that it throttled."""
+    if isinstance(exc, NotConnectedError):
+        return True
+    if isinstance(exc, ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        code = str(exc.response.get("Error", {}).get("Code") or "")
+        return status == 429 or "throttl" in code.lower()
+    return False
 
 
 def _unavailable(exc: ClientError | BotoCoreError) -> bool:

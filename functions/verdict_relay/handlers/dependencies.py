@@ -237,9 +237,11 @@ def build(settings: Settings, session: boto3.session.Session | None = None) -> D
     return deps
 
 
-SNS_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
-"""A publish, retries included, ends well inside the publish claim (60 s by default): botocore's defaults (60 s
-reads) could outlast it and let the owed-publish sweep send the verdict a second time meanwhile."""
+SNS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 1})
+"""No botocore retries: it would retry a timed-out publish, which SNS may have taken, and send it again. The
+publisher retries what SNS certainly did not take (``dal/publisher.py``). A publish ends well inside the publish
+claim (60 s by default; its worst case is ``PUBLISH_MAX_S``): botocore's defaults (60 s reads) could outlast
+it and let the owed-publish sweep send the verdict a second time meanwhile."""
 
 
 @cache

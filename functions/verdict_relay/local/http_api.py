@@ -34,7 +34,7 @@ class LambdaContext:
     aws_request_id: str = "local"
 
     def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+        return 50_000  # the callback function's Timeout in template.yaml
 
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]

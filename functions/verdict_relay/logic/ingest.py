@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from verdict_relay.dal.publisher import PUBLISH_MAX_S
 from verdict_relay.errors import PublishError, StorageError
 from verdict_relay.logic.breaker import CircuitBreaker
 from verdict_relay.logic.policy import VerdictPolicy
@@ -71,6 +72,10 @@ class IngestResult:
 
 SNS_COOLDOWN_S = 30.0
 """How long publishes are left owed after SNS was found out of reach, before one goes out as a trial."""
+PUBLISH_TIME_S = PUBLISH_MAX_S + 3.0
+"""Invocation time a publish needs to be sure to finish, its confirmation in the store included. With less
+left, a verdict is not published inline but left owed: cut off between SNS taking it and the store confirming
+it, it would be sent again by the sweep."""
 
 
 REDACTED = b"REDACTED"
@@ -116,10 +121,17 @@ class IngestService:
         return self._policy
 
     def ingest(
-        self, verdict: Verdict, raw: bytes | None, now: datetime, next_poll: NextPoll | None = None
+        self,
+        verdict: Verdict,
+        raw: bytes | None,
+        now: datetime,
+        next_poll: NextPoll | None = None,
+        time_left_s: Callable[[], float] | None = None,
     ) -> IngestResult:
         """Store an observation of a job; publish it if this write finished the job with a publishable verdict.
-        ``next_poll``: the poller found the job unfinished and reschedules it in the same write."""
+        ``next_poll``: the poller found the job unfinished and reschedules it in the same write.
+        ``time_left_s``: the invocation's time left; under ``PUBLISH_TIME_S`` the verdict is left owed for the
+        sweep rather than published (the callback function's timeout leaves every publish time enough)."""
         final = self._policy.finalize(verdict)
         if raw is not None:
             raw = redact(raw, self._secrets(final.provider))
@@ -137,7 +149,7 @@ class IngestService:
         )
         if not result.publish or result.job is None:
             return IngestResult(result.transition, published=False)
-        published = self._publish(result.job, now)
+        published = self._publish(result.job, now, time_left_s)
         return IngestResult(result.transition, published=published, publish_failed=not published)
 
     def mark_due(self, provider: str, job_id: str, now: datetime) -> None:
@@ -215,8 +227,17 @@ class IngestService:
             return "not_published_by_policy"
         return "published" if self._publish(job, now) else "publish_failed"
 
-    def _publish(self, job: StoredJob, now: datetime) -> bool:
+    def _publish(self, job: StoredJob, now: datetime, time_left_s: Callable[[], float] | None = None) -> bool:
         verdict = job.public_verdict()
+        if time_left_s is not None and time_left_s() < PUBLISH_TIME_S:
+            # Its claim keeps others off it for a while; then the sweep publishes it, as after a failure.
+            count("PublishDeferred", verdict.provider)
+            logger.info(
+                "too little time left to publish and confirm; verdict kept as unpublished for the sweep",
+                provider=verdict.provider,
+                job_id=verdict.job_id,
+            )
+            return False
         if not self._sns.allow():
             # Its claim keeps others off it for a while; then the sweep publishes it, as after a failure.
             count("PublishDeferred", verdict.provider)

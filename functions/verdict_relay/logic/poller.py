@@ -41,7 +41,7 @@ from verdict_relay.clients.base import (
 )
 from verdict_relay.errors import ProviderApiError, StorageError
 from verdict_relay.logic.breaker import CircuitBreaker
-from verdict_relay.logic.ingest import IngestService
+from verdict_relay.logic.ingest import PUBLISH_TIME_S, IngestService
 from verdict_relay.models.jobs import DueJob, NextPoll, StoredJob
 from verdict_relay.models.verdict import PROVIDER_NAMES, JobStatus, Verdict, VerdictError
 from verdict_relay.observability import count, logger
@@ -165,12 +165,13 @@ class Poller:
 
     def _sweep(self, provider: str, time_left_s: Callable[[], float], share: float) -> int:
         """Step 1 with ``share`` of the time left (after the safety margin): a slow SNS must not take the time
-        the provider's polling needs, nor start a publish the invocation could cut off."""
+        the provider's polling needs, nor start a publish the invocation could cut off (none is claimed with
+        less than ``PUBLISH_TIME_S`` left)."""
         margin = self._settings.safety_margin_s
         ends = time.monotonic() + (time_left_s() - margin) * share
 
         def sweep_left_s() -> float:
-            return min(time_left_s() - margin, ends - time.monotonic())
+            return min(time_left_s() - max(margin, PUBLISH_TIME_S), ends - time.monotonic())
 
         return self._ingest.publish_owed(provider, self._now, time_left_s=sweep_left_s)
 
@@ -257,7 +258,7 @@ class Poller:
                 report.left_due += len(batch)
                 return
             with finish_within(requests_left_s()):
-                self._poll_batch(provider, client, batch, report)
+                self._poll_batch(provider, client, batch, report, time_left_s)
 
         with ThreadPoolExecutor(
             max_workers=self._concurrency.get(provider, 4), thread_name_prefix=provider
@@ -272,6 +273,7 @@ class Poller:
         client: ProviderClient,
         batch: list[DueJob],
         report: ProviderReport,
+        time_left_s: Callable[[], float],
     ) -> None:
         breaker = self._breakers[provider]
         try:
@@ -300,7 +302,7 @@ class Poller:
             count("ProviderRequestFailed", provider)
             if len(batch) > 1:
                 for job in batch:
-                    self._poll_batch(provider, client, [job], report)
+                    self._poll_batch(provider, client, [job], report, time_left_s)
                 return
             logger.warning(
                 "provider answer unreadable; job polled again after its backoff",
@@ -309,9 +311,7 @@ class Poller:
                 code=exc.code,
                 error=exc.message,
             )
-            next_poll = self._next_poll(provider, batch[0], self._now())
-            self._store.reschedule(provider, batch[0].job_id, next_poll.at, next_poll.attempts)
-            report.rescheduled += 1
+            self._retry_later(provider, batch[0], report, time_left_s)
             return
         except ProviderApiError as exc:
             breaker.record_failure()
@@ -324,9 +324,16 @@ class Poller:
             return
         breaker.record_success()
         report.polled += len(batch)
-        self._apply(provider, batch, result, report)
+        self._apply(provider, batch, result, report, time_left_s)
 
-    def _apply(self, provider: str, batch: list[DueJob], result: FetchResult, report: ProviderReport) -> None:
+    def _apply(
+        self,
+        provider: str,
+        batch: list[DueJob],
+        result: FetchResult,
+        report: ProviderReport,
+        time_left_s: Callable[[], float],
+    ) -> None:
         known = {job.job_id: job for job in batch}
         seen = set()
         for fetched in result.jobs:
@@ -336,13 +343,17 @@ class Poller:
             verdict = fetched.verdict
             seen.add(verdict.job_id)
             if verdict.is_terminal:
-                self._ingest.ingest(verdict, fetched.raw, now)
+                self._ingest.ingest(verdict, fetched.raw, now, time_left_s=time_left_s)
                 report.resolved += 1
                 continue
             job = known.get(verdict.job_id)
             if self._expired_by_age(provider, job, now):
                 self._expire(
-                    verdict.provider, verdict.job_id, now, "the provider keeps these jobs for a limited time"
+                    verdict.provider,
+                    verdict.job_id,
+                    now,
+                    "the provider keeps these jobs for a limited time",
+                    time_left_s,
                 )
                 report.expired += 1
                 continue
@@ -352,15 +363,33 @@ class Poller:
         for job_id in result.missing:
             seen.add(job_id)
             now = self._now()
-            self._expire(provider, job_id, now, "the provider does not know this job (deleted or expired)")
+            self._expire(
+                provider, job_id, now, "the provider does not know this job (deleted or expired)", time_left_s
+            )
             report.expired += 1
         for job in batch:
             if job.job_id not in seen:  # the provider answered without it: try again later
-                next_poll = self._next_poll(provider, job, self._now())
-                self._store.reschedule(provider, job.job_id, next_poll.at, next_poll.attempts)
-                report.rescheduled += 1
+                self._retry_later(provider, job, report, time_left_s)
 
-    def _expire(self, provider: str, job_id: str, now: datetime, why: str) -> None:
+    def _retry_later(
+        self, provider: str, job: DueJob, report: ProviderReport, time_left_s: Callable[[], float]
+    ) -> None:
+        """A job the provider gave no readable answer about: polled again after its backoff, unless the provider
+        keeps such jobs for a limited time and it is past that (an image batch would be asked about forever)."""
+        now = self._now()
+        if self._expired_by_age(provider, job, now):
+            self._expire(
+                provider, job.job_id, now, "the provider keeps these jobs for a limited time", time_left_s
+            )
+            report.expired += 1
+            return
+        next_poll = self._next_poll(provider, job, now)
+        self._store.reschedule(provider, job.job_id, next_poll.at, next_poll.attempts)
+        report.rescheduled += 1
+
+    def _expire(
+        self, provider: str, job_id: str, now: datetime, why: str, time_left_s: Callable[[], float]
+    ) -> None:
         verdict = Verdict(
             provider=provider,
             job_id=job_id,
@@ -369,7 +398,7 @@ class Poller:
             updated_at=now,
             completed_at=now,
         )
-        self._ingest.ingest(verdict, None, now)
+        self._ingest.ingest(verdict, None, now, time_left_s=time_left_s)
         count("JobExpired", provider)
 
     def _expired_by_age(self, provider: str, job: DueJob | None, now: datetime) -> bool:
