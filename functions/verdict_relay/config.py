@@ -37,8 +37,10 @@ from verdict_relay.models.verdict import PROVIDER_NAMES, Suggestion
 SecretToken = Annotated[str, StringConstraints(min_length=16, max_length=256, pattern=r"^[A-Za-z0-9._~-]+$")]
 """A callback URL token: URL-safe, at least 16 characters, so a guessable one cannot be configured."""
 
-HuaweiSeed = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
-"""Huawei's callback ``seed``: <= 64 characters of [A-Za-z0-9_], as Huawei documents it."""
+HuaweiSeed = Annotated[str, StringConstraints(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
+"""Huawei's callback ``seed``: 16 to 64 characters of [A-Za-z0-9_]. Huawei allows up to 64 of those; at least 16,
+as for a callback token, because the seed is the HMAC key and the 401/200 answers would let anyone try short
+ones one by one until a forged signature is accepted."""
 
 DEFAULT_MNS_CERTIFICATE_HOSTS = ("mnstest.oss-cn-hangzhou.aliyuncs.com",)
 """Where Alibaba MNS publishes its signing certificate. Exact hosts only: any OSS bucket is a subdomain of

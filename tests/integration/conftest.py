@@ -18,7 +18,7 @@ from verdict_relay.local.callback_signing import MnsSigner
 from verdict_relay.local.http_api import LambdaContext
 from verdict_relay.local.simulator import ProviderSimulator
 
-HUAWEI_SEEDS = ["seed_current", "seed_previous"]
+HUAWEI_SEEDS = ["seed_current_0001", "seed_previous_0001"]
 AZURE_TOKENS = ["azure-token-current-0001", "azure-token-previous-0001"]
 
 UNREACHABLE_ENDPOINT = "http://127.0.0.1:9"

@@ -299,3 +299,88 @@ def test_an_mns_notice_nested_past_the_json_parsers_limit_is_a_400_not_a_server_
     event = mns_push_event(body, mns.sign("/v1/callbacks/alibaba-mps", body))
 
     assert_rejected(api.invoke(event), 400, "malformed_payload", aws, "not valid JSON")
+
+
+# A job id is part of the table's key, which counts UTF-8 bytes: 300 x "é" is 300 characters but 600 bytes.
+OVER_512_BYTES_IN_FEWER_CHARACTERS = "\u00e9" * 300
+
+
+def test_a_signed_huawei_callback_whose_job_id_is_over_512_bytes_is_a_422_naming_it(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # Given a correctly signed callback whose job id has 300 characters but 600 bytes
+    payload = {**load_payload("huawei-video", "succeeded"), "job_id": OVER_512_BYTES_IN_FEWER_CHARACTERS}
+    body = json.dumps(payload).encode()
+
+    # When it is delivered
+    response = api.callback(
+        "huawei-video", body, headers={"X-Auth-Signature": huawei_signature(HUAWEI_SEEDS[0], body)}
+    )
+
+    # Then it is refused naming the job id, not a server error when the verdict is built
+    assert_rejected(response, 422, "invalid_payload", aws, "field 'job_id'")
+    assert "bytes" in response.body["error"]["message"]
+
+
+def test_an_azure_callback_whose_job_id_is_over_512_bytes_is_a_422_naming_it(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    payload = {**load_payload("azure-review", "job-callback"), "JobId": OVER_512_BYTES_IN_FEWER_CHARACTERS}
+
+    response = api.callback("azure-review", json.dumps(payload).encode(), query={"token": AZURE_TOKENS[0]})
+
+    assert_rejected(response, 422, "invalid_payload", aws, "field 'jobid'")
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    [OVER_512_BYTES_IN_FEWER_CHARACTERS, "\U0001f600" * 512],
+    ids=["300-two-byte-characters", "512-four-byte-characters"],
+)
+def test_an_mns_notice_whose_job_id_is_over_512_bytes_is_a_422_naming_it(
+    api: ApiClient, aws: FakeAws, mns: MnsSigner, job_id: str
+) -> None:
+    # Given a genuinely signed MNS push naming a job id within 512 characters but over 512 bytes
+    body = json.dumps({"JobId": job_id, "State": "Success"}).encode()
+    event = mns_push_event(body, mns.sign("/v1/callbacks/alibaba-mps", body))
+
+    # Then it is refused before anything is keyed by it (it would not fit the table's key, or GET /jobs)
+    response = api.invoke(event)
+
+    assert_rejected(response, 422, "invalid_payload", aws, "field 'JobId'")
+    assert "512 bytes" in response.body["error"]["message"]
+
+
+def test_an_azure_score_too_large_for_a_float_is_a_422_that_quotes_it_only_in_part(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # Given a score sent as a 400-digit integer, which float() cannot hold
+    body = (
+        b'{"JobId":"j-big","Status":"Complete","CallBackType":"Job","Metadata":{"adultscore":'
+        + b"9" * 400
+        + b"}}"
+    )
+
+    response = api.callback("azure-review", body, query={"token": AZURE_TOKENS[0]})
+
+    # Then it is out of range like any other score, and the answer does not echo all of it
+    assert_rejected(response, 422, "invalid_payload", aws, "field 'Metadata.adultscore'")
+    assert "9" * 41 not in response.body["error"]["message"]
+
+
+@pytest.mark.parametrize("number", ["Infinity", "-Infinity", "NaN", "1e400"])
+def test_a_huawei_time_that_is_not_a_finite_number_is_a_422_naming_it(
+    api: ApiClient, aws: FakeAws, number: str
+) -> None:
+    # Given a signed callback whose frame time is a number JSON parsers accept but no provider means
+    # (Infinity and NaN are not JSON; 1e400 is, and overflows to infinity)
+    text = json.dumps(load_payload("huawei-video", "succeeded"))
+    assert '"time": 0' in text
+    body = text.replace('"time": 0', f'"time": {number}', 1).encode()
+
+    response = api.callback(
+        "huawei-video", body, headers={"X-Auth-Signature": huawei_signature(HUAWEI_SEEDS[0], body)}
+    )
+
+    # Then it is refused naming the field, rather than stored as a finding at no time
+    assert_rejected(response, 422, "invalid_payload", aws, "field 'result.image_detail.0.time'")

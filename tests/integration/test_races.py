@@ -16,7 +16,7 @@ from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.simulator import ProviderSimulator, huawei_video_job
 from verdict_relay.models.jobs import DueJob
 
-SEED = "race_seed"
+SEED = "race_seed_00000001"
 
 
 def test_callbacks_and_polls_racing_for_one_job_store_one_verdict_and_publish_once(

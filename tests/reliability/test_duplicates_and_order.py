@@ -20,7 +20,7 @@ from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.simulator import ProviderSimulator, huawei_video_job
 from verdict_relay.models.jobs import DueJob
 
-SEED = "duplicates_seed"
+SEED = "duplicates_seed_0001"
 THREADS = 8
 
 

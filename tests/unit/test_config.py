@@ -70,14 +70,14 @@ def test_secrets_do_not_appear_in_the_configuration_repr() -> None:
                 "region": "ap-southeast-1",
                 "project_id": "0123456789abcdef",
                 "credentials": {"ak": "AKVISIBLE", "sk": "SK-SECRET-VALUE"},
-                "callback": {"seeds": ["seed_secret"]},
+                "callback": {"seeds": ["seed_secret_value"]},
             },
             "azure-review": {"callback": {"tokens": ["token-secret-value-0001"]}},
         }
     )
 
     text = repr(config)
-    for secret in ("SK-SECRET-VALUE", "seed_secret", "token-secret-value-0001"):
+    for secret in ("SK-SECRET-VALUE", "seed_secret_value", "token-secret-value-0001"):
         assert secret not in text
 
 
@@ -300,3 +300,26 @@ def test_the_first_unmet_requirement_in_document_order_is_the_one_named() -> Non
 
     with pytest.raises(ConfigurationError, match=r"'azure-review\.endpoint'"):
         ProvidersConfig.from_document(document)
+
+
+@pytest.mark.parametrize("seed", ["q", "seed_15_chars_x"], ids=["one-character", "fifteen-characters"])
+def test_a_huawei_seed_shorter_than_16_characters_fails_the_start_naming_it(seed: str) -> None:
+    # A seed is the HMAC key of Huawei's callback signature: a short one could be found by trying each in turn
+    # against the receiver's 401/200 answers, then used to sign any callback
+    document = {"huawei-video": {"callback": {"seeds": ["seed_of_new_jobs", seed]}}}
+
+    with pytest.raises(ConfigurationError) as raised:
+        ProvidersConfig.from_document(document)
+
+    assert "huawei-video.callback.seeds.1" in raised.value.message
+    assert "at least 16 characters" in raised.value.message
+    assert "seed_15_chars_x" not in raised.value.message  # a secret, even a refused one, is not echoed
+
+
+@pytest.mark.parametrize("seed", ["s" * 16, "Seed_0123456789_" * 4], ids=["16-characters", "64-characters"])
+def test_a_huawei_seed_of_16_to_64_characters_is_accepted(seed: str) -> None:
+    config = ProvidersConfig.from_document({"huawei-video": {"callback": {"seeds": [seed]}}})
+
+    entry = config.get("huawei-video")
+    assert entry is not None
+    assert entry.callback.seeds == [seed]

@@ -34,7 +34,9 @@ class VerdictPolicy:
             strictest = worst(
                 [self.unmoderated, *(f.suggestion for f in verdict.findings if f.suggestion is not None)]
             )
-            return verdict.model_copy(update={"suggestion": strictest, "decided_by": "policy", "error": error})
+            return verdict.model_copy(
+                update={"suggestion": strictest, "decided_by": "policy", "error": error}
+            )
         if verdict.status is not JobStatus.SUCCEEDED:
             return verdict
         if verdict.item_errors or verdict.suggestion is None:

@@ -68,8 +68,10 @@ from pydantic_core import CoreSchema, core_schema, from_json
 from verdict_relay.config import is_loopback_host
 from verdict_relay.errors import CallbackAuthError, MalformedPayloadError, PayloadError, VerdictRelayError
 from verdict_relay.models.verdict import (
+    MAX_JOB_ID_LENGTH,
     ContentRef,
     Finding,
+    JobId,
     JobStatus,
     ProviderName,
     Suggestion,
@@ -405,7 +407,7 @@ class JobInput(_MpsModel):
 class MediaCensorJob(_MpsModel):
     """A media censor job as ``QueryMediaCensorJobList`` and ``QueryMediaCensorJobDetail`` return it."""
 
-    job_id: str = Field(min_length=1, max_length=512)
+    job_id: JobId
     state: Annotated[JobStatus, BeforeValidator(_state)]
     code: OptionalText = None
     message: OptionalText = None
@@ -688,8 +690,11 @@ def _checked_job_id(value: Any) -> str:
     if not isinstance(value, str):
         raise PayloadError(PROVIDER, "JobId", "must be a string")
     job_id = value.strip()
-    if not job_id or len(job_id) > 512 or any(not char.isprintable() or char.isspace() for char in job_id):
-        raise PayloadError(PROVIDER, "JobId", "must be 1 to 512 printable characters without spaces")
+    if not job_id or any(not char.isprintable() or char.isspace() for char in job_id):
+        raise PayloadError(PROVIDER, "JobId", "must be printable characters without spaces")
+    # Bytes, not characters: the id is part of the table's key, which counts UTF-8 bytes (see JobId).
+    if len(job_id.encode("utf-8")) > MAX_JOB_ID_LENGTH:
+        raise PayloadError(PROVIDER, "JobId", f"must take at most {MAX_JOB_ID_LENGTH} bytes in UTF-8")
     return job_id
 
 

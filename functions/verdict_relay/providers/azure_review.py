@@ -73,7 +73,7 @@ from pydantic import BeforeValidator, Field
 
 from verdict_relay.config import AzurePolicy
 from verdict_relay.errors import PayloadError
-from verdict_relay.models.verdict import Finding, JobStatus, Suggestion, Verdict, VerdictError, worst
+from verdict_relay.models.verdict import Finding, JobId, JobStatus, Suggestion, Verdict, VerdictError, worst
 from verdict_relay.providers.base import (
     CallbackRequest,
     CallbackResult,
@@ -117,7 +117,7 @@ def _azure_status(value: Any) -> JobStatus:
     status = _STATUSES.get(value.strip().lower())
     if status is None:
         raise ValueError(
-            f"unknown Azure job status {value!r}; "
+            f"unknown Azure job status {value!r:.40}; "
             "expected Pending, InProgress, Complete, Completed, Failed or Error"
         )
     return status
@@ -133,7 +133,6 @@ def _azure_time(value: Any) -> datetime | None:
 
 AzureStatus = Annotated[JobStatus, BeforeValidator(_azure_status)]
 AzureTime = Annotated[datetime | None, BeforeValidator(_azure_time)]
-JobId = Annotated[str, Field(min_length=1, max_length=512)]
 
 
 class AzureKeyValue(PayloadModel):
@@ -306,9 +305,12 @@ def _score(value: Any, path: str) -> float:
         except ValueError:
             score = None
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        score = float(value)
+        try:
+            score = float(value)
+        except OverflowError:  # an integer too large for a float (400 digits): out of range like any other
+            score = None
     if score is None or not math.isfinite(score) or not 0.0 <= score <= 1.0:
-        raise PayloadError(PROVIDER, path, f"must be a number within 0..1, got {value!r}")
+        raise PayloadError(PROVIDER, path, f"must be a number within 0..1, got {value!r:.40}")
     return score
 
 
@@ -317,7 +319,7 @@ def _flag(value: Any, path: str) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise PayloadError(PROVIDER, path, f"must be 'True' or 'False', got {value!r}")
+    raise PayloadError(PROVIDER, path, f"must be 'True' or 'False', got {value!r:.40}")
 
 
 def _match_terms(value: Any) -> list[str]:
@@ -505,7 +507,9 @@ def _detect_shape(data: dict[str, Any]) -> _Shape:
     if callback_type is not None:
         shape = _CALLBACK_TYPES.get(callback_type.strip().lower()) if isinstance(callback_type, str) else None
         if shape is None:
-            raise PayloadError(PROVIDER, "callbacktype", f"expected 'Job' or 'Review', got {callback_type!r}")
+            raise PayloadError(
+                PROVIDER, "callbacktype", f"expected 'Job' or 'Review', got {callback_type!r:.40}"
+            )
         return shape
     shapes = {shape for key, shape in _SHAPE_MARKERS.items() if key in data}
     if len(shapes) == 1:

@@ -50,6 +50,7 @@ from verdict_relay.errors import CallbackAuthError, PayloadError
 from verdict_relay.models.verdict import (
     Box,
     ContentRef,
+    JobId,
     JobStatus,
     Suggestion,
     Verdict,
@@ -129,7 +130,7 @@ class BatchItem(TypedDict):
 
 
 class BatchJob(PayloadModel):
-    job_id: str = Field(min_length=1, max_length=512)
+    job_id: JobId
     status: BatchStatus
     create_time: HuaweiTime = None
     update_time: HuaweiTime = None
@@ -139,7 +140,7 @@ class BatchJob(PayloadModel):
 
 
 class BatchJobSummary(PayloadModel):
-    job_id: str = Field(min_length=1, max_length=512)
+    job_id: JobId
     status: BatchStatus
     create_time: HuaweiTime = None
     update_time: HuaweiTime = None

@@ -45,6 +45,7 @@ from verdict_relay.models.verdict import (
     Box,
     ContentRef,
     Finding,
+    JobId,
     JobStatus,
     Suggestion,
     Verdict,
@@ -77,16 +78,18 @@ def _provider_time(value: Any) -> datetime | None:
     try:
         return parse_provider_time(value)
     except ValueError as exc:
-        raise ValueError(f"not a timestamp Huawei sends: {value!r}") from exc
+        raise ValueError(f"not a timestamp Huawei sends: {value!r:.40}") from exc
 
 
 HuaweiTime = Annotated[datetime | None, BeforeValidator(_provider_time)]
 """A Huawei timestamp (``2022-07-30T08:57:11.011Z`` or ``2022-06-20 11:05:29``) as an aware UTC datetime."""
 
-Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
+# allow_inf_nan=False: the JSON parsers accept Infinity, NaN and 1e400 (which overflows to inf), none of which a
+# provider means; refused here, they are a 422 naming the field instead of a finding stored with a null value.
+Confidence = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 """Huawei scores are already on the 0..1 scale."""
 
-Seconds = Annotated[float, Field(ge=0.0)]
+Seconds = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 
 
 class Location(PayloadModel):
@@ -132,7 +135,7 @@ class V3Job(PayloadModel, Generic[ResultT]):
     """The envelope of a v3 job: the query response and the callback body alike."""
 
     request_id: str | None = None
-    job_id: str = Field(min_length=1, max_length=512)
+    job_id: JobId
     status: Literal["running", "succeeded", "failed"]
     request_params: RequestParams | None = None
     create_time: HuaweiTime = None
@@ -164,7 +167,7 @@ class _SignedFields(PayloadModel):
     shape that keeps its boundaries in the signed message where Huawei put them (see the module docstring)."""
 
     create_time: Annotated[str, AfterValidator(_signed_create_time)]
-    job_id: Annotated[str, Field(min_length=1, max_length=512)]
+    job_id: JobId
     request_id: Annotated[str, Field(min_length=1)]
 
 

@@ -973,3 +973,33 @@ def test_a_valid_url_token_does_not_replace_the_mns_signature() -> None:
     # Then the MNS check still runs, and refuses it
     with pytest.raises(CallbackAuthError, match="missing header Authorization"):
         adapter.verify_callback(request, context(tokens=[token]))
+
+
+# --- job ids are limited in UTF-8 bytes, as the table's key counts them ---
+
+
+@pytest.mark.parametrize(
+    "job_id", ["\u00e9" * 257, "\U0001f600" * 129], ids=["514-bytes-in-257-chars", "516-bytes-in-129-chars"]
+)
+def test_a_job_over_512_bytes_from_the_api_is_refused_naming_job_id(job_id: str) -> None:
+    # Given a queried job whose id fits 512 characters but not 512 bytes
+    job = {**seed_job(), "JobId": job_id}
+
+    # Then it is a PayloadError naming MPS's own field, alone or in a list response
+    error = assert_payload_error(job, "JobId")
+    assert "bytes" in error.problem
+    assert_payload_error({"MediaCensorJobList": {"MediaCensorJob": [job]}}, "MediaCensorJobList.0.JobId")
+
+
+@pytest.mark.parametrize("job_id", ["\u00e9" * 257, "\U0001f600" * 512])
+def test_a_notice_whose_job_id_is_over_512_bytes_is_refused_naming_job_id(job_id: str) -> None:
+    with pytest.raises(PayloadError, match="512 bytes") as raised:
+        adapter.parse_callback(notice(json.dumps({"JobId": job_id}).encode()))
+    assert raised.value.field == "JobId"
+
+
+def test_a_job_id_of_exactly_512_bytes_is_accepted_from_a_notice_and_from_the_api() -> None:
+    job_id = "\u00e9" * 256
+
+    assert adapter.parse_callback(notice(json.dumps({"JobId": job_id}).encode())).jobs_to_fetch == [job_id]
+    assert only_verdict({**seed_job(), "JobId": job_id}).job_id == job_id

@@ -644,3 +644,61 @@ def test_adapter_identity() -> None:
     assert adapter.name == PROVIDER
     assert adapter.callback_ack_status == 200
     assert adapter.policy == AzurePolicy()
+
+
+# --- out-of-range values: refused as payload errors, quoted only in part ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({**load_payload(PROVIDER, "job-callback"), "JobId": "\u00e9" * 257}, "jobid"),
+        ({**load_payload(PROVIDER, "job-get"), "Id": "\U0001f600" * 129}, "id"),
+        ({**load_payload(PROVIDER, "review-callback"), "ReviewId": "\u00e9" * 257}, "reviewid"),
+    ],
+    ids=["job-callback", "get-job", "review-callback"],
+)
+def test_an_id_over_512_bytes_is_refused_naming_it(payload: dict[str, Any], field: str) -> None:
+    # 257 or 129 characters, but over 512 bytes: more than the table's key takes
+    with pytest.raises(PayloadError) as raised:
+        parse_one(payload)
+
+    assert raised.value.field == field
+    assert "bytes" in raised.value.problem
+
+
+@pytest.mark.parametrize("digits", [400, 4000])
+def test_a_score_too_large_for_a_float_is_refused_naming_the_key(digits: int) -> None:
+    # An integer of hundreds of digits (1 and zeros): float() raises OverflowError rather than giving infinity
+    with pytest.raises(PayloadError) as raised:
+        parse_one(job_with(adultScore=10**digits))  # type: ignore[arg-type]
+
+    assert raised.value.field == "ResultMetaData.adultScore"
+    assert "0" * 41 not in raised.value.message
+
+
+LONG = "x" * 1000
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        (job_with(adultScore=LONG), "ResultMetaData.adultScore"),
+        (job_with(isAdult=LONG), "ResultMetaData.isAdult"),
+        (job_with(status=LONG), "status"),
+        ({**load_payload(PROVIDER, "job-callback"), "CallBackType": LONG}, "callbacktype"),
+        (
+            {**load_payload(PROVIDER, "review-callback"), "ReviewerResultTags": {"a": LONG}},
+            "ReviewerResultTags.a",
+        ),
+    ],
+    ids=["score", "flag", "status", "callback-type", "reviewer-tag"],
+)
+def test_a_refused_value_is_quoted_only_in_part(payload: dict[str, Any], field: str) -> None:
+    # The message is returned to the caller and logged: a whole value sent back would be theirs to size
+    with pytest.raises(PayloadError) as raised:
+        parse_one(payload)
+
+    assert raised.value.field == field
+    assert "x" * 30 in raised.value.message  # enough to recognise it
+    assert "x" * 41 not in raised.value.message

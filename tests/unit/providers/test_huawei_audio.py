@@ -19,8 +19,8 @@ from verdict_relay.providers.base import CallbackRequest, VerifyContext
 from verdict_relay.providers.huawei_audio import HuaweiAudioAdapter
 
 PROVIDER = "huawei-audio"
-SEED = "audio_seed_01"
-NEW_SEED = "audio_seed_02"
+SEED = "audio_seed_000001"
+NEW_SEED = "audio_seed_000002"
 
 adapter = HuaweiAudioAdapter()
 
@@ -194,3 +194,28 @@ def test_malformed_payload_raises_a_payload_error_naming_the_field(change: Any, 
 def test_callback_body_that_is_not_json_is_malformed() -> None:
     with pytest.raises(MalformedPayloadError):
         adapter.parse_callback(CallbackRequest(body=b"status=succeeded", headers={}))
+
+
+@pytest.mark.parametrize("number", [float("inf"), float("nan")])
+@pytest.mark.parametrize("key", ["start_time", "end_time"])
+def test_a_span_time_that_is_not_finite_is_a_payload_error_naming_it(key: str, number: float) -> None:
+    # Infinity and NaN are not JSON, but the parsers accept them (and 1e400 overflows to infinity)
+    payload = copy.deepcopy(load_payload(PROVIDER, "succeeded"))
+    payload["result"]["details"][0][key] = number
+
+    with pytest.raises(PayloadError) as raised:
+        adapter.parse(payload)
+
+    assert raised.value.field == f"result.details.0.{key}"
+
+
+def test_a_job_id_over_512_bytes_is_a_payload_error_naming_it() -> None:
+    payload = {
+        **load_payload(PROVIDER, "succeeded"),
+        "job_id": "\U0001f600" * 129,
+    }  # 129 characters, 516 bytes
+
+    with pytest.raises(PayloadError) as raised:
+        adapter.parse(payload)
+
+    assert raised.value.field == "job_id"

@@ -274,10 +274,45 @@ def test_callbacks_are_refused_even_with_secrets_configured() -> None:
         body=load_payload_bytes(PROVIDER, "finish"), headers={}, query={"token": "tok_0123456789abcdef"}
     )
     context = VerifyContext(
-        settings=CallbackSettings(tokens=["tok_0123456789abcdef"], seeds=["any_seed"]), now=datetime.now(UTC)
+        settings=CallbackSettings(tokens=["tok_0123456789abcdef"], seeds=["any_seed_00000001"]),
+        now=datetime.now(UTC),
     )
 
     with pytest.raises(CallbackAuthError, match="no callbacks"):
         adapter.verify_callback(request, context)
     with pytest.raises(CallbackAuthError, match="no callbacks"):
         adapter.parse_callback(request)
+
+
+# --- job ids are limited in UTF-8 bytes, as the table's key counts them ---
+
+
+def test_a_queried_job_whose_id_is_over_512_bytes_is_a_payload_error_naming_it() -> None:
+    payload = copy.deepcopy(load_payload(PROVIDER, "finish"))
+    payload["result"]["job_id"] = "\u00e9" * 257  # 257 characters, 514 bytes
+
+    with pytest.raises(PayloadError) as raised:
+        adapter.parse(payload)
+
+    assert raised.value.field == "result.job_id"
+
+
+def test_a_listed_job_whose_id_is_over_512_bytes_is_a_payload_error_naming_it() -> None:
+    payload = copy.deepcopy(load_payload(PROVIDER, "job-list"))
+    payload["result"][0]["job_id"] = "\U0001f600" * 129  # 129 characters, 516 bytes
+
+    with pytest.raises(PayloadError) as raised:
+        adapter.parse(payload)
+
+    assert raised.value.field == "result.0.job_id"
+
+
+@pytest.mark.parametrize("number", [float("inf"), float("nan")])
+def test_a_confidence_that_is_not_finite_is_a_payload_error(number: float) -> None:
+    payload = copy.deepcopy(load_payload(PROVIDER, "finish"))
+    payload["result"]["items"][0]["detail"]["terrorism"][0]["confidence"] = number
+
+    with pytest.raises(PayloadError) as raised:
+        adapter.parse(payload)
+
+    assert raised.value.field == "result.items.0.detail.terrorism.0.confidence"

@@ -20,7 +20,7 @@ from verdict_relay.providers.base import CallbackRequest, VerifyContext
 from verdict_relay.providers.huawei_video import HuaweiVideoAdapter
 
 PROVIDER = "huawei-video"
-SEED = "relay_seed_2024"
+SEED = "relay_seed_2024_current"
 OTHER_SEED = "someone_elses_seed"
 NEW_SEED = "relay_seed_2025_rotated"
 
@@ -536,3 +536,62 @@ def test_callback_body_that_is_not_json_is_malformed() -> None:
 def test_callback_body_that_is_not_utf8_is_malformed() -> None:
     with pytest.raises(MalformedPayloadError):
         adapter.parse_callback(CallbackRequest(body=b"\xff\xfe{}", headers={}))
+
+
+# --- values the JSON parsers accept but no provider means ---
+
+OVER_512_BYTES = "\u00e9" * 257  # 257 characters, 514 bytes: more than the table's key takes
+
+
+def test_a_job_id_over_512_bytes_is_a_payload_error_naming_it_in_a_query_response_and_a_callback() -> None:
+    payload = {**load_payload(PROVIDER, "succeeded"), "job_id": OVER_512_BYTES}
+    body = json.dumps(payload).encode()
+
+    for parse in (lambda: adapter.parse(payload), lambda: adapter.parse_bytes(body)):
+        with pytest.raises(PayloadError) as raised:
+            parse()
+        assert raised.value.field == "job_id"
+        assert "bytes" in raised.value.problem
+
+
+def test_a_signed_field_job_id_over_512_bytes_is_named_before_any_signature_is_compared() -> None:
+    payload = {**load_payload(PROVIDER, "succeeded"), "job_id": OVER_512_BYTES}
+    request = CallbackRequest(
+        body=json.dumps(payload).encode(), headers={"X-Auth-Signature": digest(SEED, payload).hex()}
+    )
+
+    with pytest.raises(PayloadError) as raised:
+        adapter.verify_signature(request, context(SEED))
+
+    assert raised.value.field == "job_id"
+
+
+def test_a_job_id_of_exactly_512_bytes_is_accepted() -> None:
+    job_id = "\u00e9" * 256
+
+    [verdict] = adapter.parse_bytes(
+        json.dumps({**load_payload(PROVIDER, "succeeded"), "job_id": job_id}).encode()
+    )
+
+    assert verdict.job_id == job_id
+
+
+@pytest.mark.parametrize("number", ["Infinity", "-Infinity", "NaN", "1e400"])
+@pytest.mark.parametrize(
+    ("key", "field"),
+    [
+        ("time", "result.image_detail.0.time"),
+        ("confidence", "result.image_detail.0.detail.0.confidence"),
+    ],
+)
+def test_a_number_that_is_not_finite_is_a_payload_error_naming_it(key: str, field: str, number: str) -> None:
+    # Infinity and NaN are not JSON but the parsers accept them; 1e400 is JSON and overflows to infinity
+    text = json.dumps(load_payload(PROVIDER, "succeeded"))
+    first = text.index(f'"{key}": ')
+    value_end = text.index(",", first)
+    body = f'{text[:first]}"{key}": {number}{text[value_end:]}'.encode()
+
+    with pytest.raises(PayloadError) as raised:
+        adapter.parse_bytes(body)
+
+    assert raised.value.field == field
