@@ -492,6 +492,35 @@ def test_a_fan_out_that_fails_stops_neither_the_other_providers_nor_the_sweep(
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["hv-1"]
 
 
+def test_a_fan_out_whose_send_fails_part_way_still_holds_the_provider_for_the_batches_sent(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verdict_relay.handlers.poller import fan_out
+
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
+    monkeypatch.setenv("POLL_WORKER_BUDGET_SECONDS", "3")
+    monkeypatch.setenv("POLL_WORKERS", "1")
+    session = boto3.session.Session()
+
+    def lose_the_last_entry(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["Failed"] = [{"Id": "1", "SenderFault": False, "Code": "InternalError"}]
+
+    session.events.register("after-call.sqs.SendMessageBatch", lose_the_last_entry)
+    deps = build(Settings.from_env(), session)
+    harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
+
+    # A send SQS answers with one entry failed: the fan-out fails, but the other batches are with the workers
+    assert fan_out(deps, 2.0)["azure-review"] == 0
+    assert aws.drain(queue_url)
+
+    # The next schedule neither sends the jobs again nor (held) polls the provider on top of the workers
+    session.events.unregister("after-call.sqs.SendMessageBatch", lose_the_last_entry)
+    assert fan_out(deps, 2.0).get("azure-review", 0) == 0
+    assert aws.drain(queue_url) == []
+    assert deps.store.fanout_hold("azure-review") is not None
+
+
 def test_holds_of_providers_fanned_out_together_end_one_after_the_other(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -123,7 +123,6 @@ def _fan_out_provider(
         seconds=fanout.drain_seconds(len(stored), rate, poller.batch_size(provider))
     )
     until = queue_drained + slack
-    queue.send([PollBatch(provider=provider, jobs=batch, until=until) for batch in plan.batches])
     # Held through the last job sent. When the read stopped at its limit, the second it stopped in may hold
     # more jobs: the next schedule reads that second again (a job sent twice is polled twice, once as
     # unfinished or finished; none is skipped).
@@ -131,7 +130,11 @@ def _fan_out_provider(
     through = last - 1 if len(stored) == FANOUT_SCAN_LIMIT else int(now.timestamp())
     # A new round (no hold, or a rescan) is rescanned when its own batches should all have been polled.
     rescan_at = until if rescan or hold is None or hold.rescan_at is None else hold.rescan_at
+    # The hold first: a send that fails part way leaves batches with the workers, and without the hold the
+    # next schedule would poll the provider itself (or send them again) on top of them. Jobs the failed part
+    # held back are due again at the hold's end.
     deps.store.set_fanout_hold(provider, until, through, rescan_at)
+    queue.send([PollBatch(provider=provider, jobs=batch, until=until) for batch in plan.batches])
     sent[provider] = len(stored)
     count("JobsFannedOut", provider, len(stored))
     logger.info(
