@@ -25,7 +25,7 @@ from verdict_relay.clients.base import (
 from verdict_relay.dal.archive import PayloadArchive
 from verdict_relay.dal.codec import compress
 from verdict_relay.dal.publisher import PUBLISH_ATTEMPTS, VerdictPublisher
-from verdict_relay.dal.store import JobStore
+from verdict_relay.dal.store import STATE, JobStore
 from verdict_relay.logic.breaker import CircuitBreaker
 from verdict_relay.logic.ingest import IngestService
 from verdict_relay.logic.policy import VerdictPolicy
@@ -640,6 +640,45 @@ def test_a_message_sns_refuses_does_not_pause_the_others(
     # Then the other verdicts were published at once, and only the refused one is owed
     assert sorted(m["verdict"]["job_id"] for m in aws.published()) == ["j1", "j2"]
     assert [k.job_id for k in world.store.unpublished("huawei-video")] == ["j0"]
+
+
+@pytest.mark.parametrize("head", ["refused by SNS", "unreadable"])
+def test_owed_verdicts_at_the_head_of_the_sweep_that_keep_failing_do_not_starve_the_ones_behind(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, head: str
+) -> None:
+    # Given two owed verdicts that fail every time, finished before an ordinary owed one
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    failing = {"j0", "j1"}
+
+    def refuse(params: dict[str, Any], **_: Any) -> None:
+        if json.loads(params["Message"])["job_id"] in failing:
+            error = {"Code": "InvalidParameter", "Message": "Invalid parameter: MessageAttributes"}
+            raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}, "Publish")
+
+    if head == "refused by SNS":
+        aws.session.events.register("provide-client-params.sns.Publish", refuse)
+    world = World(aws, ScriptedClient("huawei-video"))
+    for i, job_id in enumerate(["j0", "j1", "j2"]):
+        finished = verdict("huawei-video", job_id, JobStatus.SUCCEEDED, Suggestion.BLOCK)
+        world.store.record(VerdictPolicy().finalize(finished), None, NOW + timedelta(seconds=i), publish=True)
+    if head == "unreadable":  # items the code cannot load (as a verdict written by a later version)
+        for job_id in failing:
+            aws.session.client("dynamodb").update_item(
+                TableName=aws.resources.table_name,
+                Key={"pk": {"S": f"huawei-video#{job_id}"}, "sk": {"S": STATE}},
+                UpdateExpression="SET #s = :bogus",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":bogus": {"S": "no-such-status"}},
+            )
+
+    # When sweeps that take two at a time run, each after the claims of the one before have run out
+    for sweep in range(1, 4):
+        at = NOW + timedelta(seconds=61 * sweep)
+        world.ingest.publish_owed("huawei-video", lambda at=at: at, limit=2)
+
+    # Then the ordinary one went out; the failing ones are still owed
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["j2"]
+    assert sorted(k.job_id for k in world.store.unpublished("huawei-video")) == ["j0", "j1"]
 
 
 def test_the_sweep_stops_when_its_time_runs_out_and_leaves_the_rest_owed(aws: FakeAws) -> None:

@@ -335,6 +335,22 @@ class JobStore:
             return False
         return True
 
+    def requeue_publish(self, provider: str, job_id: str, now: datetime) -> None:
+        """Move an owed publish to the back of the ``unpublished`` index (ordered by ``completed_epoch``, which
+        nothing else reads): one SNS refuses, or the sweep cannot read, must not keep the verdicts owed after
+        it from ever reaching the head of the sweep. Nothing happens if it is no longer owed."""
+        with contextlib.suppress(_ConditionFailed):
+            self._update(
+                "requeue publish",
+                Key=_key(provider, job_id),
+                UpdateExpression="SET completed_epoch = :now",
+                ConditionExpression="publish_state = :pending",
+                ExpressionAttributeValues={
+                    ":pending": {"S": "pending"},
+                    ":now": {"N": f"{now.timestamp():.3f}"},
+                },
+            )
+
     def mark_due(self, provider: str, job_id: str, now: datetime) -> None:
         """Make a job due for polling now (a notice without a result arrived); creates it if unknown.
         A terminal job is left alone (a lost condition)."""

@@ -43,6 +43,8 @@ class JobStorePort(Protocol):
 
     def mark_due(self, provider: str, job_id: str, now: datetime) -> None: ...
 
+    def requeue_publish(self, provider: str, job_id: str, now: datetime) -> None: ...
+
     def claim_publish(self, provider: str, job_id: str, now: datetime) -> StoredJob | None: ...
 
     def unpublished(self, provider: str, limit: int = 100) -> Iterable[JobKey]: ...
@@ -195,6 +197,7 @@ class IngestService:
                     job_id=key.job_id,
                     error=str(exc),
                 )
+                self._requeue(key.provider, key.job_id, now)
                 continue
             if job is None:
                 continue
@@ -227,6 +230,12 @@ class IngestService:
             return "not_published_by_policy"
         return "published" if self._publish(job, now) else "publish_failed"
 
+    def _requeue(self, provider: str, job_id: str, now: datetime) -> None:
+        try:
+            self._store.requeue_publish(provider, job_id, now)
+        except StorageError as exc:  # it stays where it is: tried again by the next sweep all the same
+            logger.warning("owed publish not requeued", provider=provider, job_id=job_id, error=exc.message)
+
     def _publish(self, job: StoredJob, now: datetime, time_left_s: Callable[[], float] | None = None) -> bool:
         verdict = job.public_verdict()
         if time_left_s is not None and time_left_s() < PUBLISH_TIME_S:
@@ -254,6 +263,7 @@ class IngestService:
                 self._sns.record_failure(trip=True)
             else:
                 self._sns.record_success()  # SNS answered: it refused this message, not every message
+                self._requeue(verdict.provider, verdict.job_id, now)  # it will likely refuse it again
             count("PublishFailed", verdict.provider)
             logger.warning(
                 "publish failed; verdict kept as unpublished",
