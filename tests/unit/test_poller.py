@@ -867,3 +867,23 @@ def test_a_job_finished_with_too_little_invocation_time_left_to_publish_is_left_
     world.poller.run_cycle(PLENTY_OF_TIME)
     (message,) = aws.published()
     assert message["verdict"]["job_id"] == "j1"
+
+
+def test_a_throttled_provider_is_not_asked_again_before_its_retry_after(aws: FakeAws) -> None:
+    from verdict_relay.clients.base import ProviderThrottledError
+
+    client = ScriptedClient("azure-review")
+    world = World(aws, client)
+    world.register("azure-review", "j1")
+    client.jobs["j1"] = verdict("azure-review", "j1", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    client.failures.append(ProviderThrottledError("azure-review: throttled (HTTP 429)", retry_after=120.0))
+
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    world.clock[0] = NOW + timedelta(seconds=61)  # past the breaker's own cool-down, not the provider's wait
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    assert len(client.requests) == 1
+
+    world.clock[0] = NOW + timedelta(seconds=121)
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    assert len(client.requests) == 2
+    assert world.status("azure-review", "j1") is JobStatus.SUCCEEDED

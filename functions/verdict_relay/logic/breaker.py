@@ -25,6 +25,8 @@ class CircuitBreaker:
         self._clock = clock
         self._failures = 0
         self._opened_at: float | None = None
+        self._open_for = cooldown_s
+        """How long the current opening lasts: the cool-down, or longer when the service said when to return."""
         self._trial_at: float | None = None
         self._lock = threading.Lock()
 
@@ -38,7 +40,7 @@ class CircuitBreaker:
     def is_open(self) -> bool:
         """Open and cooling down: nothing may go out."""
         with self._lock:
-            return self._opened_at is not None and self._clock() - self._opened_at < self._cooldown
+            return self._opened_at is not None and self._clock() - self._opened_at < self._open_for
 
     def allow(self) -> bool:
         """Whether a request may go out now. In the half-open state the first caller takes the trial."""
@@ -46,7 +48,7 @@ class CircuitBreaker:
             if self._opened_at is None:
                 return True
             now = self._clock()
-            if now - self._opened_at < self._cooldown:
+            if now - self._opened_at < self._open_for:
                 return False
             if self._trial_at is not None and now - self._trial_at < self._cooldown:
                 return False  # a trial is out
@@ -59,9 +61,13 @@ class CircuitBreaker:
             self._opened_at = None
             self._trial_at = None
 
-    def record_failure(self, trip: bool = False) -> None:
+    def record_failure(self, trip: bool = False, retry_after_s: float | None = None) -> None:
+        """A failure. ``retry_after_s``: the service said when to come back (a throttle's Retry-After); longer
+        than the cool-down, it opens the breaker at once for that long, so no caller asks again before then."""
         with self._lock:
             self._failures += 1
-            if trip or self._failures >= self._threshold:
+            longer = retry_after_s is not None and retry_after_s > self._cooldown
+            if trip or longer or self._failures >= self._threshold:
                 self._opened_at = self._clock()
+                self._open_for = max(self._cooldown, retry_after_s or 0.0)
                 self._trial_at = None

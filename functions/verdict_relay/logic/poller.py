@@ -37,6 +37,7 @@ from verdict_relay.clients.base import (
     ProviderClient,
     ProviderOutOfTimeError,
     ProviderResponseError,
+    ProviderThrottledError,
     finish_within,
 )
 from verdict_relay.errors import ProviderApiError, StorageError
@@ -314,7 +315,8 @@ class Poller:
             self._retry_later(provider, batch[0], report, time_left_s)
             return
         except ProviderApiError as exc:
-            breaker.record_failure()
+            retry_after = exc.retry_after if isinstance(exc, ProviderThrottledError) else None
+            breaker.record_failure(retry_after_s=retry_after)
             report.failed_requests += 1
             report.left_due += len(batch)
             count("ProviderRequestFailed", provider)
