@@ -17,12 +17,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -45,6 +46,9 @@ from verdict_relay.observability import count, logger, metrics
 from verdict_relay.providers.base import CallbackRequest, VerifyContext
 from verdict_relay.providers.registry import get_adapter
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.models import SecurityScheme
+
 app = APIGatewayRestResolver(enable_validation=True)
 http_errors.register(app)
 
@@ -57,6 +61,15 @@ CALLBACK_CONTENT_TYPES: dict[str, tuple[str, ...]] = {
     "alibaba-mps": ("application/json", "text/xml", "application/xml", "text/plain"),
 }
 """Content types a provider's callbacks come in; JSON unless listed. A request without one is read as the default."""
+
+IAM_AUTHORIZED = {"x-amazon-apigateway-auth": {"type": "AWS_IAM"}}
+"""The job routes' authorization (``DefaultAuthorizer: AWS_IAM`` in ``template.yaml``; the document's ``sigv4``
+security scheme, :func:`_security_schemes`), in API Gateway's own extension, not an OpenAPI ``security``
+requirement: tests/e2e/test_openapi_conformance.py checks the document against the local stack, which leaves
+these routes open, and schemathesis fails every operation whose ``security`` it finds unenforced."""
+OPEN_TO_PROVIDERS = {"x-amazon-apigateway-auth": {"type": "NONE"}}
+"""The callback route is open in API Gateway: the function authenticates each provider as it signs (a URL token,
+Huawei's X-Auth-Signature, an MNS signature)."""
 
 
 def _now() -> datetime:
@@ -113,6 +126,10 @@ def _signed_target() -> str:
         "?token= in the URL. Answered 200 (Huawei, Azure) or 204 (Alibaba MNS)."
     ),
     tags=["callbacks"],
+    openapi_extensions=OPEN_TO_PROVIDERS,
+    # No request validation here: the route takes no body model, and the provider's adapter, not the resolver,
+    # judges the query (a ?token= given twice must be refused as the provider's check refuses it, in its turn).
+    enable_validation=False,
     responses={
         200: {"description": "Accepted"},
         204: {"description": "Accepted (MNS)"},
@@ -121,7 +138,19 @@ def _signed_target() -> str:
 )
 def receive_callback(
     provider: Annotated[str, Path(description=f"One of: {', '.join(PROVIDER_NAMES)}")],
+    token: Annotated[
+        str | None,
+        Query(
+            description=(
+                "One of the provider's callback.tokens in the providers document. Required for every provider "
+                "whose entry lists tokens, and azure-review has no other way in; optional beside an MNS "
+                "signature (alibaba-mps) or a Huawei X-Auth-Signature until tokens are configured. 16 to 256 "
+                "characters from [A-Za-z0-9._~-]."
+            ),
+        ),
+    ] = None,
 ) -> Response[dict[str, int] | None]:
+    # ``token`` is declared for the OpenAPI document only: the adapter reads it from the request it verifies.
     deps = dependencies()
     providers = deps.providers()
     adapter = get_adapter(provider, providers)
@@ -188,9 +217,11 @@ def _stored_status(store: JobStore) -> callbacks.StoredStatus:
     "/jobs",
     summary="Register an outstanding job for the poller to follow",
     tags=["jobs"],
+    openapi_extensions=IAM_AUTHORIZED,
     responses={
         201: {"description": "Registered", "content": {"application/json": {"model": Verdict}}},
         200: {"description": "Already known", "content": {"application/json": {"model": Verdict}}},
+        **http_errors.iam_refused_response(),
         **http_errors.error_responses(400, 413, 415, 422, 500, 503),
     },
 )
@@ -212,6 +243,7 @@ def register_job(job: RegisterJobRequest) -> Response[dict[str, Any]]:
     "/jobs/<provider>/<job_id>",
     summary="The canonical verdict of a job",
     tags=["jobs"],
+    openapi_extensions=IAM_AUTHORIZED,
     responses={
         200: {
             "description": (
@@ -220,10 +252,14 @@ def register_job(job: RegisterJobRequest) -> Response[dict[str, Any]]:
             ),
             "content": {"application/json": {"model": Verdict}},
         },
+        **http_errors.iam_refused_response(),
         **http_errors.error_responses(404, 500, 503),
     },
 )
-def get_job(provider: str, job_id: str) -> Response[str]:
+def get_job(
+    provider: Annotated[str, Path(description=f"One of: {', '.join(PROVIDER_NAMES)}")],
+    job_id: Annotated[str, Path(description="The provider's job id, percent-encoded")],
+) -> Response[str]:
     # API Gateway's REST APIs pass the path as the client sent it, percent-encoded, and the router takes the id
     # from there: a job id with a character a client must encode (é, ?, a space) arrives as %XX.
     job_id = unquote(job_id)
@@ -261,11 +297,65 @@ def openapi_document() -> str:
     """The OpenAPI description of this API (``docs/openapi.json``), generated from the routes."""
     from verdict_relay import __version__
 
-    return app.get_openapi_json_schema(
-        title="Verdict Relay",
-        version=__version__,
-        description="Provider callbacks in, canonical moderation verdicts out.",
+    document = json.loads(
+        app.get_openapi_json_schema(
+            title="Verdict Relay",
+            version=__version__,
+            description="Provider callbacks in, canonical moderation verdicts out.",
+            security_schemes=_security_schemes(),
+        )
     )
+    return json.dumps(_without_unsent_validation_errors(document), indent=2, ensure_ascii=False)
+
+
+def _security_schemes() -> dict[str, SecurityScheme]:
+    """The job API's authentication, as API Gateway itself exports an IAM-authorized API. Built here, not at
+    import: Powertools' OpenAPI models take about 65 ms to import, which no cold start should pay."""
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+
+    return {
+        "sigv4": APIKey(
+            name="Authorization",
+            in_=APIKeyIn.header,
+            description=(
+                "AWS Signature Version 4: API Gateway's AWS_IAM authorizer (the job routes, marked "
+                "x-amazon-apigateway-auth AWS_IAM) takes a request signed for service execute-api with "
+                'credentials allowed execute-api:Invoke on the route, and answers 403 {"message": ...} itself '
+                "otherwise. verdict-relay local leaves these routes open."
+            ),
+            openapi_extensions={"x-amazon-apigateway-authtype": "awsSigv4"},
+        )
+    }
+
+
+def _without_unsent_validation_errors(document: dict[str, Any]) -> dict[str, Any]:
+    """Powertools gives every route a 422 of its own ``HTTPValidationError`` shape, which a route's ``responses``
+    can replace but not remove. This API never sends that shape (``http_errors`` answers every validation error
+    with an ErrorBody), so a route still showing it must be one that sends no 422 at all: it takes no body and only
+    string parameters, which validation cannot refuse. That 422 goes, and so do the schemas no route uses."""
+    powertools_422 = {"$ref": "#/components/schemas/HTTPValidationError"}
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            declared = operation["responses"].get("422", {}).get("content", {}).get("application/json", {})
+            if declared.get("schema") != powertools_422:
+                continue
+            parameters = operation.get("parameters", [])
+            if "requestBody" in operation or any(p["schema"].get("type") != "string" for p in parameters):
+                raise ValueError(
+                    f"{operation['operationId']} can fail the resolver's validation: declare its 422 with "
+                    "http_errors.error_responses"
+                )
+            del operation["responses"]["422"]
+    schemas = document["components"]["schemas"]
+    used: set[str] = set()
+    pending = [document["paths"]]
+    while pending:
+        for name in re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(pending.pop())):
+            if name not in used:
+                used.add(name)
+                pending.append(schemas[name])
+    document["components"]["schemas"] = {name: schema for name, schema in schemas.items() if name in used}
+    return document
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

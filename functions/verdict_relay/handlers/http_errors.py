@@ -38,6 +38,25 @@ class ErrorBody(BaseModel):
     error: Error
 
 
+class GatewayMessage(BaseModel):
+    """An answer API Gateway gives itself, before the function runs (403 refused by IAM, 429, 504)."""
+
+    message: str
+
+
+def iam_refused_response() -> dict[int, OpenAPIResponse]:
+    """OpenAPI description of the 403 API Gateway answers on an IAM-authorized route."""
+    return {
+        403: {
+            "description": (
+                "Refused by API Gateway's IAM authorization, before the function runs: no or an invalid SigV4 "
+                "signature, or credentials without execute-api:Invoke on the route"
+            ),
+            "content": {"application/json": {"model": GatewayMessage}},
+        }
+    }
+
+
 def error_responses(*statuses: int) -> dict[int, OpenAPIResponse]:
     """OpenAPI descriptions of a route's error responses, all with the ErrorBody shape."""
     return {
