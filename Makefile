@@ -9,10 +9,20 @@ ARGS ?=
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_CLI_VERSION := 1.170.0
-# sam build needs a python3.13 on PATH, the Lambda runtime's (make bench measures on it too when there is one);
-# with pyenv, this exposes one beside 3.11.
+# sam build needs a python3.13 on PATH, the Lambda runtime's (make bench measures on it too when there is one).
+# With pyenv, PYENV_VERSION=$(SAM_PYENV_VERSION) exposes one beside 3.11, set only when pyenv has every version
+# it names: otherwise pyenv's shims would fail ("version not installed") before functions/Makefile could say
+# that python3.13 is missing. Override with yours (make build SAM_PYENV_VERSION=3.11.9:3.13.1), or set it
+# empty to leave PYENV_VERSION alone.
 SAM_PYENV_VERSION ?= 3.11.7:3.13.0
-RUNTIME_ENV := $(if $(shell command -v pyenv),PYENV_VERSION=$(SAM_PYENV_VERSION))
+PYENV_INSTALLED := $(if $(SAM_PYENV_VERSION),$(shell command -v pyenv >/dev/null 2>&1 && pyenv versions --bare 2>/dev/null))
+SAM_PYENV_MISSING := $(filter-out system $(PYENV_INSTALLED),$(subst :, ,$(SAM_PYENV_VERSION)))
+RUNTIME_ENV := $(if $(and $(PYENV_INSTALLED),$(SAM_PYENV_VERSION)),$(if $(SAM_PYENV_MISSING),,PYENV_VERSION=$(SAM_PYENV_VERSION)))
+ifneq ($(origin SAM_PYENV_VERSION),file)
+ifneq ($(SAM_PYENV_MISSING),)
+$(warning SAM_PYENV_VERSION=$(SAM_PYENV_VERSION): pyenv has no $(SAM_PYENV_MISSING); PYENV_VERSION is left alone)
+endif
+endif
 SAM_ENV := SAM_CLI_TELEMETRY=0 $(RUNTIME_ENV)
 
 .PHONY: setup run build deploy bench soak security test lint format typecheck cfn-lint unit schema openapi events clean

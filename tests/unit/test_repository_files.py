@@ -1,4 +1,4 @@
-"""Generated files are in step with what they are generated from."""
+"""Generated files are in step with what they are generated from, and per-provider tables with the registry."""
 
 from __future__ import annotations
 
@@ -66,3 +66,22 @@ def test_every_alarm_on_our_metrics_names_a_metric_the_code_emits() -> None:
 
     assert ours  # the template has alarms on the project's own metrics
     assert {name: metric for name, metric in ours.items() if metric not in emitted} == {}
+
+
+def test_every_per_provider_table_in_config_names_exactly_the_registered_providers() -> None:
+    # Given the providers the registry serves
+    from verdict_relay import config
+    from verdict_relay.providers.registry import ADAPTERS
+
+    registered = set(ADAPTERS)
+
+    # When config's per-provider tables are read
+    tables = {
+        name: set(getattr(config, name))
+        for name in ("CLIENT_NEEDS", "CREDENTIAL_SHAPES", "DEFAULT_RATE_LIMITS")
+    }
+
+    # Then each names every provider and nothing else: the providers document's checks index CLIENT_NEEDS and
+    # CREDENTIAL_SHAPES for each entry, and a provider missing from one fails with a bare KeyError (or is skipped)
+    assert registered == set(config.PROVIDER_NAMES)
+    assert tables == dict.fromkeys(tables, registered)
