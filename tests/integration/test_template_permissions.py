@@ -61,9 +61,15 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
 
 def allowed(function: str) -> dict[str, bool]:
     """The actions the function's role allows, each with whether its resources include the table's indexes."""
-    properties = resources_of_type(load_template(), "AWS::Serverless::Function")[function]
+    template = load_template()
+    properties = resources_of_type(template, "AWS::Serverless::Function")[function]
+    if "Role" in properties:  # its own role (!GetAtt <Role>.Arn): the statements of the role's policies
+        role = resources_of_type(template, "AWS::IAM::Role")[properties["Role"].removesuffix(".Arn")]
+        policies = [policy["PolicyDocument"] for policy in role["Policies"]]
+    else:
+        policies = properties["Policies"]
     actions: dict[str, bool] = {}
-    for policy in properties["Policies"]:
+    for policy in policies:
         for statement in policy["Statement"]:
             assert statement["Effect"] == "Allow"
             resources = (
@@ -174,3 +180,17 @@ def test_the_poller_and_the_poll_worker_make_only_calls_their_roles_allow(
     assert {"sqs:SendMessage", "sns:Publish"} <= {action for action, _ in poller | poll_worker}
     assert not_allowed("PollerFunction", poller) == []
     assert not_allowed("PollWorkerFunction", poll_worker) == []
+
+
+def test_no_function_with_an_sqs_event_has_a_role_sam_generates() -> None:
+    # SAM gives such a role the managed policy AWSLambdaSQSQueueExecutionRole: sqs:ReceiveMessage and
+    # sqs:DeleteMessage on every queue in the account, whatever the function's own statements say.
+    functions = resources_of_type(load_template(), "AWS::Serverless::Function")
+    consuming = [
+        name
+        for name, properties in functions.items()
+        if any(event["Type"] == "SQS" for event in (properties.get("Events") or {}).values())
+    ]
+
+    assert consuming
+    assert [name for name in consuming if "Role" not in functions[name]] == []
