@@ -719,6 +719,22 @@ def test_no_request_is_started_with_less_than_a_second_left(
     assert simulator.requests("huawei-video") == []
 
 
+def test_a_request_that_would_wait_for_its_rate_limit_token_past_the_deadline_does_not_go_out(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    for job_id in ("job-1", "job-2"):
+        put_finished_job(simulator, "azure-review", job_id)
+    client = connect("azure-review", rate_limit_per_s=0.25)  # a token every 4 s
+    client.fetch(["job-1"])  # the bucket's saved token
+
+    started = time.monotonic()
+    with finish_within(2.5), pytest.raises(ProviderOutOfTimeError):
+        client.fetch(["job-2"])
+
+    assert time.monotonic() - started < 1.0  # no wait for a token it could not use in time
+    assert len(simulator.requests("azure-review")) == 1
+
+
 def test_a_slow_answer_is_waited_for_only_as_long_as_the_time_left(
     simulator: ProviderSimulator, connect: Connect
 ) -> None:

@@ -198,7 +198,15 @@ class RateLimitedAdapter(HTTPAdapter):
         cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
         proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
-        self.limiter.acquire()
+        # Inside a finish_within, the request waits for its token only as long as it can then still finish by
+        # the deadline (the attempt's timeouts are cut to it): one that could not does not go out late.
+        left = seconds_left()
+        max_wait = None
+        if left is not None:
+            connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+            max_wait = left - (connect or 0.0) - (read or 0.0)
+        if self.limiter.acquire(max_wait) is None:
+            raise ProviderOutOfTimeError("no time left to wait for the provider's rate limit")
         return super().send(
             request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
         )

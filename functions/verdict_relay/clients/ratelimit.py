@@ -42,14 +42,17 @@ class TokenBucket:
         self._tokens = self.burst
         self._updated = clock()
 
-    def acquire(self) -> float:
-        """Take one token, sleeping until it has accrued. Returns the seconds waited."""
+    def acquire(self, max_wait_s: float | None = None) -> float | None:
+        """Take one token, sleeping until it has accrued. Returns the seconds waited; None, without taking a
+        token or waiting, when the wait would be longer than ``max_wait_s``."""
         with self._lock:
             self._refill()
             # Reserve the token now, even if it has not accrued yet: the balance goes negative and the debt is
             # this caller's wait. Later callers queue behind it, each a 1/rate further on.
+            wait = (1.0 - self._tokens) / self.rate_per_s if self._tokens < 1.0 else 0.0
+            if max_wait_s is not None and wait > max(max_wait_s, 0.0):  # a token at hand is always taken
+                return None
             self._tokens -= 1.0
-            wait = -self._tokens / self.rate_per_s if self._tokens < 0 else 0.0
         if wait > 0:
             self._sleep(wait)
         return wait

@@ -72,3 +72,13 @@ def test_try_acquire_never_waits() -> None:
 def test_a_bucket_that_could_never_admit_a_request_is_refused(rate: float, burst: float) -> None:
     with pytest.raises(ValueError, match=r"rate_per_s|burst"):
         TokenBucket(rate, burst)
+
+
+def test_a_token_that_would_take_longer_than_the_caller_can_wait_is_not_taken() -> None:
+    clock = FakeClock()
+    limiter = bucket(2.0, 1, clock)
+    assert limiter.acquire(max_wait_s=-0.1) == 0.0  # the saved token, at hand, is taken whatever is left
+
+    assert limiter.acquire(max_wait_s=0.4) is None  # the next accrues in 0.5 s
+    assert clock.slept == []
+    assert limiter.acquire(max_wait_s=0.5) == 0.5  # nothing was reserved by the refusal
