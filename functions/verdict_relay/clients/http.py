@@ -198,15 +198,19 @@ class RateLimitedAdapter(HTTPAdapter):
         cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
         proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
-        # Inside a finish_within, the request waits for its token only as long as it can then still finish by
-        # the deadline (the attempt's timeouts are cut to it): one that could not does not go out late.
+        # Inside a finish_within, a request waits for its token only while it would still have MIN_ATTEMPT_S
+        # left afterwards, and its timeouts are cut to what is left once it has it: none goes out late.
         left = seconds_left()
-        max_wait = None
-        if left is not None:
+        if left is None:
+            self.limiter.acquire()
+        else:
+            if self.limiter.acquire(max_wait_s=left - MIN_ATTEMPT_S) is None:
+                raise ProviderOutOfTimeError("no time left to wait for the provider's rate limit")
+            left = seconds_left() or 0.0
             connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
-            max_wait = left - (connect or 0.0) - (read or 0.0)
-        if self.limiter.acquire(max_wait) is None:
-            raise ProviderOutOfTimeError("no time left to wait for the provider's rate limit")
+            if connect is not None and read is not None and connect + read > left:
+                connect = min(connect, max(left, 0.0) / 2)
+                timeout = (connect, max(left - connect, 0.0))
         return super().send(
             request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
         )
