@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
-from botocore.exceptions import ConnectionError as NotConnectedError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
 from verdict_relay.errors import PublishError
 from verdict_relay.models.verdict import Finding, Verdict
@@ -28,12 +27,14 @@ MAX_MESSAGE_BYTES = 250 * 1024  # SNS allows 256 KiB for body and attributes tog
 
 PUBLISH_ATTEMPTS = 3
 PUBLISH_BACKOFF_S = (0.1, 0.2)
-"""Attempts of one publish, and the waits between them. Only a publish SNS certainly did not take is tried again
-(no connection; throttled): a timed-out or failed answer may hide a message SNS accepted, and a retry would send
-it twice. Such a publish is left owed (the sweep sends it once its claim runs out: at most one repeat)."""
+"""Attempts of one publish, and the waits between them. Only a publish that never reached SNS (no connection
+made) is tried again: a timed-out or failed answer may hide a message SNS accepted, and a retry would send it
+twice. Anything else is left owed (the sweep sends it once its claim runs out: at most one repeat per publish
+whose answer was lost), and SNS out of reach or throttling opens the SNS circuit breaker."""
 PUBLISH_MAX_S = 2 * 2.0 + sum(PUBLISH_BACKOFF_S) + 2.0 + 5.0
 """A publish's worst case with the SNS client's timeouts (``SNS_CONFIG``: 2 s connect, 5 s read, no botocore
-retries): two attempts that cannot connect, their waits, then one that connects and waits for its answer."""
+retries): two attempts that cannot connect (at most the connect timeout each), their waits, then one that
+connects and waits for its answer."""
 
 T = TypeVar("T")
 
@@ -133,14 +134,10 @@ def _describe(exc: ClientError | BotoCoreError) -> str:
 
 
 def _not_sent(exc: ClientError | BotoCoreError) -> bool:
-    """SNS certainly did not take the message: no connection was made, or SNS answered that it throttled."""
-    if isinstance(exc, NotConnectedError):
-        return True
-    if isinstance(exc, ClientError):
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        code = str(exc.response.get("Error", {}).get("Code") or "")
-        return status == 429 or "throttl" in code.lower()
-    return False
+    """SNS certainly did not take the message, and the attempt took at most the connect timeout: no connection
+    was made. (Not an SSL error, which can come while reading the answer; not a throttle, which came with a
+    whole attempt's time.)"""
+    return isinstance(exc, EndpointConnectionError | ConnectTimeoutError)
 
 
 def _unavailable(exc: ClientError | BotoCoreError) -> bool:
