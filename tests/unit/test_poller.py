@@ -887,3 +887,24 @@ def test_a_throttled_provider_is_not_asked_again_before_its_retry_after(aws: Fak
     world.poller.run_cycle(PLENTY_OF_TIME)
     assert len(client.requests) == 2
     assert world.status("azure-review", "j1") is JobStatus.SUCCEEDED
+
+
+def test_a_retry_after_is_kept_whatever_fails_meanwhile_and_is_capped() -> None:
+    from verdict_relay.logic.breaker import MAX_RETRY_AFTER_S, CircuitBreaker
+
+    clock = [0.0]
+    breaker = CircuitBreaker(threshold=3, cooldown_s=60, clock=lambda: clock[0])
+    breaker.record_failure(retry_after_s=300)
+    for _ in range(3):  # batches still in flight fail the ordinary way: the provider's wait is not shortened
+        breaker.record_failure()
+    clock[0] = 61
+    assert not breaker.allow()
+    clock[0] = 301
+    assert breaker.allow()  # the trial
+
+    breaker.record_success()
+    breaker.record_failure(retry_after_s=10)  # a short one opens it at once too
+    assert not breaker.allow()
+    breaker.record_failure(retry_after_s=1e9)  # a wrong or hostile header
+    clock[0] = 301 + MAX_RETRY_AFTER_S + 1
+    assert breaker.allow()

@@ -9,6 +9,10 @@ import threading
 import time
 from collections.abc import Callable
 
+MAX_RETRY_AFTER_S = 900.0
+"""The longest a service's own "come back later" keeps the breaker open: a wrong or hostile header cannot stop
+polling for longer than 15 minutes."""
+
 
 class CircuitBreaker:
     """Closed until ``threshold`` consecutive failures (or one failure that trips it at once, like
@@ -24,9 +28,8 @@ class CircuitBreaker:
         self._cooldown = cooldown_s
         self._clock = clock
         self._failures = 0
-        self._opened_at: float | None = None
-        self._open_for = cooldown_s
-        """How long the current opening lasts: the cool-down, or longer when the service said when to return."""
+        self._open_until: float | None = None
+        """When the current opening ends (then a trial); None while closed."""
         self._trial_at: float | None = None
         self._lock = threading.Lock()
 
@@ -34,21 +37,21 @@ class CircuitBreaker:
     def is_closed(self) -> bool:
         """No failure run is being cooled down or tried: calls go out freely."""
         with self._lock:
-            return self._opened_at is None
+            return self._open_until is None
 
     @property
     def is_open(self) -> bool:
         """Open and cooling down: nothing may go out."""
         with self._lock:
-            return self._opened_at is not None and self._clock() - self._opened_at < self._open_for
+            return self._open_until is not None and self._clock() < self._open_until
 
     def allow(self) -> bool:
         """Whether a request may go out now. In the half-open state the first caller takes the trial."""
         with self._lock:
-            if self._opened_at is None:
+            if self._open_until is None:
                 return True
             now = self._clock()
-            if now - self._opened_at < self._open_for:
+            if now < self._open_until:
                 return False
             if self._trial_at is not None and now - self._trial_at < self._cooldown:
                 return False  # a trial is out
@@ -58,16 +61,21 @@ class CircuitBreaker:
     def record_success(self) -> None:
         with self._lock:
             self._failures = 0
-            self._opened_at = None
+            self._open_until = None
             self._trial_at = None
 
     def record_failure(self, trip: bool = False, retry_after_s: float | None = None) -> None:
-        """A failure. ``retry_after_s``: the service said when to come back (a throttle's Retry-After); longer
-        than the cool-down, it opens the breaker at once for that long, so no caller asks again before then."""
+        """A failure. ``retry_after_s``: the service said when to come back (a throttle's Retry-After): the
+        breaker opens at once until then (at most ``MAX_RETRY_AFTER_S``), so no caller asks before. An opening
+        is never shortened by a later one."""
         with self._lock:
             self._failures += 1
-            longer = retry_after_s is not None and retry_after_s > self._cooldown
-            if trip or longer or self._failures >= self._threshold:
-                self._opened_at = self._clock()
-                self._open_for = max(self._cooldown, retry_after_s or 0.0)
-                self._trial_at = None
+            if retry_after_s is not None and retry_after_s > 0:
+                open_for = min(retry_after_s, MAX_RETRY_AFTER_S)
+            elif trip or self._failures >= self._threshold:
+                open_for = self._cooldown
+            else:
+                return
+            until = self._clock() + open_for
+            self._open_until = max(until, self._open_until or until)
+            self._trial_at = None

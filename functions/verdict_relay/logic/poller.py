@@ -315,8 +315,7 @@ class Poller:
             self._retry_later(provider, batch[0], report, time_left_s)
             return
         except ProviderApiError as exc:
-            retry_after = exc.retry_after if isinstance(exc, ProviderThrottledError) else None
-            breaker.record_failure(retry_after_s=retry_after)
+            breaker.record_failure(retry_after_s=_retry_after(exc))
             report.failed_requests += 1
             report.left_due += len(batch)
             count("ProviderRequestFailed", provider)
@@ -445,7 +444,7 @@ class Poller:
             return 0
         except ProviderApiError as exc:
             if not isinstance(exc, ProviderOutOfTimeError):
-                self._breakers[provider].record_failure()
+                self._breakers[provider].record_failure(retry_after_s=_retry_after(exc))
                 count("ProviderRequestFailed", provider)
             logger.warning("discovery failed", provider=provider, code=exc.code, error=exc.message)
             return 0
@@ -459,3 +458,8 @@ class Poller:
         if found:
             count("JobsDiscovered", provider, found)
         return found
+
+
+def _retry_after(exc: ProviderApiError) -> float | None:
+    """The wait a throttling provider asked for (its Retry-After), if it said."""
+    return exc.retry_after if isinstance(exc, ProviderThrottledError) else None
