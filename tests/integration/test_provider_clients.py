@@ -735,6 +735,20 @@ def test_a_request_that_would_wait_for_its_rate_limit_token_past_the_deadline_do
     assert len(simulator.requests("azure-review")) == 1
 
 
+def test_a_slow_answer_after_a_long_token_wait_is_the_callers_time_running_out_not_the_providers_fault(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    for job_id in ("job-1", "job-2"):
+        put_finished_job(simulator, "azure-review", job_id)
+    client = connect("azure-review", rate_limit_per_s=0.25)  # a token every 4 s
+    client.fetch(["job-1"])  # the bucket's saved token
+    simulator.inject("azure-review", "slow:3")
+
+    # Its full timeouts fit when the request starts; after the ~4 s wait for its token they are cut to ~2 s.
+    with finish_within(6.0), pytest.raises(ProviderOutOfTimeError):
+        client.fetch(["job-2"])
+
+
 def test_a_slow_answer_is_waited_for_only_as_long_as_the_time_left(
     simulator: ProviderSimulator, connect: Connect
 ) -> None:

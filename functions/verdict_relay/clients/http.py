@@ -201,6 +201,7 @@ class RateLimitedAdapter(HTTPAdapter):
         # Inside a finish_within, a request waits for its token only while it would still have MIN_ATTEMPT_S
         # left afterwards, and its timeouts are cut to what is left once it has it: none goes out late.
         left = seconds_left()
+        cut = False
         if left is None:
             self.limiter.acquire()
         else:
@@ -210,10 +211,17 @@ class RateLimitedAdapter(HTTPAdapter):
             connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
             if connect is not None and read is not None and connect + read > left:
                 connect = min(connect, max(left, 0.0) / 2)
-                timeout = (connect, max(left - connect, 0.0))
-        return super().send(
-            request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
-        )
+                timeout, cut = (connect, max(left - connect, 0.0)), True
+        try:
+            return super().send(
+                request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+            )
+        except requests.Timeout as exc:
+            if cut:  # the caller's time ran out, not the provider's patience: not the provider's fault
+                raise ProviderOutOfTimeError(
+                    "no answer in the time left after the rate limit's wait"
+                ) from exc
+            raise
 
 
 class ProviderHttp:
