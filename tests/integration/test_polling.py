@@ -521,6 +521,36 @@ def test_a_fan_out_whose_send_fails_part_way_still_holds_the_provider_for_the_ba
     assert deps.store.fanout_hold("azure-review") is not None
 
 
+def test_a_fan_out_of_which_nothing_was_sent_leaves_the_jobs_to_the_next_schedule(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    from verdict_relay.handlers.poller import fan_out
+
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
+    monkeypatch.setenv("POLL_WORKER_BUDGET_SECONDS", "3")
+    monkeypatch.setenv("POLL_WORKERS", "1")
+    session = boto3.session.Session()
+
+    def unreachable(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url=queue_url)
+
+    session.events.register("before-call.sqs.SendMessageBatch", unreachable)
+    deps = build(Settings.from_env(), session)
+    harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
+
+    assert fan_out(deps, 2.0)["azure-review"] == 0
+    assert aws.drain(queue_url) == []
+
+    # SQS is back: the next schedule sends them all, as no worker has any of them
+    session.events.unregister("before-call.sqs.SendMessageBatch", unreachable)
+    assert fan_out(deps, 2.0)["azure-review"] == 30
+    sent = [job for m in aws.drain(queue_url) for job in json.loads(m["Body"])["jobs"]]
+    assert len(sent) == 30
+
+
 def test_holds_of_providers_fanned_out_together_end_one_after_the_other(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:

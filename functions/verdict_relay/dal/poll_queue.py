@@ -47,26 +47,41 @@ class PollQueue:
         self._client = client
 
     def send(self, batches: list[PollBatch]) -> None:
+        """Send the batches; raises PollQueueError, saying how many messages did go out, if any did not."""
         entries: list[dict[str, str]] = []
         size = 0
+        sent = 0
         for body in (body for batch in batches for body in _bodies(batch)):
             body_bytes = len(body.encode("utf-8"))
             if len(entries) == 10 or size + body_bytes > MAX_MESSAGE_BYTES:
-                self._send(entries)
+                sent += self._send(entries, sent)
                 entries, size = [], 0
             entries.append({"Id": str(len(entries)), "MessageBody": body})
             size += body_bytes
         if entries:
-            self._send(entries)
+            self._send(entries, sent)
 
-    def _send(self, entries: list[dict[str, str]]) -> None:
+    def _send(self, entries: list[dict[str, str]], sent_before: int) -> int:
         try:
             response = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"poll queue: send failed ({type(exc).__name__})") from exc
+            raise PollQueueError(f"poll queue: send failed ({type(exc).__name__})", sent_before) from exc
         if response.get("Failed"):
-            codes = sorted({f.get("Code", "") for f in response["Failed"]})
-            raise StorageError(f"poll queue: {len(response['Failed'])} batches not sent ({', '.join(codes)})")
+            failed = response["Failed"]
+            codes = sorted({f.get("Code", "") for f in failed})
+            raise PollQueueError(
+                f"poll queue: {len(failed)} batches not sent ({', '.join(codes)})",
+                sent_before + len(entries) - len(failed),
+            )
+        return len(entries)
+
+
+class PollQueueError(StorageError):
+    """Batches that could not be sent; ``sent``: how many messages of the same send did go out."""
+
+    def __init__(self, message: str, sent: int) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 def _bodies(batch: PollBatch) -> Iterator[str]:

@@ -443,6 +443,31 @@ class JobStore:
             {"through_epoch": {"N": str(through)}, "rescan_at": {"S": rescan_at.isoformat()}},
         )
 
+    def withdraw_fanout_hold(
+        self, provider: str, written: datetime, previous: FanoutHold | None, now: datetime
+    ) -> None:
+        """Take back a hold just written (``until`` = ``written``) whose batches never reached the queue: the
+        previous hold again, or one that has ended (``now``) if there was none. Markers otherwise only move
+        forward; this one moves back only if nobody has moved it since."""
+        restored = previous or FanoutHold(until=now, through=0, rescan_at=now)
+        with contextlib.suppress(_ConditionFailed):
+            self._update(
+                "withdraw fanout",
+                Key=_key(provider, "-", f"FANOUT#{provider}"),
+                UpdateExpression=(
+                    "SET #until = :until, until_epoch = :epoch, through_epoch = :through, rescan_at = :rescan"
+                ),
+                ConditionExpression="until_epoch = :written",
+                ExpressionAttributeNames={"#until": "until"},
+                ExpressionAttributeValues={
+                    ":until": {"S": restored.until.isoformat()},
+                    ":epoch": {"N": str(restored.until.timestamp())},
+                    ":through": {"N": str(restored.through)},
+                    ":rescan": {"S": (restored.rescan_at or restored.until).isoformat()},
+                    ":written": {"N": str(written.timestamp())},
+                },
+            )
+
     def _marker(self, provider: str, name: str) -> datetime | None:
         item = self._marker_item(provider, name)
         return datetime.fromisoformat(item["until"]["S"]) if item else None

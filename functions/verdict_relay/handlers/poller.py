@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from verdict_relay.config import rate_limit
-from verdict_relay.dal.poll_queue import PollBatch, PollQueue
+from verdict_relay.dal.poll_queue import PollBatch, PollQueue, PollQueueError
 from verdict_relay.errors import StorageError
 from verdict_relay.handlers.dependencies import Dependencies, dependencies
 from verdict_relay.logic import fanout
@@ -132,9 +132,15 @@ def _fan_out_provider(
     rescan_at = until if rescan or hold is None or hold.rescan_at is None else hold.rescan_at
     # The hold first: a send that fails part way leaves batches with the workers, and without the hold the
     # next schedule would poll the provider itself (or send them again) on top of them. Jobs the failed part
-    # held back are due again at the hold's end.
+    # held back are due again at the hold's end. A send of which nothing went out takes the hold back: nobody
+    # would poll those jobs until it ended.
     deps.store.set_fanout_hold(provider, until, through, rescan_at)
-    queue.send([PollBatch(provider=provider, jobs=batch, until=until) for batch in plan.batches])
+    try:
+        queue.send([PollBatch(provider=provider, jobs=batch, until=until) for batch in plan.batches])
+    except PollQueueError as exc:
+        if exc.sent == 0:
+            deps.store.withdraw_fanout_hold(provider, until, hold, now)
+        raise
     sent[provider] = len(stored)
     count("JobsFannedOut", provider, len(stored))
     logger.info(
