@@ -317,6 +317,21 @@ def test_alibaba_resource_not_found_for_a_batch_expires_only_the_ids_unknown_alo
     assert statuses(simulator, "alibaba-mps") == [404, 200, 200, 200]
 
 
+def test_alibaba_resource_not_found_followed_by_a_failure_keeps_the_answers_so_far(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    for job_id in ("live-1", "live-2"):
+        simulator.put_job("alibaba-mps", job_id, alibaba_job(job_id, "Success", "block"))
+    simulator.inject("alibaba-mps", "not-found")  # the batch call
+    simulator.inject("alibaba-mps", "slow:0")  # the first single-id call goes through
+    simulator.inject("alibaba-mps", "error:503", times=20)  # then MPS fails, retries included
+
+    result = connect("alibaba-mps").fetch(["live-1", "gone", "live-2"])
+
+    assert [job.verdict.job_id for job in result.jobs] == ["live-1"]
+    assert result.missing == []  # "gone" and "live-2" are in neither list: polled again later
+
+
 def test_alibaba_batch_answered_over_several_pages_is_read_from_every_page(connect: Connect) -> None:
     # MPS pages its lists; a batch larger than a page must not leave jobs for a later cycle
     with ProviderSimulator(list_page_limit=4) as small_pages:

@@ -164,9 +164,15 @@ class AlibabaMpsClient(ProviderClient):
             if len(wanted) == 1:
                 return FetchResult(missing=wanted)
             # Which ids such an answer is about is undocumented (all of them, or just one?): each is asked for
-            # alone, so a live job is never expired along with an unknown one.
+            # alone, so a live job is never expired along with an unknown one. If one of those calls fails, the
+            # answers so far are kept and the ids not yet asked about are in neither list (polled again later).
             for job_id in wanted:
-                alone = self.fetch([job_id])
+                try:
+                    alone = self.fetch([job_id])
+                except ProviderApiError:
+                    if not result.jobs and not result.missing:
+                        raise
+                    break
                 result.jobs.extend(alone.jobs)
                 result.missing.extend(alone.missing)
         return result
