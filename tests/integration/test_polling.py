@@ -492,22 +492,31 @@ def test_a_fan_out_that_fails_stops_neither_the_other_providers_nor_the_sweep(
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["hv-1"]
 
 
-def test_a_fan_out_whose_send_fails_part_way_still_holds_the_provider_for_the_batches_sent(
-    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from verdict_relay.handlers.poller import fan_out
-
+def fan_out_wiring(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, event: str, hook: Callable[..., None]
+) -> tuple[Dependencies, boto3.session.Session, str]:
+    """The scheduler's wiring with small worker batches (one worker, 3 s budget) on a session whose SQS calls
+    ``hook`` sees at ``event``; the poll queue's URL."""
     queue_url = aws.resources.queue_urls["PollQueue"]
     monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
     monkeypatch.setenv("POLL_WORKER_BUDGET_SECONDS", "3")
     monkeypatch.setenv("POLL_WORKERS", "1")
     session = boto3.session.Session()
+    session.events.register(event, hook)
+    return build(Settings.from_env(), session), session, queue_url
+
+
+def test_a_fan_out_whose_send_fails_part_way_still_holds_the_provider_for_the_batches_sent(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verdict_relay.handlers.poller import fan_out
 
     def lose_the_last_entry(parsed: dict[str, Any], **_: Any) -> None:
         parsed["Failed"] = [{"Id": "1", "SenderFault": False, "Code": "InternalError"}]
 
-    session.events.register("after-call.sqs.SendMessageBatch", lose_the_last_entry)
-    deps = build(Settings.from_env(), session)
+    deps, session, queue_url = fan_out_wiring(
+        aws, monkeypatch, "after-call.sqs.SendMessageBatch", lose_the_last_entry
+    )
     harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
 
     # A send SQS answers with one entry failed: the fan-out fails, but the other batches are with the workers
@@ -528,17 +537,12 @@ def test_a_fan_out_of_which_nothing_was_sent_leaves_the_jobs_to_the_next_schedul
 
     from verdict_relay.handlers.poller import fan_out
 
-    queue_url = aws.resources.queue_urls["PollQueue"]
-    monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
-    monkeypatch.setenv("POLL_WORKER_BUDGET_SECONDS", "3")
-    monkeypatch.setenv("POLL_WORKERS", "1")
-    session = boto3.session.Session()
-
     def unreachable(**_: Any) -> None:
-        raise EndpointConnectionError(endpoint_url=queue_url)
+        raise EndpointConnectionError(endpoint_url="https://sqs.us-east-1.amazonaws.com")
 
-    session.events.register("before-call.sqs.SendMessageBatch", unreachable)
-    deps = build(Settings.from_env(), session)
+    deps, session, queue_url = fan_out_wiring(
+        aws, monkeypatch, "before-call.sqs.SendMessageBatch", unreachable
+    )
     harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
 
     assert fan_out(deps, 2.0)["azure-review"] == 0

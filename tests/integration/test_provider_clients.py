@@ -734,13 +734,19 @@ def test_no_request_is_started_with_less_than_a_second_left(
     assert simulator.requests("huawei-video") == []
 
 
+def azure_with_its_saved_token_spent(simulator: ProviderSimulator, connect: Connect) -> ProviderClient:
+    """An Azure client at a token every 4 s that has just used its saved one; job-2 is there to fetch."""
+    for job_id in ("job-1", "job-2"):
+        put_finished_job(simulator, "azure-review", job_id)
+    client = connect("azure-review", rate_limit_per_s=0.25)
+    client.fetch(["job-1"])
+    return client
+
+
 def test_a_request_that_would_wait_for_its_rate_limit_token_past_the_deadline_does_not_go_out(
     simulator: ProviderSimulator, connect: Connect
 ) -> None:
-    for job_id in ("job-1", "job-2"):
-        put_finished_job(simulator, "azure-review", job_id)
-    client = connect("azure-review", rate_limit_per_s=0.25)  # a token every 4 s
-    client.fetch(["job-1"])  # the bucket's saved token
+    client = azure_with_its_saved_token_spent(simulator, connect)
 
     started = time.monotonic()
     with finish_within(2.5), pytest.raises(ProviderOutOfTimeError):
@@ -753,10 +759,7 @@ def test_a_request_that_would_wait_for_its_rate_limit_token_past_the_deadline_do
 def test_a_slow_answer_after_a_long_token_wait_is_the_callers_time_running_out_not_the_providers_fault(
     simulator: ProviderSimulator, connect: Connect
 ) -> None:
-    for job_id in ("job-1", "job-2"):
-        put_finished_job(simulator, "azure-review", job_id)
-    client = connect("azure-review", rate_limit_per_s=0.25)  # a token every 4 s
-    client.fetch(["job-1"])  # the bucket's saved token
+    client = azure_with_its_saved_token_spent(simulator, connect)
     simulator.inject("azure-review", "slow:3")
 
     # Its full timeouts fit when the request starts; after the ~4 s wait for its token they are cut to ~2 s.

@@ -239,19 +239,16 @@ class IngestService:
     def _publish(self, job: StoredJob, now: datetime, time_left_s: Callable[[], float] | None = None) -> bool:
         verdict = job.public_verdict()
         if time_left_s is not None and time_left_s() < PUBLISH_TIME_S:
-            # Its claim keeps others off it for a while; then the sweep publishes it, as after a failure.
-            count("PublishDeferred", verdict.provider)
-            logger.info(
-                "too little time left to publish and confirm; verdict kept as unpublished for the sweep",
-                provider=verdict.provider,
-                job_id=verdict.job_id,
-            )
-            return False
-        if not self._sns.allow():
+            why = "too little time left to publish and confirm"
+        elif not self._sns.allow():
+            why = "SNS out of reach moments ago"
+        else:
+            why = ""
+        if why:
             # Its claim keeps others off it for a while; then the sweep publishes it, as after a failure.
             count("PublishDeferred", verdict.provider)
             logger.warning(
-                "SNS out of reach moments ago; verdict kept as unpublished for the sweep",
+                f"{why}; verdict kept as unpublished for the sweep",
                 provider=verdict.provider,
                 job_id=verdict.job_id,
             )
