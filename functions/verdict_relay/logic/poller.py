@@ -348,15 +348,7 @@ class Poller:
                 report.resolved += 1
                 continue
             job = known.get(verdict.job_id)
-            if self._expired_by_age(provider, job, now):
-                self._expire(
-                    verdict.provider,
-                    verdict.job_id,
-                    now,
-                    "the provider keeps these jobs for a limited time",
-                    time_left_s,
-                )
-                report.expired += 1
+            if self._expire_past_age(provider, verdict.job_id, job, now, report, time_left_s):
                 continue
             # Its status (if it changed) and its next poll time, in one write.
             self._ingest.ingest(verdict, None, now, next_poll=self._next_poll(provider, job, now))
@@ -378,11 +370,7 @@ class Poller:
         """A job the provider gave no readable answer about: polled again after its backoff, unless the provider
         keeps such jobs for a limited time and it is past that (an image batch would be asked about forever)."""
         now = self._now()
-        if self._expired_by_age(provider, job, now):
-            self._expire(
-                provider, job.job_id, now, "the provider keeps these jobs for a limited time", time_left_s
-            )
-            report.expired += 1
+        if self._expire_past_age(provider, job.job_id, job, now, report, time_left_s):
             return
         next_poll = self._next_poll(provider, job, now)
         self._store.reschedule(provider, job.job_id, next_poll.at, next_poll.attempts)
@@ -401,6 +389,22 @@ class Poller:
         )
         self._ingest.ingest(verdict, None, now, time_left_s=time_left_s)
         count("JobExpired", provider)
+
+    def _expire_past_age(
+        self,
+        provider: str,
+        job_id: str,
+        job: DueJob | None,
+        now: datetime,
+        report: ProviderReport,
+        time_left_s: Callable[[], float],
+    ) -> bool:
+        """Expire a job the provider keeps for a limited time once it is past that; whether it was."""
+        if not self._expired_by_age(provider, job, now):
+            return False
+        self._expire(provider, job_id, now, "the provider keeps these jobs for a limited time", time_left_s)
+        report.expired += 1
+        return True
 
     def _expired_by_age(self, provider: str, job: DueJob | None, now: datetime) -> bool:
         limit = self._settings.expire_after.get(provider)
