@@ -415,8 +415,6 @@ class Settings(_Strict):
     publish_claim_seconds: float = Field(default=60.0, alias="PUBLISH_CLAIM_SECONDS", ge=0, le=900)
     """How long the writer that finished a job has to publish it before the owed-publish sweep may."""
     poll_queue_url: str | None = Field(default=None, alias="POLL_QUEUE_URL")
-    poll_workers: int = Field(default=2, alias="POLL_WORKERS", ge=1, le=100)
-    """The poll worker's reserved concurrency: each worker polls at a provider's rate limit / this."""
     poll_worker_budget_seconds: float = Field(default=240.0, alias="POLL_WORKER_BUDGET_SECONDS", gt=0)
     poll_base_interval_seconds: float = Field(default=15.0, alias="POLL_BASE_INTERVAL_SECONDS", gt=0)
     poll_max_interval_seconds: float = Field(default=900.0, alias="POLL_MAX_INTERVAL_SECONDS", gt=0)

@@ -106,7 +106,6 @@ def stack(
         document,
         POLL_QUEUE_URL=aws.resources.queue_urls["PollQueue"],
         POLL_WORKER_BUDGET_SECONDS="3",
-        POLL_WORKERS="1",
     )
     yield simulator
     dependencies_module.dependencies.cache_clear()

@@ -12,12 +12,12 @@ def test_capacity_is_the_rate_limit_over_the_budget_with_headroom() -> None:
 
 
 def test_backlog_that_fits_is_polled_here() -> None:
-    result = plan("huawei-video", [f"j{i}" for i in range(400)], 10, 1, 50, 800, workers=2)
+    result = plan("huawei-video", [f"j{i}" for i in range(400)], 10, 1, 50, 800)
 
     assert not result.fans_out
 
 
-def test_backlog_beyond_one_invocation_is_split_so_each_worker_fits_its_budget() -> None:
+def test_backlog_beyond_one_invocation_is_split_so_each_batch_fits_a_workers_budget() -> None:
     due = [f"j{i}" for i in range(5000)]
 
     result = plan(
@@ -27,29 +27,28 @@ def test_backlog_beyond_one_invocation_is_split_so_each_worker_fits_its_budget()
         jobs_per_request=1,
         time_budget_s=50,
         worker_budget_s=100,
-        workers=2,
     )
 
     assert result.fans_out
-    # each worker polls at 5/s for 100 s with 20 % headroom: 400 jobs a batch
-    assert {len(b) for b in result.batches[:-1]} == {400}
+    # one worker at a time polls the provider, at its 10/s, for 100 s with 20 % headroom: 800 jobs a batch
+    assert {len(b) for b in result.batches[:-1]} == {800}
     assert [j for batch in result.batches for j in batch] == due
 
 
 def test_while_workers_hold_a_provider_even_a_small_backlog_goes_to_them() -> None:
-    result = plan("huawei-video", ["j1", "j2"], 10, 1, 50, 100, workers=2, always=True)
+    result = plan("huawei-video", ["j1", "j2"], 10, 1, 50, 100, always=True)
 
     assert result.batches == [["j1", "j2"]]
 
 
 def test_nothing_due_sends_nothing() -> None:
-    assert not plan("huawei-video", [], 10, 1, 50, 100, workers=2, always=True).fans_out
+    assert not plan("huawei-video", [], 10, 1, 50, 100, always=True).fans_out
 
 
 def test_a_backlog_beyond_what_one_cycle_reads_fans_out_even_if_the_rate_would_allow_it() -> None:
     due = [f"j{i}" for i in range(3000)]
 
-    result = plan("alibaba-mps", due, 50, 10, 50, 240, workers=2, read_limit=2000)
+    result = plan("alibaba-mps", due, 50, 10, 50, 240, read_limit=2000)
 
     assert result.capacity == 2000
     assert result.fans_out
@@ -58,8 +57,8 @@ def test_a_backlog_beyond_what_one_cycle_reads_fans_out_even_if_the_rate_would_a
 def test_a_fast_providers_backlog_is_split_into_batches_of_at_most_max_batch_jobs() -> None:
     due = [f"j{i}" for i in range(20_000)]
 
-    # Alibaba's worker share is 25 requests/s of 10 jobs: 48,000 jobs in a 240 s budget, by rate alone.
-    result = plan("alibaba-mps", due, 50, 10, 50, 240, workers=2, read_limit=2000)
+    # Alibaba's 50 requests/s of 10 jobs: 96,000 jobs in a 240 s budget, by rate alone.
+    result = plan("alibaba-mps", due, 50, 10, 50, 240, read_limit=2000)
 
     assert {len(b) for b in result.batches} == {MAX_BATCH_JOBS}
     assert [j for batch in result.batches for j in batch] == due

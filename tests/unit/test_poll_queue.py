@@ -39,3 +39,40 @@ def test_a_batch_too_large_for_one_message_arrives_whole_in_several(aws: FakeAws
 def test_a_message_that_is_not_a_batch_is_refused_with_the_field_named() -> None:
     with pytest.raises(ValidationError, match="jobs"):
         parse_batch(json.dumps({"provider": "azure-review", "job_ids": ["j1"]}))
+
+
+def test_a_providers_next_batch_is_handed_out_only_once_the_one_being_polled_is_done(aws: FakeAws) -> None:
+    # One worker at a time per provider is what lets a worker poll at the provider's whole rate limit.
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    sqs = aws.session.client("sqs")
+    batches = [
+        PollBatch(provider="huawei-video", jobs=[DueJob("hv-1")]),
+        PollBatch(provider="huawei-video", jobs=[DueJob("hv-2")]),
+        PollBatch(provider="azure-review", jobs=[DueJob("az-1")]),
+    ]
+    PollQueue(queue_url, sqs).send(batches)
+
+    def receive() -> list[dict[str, str]]:  # as the event source mapping does for each worker: one message
+        return sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1).get("Messages", [])
+
+    first, second, third = receive(), receive(), receive()
+    # Two workers take a batch each, from different providers; the third finds nothing it may take.
+    assert sorted(parse_batch(m["Body"]).provider for m in first + second) == ["azure-review", "huawei-video"]
+    assert third == []
+    polling = next(m for m in first + second if parse_batch(m["Body"]).provider == "huawei-video")
+    assert parse_batch(polling["Body"]).jobs == [DueJob("hv-1")]
+    # Once the worker is done with its batch, the provider's next one is handed out.
+    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=polling["ReceiptHandle"])
+    [after] = receive()
+    assert parse_batch(after["Body"]).jobs == [DueJob("hv-2")]
+
+
+def test_a_batch_sent_again_after_a_lost_answer_is_queued_once(aws: FakeAws) -> None:
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    queue = PollQueue(queue_url, aws.session.client("sqs"))
+    batch = PollBatch(provider="azure-review", jobs=[DueJob("az-1")], until=datetime(2026, 11, 1, tzinfo=UTC))
+
+    queue.send([batch])
+    queue.send([batch])  # what a retried SendMessageBatch amounts to: the same body, within minutes
+
+    assert [parse_batch(m["Body"]) for m in aws.drain(queue_url)] == [batch]

@@ -1,12 +1,18 @@
 """The poll fan-out queue (SQS): batches of due jobs for the poll workers.
 
 A message is one provider's batch: each job's id with its poll count and creation time, so a worker reschedules
-an unfinished job without reading it first, and the end of the hold it was sent under, after which it is stale. A batch whose JSON would not fit an SQS message (long job ids) is
-sent as several smaller ones.
+an unfinished job without reading it first, and the end of the hold it was sent under, after which it is stale.
+A batch whose JSON would not fit an SQS message (long job ids) is sent as several smaller ones.
+
+The queue is FIFO and a batch's message group is its provider: SQS hands a provider's next batch out only once
+the one before it is done, so at most one worker polls a provider at any time, and that worker can use the
+provider's whole rate limit without a second one adding to it. A message's deduplication id is its body's
+SHA-256, so a send that botocore retries after a lost answer does not queue the batch twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -51,12 +57,19 @@ class PollQueue:
         entries: list[dict[str, str]] = []
         size = 0
         sent = 0
-        for body in (body for batch in batches for body in _bodies(batch)):
+        for provider, body in ((batch.provider, body) for batch in batches for body in _bodies(batch)):
             body_bytes = len(body.encode("utf-8"))
             if len(entries) == 10 or size + body_bytes > MAX_MESSAGE_BYTES:
                 sent += self._send(entries, sent)
                 entries, size = [], 0
-            entries.append({"Id": str(len(entries)), "MessageBody": body})
+            entries.append(
+                {
+                    "Id": str(len(entries)),
+                    "MessageBody": body,
+                    "MessageGroupId": provider,
+                    "MessageDeduplicationId": hashlib.sha256(body.encode("utf-8")).hexdigest(),
+                }
+            )
             size += body_bytes
         if entries:
             self._send(entries, sent)

@@ -60,7 +60,7 @@ class Dependencies:
     _breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
     _callback_clients: dict[str, ProviderClient | None] = field(default_factory=dict)
     _callback_clients_source: ProvidersConfig | None = None
-    _poll_clients: dict[tuple[str, float], ProviderClient] = field(default_factory=dict)
+    _poll_clients: dict[str, ProviderClient] = field(default_factory=dict)
     _poll_clients_source: ProvidersConfig | None = None
     _clients_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -94,8 +94,8 @@ class Dependencies:
         loaded = self._providers
         return loaded.callback_tokens(provider) if loaded is not None else []
 
-    def poller(self, rate_share: float = 1.0, *, build_all: bool = True) -> Poller:
-        """A poller over every provider with API credentials; each polls at ``rate_share`` of its rate limit.
+    def poller(self, *, build_all: bool = True) -> Poller:
+        """A poller over every provider with API credentials, each polled at its rate limit.
 
         Clients and circuit breakers live as long as the container: a client's token bucket keeps counting
         across invocations (a new one would start with a full burst), its connections stay open, and a failing
@@ -112,7 +112,7 @@ class Dependencies:
                 self._poll_clients.clear()  # a reloaded, changed document: clients with the current credentials
                 self._poll_clients_source = providers
         names = [name for name, entry in providers.providers.items() if entry.credentials is not None]
-        clients = _ClientsOnFirstUse(names, lambda name: self._poll_client(name, rate_share, providers))
+        clients = _ClientsOnFirstUse(names, lambda name: self._poll_client(name, providers))
         if build_all:
             for name in names:
                 clients[name]  # a provider entry the client cannot work with fails here, not mid-cycle
@@ -133,21 +133,16 @@ class Dependencies:
             concurrency=concurrency,
         )
 
-    def _poll_client(self, provider: str, rate_share: float, providers: ProvidersConfig) -> ProviderClient:
+    def _poll_client(self, provider: str, providers: ProvidersConfig) -> ProviderClient:
         from verdict_relay.clients.factory import build_client
 
         with self._clients_lock:
-            key = (provider, rate_share)
-            if key not in self._poll_clients:
-                entry = providers.providers[provider]
-                shared = entry.model_copy(
-                    update={"rate_limit_per_s": rate_limit(provider, entry) * rate_share}
-                )
-                client = build_client(provider, shared)
+            if provider not in self._poll_clients:
+                client = build_client(provider, providers.providers[provider])
                 if client is None:  # pragma: no cover - names are the providers with credentials
                     raise KeyError(provider)
-                self._poll_clients[key] = client
-            return self._poll_clients[key]
+                self._poll_clients[provider] = client
+            return self._poll_clients[provider]
 
     def callback_fetcher(self, provider: str) -> Fetcher | None:
         """Fetches a job right after its callback, within the provider's acknowledgement deadline: one attempt,

@@ -1,12 +1,12 @@
 """The poll worker (SQS, reserved concurrency): polls the batches the scheduler fanned out.
 
 Same ``Poller`` as the scheduled cycle; a batch carries each job's poll count and age, so the worker reads
-nothing before polling. Each worker polls at ``rate limit / POLL_WORKERS`` so all workers together stay within
-the provider's limit. A batch that fails (storage unreachable) is reported back to SQS as a partial batch
-failure and retried; after the queue's receive limit it lands in the dead-letter queue. A batch received after
-its hold ended is left alone, and a batch being polled stops when its hold ends: its jobs are the scheduler's
-again. Jobs a worker leaves due are sent again when the scheduler next reads the provider's due jobs from the
-start (see ``handlers/poller.py``).
+nothing before polling. The poll queue is FIFO with the provider as message group, so one worker at a time polls
+a provider, at the provider's rate limit. A batch that fails (storage unreachable) is reported back to SQS as a
+partial batch failure and retried before any later batch of its provider; after the queue's receive limit it
+lands in the dead-letter queue. A batch received after its hold ended is left alone, and a batch being polled
+stops when its hold ends: its jobs are the scheduler's again. Jobs a worker leaves due are sent again when the
+scheduler next reads the provider's due jobs from the start (see ``handlers/poller.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -23,14 +23,14 @@ from verdict_relay.dal.poll_queue import parse_batch
 from verdict_relay.handlers.dependencies import dependencies
 from verdict_relay.observability import count, logger, metrics
 
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = SqsFifoPartialProcessor()  # after a failed record, the rest of the batch is failed too, in order
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     deps = dependencies()
-    poller = deps.poller(rate_share=1 / deps.settings.poll_workers, build_all=False)
+    poller = deps.poller(build_all=False)
 
     def time_left_s() -> float:
         return context.get_remaining_time_in_millis() / 1000

@@ -36,10 +36,11 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
     came due later, and does not poll the provider itself: that would add this invocation's rate to theirs and
     break the provider's limit. A job the workers could not poll is due again once the hold ends.
 
-    The workers are shared by every provider, so a hold lasts until the whole queue can have drained: where
-    the latest hold of any provider expects it drained, plus this provider's jobs at its rate, plus one worker
-    budget of slack (added once, not once per schedule, so a trickle of newly due jobs does not push holds
-    ever later). Each batch carries its hold's end; a worker that receives it later leaves the jobs to the
+    One worker at a time polls a provider's batches, at the provider's rate: the queue is FIFO, with the provider
+    as message group. The workers are shared by every provider, so a hold lasts until the whole queue can have
+    drained: where the latest hold of any provider expects it drained, plus this provider's jobs at its rate, plus
+    one worker budget of slack (added once, not once per schedule, so a trickle of newly due jobs does not push
+    holds ever later). Each batch carries its hold's end; a worker that receives it later leaves the jobs to the
     scheduler, which may have sent them again.
 
     Newly due jobs renew a hold for as long as they keep coming, so a job the workers left due (a provider
@@ -111,7 +112,6 @@ def _fan_out_provider(
         jobs_per_request=poller.batch_size(provider),
         time_budget_s=time_budget_s,
         worker_budget_s=deps.settings.poll_worker_budget_seconds,
-        workers=deps.settings.poll_workers,
         always=workers_active,
         read_limit=poller.due_limit,
     )

@@ -90,10 +90,14 @@ def create_resources(session: Any, prefix: str = "verdict-relay") -> LocalResour
         s3.create_bucket(Bucket=bucket)
         buckets.append(bucket)
     sqs = session.client("sqs")
-    queues = {
-        logical_id: sqs.create_queue(QueueName=f"{prefix}-{logical_id}")["QueueUrl"]
-        for logical_id in resources_of_type(template, "AWS::SQS::Queue")
-    }
+    queues = {}
+    for logical_id, props in resources_of_type(template, "AWS::SQS::Queue").items():
+        if props.get("FifoQueue"):  # CloudFormation adds the suffix a FIFO queue's name needs
+            queues[logical_id] = sqs.create_queue(
+                QueueName=f"{prefix}-{logical_id}.fifo", Attributes={"FifoQueue": "true"}
+            )["QueueUrl"]
+        else:
+            queues[logical_id] = sqs.create_queue(QueueName=f"{prefix}-{logical_id}")["QueueUrl"]
     return LocalResources(
         table_name=f"{prefix}-JobsTable",
         topic_arn=topics["VerdictTopic"],

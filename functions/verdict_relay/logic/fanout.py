@@ -2,10 +2,11 @@
 
 A provider's ceiling is its rate limit: ``rate_per_s * jobs_per_request`` jobs per second (Alibaba answers ten
 jobs per request, the others one). One invocation has ``time_budget_s`` seconds. When more jobs are due than the
-invocation can poll in that time, they go out as per-provider batches on the poll queue; the poll workers (with
-reserved concurrency) share the provider's rate limit, so all of them together stay within it. A batch holds
-at most ``MAX_BATCH_JOBS`` jobs, so a fast provider's backlog becomes several messages rather than one too large
-for SQS.
+invocation can poll in that time, they go out as per-provider batches on the poll queue. The queue is FIFO with
+the provider as message group, so one worker at a time polls a provider, at the provider's whole rate limit
+(several workers with a share each could together go over it: each share's bucket may spend its saved-up
+request in the same second). A batch holds at most ``MAX_BATCH_JOBS`` jobs, so a fast provider's backlog
+becomes several messages rather than one too large for SQS.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 MAX_BATCH_JOBS = 1000
-"""Jobs per batch at most: Alibaba's share of 25 requests/s over a 240 s budget would otherwise make one batch
-of tens of thousands of jobs, beyond an SQS message (256 KiB)."""
+"""Jobs per batch at most: Alibaba's 50 requests/s of ten jobs each over a 240 s budget would otherwise make one
+batch of tens of thousands of jobs, beyond an SQS message (256 KiB)."""
 
 T = TypeVar("T")
 
@@ -46,21 +47,20 @@ def plan(
     jobs_per_request: int,
     time_budget_s: float,
     worker_budget_s: float,
-    workers: int,
     always: bool = False,
     read_limit: int | None = None,
 ) -> FanoutPlan[T]:
     """Poll here if the backlog fits this invocation; otherwise (or ``always``) split it for the workers.
 
-    Each worker polls at ``rate_per_s / workers``; a batch is what one worker polls in its budget at that rate,
-    up to ``MAX_BATCH_JOBS``.
+    One worker at a time polls a provider, at ``rate_per_s``; a batch is what it polls in its budget at that
+    rate, up to ``MAX_BATCH_JOBS``.
     """
     here = capacity(rate_per_s, jobs_per_request, time_budget_s)
     if read_limit is not None:
         here = min(here, read_limit)  # a cycle polls no more than it reads from the index
     if not due or (len(due) <= here and not always):
         return FanoutPlan(provider, here, [])
-    per_worker = max(jobs_per_request, capacity(rate_per_s / workers, jobs_per_request, worker_budget_s))
+    per_worker = max(jobs_per_request, capacity(rate_per_s, jobs_per_request, worker_budget_s))
     per_worker = min(per_worker, MAX_BATCH_JOBS)
     batches = [list(due[i : i + per_worker]) for i in range(0, len(due), per_worker)]
     return FanoutPlan(provider, here, batches)
