@@ -200,6 +200,28 @@ def test_huawei_iam_token_refused_by_the_api_is_fetched_again_once(
     assert statuses(simulator, "huawei-video") == [200, 401, 200]
 
 
+def test_concurrent_requests_refused_with_the_same_iam_token_fetch_one_new_token() -> None:
+    # Answers take 0.5 s, so all four requests are out with the revoked token before the first 401 is back.
+    with ProviderSimulator(latency_s=0.5) as slow:
+        job_ids = [f"job-{i}" for i in range(4)]
+        for job_id in job_ids:
+            put_finished_job(slow, "huawei-video", job_id)
+        settings = ProviderSettings.model_validate(slow.provider_entry("huawei-video", auth="iam"))
+        client = build_client("huawei-video", settings, options=FAST)
+        assert client is not None
+        client.fetch(["job-0"])
+        slow.revoke_tokens()
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            fetched = list(pool.map(lambda job_id: client.fetch([job_id]), job_ids))
+        client.close()
+
+        assert [result.jobs[0].verdict.suggestion for result in fetched] == [Suggestion.BLOCK] * 4
+        assert statuses(slow, "huawei-video").count(401) == 4
+        # The first 401 renews the token; the others retry with it instead of each fetching another.
+        assert statuses(slow, IAM) == [201, 201]
+
+
 def test_huawei_iam_token_within_an_hour_of_expiry_is_not_reused(connect: Connect) -> None:
     # A token valid 30 minutes is already inside the one-hour renewal margin: every call fetches a fresh one.
     with ProviderSimulator(iam_token_ttl_s=1800) as short_lived:

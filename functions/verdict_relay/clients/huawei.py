@@ -99,8 +99,9 @@ class HuaweiAuth(ABC):
     def headers(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
         """Headers to add to this attempt (called again for every retry)."""
 
-    def renew(self) -> bool:
-        """Forget cached credentials after a 401; True when trying again with new ones may succeed."""
+    def renew(self, refused: Mapping[str, str]) -> bool:
+        """Forget the cached credentials that ``refused`` (the headers of the attempt answered 401) carried;
+        True when trying again with new ones may succeed."""
         return False
 
 
@@ -169,9 +170,12 @@ class HuaweiIamAuth(HuaweiAuth):
                 self._renew_at = expires_at - TOKEN_REFRESH_MARGIN
             return self._token
 
-    def renew(self) -> bool:
+    def renew(self, refused: Mapping[str, str]) -> bool:
         with self._lock:
-            self._token = None
+            # Only the token that was refused: when concurrent requests all get a 401 for the same token, the
+            # first one's renewal must not be thrown away by the others, each fetching yet another token.
+            if self._token is not None and self._token == refused.get("X-Auth-Token"):
+                self._token = None
         return True
 
     def _fetch(self) -> tuple[str, datetime]:
@@ -256,14 +260,18 @@ class _HuaweiClient(ProviderClient):
         self._endpoint = endpoint.rstrip("/")
 
     def _get(self, url: str) -> HttpResponse:
+        sent: dict[str, str] = {}
+
         def build() -> OutgoingRequest:
             # Huawei's SDK sends a JSON content type on every call, GETs included; it is signed like the rest.
             headers = {"Content-Type": _JSON}
             headers.update(self._auth.headers("GET", url, headers, b""))
+            sent.clear()
+            sent.update(headers)  # the last attempt's: what a 401 refused
             return OutgoingRequest("GET", url, headers)
 
         response = self._http.send(build)
-        if response.status == 401 and self._auth.renew():
+        if response.status == 401 and self._auth.renew(sent):
             response = self._http.send(build)
         return response
 
