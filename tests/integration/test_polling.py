@@ -664,6 +664,41 @@ def test_back_to_back_worker_invocations_share_one_rate_limit_and_build_only_the
     assert built == {"azure-review"}
 
 
+def test_a_providers_next_batch_polled_in_a_fresh_container_does_not_add_a_request_to_the_last_second(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from verdict_relay.handlers import dependencies as dependencies_module
+    from verdict_relay.handlers.poll_worker import lambda_handler as worker
+
+    # One request per second, counted by the simulator over any sliding second.
+    harness.simulator.set_rate_limit("azure-review", 1.0)
+    document = {"azure-review": harness.simulator.provider_entry("azure-review", rate_limit_per_s=1.0)}
+    (tmp_path / "worker").mkdir()
+    configure_environment(monkeypatch, aws, tmp_path / "worker", document)
+    job_ids = ["job-1", "job-2", "job-3"]
+    for job_id in job_ids:
+        harness.simulator.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.9))
+    harness.register("azure-review", *job_ids)
+
+    # The provider's batches one after the other, as its message group hands them out, each in a container of
+    # its own: the second and third workers' buckets are new, and full.
+    for i, job_id in enumerate(job_ids):
+        dependencies_module.dependencies.cache_clear()
+        body = json.dumps({"provider": "azure-review", "jobs": [{"job_id": job_id}]})
+        message = {
+            "MessageId": f"m-{i}",
+            "ReceiptHandle": f"r-{i}",
+            "Body": body,
+            "MD5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+        }
+        assert worker(sqs_event([message]), LambdaContext()) == {"batchItemFailures": []}
+
+    requests = harness.simulator.requests("azure-review")
+    assert len(requests) == 3
+    assert harness.simulator.over_limit("azure-review") == 0, [round(r.at, 2) for r in requests]
+    assert all(harness.status("azure-review", j) is JobStatus.SUCCEEDED for j in job_ids)
+
+
 def test_a_callback_token_the_provider_echoes_is_not_kept_in_the_stored_raw_payload(
     aws: FakeAws, simulator: ProviderSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

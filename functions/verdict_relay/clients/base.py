@@ -13,9 +13,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from verdict_relay.errors import ProviderApiError
 from verdict_relay.models.verdict import Verdict
+
+if TYPE_CHECKING:
+    from verdict_relay.clients.ratelimit import TokenBucket
 
 _deadline: ContextVar[float | None] = ContextVar("provider_request_deadline", default=None)
 
@@ -98,6 +102,16 @@ class ProviderClient(ABC):
     """How many job ids one fetch() call takes (Alibaba: JobIds per QueryMediaCensorJobList)."""
     discovers: bool = False
     """Whether discover() can list jobs; the poller keeps a discovery watermark only for those that can."""
+    limiter: TokenBucket | None = None
+    """The token bucket every request of the client takes its turn from, if any."""
+
+    def take_over(self) -> None:
+        """This client starts sending the provider's requests after another sender did: a poll worker after the
+        scheduled poller or after a worker in another container, the poller after the workers' hold. The
+        request its bucket saved up while idle is given up, so the provider sees the rate go on as from one
+        bucket instead of that request on top of the other sender's last second."""
+        if self.limiter is not None:
+            self.limiter.spend_saved()
 
     @abstractmethod
     def fetch(self, job_ids: Sequence[str]) -> FetchResult:

@@ -66,6 +66,13 @@ class TokenBucket:
             self._tokens -= 1.0
             return True
 
+    def spend_saved(self) -> None:
+        """Give up the tokens saved while idle (a debt of reserved ones stays): from now on, requests go out at
+        the rate, as if this bucket had sent the previous one."""
+        with self._lock:
+            self._refill()
+            self._tokens = min(self._tokens, 0.0)
+
     def _refill(self) -> None:
         now = self._clock()
         # Capped at `burst`: time spent idle (or oversleeping) beyond a full bucket is not credited.

@@ -196,6 +196,7 @@ class Poller:
                 report.skipped = "circuit open"
                 count("ProviderSkippedCircuitOpen", provider)
                 return report
+            self._clients[provider].take_over()  # from the workers, if they held the provider
             with finish_within(time_left_s() - self._settings.safety_margin_s / 2):
                 report.discovered = self._discover(provider)
             if not poll:
@@ -224,6 +225,7 @@ class Poller:
             report.skipped = "circuit open"
             report.left_due = len(jobs)
             return report
+        self._clients[provider].take_over()  # from the scheduler, or the worker that polled the batch before
         self._poll(provider, list(jobs), time_left_s, report, requests_until)
         return report
 

@@ -57,6 +57,19 @@ def test_idle_time_beyond_a_full_bucket_is_not_credited() -> None:
     assert limiter.acquire() == pytest.approx(0.1)
 
 
+def test_a_bucket_that_takes_over_gives_up_its_saved_request_but_keeps_its_queue() -> None:
+    clock = FakeClock()
+    idle = bucket(rate=10, burst=1, clock=clock)
+
+    idle.spend_saved()  # full after idling: the first request now waits one interval, as if it followed another
+
+    assert idle.acquire() == pytest.approx(0.1)
+    busy = TokenBucket(10, 1, clock=clock, sleep=lambda _: None)
+    busy.acquire(), busy.acquire()  # the second caller is queued 0.1 s ahead
+    busy.spend_saved()  # a debt is not forgiven
+    assert busy.acquire() == pytest.approx(0.2)
+
+
 def test_try_acquire_never_waits() -> None:
     clock = FakeClock()
     limiter = bucket(rate=5, burst=1, clock=clock)
