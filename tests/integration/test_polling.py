@@ -494,7 +494,7 @@ def test_a_fan_out_that_fails_stops_neither_the_other_providers_nor_the_sweep(
 def fan_out_wiring(
     aws: FakeAws, monkeypatch: pytest.MonkeyPatch, event: str, hook: Callable[..., None]
 ) -> tuple[Dependencies, boto3.session.Session, str]:
-    """The scheduler's wiring with small worker batches (one worker, 3 s budget) on a session whose SQS calls
+    """The scheduler's wiring with small worker batches (a 3 s budget) on a session whose SQS calls
     ``hook`` sees at ``event``; the poll queue's URL."""
     queue_url = aws.resources.queue_urls["PollQueue"]
     monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
@@ -553,7 +553,32 @@ def test_a_fan_out_of_which_nothing_was_sent_leaves_the_jobs_to_the_next_schedul
     assert len(sent) == 30
 
 
-def test_holds_of_providers_fanned_out_together_end_one_after_the_other(
+def test_a_fan_out_whose_answer_from_sqs_was_lost_keeps_the_hold_for_the_batches_it_may_have_sent(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ReadTimeoutError
+
+    from verdict_relay.handlers.poller import fan_out
+
+    def answer_lost(**_: Any) -> None:  # SQS queued the batches; their answer never came back
+        raise ReadTimeoutError(endpoint_url="https://sqs.us-east-1.amazonaws.com")
+
+    deps, session, queue_url = fan_out_wiring(
+        aws, monkeypatch, "after-call.sqs.SendMessageBatch", answer_lost
+    )
+    harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
+
+    assert fan_out(deps, 2.0)["azure-review"] == 0
+    assert len([job for m in aws.drain(queue_url) for job in json.loads(m["Body"])["jobs"]]) == 30
+
+    # The batches are with the workers: the next schedule neither sends them again nor polls the provider itself
+    session.events.unregister("after-call.sqs.SendMessageBatch", answer_lost)
+    assert deps.store.fanout_hold("azure-review") is not None
+    assert fan_out(deps, 2.0)["azure-review"] == 0
+    assert aws.drain(queue_url) == []
+
+
+def test_providers_fanned_out_together_are_each_held_for_their_own_batches_only(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from verdict_relay.handlers import dependencies as dependencies_module
@@ -562,19 +587,20 @@ def test_holds_of_providers_fanned_out_together_end_one_after_the_other(
 
     monkeypatch.setenv("POLL_QUEUE_URL", aws.resources.queue_urls["PollQueue"])
     dependencies_module.dependencies.cache_clear()
-    harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
-    harness.register("huawei-video", *[f"hv-{i:02}" for i in range(30)])
+    harness.register("azure-review", *[f"az-{i:02}" for i in range(60)])
+    harness.register("huawei-video", *[f"hv-{i:02}" for i in range(60)])
     started = datetime.now(UTC)
 
     scheduler({"source": "aws.scheduler"}, ShortContext())
 
-    # The workers are shared: the hold taken second starts where the first ends, not now
+    # Each provider has a worker of its own: a hold covers that provider's batches (and the slack for the one
+    # picked up last), not the other provider's queued before them.
     store = dependencies_module.dependencies().store
     holds = sorted(h.until for h in (store.fanout_hold(p) for p in ("azure-review", "huawei-video")) if h)
-    one = timedelta(seconds=drain_seconds(30, 10, 1))
+    one = timedelta(seconds=drain_seconds(60, 10, 1))  # 7.5 s
     assert len(holds) == 2
-    assert holds[0] - started >= one + timedelta(seconds=240)  # the slack for the batch picked up last
-    assert holds[1] - holds[0] >= one
+    assert holds[0] - started >= one + timedelta(seconds=240)
+    assert holds[1] - started < one + timedelta(seconds=240 + 3)
     batches = [json.loads(m["Body"]) for m in aws.drain(aws.resources.queue_urls["PollQueue"])]
     assert {(b["provider"], datetime.fromisoformat(b["until"])) for b in batches} == {
         ("azure-review", store.fanout_hold("azure-review").until),  # type: ignore[union-attr]

@@ -193,3 +193,20 @@ def test_no_function_with_an_sqs_event_has_a_role_sam_generates() -> None:
 
     assert consuming
     assert [name for name in consuming if "Role" not in functions[name]] == []
+
+
+def test_the_poll_worker_can_poll_every_provider_at_once_and_each_by_one_worker() -> None:
+    from verdict_relay.models.verdict import PROVIDER_NAMES
+
+    template = load_template()
+    queues = resources_of_type(template, "AWS::SQS::Queue")
+    worker = resources_of_type(template, "AWS::Serverless::Function")["PollWorkerFunction"]
+    source = worker["Events"]["Batches"]["Properties"]
+
+    # A provider's batches are one message group of a FIFO queue: polled one at a time, at the provider's rate.
+    assert queues["PollQueue"]["FifoQueue"] is True
+    assert queues["PollDeadLetterQueue"]["FifoQueue"] is True
+    # Fanned-out holds assume a worker per provider: a provider added without one would wait behind the others.
+    assert source["ScalingConfig"]["MaximumConcurrency"] == len(PROVIDER_NAMES)
+    assert worker["ReservedConcurrentExecutions"] == len(PROVIDER_NAMES)
+    assert source["BatchSize"] == 1

@@ -76,3 +76,23 @@ def test_a_batch_sent_again_after_a_lost_answer_is_queued_once(aws: FakeAws) -> 
     queue.send([batch])  # what a retried SendMessageBatch amounts to: the same body, within minutes
 
     assert [parse_batch(m["Body"]) for m in aws.drain(queue_url)] == [batch]
+
+
+def test_a_batch_that_keeps_failing_moves_to_the_dead_letter_queue_and_lets_its_providers_next_one_go(
+    aws: FakeAws,
+) -> None:
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    sqs = aws.session.client("sqs")
+    failing = PollBatch(provider="huawei-video", jobs=[DueJob("hv-1")])
+    PollQueue(queue_url, sqs).send([failing, PollBatch(provider="huawei-video", jobs=[DueJob("hv-2")])])
+
+    def receive() -> list[PollBatch]:  # a worker that fails its batch: it is visible again at once
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1, VisibilityTimeout=0)
+        return [parse_batch(m["Body"]) for m in messages.get("Messages", [])]
+
+    # The template's maxReceiveCount (3) tries, then the batch is moved aside and the next one handed out.
+    assert [receive() for _ in range(3)] == [[failing]] * 3
+    assert [batch.jobs for batch in receive()] == [[DueJob("hv-2")]]
+    assert [parse_batch(m["Body"]) for m in aws.drain(aws.resources.queue_urls["PollDeadLetterQueue"])] == [
+        failing
+    ]

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from verdict_relay.errors import StorageError
@@ -77,8 +77,12 @@ class PollQueue:
     def _send(self, entries: list[dict[str, str]], sent_before: int) -> int:
         try:
             response = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, EndpointConnectionError, ConnectTimeoutError) as exc:
+            # SQS answered with an error, or was never reached: none of this call's messages went out.
             raise PollQueueError(f"poll queue: send failed ({type(exc).__name__})", sent_before) from exc
+        except BotoCoreError as exc:
+            # A lost answer (a read timeout, a dropped connection): SQS may have queued them.
+            raise PollQueueError(f"poll queue: send unconfirmed ({type(exc).__name__})", None) from exc
         if response.get("Failed"):
             failed = response["Failed"]
             codes = sorted({f.get("Code", "") for f in failed})
@@ -90,9 +94,10 @@ class PollQueue:
 
 
 class PollQueueError(StorageError):
-    """Batches that could not be sent; ``sent``: how many messages of the same send did go out."""
+    """Batches that could not be sent; ``sent``: how many messages of the same send did go out, None when that
+    is not known (SQS's answer was lost)."""
 
-    def __init__(self, message: str, sent: int) -> None:
+    def __init__(self, message: str, sent: int | None) -> None:
         super().__init__(message)
         self.sent = sent
 

@@ -37,8 +37,8 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
     break the provider's limit. A job the workers could not poll is due again once the hold ends.
 
     One worker at a time polls a provider's batches, at the provider's rate: the queue is FIFO, with the provider
-    as message group. The workers are shared by every provider, so a hold lasts until the whole queue can have
-    drained: where the latest hold of any provider expects it drained, plus this provider's jobs at its rate, plus
+    as message group, and there is a worker for every provider. So a hold lasts until the provider's own batches
+    can have been polled: where its hold expects them polled (or now), plus the newly sent jobs at its rate, plus
     one worker budget of slack (added once, not once per schedule, so a trickle of newly due jobs does not push
     holds ever later). Each batch carries its hold's end; a worker that receives it later leaves the jobs to the
     scheduler, which may have sent them again.
@@ -63,17 +63,9 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
         logger.error("fan-out holds unreadable; no provider polled here this cycle", error=exc.message)
         count("FanOutFailed")
         return dict.fromkeys(poller.providers, 0)
-    started = datetime.now(UTC)
-    slack = timedelta(seconds=deps.settings.poll_worker_budget_seconds)  # for the batch picked up last
-    # When the queue is expected to be drained: the latest hold of any provider, without its slack.
-    queue_drained = max(
-        (h.until - slack for h in holds.values() if h is not None and h.until > started), default=started
-    )
     for provider in poller.providers:
         try:
-            queue_drained = _fan_out_provider(
-                deps, poller, queue, provider, holds[provider], queue_drained, slack, time_budget_s, sent
-            )
+            _fan_out_provider(deps, poller, queue, provider, holds[provider], time_budget_s, sent)
         except StorageError as exc:
             logger.error(
                 "fan-out failed; provider not polled here this cycle", provider=provider, error=exc.message
@@ -89,14 +81,12 @@ def _fan_out_provider(
     queue: PollQueue,
     provider: str,
     hold: FanoutHold | None,
-    queue_drained: datetime,
-    slack: timedelta,
     time_budget_s: float,
     sent: dict[str, int],
-) -> datetime:
-    """Fan one provider's backlog out (see fan_out); records what was sent in ``sent``. Returns when the queue
-    is now expected to be drained."""
+) -> None:
+    """Fan one provider's backlog out (see fan_out); records what was sent in ``sent``."""
     now = datetime.now(UTC)
+    slack = timedelta(seconds=deps.settings.poll_worker_budget_seconds)  # for the batch picked up last
     workers_active = hold is not None and hold.until > now
     rescan = hold is None or not workers_active or hold.rescan_at is None or now >= hold.rescan_at
     stored = list(
@@ -118,11 +108,14 @@ def _fan_out_provider(
     if not plan.fans_out:
         if workers_active:
             sent[provider] = 0  # nothing newly due, but the workers own this provider for now
-        return queue_drained
-    queue_drained = max(queue_drained, now) + timedelta(
-        seconds=fanout.drain_seconds(len(stored), rate, poller.batch_size(provider))
+        return
+    # The provider's batches already queued are expected polled at its hold's end, less the slack.
+    polled = max(hold.until - slack, now) if hold is not None and workers_active else now
+    until = (
+        polled
+        + timedelta(seconds=fanout.drain_seconds(len(stored), rate, poller.batch_size(provider)))
+        + slack
     )
-    until = queue_drained + slack
     # Held through the last job sent. When the read stopped at its limit, the second it stopped in may hold
     # more jobs: the next schedule reads that second again (a job sent twice is polled twice, once as
     # unfinished or finished; none is skipped).
@@ -133,7 +126,7 @@ def _fan_out_provider(
     # The hold first: a send that fails part way leaves batches with the workers, and without the hold the
     # next schedule would poll the provider itself (or send them again) on top of them. Jobs the failed part
     # held back are due again at the hold's end. A send of which nothing went out takes the hold back: nobody
-    # would poll those jobs until it ended.
+    # would poll those jobs until it ended. One whose answer was lost keeps it: the batches may be queued.
     deps.store.set_fanout_hold(provider, until, through, rescan_at)
     try:
         queue.send([PollBatch(provider=provider, jobs=batch, until=until) for batch in plan.batches])
@@ -151,7 +144,6 @@ def _fan_out_provider(
         held_until=until,
         rescan=rescan and workers_active,
     )
-    return queue_drained
 
 
 def scheduled_cycle(deps: Dependencies, time_left_s: Callable[[], float]) -> dict[str, Any]:

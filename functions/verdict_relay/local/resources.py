@@ -6,6 +6,7 @@ tests and the local stack without a second definition. Used by the tests (moto i
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,14 +91,30 @@ def create_resources(session: Any, prefix: str = "verdict-relay") -> LocalResour
         s3.create_bucket(Bucket=bucket)
         buckets.append(bucket)
     sqs = session.client("sqs")
+    queue_props = resources_of_type(template, "AWS::SQS::Queue")
     queues = {}
-    for logical_id, props in resources_of_type(template, "AWS::SQS::Queue").items():
+    for logical_id, props in queue_props.items():
+        attributes = {"VisibilityTimeout": str(props.get("VisibilityTimeout", 30))}
+        suffix = ""
         if props.get("FifoQueue"):  # CloudFormation adds the suffix a FIFO queue's name needs
-            queues[logical_id] = sqs.create_queue(
-                QueueName=f"{prefix}-{logical_id}.fifo", Attributes={"FifoQueue": "true"}
-            )["QueueUrl"]
-        else:
-            queues[logical_id] = sqs.create_queue(QueueName=f"{prefix}-{logical_id}")["QueueUrl"]
+            attributes["FifoQueue"] = "true"
+            suffix = ".fifo"
+        queues[logical_id] = sqs.create_queue(
+            QueueName=f"{prefix}-{logical_id}{suffix}", Attributes=attributes
+        )["QueueUrl"]
+    # Redrive policies once every queue exists: a batch that keeps failing moves aside, as deployed (in a FIFO
+    # queue it would otherwise hold its provider's later batches back for good).
+    for logical_id, props in queue_props.items():
+        redrive = props.get("RedrivePolicy")
+        if redrive:
+            target = str(redrive["deadLetterTargetArn"]).removesuffix(".Arn")  # !GetAtt <logical id>.Arn
+            target_arn = sqs.get_queue_attributes(QueueUrl=queues[target], AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
+            policy = {"deadLetterTargetArn": target_arn, "maxReceiveCount": redrive["maxReceiveCount"]}
+            sqs.set_queue_attributes(
+                QueueUrl=queues[logical_id], Attributes={"RedrivePolicy": json.dumps(policy)}
+            )
     return LocalResources(
         table_name=f"{prefix}-JobsTable",
         topic_arn=topics["VerdictTopic"],
