@@ -578,6 +578,31 @@ def test_a_fan_out_whose_answer_from_sqs_was_lost_keeps_the_hold_for_the_batches
     assert aws.drain(queue_url) == []
 
 
+def test_a_fan_out_whose_first_answer_was_lost_keeps_the_hold_whatever_a_later_attempt_would_say(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+
+    from verdict_relay.handlers.poller import fan_out
+
+    attempts: list[str] = []
+
+    def lost_then_unreachable(**_: Any) -> None:  # inside botocore's retry loop, unlike after-call
+        attempts.append("sent")
+        if len(attempts) == 1:  # SQS may have queued this one: its answer never came back
+            raise ReadTimeoutError(endpoint_url="https://sqs.us-east-1.amazonaws.com")
+        raise EndpointConnectionError(endpoint_url="https://sqs.us-east-1.amazonaws.com")
+
+    deps, _, _ = fan_out_wiring(aws, monkeypatch, "before-send.sqs.SendMessageBatch", lost_then_unreachable)
+    harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
+
+    assert fan_out(deps, 2.0)["azure-review"] == 0
+
+    # One attempt: a retry that never reached SQS must not make the first one pass for nothing sent.
+    assert attempts == ["sent"]
+    assert deps.store.fanout_hold("azure-review") is not None
+
+
 def test_providers_fanned_out_together_are_each_held_for_their_own_batches_only(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:

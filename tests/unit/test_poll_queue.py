@@ -6,11 +6,20 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 from pydantic import ValidationError
 
 from tests.conftest import FakeAws
-from verdict_relay.dal.poll_queue import MAX_MESSAGE_BYTES, PollBatch, PollQueue, parse_batch
+from verdict_relay.dal.poll_queue import MAX_MESSAGE_BYTES, PollBatch, PollQueue, PollQueueError, parse_batch
 from verdict_relay.models.jobs import DueJob
+
+SQS_URL = "https://sqs.us-east-1.amazonaws.com"
 
 
 def test_a_batch_too_large_for_one_message_arrives_whole_in_several(aws: FakeAws) -> None:
@@ -96,3 +105,34 @@ def test_a_batch_that_keeps_failing_moves_to_the_dead_letter_queue_and_lets_its_
     assert [parse_batch(m["Body"]) for m in aws.drain(aws.resources.queue_urls["PollDeadLetterQueue"])] == [
         failing
     ]
+
+
+@pytest.mark.parametrize(
+    ("error", "sent"),
+    [
+        (ReadTimeoutError(endpoint_url=SQS_URL), None),  # SQS may have queued the batch
+        (ConnectionClosedError(endpoint_url=SQS_URL), None),
+        (EndpointConnectionError(endpoint_url=SQS_URL), 0),  # never reached
+        (ConnectTimeoutError(endpoint_url=SQS_URL), 0),
+        (NoCredentialsError(), 0),  # the request never left
+    ],
+    ids=["read-timeout", "connection-closed", "endpoint-unreachable", "connect-timeout", "no-credentials"],
+)
+def test_a_failed_send_says_whether_its_batches_may_have_gone_out(
+    aws: FakeAws, error: Exception, sent: int | None
+) -> None:
+    from verdict_relay.handlers.dependencies import SQS_CONFIG
+
+    client = aws.session.client("sqs", config=SQS_CONFIG)
+
+    def fail(**_: object) -> None:
+        raise error
+
+    client.meta.events.register("before-send.sqs.SendMessageBatch", fail)
+
+    with pytest.raises(PollQueueError) as raised:
+        PollQueue(aws.resources.queue_urls["PollQueue"], client).send(
+            [PollBatch(provider="azure-review", jobs=[DueJob("az-1")])]
+        )
+
+    assert raised.value.sent == sent

@@ -18,7 +18,14 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from verdict_relay.errors import StorageError
@@ -77,12 +84,15 @@ class PollQueue:
     def _send(self, entries: list[dict[str, str]], sent_before: int) -> int:
         try:
             response = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
-        except (ClientError, EndpointConnectionError, ConnectTimeoutError) as exc:
-            # SQS answered with an error, or was never reached: none of this call's messages went out.
+        except (HTTPClientError, BotoConnectionError) as exc:
+            if not isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
+                # A lost answer (a read timeout, a dropped connection, a TLS failure): SQS may have queued them.
+                # The client does not retry (SQS_CONFIG), so no later attempt can hide an earlier one's fate.
+                raise PollQueueError(f"poll queue: send unconfirmed ({type(exc).__name__})", None) from exc
+            raise PollQueueError(f"poll queue: SQS not reached ({type(exc).__name__})", sent_before) from exc
+        except (ClientError, BotoCoreError) as exc:
+            # SQS answered with an error, or the request never left (credentials, parameters): none went out.
             raise PollQueueError(f"poll queue: send failed ({type(exc).__name__})", sent_before) from exc
-        except BotoCoreError as exc:
-            # A lost answer (a read timeout, a dropped connection): SQS may have queued them.
-            raise PollQueueError(f"poll queue: send unconfirmed ({type(exc).__name__})", None) from exc
         if response.get("Failed"):
             failed = response["Failed"]
             codes = sorted({f.get("Code", "") for f in failed})

@@ -181,7 +181,7 @@ class Dependencies:
 
         if not self.settings.poll_queue_url:
             return None
-        return PollQueue(self.settings.poll_queue_url, self.session.client("sqs"))
+        return PollQueue(self.settings.poll_queue_url, self.session.client("sqs", config=SQS_CONFIG))
 
 
 class _ClientsOnFirstUse(Mapping[str, "ProviderClient"]):
@@ -237,6 +237,12 @@ SNS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standar
 publisher retries what SNS certainly did not take (``dal/publisher.py``). A publish ends well inside the publish
 claim (60 s by default; its worst case is ``PUBLISH_MAX_S``): botocore's defaults (60 s reads) could outlast
 it and let the owed-publish sweep send the verdict a second time meanwhile."""
+
+
+SQS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 1})
+"""No botocore retries for the fan-out's sends: an attempt after one whose answer was lost could end in an error,
+and the send would pass for one of which nothing went out (its hold taken back while its batches are queued). A
+failed send is tried again by the next schedule; the timeouts keep it well inside the poller's minute."""
 
 
 @cache
