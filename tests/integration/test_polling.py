@@ -603,6 +603,30 @@ def test_a_fan_out_whose_first_answer_was_lost_keeps_the_hold_whatever_a_later_a
     assert deps.store.fanout_hold("azure-review") is not None
 
 
+def test_a_hold_lasts_as_long_as_a_worker_polling_at_its_own_pace_needs(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verdict_relay.handlers.poller import fan_out
+    from verdict_relay.logic.fanout import drain_seconds
+
+    # A worker counted on for 2 jobs a second, below Azure's 10 requests a second.
+    monkeypatch.setenv("POLL_JOBS_PER_SECOND", "2")
+    deps, _, queue_url = fan_out_wiring(
+        aws, monkeypatch, "before-send.sqs.SendMessageBatch", lambda **_: None
+    )
+    harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
+    started = datetime.now(UTC)
+
+    assert fan_out(deps, 2.0)["azure-review"] == 30
+
+    hold = deps.store.fanout_hold("azure-review")
+    assert hold is not None
+    # 18.75 s, not the 3.75 s Azure's rate alone would take; plus the 3 s worker budget as slack
+    assert hold.until - started >= timedelta(seconds=drain_seconds(30, 2, 1) + 3)
+    # and a batch is what the worker polls in its 3 s budget at that pace
+    assert {len(json.loads(m["Body"])["jobs"]) for m in aws.drain(queue_url)} == {4, 2}
+
+
 def test_providers_fanned_out_together_are_each_held_for_their_own_batches_only(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -69,3 +69,17 @@ def test_the_hold_lasts_as_long_as_the_workers_need_at_the_providers_rate() -> N
     assert drain_seconds(5000, rate_per_s=10, jobs_per_request=1) == 625
     # Alibaba answers ten jobs a request
     assert drain_seconds(5000, rate_per_s=50, jobs_per_request=10) == 12.5
+
+
+def test_a_provider_faster_than_one_invocations_cpu_is_planned_at_the_invocations_pace() -> None:
+    # Alibaba allows 500 jobs a second by rate; an invocation that polls 40 a second drains far slower.
+    assert capacity(50, 10, 50, max_jobs_per_s=40) == 1600
+    assert drain_seconds(20_000, 50, 10, max_jobs_per_s=40) == 625
+    assert drain_seconds(20_000, 50, 10) == 50
+    # A provider slower than the cap keeps its rate.
+    assert drain_seconds(5000, 10, 1, max_jobs_per_s=40) == 625
+
+    result = plan("alibaba-mps", [f"j{i}" for i in range(1800)], 50, 10, 50, 240, max_jobs_per_s=40)
+
+    assert result.capacity == 1600
+    assert result.fans_out

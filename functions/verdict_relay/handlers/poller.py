@@ -104,6 +104,7 @@ def _fan_out_provider(
         worker_budget_s=deps.settings.poll_worker_budget_seconds,
         always=workers_active,
         read_limit=poller.due_limit,
+        max_jobs_per_s=deps.settings.poll_jobs_per_second,
     )
     if not plan.fans_out:
         if workers_active:
@@ -111,11 +112,10 @@ def _fan_out_provider(
         return
     # The provider's batches already queued are expected polled at its hold's end, less the slack.
     polled = max(hold.until - slack, now) if hold is not None and workers_active else now
-    until = (
-        polled
-        + timedelta(seconds=fanout.drain_seconds(len(stored), rate, poller.batch_size(provider)))
-        + slack
+    drain = fanout.drain_seconds(
+        len(stored), rate, poller.batch_size(provider), deps.settings.poll_jobs_per_second
     )
+    until = polled + timedelta(seconds=drain) + slack
     # Held through the last job sent. When the read stopped at its limit, the second it stopped in may hold
     # more jobs: the next schedule reads that second again (a job sent twice is polled twice, once as
     # unfinished or finished; none is skipped).

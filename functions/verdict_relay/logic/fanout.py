@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 MAX_BATCH_JOBS = 1000
-"""Jobs per batch at most: Alibaba's 50 requests/s of ten jobs each over a 240 s budget would otherwise make one
-batch of tens of thousands of jobs, beyond an SQS message (256 KiB)."""
+"""Jobs per batch at most, whatever the pace: one SQS message holds 256 KiB, and Alibaba's 50 requests/s of ten
+jobs each over a 240 s budget would make a batch of tens of thousands of jobs."""
 
 T = TypeVar("T")
 
@@ -35,9 +35,25 @@ class FanoutPlan(Generic[T]):
         return bool(self.batches)
 
 
-def capacity(rate_per_s: float, jobs_per_request: int, time_budget_s: float, efficiency: float = 0.8) -> int:
-    """Jobs one invocation can poll: the rate limit over the budget, with headroom for retries and latency."""
-    return max(0, int(rate_per_s * jobs_per_request * max(0.0, time_budget_s) * efficiency))
+def jobs_per_second(rate_per_s: float, jobs_per_request: int, max_jobs_per_s: float | None = None) -> float:
+    """How fast one invocation polls a provider: its rate limit, or the invocation's own CPU when that is less
+    (``max_jobs_per_s``: the poller spends a few milliseconds of CPU on each job, and a Lambda function has a
+    share of a vCPU; Alibaba's 500 jobs a second by rate are beyond it)."""
+    by_rate = rate_per_s * jobs_per_request
+    return by_rate if max_jobs_per_s is None else min(by_rate, max_jobs_per_s)
+
+
+def capacity(
+    rate_per_s: float,
+    jobs_per_request: int,
+    time_budget_s: float,
+    efficiency: float = 0.8,
+    *,
+    max_jobs_per_s: float | None = None,
+) -> int:
+    """Jobs one invocation can poll: its pace over the budget, with headroom for retries and latency."""
+    pace = jobs_per_second(rate_per_s, jobs_per_request, max_jobs_per_s)
+    return max(0, int(pace * max(0.0, time_budget_s) * efficiency))
 
 
 def plan(
@@ -49,25 +65,29 @@ def plan(
     worker_budget_s: float,
     always: bool = False,
     read_limit: int | None = None,
+    max_jobs_per_s: float | None = None,
 ) -> FanoutPlan[T]:
     """Poll here if the backlog fits this invocation; otherwise (or ``always``) split it for the workers.
 
-    One worker at a time polls a provider, at ``rate_per_s``; a batch is what it polls in its budget at that
-    rate, up to ``MAX_BATCH_JOBS``.
+    One worker at a time polls a provider, at ``rate_per_s`` (or ``max_jobs_per_s``, see
+    :func:`jobs_per_second`); a batch is what it polls in its budget at that pace, up to ``MAX_BATCH_JOBS``.
     """
-    here = capacity(rate_per_s, jobs_per_request, time_budget_s)
+    here = capacity(rate_per_s, jobs_per_request, time_budget_s, max_jobs_per_s=max_jobs_per_s)
     if read_limit is not None:
         here = min(here, read_limit)  # a cycle polls no more than it reads from the index
     if not due or (len(due) <= here and not always):
         return FanoutPlan(provider, here, [])
-    per_worker = max(jobs_per_request, capacity(rate_per_s, jobs_per_request, worker_budget_s))
+    per_worker = capacity(rate_per_s, jobs_per_request, worker_budget_s, max_jobs_per_s=max_jobs_per_s)
+    per_worker = max(jobs_per_request, per_worker)
     per_worker = min(per_worker, MAX_BATCH_JOBS)
     batches = [list(due[i : i + per_worker]) for i in range(0, len(due), per_worker)]
     return FanoutPlan(provider, here, batches)
 
 
-def drain_seconds(jobs: int, rate_per_s: float, jobs_per_request: int) -> float:
-    """How long the workers need for ``jobs`` at the provider's rate, with the same headroom as
+def drain_seconds(
+    jobs: int, rate_per_s: float, jobs_per_request: int, max_jobs_per_s: float | None = None
+) -> float:
+    """How long a worker needs for ``jobs`` at the provider's pace, with the same headroom as
     :func:`capacity`. A hold adds one worker budget on top, once, for the batch that is picked up last."""
-    per_second = max(rate_per_s * jobs_per_request * 0.8, 1e-6)
+    per_second = max(jobs_per_second(rate_per_s, jobs_per_request, max_jobs_per_s) * 0.8, 1e-6)
     return jobs / per_second
