@@ -23,8 +23,6 @@ from verdict_relay.dal.poll_queue import parse_batch
 from verdict_relay.handlers.dependencies import dependencies
 from verdict_relay.observability import count, logger, metrics
 
-processor = SqsFifoPartialProcessor()  # after a failed record, the rest of the batch is failed too, in order
-
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
@@ -52,4 +50,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         report = poller.poll_jobs(batch.provider, batch.jobs, time_left_s, requests_until=batch.until)
         logger.info("poll batch done", provider=batch.provider, jobs=len(batch.jobs), report=vars(report))
 
+    # One per invocation (a processor keeps the records' outcomes): the local stack runs workers side by side in
+    # one process. After a failed record, the rest of the batch is failed too, in order.
+    processor = SqsFifoPartialProcessor()
     return process_partial_response(event=event, record_handler=poll, processor=processor, context=context)

@@ -4,7 +4,7 @@
   ``template.yaml``;
 * the HTTP API on 127.0.0.1 (``local.http_api``) invoking the real callback handler;
 * the real poller handler, invoked every ``poll_interval`` seconds with a Lambda's 60 s budget, and the real
-  poll worker handler consuming the fan-out queue;
+  poll worker handler consuming the fan-out queue, one thread per provider as deployed;
 * an SQS queue subscribed to the verdict topic, whose messages are handed to ``on_published``.
 
 Metrics are not printed: nothing here reads them, and their JSON lines would break up the runner's output.
@@ -25,6 +25,7 @@ from typing import Any
 
 from verdict_relay.local.http_api import LocalHttpApi
 from verdict_relay.local.resources import LocalResources, create_resources
+from verdict_relay.models.verdict import PROVIDER_NAMES
 
 POLLER_TIMEOUT_S = 60.0
 WORKER_TIMEOUT_S = 300.0
@@ -179,7 +180,9 @@ class LocalStack:
             raise
         self._spawn(self._watch_topic, "published")
         self._spawn(self._poll_forever, "poller")
-        self._spawn(self._work_poll_queue, "poll-worker")
+        # A worker per provider, as deployed (the poll worker's reserved concurrency): fan-out holds count on it.
+        for i in range(len(PROVIDER_NAMES)):
+            self._spawn(self._work_poll_queue, f"poll-worker-{i}")
         return self
 
     def stop(self) -> None:
