@@ -698,6 +698,34 @@ def test_poll_once_from_the_command_line_runs_one_cycle(
     assert harness.status("huawei-video", "hv-1") is JobStatus.SUCCEEDED
 
 
+def azure_jobs_at_one_request_per_second(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *also: str
+) -> list[str]:
+    """Three finished Azure jobs, registered, with Azure limited to one request a second (and the providers in
+    ``also`` configured too) in the functions' environment; their ids."""
+    harness.simulator.set_rate_limit("azure-review", 1.0)
+    document = {"azure-review": harness.simulator.provider_entry("azure-review", rate_limit_per_s=1.0)}
+    document.update({provider: harness.simulator.provider_entry(provider) for provider in also})
+    (tmp_path / "worker").mkdir()
+    configure_environment(monkeypatch, aws, tmp_path / "worker", document)
+    job_ids = ["job-1", "job-2", "job-3"]
+    for job_id in job_ids:
+        harness.simulator.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.9))
+    harness.register("azure-review", *job_ids)
+    return job_ids
+
+
+def one_job_batch(i: int, job_id: str) -> dict[str, str]:
+    """The poll queue's message of an Azure batch of one job, as SQS delivers it."""
+    body = json.dumps({"provider": "azure-review", "jobs": [{"job_id": job_id}]})
+    return {
+        "MessageId": f"m-{i}",
+        "ReceiptHandle": f"r-{i}",
+        "Body": body,
+        "MD5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+    }
+
+
 def test_back_to_back_worker_invocations_share_one_rate_limit_and_build_only_the_polled_client(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -706,27 +734,10 @@ def test_back_to_back_worker_invocations_share_one_rate_limit_and_build_only_the
 
     # One request per second, one worker, two providers configured: three invocations of one job each, as
     # fast as they come.
-    harness.simulator.set_rate_limit("azure-review", 1.0)
-    document = {
-        "azure-review": harness.simulator.provider_entry("azure-review", rate_limit_per_s=1.0),
-        "huawei-video": harness.simulator.provider_entry("huawei-video"),
-    }
-    (tmp_path / "worker").mkdir()
-    configure_environment(monkeypatch, aws, tmp_path / "worker", document)
-    job_ids = ["job-1", "job-2", "job-3"]
-    for job_id in job_ids:
-        harness.simulator.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.9))
-    harness.register("azure-review", *job_ids)
+    job_ids = azure_jobs_at_one_request_per_second(harness, aws, monkeypatch, tmp_path, "huawei-video")
 
     for i, job_id in enumerate(job_ids):
-        body = json.dumps({"provider": "azure-review", "jobs": [{"job_id": job_id}]})
-        message = {
-            "MessageId": f"m-{i}",
-            "ReceiptHandle": f"r-{i}",
-            "Body": body,
-            "MD5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
-        }
-        assert worker(sqs_event([message]), LambdaContext()) == {"batchItemFailures": []}
+        assert worker(sqs_event([one_job_batch(i, job_id)]), LambdaContext()) == {"batchItemFailures": []}
 
     # A client per invocation would start each with a full bucket: three requests inside one second.
     requests = harness.simulator.requests("azure-review")
@@ -746,27 +757,13 @@ def test_a_providers_next_batch_polled_in_a_fresh_container_does_not_add_a_reque
     from verdict_relay.handlers.poll_worker import lambda_handler as worker
 
     # One request per second, counted by the simulator over any sliding second.
-    harness.simulator.set_rate_limit("azure-review", 1.0)
-    document = {"azure-review": harness.simulator.provider_entry("azure-review", rate_limit_per_s=1.0)}
-    (tmp_path / "worker").mkdir()
-    configure_environment(monkeypatch, aws, tmp_path / "worker", document)
-    job_ids = ["job-1", "job-2", "job-3"]
-    for job_id in job_ids:
-        harness.simulator.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.9))
-    harness.register("azure-review", *job_ids)
+    job_ids = azure_jobs_at_one_request_per_second(harness, aws, monkeypatch, tmp_path)
 
     # The provider's batches one after the other, as its message group hands them out, each in a container of
     # its own: the second and third workers' buckets are new, and full.
     for i, job_id in enumerate(job_ids):
         dependencies_module.dependencies.cache_clear()
-        body = json.dumps({"provider": "azure-review", "jobs": [{"job_id": job_id}]})
-        message = {
-            "MessageId": f"m-{i}",
-            "ReceiptHandle": f"r-{i}",
-            "Body": body,
-            "MD5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
-        }
-        assert worker(sqs_event([message]), LambdaContext()) == {"batchItemFailures": []}
+        assert worker(sqs_event([one_job_batch(i, job_id)]), LambdaContext()) == {"batchItemFailures": []}
 
     requests = harness.simulator.requests("azure-review")
     assert len(requests) == 3
