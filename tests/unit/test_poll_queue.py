@@ -76,13 +76,13 @@ def test_a_providers_next_batch_is_handed_out_only_once_the_one_being_polled_is_
     assert parse_batch(after["Body"]).jobs == [DueJob("hv-2")]
 
 
-def test_a_batch_sent_again_after_a_lost_answer_is_queued_once(aws: FakeAws) -> None:
+def test_the_same_batch_sent_twice_within_minutes_is_queued_once(aws: FakeAws) -> None:
     queue_url = aws.resources.queue_urls["PollQueue"]
     queue = PollQueue(queue_url, aws.session.client("sqs"))
     batch = PollBatch(provider="azure-review", jobs=[DueJob("az-1")], until=datetime(2026, 11, 1, tzinfo=UTC))
 
     queue.send([batch])
-    queue.send([batch])  # what a retried SendMessageBatch amounts to: the same body, within minutes
+    queue.send([batch])  # the same body: its deduplication id is its content's
 
     assert [parse_batch(m["Body"]) for m in aws.drain(queue_url)] == [batch]
 

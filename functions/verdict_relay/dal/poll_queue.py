@@ -6,8 +6,8 @@ A batch whose JSON would not fit an SQS message (long job ids) is sent as severa
 
 The queue is FIFO and a batch's message group is its provider: SQS hands a provider's next batch out only once
 the one before it is done, so at most one worker polls a provider at any time, and that worker can use the
-provider's whole rate limit without a second one adding to it. A message's deduplication id is its body's
-SHA-256, so a send that botocore retries after a lost answer does not queue the batch twice.
+provider's whole rate limit without a second one adding to it. A FIFO message needs a deduplication id: its
+body's SHA-256 (a body carries its hold's end, so two different sends do not share one).
 """
 
 from __future__ import annotations

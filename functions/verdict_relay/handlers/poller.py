@@ -38,7 +38,7 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
 
     One worker at a time polls a provider's batches, at the provider's rate: the queue is FIFO, with the provider
     as message group, and there is a worker for every provider. So a hold lasts until the provider's own batches
-    can have been polled: where its hold expects them polled (or now), plus the newly sent jobs at its rate, plus
+    can have been polled: where its hold expects them polled (or now), plus the newly sent jobs at its pace, plus
     one worker budget of slack (added once, not once per schedule, so a trickle of newly due jobs does not push
     holds ever later). Each batch carries its hold's end; a worker that receives it later leaves the jobs to the
     scheduler, which may have sent them again.
