@@ -48,12 +48,16 @@ class ApiResponse:
 
 
 class ApiClient:
-    """Invokes the real callback-receiver handler with API Gateway events."""
+    """Invokes the real callback-receiver handler with API Gateway events (and ``context``, a fresh invocation's
+    unless given)."""
+
+    def __init__(self, context: Any = None) -> None:
+        self.context = context or LambdaContext()
 
     def invoke(self, event: dict[str, Any]) -> ApiResponse:
         from verdict_relay.handlers.callback import lambda_handler
 
-        result = lambda_handler(event, LambdaContext())
+        result = lambda_handler(event, self.context)
         raw = result.get("body")
         body = json.loads(raw) if raw else None
         headers = {**(result.get("headers") or {})}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from tests.conftest import FakeAws
 from tests.helpers import huawei_signature, load_payload, load_payload_bytes, with_changes
 from tests.integration.conftest import AZURE_TOKENS, HUAWEI_SEEDS, ApiClient
+from verdict_relay.local.http_api import LambdaContext
 
 SEED = HUAWEI_SEEDS[0]
 
@@ -194,6 +196,41 @@ def test_sns_outage_keeps_the_verdict_unpublished_and_the_sweep_publishes_it_lat
     assert state["publish_state"]["S"] == "published"
     assert "unpublished_provider" not in state
     assert dependencies().ingest.publish_owed("huawei-video", lambda: later) == 0
+
+
+@dataclass
+class InvocationEndingIn(LambdaContext):
+    seconds_left: float = 0.0
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(self.seconds_left * 1000)
+
+
+def test_a_callback_finishing_a_job_too_close_to_its_timeout_leaves_the_publish_to_the_sweep(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from verdict_relay.handlers.dependencies import dependencies
+    from verdict_relay.logic.ingest import PUBLISH_TIME_S
+
+    # Given an invocation with less time left than a publish and its confirmation may take at their worst
+    api.context = InvocationEndingIn(seconds_left=PUBLISH_TIME_S - 1)
+    body = load_payload_bytes("huawei-video", "succeeded")
+
+    # When a block verdict arrives
+    response = api.callback("huawei-video", body, headers=signed(body))
+
+    # Then it is acknowledged and stored owed, not published: cut off between SNS taking it and the store
+    # confirming it, it would be sent again
+    assert response.status == 200
+    state = next(i for i in aws.table_items() if i["sk"]["S"] == "STATE")
+    assert state["publish_state"]["S"] == "pending"
+    assert aws.published() == []
+    # And the sweep sends it once the receiver's claim has run out
+    later = datetime.now(UTC) + timedelta(minutes=2)
+    assert dependencies().ingest.publish_owed("huawei-video", lambda: later) == 1
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["xxx"]
 
 
 def two_hour_video(job_id: str) -> dict[str, Any]:

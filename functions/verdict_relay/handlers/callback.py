@@ -191,6 +191,7 @@ def receive_callback(
         deps.callback_fetcher(provider),
         now,
         stored_status=_stored_status(deps.store),
+        time_left_s=lambda: app.lambda_context.get_remaining_time_in_millis() / 1000,
     )
     count("CallbackAccepted", provider)
     status = adapter.callback_ack_status

@@ -78,14 +78,17 @@ def accept(
     fetch: Fetcher | None,
     now: datetime,
     stored_status: StoredStatus,
+    time_left_s: Callable[[], float] | None = None,
 ) -> CallbackOutcome:
+    """Store what a verified callback says, fetching what it only names. ``time_left_s``: the invocation's time
+    left, under which a verdict is stored but its publish left owed for the sweep (``IngestService.ingest``)."""
     if trust == "body":
         body_verdicts, to_fetch = [*result.verdicts, *result.body_only], list(result.jobs_to_fetch)
     else:
         body_verdicts = list(result.body_only)
         to_fetch = [*result.jobs_to_fetch, *(v.job_id for v in result.verdicts)]
     for verdict in body_verdicts:
-        ingest.ingest(verdict, raw, now)
+        ingest.ingest(verdict, raw, now, time_left_s=time_left_s)
     known: set[str] = set()
     unfinished: list[str] = []
     for job_id in dict.fromkeys(to_fetch):  # in order, once each
@@ -112,7 +115,7 @@ def accept(
         return replace(outcome, left_due=_mark_due(ingest, provider, unfinished, now))
     resolved: set[str] = set()
     for job in fetched.jobs:
-        ingest.ingest(job.verdict, job.raw if job.verdict.is_terminal else None, now)
+        ingest.ingest(job.verdict, job.raw if job.verdict.is_terminal else None, now, time_left_s=time_left_s)
         if job.verdict.is_terminal:
             resolved.add(job.verdict.job_id)
     count("CallbackFetched", provider, len(fetched.jobs))
@@ -139,6 +142,7 @@ def accept(
             ),
             None,
             now,
+            time_left_s=time_left_s,
         )
     left_due = _mark_due(ingest, provider, [j for j in unfinished if j not in resolved], now)
     return replace(outcome, fetched=len(resolved) - unknown, left_due=left_due, unknown=unknown)

@@ -133,7 +133,7 @@ class IngestService:
         """Store an observation of a job; publish it if this write finished the job with a publishable verdict.
         ``next_poll``: the poller found the job unfinished and reschedules it in the same write.
         ``time_left_s``: the invocation's time left; under ``PUBLISH_TIME_S`` the verdict is left owed for the
-        sweep rather than published (the callback function's timeout leaves every publish time enough)."""
+        sweep rather than published."""
         final = self._policy.finalize(verdict)
         if raw is not None:
             raw = redact(raw, self._secrets(final.provider))
