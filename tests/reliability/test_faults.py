@@ -7,10 +7,16 @@ an unreachable endpoint — so the SDK's own retries and our error handling both
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,7 @@ from tests.helpers import aws_response, huawei_signature, with_changes
 from tests.integration.conftest import HUAWEI_SEEDS, PROVIDERS_DOCUMENT, ApiClient, configure_environment
 from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.stack import free_port
+from verdict_relay.logic.ingest import PUBLISH_TIME_S
 
 
 class DynamoDBThrottle:
@@ -130,6 +137,87 @@ def test_dynamodb_unreachable_is_a_503_and_never_a_lost_acknowledgement(
     assert response.status == 503
     assert response.body["error"]["code"] == "storage_unavailable"
     dependencies_module.dependencies.cache_clear()
+
+
+_HOP_HEADERS = {"content-length", "connection", "transfer-encoding", "server", "date"}
+
+
+@contextmanager
+def dynamodb_whose_first_answer_stalls(target: str, marker: bytes) -> Iterator[tuple[str, list[float]]]:
+    """A DynamoDB endpoint in front of ``target``: every request is passed on, but the answer to the first one
+    whose body holds ``marker`` never comes back (DynamoDB applied it; the answer was lost on the way). Yields
+    its URL and the times of the requests holding ``marker``."""
+    marked: list[float] = []
+    released = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+            request = urllib.request.Request(target, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=30) as answer:
+                    status, answer_headers, payload = answer.status, answer.headers.items(), answer.read()
+            except urllib.error.HTTPError as refused:
+                status, answer_headers, payload = refused.code, refused.headers.items(), refused.read()
+            if marker in body:
+                marked.append(time.monotonic())
+                if len(marked) == 1:
+                    released.wait(timeout=120)
+                    return  # the connection closes with no answer
+            self.send_response(status)
+            for name, value in answer_headers:
+                if name.lower() not in _HOP_HEADERS:
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", marked
+    finally:
+        released.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_publish_confirmation_whose_answer_stalls_lands_in_time_and_the_verdict_goes_out_once(
+    server_aws: FakeAws, api_on_server: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given DynamoDB applies the confirmation of a publish but its answer never comes back
+    confirmation = b"SET publish_state = :published"
+    with dynamodb_whose_first_answer_stalls(os.environ["AWS_ENDPOINT_URL"], confirmation) as (endpoint, sent):
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+        dependencies_module.dependencies.cache_clear()
+        body, headers = signed_callback("stalled-confirmation-1")
+        answers: list[int] = []
+        callback = threading.Thread(
+            target=lambda: answers.append(
+                api_on_server.callback("huawei-video", body, headers=headers).status
+            )
+        )
+
+        callback.start()
+        callback.join(timeout=PUBLISH_TIME_S)
+
+        # Then the stalled attempt is given up and tried again within the time the receiver keeps for a publish
+        # and its confirmation (with botocore's 60 s reads, the function's timeout would cut it off first)
+        assert not callback.is_alive(), "the confirmation was still waiting for its lost answer"
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
+    dependencies_module.dependencies.cache_clear()
+    assert answers == [200]
+    assert len(sent) == 2
+    # And the verdict is recorded as published, so no sweep sends it a second time
+    (item,) = server_aws.table_items()
+    assert item["publish_state"] == {"S": "published"}
+    assert "unpublished_provider" not in item
+    assert [m["verdict"]["job_id"] for m in server_aws.published()] == ["stalled-confirmation-1"]
 
 
 def test_sns_outage_keeps_every_verdict_and_concurrent_sweeps_publish_each_once(

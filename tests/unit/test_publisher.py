@@ -235,3 +235,32 @@ def test_a_publish_whose_answer_times_out_is_not_sent_again() -> None:
 
     assert raised.value.unavailable is True
     assert len(received) == 1
+
+
+def test_a_finishing_write_a_publish_and_its_confirmation_at_their_worst_end_inside_the_claim() -> None:
+    from verdict_relay.config import Settings
+    from verdict_relay.dal.publisher import PUBLISH_MAX_S
+    from verdict_relay.dal.store import STORE_CALL_MAX_S
+    from verdict_relay.handlers.dependencies import DYNAMODB_CONFIG
+    from verdict_relay.local.resources import load_template, resources_of_type
+    from verdict_relay.logic.ingest import PUBLISH_TIME_S
+
+    # A store call at its worst: every attempt connects at the last moment and waits out its read, with
+    # botocore's longest waits between attempts (standard mode: up to 1 s, then 2 s, ...).
+    retries = DYNAMODB_CONFIG.retries or {}
+    attempts = retries["total_max_attempts"]
+    assert retries["mode"] == "standard"
+    waits = sum(min(2**i, 20) for i in range(attempts - 1))
+    assert (
+        attempts * (DYNAMODB_CONFIG.connect_timeout + DYNAMODB_CONFIG.read_timeout) + waits
+        == STORE_CALL_MAX_S
+    )
+
+    # A publish is started only with time for it and its confirmation left
+    assert PUBLISH_TIME_S >= PUBLISH_MAX_S + STORE_CALL_MAX_S
+    # The writer that finished a job publishes under a claim that outlasts the finishing write, the publish
+    # and the confirmation; and the receiver's timeout ends its invocation before its claim runs out.
+    claim = Settings.model_fields["publish_claim_seconds"].default
+    assert claim > STORE_CALL_MAX_S + PUBLISH_TIME_S
+    receiver = resources_of_type(load_template(), "AWS::Serverless::Function")["ApiFunction"]
+    assert PUBLISH_TIME_S < receiver["Timeout"] < claim

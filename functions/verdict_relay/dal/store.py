@@ -45,6 +45,10 @@ OUTSTANDING_INDEX = "outstanding"
 UNPUBLISHED_INDEX = "unpublished"
 ITEM_BUDGET = 300 * 1024
 """Bytes of compressed verdict + raw payload kept inline; past that they go to S3 (items max out at 400 KB)."""
+STORE_CALL_MAX_S = 3 * (1.0 + 3.0) + 1.0 + 2.0
+"""A store call's worst case with the DynamoDB client's settings (``DYNAMODB_CONFIG``: 1 s connect, 3 s read,
+three attempts): three attempts that each connect at the last moment and then wait out the read, and botocore's
+waits between them (at most 1 s, then 2 s). The publish timing counts on it (``PUBLISH_TIME_S``)."""
 
 
 class _ConditionFailed(Exception):

@@ -211,7 +211,7 @@ def build(settings: Settings, session: boto3.session.Session | None = None) -> D
     archive = PayloadArchive(settings.raw_payload_bucket, lambda: session.client("s3"))
     store = JobStore(
         settings.table_name,
-        session.client("dynamodb"),
+        session.client("dynamodb", config=DYNAMODB_CONFIG),
         archive,
         retention=timedelta(days=settings.retention_days),
         publish_claim=timedelta(seconds=settings.publish_claim_seconds),
@@ -230,6 +230,16 @@ def build(settings: Settings, session: boto3.session.Session | None = None) -> D
     )
     deps.providers()  # a malformed providers document fails the cold start, not a request
     return deps
+
+
+DYNAMODB_CONFIG = Config(
+    connect_timeout=1, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 3}
+)
+"""Store calls that end in bounded time (``STORE_CALL_MAX_S``), which the publish timing counts on: with
+botocore's defaults (60 s connects and reads, each attempt), one stalled answer could hold a publish's confirmation
+past the function's timeout or past the publish claim, and the owed-publish sweep would send the verdict again. A
+stalled or refused attempt is tried again at once, where it could still succeed; the three attempts also absorb
+brief throttling. A store call that fails all three is a 503 to a callback, or a job left due for the poller."""
 
 
 SNS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 1})

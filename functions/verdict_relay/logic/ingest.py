@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Protocol
 
 from verdict_relay.dal.publisher import PUBLISH_MAX_S
+from verdict_relay.dal.store import STORE_CALL_MAX_S
 from verdict_relay.errors import PublishError, StorageError
 from verdict_relay.logic.breaker import CircuitBreaker
 from verdict_relay.logic.policy import VerdictPolicy
@@ -74,10 +75,10 @@ class IngestResult:
 
 SNS_COOLDOWN_S = 30.0
 """How long publishes are left owed after SNS was found out of reach, before one goes out as a trial."""
-PUBLISH_TIME_S = PUBLISH_MAX_S + 3.0
-"""Invocation time a publish needs to be sure to finish, its confirmation in the store included. With less
-left, a verdict is not published inline but left owed: cut off between SNS taking it and the store confirming
-it, it would be sent again by the sweep."""
+PUBLISH_TIME_S = PUBLISH_MAX_S + STORE_CALL_MAX_S
+"""Invocation time a publish needs to be sure to finish, its confirmation in the store included (each at its
+worst case: about 11 + 15 s). With less left, a verdict is not published inline but left owed: cut off between
+SNS taking it and the store confirming it, it would be sent again by the sweep."""
 
 
 REDACTED = b"REDACTED"
