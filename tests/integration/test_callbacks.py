@@ -294,6 +294,42 @@ def test_a_losing_repeat_of_a_large_result_leaves_the_winners_archived_objects_a
     assert len(aws.published()) == 1
 
 
+def test_the_time_a_large_result_takes_to_archive_is_added_to_its_writers_publish_claim(aws: FakeAws) -> None:
+    import time
+    from datetime import UTC, datetime
+
+    from verdict_relay.dal.archive import PayloadArchive
+    from verdict_relay.dal.store import JobStore
+    from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
+
+    # Given S3 takes a second over each object, and a result too large for its item
+    s3 = aws.session.client("s3")
+    s3.meta.events.register("before-send.s3.PutObject", lambda **_: time.sleep(1.0))
+    store = JobStore(
+        aws.resources.table_name,
+        aws.session.client("dynamodb"),
+        PayloadArchive(aws.resources.bucket, lambda: s3),
+    )
+    raw = random.Random(7).randbytes(400 * 1024)  # compresses to no less: archived
+    verdict = Verdict(
+        provider="huawei-video",
+        job_id="slow-archive",
+        status=JobStatus.SUCCEEDED,
+        suggestion=Suggestion.BLOCK,
+    )  # type: ignore[call-arg]
+    now = datetime.now(UTC)
+
+    # When the job's terminal verdict is recorded by the writer that will publish it
+    result = store.record(verdict, raw, now, publish=True)
+
+    # Then its claim lasts the whole claim after the archiving: the publish comes after it, and the sweep must
+    # not be free to send the verdict while this writer still may
+    assert result.publish
+    assert aws.bucket_keys()
+    state = next(i for i in aws.table_items() if i["sk"]["S"] == "STATE")
+    assert float(state["publish_claimed_until"]["N"]) - now.timestamp() >= 60 + 1.0
+
+
 def test_azure_job_callback_with_current_or_previous_token_is_accepted(api: ApiClient, aws: FakeAws) -> None:
     body = load_payload_bytes("azure-review", "job-callback")
     job_id = load_payload("azure-review", "job-callback")["JobId"]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -212,7 +213,11 @@ class JobStore:
         self, verdict: Verdict, raw: bytes | None, now: datetime, publish: bool
     ) -> RecordResult:
         fingerprint = outcome_fingerprint(verdict)
+        archiving = time.monotonic()
         payload = self._payload_attributes(verdict, raw, fingerprint)
+        # The claim runs from ``now``, with the time archiving a large payload took added: the publish the claim
+        # is for comes after it, and a slow S3 must not leave the writer publishing while the sweep may too.
+        claim = self._publish_claim + timedelta(seconds=time.monotonic() - archiving)
         completed = verdict.completed_at or now
         values: dict[str, Any] = {
             ":provider": {"S": verdict.provider},
@@ -244,7 +249,7 @@ class JobStore:
             # The winner of the transition publishes; its claim keeps the owed-publish sweep off it meanwhile.
             sets.append("unpublished_provider = :provider")
             sets.append("publish_claimed_until = :claim")
-            values[":claim"] = {"N": f"{(now + self._publish_claim).timestamp():.3f}"}
+            values[":claim"] = {"N": f"{(now + claim).timestamp():.3f}"}
         for name, value in payload.items():
             values[f":{name}"] = value
             sets.append(f"{name} = :{name}")
