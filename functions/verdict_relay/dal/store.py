@@ -348,11 +348,19 @@ class JobStore:
         """Move an owed publish to the back of the ``unpublished`` index (ordered by ``completed_epoch``, which
         nothing else reads): one SNS refuses, or the sweep cannot read, must not keep the verdicts owed after
         it from ever reaching the head of the sweep. Nothing happens if it is no longer owed."""
+        self._set_while_owed("requeue publish", provider, job_id, "completed_epoch", now)
+
+    def release_publish(self, provider: str, job_id: str, now: datetime) -> None:
+        """End a writer's claim on an owed publish it leaves to the sweep, so the next sweep takes it rather
+        than waiting the claim out. Nothing happens if it is no longer owed."""
+        self._set_while_owed("release publish", provider, job_id, "publish_claimed_until", now)
+
+    def _set_while_owed(self, action: str, provider: str, job_id: str, attribute: str, now: datetime) -> None:
         with contextlib.suppress(_ConditionFailed):
             self._update(
-                "requeue publish",
+                action,
                 Key=_key(provider, job_id),
-                UpdateExpression="SET completed_epoch = :now",
+                UpdateExpression=f"SET {attribute} = :now",
                 ConditionExpression="publish_state = :pending",
                 ExpressionAttributeValues={
                     ":pending": {"S": "pending"},

@@ -46,6 +46,8 @@ class JobStorePort(Protocol):
 
     def requeue_publish(self, provider: str, job_id: str, now: datetime) -> None: ...
 
+    def release_publish(self, provider: str, job_id: str, now: datetime) -> None: ...
+
     def claim_publish(self, provider: str, job_id: str, now: datetime) -> StoredJob | None: ...
 
     def unpublished(self, provider: str, limit: int = 100) -> Iterable[JobKey]: ...
@@ -237,22 +239,32 @@ class IngestService:
         except StorageError as exc:  # it stays where it is: tried again by the next sweep all the same
             logger.warning("owed publish not requeued", provider=provider, job_id=job_id, error=exc.message)
 
+    def _release(self, provider: str, job_id: str, now: datetime) -> None:
+        try:
+            self._store.release_publish(provider, job_id, now)
+        except StorageError as exc:  # the sweep takes it once the claim runs out all the same
+            logger.warning("publish claim not released", provider=provider, job_id=job_id, error=exc.message)
+
     def _publish(self, job: StoredJob, now: datetime, time_left_s: Callable[[], float] | None = None) -> bool:
         verdict = job.public_verdict()
-        if time_left_s is not None and time_left_s() < PUBLISH_TIME_S:
+        out_of_time = time_left_s is not None and time_left_s() < PUBLISH_TIME_S
+        if out_of_time:
             why = "too little time left to publish and confirm"
         elif not self._sns.allow():
             why = "SNS out of reach moments ago"
         else:
             why = ""
         if why:
-            # Its claim keeps others off it for a while; then the sweep publishes it, as after a failure.
             count("PublishDeferred", verdict.provider)
             logger.warning(
                 f"{why}; verdict kept as unpublished for the sweep",
                 provider=verdict.provider,
                 job_id=verdict.job_id,
             )
+            if out_of_time:
+                # Nothing stands in its way: the next sweep may take it at once. After SNS was found out of
+                # reach, the claim keeps the sweeps off it for a while, as after a failed publish.
+                self._release(verdict.provider, verdict.job_id, now)
             return False
         try:
             message_id = self._publisher.publish(verdict)
