@@ -699,6 +699,48 @@ def test_the_sweep_stops_when_its_time_runs_out_and_leaves_the_rest_owed(aws: Fa
     assert world.ingest.publish_owed("huawei-video", lambda: later) == 3
 
 
+def test_a_sweep_whose_claim_took_so_long_that_the_publish_could_be_cut_off_gives_the_claim_up(
+    aws: FakeAws,
+) -> None:
+    from verdict_relay.logic.ingest import PUBLISH_TIME_S
+
+    # Given an owed verdict (its writer's claim has run out)
+    world = World(aws, ScriptedClient("huawei-video"))
+    finished = verdict("huawei-video", "j1", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    world.store.record(VerdictPolicy().finalize(finished), None, NOW, publish=True)
+    later = NOW + timedelta(seconds=61)
+
+    # When a sweep claims it in time, but once claimed the invocation has too little left to publish it
+    swept = world.ingest.publish_owed(
+        "huawei-video", lambda: later, time_left_s=lambda: 1.0, invocation_left_s=lambda: PUBLISH_TIME_S - 1
+    )
+
+    # Then it is not published (the end of the invocation could cut it off before it is confirmed), and the
+    # next sweep sends it, once, without waiting out the claim this one gave up
+    assert swept == 0
+    assert aws.published() == []
+    assert world.ingest.publish_owed("huawei-video", lambda: later + timedelta(seconds=1)) == 1
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["j1"]
+
+
+def test_a_writers_release_tried_again_leaves_the_claim_a_sweep_took_meanwhile(aws: FakeAws) -> None:
+    # Given a writer that left its verdict to the sweep and released its claim, whose answer was lost
+    world = World(aws, ScriptedClient("huawei-video"))
+    finished = verdict("huawei-video", "j1", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    written = world.store.record(VerdictPolicy().finalize(finished), None, NOW, publish=True).job
+    assert written is not None
+    assert written.publish_claimed_until is not None
+    world.store.release_publish("huawei-video", "j1", written.publish_claimed_until, NOW)
+    # and a sweep that claimed it meanwhile and is publishing it
+    assert world.store.claim_publish("huawei-video", "j1", NOW + timedelta(seconds=1)) is not None
+
+    # When the release is tried again
+    world.store.release_publish("huawei-video", "j1", written.publish_claimed_until, NOW)
+
+    # Then the sweep's claim stands: nobody else may take the verdict while it publishes
+    assert world.store.claim_publish("huawei-video", "j1", NOW + timedelta(seconds=2)) is None
+
+
 def test_a_cycle_inside_its_safety_margin_starts_no_owed_publish(aws: FakeAws) -> None:
     world = World(aws, ScriptedClient("huawei-video"))
     finished = verdict("huawei-video", "j1", JobStatus.SUCCEEDED, Suggestion.BLOCK)

@@ -350,22 +350,28 @@ class JobStore:
         it from ever reaching the head of the sweep. Nothing happens if it is no longer owed."""
         self._set_while_owed("requeue publish", provider, job_id, "completed_epoch", now)
 
-    def release_publish(self, provider: str, job_id: str, now: datetime) -> None:
-        """End a writer's claim on an owed publish it leaves to the sweep, so the next sweep takes it rather
-        than waiting the claim out. Nothing happens if it is no longer owed."""
-        self._set_while_owed("release publish", provider, job_id, "publish_claimed_until", now)
+    def release_publish(self, provider: str, job_id: str, claim: str, now: datetime) -> None:
+        """Give up a claim on an owed publish left to the sweep, so the next sweep takes it rather than wait
+        the claim out. ``claim``: the claim as this caller wrote it (``StoredJob.publish_claimed_until``).
+        Nothing happens if it is no longer owed or someone else has claimed it since (a release tried again
+        after its first attempt landed must not end the claim of a sweep that took the verdict meanwhile)."""
+        self._set_while_owed("release publish", provider, job_id, "publish_claimed_until", now, claim)
 
-    def _set_while_owed(self, action: str, provider: str, job_id: str, attribute: str, now: datetime) -> None:
+    def _set_while_owed(
+        self, action: str, provider: str, job_id: str, attribute: str, now: datetime, claim: str | None = None
+    ) -> None:
+        condition = "publish_state = :pending"
+        values: dict[str, Any] = {":pending": {"S": "pending"}, ":now": {"N": f"{now.timestamp():.3f}"}}
+        if claim is not None:
+            condition += " AND publish_claimed_until = :claim"
+            values[":claim"] = {"N": claim}
         with contextlib.suppress(_ConditionFailed):
             self._update(
                 action,
                 Key=_key(provider, job_id),
                 UpdateExpression=f"SET {attribute} = :now",
-                ConditionExpression="publish_state = :pending",
-                ExpressionAttributeValues={
-                    ":pending": {"S": "pending"},
-                    ":now": {"N": f"{now.timestamp():.3f}"},
-                },
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
             )
 
     def mark_due(self, provider: str, job_id: str, now: datetime) -> None:
@@ -660,6 +666,7 @@ class JobStore:
             next_poll_at=int(item["next_poll_at"]["N"]) if "next_poll_at" in item else None,
             created_at=datetime.fromisoformat(item["created_at"]["S"]) if "created_at" in item else None,
             poll_attempts=int(item.get("poll_attempts", {}).get("N", "0")),
+            publish_claimed_until=item.get("publish_claimed_until", {}).get("N"),
         )
 
     @staticmethod

@@ -46,7 +46,7 @@ class JobStorePort(Protocol):
 
     def requeue_publish(self, provider: str, job_id: str, now: datetime) -> None: ...
 
-    def release_publish(self, provider: str, job_id: str, now: datetime) -> None: ...
+    def release_publish(self, provider: str, job_id: str, claim: str, now: datetime) -> None: ...
 
     def claim_publish(self, provider: str, job_id: str, now: datetime) -> StoredJob | None: ...
 
@@ -167,6 +167,7 @@ class IngestService:
         clock: Callable[[], datetime],
         limit: int = 100,
         time_left_s: Callable[[], float] | None = None,
+        invocation_left_s: Callable[[], float] | None = None,
     ) -> int:
         """Publish verdicts whose publish failed earlier; returns how many went out.
 
@@ -177,7 +178,10 @@ class IngestService:
 
         The sweep stops, leaving the rest owed for the next one, when SNS is out of reach (the breaker is not
         closed: claiming more would only delay them) and when ``time_left_s`` reaches 0: a publish cut off by
-        the end of the invocation could be sent again once its claim runs out.
+        the end of the invocation could be sent again once its claim runs out. ``invocation_left_s``: the
+        invocation's time left, checked again once a verdict is claimed (the claim, or the read of a verdict
+        archived in S3, may have taken long): with less than ``PUBLISH_TIME_S`` left it is not published, its
+        claim is given up, and the sweep stops.
         """
         published = 0
         for key in self._store.unpublished(provider, limit):
@@ -204,10 +208,12 @@ class IngestService:
                 continue
             if job is None:
                 continue
-            if self._publish(job, now):
+            if self._publish(job, now, invocation_left_s):
                 published += 1
             elif not self._sns.is_closed:
                 break  # SNS out of reach: this one waits out its claim, the rest are not claimed in vain
+            elif invocation_left_s is not None and invocation_left_s() < PUBLISH_TIME_S:
+                break  # out of time: the rest are not claimed in vain either
         return published
 
     def republish(self, provider: str, job_id: str, now: datetime, *, force: bool = False) -> str:
@@ -239,11 +245,15 @@ class IngestService:
         except StorageError as exc:  # it stays where it is: tried again by the next sweep all the same
             logger.warning("owed publish not requeued", provider=provider, job_id=job_id, error=exc.message)
 
-    def _release(self, provider: str, job_id: str, now: datetime) -> None:
+    def _release(self, job: StoredJob, now: datetime) -> None:
+        if job.publish_claimed_until is None:
+            return
         try:
-            self._store.release_publish(provider, job_id, now)
+            self._store.release_publish(job.provider, job.job_id, job.publish_claimed_until, now)
         except StorageError as exc:  # the sweep takes it once the claim runs out all the same
-            logger.warning("publish claim not released", provider=provider, job_id=job_id, error=exc.message)
+            logger.warning(
+                "publish claim not released", provider=job.provider, job_id=job.job_id, error=exc.message
+            )
 
     def _publish(self, job: StoredJob, now: datetime, time_left_s: Callable[[], float] | None = None) -> bool:
         verdict = job.public_verdict()
@@ -264,7 +274,7 @@ class IngestService:
             if out_of_time:
                 # Nothing stands in its way: the next sweep may take it at once. After SNS was found out of
                 # reach, the claim keeps the sweeps off it for a while, as after a failed publish.
-                self._release(verdict.provider, verdict.job_id, now)
+                self._release(job, now)
             return False
         try:
             message_id = self._publisher.publish(verdict)

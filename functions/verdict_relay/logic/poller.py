@@ -174,7 +174,9 @@ class Poller:
         def sweep_left_s() -> float:
             return min(time_left_s() - max(margin, PUBLISH_TIME_S), ends - time.monotonic())
 
-        return self._ingest.publish_owed(provider, self._now, time_left_s=sweep_left_s)
+        return self._ingest.publish_owed(
+            provider, self._now, time_left_s=sweep_left_s, invocation_left_s=time_left_s
+        )
 
     def _sweep_only(self, provider: str, time_left_s: Callable[[], float]) -> ProviderReport:
         report = ProviderReport(skipped="no API credentials: owed publishes only")

@@ -33,6 +33,8 @@ class StoredJob:
     next_poll_at: int | None = None
     created_at: datetime | None = None
     poll_attempts: int = 0
+    publish_claimed_until: str | None = None
+    """The publish claim as stored (epoch seconds as DynamoDB's number text): whoever wrote it may give it up."""
 
     def due(self) -> DueJob:
         return DueJob(self.job_id, self.poll_attempts, self.created_at)
