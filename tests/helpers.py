@@ -76,12 +76,32 @@ def with_changes(provider: str, name: str, **changes: Any) -> bytes:
     return json.dumps(payload).encode("utf-8")
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that keeps the test output free of its access log."""
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` served on 127.0.0.1, a thread per request; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @contextlib.contextmanager
 def http_server(status: int, location: str = "", hits: list[str] | None = None) -> Iterator[str]:
     """An HTTP server on 127.0.0.1 answering every GET with ``status`` (and ``Location``); yields its base URL.
     Each request's path is appended to ``hits``, when given."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             if hits is not None:
                 hits.append(self.path)
@@ -90,15 +110,8 @@ def http_server(status: int, location: str = "", hits: list[str] | None = None) 
                 self.send_header("Location", location)
             self.end_headers()
 
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
+    with serving(Handler) as url:
+        yield url
 
 
 class _Body:

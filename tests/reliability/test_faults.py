@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from tests.conftest import FakeAws
-from tests.helpers import aws_response, huawei_signature, with_changes
+from tests.helpers import QuietHandler, aws_response, huawei_signature, serving, with_changes
 from tests.integration.conftest import HUAWEI_SEEDS, PROVIDERS_DOCUMENT, ApiClient, configure_environment
 from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.stack import free_port
@@ -150,7 +149,7 @@ def dynamodb_whose_first_answer_stalls(target: str, marker: bytes) -> Iterator[t
     marked: list[float] = []
     released = threading.Event()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
@@ -173,18 +172,11 @@ def dynamodb_whose_first_answer_stalls(target: str, marker: bytes) -> Iterator[t
             self.end_headers()
             self.wfile.write(payload)
 
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", marked
-    finally:
-        released.set()
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        try:
+            yield url, marked
+        finally:
+            released.set()  # before the server stops: the stalled request ends too
 
 
 def test_a_publish_confirmation_whose_answer_stalls_lands_in_time_and_the_verdict_goes_out_once(

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
 from botocore.config import Config
 from botocore.stub import Stubber
 
+from tests.helpers import QuietHandler, serving
 from verdict_relay.dal.publisher import (
     MAX_MESSAGE_BYTES,
     PUBLISH_ATTEMPTS,
@@ -200,23 +199,14 @@ def sns_that_never_answers() -> Iterator[tuple[str, list[str]]]:
     """An endpoint that reads each request, counts it, and does not answer in time."""
     received: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", "0")))
             received.append(self.path)
             time.sleep(1.0)
 
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url, received
 
 
 def test_a_publish_whose_answer_times_out_is_not_sent_again() -> None:
