@@ -412,8 +412,10 @@ class Settings(_Strict):
     )
     retention_days: int = Field(default=90, alias="RETENTION_DAYS", ge=1, le=3650)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, alias="MAX_BODY_BYTES", ge=1024, le=6 * 1024 * 1024)
-    publish_claim_seconds: float = Field(default=60.0, alias="PUBLISH_CLAIM_SECONDS", ge=0, le=900)
-    """How long the writer that finished a job has to publish it before the owed-publish sweep may."""
+    publish_claim_seconds: float = Field(default=60.0, alias="PUBLISH_CLAIM_SECONDS", ge=60, le=900)
+    """How long the writer that finished a job has to publish it before the owed-publish sweep may. At least
+    60 s: above the callback function's timeout (50 s) and a writer's finishing write, publish and confirmation
+    at their worst (about 41 s), or the sweep could send a verdict its writer is still publishing."""
     poll_queue_url: str | None = Field(default=None, alias="POLL_QUEUE_URL")
     poll_worker_budget_seconds: float = Field(default=240.0, alias="POLL_WORKER_BUDGET_SECONDS", gt=0)
     poll_jobs_per_second: float = Field(default=40.0, alias="POLL_JOBS_PER_SECOND", gt=0)

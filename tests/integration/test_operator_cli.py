@@ -20,8 +20,7 @@ from verdict_relay.models.verdict import Finding, JobStatus, Suggestion, Verdict
 
 @pytest.fixture
 def cli(aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
-    # No publish claim: the sweep may take an owed verdict at once (the tests cannot wait out the default).
-    configure_environment(monkeypatch, aws, tmp_path, PROVIDERS_DOCUMENT, PUBLISH_CLAIM_SECONDS="0")
+    configure_environment(monkeypatch, aws, tmp_path, PROVIDERS_DOCUMENT)
 
     def run(*argv: str) -> tuple[int, Any]:
         capsys.readouterr()  # drop what earlier steps printed (the handler's metrics)
@@ -36,6 +35,16 @@ def finish_job(job_id: str) -> None:
     body = with_changes("huawei-video", "succeeded", job_id=job_id)
     ApiClient().callback(
         "huawei-video", body, headers={"X-Auth-Signature": huawei_signature(HUAWEI_SEEDS[0], body)}
+    )
+
+
+def claim_runs_out(aws: FakeAws, provider: str, job_id: str) -> None:
+    """The writer's publish claim on the job's verdict ends, as it does a minute after the writer failed."""
+    aws.session.client("dynamodb").update_item(
+        TableName=aws.resources.table_name,
+        Key={"pk": {"S": f"{provider}#{job_id}"}, "sk": {"S": "STATE"}},
+        UpdateExpression="SET publish_claimed_until = :past",
+        ExpressionAttributeValues={":past": {"N": "0"}},
     )
 
 
@@ -69,6 +78,7 @@ def test_republish_sends_owed_verdicts_after_an_sns_outage(cli, aws: FakeAws) ->
     ]
     sns.delete_topic(TopicArn=aws.resources.topic_arn)
     finish_job("op-2")
+    claim_runs_out(aws, "huawei-video", "op-2")
     code, owed = cli("jobs", "list", "--status", "unpublished")
     assert [row["job_id"] for row in owed] == ["op-2"]
     sns.create_topic(Name=aws.resources.topic_arn.rsplit(":", 1)[1])
@@ -103,13 +113,9 @@ def test_republish_of_an_unfinished_job_fails(cli) -> None:  # type: ignore[no-u
 
 
 def test_republish_of_an_owed_verdict_another_writer_holds_does_not_send_it_too(  # type: ignore[no-untyped-def]
-    cli, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+    cli, aws: FakeAws
 ) -> None:
-    from verdict_relay.handlers.dependencies import dependencies
-
     # Given a verdict whose writer holds the publish claim (60 s) and could not publish yet (SNS is down)
-    monkeypatch.setenv("PUBLISH_CLAIM_SECONDS", "60")
-    dependencies.cache_clear()
     sns = aws.session.client("sns")
     endpoint = sns.list_subscriptions_by_topic(TopicArn=aws.resources.topic_arn)["Subscriptions"][0][
         "Endpoint"

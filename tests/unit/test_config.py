@@ -31,6 +31,13 @@ def test_invalid_environment_value_is_named() -> None:
         Settings.from_env({**ENV, "UNMODERATED_SUGGESTION": "pass"})
 
 
+def test_a_publish_claim_the_sweep_could_overtake_a_publishing_writer_within_is_refused() -> None:
+    # Shorter than the callback function's timeout, the sweep could send a verdict a receiver still publishes
+    with pytest.raises(ConfigurationError, match="PUBLISH_CLAIM_SECONDS"):
+        Settings.from_env({**ENV, "PUBLISH_CLAIM_SECONDS": "30"})
+    assert Settings.from_env({**ENV, "PUBLISH_CLAIM_SECONDS": "60"}).publish_claim_seconds == 60
+
+
 @pytest.mark.parametrize(
     ("document", "named"),
     [
