@@ -81,6 +81,15 @@ def _fresh_parameter_caches() -> Iterator[None]:
     parameters.clear_caches()
 
 
+@pytest.fixture(autouse=True)
+def _no_counts_from_earlier_tests() -> None:
+    """Powertools keeps counts per process until a handler writes them out: a test that reads a handler's
+    metrics must not read what earlier tests counted without a handler."""
+    from verdict_relay.observability import clear_metrics
+
+    clear_metrics()
+
+
 @pytest.fixture
 def aws() -> Iterator[FakeAws]:
     with mock_aws():

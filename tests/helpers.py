@@ -128,3 +128,38 @@ def aws_response(url: str, status: int, body: bytes, content_type: str) -> Any:
     from botocore.awsrequest import AWSResponse
 
     return AWSResponse(url, status, {"Content-Type": content_type}, _Body(body))
+
+
+def emf_counts(output: str, **dimensions: str) -> dict[str, float]:
+    """What a CloudWatch metric query on exactly ``dimensions`` (names and values) reads from the embedded metric
+    format records in ``output``: each metric's values summed, over the records that declare that dimension set
+    and carry those values."""
+    totals: dict[str, float] = {}
+    for line in output.splitlines():
+        if not line.startswith("{"):
+            continue
+        record = json.loads(line)
+        for directive in record.get("_aws", {}).get("CloudWatchMetrics", []):
+            if set(dimensions) not in [set(declared) for declared in directive["Dimensions"]]:
+                continue
+            if any(record.get(name) != value for name, value in dimensions.items()):
+                continue
+            for metric in directive["Metrics"]:
+                value = record[metric["Name"]]
+                totals[metric["Name"]] = totals.get(metric["Name"], 0) + (
+                    sum(value) if isinstance(value, list) else value
+                )
+    return totals
+
+
+def emf_dimension_values(output: str, name: str) -> set[str]:
+    """Every value the embedded metric format records in ``output`` give the dimension ``name``."""
+    values = set()
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            record = json.loads(line)
+            if any(
+                name in declared for d in record["_aws"]["CloudWatchMetrics"] for declared in d["Dimensions"]
+            ):
+                values.add(record[name])
+    return values

@@ -7,10 +7,13 @@ cold start for segments Lambda already records.
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 SERVICE = "verdict-relay"
 NAMESPACE = "VerdictRelay"
@@ -18,15 +21,60 @@ NAMESPACE = "VerdictRelay"
 # stderr: in Lambda both streams reach CloudWatch; on the command line stdout stays clean for JSON output.
 logger = Logger(service=SERVICE, stream=sys.stderr)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+"""Every count with ``service`` as its only dimension: what the alarms in template.yaml select on."""
+
+_by_provider: dict[str, EphemeralMetrics] = {}
+"""The counts that name a provider again, one metric set (one EMF record) a provider, with the dimensions
+``service`` and ``provider``: a record carries one value per dimension."""
+
+Handler = Callable[..., Any]
 
 
 def count(name: str, provider: str | None = None, value: int = 1) -> None:
     """Add ``value`` to an outcome metric (one metric per outcome).
 
-    Its only dimension is ``service``, which the alarms in template.yaml select on. The provider, where known,
-    is EMF metadata, not a dimension: it is in the log record, not in CloudWatch's metric, and as one record
-    carries the invocation's metrics together it names the provider counted last (docs/architecture.md).
+    Every count goes to the ``service`` dimension, which the alarms select on. A count that names a provider
+    is also counted under ``service`` and ``provider``, so each provider's outcomes can be read and alarmed on
+    apart. ``provider`` must be one of the provider names, never a value taken from a request as it came: each
+    new dimension value is a new CloudWatch metric, paid for.
     """
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     if provider:
-        metrics.add_metadata(key="provider", value=provider)
+        provider_metrics = _by_provider.get(provider)
+        if provider_metrics is None:
+            provider_metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+            provider_metrics.set_default_dimensions(provider=provider)
+            _by_provider[provider] = provider_metrics
+        provider_metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def log_metrics(*, capture_cold_start_metric: bool = False) -> Callable[[Handler], Handler]:
+    """Powertools' ``log_metrics`` for a handler, flushing the per-provider metric sets with the service's."""
+
+    def decorate(handler: Handler) -> Handler:
+        flushing = metrics.log_metrics(handler, capture_cold_start_metric=capture_cold_start_metric)
+
+        @functools.wraps(handler)
+        def wrapper(event: Any, context: Any) -> Any:
+            try:
+                return flushing(event, context)
+            finally:
+                flush_provider_metrics()
+
+        return wrapper
+
+    return decorate
+
+
+def flush_provider_metrics() -> None:
+    """Write out the per-provider metric sets that have counts (Powertools writes nothing when disabled)."""
+    for provider_metrics in _by_provider.values():
+        if provider_metrics.metric_set:
+            provider_metrics.flush_metrics()
+
+
+def clear_metrics() -> None:
+    """Drop the counts not written yet, the service's and the providers' (a test starts from none)."""
+    metrics.clear_metrics()
+    for provider_metrics in _by_provider.values():
+        provider_metrics.clear_metrics()

@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from tests.conftest import FakeAws
+from tests.helpers import emf_counts
 from tests.integration.conftest import LambdaContext, configure_environment
 from verdict_relay.clients.base import ProviderAuthError
 from verdict_relay.config import Settings
@@ -285,19 +286,24 @@ def test_backlog_of_500_jobs_is_polled_within_the_rate_limit_and_without_a_scan(
         assert elapsed >= 4.0  # 500 requests at 100/s cannot take less: the limit really applied
 
 
-def test_poller_handler_runs_a_cycle(harness: Harness, aws: FakeAws) -> None:
+def test_poller_handler_runs_a_cycle_and_counts_its_outcomes_by_provider(
+    harness: Harness, aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
     from verdict_relay.handlers import dependencies as dependencies_module
     from verdict_relay.handlers.poller import lambda_handler
 
     harness.simulator.put_job("huawei-video", "hv-1", huawei_video_job("hv-1", "succeeded", "block"))
     harness.register("huawei-video", "hv-1")
     dependencies_module.dependencies.cache_clear()
+    capsys.readouterr()
 
     result = lambda_handler({"source": "aws.scheduler"}, LambdaContext())
 
     assert result["resolved"] == 1
     assert json.loads(json.dumps(result))["fanned_out"] == {}
     assert len(aws.published()) == 1
+    by_provider = emf_counts(capsys.readouterr().out, service="verdict-relay", provider="huawei-video")
+    assert by_provider == {"VerdictRecorded": 1, "VerdictPublished": 1}
 
 
 class ShortContext(LambdaContext):

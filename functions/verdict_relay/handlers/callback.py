@@ -42,7 +42,7 @@ from verdict_relay.handlers.dependencies import dependencies
 from verdict_relay.logic import callbacks
 from verdict_relay.models.jobs import RegisterJobRequest
 from verdict_relay.models.verdict import MAX_JOB_ID_LENGTH, PROVIDER_NAMES, JobStatus, Verdict
-from verdict_relay.observability import count, logger, metrics
+from verdict_relay.observability import count, log_metrics, logger
 from verdict_relay.providers.base import CallbackRequest, VerifyContext
 from verdict_relay.providers.registry import get_adapter
 
@@ -360,7 +360,7 @@ def _without_unsent_validation_errors(document: dict[str, Any]) -> dict[str, Any
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@metrics.log_metrics
+@log_metrics()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     rejection = _reject_non_json_job_request(event)
     if rejection is not None:

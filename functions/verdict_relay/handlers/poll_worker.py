@@ -21,11 +21,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from verdict_relay.dal.poll_queue import parse_batch
 from verdict_relay.handlers.dependencies import dependencies
-from verdict_relay.observability import count, logger, metrics
+from verdict_relay.observability import count, log_metrics, logger
 
 
 @logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics(capture_cold_start_metric=True)
+@log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     deps = dependencies()
     poller = deps.poller(build_all=False)

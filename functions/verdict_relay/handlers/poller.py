@@ -20,7 +20,7 @@ from verdict_relay.errors import StorageError
 from verdict_relay.handlers.dependencies import Dependencies, dependencies
 from verdict_relay.logic import fanout
 from verdict_relay.models.jobs import FanoutHold
-from verdict_relay.observability import count, logger, metrics
+from verdict_relay.observability import count, log_metrics, logger
 
 if TYPE_CHECKING:
     from verdict_relay.logic.poller import Poller
@@ -159,6 +159,6 @@ def scheduled_cycle(deps: Dependencies, time_left_s: Callable[[], float]) -> dic
 
 
 @logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics(capture_cold_start_metric=True)
+@log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return scheduled_cycle(dependencies(), lambda: context.get_remaining_time_in_millis() / 1000)

@@ -60,18 +60,18 @@ class PortInUseError(Exception):
         self.port = port
 
 
-def _silence_metrics() -> None:
+def silence_metrics() -> None:
     """Keep Powertools metrics off stdout in this process.
 
     POWERTOOLS_METRICS_DISABLED only skips the flush after each invocation: Powertools 3.x still prints the
     ColdStart metric, and prints the metrics it keeps (and no longer clears) once 100 have accumulated.
     """
+    from aws_lambda_powertools.metrics import EphemeralMetrics
     from aws_lambda_powertools.metrics.provider import cold_start
 
-    from verdict_relay.observability import metrics
-
     cold_start.is_cold_start = False
-    metrics.provider.add_metric = lambda *_args, **_kwargs: None  # type: ignore[method-assign]
+    # The class behind both the service's metrics and the per-provider sets (observability.count).
+    EphemeralMetrics.add_metric = lambda *_args, **_kwargs: None  # type: ignore[method-assign]
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
@@ -171,7 +171,7 @@ class LocalStack:
         from verdict_relay.handlers.dependencies import dependencies
 
         dependencies.cache_clear()
-        _silence_metrics()
+        silence_metrics()
         try:
             self.api = LocalHttpApi(lambda_handler, port=self._port).start()
         except OSError as exc:

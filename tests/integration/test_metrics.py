@@ -1,0 +1,42 @@
+"""What the callback receiver counts, as CloudWatch reads it from the embedded metric format records it prints."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import FakeAws
+from tests.helpers import emf_counts, emf_dimension_values, huawei_signature, load_payload_bytes
+from tests.integration.conftest import HUAWEI_SEEDS, ApiClient
+
+SERVICE = "verdict-relay"
+
+
+def test_outcomes_are_counted_for_the_service_and_apart_for_each_provider_a_route_names(
+    api: ApiClient, aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    # Given a signed Huawei callback, an Azure callback with a wrong token, and a callback for no provider
+    body = load_payload_bytes("huawei-video", "succeeded")
+    signature = huawei_signature(HUAWEI_SEEDS[0], body)
+    assert api.callback("huawei-video", body, headers={"X-Auth-Signature": signature}).status == 200
+    assert api.callback("azure-review", b"{}", query={"token": "not-a-token"}).status == 401
+    assert api.callback("no-such-provider", b"{}").status == 404
+
+    # Then the service's metrics, which the alarms select on, count every outcome
+    output = capsys.readouterr().out
+    assert emf_counts(output, service=SERVICE) == {
+        "CallbackAccepted": 1,
+        "VerdictRecorded": 1,
+        "VerdictPublished": 1,
+        "Rejected401": 1,
+        "Rejected404": 1,
+    }
+    # and each provider's are counted apart, the refused forgery included
+    assert emf_counts(output, service=SERVICE, provider="huawei-video") == {
+        "CallbackAccepted": 1,
+        "VerdictRecorded": 1,
+        "VerdictPublished": 1,
+    }
+    assert emf_counts(output, service=SERVICE, provider="azure-review") == {"Rejected401": 1}
+    # but a name from the request that is no provider's never becomes a dimension (each value is a paid metric)
+    assert emf_dimension_values(output, "provider") == {"huawei-video", "azure-review"}
