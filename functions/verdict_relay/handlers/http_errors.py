@@ -102,7 +102,7 @@ def proxy_error(status: int, code: str, message: str) -> dict[str, Any]:
 
 
 def register(app: APIGatewayRestResolver) -> None:
-    def rejected(outcome: str) -> None:
+    def count_for_route(outcome: str) -> None:
         """Count a refused or failed request, by provider too when its route names one (forged callbacks show
         per provider). Only the provider names become a dimension: any other value comes from the request."""
         named = (app.current_event.path_parameters or {}).get("provider")
@@ -110,19 +110,19 @@ def register(app: APIGatewayRestResolver) -> None:
 
     @app.exception_handler(ClientError)
     def client_error(exc: ClientError) -> Response:
-        rejected(f"Rejected{exc.status_code}")
+        count_for_route(f"Rejected{exc.status_code}")
         logger.info("request rejected", status=exc.status_code, code=exc.code, reason=exc.message)
         return error_response(exc.status_code, exc.code, exc.message)
 
     @app.exception_handler(VerdictRelayError)
     def server_error(exc: VerdictRelayError) -> Response:
-        rejected("ServerError")
+        count_for_route("ServerError")
         logger.error("request failed", status=exc.status_code, code=exc.code, reason=exc.message)
         return error_response(exc.status_code, exc.code, exc.public_message or exc.message)
 
     @app.exception_handler(RequestUnsupportedContentType)
     def unsupported_content_type(_: RequestUnsupportedContentType) -> Response:
-        rejected("Rejected415")
+        count_for_route("Rejected415")
         media_type = app.current_event.headers.get("content-type", "")
         return error_response(
             415, "unsupported_media_type", f"content type '{media_type}' not accepted; send application/json"
@@ -132,26 +132,26 @@ def register(app: APIGatewayRestResolver) -> None:
     def validation_error(exc: RequestValidationError) -> Response:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
-            rejected("Rejected400")
+            count_for_route("Rejected400")
             return error_response(400, "malformed_payload", "request body is not valid JSON")
         details = [
             {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "problem": e.get("msg", "")}
             for e in errors
         ]
-        rejected("Rejected422")
+        count_for_route("Rejected422")
         return error_response(422, "invalid_request", "request does not match the API schema", details)
 
     @app.exception_handler(UnicodeDecodeError)
     def body_not_utf8(_: UnicodeDecodeError) -> Response:
         # Our own code turns decoding errors into typed errors; one that arrives here is the request body's,
         # decoded by the resolver's validation.
-        rejected("Rejected400")
+        count_for_route("Rejected400")
         return error_response(400, "malformed_payload", "request body is not valid UTF-8")
 
     @app.exception_handler(binascii.Error)
     def body_not_base64(_: binascii.Error) -> Response:
         # Likewise: the resolver's validation decodes a body API Gateway flagged base64-encoded.
-        rejected("Rejected400")
+        count_for_route("Rejected400")
         return error_response(
             400, "malformed_payload", "request body is flagged base64-encoded but is not base64"
         )
@@ -159,13 +159,13 @@ def register(app: APIGatewayRestResolver) -> None:
     @app.exception_handler(Exception)
     def unexpected_error(exc: Exception) -> Response:
         # A fault of ours or of a dependency: a JSON 500 (the sender retries), the details only in the log.
-        rejected("ServerError")
+        count_for_route("ServerError")
         logger.exception("unexpected error", error_type=type(exc).__name__)
         return error_response(500, "internal_error", "internal error; nothing was acknowledged, send again")
 
     @app.not_found
     def not_found(_: Exception) -> Response:
-        rejected("Rejected404")
+        count_for_route("Rejected404")
         return error_response(
             404, "not_found", f"no route {app.current_event.http_method} {app.current_event.path}"
         )
