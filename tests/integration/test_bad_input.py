@@ -148,6 +148,56 @@ def test_register_job_with_malformed_json_is_a_400(api: ApiClient, aws: FakeAws)
     assert_rejected(api.register('{"provider": '), 400, "malformed_payload", aws)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"provider": "alibaba-mps", "job_id": "j1", "metadata": ' + "[" * 1200 + "]" * 1200 + "}",
+        '{"provider": "alibaba-mps", "job_id": "j1", "metadata": {"a": ' + "9" * 5000 + "}}",
+    ],
+    ids=["nested-1200-deep", "integer-of-5000-digits"],
+)
+def test_a_job_registration_whose_json_cannot_be_read_is_a_400_not_a_server_error(
+    api: ApiClient, aws: FakeAws, body: str
+) -> None:
+    assert_rejected(api.register(body), 400, "malformed_payload", aws, "not valid JSON")
+
+
+@pytest.mark.parametrize(
+    ("body", "base64_encoded"),
+    [
+        (json.dumps({"provider": "acme", "job_id": "j", "pad": "x" * 4096}), False),
+        (json.dumps({"provider": "alibaba-mps", "job_id": "j", "metadata": {"k": "x" * 4096}}), False),
+        (b"x" * 100_000, True),
+    ],
+    ids=["wrong-shape", "right-shape", "base64-not-json"],
+)
+def test_an_oversized_job_registration_is_a_413_whatever_it_holds(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, body: str | bytes, base64_encoded: bool
+) -> None:
+    configure_environment(monkeypatch, aws, tmp_path, PROVIDERS_DOCUMENT, MAX_BODY_BYTES="2048")
+    event = api_event(
+        "POST",
+        "/jobs",
+        resource="/jobs",
+        body=body,
+        headers={"Content-Type": "application/json"},
+        base64_encoded=base64_encoded,
+    )
+    assert_rejected(ApiClient().invoke(event), 413, "payload_too_large", aws, "2048")
+
+
+def test_a_job_registration_of_exactly_the_largest_size_is_registered(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    configure_environment(monkeypatch, aws, tmp_path, PROVIDERS_DOCUMENT, MAX_BODY_BYTES="2048")
+    body = json.dumps({"provider": "alibaba-mps", "job_id": "j", "metadata": {"a": "x" * 1000, "b": ""}})
+    body = body.replace('"b": ""', '"b": "' + "x" * (2048 - len(body)) + '"')
+    assert len(body) == 2048
+    event = api_event("POST", "/jobs", resource="/jobs", body=body.encode(), base64_encoded=True)
+    event["headers"]["Content-Type"] = "application/json"
+    assert ApiClient().invoke(event).status == 201
+
+
 def test_register_job_with_unknown_provider_is_a_422_naming_the_field(api: ApiClient, aws: FakeAws) -> None:
     response = api.register({"provider": "acme", "job_id": "j1"})
     assert_rejected(response, 422, "invalid_request", aws)

@@ -36,6 +36,7 @@ from verdict_relay.errors import (
     PayloadTooLargeError,
     UnknownProviderError,
     UnsupportedMediaTypeError,
+    VerdictRelayError,
 )
 from verdict_relay.handlers import http_errors
 from verdict_relay.handlers.dependencies import dependencies
@@ -49,7 +50,21 @@ from verdict_relay.providers.registry import get_adapter
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.models import SecurityScheme
 
-app = APIGatewayRestResolver(enable_validation=True)
+
+def _json_body(body: str) -> Any:
+    """``json.loads`` for the resolver's validation of ``POST /jobs``, with every body it cannot read raised as
+    the JSONDecodeError the validation turns into a 400: ``json.loads`` raises RecursionError for arrays nested
+    too deeply and a plain ValueError for an integer longer than Python's int-string limit (a 500 otherwise)."""
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError:
+        raise
+    except (RecursionError, ValueError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise json.JSONDecodeError(reason, body, 0) from exc
+
+
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_json_body)
 http_errors.register(app)
 
 MAX_RESPONSE_BYTES = 6_000_000
@@ -74,6 +89,21 @@ Huawei's X-Auth-Signature, an MNS signature)."""
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _max_body_bytes() -> int | None:
+    try:
+        return dependencies().settings.max_body_bytes
+    except VerdictRelayError:
+        return None  # the route answers the configuration fault itself
+
+
+def _body_size(event: dict[str, Any]) -> int:
+    """The bytes a proxy event's body stands for (base64-decoded when flagged so), without decoding it."""
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        return len(body.rstrip("=")) * 3 // 4
+    return len(body.encode("utf-8", "surrogatepass"))
 
 
 def _raw_body(max_bytes: int) -> bytes:
@@ -227,9 +257,8 @@ def _stored_status(store: JobStore) -> callbacks.StoredStatus:
     },
 )
 def register_job(job: RegisterJobRequest) -> Response[dict[str, Any]]:
-    # The content type was checked before the resolver parsed the body (_reject_non_json_job_request).
+    # The size and the content type were checked before the resolver parsed the body (_reject_job_request).
     deps = dependencies()
-    _raw_body(deps.settings.max_body_bytes)
     now = _now()
     created, stored = deps.store.register(job.provider, job.job_id, job.metadata, now, first_poll_at=now)
     count("JobRegistered" if created else "JobAlreadyKnown", job.provider)
@@ -362,18 +391,23 @@ def _without_unsent_validation_errors(document: dict[str, Any]) -> dict[str, Any
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @log_metrics()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    rejection = _reject_non_json_job_request(event)
+    rejection = _reject_job_request(event)
     if rejection is not None:
         return rejection
     return app.resolve(event, context)
 
 
-def _reject_non_json_job_request(event: dict[str, Any]) -> dict[str, Any] | None:
-    """``POST /jobs`` takes JSON only. Checked before the resolver, whose validation would otherwise try to
+def _reject_job_request(event: dict[str, Any]) -> dict[str, Any] | None:
+    """``POST /jobs`` takes JSON of at most ``MAX_BODY_BYTES``. Checked before the resolver, whose validation
+    would otherwise parse the whole body first (and answer an oversized one by what it lacks) and would try to
     parse form or multipart bodies. Media types are case-insensitive: an accepted one is passed on in lower
     case, which is the only spelling the resolver's validation knows."""
     if event.get("httpMethod") != "POST" or event.get("resource") != "/jobs":
         return None
+    max_bytes = _max_body_bytes()
+    if max_bytes is not None and _body_size(event) > max_bytes:
+        count("Rejected413")
+        return http_errors.proxy_error(413, PayloadTooLargeError.code, f"body exceeds {max_bytes} bytes")
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     media_type = (headers.get("content-type") or "application/json").split(";", 1)[0].strip().lower()
     if media_type == "application/json":
