@@ -286,6 +286,26 @@ def test_backlog_of_500_jobs_is_polled_within_the_rate_limit_and_without_a_scan(
         assert elapsed >= 4.0  # 500 requests at 100/s cannot take less: the limit really applied
 
 
+def test_an_answer_with_text_cut_inside_a_character_is_resolved_with_the_replacement_character(
+    harness: Harness, aws: FakeAws
+) -> None:
+    # Given a finished job whose answer has speech text cut in the middle of an emoji: a lone surrogate escape
+    job = huawei_video_job("hv-cut", "succeeded", "block")
+    job["result"]["audio_detail"][0]["audio_text"] = "you are an \ud83d"
+    harness.simulator.put_job("huawei-video", "hv-cut", job)
+    harness.register("huawei-video", "hv-cut")
+
+    # When it is polled (twice: a job whose answer failed would still be due)
+    harness.poll()
+    harness.poll()
+
+    # Then its verdict is stored and published once, the cut character replaced
+    assert harness.status("huawei-video", "hv-cut") is JobStatus.SUCCEEDED
+    published = aws.published()
+    assert [p["verdict"]["job_id"] for p in published] == ["hv-cut"]
+    assert "you are an \ufffd" in json.dumps(published[0]["verdict"], ensure_ascii=False)
+
+
 def test_poller_handler_runs_a_cycle_and_counts_its_outcomes_by_provider(
     harness: Harness, aws: FakeAws, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -31,6 +31,7 @@ This module imports ``requests``; handlers import the clients only when they pol
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -279,7 +280,7 @@ class ProviderHttp:
                     ) from exc
                 retry.sleep()
                 continue
-            response = HttpResponse(raw.status_code, raw.headers, raw.content)
+            response = HttpResponse(raw.status_code, raw.headers, without_lone_surrogates(raw.content))
             wait = retry_after_seconds(raw.headers)
             if not retry.is_retry(outgoing.method, raw.status_code, has_retry_after=wait is not None):
                 return response
@@ -332,6 +333,27 @@ class ProviderHttp:
 
     def close(self) -> None:
         self._session.close()
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_ESCAPES = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"  # a surrogate pair, one character: kept
+    rb"|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})"  # a surrogate on its own
+    rb"|\\.",  # any other escape, an escaped backslash included: kept
+    re.DOTALL,
+)
+
+
+def without_lone_surrogates(body: bytes) -> bytes:
+    """``body`` with each JSON escape of a lone UTF-16 surrogate (``\\ud83d`` not followed by its low half, a
+    text cut in the middle of an emoji) replaced by ``\\ufffd``, the replacement character.
+
+    ``json.loads`` reads such an escape into a string no verdict can be stored or published with, and
+    pydantic-core refuses the whole body, so one provider answer would fail its job's poll at every cycle.
+    Bodies without one (checked first, at C speed) are returned as they are."""
+    if b"\\u" not in body or _SURROGATE_ESCAPE.search(body) is None:
+        return body
+    return _ESCAPES.sub(lambda match: b"\\ufffd" if match.group(1) else match.group(0), body)
 
 
 def read_json(provider: str, response: HttpResponse) -> Any:

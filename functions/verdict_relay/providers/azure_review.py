@@ -60,7 +60,6 @@ accepts a callback only with a configured ``?token=`` in its URL and refuses it 
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable
@@ -70,6 +69,7 @@ from enum import Enum
 from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import BeforeValidator, Field
+from pydantic_core import from_json
 
 from verdict_relay.config import AzurePolicy
 from verdict_relay.errors import PayloadError
@@ -323,11 +323,14 @@ def _flag(value: Any, path: str) -> bool:
 
 
 def _match_terms(value: Any) -> list[str]:
-    """Terms in ``matchTerms``, best effort: its shape is undocumented, so what cannot be read yields none."""
+    """Terms in ``matchTerms``, best effort: its shape is undocumented, so what cannot be read yields none.
+
+    A string is read with pydantic-core, not ``json.loads``, which would read a lone surrogate (``"\\ud800"``)
+    into a term no verdict can be stored with, and would recurse into a RecursionError."""
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except (ValueError, RecursionError):
+            value = from_json(value)
+        except ValueError:
             return []
     return _terms_in(value, _MAX_TERM_DEPTH)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -15,7 +16,13 @@ from verdict_relay.clients.base import (
     ProviderThrottledError,
     ProviderUnavailableError,
 )
-from verdict_relay.clients.http import HttpResponse, error_for_response, read_json, retry_after_seconds
+from verdict_relay.clients.http import (
+    HttpResponse,
+    error_for_response,
+    read_json,
+    retry_after_seconds,
+    without_lone_surrogates,
+)
 from verdict_relay.clients.huawei import huawei_error
 
 
@@ -72,3 +79,27 @@ def test_an_answer_nested_past_the_json_parsers_limit_is_a_response_error(body: 
 @pytest.mark.parametrize("read_error", [huawei_error, azure_error, alibaba_error])
 def test_an_error_answer_nested_past_the_json_parsers_limit_has_no_code(read_error, body: bytes) -> None:  # type: ignore[no-untyped-def]
     assert read_error(HttpResponse(500, {}, body)) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        (rb'"12\ud83d"', "12\ufffd"),  # a high half at the end
+        (rb'"\ude00\ud83d x"', "\ufffd\ufffd x"),  # halves in the wrong order
+        (rb'"\ud83d\ude00"', "\U0001f600"),  # a pair: one character, kept
+        (rb'"\\ud83d"', "\\ud83d"),  # an escaped backslash, then letters: no escape at all
+        (rb'"a\\\ud800b"', "a\\\ufffdb"),  # an escaped backslash, then a lone half
+        (rb'"\u00e9\n"', "\u00e9\n"),  # other escapes, kept
+    ],
+    ids=["lone-high", "reversed", "pair", "escaped-backslash", "backslash-then-lone", "other-escapes"],
+)
+def test_lone_surrogate_escapes_in_an_answer_become_the_replacement_character(body: bytes, text: str) -> None:
+    cleaned = without_lone_surrogates(body)
+
+    assert json.loads(cleaned) == text
+    assert text.encode("utf-8")  # storable: no surrogate left
+
+
+def test_an_answer_without_a_lone_surrogate_is_returned_as_it_is() -> None:
+    body = rb'{"text": "\ud83d\ude00 \u00e9 \\ud800", "n": 1}'
+    assert without_lone_surrogates(body) == body

@@ -330,7 +330,9 @@ def test_matched_terms_without_a_profanity_result_count_as_profanity() -> None:
     assert by_category(verdict)["profanity"].segments == ["crap"]
 
 
-@pytest.mark.parametrize("match_terms", ["not json", "{", "42", '{"Foo": 1}', "[]", "[null, 3]"])
+@pytest.mark.parametrize(
+    "match_terms", ["not json", "{", "42", '{"Foo": 1}', "[]", "[null, 3]", '["\\ud800"]', "[" * 5000]
+)
 def test_unreadable_match_terms_never_fail_the_parse(match_terms: str) -> None:
     verdict = parse_one(job_with(**{"text.HasProfanity": "True", "matchTerms": match_terms}))
 
