@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,10 @@ def test_the_poller_and_the_poll_worker_make_only_calls_their_roles_allow(
         stack.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.9))
     for job_id in job_ids:
         assert ApiClient().register({"provider": "azure-review", "job_id": job_id}).status == 201
+    # and one only a callback named, while Azure could not be asked: Azure does not know it, so it is deleted
+    dependencies_module.dependencies().store.mark_due(
+        "azure-review", "az-unknown", datetime.now(UTC), unconfirmed=True
+    )
 
     calls.function = "PollerFunction"
     fanned = scheduler({"source": "aws.scheduler"}, ShortContext())  # fans the backlog out
@@ -171,12 +176,15 @@ def test_the_poller_and_the_poll_worker_make_only_calls_their_roles_allow(
     scheduler({"source": "aws.scheduler"}, LambdaContext())  # sweeps, discovers, polls what is due
     calls.function = None
 
-    assert fanned["fanned_out"] == {"azure-review": 30}
+    assert fanned["fanned_out"] == {"azure-review": 31}
     assert failures["batchItemFailures"] == []
     assert len(aws.published()) == 30
+    assert dependencies_module.dependencies().store.get("azure-review", "az-unknown") is None
     poller, poll_worker = calls.seen["PollerFunction"], calls.seen["PollWorkerFunction"]
     assert ("dynamodb:Query", "outstanding") in poller
-    assert {"sqs:SendMessage", "sns:Publish"} <= {action for action, _ in poller | poll_worker}
+    assert {"sqs:SendMessage", "sns:Publish", "dynamodb:DeleteItem"} <= {
+        action for action, _ in poller | poll_worker
+    }
     assert not_allowed("PollerFunction", poller) == []
     assert not_allowed("PollWorkerFunction", poll_worker) == []
 

@@ -202,6 +202,116 @@ def test_mns_notice_whose_fetch_fails_leaves_the_job_due_for_the_poller(
     assert aws.published() == []
 
 
+def job_items(aws: FakeAws) -> list[dict[str, Any]]:
+    """The table's jobs (not the poller's discovery watermark)."""
+    return [item for item in aws.table_items() if "job_id" in item]
+
+
+def poll_once() -> None:
+    """One poll cycle of the production wiring, on the environment ``configure`` set."""
+    from verdict_relay.config import Settings
+    from verdict_relay.handlers.dependencies import build
+
+    build(Settings.from_env()).poller().run_cycle(lambda: 600.0)
+
+
+def test_a_notice_naming_a_job_nobody_has_while_mps_cannot_be_asked_is_deleted_not_published(
+    aws: FakeAws,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    simulator: ProviderSimulator,
+    mns: MnsSigner,
+) -> None:
+    # Given a notice any Alibaba account could have MNS sign, naming an id nobody registered, while MPS fails
+    api = configure(aws, monkeypatch, tmp_path, simulator)
+    simulator.inject("alibaba-mps", "error:503", times=1)
+    assert mns_push(api, mns, "foreign-1").status == 204
+    assert [i["job_id"]["S"] for i in aws.table_items()] == ["foreign-1"]  # left due: it may be real
+
+    # When the poller asks MPS, which does not know it
+    poll_once()
+
+    # Then it is deleted, not expired: no verdict stored, nothing published
+    assert job_items(aws) == []
+    assert aws.published() == []
+    assert api.get_job("alibaba-mps", "foreign-1").status == 404
+
+
+def test_a_notice_naming_a_job_nobody_has_that_mps_knows_when_the_poller_asks_is_followed_to_its_verdict(
+    aws: FakeAws,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    simulator: ProviderSimulator,
+    mns: MnsSigner,
+) -> None:
+    # Given a real job's notice whose fetch failed, and MPS saying it is running when the poller first asks
+    api = configure(aws, monkeypatch, tmp_path, simulator)
+    simulator.inject("alibaba-mps", "error:503", times=1)
+    assert mns_push(api, mns, "am-real").status == 204
+    simulator.put_job("alibaba-mps", "am-real", alibaba_job("am-real", "Analysing"))
+    poll_once()
+
+    # When MPS later no longer knows it (deleted), at the next poll
+    simulator.remove_job("alibaba-mps", "am-real")
+    (item,) = job_items(aws)
+    assert item["status"]["S"] == "running"
+    assert "unconfirmed" not in item  # MPS's answer vouched for it
+    aws.session.client("dynamodb").update_item(
+        TableName=aws.resources.table_name,
+        Key={"pk": item["pk"], "sk": item["sk"]},
+        UpdateExpression="SET next_poll_at = :now",
+        ExpressionAttributeValues={":now": {"N": str(int(time.time()))}},
+    )
+    poll_once()
+
+    # Then it is expired and published as any job MPS once answered for
+    assert [(m["verdict"]["job_id"], m["verdict"]["status"]) for m in aws.published()] == [
+        ("am-real", "expired")
+    ]
+
+
+def test_a_notice_naming_a_job_nobody_had_then_registered_is_expired_when_mps_does_not_know_it(
+    aws: FakeAws,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    simulator: ProviderSimulator,
+    mns: MnsSigner,
+) -> None:
+    # Given a notice whose fetch failed for an id nobody had, then registered by the platform
+    api = configure(aws, monkeypatch, tmp_path, simulator)
+    simulator.inject("alibaba-mps", "error:503", times=1)
+    assert mns_push(api, mns, "am-registered").status == 204
+    assert api.register({"provider": "alibaba-mps", "job_id": "am-registered"}).status == 200
+
+    # When the poller asks MPS, which does not know it
+    poll_once()
+
+    # Then the registration vouched for it: expired and published, as a registered job is
+    assert [(m["verdict"]["job_id"], m["verdict"]["status"]) for m in aws.published()] == [
+        ("am-registered", "expired")
+    ]
+
+
+def test_a_second_notice_for_an_unconfirmed_job_mps_does_not_know_deletes_it(
+    aws: FakeAws,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    simulator: ProviderSimulator,
+    mns: MnsSigner,
+) -> None:
+    # Given an id nobody had, held after a notice whose fetch failed
+    api = configure(aws, monkeypatch, tmp_path, simulator)
+    simulator.inject("alibaba-mps", "error:503", times=1)
+    assert mns_push(api, mns, "foreign-2").status == 204
+
+    # When the same notice comes again and MPS answers that it does not know the job
+    assert mns_push(api, mns, "foreign-2").status == 204
+
+    # Then the job is deleted within the callback, nothing published
+    assert aws.table_items() == []
+    assert aws.published() == []
+
+
 def test_mns_notice_for_an_unfinished_job_stores_its_progress_and_leaves_it_due(
     aws: FakeAws,
     monkeypatch: pytest.MonkeyPatch,

@@ -114,6 +114,7 @@ class JobStore:
                     keep_due=True,
                     sets=sets,
                     values=values,
+                    removes="unconfirmed",  # the caller vouches for the job
                 )
                 return item.get("created_at", {}).get("S") == now.isoformat(), self._to_job(item)
             except _ConditionFailed:
@@ -186,7 +187,7 @@ class JobStore:
                 UpdateExpression=(
                     "SET provider = :provider, job_id = :job_id, #s = :status, status_rank = :rank, "
                     "verdict_gz = :verdict, updated_at = :now, created_at = if_not_exists(created_at, :now), "
-                    f"poll_provider = :provider, {schedule}, expires_at = :expires"
+                    f"poll_provider = :provider, {schedule}, expires_at = :expires REMOVE unconfirmed"
                 ),
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#s": "status"},
@@ -244,7 +245,7 @@ class JobStore:
             "expires_at = :expires",
             "publish_state = :publish_state",
         ]
-        removes = ["poll_provider", "next_poll_at", "poll_attempts"]
+        removes = ["poll_provider", "next_poll_at", "poll_attempts", "unconfirmed"]
         if publish:
             # The winner of the transition publishes; its claim keeps the owed-publish sweep off it meanwhile.
             sets.append("unpublished_provider = :provider")
@@ -374,11 +375,49 @@ class JobStore:
                 ExpressionAttributeValues=values,
             )
 
-    def mark_due(self, provider: str, job_id: str, now: datetime) -> None:
+    def mark_due(self, provider: str, job_id: str, now: datetime, unconfirmed: bool = False) -> None:
         """Make a job due for polling now (a notice without a result arrived); creates it if unknown.
-        A terminal job is left alone (a lost condition)."""
+        A terminal job is left alone (a lost condition).
+
+        ``unconfirmed``: nobody but the notice vouches for the job (the store did not hold it and the provider
+        could not be asked). A job this creates is marked so, and :meth:`drop_unconfirmed` deletes it if the
+        provider then does not know it; the first observation the provider gives (``record``) or a
+        registration clears the mark. A job that exists by the time of the write is made due unmarked."""
+        if unconfirmed:
+            try:
+                self._open_job(
+                    "mark due",
+                    provider,
+                    job_id,
+                    now,
+                    due_at=now,
+                    keep_due=False,
+                    sets="unconfirmed = :true",
+                    values={":true": {"BOOL": True}},
+                    create_only=True,
+                )
+                return
+            except _ConditionFailed:
+                pass  # created meanwhile (registered, or by another notice): made due as any known job
         with contextlib.suppress(_ConditionFailed):
             self._open_job("mark due", provider, job_id, now, due_at=now, keep_due=False)
+
+    def drop_unconfirmed(self, provider: str, job_id: str) -> bool:
+        """Delete a job only a notice vouched for (``mark_due(unconfirmed=True)``), now that the provider says it
+        does not know it: any Alibaba account can make MNS sign a notice naming any id, and such an id must not
+        become a stored, published verdict. False, changing nothing, for any other job (registered, observed by
+        the provider, or finished): that one is expired as usual."""
+        try:
+            self._write(
+                "drop unconfirmed job",
+                self._client.delete_item,
+                Key=_key(provider, job_id),
+                ConditionExpression="unconfirmed = :true AND status_rank < :two",
+                ExpressionAttributeValues={":true": {"BOOL": True}, ":two": {"N": "2"}},
+            )
+        except _ConditionFailed:
+            return False
+        return True
 
     def _open_job(
         self,
@@ -390,9 +429,12 @@ class JobStore:
         keep_due: bool,
         sets: str = "",
         values: dict[str, Any] | None = None,
+        removes: str = "",
+        create_only: bool = False,
     ) -> dict[str, Any]:
         """Create the job if unknown and put it in the poll index; a finished job is left alone (the condition
-        fails). ``keep_due`` keeps an existing poll time instead of moving it to ``due_at``."""
+        fails). ``keep_due`` keeps an existing poll time instead of moving it to ``due_at``. ``create_only``:
+        the condition fails for any existing job."""
         due = "if_not_exists(next_poll_at, :due)" if keep_due else ":due"
         update = (
             "SET provider = :provider, job_id = :job_id, #s = if_not_exists(#s, :pending), "
@@ -402,18 +444,24 @@ class JobStore:
         response = self._update(
             action,
             Key=_key(provider, job_id),
-            UpdateExpression=update + (f", {sets}" if sets else ""),
-            ConditionExpression="attribute_not_exists(pk) OR status_rank < :two",
+            UpdateExpression=update
+            + (f", {sets}" if sets else "")
+            + (f" REMOVE {removes}" if removes else ""),
+            ConditionExpression=(
+                "attribute_not_exists(pk)"
+                if create_only
+                else "attribute_not_exists(pk) OR status_rank < :two"
+            ),
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={
                 ":provider": {"S": provider},
                 ":job_id": {"S": job_id},
                 ":pending": {"S": JobStatus.PENDING.value},
                 ":zero": {"N": "0"},
-                ":two": {"N": "2"},
                 ":now": {"S": now.isoformat()},
                 ":due": {"N": str(_epoch(due_at))},
                 ":expires": {"N": str(_epoch(now + self._retention))},
+                **({} if create_only else {":two": {"N": "2"}}),
                 **(values or {}),
             },
             ReturnValues="ALL_NEW",

@@ -21,7 +21,10 @@ What a fetch after a callback costs is bounded by what the store already holds, 
   provider stops re-sending it: any Alibaba account can make MNS push a signed notice naming any job id, and
   such ids must not become stored, published verdicts;
 * a job is made due only when it could not be resolved now (the fetch failed, there is no client, or the job
-  is unfinished), so the poller follows it from there.
+  is unfinished), so the poller follows it from there. One the store did not hold and the provider has not
+  answered for is made due as *unconfirmed*: if the provider then says it does not know it (to the poller, or
+  to the fetch after a later notice), it is deleted, not expired and published; the provider's first answer
+  about it, or its registration, makes it an ordinary job.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Literal
 from verdict_relay.clients.base import FetchResult
 from verdict_relay.errors import ProviderApiError
 from verdict_relay.logic.ingest import IngestService
-from verdict_relay.models.verdict import JobStatus, Verdict, VerdictError
+from verdict_relay.models.verdict import JobStatus
 from verdict_relay.observability import count, logger
 from verdict_relay.providers.base import CallbackResult
 
@@ -105,14 +108,14 @@ def accept(
     if not unfinished:
         return outcome
     if fetch is None:
-        return replace(outcome, left_due=_mark_due(ingest, provider, unfinished, now))
+        return replace(outcome, left_due=_mark_due(ingest, provider, unfinished, now, known))
     try:
         fetched = fetch(unfinished)
     except ProviderApiError as exc:
         # Left due: the poller fetches it within a minute.
         count("CallbackFetchFailed", provider)
         logger.warning("fetch after callback failed; job left due", provider=provider, code=exc.code)
-        return replace(outcome, left_due=_mark_due(ingest, provider, unfinished, now))
+        return replace(outcome, left_due=_mark_due(ingest, provider, unfinished, now, known))
     resolved: set[str] = set()
     for job in fetched.jobs:
         ingest.ingest(job.verdict, job.raw if job.verdict.is_terminal else None, now, time_left_s=time_left_s)
@@ -131,24 +134,19 @@ def accept(
                 job_id=job_id,
             )
             continue
-        ingest.ingest(
-            Verdict(
-                provider=provider,
-                job_id=job_id,
-                status=JobStatus.EXPIRED,
-                error=VerdictError(code="job_expired", message="the provider does not know this job"),
-                updated_at=now,
-                completed_at=now,
-            ),
-            None,
-            now,
-            time_left_s=time_left_s,
-        )
-    left_due = _mark_due(ingest, provider, [j for j in unfinished if j not in resolved], now)
+        if not ingest.unknown_to_provider(provider, job_id, now, time_left_s):
+            unknown += 1  # held only as an earlier notice's unconfirmed job: deleted
+    answered = known | {job.verdict.job_id for job in fetched.jobs}
+    left_due = _mark_due(ingest, provider, [j for j in unfinished if j not in resolved], now, answered)
     return replace(outcome, fetched=len(resolved) - unknown, left_due=left_due, unknown=unknown)
 
 
-def _mark_due(ingest: IngestService, provider: str, job_ids: list[str], now: datetime) -> int:
+def _mark_due(
+    ingest: IngestService, provider: str, job_ids: list[str], now: datetime, known: set[str]
+) -> int:
+    """Make the jobs due for the poller; those the store did not hold (``known``: the ones it did, or that the
+    provider just answered for) only as unconfirmed, so a notice naming an id nobody has, made while the
+    provider could not be asked, is deleted rather than expired and published when the poller asks."""
     for job_id in job_ids:
-        ingest.mark_due(provider, job_id, now)
+        ingest.mark_due(provider, job_id, now, unconfirmed=job_id not in known)
     return len(job_ids)

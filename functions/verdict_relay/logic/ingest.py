@@ -26,7 +26,7 @@ from verdict_relay.errors import PublishError, StorageError
 from verdict_relay.logic.breaker import CircuitBreaker
 from verdict_relay.logic.policy import VerdictPolicy
 from verdict_relay.models.jobs import JobKey, NextPoll, RecordResult, StoredJob, Transition
-from verdict_relay.models.verdict import Verdict
+from verdict_relay.models.verdict import JobStatus, Verdict, VerdictError
 from verdict_relay.observability import count, logger
 
 
@@ -42,7 +42,9 @@ class JobStorePort(Protocol):
 
     def mark_published(self, provider: str, job_id: str, now: datetime) -> bool: ...
 
-    def mark_due(self, provider: str, job_id: str, now: datetime) -> None: ...
+    def mark_due(self, provider: str, job_id: str, now: datetime, unconfirmed: bool = False) -> None: ...
+
+    def drop_unconfirmed(self, provider: str, job_id: str) -> bool: ...
 
     def requeue_publish(self, provider: str, job_id: str, now: datetime) -> None: ...
 
@@ -157,9 +159,49 @@ class IngestService:
         published = self._publish(result.job, now, time_left_s)
         return IngestResult(result.transition, published=published, publish_failed=not published)
 
-    def mark_due(self, provider: str, job_id: str, now: datetime) -> None:
-        self._store.mark_due(provider, job_id, now)
+    def mark_due(self, provider: str, job_id: str, now: datetime, unconfirmed: bool = False) -> None:
+        """Make a job due for the poller. ``unconfirmed``: only a notice vouches for it (JobStore.mark_due)."""
+        self._store.mark_due(provider, job_id, now, unconfirmed=unconfirmed)
         count("JobMarkedDue", provider)
+
+    def expire(
+        self,
+        provider: str,
+        job_id: str,
+        now: datetime,
+        why: str,
+        time_left_s: Callable[[], float] | None = None,
+    ) -> None:
+        """Finish a job the provider no longer has (or no longer keeps) as ``expired``, published by policy."""
+        verdict = Verdict(
+            provider=provider,
+            job_id=job_id,
+            status=JobStatus.EXPIRED,
+            error=VerdictError(code="job_expired", message=why),
+            updated_at=now,
+            completed_at=now,
+        )
+        self.ingest(verdict, None, now, time_left_s=time_left_s)
+
+    def unknown_to_provider(
+        self, provider: str, job_id: str, now: datetime, time_left_s: Callable[[], float] | None = None
+    ) -> bool:
+        """The provider says it does not know a job the store holds. A job only a notice vouched for (a
+        callback naming an id the store did not hold while the provider could not be asked) is deleted, not
+        expired, so a notice naming any id can never become a published verdict; any other job is expired.
+        True if it was expired."""
+        if self._store.drop_unconfirmed(provider, job_id):
+            count("CallbackForUnknownJob", provider)
+            logger.warning(
+                "a job only a callback named is unknown to the provider; deleted, nothing published",
+                provider=provider,
+                job_id=job_id,
+            )
+            return False
+        self.expire(
+            provider, job_id, now, "the provider does not know this job (deleted or expired)", time_left_s
+        )
+        return True
 
     def publish_owed(
         self,

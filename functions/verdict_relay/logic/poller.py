@@ -44,7 +44,7 @@ from verdict_relay.errors import ProviderApiError, StorageError
 from verdict_relay.logic.breaker import CircuitBreaker
 from verdict_relay.logic.ingest import PUBLISH_TIME_S, IngestService
 from verdict_relay.models.jobs import DueJob, NextPoll, StoredJob
-from verdict_relay.models.verdict import PROVIDER_NAMES, JobStatus, Verdict, VerdictError
+from verdict_relay.models.verdict import PROVIDER_NAMES
 from verdict_relay.observability import count, logger
 
 
@@ -359,11 +359,9 @@ class Poller:
             report.rescheduled += 1
         for job_id in result.missing:
             seen.add(job_id)
-            now = self._now()
-            self._expire(
-                provider, job_id, now, "the provider does not know this job (deleted or expired)", time_left_s
-            )
-            report.expired += 1
+            if self._ingest.unknown_to_provider(provider, job_id, self._now(), time_left_s):
+                count("JobExpired", provider)
+                report.expired += 1
         for job in batch:
             if job.job_id not in seen:  # the provider answered without it: try again later
                 self._retry_later(provider, job, report, time_left_s)
@@ -383,15 +381,7 @@ class Poller:
     def _expire(
         self, provider: str, job_id: str, now: datetime, why: str, time_left_s: Callable[[], float]
     ) -> None:
-        verdict = Verdict(
-            provider=provider,
-            job_id=job_id,
-            status=JobStatus.EXPIRED,
-            error=VerdictError(code="job_expired", message=why),
-            updated_at=now,
-            completed_at=now,
-        )
-        self._ingest.ingest(verdict, None, now, time_left_s=time_left_s)
+        self._ingest.expire(provider, job_id, now, why, time_left_s)
         count("JobExpired", provider)
 
     def _expire_past_age(
