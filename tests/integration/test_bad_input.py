@@ -85,6 +85,16 @@ def test_invalid_base64_body_is_a_400(api: ApiClient, aws: FakeAws) -> None:
     assert_rejected(api.invoke(event), 400, "malformed_payload", aws, "base64")
 
 
+@pytest.mark.parametrize("job_id", ["a b", "a/b", "a#b", "a\u0007b", "..", "."])
+def test_an_azure_callback_naming_a_job_id_no_job_can_have_is_a_422_naming_the_field(
+    api: ApiClient, aws: FakeAws, job_id: str
+) -> None:
+    # Azure signs nothing: a token alone lets a callback in, so its ids get the registration's rules
+    payload = {**load_payload("azure-review", "job-callback"), "JobId": job_id}
+    response = api.callback("azure-review", json.dumps(payload).encode(), query={"token": AZURE_TOKENS[0]})
+    assert_rejected(response, 422, "invalid_payload", aws, "jobid")
+
+
 def test_unknown_provider_is_a_404(api: ApiClient, aws: FakeAws) -> None:
     response = api.callback("acme-moderation", b"{}")
     assert_rejected(response, 404, "unknown_provider", aws, "acme-moderation")
@@ -252,6 +262,8 @@ def test_register_job_with_a_body_that_is_not_utf8_is_a_400(api: ApiClient, aws:
             "provider": "alibaba-mps",
             "job_id": "\U0001f600" * 200,
         },  # 200 characters, 800 bytes: over the key's share
+        {"provider": "azure-review", "job_id": ".."},
+        {"provider": "azure-review", "job_id": "."},
     ],
     ids=[
         "control-char-in-job-id",
@@ -259,6 +271,8 @@ def test_register_job_with_a_body_that_is_not_utf8_is_a_400(api: ApiClient, aws:
         "control-char-in-metadata",
         "metadata-not-text",
         "job-id-over-512-bytes",
+        "dot-dot-job-id",
+        "dot-job-id",
     ],
 )
 def test_register_job_with_unprintable_or_malformed_ids_is_a_422(

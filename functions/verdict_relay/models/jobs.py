@@ -9,7 +9,7 @@ from typing import Annotated, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-from verdict_relay.models.verdict import JOB_ID_BYTES, MAX_JOB_ID_LENGTH, JobStatus, ProviderName, Verdict
+from verdict_relay.models.verdict import AddressableJobId, JobStatus, ProviderName, Verdict
 
 
 class Transition(StrEnum):
@@ -109,19 +109,13 @@ class RegisterJobRequest(BaseModel):
 
     provider: ProviderName
     job_id: Annotated[
-        str,
+        AddressableJobId,
         Field(
-            min_length=1,
-            max_length=MAX_JOB_ID_LENGTH,
-            # '/' too: GET /jobs/{provider}/{job_id} could not address it (API Gateway does not promise to keep
-            # an encoded slash in one path segment).
-            pattern=r"^[^\s#/\x00-\x1f\x7f-\x9f]+$",
             description=(
-                "The provider's job id: no whitespace, control characters, '#' or '/'; at most 512 bytes."
-                " GET /jobs/{provider}/{job_id} takes it percent-encoded"
+                "The provider's job id: no whitespace, control characters, '#' or '/', not '.' or '..'; at most"
+                " 512 bytes. GET /jobs/{provider}/{job_id} takes it percent-encoded"
             ),
         ),
-        JOB_ID_BYTES,
     ]
     metadata: Annotated[
         dict[MetadataKey, MetadataValue],

@@ -85,6 +85,28 @@ JOB_ID_BYTES = AfterValidator(_within_key_limit)
 JobId = Annotated[str, Field(min_length=1, max_length=MAX_JOB_ID_LENGTH), JOB_ID_BYTES]
 
 
+def _not_a_dot_segment(job_id: str) -> str:
+    if job_id in (".", ".."):
+        raise ValueError("a job id cannot be '.' or '..': in a URL path it would name the path above it")
+    return job_id
+
+
+AddressableJobId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_JOB_ID_LENGTH,
+        # '/' too: GET /jobs/{provider}/{job_id} could not address it (API Gateway does not promise to keep an
+        # encoded slash in one path segment).
+        pattern=r"^[^\s#/\x00-\x1f\x7f-\x9f]+$",
+    ),
+    JOB_ID_BYTES,
+    AfterValidator(_not_a_dot_segment),
+]
+"""A job id as a caller or an unsigned callback may name one: one path segment of ``GET /jobs/{provider}/{job_id}``
+and of the provider's own job URL. No whitespace, control characters, '#' or '/', and not '.' or '..'."""
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 

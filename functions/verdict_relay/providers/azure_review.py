@@ -73,7 +73,16 @@ from pydantic_core import from_json
 
 from verdict_relay.config import AzurePolicy
 from verdict_relay.errors import PayloadError
-from verdict_relay.models.verdict import Finding, JobId, JobStatus, Suggestion, Verdict, VerdictError, worst
+from verdict_relay.models.verdict import (
+    AddressableJobId,
+    Finding,
+    JobId,
+    JobStatus,
+    Suggestion,
+    Verdict,
+    VerdictError,
+    worst,
+)
 from verdict_relay.providers.base import (
     CallbackRequest,
     CallbackResult,
@@ -165,7 +174,7 @@ class AzureJob(PayloadModel):
 class AzureJobCallback(PayloadModel):
     """The callback Azure sends to ``CallBackEndpoint`` when a job ends (``CallBackType: "Job"``)."""
 
-    jobid: JobId
+    jobid: AddressableJobId
     status: AzureStatus
     reviewid: str | None = None
     workflowid: str | None = None
@@ -177,7 +186,7 @@ class AzureJobCallback(PayloadModel):
 class AzureReviewCallback(PayloadModel):
     """The callback Azure sends when a reviewer closes a review (``CallBackType: "Review"``)."""
 
-    reviewid: JobId
+    reviewid: AddressableJobId
     reviewerresulttags: dict[str, Any]
     modifiedon: AzureTime = None
     modifiedby: str | None = None
