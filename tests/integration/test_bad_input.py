@@ -143,6 +143,27 @@ def test_bad_or_missing_azure_token_is_a_401(
     assert_rejected(response, 401, "unauthorized", aws, reason)
 
 
+@pytest.mark.parametrize(
+    "tokens",
+    [["wrong-token-000000000", AZURE_TOKENS[0]], [AZURE_TOKENS[0], AZURE_TOKENS[0]]],
+    ids=["wrong-then-right", "right-twice"],
+)
+def test_a_token_given_more_than_once_is_a_401(api: ApiClient, aws: FakeAws, tokens: list[str]) -> None:
+    # Given a callback URL with ?token= twice (API Gateway passes the last value as the query's)
+    event = api_event(
+        "POST",
+        "/callbacks/azure-review",
+        resource="/callbacks/{provider}",
+        path_parameters={"provider": "azure-review"},
+        body=load_payload_bytes("azure-review", "job-callback"),
+        headers={"Content-Type": "application/json"},
+        query={"token": tokens[-1]},
+    )
+    event["multiValueQueryStringParameters"] = {"token": tokens}
+
+    assert_rejected(api.invoke(event), 401, "unauthorized", aws, "more than once")
+
+
 def test_provider_without_configured_secret_refuses_callbacks(
     aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

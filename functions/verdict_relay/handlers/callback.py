@@ -158,7 +158,7 @@ def _signed_target() -> str:
     tags=["callbacks"],
     openapi_extensions=OPEN_TO_PROVIDERS,
     # No request validation here: the route takes no body model, and the provider's adapter, not the resolver,
-    # judges the query (a ?token= given twice must be refused as the provider's check refuses it, in its turn).
+    # judges the query (a ?token= given twice is refused by the provider's check, 401, in its turn).
     enable_validation=False,
     responses={
         200: {"description": "Accepted"},
@@ -193,6 +193,11 @@ def receive_callback(
         query=dict(event.query_string_parameters or {}),
         path=_signed_target(),
         method=event.http_method,
+        repeated=frozenset(
+            name
+            for name, values in (event.multi_value_query_string_parameters or {}).items()
+            if len(values) > 1
+        ),
     )
     now = _now()
     entry = providers.get(provider)

@@ -34,6 +34,8 @@ class CallbackRequest:
     query: Mapping[str, str] = field(default_factory=dict)
     path: str = "/"
     method: str = "POST"
+    repeated: frozenset[str] = frozenset()
+    """Query parameters given more than once (``query`` holds the last value, as API Gateway passes it)."""
 
     def header(self, name: str) -> str | None:
         """A header's value whatever its case in the request."""
@@ -125,6 +127,8 @@ def verify_url_token(request: CallbackRequest, tokens: Iterable[str]) -> None:
     presented = request.query.get("token")
     if not presented:
         raise CallbackAuthError("missing callback token")
+    if "token" in request.repeated:
+        raise CallbackAuthError("callback token given more than once")
     if not any_secret_matches(presented, tokens):
         raise CallbackAuthError("invalid callback token")
 
