@@ -202,6 +202,20 @@ def test_mns_notice_whose_fetch_fails_leaves_the_job_due_for_the_poller(
     assert aws.published() == []
 
 
+@pytest.fixture
+def fetching_api(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
+) -> ApiClient:
+    """The receiver with the simulated providers' API credentials (``configure``'s document)."""
+    return configure(aws, monkeypatch, tmp_path, simulator)
+
+
+def notice_while_mps_fails(api: ApiClient, simulator: ProviderSimulator, mns: MnsSigner, job_id: str) -> None:
+    """A signed MNS push naming ``job_id``, acknowledged while MPS answers its fetch with a 503."""
+    simulator.inject("alibaba-mps", "error:503", times=1)
+    assert mns_push(api, mns, job_id).status == 204
+
+
 def job_items(aws: FakeAws) -> list[dict[str, Any]]:
     """The table's jobs (not the poller's discovery watermark)."""
     return [item for item in aws.table_items() if "job_id" in item]
@@ -216,16 +230,11 @@ def poll_once() -> None:
 
 
 def test_a_notice_naming_a_job_nobody_has_while_mps_cannot_be_asked_is_deleted_not_published(
-    aws: FakeAws,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    simulator: ProviderSimulator,
-    mns: MnsSigner,
+    aws: FakeAws, fetching_api: ApiClient, simulator: ProviderSimulator, mns: MnsSigner
 ) -> None:
+    api = fetching_api
     # Given a notice any Alibaba account could have MNS sign, naming an id nobody registered, while MPS fails
-    api = configure(aws, monkeypatch, tmp_path, simulator)
-    simulator.inject("alibaba-mps", "error:503", times=1)
-    assert mns_push(api, mns, "foreign-1").status == 204
+    notice_while_mps_fails(api, simulator, mns, "foreign-1")
     assert [i["job_id"]["S"] for i in aws.table_items()] == ["foreign-1"]  # left due: it may be real
 
     # When the poller asks MPS, which does not know it
@@ -238,16 +247,11 @@ def test_a_notice_naming_a_job_nobody_has_while_mps_cannot_be_asked_is_deleted_n
 
 
 def test_a_notice_naming_a_job_nobody_has_that_mps_knows_when_the_poller_asks_is_followed_to_its_verdict(
-    aws: FakeAws,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    simulator: ProviderSimulator,
-    mns: MnsSigner,
+    aws: FakeAws, fetching_api: ApiClient, simulator: ProviderSimulator, mns: MnsSigner
 ) -> None:
+    api = fetching_api
     # Given a real job's notice whose fetch failed, and MPS saying it is running when the poller first asks
-    api = configure(aws, monkeypatch, tmp_path, simulator)
-    simulator.inject("alibaba-mps", "error:503", times=1)
-    assert mns_push(api, mns, "am-real").status == 204
+    notice_while_mps_fails(api, simulator, mns, "am-real")
     simulator.put_job("alibaba-mps", "am-real", alibaba_job("am-real", "Analysing"))
     poll_once()
 
@@ -271,16 +275,11 @@ def test_a_notice_naming_a_job_nobody_has_that_mps_knows_when_the_poller_asks_is
 
 
 def test_a_notice_naming_a_job_nobody_had_then_registered_is_expired_when_mps_does_not_know_it(
-    aws: FakeAws,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    simulator: ProviderSimulator,
-    mns: MnsSigner,
+    aws: FakeAws, fetching_api: ApiClient, simulator: ProviderSimulator, mns: MnsSigner
 ) -> None:
+    api = fetching_api
     # Given a notice whose fetch failed for an id nobody had, then registered by the platform
-    api = configure(aws, monkeypatch, tmp_path, simulator)
-    simulator.inject("alibaba-mps", "error:503", times=1)
-    assert mns_push(api, mns, "am-registered").status == 204
+    notice_while_mps_fails(api, simulator, mns, "am-registered")
     assert api.register({"provider": "alibaba-mps", "job_id": "am-registered"}).status == 200
 
     # When the poller asks MPS, which does not know it
@@ -293,16 +292,11 @@ def test_a_notice_naming_a_job_nobody_had_then_registered_is_expired_when_mps_do
 
 
 def test_a_second_notice_for_an_unconfirmed_job_mps_does_not_know_deletes_it(
-    aws: FakeAws,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    simulator: ProviderSimulator,
-    mns: MnsSigner,
+    aws: FakeAws, fetching_api: ApiClient, simulator: ProviderSimulator, mns: MnsSigner
 ) -> None:
+    api = fetching_api
     # Given an id nobody had, held after a notice whose fetch failed
-    api = configure(aws, monkeypatch, tmp_path, simulator)
-    simulator.inject("alibaba-mps", "error:503", times=1)
-    assert mns_push(api, mns, "foreign-2").status == 204
+    notice_while_mps_fails(api, simulator, mns, "foreign-2")
 
     # When the same notice comes again and MPS answers that it does not know the job
     assert mns_push(api, mns, "foreign-2").status == 204
