@@ -535,7 +535,7 @@ def _jobs(payload: Any) -> list[MediaCensorJob]:
 def _labels(result: CensorResult) -> list[tuple[str, str]]:
     """(category, label) of each finding of a result: one per label of a comma-separated Label."""
     if result.scene is None:
-        return []  # a part-level summary (only a Suggestion): the job's Suggestion carries it
+        return []  # a part-level summary (only a Suggestion): see _with_part_summary
     # A result without a Label is labelled with its scene, as the other adapters do for an unlabelled hit.
     labels = [label.strip() for label in (result.label or "").split(",") if label.strip()] or [result.scene]
     return [(result.scene, label) for label in labels]
@@ -572,7 +572,21 @@ def _media_findings(media: MediaResult, part: str) -> list[Finding]:
     for result in media.censor_results:
         findings += _result_findings(result, part)
     # The timelines were read into findings as they were validated (see _TimelineFindings).
-    return findings + media.video_timelines + media.audio_timelines
+    return _with_part_summary(media, part, findings + media.video_timelines + media.audio_timelines)
+
+
+def _with_part_summary(result: CensorResult, part: str, findings: list[Finding]) -> list[Finding]:
+    """A part's findings, and one finding for the part itself (category and label: the part's name) when its
+    own Suggestion is stricter than every one of them. MPS may sum a part up in a Suggestion without saying
+    what it found, and the job's Suggestion, which the policy does not trust to be as strict as its parts,
+    must not be the only trace of a part's review or block."""
+    own = result.suggestion if result.scene is None else None
+    if own is None or own is Suggestion.PASS:
+        return findings
+    strictest = max((f.suggestion.severity for f in findings if f.suggestion is not None), default=-1)
+    if strictest >= own.severity:
+        return findings
+    return findings + construct_findings([finding_fields(category=part, label=part, suggestion=own, item=part)])
 
 
 def _findings(job: MediaCensorJob) -> list[Finding]:
@@ -587,7 +601,7 @@ def _findings(job: MediaCensorJob) -> list[Finding]:
     )
     for part, part_result in parts:
         if part_result is not None:
-            findings += _result_findings(part_result, part)
+            findings += _with_part_summary(part_result, part, _result_findings(part_result, part))
     if job.audio_censor_result is not None:
         findings += _media_findings(job.audio_censor_result, "audio")
     if job.video is not None:

@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 from tests.helpers import EVENTS_DIR, load_payload, load_payload_bytes
 from verdict_relay.config import CallbackSettings
 from verdict_relay.errors import CallbackAuthError, MalformedPayloadError, PayloadError
+from verdict_relay.logic.policy import VerdictPolicy
 from verdict_relay.models.verdict import ContentRef, Finding, JobStatus, Suggestion, Verdict, VerdictError
 from verdict_relay.providers.alibaba_mps import (
     AlibabaMpsAdapter,
@@ -393,6 +394,44 @@ def test_empty_parts_and_part_level_summaries_add_no_findings() -> None:
     }
 
     assert only_verdict(job).findings == []
+
+
+def test_a_part_summed_up_as_review_or_block_without_its_results_is_a_finding_the_policy_sees() -> None:
+    # Given a job MPS sums up as pass whose title says block and whose video says review, neither saying why
+    job = {
+        "JobId": "j-1",
+        "State": "Success",
+        "Suggestion": "pass",
+        "TitleCensorResult": {"Suggestion": "block"},
+        "VensorCensorResult": {"Suggestion": "review", "CensorResults": {"CensorResult": []}},
+    }
+
+    verdict = only_verdict(job)
+
+    # Then each part is a finding of its own, and the job does not pass
+    assert [(f.category, f.label, f.item, f.suggestion) for f in verdict.findings] == [
+        ("title", "title", "title", Suggestion.BLOCK),
+        ("video", "video", "video", Suggestion.REVIEW),
+    ]
+    assert VerdictPolicy().finalize(verdict).suggestion is Suggestion.BLOCK
+
+
+def test_a_part_summary_no_stricter_than_its_results_adds_no_finding() -> None:
+    job = {
+        "JobId": "j-1",
+        "State": "Success",
+        "Suggestion": "block",
+        "TitleCensorResult": {"Suggestion": "review"},
+        "VensorCensorResult": {
+            "Suggestion": "block",
+            "CensorResults": {"CensorResult": [{"Scene": "porn", "Label": "porn", "Suggestion": "block"}]},
+        },
+    }
+
+    assert [(f.category, f.suggestion) for f in only_verdict(job).findings] == [
+        ("title", Suggestion.REVIEW),
+        ("porn", Suggestion.BLOCK),
+    ]
 
 
 def test_result_without_a_label_is_labelled_with_its_scene() -> None:
