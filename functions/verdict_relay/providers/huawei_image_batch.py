@@ -34,7 +34,10 @@ Decisions where the provider is silent or vague:
 * A finished item with neither ``suggestion`` nor ``error_code`` is not understood and raises PayloadError.
 * ``content``: the image URL when the job has exactly one item; a batch of several has no single content (the
   findings name their image).
-* ``face_detail`` (``{x, y, w, h}`` in the SDK) becomes the finding's face box when all four are present.
+* A category ``category_suggestions`` rates review or block with no ``detail`` entry saying what was found is
+  a finding of its own (label: the category), so the verdict's categories name it.
+* ``face_detail`` (``{x, y, w, h}`` in the SDK; a List in the API page, whose first box is taken) becomes the
+  finding's face box when all four are present.
 * A failed job carries no documented reason: its error is ``job_failed`` unless the job has
   ``error_code``/``error_msg``.
 """
@@ -108,7 +111,14 @@ class FaceDetail(PayloadModel):
 class DetailEntry(TypedDict):
     label: Annotated[str, Field(min_length=1)]
     confidence: NotRequired[Confidence | None]
-    face_detail: NotRequired[FaceDetail | None]
+    # An object in the SDK's model, a List in the API page: either is read, a list's first box being the face's.
+    face_detail: NotRequired[FaceDetail | list[FaceDetail] | None]
+
+
+def _face_box(face_detail: FaceDetail | list[FaceDetail] | None) -> Box | None:
+    if isinstance(face_detail, list):
+        face_detail = face_detail[0] if face_detail else None
+    return face_detail.to_box() if face_detail else None
 
 
 @with_config(PAYLOAD_ITEM_CONFIG)
@@ -244,13 +254,14 @@ class HuaweiImageBatchAdapter(ProviderAdapter):
         fallback = Suggestion.PASS if item_suggestion is Suggestion.PASS else None
         url = item["url"]
         text = item.get("ocr_text")
+        found: set[str] = set()
         for category, entries in (item.get("detail") or {}).items():
             suggestion = per_category.get(category, fallback)
             for entry in entries:
                 label = entry["label"]
                 if label == NORMAL_LABEL:
                     continue
-                face_detail = entry.get("face_detail")
+                found.add(category)
                 fields.append(
                     finding_fields(
                         category=category,
@@ -259,8 +270,15 @@ class HuaweiImageBatchAdapter(ProviderAdapter):
                         suggestion=suggestion,
                         item=url,
                         text=text,
-                        face_location=face_detail.to_box() if face_detail else None,
+                        face_location=_face_box(entry.get("face_detail")),
                     )
+                )
+        # A category Huawei rates review or block without a detail saying what it found is still a finding: its
+        # category is what subscribers filter on.
+        for category, suggestion in per_category.items():
+            if category not in found and suggestion is not Suggestion.PASS:
+                fields.append(
+                    finding_fields(category=category, label=category, suggestion=suggestion, item=url, text=text)
                 )
 
     @staticmethod

@@ -118,6 +118,39 @@ def test_sdk_spelling_category_suggestion_is_read_too() -> None:
     assert findings[2].suggestion is Suggestion.REVIEW
 
 
+def one_image(**item: Any) -> dict[str, Any]:
+    return {"result": {"job_id": "single", "status": "finish", "items": [{"url": BEACH_URL, **item}]}}
+
+
+def test_a_category_rated_block_without_a_detail_saying_what_is_a_finding_of_its_own() -> None:
+    payload = one_image(
+        suggestion="block",
+        category_suggestions={"porn": "block", "politics": "pass", "ad": "review"},
+        detail={"porn": [], "ad": [{"label": "qr_code", "confidence": 0.7}]},
+    )
+
+    findings = only_verdict(payload).findings
+
+    assert [(f.category, f.label, f.suggestion) for f in findings] == [
+        ("ad", "qr_code", Suggestion.REVIEW),
+        ("porn", "porn", Suggestion.BLOCK),
+    ]
+    assert only_verdict(payload).categories == ["ad", "porn"]
+
+
+def test_face_detail_given_as_a_list_as_the_api_page_documents_it_becomes_a_box() -> None:
+    payload = one_image(
+        suggestion="review",
+        category_suggestions={"politics": "review"},
+        detail={"politics": [{"label": "someone", "face_detail": [{"x": 10, "y": 20, "w": 30, "h": 40}]}]},
+    )
+
+    box = only_verdict(payload).findings[0].face_location
+
+    assert box is not None
+    assert (box.top_left_x, box.top_left_y, box.bottom_right_x, box.bottom_right_y) == (10, 20, 40, 60)
+
+
 def test_single_image_job_names_its_content_and_face_detail_becomes_a_box() -> None:
     payload = {
         "result": {
