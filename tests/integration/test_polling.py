@@ -375,6 +375,34 @@ def test_backlog_beyond_one_invocation_fans_out_to_workers_that_resolve_it(
     assert sorted(m["verdict"]["job_id"] for m in aws.published()) == job_ids
 
 
+def test_a_provider_that_said_when_to_come_back_is_not_fanned_out_to_workers_that_would_not_know(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verdict_relay.handlers import dependencies as dependencies_module
+    from verdict_relay.handlers.poller import lambda_handler as scheduler
+
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
+    dependencies_module.dependencies.cache_clear()
+    job_ids = [f"job-{i:02}" for i in range(30)]
+    for job_id in job_ids:
+        harness.simulator.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.9))
+    harness.register("azure-review", *job_ids)
+    # Given a cycle that Azure answered "429, come back in 60 s"
+    harness.simulator.inject("azure-review", "throttle:60", times=4)
+    scheduler({"source": "aws.scheduler"}, LambdaContext())
+    asked = len(harness.simulator.requests("azure-review"))
+
+    # When the next schedule has too little time for the backlog
+    result = scheduler({"source": "aws.scheduler"}, ShortContext())
+
+    # Then nothing goes to the workers (a fresh container's breaker would not know), nor to Azure
+    assert result["fanned_out"] == {}
+    assert result["providers"]["azure-review"]["skipped"] == "circuit open"
+    assert aws.drain(queue_url) == []
+    assert len(harness.simulator.requests("azure-review")) == asked
+
+
 def test_while_workers_hold_a_provider_the_scheduler_sends_only_newly_due_jobs_and_still_sweeps_it(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -675,6 +675,31 @@ def test_throttle_with_retry_after_is_waited_out_then_retried(
     assert second.at - first.at >= 0.99
 
 
+def test_a_throttle_holds_back_the_clients_other_requests_too(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    # Given a client whose first request is told "429, come back in 1 s"
+    put_finished_job(simulator, "azure-review", "job-1")
+    put_finished_job(simulator, "azure-review", "job-2")
+    simulator.inject("azure-review", "throttle:1")
+    client = connect("azure-review")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(client.fetch, ["job-1"])
+        while not [r for r in simulator.requests("azure-review") if r.status == 429]:
+            time.sleep(0.01)
+
+        # When another thread of the same client fetches meanwhile
+        second = pool.submit(client.fetch, ["job-2"])
+        assert first.result().jobs
+        assert second.result().jobs
+
+    # Then that request too waits until the provider said to come back
+    throttled, *after = simulator.requests("azure-review")
+    assert throttled.status == 429
+    assert [r.status for r in after] == [200, 200]
+    assert min(r.at for r in after) - throttled.at >= 0.99
+
+
 def test_throttle_longer_than_the_client_waits_is_reported_with_its_retry_after(
     simulator: ProviderSimulator, connect: Connect
 ) -> None:

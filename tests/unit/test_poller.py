@@ -399,6 +399,26 @@ def test_breaker_half_open_lets_one_trial_out_and_its_outcome_decides() -> None:
     assert [breaker.allow() for _ in range(3)] == [True, True, True]
 
 
+def test_a_wait_a_service_asked_for_is_not_ended_by_a_call_that_was_already_out() -> None:
+    # Given a throttle saying "come back in 120 s", while other calls were already on their way
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=3, cooldown_s=60, clock=lambda: now[0])
+    breaker.record_failure(retry_after_s=120)
+
+    # When one of those calls succeeds
+    breaker.record_success()
+
+    # Then nothing goes out until the 120 s are over, and then everything does
+    now[0] = 119.0
+    assert (breaker.is_open, breaker.is_closed, breaker.allow()) == (True, False, False)
+    now[0] = 120.0
+    assert (breaker.is_open, breaker.is_closed, [breaker.allow() for _ in range(2)]) == (
+        False,
+        True,
+        [True, True],
+    )
+
+
 def test_breaker_trial_that_never_reports_is_given_up_after_a_cooldown() -> None:
     now = [0.0]
     breaker = CircuitBreaker(threshold=1, cooldown_s=60, clock=lambda: now[0])

@@ -282,6 +282,10 @@ class ProviderHttp:
                 continue
             response = HttpResponse(raw.status_code, raw.headers, without_lone_surrogates(raw.content))
             wait = retry_after_seconds(raw.headers)
+            if wait is not None and raw.status_code in (429, 503):
+                # Told to come back later: the client's other threads wait too, up to what a retry would (a
+                # longer wait opens the provider's circuit breaker, which starts no new request meanwhile).
+                self.limiter.defer(min(wait, self.options.max_retry_wait_s))
             if not retry.is_retry(outgoing.method, raw.status_code, has_retry_after=wait is not None):
                 return response
             if wait is not None and wait > self.options.max_retry_wait_s:

@@ -66,6 +66,13 @@ class TokenBucket:
             self._tokens -= 1.0
             return True
 
+    def defer(self, wait_s: float) -> None:
+        """Send nothing for ``wait_s`` seconds (a provider's Retry-After): every caller's next token comes after
+        it, not only the one that was told."""
+        with self._lock:
+            self._refill()
+            self._tokens = min(self._tokens, -wait_s * self.rate_per_s)
+
     def spend_saved(self) -> None:
         """Give up the tokens saved while idle (a debt of reserved ones stays): from now on, requests go out at
         the rate, as if this bucket had sent the previous one."""

@@ -49,7 +49,8 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
     provider's due jobs from the start again and sends them all, and a new round of the hold begins.
 
     A provider whose fan-out fails (the queue or the table unreachable) is neither sent nor polled here this
-    cycle (its workers may still be polling it); the others go on.
+    cycle (its workers may still be polling it); the others go on. A provider whose circuit breaker is open
+    here (failing, or told us when to come back) is sent nothing: a worker in another container would not know.
     """
     queue = deps.poll_queue()
     if queue is None:
@@ -63,7 +64,15 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
         logger.error("fan-out holds unreadable; no provider polled here this cycle", error=exc.message)
         count("FanOutFailed")
         return dict.fromkeys(poller.providers, 0)
+    now = datetime.now(UTC)
     for provider in poller.providers:
+        if poller.is_paused(provider):
+            # A fresh worker's breaker would not know the provider asked to be left alone: send it nothing now.
+            # A provider the workers hold stays theirs; any other is skipped by this cycle's poll as well.
+            hold = holds[provider]
+            if hold is not None and hold.until > now:
+                sent[provider] = 0
+            continue
         try:
             _fan_out_provider(deps, poller, queue, provider, holds[provider], time_budget_s, sent)
         except StorageError as exc:

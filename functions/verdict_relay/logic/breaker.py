@@ -30,6 +30,9 @@ class CircuitBreaker:
         self._failures = 0
         self._open_until: float | None = None
         """When the current opening ends (then a trial); None while closed."""
+        self._not_before: float | None = None
+        """Until when the service asked not to be called (a Retry-After). A success of a call that was already
+        out when it said so does not end it, as it ends an opening."""
         self._trial_at: float | None = None
         self._lock = threading.Lock()
 
@@ -37,17 +40,22 @@ class CircuitBreaker:
     def is_closed(self) -> bool:
         """No failure run is being cooled down or tried: calls go out freely."""
         with self._lock:
-            return self._open_until is None
+            return self._open_until is None and not self._asked_to_wait()
 
     @property
     def is_open(self) -> bool:
-        """Open and cooling down: nothing may go out."""
+        """Open and cooling down, or asked to wait: nothing may go out."""
         with self._lock:
-            return self._open_until is not None and self._clock() < self._open_until
+            return (self._open_until is not None and self._clock() < self._open_until) or self._asked_to_wait()
+
+    def _asked_to_wait(self) -> bool:
+        return self._not_before is not None and self._clock() < self._not_before
 
     def allow(self) -> bool:
         """Whether a request may go out now. In the half-open state the first caller takes the trial."""
         with self._lock:
+            if self._asked_to_wait():
+                return False
             if self._open_until is None:
                 return True
             now = self._clock()
@@ -67,11 +75,13 @@ class CircuitBreaker:
     def record_failure(self, trip: bool = False, retry_after_s: float | None = None) -> None:
         """A failure. ``retry_after_s``: the service said when to come back (a throttle's Retry-After): the
         breaker opens at once until then (at most ``MAX_RETRY_AFTER_S``), so no caller asks before. An opening
-        is never shortened by a later one."""
+        is never shortened by a later one, nor that wait by a success of a call already out."""
         with self._lock:
             self._failures += 1
             if retry_after_s is not None and retry_after_s > 0:
                 open_for = min(retry_after_s, MAX_RETRY_AFTER_S)
+                not_before = self._clock() + open_for
+                self._not_before = max(not_before, self._not_before or not_before)
             elif trip or self._failures >= self._threshold:
                 open_for = self._cooldown
             else:

@@ -140,6 +140,11 @@ class Poller:
     def batch_size(self, provider: str) -> int:
         return self._clients[provider].max_batch
 
+    def is_paused(self, provider: str) -> bool:
+        """Whether the provider's circuit breaker is open here: it keeps failing, or it asked to be left alone
+        for a while (a Retry-After), so nothing is sent to it from this container now."""
+        return self._breakers[provider].is_open
+
     def run_cycle(
         self,
         time_left_s: Callable[[], float],

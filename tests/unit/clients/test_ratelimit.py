@@ -70,6 +70,19 @@ def test_a_bucket_that_takes_over_gives_up_its_saved_request_but_keeps_its_queue
     assert busy.acquire() == pytest.approx(0.2)
 
 
+def test_a_deferred_bucket_sends_nothing_until_the_wait_is_over_then_goes_on_at_the_rate() -> None:
+    clock = FakeClock()
+    limiter = bucket(rate=10, burst=1, clock=clock)
+
+    limiter.defer(2.0)  # the provider said: come back in 2 s
+
+    assert limiter.acquire() == pytest.approx(2.1)
+    assert limiter.acquire() == pytest.approx(0.1)
+    limiter.defer(0.5)
+    limiter.defer(0.1)  # a shorter wait does not shorten the longer one
+    assert limiter.acquire() == pytest.approx(0.6)
+
+
 def test_try_acquire_never_waits() -> None:
     clock = FakeClock()
     limiter = bucket(rate=5, burst=1, clock=clock)
