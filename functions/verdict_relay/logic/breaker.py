@@ -46,7 +46,9 @@ class CircuitBreaker:
     def is_open(self) -> bool:
         """Open and cooling down, or asked to wait: nothing may go out."""
         with self._lock:
-            return (self._open_until is not None and self._clock() < self._open_until) or self._asked_to_wait()
+            return (
+                self._open_until is not None and self._clock() < self._open_until
+            ) or self._asked_to_wait()
 
     def _asked_to_wait(self) -> bool:
         return self._not_before is not None and self._clock() < self._not_before

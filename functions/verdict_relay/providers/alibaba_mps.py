@@ -586,7 +586,9 @@ def _with_part_summary(result: CensorResult, part: str, findings: list[Finding])
     strictest = max((f.suggestion.severity for f in findings if f.suggestion is not None), default=-1)
     if strictest >= own.severity:
         return findings
-    return findings + construct_findings([finding_fields(category=part, label=part, suggestion=own, item=part)])
+    return findings + construct_findings(
+        [finding_fields(category=part, label=part, suggestion=own, item=part)]
+    )
 
 
 def _findings(job: MediaCensorJob) -> list[Finding]:

@@ -278,7 +278,9 @@ class HuaweiImageBatchAdapter(ProviderAdapter):
         for category, suggestion in per_category.items():
             if category not in found and suggestion is not Suggestion.PASS:
                 fields.append(
-                    finding_fields(category=category, label=category, suggestion=suggestion, item=url, text=text)
+                    finding_fields(
+                        category=category, label=category, suggestion=suggestion, item=url, text=text
+                    )
                 )
 
     @staticmethod
