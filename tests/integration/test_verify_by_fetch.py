@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,14 @@ import pytest
 from tests.conftest import FakeAws
 from tests.helpers import huawei_signature, load_payload, mns_push_event
 from tests.integration.conftest import ApiClient, ApiResponse, configure_environment
+from verdict_relay.clients.base import FetchResult, ProviderUnavailableError
+from verdict_relay.config import Settings
+from verdict_relay.handlers.dependencies import build
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
 from verdict_relay.local.simulator import ProviderSimulator, alibaba_job, azure_job, huawei_video_job
+from verdict_relay.logic import callbacks
+from verdict_relay.models.verdict import JobStatus
+from verdict_relay.providers.base import CallbackResult
 
 SEED = "seed_for_fetch_tests"
 
@@ -223,9 +230,6 @@ def job_items(aws: FakeAws) -> list[dict[str, Any]]:
 
 def poll_once() -> None:
     """One poll cycle of the production wiring, on the environment ``configure`` set."""
-    from verdict_relay.config import Settings
-    from verdict_relay.handlers.dependencies import build
-
     build(Settings.from_env()).poller().run_cycle(lambda: 600.0)
 
 
@@ -304,6 +308,72 @@ def test_a_second_notice_for_an_unconfirmed_job_mps_does_not_know_deletes_it(
     # Then the job is deleted within the callback, nothing published
     assert aws.table_items() == []
     assert aws.published() == []
+
+
+def test_two_writers_told_that_a_held_notice_job_is_unknown_delete_it_once_and_publish_nothing(
+    aws: FakeAws, fetching_api: ApiClient, simulator: ProviderSimulator, mns: MnsSigner
+) -> None:
+    notice_while_mps_fails(fetching_api, simulator, mns, "foreign-3")
+    ingest = build(Settings.from_env()).ingest
+    now = datetime.now(UTC)
+
+    # When a poll and a later notice's fetch both hear that MPS does not know it, one after the other
+    first = ingest.unknown_to_provider("alibaba-mps", "foreign-3", now)
+    second = ingest.unknown_to_provider("alibaba-mps", "foreign-3", now)
+
+    # Then the first deletes it and the second does not create it again as expired
+    assert (first, second) == (False, False)
+    assert job_items(aws) == []
+    assert aws.published() == []
+
+
+def test_a_notice_that_read_its_job_before_it_was_deleted_leaves_it_unconfirmed(
+    aws: FakeAws, fetching_api: ApiClient, simulator: ProviderSimulator, mns: MnsSigner
+) -> None:
+    # Given a held notice job, read as pending by a second notice just before the poller deleted it
+    notice_while_mps_fails(fetching_api, simulator, mns, "foreign-4")
+    deps = build(Settings.from_env())
+    assert deps.store.drop_unconfirmed("alibaba-mps", "foreign-4") == "deleted"
+
+    def mps_down(job_ids: list[str]) -> FetchResult:
+        raise ProviderUnavailableError("alibaba-mps: unavailable (HTTP 503)")
+
+    # When that notice's fetch fails too, and it leaves the job due
+    callbacks.accept(
+        "alibaba-mps",
+        CallbackResult(jobs_to_fetch=["foreign-4"]),
+        b"{}",
+        "fetch",
+        deps.ingest,
+        mps_down,
+        datetime.now(UTC),
+        stored_status=lambda provider, job_id: JobStatus.PENDING,
+    )
+
+    # Then it is held unconfirmed again, and the poller deletes it rather than publish it
+    (item,) = job_items(aws)
+    assert item["unconfirmed"] == {"BOOL": True}
+    poll_once()
+    assert job_items(aws) == []
+    assert aws.published() == []
+
+
+def test_a_held_notice_job_mps_answers_for_with_the_same_status_is_confirmed(
+    aws: FakeAws, fetching_api: ApiClient, simulator: ProviderSimulator, mns: MnsSigner
+) -> None:
+    # Given a held notice job (pending), then MPS answering a second notice's fetch: still queuing
+    notice_while_mps_fails(fetching_api, simulator, mns, "am-queued")
+    simulator.put_job("alibaba-mps", "am-queued", alibaba_job("am-queued", "Queuing"))
+    assert mns_push(fetching_api, mns, "am-queued").status == 204
+
+    # Then MPS vouched for it: when MPS later no longer knows it, it is expired and published, not deleted
+    (item,) = job_items(aws)
+    assert "unconfirmed" not in item
+    simulator.remove_job("alibaba-mps", "am-queued")
+    poll_once()
+    assert [(m["verdict"]["job_id"], m["verdict"]["status"]) for m in aws.published()] == [
+        ("am-queued", "expired")
+    ]
 
 
 def test_mns_notice_for_an_unfinished_job_stores_its_progress_and_leaves_it_due(

@@ -27,7 +27,7 @@ import hashlib
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -200,6 +200,8 @@ class JobStore:
             )
         except _ConditionFailed as lost:
             old_rank = int((lost.old or {}).get("status_rank", {}).get("N", "2"))
+            if old_rank == rank and "unconfirmed" in (lost.old or {}):
+                self._confirm(verdict.provider, verdict.job_id)  # the provider answered for it all the same
             if next_poll is not None and old_rank < 2:
                 # Stored further along but unfinished (a late 'pending'): still poll it later, not now.
                 self.reschedule(verdict.provider, verdict.job_id, next_poll.at, next_poll.attempts)
@@ -209,6 +211,16 @@ class JobStore:
             return RecordResult(Transition.CREATED, None)
         same = int(old["status_rank"]["N"]) == rank
         return RecordResult(Transition.DUPLICATE if same else Transition.ADVANCED, None)
+
+    def _confirm(self, provider: str, job_id: str) -> None:
+        """Clear a job's unconfirmed mark (``mark_due``): the provider answered for it."""
+        with contextlib.suppress(_ConditionFailed):
+            self._update(
+                "confirm job",
+                Key=_key(provider, job_id),
+                UpdateExpression="REMOVE unconfirmed",
+                ConditionExpression="attribute_exists(unconfirmed)",
+            )
 
     def _record_terminal(
         self, verdict: Verdict, raw: bytes | None, now: datetime, publish: bool
@@ -379,11 +391,16 @@ class JobStore:
         """Make a job due for polling now (a notice without a result arrived); creates it if unknown.
         A terminal job is left alone (a lost condition).
 
-        ``unconfirmed``: nobody but the notice vouches for the job (the store did not hold it and the provider
-        could not be asked). A job this creates is marked so, and :meth:`drop_unconfirmed` deletes it if the
-        provider then does not know it; the first observation the provider gives (``record``) or a
-        registration clears the mark. A job that exists by the time of the write is made due unmarked."""
-        if unconfirmed:
+        ``unconfirmed``: nobody but the notice vouches for the job (the provider has not answered for it). A job
+        this creates is marked so, and :meth:`drop_unconfirmed` deletes it if the provider then does not know it;
+        the first observation the provider gives (``record``) or a registration clears the mark. A job that
+        exists is made due as it is, marked or not, and is never created again unmarked: one deleted meanwhile
+        is created marked."""
+        if not unconfirmed:
+            with contextlib.suppress(_ConditionFailed):
+                self._open_job("mark due", provider, job_id, now, due_at=now, keep_due=False)
+            return
+        for _ in range(3):
             try:
                 self._open_job(
                     "mark due",
@@ -394,19 +411,33 @@ class JobStore:
                     keep_due=False,
                     sets="unconfirmed = :true",
                     values={":true": {"BOOL": True}},
-                    create_only=True,
+                    condition="attribute_not_exists(pk)",
                 )
                 return
             except _ConditionFailed:
-                pass  # created meanwhile (registered, or by another notice): made due as any known job
-        with contextlib.suppress(_ConditionFailed):
-            self._open_job("mark due", provider, job_id, now, due_at=now, keep_due=False)
+                pass  # it exists (registered, or held after an earlier notice): made due as it is
+            try:
+                self._open_job(
+                    "mark due",
+                    provider,
+                    job_id,
+                    now,
+                    due_at=now,
+                    keep_due=False,
+                    condition="attribute_exists(pk) AND status_rank < :two",
+                )
+                return
+            except _ConditionFailed as lost:
+                if lost.old:
+                    return  # finished meanwhile: left alone
+                # deleted meanwhile (the provider did not know it): created marked, next time round
 
-    def drop_unconfirmed(self, provider: str, job_id: str) -> bool:
+    def drop_unconfirmed(self, provider: str, job_id: str) -> Literal["deleted", "absent", "kept"]:
         """Delete a job only a notice vouched for (``mark_due(unconfirmed=True)``), now that the provider says it
         does not know it: any Alibaba account can make MNS sign a notice naming any id, and such an id must not
-        become a stored, published verdict. False, changing nothing, for any other job (registered, observed by
-        the provider, or finished): that one is expired as usual."""
+        become a stored, published verdict. ``deleted``; ``absent`` when there is no such job (another writer
+        told the same deleted it first): nothing to do either; ``kept``, changing nothing, for any other job
+        (registered, observed by the provider, or finished): that one is expired as usual."""
         try:
             self._write(
                 "drop unconfirmed job",
@@ -414,10 +445,11 @@ class JobStore:
                 Key=_key(provider, job_id),
                 ConditionExpression="unconfirmed = :true AND status_rank < :two",
                 ExpressionAttributeValues={":true": {"BOOL": True}, ":two": {"N": "2"}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except _ConditionFailed:
-            return False
-        return True
+        except _ConditionFailed as lost:
+            return "kept" if lost.old else "absent"
+        return "deleted"
 
     def _open_job(
         self,
@@ -430,11 +462,11 @@ class JobStore:
         sets: str = "",
         values: dict[str, Any] | None = None,
         removes: str = "",
-        create_only: bool = False,
+        condition: str = "attribute_not_exists(pk) OR status_rank < :two",
     ) -> dict[str, Any]:
         """Create the job if unknown and put it in the poll index; a finished job is left alone (the condition
-        fails). ``keep_due`` keeps an existing poll time instead of moving it to ``due_at``. ``create_only``:
-        the condition fails for any existing job."""
+        fails). ``keep_due`` keeps an existing poll time instead of moving it to ``due_at``. ``condition``
+        replaces that one (a lost condition returns the item as it was, if there was one)."""
         due = "if_not_exists(next_poll_at, :due)" if keep_due else ":due"
         update = (
             "SET provider = :provider, job_id = :job_id, #s = if_not_exists(#s, :pending), "
@@ -447,11 +479,7 @@ class JobStore:
             UpdateExpression=update
             + (f", {sets}" if sets else "")
             + (f" REMOVE {removes}" if removes else ""),
-            ConditionExpression=(
-                "attribute_not_exists(pk)"
-                if create_only
-                else "attribute_not_exists(pk) OR status_rank < :two"
-            ),
+            ConditionExpression=condition,
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={
                 ":provider": {"S": provider},
@@ -461,10 +489,11 @@ class JobStore:
                 ":now": {"S": now.isoformat()},
                 ":due": {"N": str(_epoch(due_at))},
                 ":expires": {"N": str(_epoch(now + self._retention))},
-                **({} if create_only else {":two": {"N": "2"}}),
+                **({":two": {"N": "2"}} if ":two" in condition else {}),
                 **(values or {}),
             },
             ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
         attributes: dict[str, Any] = response["Attributes"]
         return attributes

@@ -108,14 +108,14 @@ def accept(
     if not unfinished:
         return outcome
     if fetch is None:
-        return replace(outcome, left_due=_mark_due(ingest, provider, unfinished, now, known))
+        return replace(outcome, left_due=_mark_due(ingest, provider, unfinished, now, answered=set()))
     try:
         fetched = fetch(unfinished)
     except ProviderApiError as exc:
         # Left due: the poller fetches it within a minute.
         count("CallbackFetchFailed", provider)
         logger.warning("fetch after callback failed; job left due", provider=provider, code=exc.code)
-        return replace(outcome, left_due=_mark_due(ingest, provider, unfinished, now, known))
+        return replace(outcome, left_due=_mark_due(ingest, provider, unfinished, now, answered=set()))
     resolved: set[str] = set()
     for job in fetched.jobs:
         ingest.ingest(job.verdict, job.raw if job.verdict.is_terminal else None, now, time_left_s=time_left_s)
@@ -136,17 +136,18 @@ def accept(
             continue
         if not ingest.unknown_to_provider(provider, job_id, now, time_left_s):
             unknown += 1  # held only as an earlier notice's unconfirmed job: deleted
-    answered = known | {job.verdict.job_id for job in fetched.jobs}
+    answered = {job.verdict.job_id for job in fetched.jobs}
     left_due = _mark_due(ingest, provider, [j for j in unfinished if j not in resolved], now, answered)
     return replace(outcome, fetched=len(resolved) - unknown, left_due=left_due, unknown=unknown)
 
 
 def _mark_due(
-    ingest: IngestService, provider: str, job_ids: list[str], now: datetime, known: set[str]
+    ingest: IngestService, provider: str, job_ids: list[str], now: datetime, answered: set[str]
 ) -> int:
-    """Make the jobs due for the poller; those the store did not hold (``known``: the ones it did, or that the
-    provider just answered for) only as unconfirmed, so a notice naming an id nobody has, made while the
-    provider could not be asked, is deleted rather than expired and published when the poller asks."""
+    """Make the jobs due for the poller; those the provider has not just answered for as unconfirmed: one the
+    store holds stays what it is (registered, observed by the provider, or unconfirmed), and one it does not
+    hold, or no longer holds, is created marked, so a notice naming an id nobody has, made while the provider
+    could not be asked, is deleted rather than expired and published when the poller asks."""
     for job_id in job_ids:
-        ingest.mark_due(provider, job_id, now, unconfirmed=job_id not in known)
+        ingest.mark_due(provider, job_id, now, unconfirmed=job_id not in answered)
     return len(job_ids)

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from verdict_relay.dal.publisher import PUBLISH_MAX_S
 from verdict_relay.dal.store import STORE_CALL_MAX_S
@@ -44,7 +44,7 @@ class JobStorePort(Protocol):
 
     def mark_due(self, provider: str, job_id: str, now: datetime, unconfirmed: bool = False) -> None: ...
 
-    def drop_unconfirmed(self, provider: str, job_id: str) -> bool: ...
+    def drop_unconfirmed(self, provider: str, job_id: str) -> Literal["deleted", "absent", "kept"]: ...
 
     def requeue_publish(self, provider: str, job_id: str, now: datetime) -> None: ...
 
@@ -189,14 +189,17 @@ class IngestService:
         """The provider says it does not know a job the store holds. A job only a notice vouched for (a
         callback naming an id the store did not hold while the provider could not be asked) is deleted, not
         expired, so a notice naming any id can never become a published verdict; any other job is expired.
-        True if it was expired."""
-        if self._store.drop_unconfirmed(provider, job_id):
+        True if it was expired; False if it was deleted, or already gone (deleted by another writer the
+        provider told the same: expiring it would create it again)."""
+        dropped = self._store.drop_unconfirmed(provider, job_id)
+        if dropped == "deleted":
             count("CallbackForUnknownJob", provider)
             logger.warning(
                 "a job only a callback named is unknown to the provider; deleted, nothing published",
                 provider=provider,
                 job_id=job_id,
             )
+        if dropped != "kept":
             return False
         self.expire(
             provider, job_id, now, "the provider does not know this job (deleted or expired)", time_left_s
