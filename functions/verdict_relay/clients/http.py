@@ -31,7 +31,6 @@ This module imports ``requests``; handlers import the clients only when they pol
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -57,7 +56,7 @@ from verdict_relay.clients.base import (
 from verdict_relay.clients.ratelimit import TokenBucket
 from verdict_relay.errors import ProviderApiError, VerdictRelayError
 from verdict_relay.models.verdict import Verdict
-from verdict_relay.providers.base import ProviderAdapter
+from verdict_relay.providers.base import ProviderAdapter, without_lone_surrogates
 
 DEFAULT_CONNECT_TIMEOUT_S = 2.0
 DEFAULT_READ_TIMEOUT_S = 5.0
@@ -339,27 +338,6 @@ class ProviderHttp:
         self._session.close()
 
 
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_ESCAPES = re.compile(
-    rb"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"  # a surrogate pair, one character: kept
-    rb"|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})"  # a surrogate on its own
-    rb"|\\.",  # any other escape, an escaped backslash included: kept
-    re.DOTALL,
-)
-
-
-def without_lone_surrogates(body: bytes) -> bytes:
-    """``body`` with each JSON escape of a lone UTF-16 surrogate (``\\ud83d`` not followed by its low half, a
-    text cut in the middle of an emoji) replaced by ``\\ufffd``, the replacement character.
-
-    ``json.loads`` reads such an escape into a string no verdict can be stored or published with, and
-    pydantic-core refuses the whole body, so one provider answer would fail its job's poll at every cycle.
-    Bodies without one (checked first, at C speed) are returned as they are."""
-    if b"\\u" not in body or _SURROGATE_ESCAPE.search(body) is None:
-        return body
-    return _ESCAPES.sub(lambda match: b"\\ufffd" if match.group(1) else match.group(0), body)
-
-
 def read_json(provider: str, response: HttpResponse) -> Any:
     """The body as JSON; ProviderResponseError when it is not (truncated, HTML error page, not UTF-8, or nested
     too deeply for the parser: json.loads raises RecursionError, not ValueError, for that)."""
@@ -411,8 +389,9 @@ def error_for_response(
         return ProviderAuthError(f"{provider}: credentials refused ({detail})")
     if message:
         detail = f"{detail}: {message[:_MAX_DETAIL]}"
-    if throttled or response.status == 429:
-        retry_after = retry_after_seconds(response.headers)
+    retry_after = retry_after_seconds(response.headers)
+    # A 503 that says when to come back is a throttle too: the breaker keeps the provider alone until then.
+    if throttled or response.status == 429 or (response.status == 503 and retry_after is not None):
         return ProviderThrottledError(f"{provider}: throttled ({detail})", retry_after=retry_after)
     if response.status >= 500:
         return ProviderUnavailableError(f"{provider}: unavailable ({detail})")

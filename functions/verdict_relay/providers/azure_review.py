@@ -91,6 +91,7 @@ from verdict_relay.providers.base import (
     lower_keys,
     parse_provider_time,
     validate_payload,
+    without_lone_surrogates,
 )
 
 PROVIDER: Final = "azure-review"
@@ -334,11 +335,12 @@ def _flag(value: Any, path: str) -> bool:
 def _match_terms(value: Any) -> list[str]:
     """Terms in ``matchTerms``, best effort: its shape is undocumented, so what cannot be read yields none.
 
-    A string is read with pydantic-core, not ``json.loads``, which would read a lone surrogate (``"\\ud800"``)
-    into a term no verdict can be stored with, and would recurse into a RecursionError."""
+    A string is read with pydantic-core, not ``json.loads`` (which would recurse into a RecursionError), after
+    its lone surrogate escapes (``"\\ud83d"``, a term cut inside a character) become U+FFFD: a term no verdict
+    could be stored with is kept so, and the others with it."""
     if isinstance(value, str):
         try:
-            value = from_json(value)
+            value = from_json(without_lone_surrogates(value.encode("utf-8", "surrogatepass")))
         except ValueError:
             return []
     return _terms_in(value, _MAX_TERM_DEPTH)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -144,6 +145,27 @@ def any_secret_matches(presented: str, candidates: Iterable[str]) -> bool:
 
 def hmac_sha256(key: str, message: str) -> bytes:
     return hmac.new(key.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).digest()
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_ESCAPES = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"  # a surrogate pair, one character: kept
+    rb"|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})"  # a surrogate on its own
+    rb"|\\.",  # any other escape, an escaped backslash included: kept
+    re.DOTALL,
+)
+
+
+def without_lone_surrogates(body: bytes) -> bytes:
+    """``body`` with each JSON escape of a lone UTF-16 surrogate (``\\ud83d`` not followed by its low half, a
+    text cut in the middle of an emoji) replaced by ``\\ufffd``, the replacement character.
+
+    ``json.loads`` reads such an escape into a string no verdict can be stored or published with, and
+    pydantic-core refuses the whole body, so one provider answer would fail its job's poll at every cycle.
+    Bodies without one (checked first, at C speed) are returned as they are."""
+    if b"\\u" not in body or _SURROGATE_ESCAPE.search(body) is None:
+        return body
+    return _ESCAPES.sub(lambda match: b"\\ufffd" if match.group(1) else match.group(0), body)
 
 
 def load_json(provider: str, body: bytes) -> Any:

@@ -21,9 +21,9 @@ from verdict_relay.clients.http import (
     error_for_response,
     read_json,
     retry_after_seconds,
-    without_lone_surrogates,
 )
 from verdict_relay.clients.huawei import huawei_error
+from verdict_relay.providers.base import without_lone_surrogates
 
 
 def test_alibaba_retry_after_is_read_in_milliseconds() -> None:
@@ -56,6 +56,13 @@ def test_failed_answers_map_to_the_typed_errors() -> None:
     assert throttled.retry_after == 4.0
     assert isinstance(error_for_response("p", response(503)), ProviderUnavailableError)
     assert isinstance(error_for_response("p", response(400), code="Odd"), ProviderResponseError)
+
+
+def test_a_503_that_says_when_to_come_back_is_a_throttle_with_its_wait() -> None:
+    told = error_for_response("p", response(503, {"Retry-After": "120"}))
+    assert isinstance(told, ProviderThrottledError)
+    assert told.retry_after == 120.0
+    assert isinstance(error_for_response("p", response(503)), ProviderUnavailableError)
 
 
 def test_an_auth_error_never_repeats_the_providers_message() -> None:

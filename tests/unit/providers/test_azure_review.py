@@ -330,9 +330,17 @@ def test_matched_terms_without_a_profanity_result_count_as_profanity() -> None:
     assert by_category(verdict)["profanity"].segments == ["crap"]
 
 
-@pytest.mark.parametrize(
-    "match_terms", ["not json", "{", "42", '{"Foo": 1}', "[]", "[null, 3]", '["\\ud800"]', "[" * 5000]
-)
+def test_a_matched_term_cut_inside_a_character_is_kept_with_the_replacement_character_and_the_others() -> (
+    None
+):
+    verdict = parse_one(job_with(matchTerms='["crap", "12\\ud83d"]', adultScore="0.1", racyScore="0.1"))
+
+    assert verdict.suggestion is Suggestion.REVIEW
+    assert by_category(verdict)["profanity"].segments == ["crap", "12\ufffd"]
+    assert verdict.model_dump_json()  # storable
+
+
+@pytest.mark.parametrize("match_terms", ["not json", "{", "42", '{"Foo": 1}', "[]", "[null, 3]", "[" * 5000])
 def test_unreadable_match_terms_never_fail_the_parse(match_terms: str) -> None:
     verdict = parse_one(job_with(**{"text.HasProfanity": "True", "matchTerms": match_terms}))
 
