@@ -333,23 +333,33 @@ class ShortContext(LambdaContext):
         return 12_000
 
 
-def test_backlog_beyond_one_invocation_fans_out_to_workers_that_resolve_it(
-    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def azure_backlog(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, **env: str
+) -> tuple[str, list[str]]:
+    """30 finished Azure jobs registered, with the poll queue (and ``env``) in the environment: a backlog to fan
+    out. Returns the queue's URL and the job ids."""
     from verdict_relay.handlers import dependencies as dependencies_module
-    from verdict_relay.handlers.poll_worker import lambda_handler as worker
-    from verdict_relay.handlers.poller import lambda_handler as scheduler
 
     queue_url = aws.resources.queue_urls["PollQueue"]
-    monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
-    # Small batches, so there are several (24 jobs each at 10/s over 3 s). The test runs every batch in one
-    # invocation, as one worker at a time polls a provider's batches, at the provider's rate.
-    monkeypatch.setenv("POLL_WORKER_BUDGET_SECONDS", "3")
+    for name, value in {"POLL_QUEUE_URL": queue_url, **env}.items():
+        monkeypatch.setenv(name, value)
     dependencies_module.dependencies.cache_clear()
     job_ids = [f"job-{i:02}" for i in range(30)]
     for job_id in job_ids:
         harness.simulator.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.9))
     harness.register("azure-review", *job_ids)
+    return queue_url, job_ids
+
+
+def test_backlog_beyond_one_invocation_fans_out_to_workers_that_resolve_it(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verdict_relay.handlers.poll_worker import lambda_handler as worker
+    from verdict_relay.handlers.poller import lambda_handler as scheduler
+
+    # Small batches, so there are several (24 jobs each at 10/s over 3 s). The test runs every batch in one
+    # invocation, as one worker at a time polls a provider's batches, at the provider's rate.
+    queue_url, job_ids = azure_backlog(harness, aws, monkeypatch, POLL_WORKER_BUDGET_SECONDS="3")
     for job_id in job_ids:  # polled twice before, and due again
         harness.deps.store.reschedule("azure-review", job_id, datetime.now(UTC), attempts=2)
 
@@ -378,16 +388,9 @@ def test_backlog_beyond_one_invocation_fans_out_to_workers_that_resolve_it(
 def test_a_provider_that_said_when_to_come_back_is_not_fanned_out_to_workers_that_would_not_know(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from verdict_relay.handlers import dependencies as dependencies_module
     from verdict_relay.handlers.poller import lambda_handler as scheduler
 
-    queue_url = aws.resources.queue_urls["PollQueue"]
-    monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
-    dependencies_module.dependencies.cache_clear()
-    job_ids = [f"job-{i:02}" for i in range(30)]
-    for job_id in job_ids:
-        harness.simulator.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.9))
-    harness.register("azure-review", *job_ids)
+    queue_url, _ = azure_backlog(harness, aws, monkeypatch)
     # Given a cycle that Azure answered "429, come back in 60 s"
     harness.simulator.inject("azure-review", "throttle:60", times=4)
     scheduler({"source": "aws.scheduler"}, LambdaContext())

@@ -400,32 +400,20 @@ class JobStore:
             with contextlib.suppress(_ConditionFailed):
                 self._open_job("mark due", provider, job_id, now, due_at=now, keep_due=False)
             return
+
+        def make_due(condition: str, **marked: Any) -> None:
+            self._open_job("mark due", provider, job_id, now, now, False, condition=condition, **marked)
+
         for _ in range(3):
             try:
-                self._open_job(
-                    "mark due",
-                    provider,
-                    job_id,
-                    now,
-                    due_at=now,
-                    keep_due=False,
-                    sets="unconfirmed = :true",
-                    values={":true": {"BOOL": True}},
-                    condition="attribute_not_exists(pk)",
+                make_due(
+                    "attribute_not_exists(pk)", sets="unconfirmed = :true", values={":true": {"BOOL": True}}
                 )
                 return
             except _ConditionFailed:
                 pass  # it exists (registered, or held after an earlier notice): made due as it is
             try:
-                self._open_job(
-                    "mark due",
-                    provider,
-                    job_id,
-                    now,
-                    due_at=now,
-                    keep_due=False,
-                    condition="attribute_exists(pk) AND status_rank < :two",
-                )
+                make_due("attribute_exists(pk) AND status_rank < :two")
                 return
             except _ConditionFailed as lost:
                 if lost.old:
