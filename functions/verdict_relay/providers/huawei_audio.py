@@ -27,13 +27,13 @@ class AudioSpan(PayloadModel):
     suggestion: Suggestion | None = None
     label: str = Field(min_length=1)
     audio_text: str | None = None
-    segments: list[Segment] = Field(default_factory=list)
+    segments: list[Segment] | None = None
 
 
 class AudioResult(PayloadModel):
     suggestion: Suggestion
     audio_text: str | None = None
-    details: list[AudioSpan] = Field(default_factory=list)
+    details: list[AudioSpan] | None = None
 
 
 class HuaweiAudioAdapter(HuaweiV3Adapter[AudioResult]):
@@ -54,9 +54,9 @@ class HuaweiAudioAdapter(HuaweiV3Adapter[AudioResult]):
                     time_offset=span.start_time,
                     time_end=span.end_time,
                     text=span.audio_text,
-                    segments=segment_texts(span.segments),
+                    segments=segment_texts(span.segments) if span.segments else [],
                 )
-                for span in result.details
+                for span in result.details or ()
             ]
         )
         return result.suggestion, findings

@@ -38,6 +38,8 @@ Decisions where the provider is silent or vague:
   a finding of its own (label: the category), so the verdict's categories name it.
 * ``face_detail`` (``{x, y, w, h}`` in the SDK; a List in the API page, whose first box is taken) becomes the
   finding's face box when all four are present.
+* ``items`` or a category's ``detail`` list sent as ``null`` is read as an empty list: neither is documented
+  as nullable, and refusing one would leave the job unresolved at every poll.
 * A failed job carries no documented reason: its error is ``job_failed`` unless the job has
   ``error_code``/``error_msg``.
 """
@@ -133,7 +135,7 @@ class BatchItem(TypedDict):
             Field(validation_alias=AliasChoices("category_suggestions", "category_suggestion")),
         ]
     ]
-    detail: NotRequired[dict[str, list[DetailEntry]] | None]
+    detail: NotRequired[dict[str, list[DetailEntry] | None] | None]
     ocr_text: NotRequired[str | None]
     error_code: NotRequired[str | None]
     error_msg: NotRequired[str | None]
@@ -144,7 +146,7 @@ class BatchJob(PayloadModel):
     status: BatchStatus
     create_time: HuaweiTime = None
     update_time: HuaweiTime = None
-    items: list[BatchItem] = Field(default_factory=list)
+    items: list[BatchItem] | None = None
     error_code: str | None = None
     error_msg: str | None = None
 
@@ -211,15 +213,16 @@ class HuaweiImageBatchAdapter(ProviderAdapter):
 
     def _job_verdict(self, job: BatchJob) -> Verdict:
         status = _STATUS[job.status]
+        items = job.items or []
         fields: list[FindingFields] = []
         moderated: list[Suggestion] = []
         item_errors = [
             VerdictError(code=error_code, message=item.get("error_msg") or "", item=item["url"])
-            for item in job.items
+            for item in items
             if (error_code := item.get("error_code"))
         ]
         if status is JobStatus.SUCCEEDED:
-            for index, item in enumerate(job.items):
+            for index, item in enumerate(items):
                 if item.get("error_code"):
                     continue
                 item_suggestion = item.get("suggestion")
@@ -242,7 +245,7 @@ class HuaweiImageBatchAdapter(ProviderAdapter):
             findings=construct_findings(fields),
             error=self._job_error(job.error_code, job.error_msg) if status is JobStatus.FAILED else None,
             item_errors=item_errors,
-            content=ContentRef(url=job.items[0]["url"]) if len(job.items) == 1 else None,
+            content=ContentRef(url=items[0]["url"]) if len(items) == 1 else None,
             created_at=job.create_time,
             updated_at=job.update_time,
             completed_at=job.update_time if status.is_terminal else None,
@@ -257,7 +260,7 @@ class HuaweiImageBatchAdapter(ProviderAdapter):
         found: set[str] = set()
         for category, entries in (item.get("detail") or {}).items():
             suggestion = per_category.get(category, fallback)
-            for entry in entries:
+            for entry in entries or ():
                 label = entry["label"]
                 if label == NORMAL_LABEL:
                     continue

@@ -24,6 +24,9 @@ job id. With ``trust: fetch`` that id is only fetched, and one the provider does
 (``logic/callbacks.py``). A signed field of the wrong shape is a PayloadError (422) naming it, like a missing
 one: the signed message cannot be built from it, so there is no signature to check.
 
+A list sent as ``null`` (a result's details, a detail's segments) is read as an empty one: none is documented
+as nullable, and refusing one as a wrong shape would leave its job unresolved at every poll.
+
 A failed job's reason is undocumented. Where the body carries ``error_code``/``error_msg`` (the shape of
 Huawei's error responses) they become the verdict's error; otherwise the error says the provider gave no
 reason.

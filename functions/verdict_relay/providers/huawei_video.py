@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field, with_config
+from pydantic import with_config
 from typing_extensions import TypedDict
 
 from verdict_relay.errors import PayloadError
@@ -52,7 +52,7 @@ class FrameDetail(TypedDict, total=False):
     face_location: Location | None
     qr_location: Location | None
     qr_content: str | None
-    segments: list[Segment]
+    segments: list[Segment] | None
 
 
 @with_config(PAYLOAD_ITEM_CONFIG)
@@ -63,7 +63,7 @@ class ImageDetail(TypedDict, total=False):
     category: str | None
     ocr_text: str | None
     time: Seconds | None
-    detail: list[FrameDetail]
+    detail: list[FrameDetail] | None
 
 
 @with_config(PAYLOAD_ITEM_CONFIG)
@@ -71,7 +71,7 @@ class ClipDetail(TypedDict, total=False):
     confidence: Confidence | None
     label: str | None
     suggestion: Suggestion | None
-    segments: list[Segment]
+    segments: list[Segment] | None
 
 
 @with_config(PAYLOAD_ITEM_CONFIG)
@@ -83,13 +83,13 @@ class AudioDetail(TypedDict, total=False):
     audio_text: str | None
     start_time: Seconds | None
     end_time: Seconds | None
-    detail: list[ClipDetail]
+    detail: list[ClipDetail] | None
 
 
 class VideoResult(PayloadModel):
     suggestion: Suggestion
-    image_detail: list[ImageDetail] = Field(default_factory=list)
-    audio_detail: list[AudioDetail] = Field(default_factory=list)
+    image_detail: list[ImageDetail] | None = None
+    audio_detail: list[AudioDetail] | None = None
 
 
 class HuaweiVideoAdapter(HuaweiV3Adapter[VideoResult]):
@@ -103,9 +103,9 @@ class HuaweiVideoAdapter(HuaweiV3Adapter[VideoResult]):
         # (Confidence 0..1, Seconds >= 0, Suggestion; the Boxes are built validated), so they are constructed
         # without a second validation: a two-hour video has thousands.
         fields: list[FindingFields] = []
-        for index, frame in enumerate(result.image_detail):
+        for index, frame in enumerate(result.image_detail or ()):
             self._add_frame_findings(fields, index, frame)
-        for index, clip in enumerate(result.audio_detail):
+        for index, clip in enumerate(result.audio_detail or ()):
             self._add_clip_findings(fields, index, clip)
         return result.suggestion, construct_findings(fields)
 

@@ -109,6 +109,17 @@ def test_succeeded_pass_without_details_has_no_findings() -> None:
     assert verdict.findings == []
 
 
+def test_lists_sent_as_null_are_read_as_empty() -> None:
+    payload = load_payload(PROVIDER, "succeeded")
+    payload["result"]["details"][0]["segments"] = None
+
+    assert only_verdict(payload).findings[0].segments == []
+
+    payload["result"]["details"] = None
+    verdict = only_verdict(payload)
+    assert (verdict.suggestion, verdict.findings) == (Suggestion.BLOCK, [])
+
+
 def test_parse_callback_returns_the_verdict_of_the_body() -> None:
     result = adapter.parse_callback(request_with("succeeded", {}))
 

@@ -138,6 +138,24 @@ def test_a_category_rated_block_without_a_detail_saying_what_is_a_finding_of_its
     assert only_verdict(payload).categories == ["ad", "porn"]
 
 
+def test_lists_sent_as_null_are_read_as_empty() -> None:
+    # A category whose list is null is rated like one with an empty list
+    payload = one_image(
+        suggestion="block",
+        category_suggestions={"porn": "block", "ad": "review"},
+        detail={"porn": None, "ad": [{"label": "qr_code", "confidence": 0.7}]},
+    )
+
+    assert [(f.category, f.label) for f in only_verdict(payload).findings] == [
+        ("ad", "qr_code"),
+        ("porn", "porn"),
+    ]
+
+    payload["result"]["items"] = None
+    verdict = only_verdict(payload)
+    assert (verdict.status, verdict.suggestion, verdict.findings) == (JobStatus.SUCCEEDED, None, [])
+
+
 def test_face_detail_given_as_a_list_as_the_api_page_documents_it_becomes_a_box() -> None:
     payload = one_image(
         suggestion="review",

@@ -220,6 +220,30 @@ def test_clip_detail_entry_without_label_takes_the_clips_label() -> None:
     assert (finding.category, finding.label) == ("moan", "moan")
 
 
+def test_lists_sent_as_null_are_read_as_empty() -> None:
+    # Given the seed example with lists sent as null (undocumented, so read like absent lists, not as a 422
+    # that would leave the job unresolved at every poll)
+    payload = load_payload(PROVIDER, "succeeded")
+    payload["result"]["image_detail"][0]["detail"][7]["segments"] = None
+    payload["result"]["audio_detail"][0]["detail"][0]["segments"] = None
+
+    findings = only_verdict(payload).findings
+    assert (findings[7].category, findings[7].segments) == ("image_text", [])
+    assert (findings[8].text, findings[8].segments) == ("xxxxx", [])
+
+    # A frame whose detail is null is one finding of its own, like a frame without detail
+    payload["result"]["image_detail"][0]["detail"] = None
+    assert [(f.item, f.label) for f in only_verdict(payload).findings] == [
+        ("video", "porn"),
+        ("audio", "porn"),
+        ("audio", "porn"),
+    ]
+
+    payload["result"].update(image_detail=None, audio_detail=None)
+    verdict = only_verdict(payload)
+    assert (verdict.suggestion, verdict.findings) == (Suggestion.BLOCK, [])
+
+
 def test_parse_callback_returns_the_verdict_of_the_body() -> None:
     result = adapter.parse_callback(signed_request("succeeded", None))
 
