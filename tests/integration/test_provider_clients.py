@@ -713,6 +713,28 @@ def test_throttle_longer_than_the_client_waits_is_reported_with_its_retry_after(
     assert statuses(simulator, "huawei-video") == [429]
 
 
+def test_a_throttle_longer_than_the_client_waits_refuses_its_other_requests_unsent_until_it_ends(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    # Given a client told "429, come back in 30 s"
+    put_finished_job(simulator, "huawei-video", "job-1")
+    put_finished_job(simulator, "huawei-video", "job-2")
+    simulator.inject("huawei-video", "throttle:30")
+    client = connect("huawei-video")
+    with pytest.raises(ProviderThrottledError):
+        client.fetch(["job-1"])
+
+    # When the client is asked for another job inside that window (a batch already past the poller's breaker)
+    started = time.monotonic()
+    with pytest.raises(ProviderThrottledError) as raised:
+        client.fetch(["job-2"])
+
+    # Then it is refused at once with the time still to wait, and the provider sees no request inside the window
+    assert time.monotonic() - started < 1.0
+    assert 28 <= (raised.value.retry_after or 0) <= 30
+    assert statuses(simulator, "huawei-video") == [429]
+
+
 def test_answer_slower_than_the_read_timeout_is_unavailable_without_waiting_again(
     simulator: ProviderSimulator, connect: Connect
 ) -> None:

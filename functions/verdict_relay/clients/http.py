@@ -11,7 +11,10 @@ How a request goes out (:meth:`ProviderHttp.send`):
   idempotent GETs are retried on 429/500/502/503/504 with exponential backoff plus jitter, and on connection
   failures; ``Retry-After`` is honoured, and so is Alibaba's ``x-acs-retry-after`` (milliseconds, as the
   tea-openapi SDK reads it). A wait longer than ``max_retry_wait_s`` is not slept through: the answer is
-  returned and becomes :class:`ProviderThrottledError` with the provider's ``retry_after``. Inside
+  returned and becomes :class:`ProviderThrottledError` with the provider's ``retry_after``. Either way the
+  wait holds back the client's every request, not only the one told: the bucket is deferred until it ends,
+  and a request that would wait longer than ``max_retry_wait_s`` for that is refused unsent, as
+  :class:`ProviderThrottledError` with the time still to wait. Inside
   :func:`~verdict_relay.clients.base.finish_within` (the poller's remaining time), a retry whose wait and
   attempt would end past the deadline is not started either: the last answer or failure is reported. Any
   attempt's timeouts are cut to the time left, and none starts with less than ``MIN_ATTEMPT_S`` left
@@ -64,6 +67,9 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MIN_ATTEMPT_S = 1.0
 """Inside a deadline, no request is started with less time left than this."""
 ALIBABA_RETRY_AFTER_HEADER = "x-acs-retry-after"
+MAX_DEFER_S = 900.0
+"""The longest a provider's Retry-After holds a client's requests back (as it does the poller's breaker): a
+wrong or hostile header cannot stop a warm container's client for longer."""
 _MAX_DETAIL = 200
 
 
@@ -181,11 +187,14 @@ class HttpResponse:
 class RateLimitedAdapter(HTTPAdapter):
     """An HTTPAdapter that takes a token from the provider's bucket before every request it sends.
 
-    urllib3 retries nothing here (``max_retries=0``), so each ``send`` is one request on the wire.
+    urllib3 retries nothing here (``max_retries=0``), so each ``send`` is one request on the wire. While the
+    provider's Retry-After holds the bucket back for longer than ``max_deferral_wait_s``, a request is refused
+    unsent (ProviderThrottledError) instead of waiting it out or going out inside it.
     """
 
-    def __init__(self, limiter: TokenBucket, pool_maxsize: int) -> None:
+    def __init__(self, limiter: TokenBucket, pool_maxsize: int, max_deferral_wait_s: float = 5.0) -> None:
         self.limiter = limiter
+        self.max_deferral_wait_s = max_deferral_wait_s
         # Two host pools: the provider's API and, for Huawei IAM users, the IAM endpoint.
         super().__init__(pool_connections=2, pool_maxsize=pool_maxsize, pool_block=True, max_retries=0)
 
@@ -198,6 +207,11 @@ class RateLimitedAdapter(HTTPAdapter):
         cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
         proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
+        deferred = self.limiter.deferred_s()
+        if deferred > self.max_deferral_wait_s:
+            raise ProviderThrottledError(
+                f"asked to come back in {deferred:.0f} s; not sent", retry_after=deferred
+            )
         # Inside a finish_within, a request waits for its token only while it would still have MIN_ATTEMPT_S
         # left afterwards, and its timeouts are cut to what is left once it has it: none goes out late.
         left = seconds_left()
@@ -244,7 +258,9 @@ class ProviderHttp:
         # Proxies, .netrc and REQUESTS_CA_BUNDLE from the environment stay out: the endpoint is configured.
         self._session.trust_env = False
         self._session.headers["User-Agent"] = self.options.user_agent
-        adapter = RateLimitedAdapter(limiter, pool_maxsize=max_concurrency)
+        adapter = RateLimitedAdapter(
+            limiter, pool_maxsize=max_concurrency, max_deferral_wait_s=self.options.max_retry_wait_s
+        )
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
 
@@ -282,9 +298,9 @@ class ProviderHttp:
             response = HttpResponse(raw.status_code, raw.headers, without_lone_surrogates(raw.content))
             wait = retry_after_seconds(raw.headers)
             if wait is not None and raw.status_code in (429, 503):
-                # Told to come back later: the client's other threads wait too, up to what a retry would (a
-                # longer wait opens the provider's circuit breaker, which starts no new request meanwhile).
-                self.limiter.defer(min(wait, self.options.max_retry_wait_s))
+                # Told to come back later: the client's other requests wait too, those already past the
+                # poller's breaker included; one that would wait longer than a retry would is refused unsent.
+                self.limiter.defer(min(wait, MAX_DEFER_S))
             if not retry.is_retry(outgoing.method, raw.status_code, has_retry_after=wait is not None):
                 return response
             if wait is not None and wait > self.options.max_retry_wait_s:

@@ -41,6 +41,7 @@ class TokenBucket:
         # Start full: the first `burst` requests go out at once, as they would after an idle period.
         self._tokens = self.burst
         self._updated = clock()
+        self._deferred_until = self._updated
 
     def acquire(self, max_wait_s: float | None = None) -> float | None:
         """Take one token, sleeping until it has accrued. Returns the seconds waited; None, without taking a
@@ -72,6 +73,12 @@ class TokenBucket:
         with self._lock:
             self._refill()
             self._tokens = min(self._tokens, -wait_s * self.rate_per_s)
+            self._deferred_until = max(self._deferred_until, self._updated + wait_s)
+
+    def deferred_s(self) -> float:
+        """How much longer a :meth:`defer` holds every request back (0 when none does)."""
+        with self._lock:
+            return max(0.0, self._deferred_until - self._clock())
 
     def spend_saved(self) -> None:
         """Give up the tokens saved while idle (a debt of reserved ones stays): from now on, requests go out at

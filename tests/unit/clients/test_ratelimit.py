@@ -83,6 +83,20 @@ def test_a_deferred_bucket_sends_nothing_until_the_wait_is_over_then_goes_on_at_
     assert limiter.acquire() == pytest.approx(0.6)
 
 
+def test_a_deferred_bucket_says_how_long_the_wait_still_lasts() -> None:
+    clock = FakeClock()
+    limiter = bucket(rate=10, burst=1, clock=clock)
+    assert limiter.deferred_s() == 0.0
+
+    limiter.defer(30.0)
+    clock.now += 10
+    limiter.defer(5.0)  # a shorter wait does not shorten the longer one
+
+    assert limiter.deferred_s() == pytest.approx(20.0)
+    clock.now += 25
+    assert limiter.deferred_s() == 0.0
+
+
 def test_try_acquire_never_waits() -> None:
     clock = FakeClock()
     limiter = bucket(rate=5, burst=1, clock=clock)
