@@ -21,6 +21,22 @@ def test_failed_and_expired_jobs_get_the_unmoderated_suggestion(status: JobStatu
     assert final.error is not None
 
 
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (Suggestion.BLOCK, Suggestion.BLOCK),
+        (Suggestion.REVIEW, Suggestion.REVIEW),
+        (Suggestion.PASS, Suggestion.REVIEW),
+    ],
+)
+def test_a_failed_job_is_never_milder_than_the_providers_own_suggestion(
+    given: Suggestion, expected: Suggestion
+) -> None:
+    final = VerdictPolicy().finalize(verdict(JobStatus.FAILED, given))
+
+    assert (final.suggestion, final.decided_by) == (expected, "policy")
+
+
 def test_unmoderated_suggestion_is_configurable() -> None:
     final = VerdictPolicy(unmoderated=Suggestion.BLOCK).finalize(verdict(JobStatus.EXPIRED))
 

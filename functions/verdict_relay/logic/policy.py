@@ -1,8 +1,9 @@
 """The verdict policy applied to every provider's verdict before it is stored: pure and configurable.
 
 * A job that failed, or expired before anyone saw its result, was never moderated: it must not pass silently.
-  It gets the unmoderated suggestion (``review`` by default, ``block`` optionally), decided by policy, or its
-  strictest finding's if that is stricter (a failed job may still carry results of the parts it finished).
+  It gets the unmoderated suggestion (``review`` by default, ``block`` optionally), decided by policy, or the
+  provider's own suggestion or its strictest finding's if that is stricter (a failed job may still carry
+  results of the parts it finished).
 * A job whose individual items failed (an image of a batch) gets at least the unmoderated suggestion.
 * A job is at least as strict as its strictest finding: a provider whose job-level suggestion is milder than one
   of its parts' (Alibaba documents the job's as its worst part's, yet its own sample disagrees) is read the
@@ -31,9 +32,8 @@ class VerdictPolicy:
                 if verdict.status is JobStatus.EXPIRED
                 else "the provider reported the job as failed",
             )
-            strictest = worst(
-                [self.unmoderated, *(f.suggestion for f in verdict.findings if f.suggestion is not None)]
-            )
+            given = [verdict.suggestion, *(f.suggestion for f in verdict.findings)]
+            strictest = worst([self.unmoderated, *(s for s in given if s is not None)])
             return verdict.model_copy(
                 update={"suggestion": strictest, "decided_by": "policy", "error": error}
             )

@@ -14,8 +14,10 @@ MPS wraps lists XML-style (``X: {Y: [...]}``). The wrapper may be missing (``X: 
 Mapping to the canonical verdict:
 
 * ``State`` Queuing -> pending, Analysing -> running, Success -> succeeded, Fail -> failed (``Code`` and
-  ``Message`` become the error). ``Suggestion`` is MPS's own verdict, used only for a Success job
-  (``decided_by="provider"``). A Success job without one keeps ``suggestion=None`` for the policy step.
+  ``Message`` become the error). ``Suggestion`` is MPS's own verdict, used for a Success job
+  (``decided_by="provider"``) and kept on a Fail job, whose parts may have finished (undocumented): the policy
+  step never publishes a failed job milder than it. A Success job without one keeps ``suggestion=None`` for the
+  policy step.
 * Findings come from every part, each tagged with the part in ``item``: the cover images (``item`` = the
   cover's OSS object), ``title``, ``description``, ``barrage``, ``audio`` and ``video``
   (``VensorCensorResult``, sic; the correctly spelled ``VideoCensorResult`` is read too, the misspelled one
@@ -613,7 +615,7 @@ def _findings(job: MediaCensorJob) -> list[Finding]:
 
 def _verdict(job: MediaCensorJob) -> Verdict:
     status = job.state
-    suggestion = job.suggestion if status is JobStatus.SUCCEEDED else None
+    suggestion = job.suggestion if status in (JobStatus.SUCCEEDED, JobStatus.FAILED) else None
     finished_at = job.finish_time if status.is_terminal else None
     error = None
     if status is JobStatus.FAILED:

@@ -192,6 +192,19 @@ def test_failed_job_given_as_a_lone_object_gets_the_providers_error_and_no_sugge
     assert verdict.metadata["user_data"] == "clip-0003"
 
 
+def test_failed_job_keeps_the_suggestion_mps_gave_it() -> None:
+    job = load_payload(PROVIDER, "job-failed")["MediaCensorJobList"]["MediaCensorJob"]
+    job["Suggestion"] = "block"
+
+    verdict = only_verdict(job)
+
+    assert (verdict.status, verdict.suggestion, verdict.decided_by) == (
+        JobStatus.FAILED,
+        Suggestion.BLOCK,
+        "provider",
+    )
+
+
 def test_a_single_non_existent_id_not_in_a_list_is_still_reported() -> None:
     assert non_existent_ids(load_payload(PROVIDER, "job-failed")) == ["5e4d3c2b1a0f4e9d8c7b6a5f4e3d2c1b"]
 
