@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from verdict_relay.config import ProvidersConfig, Settings, load_providers_config
+from verdict_relay.clients.factory import build_client
+from verdict_relay.config import (
+    CREDENTIAL_SHAPES,
+    ProvidersConfig,
+    ProviderSettings,
+    Settings,
+    load_providers_config,
+)
 from verdict_relay.errors import ConfigurationError
 
 ENV = {"TABLE_NAME": "jobs", "TOPIC_ARN": "arn:aws:sns:us-east-1:1:t", "RAW_PAYLOAD_BUCKET": "raw"}
@@ -330,3 +339,46 @@ def test_a_huawei_seed_of_16_to_64_characters_is_accepted(seed: str) -> None:
     entry = config.get("huawei-video")
     assert entry is not None
     assert entry.callback.seeds == [seed]
+
+
+def _credential_example(shape: type[BaseModel]) -> dict[str, str]:
+    return {key: "x" * 16 for key, field in shape.model_fields.items() if field.is_required()}
+
+
+CLIENT_KEYS = {
+    "region": "ap-southeast-1",
+    "endpoint": "https://moderation.example.com",
+    "project_id": "0123456789abcdef",
+    "team": "moderators",
+}
+
+
+@pytest.mark.parametrize(
+    ("provider", "shape"),
+    [(provider, shape) for provider, shapes in CREDENTIAL_SHAPES.items() for shape in shapes],
+    ids=lambda value: value if isinstance(value, str) else value.__name__,
+)
+def test_an_entry_passes_the_start_checks_exactly_when_its_client_can_be_built(
+    provider: str, shape: type[BaseModel]
+) -> None:
+    # Given every combination of the settings a client may need, with the provider's credentials
+    for size in range(len(CLIENT_KEYS) + 1):
+        for keys in itertools.combinations(CLIENT_KEYS, size):
+            entry = {"credentials": _credential_example(shape), **{key: CLIENT_KEYS[key] for key in keys}}
+
+            # When the start checks read it, and the factory builds its client
+            try:
+                ProvidersConfig.from_document({provider: entry})
+                accepted = True
+            except ConfigurationError:
+                accepted = False
+            try:
+                client = build_client(provider, ProviderSettings.model_validate(entry))
+                built = client is not None
+                if client is not None:
+                    client.close()
+            except ConfigurationError:
+                built = False
+
+            # Then the two agree: no entry starts the functions and then fails the poller's first cycle
+            assert (provider, keys, accepted) == (provider, keys, built)

@@ -70,20 +70,23 @@ def test_every_alarm_on_our_metrics_names_a_metric_the_code_emits() -> None:
     assert {name: metric for name, metric in ours.items() if metric not in emitted} == {}
 
 
-def test_every_per_provider_table_in_config_names_exactly_the_registered_providers() -> None:
+def test_every_per_provider_table_names_exactly_the_registered_providers() -> None:
     # Given the providers the registry serves
     from verdict_relay import config
+    from verdict_relay.clients import factory
     from verdict_relay.providers.registry import ADAPTERS
 
     registered = set(ADAPTERS)
 
-    # When config's per-provider tables are read
+    # When config's per-provider tables and the client factory's are read
     tables = {
         name: set(getattr(config, name))
         for name in ("CLIENT_NEEDS", "CREDENTIAL_SHAPES", "DEFAULT_RATE_LIMITS")
     }
+    tables["clients/factory.py _BUILDERS"] = set(factory._BUILDERS)
 
     # Then each names every provider and nothing else: the providers document's checks index CLIENT_NEEDS and
-    # CREDENTIAL_SHAPES for each entry, and a provider missing from one fails with a bare KeyError (or is skipped)
+    # CREDENTIAL_SHAPES for each entry, and a provider missing from one fails with a bare KeyError (or is skipped);
+    # one missing from the factory's would have no client
     assert registered == set(config.PROVIDER_NAMES)
     assert tables == dict.fromkeys(tables, registered)

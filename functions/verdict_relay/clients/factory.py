@@ -15,6 +15,7 @@ Client modules (and ``requests``) are imported on first use, like the adapters i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from verdict_relay.clients.base import ProviderClient
     from verdict_relay.clients.http import HttpOptions, ProviderHttp
     from verdict_relay.clients.huawei import HuaweiAuth
+    from verdict_relay.providers.base import ProviderAdapter
 
 
 def build_client(
@@ -68,37 +70,94 @@ def build_client(
     # the same checks when it was loaded (ProvidersConfig.from_document).
     adapter = get_adapter(provider, ProvidersConfig.model_construct(providers={provider: settings}))
 
-    if isinstance(credentials, AlibabaKeys):
-        from verdict_relay.clients.alibaba import DEFAULT_ENDPOINT as ALIBABA_ENDPOINT
-        from verdict_relay.clients.alibaba import AlibabaMpsClient
+    builder = _BUILDERS.get(provider)
+    if builder is None:
+        raise ConfigurationError(f"{provider}: no API client is wired for it in clients/factory.py")
+    return builder(provider, settings, credentials, http, adapter)
 
-        return AlibabaMpsClient(
-            http,
-            credentials,
-            adapter,
-            endpoint=_endpoint(provider, settings, ALIBABA_ENDPOINT),
-            batch_size=settings.batch_size,
-        )
-    if isinstance(credentials, AzureKey):
-        from verdict_relay.clients.azure import AzureReviewClient
 
-        if not settings.endpoint or not settings.team:
-            raise ConfigurationError(f"{provider}: endpoint and team are required")
-        return AzureReviewClient(http, credentials, adapter, endpoint=settings.endpoint, team=settings.team)
+Credentials = HuaweiAkSk | HuaweiToken | HuaweiIamUser | AlibabaKeys | AzureKey
 
-    from verdict_relay.clients.huawei import DEFAULT_ENDPOINT as HUAWEI_ENDPOINT
-    from verdict_relay.clients.huawei import HuaweiImageBatchClient, HuaweiV3Client
+
+def _alibaba_mps(
+    provider: str,
+    settings: ProviderSettings,
+    credentials: Credentials,
+    http: ProviderHttp,
+    adapter: ProviderAdapter,
+) -> ProviderClient:
+    from verdict_relay.clients.alibaba import DEFAULT_ENDPOINT, AlibabaMpsClient
+
+    if not isinstance(credentials, AlibabaKeys):
+        raise ConfigurationError(f"{provider}: expected Alibaba credentials")
+    return AlibabaMpsClient(
+        http,
+        credentials,
+        adapter,
+        endpoint=_endpoint(provider, settings, DEFAULT_ENDPOINT),
+        batch_size=settings.batch_size,
+    )
+
+
+def _azure_review(
+    provider: str,
+    settings: ProviderSettings,
+    credentials: Credentials,
+    http: ProviderHttp,
+    adapter: ProviderAdapter,
+) -> ProviderClient:
+    from verdict_relay.clients.azure import AzureReviewClient
+
+    if not isinstance(credentials, AzureKey):
+        raise ConfigurationError(f"{provider}: expected an Azure subscription key")
+    if not settings.endpoint or not settings.team:
+        raise ConfigurationError(f"{provider}: endpoint and team are required")
+    return AzureReviewClient(http, credentials, adapter, endpoint=settings.endpoint, team=settings.team)
+
+
+def _huawei_image_batch(
+    provider: str,
+    settings: ProviderSettings,
+    credentials: Credentials,
+    http: ProviderHttp,
+    adapter: ProviderAdapter,
+) -> ProviderClient:
+    from verdict_relay.clients.huawei import DEFAULT_ENDPOINT, HuaweiImageBatchClient
 
     auth = _huawei_auth(provider, settings, credentials, http)
-    endpoint = _endpoint(provider, settings, HUAWEI_ENDPOINT)
-    if provider == "huawei-image-batch":
-        return HuaweiImageBatchClient(http, auth, adapter, endpoint)
+    return HuaweiImageBatchClient(http, auth, adapter, _endpoint(provider, settings, DEFAULT_ENDPOINT))
+
+
+def _huawei_v3(
+    provider: str,
+    settings: ProviderSettings,
+    credentials: Credentials,
+    http: ProviderHttp,
+    adapter: ProviderAdapter,
+) -> ProviderClient:
+    from verdict_relay.clients.huawei import DEFAULT_ENDPOINT, HuaweiV3Client
+
+    auth = _huawei_auth(provider, settings, credentials, http)
+    endpoint = _endpoint(provider, settings, DEFAULT_ENDPOINT)
     if not settings.project_id:
         raise ConfigurationError(f"{provider}: project_id is required (it is part of every v3 URL)")
     media: Literal["huawei-video", "huawei-audio"] = (
         "huawei-video" if provider == "huawei-video" else "huawei-audio"
     )
     return HuaweiV3Client(media, http, auth, adapter, endpoint=endpoint, project_id=settings.project_id)
+
+
+_BUILDERS: dict[
+    str, Callable[[str, ProviderSettings, Credentials, ProviderHttp, ProviderAdapter], ProviderClient]
+] = {
+    "huawei-video": _huawei_v3,
+    "huawei-audio": _huawei_v3,
+    "huawei-image-batch": _huawei_image_batch,
+    "alibaba-mps": _alibaba_mps,
+    "azure-review": _azure_review,
+}
+"""Each provider's client, by name: a provider without an entry fails with a ConfigurationError naming it
+(``tests/unit/test_repository_files.py`` checks this table names exactly the registry's providers)."""
 
 
 def _endpoint(provider: str, settings: ProviderSettings, template: str) -> str:
@@ -110,10 +169,7 @@ def _endpoint(provider: str, settings: ProviderSettings, template: str) -> str:
 
 
 def _huawei_auth(
-    provider: str,
-    settings: ProviderSettings,
-    credentials: HuaweiAkSk | HuaweiToken | HuaweiIamUser | AlibabaKeys | AzureKey,
-    http: ProviderHttp,
+    provider: str, settings: ProviderSettings, credentials: Credentials, http: ProviderHttp
 ) -> HuaweiAuth:
     from verdict_relay.clients.huawei import (
         DEFAULT_IAM_ENDPOINT,
