@@ -267,7 +267,7 @@ def test_the_local_api_answers_requests_arriving_together_each_with_its_own_answ
 def test_a_job_id_is_registered_only_if_its_job_can_be_read_back(
     api: ApiClient, aws: FakeAws, job_id: str, registered: bool
 ) -> None:
-    response = api.register({"provider": "alibaba-mps", "job_id": job_id})
+    response = api.register({"provider": "azure-review", "job_id": job_id})
 
     if not registered:
         assert response.status == 422, response.body
@@ -275,8 +275,19 @@ def test_a_job_id_is_registered_only_if_its_job_can_be_read_back(
         assert aws.table_items() == []
         return
     assert response.status == 201, response.body
-    read = api.get_job("alibaba-mps", job_id)  # percent-encoded, as a client sends it
+    read = api.get_job("azure-review", job_id)  # percent-encoded, as a client sends it
     assert (read.status, read.body.get("job_id")) == (200, job_id), read.body
+
+
+def test_an_alibaba_job_id_with_a_comma_is_refused_as_mps_would_read_it_as_several(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    response = api.register({"provider": "alibaba-mps", "job_id": "job-a,job-b"})
+
+    assert response.status == 422, response.body
+    assert [d["field"] for d in response.body["error"]["details"]] == ["job_id"]
+    assert aws.table_items() == []
+    assert api.register({"provider": "huawei-video", "job_id": "job-a,job-b"}).status == 201
 
 
 def test_a_job_id_with_characters_a_client_encodes_is_read_back_over_http(api: ApiClient) -> None:

@@ -7,7 +7,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 from verdict_relay.models.verdict import AddressableJobId, JobStatus, ProviderName, Verdict
 
@@ -112,11 +120,21 @@ class RegisterJobRequest(BaseModel):
         AddressableJobId,
         Field(
             description=(
-                "The provider's job id: no whitespace, control characters, '#' or '/', not '.' or '..'; at most"
-                " 512 bytes. GET /jobs/{provider}/{job_id} takes it percent-encoded"
+                "The provider's job id: no whitespace, control characters, '#' or '/', not '.' or '..' (nor ','"
+                " for alibaba-mps); at most 512 bytes. GET /jobs/{provider}/{job_id} takes it percent-encoded"
             ),
         ),
     ]
+
+    @field_validator("job_id")
+    @classmethod
+    def _one_alibaba_job(cls, job_id: str, info: ValidationInfo) -> str:
+        # MPS takes the ids it is asked about comma-separated (JobIds): one with a comma would be asked about as
+        # several, never answered for itself, and polled for good.
+        if info.data.get("provider") == "alibaba-mps" and "," in job_id:
+            raise ValueError("an alibaba-mps job id has no ',': MPS reads ids comma-separated")
+        return job_id
+
     metadata: Annotated[
         dict[MetadataKey, MetadataValue],
         # What pydantic would emit (patternProperties) leaves keys that do not match unconstrained; say it exactly.

@@ -710,6 +710,10 @@ def _checked_job_id(value: Any) -> str:
     job_id = value.strip()
     if not job_id or any(not char.isprintable() or char.isspace() for char in job_id):
         raise PayloadError(PROVIDER, "JobId", "must be printable characters without spaces")
+    if "," in job_id:
+        # MPS is asked about jobs comma-separated (JobIds): such an id would be asked about as several, never
+        # answered for itself, and followed for good.
+        raise PayloadError(PROVIDER, "JobId", "must not contain ',': MPS reads job ids comma-separated")
     # Bytes, not characters: the id is part of the table's key, which counts UTF-8 bytes (see JobId).
     if len(job_id.encode("utf-8")) > MAX_JOB_ID_LENGTH:
         raise PayloadError(PROVIDER, "JobId", f"must take at most {MAX_JOB_ID_LENGTH} bytes in UTF-8")

@@ -656,7 +656,7 @@ def test_notice_without_a_job_id_is_refused_naming_job_id(body: bytes) -> None:
     assert raised.value.field == "JobId"
 
 
-@pytest.mark.parametrize("job_id", ["", "  ", 42, "has space", "x" * 513])
+@pytest.mark.parametrize("job_id", ["", "  ", 42, "has space", "x" * 513, "job-a,job-b"])
 def test_notice_with_an_unusable_job_id_is_refused(job_id: Any) -> None:
     with pytest.raises(PayloadError) as raised:
         adapter.parse_callback(notice(json.dumps({"JobId": job_id}).encode()))
