@@ -499,6 +499,33 @@ def test_credentials_refused_at_discovery_count_as_an_auth_failure_and_pause_the
     metrics.clear_metrics()
 
 
+def test_a_list_api_that_keeps_failing_never_stops_the_providers_job_polls(aws: FakeAws) -> None:
+    # Given a provider whose job list keeps failing (an entry it cannot read, a 5xx of that API only) while its
+    # job query works, over more cycles than the breaker's threshold
+    client = ScriptedClient("huawei-image-batch")
+    world = World(aws, client)
+    client.discovery_failures = [
+        ProviderResponseError("huawei-image-batch: unexpected response: result.0.status"),
+        ProviderUnavailableError("huawei-image-batch: HTTP 502"),
+    ] * 5
+    metrics.clear_metrics()
+    for _ in range(5):
+        world.poller.run_cycle(PLENTY_OF_TIME)
+        world.clock[0] += timedelta(minutes=1)
+
+    # When a job is registered and finishes
+    world.register("huawei-image-batch", "j1")
+    client.jobs["j1"] = verdict("huawei-image-batch", "j1", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then it is polled and published: the failing list never opened the breaker over the job polls
+    assert client.requests == [["j1"]]
+    assert world.status("huawei-image-batch", "j1") is JobStatus.SUCCEEDED
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["j1"]
+    assert "DiscoveryFailed" in metrics.metric_set
+    metrics.clear_metrics()
+
+
 def test_discovery_makes_unknown_jobs_due_and_leaves_known_ones_alone(aws: FakeAws) -> None:
     client = ScriptedClient("alibaba-mps")
     world = World(aws, client)

@@ -446,9 +446,16 @@ class Poller:
             )
             return 0
         except ProviderApiError as exc:
+            # Only a throttle's Retry-After reaches the breaker: the job polls are what it watches. A list API
+            # that keeps failing on its own (an odd entry, a 5xx of that API only) would otherwise reopen the
+            # breaker every cycle before the half-open trial poll could go out, and stop the provider's
+            # polling for good; a provider that is down fails its polls too, and they open the breaker.
+            retry_after = _retry_after(exc)
+            if retry_after is not None:
+                self._breakers[provider].record_failure(retry_after_s=retry_after)
             if not isinstance(exc, ProviderOutOfTimeError):
-                self._breakers[provider].record_failure(retry_after_s=_retry_after(exc))
                 count("ProviderRequestFailed", provider)
+            count("DiscoveryFailed", provider)
             logger.warning("discovery failed", provider=provider, code=exc.code, error=exc.message)
             return 0
         found = 0
