@@ -8,6 +8,7 @@ cold start for segments Lambda already records.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -15,8 +16,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-SERVICE = "verdict-relay"
-NAMESPACE = "VerdictRelay"
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "verdict-relay"
+"""The ``service`` dimension of every count (and the logs' ``service``): the stack's name in AWS
+(``template.yaml``), so two stacks in one account and region count, and alarm, apart."""
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "VerdictRelay"
 
 # stderr: in Lambda both streams reach CloudWatch; on the command line stdout stays clean for JSON output.
 logger = Logger(service=SERVICE, stream=sys.stderr)

@@ -1,10 +1,13 @@
-"""The local stack's quiet metrics: its output is for the person running it, never EMF records."""
+"""Where counts go: under the stack's own service, and nowhere from the local stack, whose output is for the person
+running it, never EMF records."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+
+from tests.helpers import emf_counts
 
 COUNT_MANY = """
 from verdict_relay.local.stack import silence_metrics
@@ -34,3 +37,30 @@ def test_the_local_stack_prints_no_metrics_however_many_it_counts() -> None:
     # Then nothing but its own output reaches stdout, for the service's counts and each provider's alike
     assert result.returncode == 0, result.stderr
     assert result.stdout == "counted\n"
+
+
+COUNT_ONCE = """
+from verdict_relay.observability import count, flush_provider_metrics, metrics
+
+count("ProviderAuthFailed", "azure-review")
+metrics.flush_metrics()
+flush_provider_metrics()
+"""
+
+
+def test_metrics_are_counted_under_the_service_the_environment_names() -> None:
+    # Given a function of a second stack, named by its stack as template.yaml names it
+    env = {**os.environ, "POWERTOOLS_SERVICE_NAME": "verdict-relay-staging"}
+    env.pop("POWERTOOLS_METRICS_DISABLED", None)
+
+    # When it counts an outcome
+    done = subprocess.run(
+        [sys.executable, "-c", COUNT_ONCE], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+
+    # Then the count is that stack's, for the service and for the provider, and never the other stack's
+    assert emf_counts(done.stdout, service="verdict-relay-staging") == {"ProviderAuthFailed": 1}
+    assert emf_counts(done.stdout, service="verdict-relay-staging", provider="azure-review") == {
+        "ProviderAuthFailed": 1
+    }
+    assert emf_counts(done.stdout, service="verdict-relay") == {}

@@ -70,6 +70,26 @@ def test_every_alarm_on_our_metrics_names_a_metric_the_code_emits() -> None:
     assert {name: metric for name, metric in ours.items() if metric not in emitted} == {}
 
 
+def test_alarms_on_our_metrics_select_this_stacks_service_as_the_functions_count_it() -> None:
+    from verdict_relay.local.resources import load_template, resources_of_type
+
+    template = load_template()
+    environment = template["Globals"]["Function"]["Environment"]["Variables"]
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
+
+    # The functions count under their stack's name, so two stacks in one account never share a metric
+    assert environment["POWERTOOLS_SERVICE_NAME"] == "AWS::StackName"  # !Ref AWS::StackName
+    selected = {
+        name: (alarm["Namespace"], alarm["Dimensions"])
+        for name, alarm in alarms.items()
+        if alarm.get("Namespace") is not None and not alarm["Namespace"].startswith("AWS/")
+    }
+    assert selected
+    assert set(map(str, selected.values())) == {
+        str((environment["POWERTOOLS_METRICS_NAMESPACE"], [{"Name": "service", "Value": "AWS::StackName"}]))
+    }
+
+
 def test_every_per_provider_table_names_exactly_the_registered_providers() -> None:
     # Given the providers the registry serves
     from verdict_relay import config
