@@ -221,6 +221,25 @@ def test_a_fan_out_batch_is_polled_from_what_it_carries_without_reading_the_jobs
     assert world.status("huawei-image-batch", "too-old") is JobStatus.EXPIRED
 
 
+def test_a_job_answered_unreadably_or_left_out_of_the_answer_is_counted_where_its_alarm_watches(
+    aws: FakeAws,
+) -> None:
+    # Given two due jobs: one whose answer cannot be read, one the provider's answer leaves out
+    client = ScriptedClient("azure-review")
+    world = World(aws, client)
+    world.register("azure-review", "unreadable", "left-out")
+    client.unreadable = {"unreadable"}
+    metrics.clear_metrics()
+
+    # When a cycle polls them
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then each is counted as unanswered (JobsUnansweredAlarm watches it) and stays outstanding
+    assert sum(metrics.metric_set["JobUnanswered"]["Value"]) == 2
+    assert [world.status("azure-review", j) for j in ("unreadable", "left-out")] == [JobStatus.PENDING] * 2
+    metrics.clear_metrics()
+
+
 def test_a_job_whose_answer_cannot_be_read_backs_off_and_does_not_hold_its_batch_or_the_provider(
     aws: FakeAws,
 ) -> None:

@@ -369,13 +369,20 @@ class Poller:
                 report.expired += 1
         for job in batch:
             if job.job_id not in seen:  # the provider answered without it: try again later
+                logger.warning(
+                    "provider answered without the job; polled again after its backoff",
+                    provider=provider,
+                    job_id=job.job_id,
+                )
                 self._retry_later(provider, job, report, time_left_s)
 
     def _retry_later(
         self, provider: str, job: DueJob, report: ProviderReport, time_left_s: Callable[[], float]
     ) -> None:
         """A job the provider gave no readable answer about: polled again after its backoff, unless the provider
-        keeps such jobs for a limited time and it is past that (an image batch would be asked about forever)."""
+        keeps such jobs for a limited time and it is past that (an image batch would be asked about forever).
+        Counted as ``JobUnanswered``: a job that keeps coming back here is never resolved, and its alarm says so."""
+        count("JobUnanswered", provider)
         now = self._now()
         if self._expire_past_age(provider, job.job_id, job, now, report, time_left_s):
             return
