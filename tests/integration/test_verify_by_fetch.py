@@ -98,6 +98,34 @@ def test_failed_fetch_acknowledges_the_callback_and_leaves_the_job_due(
     assert aws.published() == []
 
 
+def test_a_fetch_that_would_wait_for_the_rate_limit_past_the_deadline_leaves_the_job_due_unsent(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
+) -> None:
+    # Given a Huawei account limited to 1 request/s, of which the receiver takes a tenth: one token in 10 s
+    api = configure(aws, monkeypatch, tmp_path, simulator, rate_limit_per_s=1)
+    for job_id in ("hv-1", "hv-2"):
+        simulator.put_job("huawei-video", job_id, huawei_video_job(job_id, "succeeded", "block"))
+    first, second = (huawei_callback_saying_pass(job_id) for job_id in ("hv-1", "hv-2"))
+    assert (
+        api.callback(
+            "huawei-video", first, headers={"X-Auth-Signature": huawei_signature(SEED, first)}
+        ).status
+        == 200
+    )
+
+    # When a second callback comes before the next token
+    started = time.monotonic()
+    response = api.callback(
+        "huawei-video", second, headers={"X-Auth-Signature": huawei_signature(SEED, second)}
+    )
+
+    # Then it is acknowledged inside Huawei's 3 s, its job left due for the poller, and no request went out for it
+    assert response.status == 200
+    assert time.monotonic() - started < 3.0
+    assert api.get_job("huawei-video", "hv-2").body["status"] == "pending"
+    assert len(simulator.requests("huawei-video")) == 1
+
+
 def test_mns_notice_fetches_the_alibaba_job_within_the_deadline(
     aws: FakeAws,
     monkeypatch: pytest.MonkeyPatch,

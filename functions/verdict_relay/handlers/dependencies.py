@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -32,7 +32,7 @@ from verdict_relay.observability import count, logger
 
 if TYPE_CHECKING:
     # The poller's pieces are imported where they are used: the callback receiver's cold start never needs them.
-    from verdict_relay.clients.base import ProviderClient
+    from verdict_relay.clients.base import FetchResult, ProviderClient
     from verdict_relay.dal.poll_queue import PollQueue
     from verdict_relay.logic.breaker import CircuitBreaker
     from verdict_relay.logic.callbacks import Fetcher
@@ -42,6 +42,7 @@ CALLBACK_RATE_SHARE = 0.1
 """Share of a provider's rate limit one receiver container may use for fetches right after callbacks."""
 CALLBACK_FETCH_SECONDS = {"huawei-video": 1.5, "huawei-audio": 1.5, "alibaba-mps": 3.0, "azure-review": 3.0}
 """Read timeout of that fetch: inside Huawei's 3 s and MNS's 5 s acknowledgement deadlines."""
+CALLBACK_CONNECT_SECONDS = 0.5
 RELOAD_RETRY_SECONDS = 30.0
 """After a failed re-read of the providers document, the next attempt comes this much later (or at the cache
 age, if shorter): a throttled Secrets Manager is not asked again on every request."""
@@ -156,7 +157,20 @@ class Dependencies:
             if provider not in self._callback_clients:
                 self._callback_clients[provider] = self._build_callback_client(provider, providers)
             client = self._callback_clients[provider]
-        return client.fetch if client is not None else None
+        if client is None:
+            return None
+        from verdict_relay.clients.base import finish_within
+
+        # The whole fetch, not only each answer, ends within one attempt's time: a wait for the rate limit's
+        # next token, or the pages of a long Alibaba timeline, give up (the job is left due for the poller)
+        # instead of running past the provider's acknowledgement deadline.
+        budget = CALLBACK_CONNECT_SECONDS + CALLBACK_FETCH_SECONDS.get(provider, 2.0)
+
+        def fetch(job_ids: Sequence[str]) -> FetchResult:
+            with finish_within(budget):
+                return client.fetch(job_ids)
+
+        return fetch
 
     def _build_callback_client(self, provider: str, providers: ProvidersConfig) -> ProviderClient | None:
         from verdict_relay.clients.factory import build_client
@@ -169,7 +183,7 @@ class Dependencies:
             update={"rate_limit_per_s": rate_limit(provider, entry) * CALLBACK_RATE_SHARE}
         )
         options = HttpOptions(
-            connect_timeout_s=0.5,
+            connect_timeout_s=CALLBACK_CONNECT_SECONDS,
             read_timeout_s=CALLBACK_FETCH_SECONDS.get(provider, 2.0),
             retries=0,
             max_retry_wait_s=0,
