@@ -9,8 +9,11 @@
 * ``verdict-relay schema`` prints the JSON Schema of the canonical verdict (``docs/verdict.schema.json``).
 * ``verdict-relay poll --once`` runs one poll cycle against the configured table and providers (the same
   environment variables as the Lambda: TABLE_NAME, TOPIC_ARN, RAW_PAYLOAD_BUCKET, PROVIDERS_FILE or
-  PROVIDERS_SECRET_ID; AWS_ENDPOINT_URL for a local endpoint) and prints what it did. It is the schedule's
-  cycle: with POLL_QUEUE_URL set it fans a backlog out, and leaves providers the workers hold to them.
+  PROVIDERS_SECRET_ID, POLL_QUEUE_URL; AWS_ENDPOINT_URL for a local endpoint) and prints what it did. It is the
+  schedule's cycle: with POLL_QUEUE_URL set it fans a backlog out, and leaves providers the workers hold to them.
+  Against a deployed stack it runs beside the scheduled poller, so it warns (on stderr) that each provider's
+  request rate doubles unless the schedule is disabled first, and that without POLL_QUEUE_URL it polls the
+  providers the workers hold as well.
 """
 
 from __future__ import annotations
@@ -66,12 +69,28 @@ def _normalize(args: argparse.Namespace) -> int:
     return 0
 
 
+POLL_BESIDE_SCHEDULE = (
+    "against a deployed stack this cycle runs beside the scheduled poller and doubles each provider's request "
+    "rate, unless the poller's schedule is disabled first (README, 'Running it locally')"
+)
+POLL_WITHOUT_QUEUE = (
+    "POLL_QUEUE_URL is not set: this cycle also polls the providers whose jobs the poll workers hold"
+)
+
+
 def _poll(args: argparse.Namespace) -> int:
+    """Run one poll cycle, the scheduled poller's, and print what it did for each provider. Against a deployed
+    stack, disable the poller's schedule first: a cycle beside it doubles each provider's request rate."""
     import time
 
     from verdict_relay.handlers.dependencies import dependencies
     from verdict_relay.handlers.poller import scheduled_cycle
 
+    # Warnings, not checks: reading the schedule's state would take its name and scheduler permissions.
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        print(f"verdict-relay: warning: {POLL_BESIDE_SCHEDULE}", file=sys.stderr)
+    if not os.environ.get("POLL_QUEUE_URL"):
+        print(f"verdict-relay: warning: {POLL_WITHOUT_QUEUE}", file=sys.stderr)
     deadline = time.monotonic() + args.budget
     result = scheduled_cycle(dependencies(), lambda: deadline - time.monotonic())
     json.dump(result["providers"], sys.stdout, indent=2)

@@ -1,4 +1,4 @@
-"""``verdict-relay normalize`` and ``verdict-relay schema``, run through the console entry point."""
+"""``verdict-relay normalize``, ``schema`` and what ``poll`` warns of, run through the console entry point."""
 
 from __future__ import annotations
 
@@ -88,3 +88,40 @@ def test_unreadable_payload_exits_2_with_a_one_line_error(
 def test_missing_file_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["normalize", "--provider", "huawei-video", "/nonexistent/payload.json"]) == 2
     assert "No such file" in capsys.readouterr().err
+
+
+def _cycle_that_polls_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from verdict_relay.handlers import dependencies, poller
+
+    monkeypatch.setattr(dependencies, "dependencies", lambda: None)
+    monkeypatch.setattr(poller, "scheduled_cycle", lambda _deps, _time_left: {"providers": {}})
+
+
+def test_poll_against_a_deployed_stack_warns_that_it_runs_beside_the_schedule(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given AWS itself (no local endpoint) and no poll queue configured
+    _cycle_that_polls_nothing(monkeypatch)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("POLL_QUEUE_URL", raising=False)
+
+    # When an operator runs a cycle
+    code = main(["poll", "--once"])
+
+    # Then it runs, and says on stderr what it costs the providers
+    assert code == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {}
+    assert "beside the scheduled poller" in captured.err
+    assert "POLL_QUEUE_URL is not set" in captured.err
+
+
+def test_poll_against_the_local_stack_with_its_queue_warns_of_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _cycle_that_polls_nothing(monkeypatch)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    monkeypatch.setenv("POLL_QUEUE_URL", "http://127.0.0.1:5000/000000000000/verdict-relay-PollQueue.fifo")
+
+    assert main(["poll", "--once"]) == 0
+    assert capsys.readouterr().err == ""

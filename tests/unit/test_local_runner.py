@@ -7,14 +7,17 @@ import errno
 import json
 import shlex
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from verdict_relay.cli import main
 from verdict_relay.local import runner
+from verdict_relay.local.resources import LocalResources
 from verdict_relay.local.runner import completion_line, curl_examples
 from verdict_relay.local.scenario import AZURE_EXAMPLE_JOB, EXAMPLE_JOBS, Scenario
+from verdict_relay.local.stack import function_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "http://127.0.0.1:3000"
@@ -47,6 +50,40 @@ def test_the_azure_example_job_is_the_one_of_the_sample_callback() -> None:
 
     assert sample["JobId"] == AZURE_EXAMPLE_JOB
     assert ("azure-review", AZURE_EXAMPLE_JOB) in EXAMPLE_JOBS
+
+
+def test_the_printed_operator_command_carries_every_setting_the_local_functions_run_with(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given the local stack's environment, as it sets it for its functions
+    resources = LocalResources(
+        table_name="verdict-relay-JobsTable",
+        topic_arn="arn:aws:sns:us-east-1:000000000000:verdict-relay-VerdictTopic",
+        bucket="verdict-relay-rawpayloadbucket",
+        queue_urls={"PollQueue": "http://127.0.0.1:5000/000000000000/verdict-relay-PollQueue.fifo"},
+    )
+    providers_file = tmp_path / "work dir" / "providers.json"  # a space, so the printed value must be quoted
+    functions = function_environment(resources, providers_file)
+    endpoint = {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:5000",
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    for name, value in {**endpoint, **functions}.items():
+        monkeypatch.setenv(name, value)
+
+    # When the banner prints the operator command
+    runner._print_banner(SimpleNamespace(base_url=BASE), None)  # the banner reads only its URL
+    lines = capsys.readouterr().out.splitlines()
+    command = shlex.split(lines[lines.index("  operator commands against this stack:") + 1])
+    assignments = dict(arg.split("=", 1) for arg in command if "=" in arg and not arg.startswith("-"))
+
+    # Then it sets them all (the poll queue among them: without it, "poll --once" would also poll the providers
+    # the poll workers hold), except the document's cache age, which a one-shot command never reaches
+    expected = {**endpoint, **functions}
+    del expected["PROVIDERS_CACHE_SECONDS"]
+    assert assignments == expected
 
 
 def _block_job_message(provider: str, job_id: str) -> dict[str, Any]:

@@ -40,8 +40,16 @@ OPERATOR_ENVIRONMENT = (
     "TABLE_NAME",
     "TOPIC_ARN",
     "RAW_PAYLOAD_BUCKET",
+    "POLL_QUEUE_URL",
     "PROVIDERS_FILE",
+    "POLL_BASE_INTERVAL_SECONDS",
+    "POLL_MAX_INTERVAL_SECONDS",
+    "POLL_MIN_INTERVAL_SECONDS",
 )
+"""The environment printed for the operator commands: the stack's endpoint and the functions' settings
+(``stack.function_environment``), so a command acts as the functions do. Without ``POLL_QUEUE_URL``,
+``poll --once`` would also poll the providers whose due jobs the poll workers hold, on top of their rate. Not the
+providers document's cache age: a one-shot command reads the document once."""
 
 
 def _print(line: str) -> None:

@@ -103,6 +103,23 @@ class PollerContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def function_environment(resources: LocalResources, providers_file: Path) -> dict[str, str]:
+    """The functions' settings in the local stack, beside the AWS endpoint and credentials: where the resources
+    are, as ``template.yaml`` sets them, and the poll backoff in seconds, not minutes, as the local schedule runs
+    every few seconds."""
+    return {
+        "TABLE_NAME": resources.table_name,
+        "TOPIC_ARN": resources.topic_arn,
+        "RAW_PAYLOAD_BUCKET": resources.bucket,
+        "POLL_QUEUE_URL": resources.queue_urls["PollQueue"],
+        "PROVIDERS_FILE": str(providers_file),
+        "POLL_BASE_INTERVAL_SECONDS": "1",
+        "POLL_MAX_INTERVAL_SECONDS": "8",
+        "POLL_MIN_INTERVAL_SECONDS": "1",
+        "PROVIDERS_CACHE_SECONDS": "3600",
+    }
+
+
 class LocalStack:
     def __init__(
         self,
@@ -152,21 +169,7 @@ class LocalStack:
 
         self.session = boto3.session.Session()
         self.resources = create_resources(self.session)
-        os.environ.update(
-            {
-                "TABLE_NAME": self.resources.table_name,
-                "TOPIC_ARN": self.resources.topic_arn,
-                "RAW_PAYLOAD_BUCKET": self.resources.bucket,
-                "POLL_QUEUE_URL": self.resources.queue_urls["PollQueue"],
-                "PROVIDERS_FILE": str(self._providers_file),
-                # Seconds, not minutes: the local schedule runs every few seconds.
-                "POLL_BASE_INTERVAL_SECONDS": "1",
-                "POLL_MAX_INTERVAL_SECONDS": "8",
-                "POLL_MIN_INTERVAL_SECONDS": "1",
-                "PROVIDERS_CACHE_SECONDS": "3600",
-                **self._extra_env,
-            }
-        )
+        os.environ.update({**function_environment(self.resources, self._providers_file), **self._extra_env})
         from verdict_relay.handlers.callback import lambda_handler
         from verdict_relay.handlers.dependencies import dependencies
 
