@@ -1,7 +1,8 @@
 """A stand-in for the providers' HTTP APIs on 127.0.0.1, for the tests, the local stack and the benchmarks.
 
 Standard library only (plus the project's own request signers): no SDK, ``requests`` or moto. One
-:class:`ProviderSimulator` serves every provider on one port, as PROVIDERS.md and the seeds describe them:
+:class:`ProviderSimulator` serves every provider on one port, as the providers' API references describe them (the
+payloads in ``events/providers/``, the mappings in ``docs/providers.md``):
 
 =====================  ===================================================================================
 huawei-video / -audio  ``GET /v3/{project_id}/moderation/{video|audio}/jobs/{job_id}``
@@ -215,7 +216,7 @@ def _azure_gateway_error(status: int, code: str, message: str) -> _Reply:
 
 
 def _azure_not_found(message: str) -> _Reply:
-    # The Review API's own APIError shape (the seed): {"Error": {"Code", "Message"}}.
+    # The Review API's own APIError shape (its API reference): {"Error": {"Code", "Message"}}.
     return _json_reply(404, {"Error": {"Code": "NotFound", "Message": message}})
 
 
@@ -1247,7 +1248,8 @@ def huawei_video_job(
     created: datetime | None = None,
     updated: datetime | None = None,
 ) -> dict[str, Any]:
-    """A Huawei v3 video job as ``GET .../moderation/video/jobs/{job_id}`` returns it (the seed's shape).
+    """A Huawei v3 video job as ``GET .../moderation/video/jobs/{job_id}`` returns it (the shape of
+    ``events/providers/huawei-video/succeeded.json``).
 
     ``result`` only when ``succeeded``: for ``review``/``block``, ``frames`` image frames (one every 5 s, each
     with one ``porn`` detail) and one audio clip; for ``pass``, no details. A ``failed`` job carries no reason,
@@ -1414,7 +1416,8 @@ def alibaba_job(
     bucket: str = "media-bucket",
     object_key: str = "uploads/clip.mp4",
 ) -> dict[str, Any]:
-    """An MPS ``MediaCensorJob`` object (the seed's shape) for ``put_job("alibaba-mps", ...)``.
+    """An MPS ``MediaCensorJob`` object (as in ``events/providers/alibaba-mps/job-list.json``) for
+    ``put_job("alibaba-mps", ...)``.
 
     A ``Success`` job has a cover result, title and description results, and a video result with one
     job-level result plus ``timeline_entries`` frames (``Timestamp`` every 5 s, ``Object``
@@ -1505,7 +1508,8 @@ def azure_job(
     content_type: Literal["Image", "Text", "Video"] = "Image",
     started: datetime | None = None,
 ) -> dict[str, Any]:
-    """An Azure Review API ``Job`` (the seed's shape) for ``put_job("azure-review", ...)``.
+    """An Azure Review API ``Job`` (the shape of ``events/providers/azure-review/job-get.json``) for
+    ``put_job("azure-review", ...)``.
 
     ``status``: Pending, InProgress, Complete (or Completed), Failed. Finished jobs carry ``ResultMetaData``
     with the scores as strings and ``isAdult``/``isRacy`` set at 0.5; ``JobExecutionReport`` times have
