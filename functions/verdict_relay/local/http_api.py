@@ -1,6 +1,8 @@
 """The HTTP API on 127.0.0.1, as API Gateway would serve it: each request becomes the REST proxy event the
-deployed Lambda receives, and the real handler answers it. Routes and status codes behave as deployed; the
-IAM-authorized ``/jobs`` routes are open here (loopback only).
+deployed Lambda receives, and the real handler answers it. Routes and status codes behave as deployed, with two
+differences: the IAM-authorized ``/jobs`` routes are open here (loopback only), and a method a declared route
+does not have gets a JSON 405 naming the allowed ones, where API Gateway answers 403 ``Missing Authentication
+Token`` as it does for an undeclared route.
 """
 
 from __future__ import annotations
