@@ -835,19 +835,21 @@ def test_a_repeated_status_is_a_duplicate_and_a_higher_one_an_advance(aws: FakeA
     ]
 
 
-def test_an_unfinished_job_is_kept_a_retention_past_its_last_write_so_its_ttl_never_drops_it_while_followed(
+def test_an_unfinished_job_has_no_ttl_so_it_is_never_dropped_while_followed_and_its_verdict_gets_one(
     aws: FakeAws,
 ) -> None:
-    # Given a job registered now, still unfinished months later (an Azure review waiting for a reviewer)
+    # Given a job registered now, still unfinished months later (an Azure review waiting for a reviewer, or a
+    # provider refusing our credentials for longer than the retention, when no poll writes to the job)
     world = World(aws, ScriptedClient("azure-review"))
     world.register("azure-review", "r1")
     retention = timedelta(days=90)  # the store's default
 
-    def expires_at() -> datetime:
+    def expires_at() -> datetime | None:
         item = next(i for i in aws.table_items() if i["pk"]["S"] == "azure-review#r1")
-        return datetime.fromtimestamp(int(item["expires_at"]["N"]), UTC)
+        return datetime.fromtimestamp(int(item["expires_at"]["N"]), UTC) if "expires_at" in item else None
 
-    # When each kind of write to an unfinished job lands later and later
+    assert expires_at() is None
+    # When each kind of write to an unfinished job lands, on an item an earlier version gave a TTL
     writes = {
         "reschedule": lambda at: world.store.reschedule("azure-review", "r1", at, 3),
         "notice": lambda at: world.store.mark_due("azure-review", "r1", at),
@@ -858,14 +860,26 @@ def test_an_unfinished_job_is_kept_a_retention_past_its_last_write_so_its_ttl_ne
             publish=False,
             next_poll=NextPoll(at, 4),
         ),
+        "registration": lambda at: world.store.register("azure-review", "r1", {}, at, first_poll_at=at),
     }
-    for days, (write, apply) in zip((60, 120, 180), writes.items(), strict=True):
-        at = NOW + timedelta(days=days)
-        apply(at)
+    for days, (write, apply) in zip((60, 120, 180, 240), writes.items(), strict=True):
+        aws.session.client("dynamodb").update_item(
+            TableName=aws.resources.table_name,
+            Key={"pk": {"S": "azure-review#r1"}, "sk": {"S": "STATE"}},
+            UpdateExpression="SET expires_at = :soon",
+            ExpressionAttributeValues={":soon": {"N": str(int(NOW.timestamp()) + 86400)}},
+        )
+        apply(NOW + timedelta(days=days))
 
-        # Then its TTL moves on with it (DynamoDB deletes an item past its TTL, and with it the job's place in
-        # the index the poller reads)
-        assert expires_at() == at + retention, write
+        # Then it has no TTL (DynamoDB would delete it, and with it the job's place in the poller's index)
+        assert expires_at() is None, write
+
+    # And once it has its verdict, it is kept for the retention after it
+    done = NOW + timedelta(days=300)
+    world.store.record(
+        verdict("azure-review", "r1", JobStatus.SUCCEEDED, Suggestion.PASS), None, done, publish=False
+    )
+    assert expires_at() == done + retention
 
 
 def test_owed_publish_of_a_provider_without_api_credentials_is_swept(aws: FakeAws) -> None:

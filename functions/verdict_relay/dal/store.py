@@ -15,9 +15,10 @@ only verdicts whose publish has not been confirmed. ``unpublished`` projects key
 then costs a write unit each instead of the size of the item with its verdict (up to 300 units), and the sweep that
 reads it gets each item from the claim write it makes anyway.
 
-``expires_at`` is the TTL attribute: the retention after a job's last write while it is unfinished (every poll,
-notice or registration moves it on, so DynamoDB never deletes a job that is still followed, which would drop it
-from ``outstanding`` with its verdict never found), and after its verdict once finished.
+``expires_at`` is the TTL attribute, set only with a job's verdict: the retention after it. An unfinished job has
+none (each write to it removes one an earlier version set), so DynamoDB never deletes a job that is still
+followed, which would drop it from ``outstanding`` with its verdict never found: not while a provider refuses
+our credentials or is down for longer than the retention, when no poll writes to its jobs.
 """
 
 from __future__ import annotations
@@ -167,7 +168,6 @@ class JobStore:
             ":rank": {"N": str(rank)},
             ":verdict": {"B": compress(verdict_json(verdict))},
             ":now": {"S": now.isoformat()},
-            ":expires": {"N": str(_epoch(now + self._retention))},
         }
         if next_poll is None:
             # A callback's progress notice: the job keeps its poll time; the same status again changes nothing.
@@ -187,7 +187,7 @@ class JobStore:
                 UpdateExpression=(
                     "SET provider = :provider, job_id = :job_id, #s = :status, status_rank = :rank, "
                     "verdict_gz = :verdict, updated_at = :now, created_at = if_not_exists(created_at, :now), "
-                    f"poll_provider = :provider, {schedule}, expires_at = :expires REMOVE unconfirmed"
+                    f"poll_provider = :provider, {schedule} REMOVE unconfirmed, expires_at"
                 ),
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#s": "status"},
@@ -459,14 +459,15 @@ class JobStore:
         update = (
             "SET provider = :provider, job_id = :job_id, #s = if_not_exists(#s, :pending), "
             "status_rank = if_not_exists(status_rank, :zero), created_at = if_not_exists(created_at, :now), "
-            f"expires_at = :expires, poll_provider = :provider, next_poll_at = {due}"
+            f"poll_provider = :provider, next_poll_at = {due}"
         )
         response = self._update(
             action,
             Key=_key(provider, job_id),
             UpdateExpression=update
             + (f", {sets}" if sets else "")
-            + (f" REMOVE {removes}" if removes else ""),
+            + " REMOVE expires_at"
+            + (f", {removes}" if removes else ""),
             ConditionExpression=condition,
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={
@@ -476,7 +477,6 @@ class JobStore:
                 ":zero": {"N": "0"},
                 ":now": {"S": now.isoformat()},
                 ":due": {"N": str(_epoch(due_at))},
-                ":expires": {"N": str(_epoch(now + self._retention))},
                 **({":two": {"N": "2"}} if ":two" in condition else {}),
                 **(values or {}),
             },
@@ -492,13 +492,12 @@ class JobStore:
             self._update(
                 "reschedule",
                 Key=_key(provider, job_id),
-                UpdateExpression="SET next_poll_at = :due, poll_attempts = :attempts, expires_at = :expires",
+                UpdateExpression="SET next_poll_at = :due, poll_attempts = :attempts REMOVE expires_at",
                 ConditionExpression="attribute_exists(pk) AND status_rank < :two",
                 ExpressionAttributeValues={
                     ":due": {"N": str(_epoch(next_poll_at))},
                     ":attempts": {"N": str(attempts)},
                     ":two": {"N": "2"},
-                    ":expires": {"N": str(_epoch(next_poll_at + self._retention))},  # next poll is after now
                 },
             )
         except _ConditionFailed:
