@@ -9,6 +9,7 @@ statements of that function's ``Policies``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -218,3 +219,21 @@ def test_the_poll_worker_can_poll_every_provider_at_once_and_each_by_one_worker(
     assert source["ScalingConfig"]["MaximumConcurrency"] == len(PROVIDER_NAMES)
     assert worker["ReservedConcurrentExecutions"] == len(PROVIDER_NAMES)
     assert source["BatchSize"] == 1
+
+
+def test_the_apis_access_log_names_what_api_gateway_answered_itself_and_never_a_query_string() -> None:
+    template = load_template()
+    (stage,) = [
+        resource["Properties"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::Api"
+    ]
+    log_format = stage["AccessLogSetting"]["Format"]
+    fields = json.loads(log_format)
+
+    # Why API Gateway answered a request itself (no function log says), and which provider was called
+    assert {"error", "integrationError", "integrationStatus", "path"} <= set(fields)
+    # but nothing that carries the query string, where callback tokens travel
+    assert not re.search(
+        r"querystring|requestOverride|\$context\.(?:requestUri|rawQueryString)", log_format, re.I
+    )
