@@ -30,6 +30,17 @@ def test_settings_have_documented_defaults() -> None:
     assert settings.retention_days == 90
 
 
+@pytest.mark.parametrize(("value", "accepted"), [("5242880", True), ("5242881", False), ("6291456", False)])
+def test_a_body_limit_an_api_gateway_event_could_not_carry_to_the_function_is_refused(
+    value: str, accepted: bool
+) -> None:
+    if accepted:
+        assert Settings.from_env({**ENV, "MAX_BODY_BYTES": value}).max_body_bytes == int(value)
+        return
+    with pytest.raises(ConfigurationError, match="MAX_BODY_BYTES"):
+        Settings.from_env({**ENV, "MAX_BODY_BYTES": value})
+
+
 def test_missing_environment_variable_is_named() -> None:
     with pytest.raises(ConfigurationError, match="TABLE_NAME"):
         Settings.from_env({k: v for k, v in ENV.items() if k != "TABLE_NAME"})
