@@ -51,6 +51,7 @@ class ScriptedClient(ProviderClient):
         self.discoverable: list[str] = []
         self.discovers = True
         self.discovery_failures: list[Exception] = []
+        self.discovery_windows: list[tuple[datetime, datetime]] = []
         self.unreadable: set[str] = set()
         """Jobs whose answer cannot be read: a request that includes one fails as a whole."""
 
@@ -64,6 +65,7 @@ class ScriptedClient(ProviderClient):
         return FetchResult(jobs=found, missing=[j for j in job_ids if j in self.missing])
 
     def discover(self, since: datetime, until: datetime) -> list[str]:
+        self.discovery_windows.append((since, until))
         if self.discovery_failures:
             raise self.discovery_failures.pop(0)
         return list(self.discoverable)
@@ -543,6 +545,30 @@ def test_a_list_api_that_keeps_failing_never_stops_the_providers_job_polls(aws: 
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["j1"]
     assert "DiscoveryFailed" in metrics.metric_set
     metrics.clear_metrics()
+
+
+def test_after_an_outage_discovery_catches_up_an_hour_a_cycle_instead_of_listing_days_at_once(
+    aws: FakeAws,
+) -> None:
+    # Given a provider whose last discovery was three days ago (its credentials were refused meanwhile)
+    client = ScriptedClient("alibaba-mps")
+    world = World(aws, client)
+    world.store.set_watermark("alibaba-mps", NOW - timedelta(days=3))
+
+    # When cycles run
+    for _ in range(3):
+        world.poller.run_cycle(PLENTY_OF_TIME)
+        world.clock[0] += timedelta(minutes=1)
+
+    # Then each lists one hour, the next starting where the last ended (less the minute stepped back), so a
+    # listing that could never finish in one invocation never holds the watermark back for good
+    start = NOW - timedelta(days=3)
+    assert client.discovery_windows == [
+        (start, start + timedelta(hours=1)),
+        (start + timedelta(minutes=59), start + timedelta(minutes=119)),
+        (start + timedelta(minutes=118), start + timedelta(minutes=178)),
+    ]
+    assert world.store.watermark("alibaba-mps") == start + timedelta(minutes=177)
 
 
 def test_discovery_makes_unknown_jobs_due_and_leaves_known_ones_alone(aws: FakeAws) -> None:

@@ -74,6 +74,11 @@ class PollSettings:
     (:func:`~verdict_relay.clients.base.finish_within`), which leaves the other half for writing results."""
     discovery_lookback: timedelta = timedelta(hours=1)
     """How far back the first discovery looks (later ones start at the stored watermark)."""
+    discovery_window: timedelta = timedelta(hours=1)
+    """The most one discovery lists: after an outage the watermark catches up a window a cycle, instead of one
+    listing of days of jobs that cannot finish in an invocation and so never moves the watermark on."""
+    discovery_share: float = 0.5
+    """The part of the invocation's time left that discovery may take: the due jobs' polls get the rest."""
     expire_after: Mapping[str, timedelta] = field(
         default_factory=lambda: {"huawei-image-batch": timedelta(minutes=30)}
     )
@@ -204,7 +209,10 @@ class Poller:
                 count("ProviderSkippedCircuitOpen", provider)
                 return report
             self._clients[provider].take_over()  # from the workers, if they held the provider
-            with finish_within(time_left_s() - self._settings.safety_margin_s / 2):
+            left = time_left_s()
+            with finish_within(
+                min(left - self._settings.safety_margin_s / 2, left * self._settings.discovery_share)
+            ):
                 report.discovered = self._discover(provider)
             if not poll:
                 report.skipped = "due jobs with the poll workers"
@@ -441,8 +449,9 @@ class Poller:
             return 0
         now = self._now()
         since = self._store.watermark(provider) or now - self._settings.discovery_lookback
+        until = min(now, since + self._settings.discovery_window)
         try:
-            job_ids = client.discover(since, now)
+            job_ids = client.discover(since, until)
         except ProviderAuthError as exc:
             # Counted as the job polls count it: with the breaker open they send nothing, so this is where
             # refused credentials of a provider that discovers show (and raise the alarm).
@@ -471,7 +480,7 @@ class Poller:
                 self._ingest.mark_due(provider, job_id, now)
                 found += 1
         # Alibaba lists by creation time: step back a little so a job created as the window closed is not missed.
-        self._store.set_watermark(provider, now - timedelta(minutes=1))
+        self._store.set_watermark(provider, until - timedelta(minutes=1))
         if found:
             count("JobsDiscovered", provider, found)
         return found
