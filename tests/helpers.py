@@ -16,6 +16,7 @@ from verdict_relay.local.apigw import api_event
 from verdict_relay.local.callback_signing import huawei_callback_signature
 
 __all__ = [
+    "answering",
     "api_event",
     "http_server",
     "huawei_signature",
@@ -94,6 +95,33 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def answering(
+    status: int, body: bytes, headers: dict[str, str] | None = None, paths: list[str] | None = None
+) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 answering every GET and POST with ``status``, ``headers`` and the JSON
+    ``body`` (a provider's odd answer); yields its base URL. Each request's path is appended to ``paths``."""
+
+    class Handler(QuietHandler):
+        def do_GET(self) -> None:
+            if paths is not None:
+                paths.append(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_GET
+
+    with serving(Handler) as url:
+        yield url
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from tests.conftest import FakeAws
-from tests.helpers import emf_counts
+from tests.helpers import answering, emf_counts
 from tests.integration.conftest import LambdaContext, configure_environment
 from verdict_relay.clients.base import ProviderAuthError
 from verdict_relay.config import Settings
@@ -217,6 +217,31 @@ def test_job_not_found_is_expired_and_published_as_review(harness: Harness, aws:
     assert harness.status("alibaba-mps", "never-existed") is JobStatus.EXPIRED
     suggestions = {m["verdict"]["job_id"]: m["verdict"]["suggestion"] for m in aws.published()}
     assert suggestions == {"vanished": "review", "never-existed": "review"}
+
+
+def test_azure_gateways_404_for_a_wrong_endpoint_expires_and_publishes_nothing(
+    aws: FakeAws, simulator: ProviderSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given an Azure endpoint entered with the API's path on it, so every job is asked for at a path nothing
+    # serves, and the gateway answering each with its own 404
+    gateway_not_found = json.dumps({"error": {"code": "404", "message": "Resource not found"}}).encode()
+    with answering(404, gateway_not_found) as url:
+        entry = {
+            "endpoint": f"{url}/contentmoderator/review/v1.0",
+            "team": "teamA",
+            "credentials": {"subscription_key": "k" * 32},
+        }
+        harness = Harness(aws, simulator, monkeypatch, tmp_path, {"azure-review": entry})
+        harness.register("azure-review", "az-1", "az-2")
+
+        # When the poller runs a cycle
+        report = harness.poll()
+
+    # Then no job is expired or published: each waits for a later poll
+    assert report["azure-review"]["expired"] == 0
+    assert report["azure-review"]["failed_requests"] == 2
+    assert {harness.status("azure-review", job) for job in ("az-1", "az-2")} == {JobStatus.PENDING}
+    assert aws.published() == []
 
 
 def test_auth_failure_of_one_provider_does_not_stop_the_others(harness: Harness, aws: FakeAws) -> None:

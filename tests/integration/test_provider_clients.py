@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.helpers import answering
 from verdict_relay.clients.base import (
     ProviderAuthError,
     ProviderClient,
@@ -939,6 +940,81 @@ def test_azure_404_about_the_team_is_an_error_not_a_missing_job(
     # A wrong team name would otherwise expire every job of the team
     with pytest.raises(ProviderResponseError, match=r"(?i)team"):
         connect("azure-review", team="no-such-team").fetch(["job-1"])
+
+
+AZURE_GATEWAY_NOT_FOUND = {"error": {"code": "404", "message": "Resource not found"}}
+
+
+def azure_client(endpoint: str) -> ProviderClient:
+    settings = ProviderSettings.model_validate(
+        {"endpoint": endpoint, "team": "teamA", "credentials": {"subscription_key": "k" * 32}}
+    )
+    client = build_client("azure-review", settings, options=FAST)
+    assert client is not None
+    return client
+
+
+def test_azure_gateway_404_for_a_path_nothing_serves_is_an_error_not_a_missing_job() -> None:
+    # Given an endpoint entered with the API's path on it, so the client doubles the path, and Azure's gateway
+    # answering such a path with its own 404 body
+    paths: list[str] = []
+    with answering(404, json.dumps(AZURE_GATEWAY_NOT_FOUND).encode(), paths=paths) as url:
+        client = azure_client(f"{url}/contentmoderator/review/v1.0")
+
+        # When a job is fetched, Then it is an unreadable answer, not a job the provider no longer knows
+        with pytest.raises(ProviderResponseError, match="Resource not found"):
+            client.fetch(["job-1"])
+        client.close()
+
+    assert paths == ["/contentmoderator/review/v1.0/contentmoderator/review/v1.0/teams/teamA/jobs/job-1"]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "missing"),
+    [
+        (404, {"Error": {"Code": "NotFound", "Message": "Job not found."}}, True),  # the Review API's own
+        (404, AZURE_GATEWAY_NOT_FOUND, False),  # the gateway: no operation at this path
+        (
+            404,
+            {"error": {"code": "NotFound", "message": "Job not found."}},
+            False,
+        ),  # not the Review API's keys
+        (404, {"Error": {"Code": "NotFound", "Message": "Team not found."}}, False),  # a wrong team
+        (404, {"Error": {"Code": "NotFound", "Message": "Not found."}}, False),  # says nothing of the job
+        (404, {"Error": {"Code": "ResourceNotFound", "Message": "Job not found."}}, False),
+        (404, {"Error": {"Code": "404", "Message": "Resource not found"}}, False),
+        (404, {"Error": "Job not found."}, False),
+        (404, ["Job not found."], False),
+        (404, "<html><body>404 - File or directory not found.</body></html>", False),  # sent as raw text
+        (400, {"Error": {"Code": "NotFound", "Message": "Job not found."}}, False),  # not a 404
+    ],
+    ids=[
+        "review-api-job",
+        "gateway",
+        "lowercase-keys",
+        "team",
+        "no-job-named",
+        "other-code",
+        "gateway-code",
+        "no-object",
+        "list",
+        "html",
+        "status-400",
+    ],
+)
+def test_only_the_review_apis_own_job_not_found_makes_an_azure_job_missing(
+    status: int, body: Any, missing: bool
+) -> None:
+    raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    with answering(status, raw) as url:
+        client = azure_client(url)
+        if missing:
+            result = client.fetch(["job-1"])
+            assert (result.jobs, result.missing) == ([], ["job-1"])
+        else:
+            with pytest.raises(ProviderResponseError):
+                client.fetch(["job-1"])
+        client.close()
 
 
 @pytest.mark.parametrize(

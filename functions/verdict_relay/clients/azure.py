@@ -2,10 +2,22 @@
 
 Microsoft retired the Review API (2021-12-31) and retires Content Moderator in February 2027; this client
 serves systems that still run jobs against it. One GET per job, authenticated with the
-``Ocp-Apim-Subscription-Key`` header. 404 with an Azure error body -> missing (a 404 without one means a
-wrong endpoint, one about the team a wrong team: ProviderResponseError); 401/403 -> ProviderAuthError; 429 ->
-ProviderThrottledError after the retries ``Retry-After`` allowed; 5xx -> ProviderUnavailableError. The verdict
-comes from the Azure adapter and its configured policy (Azure reports scores, not a verdict).
+``Ocp-Apim-Subscription-Key`` header. A 404 makes the job missing only when it is the Review API's own "job
+not found" (:func:`review_api_job_not_found`); any other 404 -> ProviderResponseError, so the job stays due and
+nothing expires: the API Management gateway's ``{"error": {"code": "404", "message": "Resource not found"}}``
+for a path no operation serves (an endpoint entered with the API's path on it, which the client then doubles),
+an HTML page, or "Team not found" (a wrong team). 401/403 -> ProviderAuthError; 429 -> ProviderThrottledError
+after the retries ``Retry-After`` allowed; 5xx -> ProviderUnavailableError. The verdict comes from the Azure
+adapter and its configured policy (Azure reports scores, not a verdict).
+
+Which code and message the Review API sends for an unknown job is undocumented: the seed gives only the shape
+of its error body (``APIError``: ``{"Error": {"Code", "Message"}}``, PascalCase). The reading taken is the
+strictest that still accepts the Review API's own answer as the simulator stands in for it (``{"Error":
+{"Code": "NotFound", "Message": "Job not found."}}``): that shape with those exact keys (the gateway writes
+lowercase ``error``/``code``/``message``), the code ``NotFound`` exactly, and a message that names the job and
+not the team (the same code comes back for "Team not found."). A real answer that differs leaves the job due
+and logged as an unreadable answer, polled again after its backoff; expiring every job on a misread 404 would
+publish each as unmoderated, which cannot be taken back.
 """
 
 from __future__ import annotations
@@ -29,6 +41,8 @@ from verdict_relay.providers.base import ProviderAdapter
 from verdict_relay.signing import percent_encode
 
 SUBSCRIPTION_KEY_HEADER = "Ocp-Apim-Subscription-Key"
+REVIEW_API_JOB_NOT_FOUND_CODE = "NotFound"
+"""The ``Error.Code`` the simulator gives the Review API's unknown-job answer (undocumented; see above)."""
 
 
 def azure_error(response: HttpResponse) -> tuple[str | None, str | None]:
@@ -47,6 +61,26 @@ def azure_error(response: HttpResponse) -> tuple[str | None, str | None]:
     fields = {str(key).lower(): value for key, value in nested.items()}
     code, message = fields.get("code"), fields.get("message")
     return (str(code) if code is not None else None, str(message) if message is not None else None)
+
+
+def review_api_job_not_found(response: HttpResponse) -> bool:
+    """Whether ``response`` is the Review API's own answer for an unknown job: HTTP 404 and ``{"Error":
+    {"Code": "NotFound", "Message": "...job..."}}`` with exactly those keys, the message naming the job and not
+    the team. Any other 404 (the gateway's, an HTML page, a wrong team) says nothing about the job."""
+    if response.status != 404:
+        return False
+    try:
+        payload = json.loads(response.body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested past json's limit
+        return False
+    error = payload.get("Error") if isinstance(payload, dict) else None
+    if not isinstance(error, dict):
+        return False
+    code, message = error.get("Code"), error.get("Message")
+    if code != REVIEW_API_JOB_NOT_FOUND_CODE or not isinstance(message, str):
+        return False
+    text = message.lower()
+    return "job" in text and "team" not in text
 
 
 def _same(request: OutgoingRequest) -> OutgoingRequest:
@@ -83,12 +117,12 @@ class AzureReviewClient(ProviderClient):
             )
             response = self._http.send(functools.partial(_same, request))  # nothing to re-sign per attempt
             if not response.ok:
-                code, message = azure_error(response)
-                # Only an Azure error body about the job makes a 404 the job's: an HTML 404 means a wrong
-                # endpoint, "Team not found" a wrong team, and neither may expire every job of the team.
-                if response.status == 404 and code is not None and "team" not in (message or "").lower():
+                # Only the Review API's own "job not found" makes a 404 the job's: the gateway's 404 for a wrong
+                # path, an HTML page or "Team not found" would otherwise expire every job of the team at once.
+                if review_api_job_not_found(response):
                     result.missing.append(job_id)
                     continue
+                code, message = azure_error(response)
                 raise error_for_response(self.name, response, code=code, message=message)
             payload = read_json(self.name, response)
             result.jobs.append(
