@@ -244,6 +244,33 @@ def test_azure_gateways_404_for_a_wrong_endpoint_expires_and_publishes_nothing(
     assert aws.published() == []
 
 
+def test_an_iam_token_answer_without_a_token_object_fails_only_that_providers_polls(
+    aws: FakeAws, simulator: ProviderSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a Huawei IAM user whose IAM issues a token with {"token": null} for its body, and an Azure job
+    simulator.put_job("huawei-video", "hv-1", huawei_video_job("hv-1", "succeeded", "block"))
+    simulator.put_job("azure-review", "az-1", azure_job("az-1", "Complete", adult_score=0.95))
+    with answering(201, b'{"token": null}', headers={"X-Subject-Token": "issued-token"}) as iam:
+        providers = {
+            "huawei-video": simulator.provider_entry(
+                "huawei-video", auth="iam", credentials={"iam_endpoint": iam}
+            ),
+            "azure-review": simulator.provider_entry("azure-review"),
+        }
+        harness = Harness(aws, simulator, monkeypatch, tmp_path, providers)
+        harness.register("huawei-video", "hv-1")
+        harness.register("azure-review", "az-1")
+
+        # When the poller runs a cycle
+        report = harness.poll()
+
+    # Then the cycle completes: the Huawei job waits for a later poll, the Azure job is resolved
+    assert report["huawei-video"]["failed_requests"] == 1
+    assert harness.status("huawei-video", "hv-1") is JobStatus.PENDING
+    assert harness.status("azure-review", "az-1") is JobStatus.SUCCEEDED
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["az-1"]
+
+
 def test_auth_failure_of_one_provider_does_not_stop_the_others(harness: Harness, aws: FakeAws) -> None:
     sim = harness.simulator
     sim.put_job("azure-review", "az-1", azure_job("az-1", "Complete", adult_score=0.95))

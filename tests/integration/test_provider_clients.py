@@ -248,6 +248,46 @@ def test_huawei_iam_user_with_a_wrong_password_is_an_auth_error(
     assert simulator.requests("huawei-video") == []
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"token": null}',
+        b'{"token": "a-token"}',
+        b'{"token": []}',
+        b"[]",
+        b'"token"',
+        b'{"token": {"expires_at": null}}',
+        b'{"token": {"expires_at": 1767225600}}',
+        b'{"token": {"expires_at": "tomorrow"}}',
+        b'{"token": {"expires_at": "0001-01-01T00:30:00Z"}}',  # its renewal time is before year 1
+    ],
+    ids=[
+        "token-null",
+        "token-string",
+        "token-list",
+        "list",
+        "string",
+        "expires-null",
+        "expires-number",
+        "expires-unreadable",
+        "expires-at-year-1",
+    ],
+)
+def test_an_iam_token_answer_of_an_odd_shape_is_a_response_error_and_nothing_is_sent(
+    simulator: ProviderSimulator, connect: Connect, body: bytes
+) -> None:
+    # Given IAM issuing a token (201, X-Subject-Token) with a body that does not say when it expires
+    put_finished_job(simulator, "huawei-video", "job-1")
+    with answering(201, body, headers={"X-Subject-Token": "issued-token"}) as iam:
+        client = connect("huawei-video", auth="iam", credentials={"iam_endpoint": iam})
+
+        # When a job is fetched, Then the poller gets an unreadable answer, not a crash
+        with pytest.raises(ProviderResponseError, match="expires_at"):
+            client.fetch(["job-1"])
+
+    assert simulator.requests("huawei-video") == []
+
+
 # --- Huawei image batch -----------------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import FakeAws
-from tests.helpers import huawei_signature, load_payload, mns_push_event
+from tests.helpers import answering, huawei_signature, load_payload, mns_push_event
 from tests.integration.conftest import ApiClient, ApiResponse, configure_environment
 from verdict_relay.clients.base import FetchResult, ProviderUnavailableError
 from verdict_relay.config import Settings
@@ -124,6 +124,30 @@ def test_a_fetch_that_would_wait_for_the_rate_limit_past_the_deadline_leaves_the
     assert time.monotonic() - started < 3.0
     assert api.get_job("huawei-video", "hv-2").body["status"] == "pending"
     assert len(simulator.requests("huawei-video")) == 1
+
+
+def test_an_iam_token_answer_without_a_token_object_acknowledges_the_callback_and_leaves_the_job_due(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
+) -> None:
+    # Given an IAM user whose IAM issues a token with {"token": null} for its body
+    simulator.put_job("huawei-video", "hv-1", huawei_video_job("hv-1", "succeeded", "block"))
+    with answering(201, b'{"token": null}', headers={"X-Subject-Token": "issued-token"}) as iam:
+        credentials = simulator.provider_entry("huawei-video", auth="iam", credentials={"iam_endpoint": iam})
+        api = configure(aws, monkeypatch, tmp_path, simulator, credentials=credentials["credentials"])
+        body = huawei_callback_saying_pass("hv-1")
+
+        # When Huawei delivers a signed callback, which is verified by fetching the job
+        response = api.callback(
+            "huawei-video", body, headers={"X-Auth-Signature": huawei_signature(SEED, body)}
+        )
+
+    # Then it is acknowledged, not answered 500, and the job waits for the poller
+    assert response.status == 200
+    assert api.get_job("huawei-video", "hv-1").body["status"] == "pending"
+    (item,) = aws.table_items()
+    assert item["poll_provider"]["S"] == "huawei-video"
+    assert aws.published() == []
+    assert simulator.requests("huawei-video") == []
 
 
 def test_mns_notice_fetches_the_alibaba_job_within_the_deadline(

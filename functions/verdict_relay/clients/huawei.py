@@ -15,6 +15,9 @@ Authentication (:class:`HuaweiAuth`), chosen by the configured credentials:
 * :class:`HuaweiTokenAuth` — a static ``X-Auth-Token``;
 * :class:`HuaweiIamAuth` — an IAM user: a project-scoped token from ``POST /v3/auth/tokens`` (password
   method), cached until an hour before its ``expires_at`` and fetched again once when the API answers 401.
+  An IAM answer without ``X-Subject-Token`` or without a ``token`` object holding a readable ``expires_at``
+  (``{"token": null}``, not JSON, not an object) is a ProviderResponseError, never an exception that would
+  fail the poll cycle or the callback.
 
 Errors: 401/403 and the gateway's authentication codes (``APIG.0301``-``APIG.0307``) and ``AIS.0002``/
 ``AIS.0004`` -> ProviderAuthError; ``APIG.0308`` (throttling) or 429 -> ProviderThrottledError; 5xx ->
@@ -165,9 +168,7 @@ class HuaweiIamAuth(HuaweiAuth):
         # One lock around check-and-fetch: concurrent pollers wait for one IAM call instead of each making one.
         with self._lock:
             if self._token is None or self._clock() >= self._renew_at:
-                token, expires_at = self._fetch()
-                self._token = token
-                self._renew_at = expires_at - TOKEN_REFRESH_MARGIN
+                self._token, self._renew_at = self._fetch()
             return self._token
 
     def renew(self, refused: Mapping[str, str]) -> bool:
@@ -179,6 +180,9 @@ class HuaweiIamAuth(HuaweiAuth):
         return True
 
     def _fetch(self) -> tuple[str, datetime]:
+        """A new token and when to renew it. Any answer but a 2xx with ``X-Subject-Token`` and a JSON object
+        whose ``token`` is an object with a readable ``expires_at`` is a ProviderApiError: IAM's answer is
+        read on the poller's and the callbacks' paths, where anything else would fail the whole invocation."""
         scope: dict[str, Any] = {}
         if self._project_id:
             scope = {"scope": {"project": {"id": self._project_id}}}
@@ -214,16 +218,20 @@ class HuaweiIamAuth(HuaweiAuth):
         if not token:
             raise ProviderResponseError(f"{self._http.provider}: IAM answered without X-Subject-Token")
         payload = read_json(self._http.provider, response)
-        expires = payload.get("token", {}).get("expires_at") if isinstance(payload, dict) else None
+        # Checked level by level: ``{"token": null}``, a list or a string must not become an AttributeError.
+        details = payload.get("token") if isinstance(payload, dict) else None
+        expires = details.get("expires_at") if isinstance(details, dict) else None
         try:
             expires_at = parse_provider_time(expires) if isinstance(expires, str) else None
-        except ValueError:
-            expires_at = None
-        if expires_at is None:
+            # Within an hour of year 1 the renewal time is out of datetime's range (OverflowError).
+            renew_at = expires_at - TOKEN_REFRESH_MARGIN if expires_at is not None else None
+        except (ValueError, OverflowError):
+            renew_at = None
+        if renew_at is None:
             raise ProviderResponseError(
                 f"{self._http.provider}: IAM token without a readable token.expires_at"
             )
-        return token, expires_at
+        return token, renew_at
 
 
 # --- error bodies -----------------------------------------------------------------------------------------------
