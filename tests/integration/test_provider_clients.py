@@ -8,6 +8,7 @@ record of what it received is the evidence).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.helpers import answering
+from tests.helpers import QuietHandler, answering, serving
 from verdict_relay.clients.base import (
     ProviderAuthError,
     ProviderClient,
@@ -893,6 +894,123 @@ def test_a_slow_answer_is_waited_for_only_as_long_as_the_time_left(
     )  # not the 5 s read timeout, and not reported as the provider's fault
 
 
+# --- answers too slow or too large to read ----------------------------------------------------------------------
+
+TOO_LARGE = 33 * 1024 * 1024  # past the 32 MiB an answer may have (clients/http.py MAX_ANSWER_BYTES)
+
+
+class AzureStandIn(QuietHandler):
+    """Azure answering over HTTP/1.1 keep-alive: a finished job for most ids; for ``trickle`` and ``trickle-open``
+    a body a byte every 0.2 s (with and without a length), for ``too-large`` a length past the limit, for
+    ``too-large-chunked`` chunks of 1 MiB past it. Each request's connection (client port) is recorded."""
+
+    protocol_version = "HTTP/1.1"
+    connections: list[int]
+
+    def do_GET(self) -> None:
+        self.connections.append(self.client_address[1])
+        job_id = self.path.rsplit("/", 1)[-1]
+        # The client hangs up on the answers it cuts off: writing to it then fails, which is expected.
+        with contextlib.suppress(OSError):
+            if job_id.startswith("trickle"):
+                self.trickle(length=job_id == "trickle")
+            elif job_id == "too-large":
+                self.start(200, {"Content-Length": str(TOO_LARGE)})
+                self.wfile.write(b"{")
+                self.wfile.flush()
+                time.sleep(3)
+            elif job_id == "too-large-chunked":
+                self.start(200, {"Transfer-Encoding": "chunked"})
+                chunk = b" " * (1024 * 1024)
+                for _ in range(TOO_LARGE // len(chunk) + 1):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                body = json.dumps(azure_job(job_id, "Complete", adult_score=0.95)).encode()
+                self.start(200, {"Content-Length": str(len(body))})
+                self.wfile.write(body)
+
+    def trickle(self, *, length: bool) -> None:
+        if length:
+            self.start(200, {"Content-Length": "2000"})
+        else:  # the body ends when the connection does
+            self.close_connection = True
+            self.start(200, {"Connection": "close"})
+        for _ in range(30):  # 6 s of it
+            self.wfile.write(b" ")
+            self.wfile.flush()
+            time.sleep(0.2)
+
+    def start(self, status: int, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+
+
+@contextmanager
+def azure_stand_in(options: HttpOptions = FAST, **entry: Any) -> Iterator[tuple[ProviderClient, list[int]]]:
+    """An Azure client talking to :class:`AzureStandIn`, and the connections the stand-in saw requests on."""
+    connections: list[int] = []
+    handler = type("Handler", (AzureStandIn,), {"connections": connections})
+    with serving(handler) as url:
+        client = azure_client(url, options=options, **entry)
+        try:
+            yield client, connections
+        finally:
+            client.close()
+
+
+@pytest.mark.parametrize("job_id", ["trickle", "trickle-open"], ids=["with-length", "until-closed"])
+def test_an_answer_trickling_in_past_the_read_timeout_is_cut_off_as_unavailable(job_id: str) -> None:
+    # Given an answer whose body comes a byte every 0.2 s: each socket read is well inside the read timeout
+    with azure_stand_in(HttpOptions(read_timeout_s=1.0, backoff_factor=0.01)) as (client, connections):
+        started = time.monotonic()
+
+        # When it is fetched, Then it is cut off once the read timeout is spent, not read for 6 s, not retried,
+        # and a body without a length is not taken to end where it was cut off
+        with pytest.raises(ProviderUnavailableError, match="not whole within 1 s"):
+            client.fetch([job_id])
+
+        assert time.monotonic() - started < 3.0
+        assert len(connections) == 1
+
+
+def test_an_answer_trickling_in_past_the_time_left_is_cut_off_as_out_of_time() -> None:
+    with azure_stand_in(HttpOptions(read_timeout_s=5.0, backoff_factor=0.01)) as (client, _):
+        started = time.monotonic()
+
+        # The caller's time ran out, not the provider's patience: not counted against the provider
+        with finish_within(1.5), pytest.raises(ProviderOutOfTimeError):
+            client.fetch(["trickle"])
+
+        assert time.monotonic() - started < 3.0
+
+
+@pytest.mark.parametrize("job_id", ["too-large", "too-large-chunked"], ids=["declared", "streamed"])
+def test_an_answer_past_the_size_limit_is_a_response_error(job_id: str) -> None:
+    with azure_stand_in() as (client, _), pytest.raises(ProviderResponseError, match="limit"):
+        client.fetch([job_id])
+
+
+def test_answers_read_whole_keep_their_connection_and_cut_off_ones_free_their_pool_slot() -> None:
+    # One connection in the pool, which blocks for a free one: a slot a cut-off answer kept would hang the next
+    with azure_stand_in(max_concurrency=1) as (client, connections):
+        for job_id in ("job-1", "job-2", "job-3"):
+            assert client.fetch([job_id]).jobs[0].verdict.job_id == job_id
+        assert len(set(connections)) == 1  # answers read whole return their connection for reuse
+
+        with pytest.raises(ProviderResponseError):
+            client.fetch(["too-large"])
+        with finish_within(1.5), pytest.raises(ProviderOutOfTimeError):
+            client.fetch(["trickle"])
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            after = pool.submit(client.fetch, ["job-4"]).result(timeout=10)
+        assert after.jobs[0].verdict.job_id == "job-4"
+
+
 def test_discover_refuses_times_without_a_zone(connect: Connect) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         connect("huawei-image-batch").discover(datetime(2024, 1, 1), datetime(2024, 1, 2))
@@ -985,11 +1103,11 @@ def test_azure_404_about_the_team_is_an_error_not_a_missing_job(
 AZURE_GATEWAY_NOT_FOUND = {"error": {"code": "404", "message": "Resource not found"}}
 
 
-def azure_client(endpoint: str) -> ProviderClient:
+def azure_client(endpoint: str, options: HttpOptions = FAST, **entry: Any) -> ProviderClient:
     settings = ProviderSettings.model_validate(
-        {"endpoint": endpoint, "team": "teamA", "credentials": {"subscription_key": "k" * 32}}
+        {"endpoint": endpoint, "team": "teamA", "credentials": {"subscription_key": "k" * 32}, **entry}
     )
-    client = build_client("azure-review", settings, options=FAST)
+    client = build_client("azure-review", settings, options=options)
     assert client is not None
     return client
 

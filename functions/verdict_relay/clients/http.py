@@ -21,6 +21,19 @@ How a request goes out (:meth:`ProviderHttp.send`):
   (:class:`ProviderOutOfTimeError`: the caller's time, not the provider's health).
 * Read timeouts are not retried: a provider that did not answer within the read timeout is reported as
   unavailable at once, so one slow provider cannot hold a poller for several timeouts.
+* The answer is streamed (``stream=True``) and its body read in chunks against the clock: ``requests``'
+  read timeout bounds each socket read, not the whole answer, so a body trickling a byte a second would never
+  be cut off. The body must be whole within the attempt's read timeout of the request going out (after its
+  token), cut to the time left inside a ``finish_within``. A watchdog timer shuts the socket down at that
+  moment (urllib3's ``HTTPResponse.shutdown``, urllib3 2.3 or later), so a socket read blocked then ends too.
+  Later is :class:`ProviderUnavailableError` (:class:`ProviderOutOfTimeError` when the caller's deadline was
+  the shorter), not retried, like a read timeout. The headers themselves are bounded only by the read timeout
+  of each socket read, as before. A body larger than ``max_answer_bytes`` (``MAX_ANSWER_BYTES``, 32 MiB, by
+  default; by its ``Content-Length`` before any of it is read, else as it arrives, decompressed) is
+  :class:`ProviderResponseError`. A connection broken mid-body is retried like a connection failure. The
+  response is closed on every path: read whole, its connection is back in the pool for reuse; cut off, the
+  connection is closed and its pool slot freed. The body is read inside the concurrency cap below, as its
+  connection is in use until then.
 * Every request on the wire, retries included, first takes a token from the provider's
   :class:`~verdict_relay.clients.ratelimit.TokenBucket`: :class:`RateLimitedAdapter` does it in ``send``, and
   urllib3 itself never retries (``max_retries=0``), so one adapter send is exactly one request on the wire.
@@ -33,9 +46,12 @@ This module imports ``requests``; handlers import the clients only when they pol
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -43,8 +59,8 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import DecodeError, MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
@@ -70,7 +86,14 @@ ALIBABA_RETRY_AFTER_HEADER = "x-acs-retry-after"
 MAX_DEFER_S = 900.0
 """The longest a provider's Retry-After holds a client's requests back (as it does the poller's breaker): a
 wrong or hostile header cannot stop a warm container's client for longer."""
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+"""The largest answer body read from a provider: some 60 times a 2-hour Huawei video's answer (about 0.5 MB),
+so only a broken or hostile endpoint meets it; it keeps such an answer from filling a 512 MB Lambda."""
+_CHUNK_BYTES = 64 * 1024
 _MAX_DETAIL = 200
+
+_sent_at: ContextVar[float | None] = ContextVar("provider_request_sent_at", default=None)
+"""When this thread's last request left (its token taken): the start of its answer's time."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +113,8 @@ class HttpOptions:
     """Fraction of the provider's limit left unused, so arrival jitter never tips a sliding window over."""
     burst: float = 1.0
     user_agent: str = "verdict-relay/0.1"
+    max_answer_bytes: int = MAX_ANSWER_BYTES
+    """An answer body larger than this is refused (ProviderResponseError) instead of being read."""
 
     def __post_init__(self) -> None:
         if self.connect_timeout_s <= 0 or self.read_timeout_s <= 0:
@@ -98,6 +123,8 @@ class HttpOptions:
             raise ValueError("retries and max_retry_wait_s must not be negative")
         if not 0 <= self.rate_headroom < 1:
             raise ValueError("rate_headroom must be within [0, 1)")
+        if self.max_answer_bytes < 1:
+            raise ValueError("max_answer_bytes must be positive")
 
     def retry_policy(self) -> ProviderRetry:
         return ProviderRetry(
@@ -226,6 +253,7 @@ class RateLimitedAdapter(HTTPAdapter):
             if connect is not None and read is not None and connect + read > left:
                 connect = min(connect, max(left, 0.0) / 2)
                 timeout, cut = (connect, max(left - connect, 0.0)), True
+        _sent_at.set(time.monotonic())  # the answer's time starts now, not before the wait for a token
         try:
             return super().send(
                 request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
@@ -274,7 +302,7 @@ class ProviderHttp:
             timeout, capped = self._attempt_timeout()
             outgoing = factory()
             try:
-                with self._in_flight:
+                with self._in_flight:  # held while the body is read: its connection is in use until then
                     raw = self._session.request(
                         outgoing.method,
                         outgoing.url,
@@ -282,7 +310,12 @@ class ProviderHttp:
                         data=outgoing.body or None,
                         timeout=timeout,
                         allow_redirects=False,
+                        stream=True,
                     )
+                    try:
+                        body = self._read_body(raw)
+                    finally:
+                        raw.close()  # read whole: back to the pool; cut off: closed, and its pool slot freed
             except requests.RequestException as exc:
                 if capped and isinstance(exc, requests.Timeout):
                     raise ProviderOutOfTimeError(
@@ -295,7 +328,7 @@ class ProviderHttp:
                     ) from exc
                 retry.sleep()
                 continue
-            response = HttpResponse(raw.status_code, raw.headers, without_lone_surrogates(raw.content))
+            response = HttpResponse(raw.status_code, raw.headers, without_lone_surrogates(body))
             wait = retry_after_seconds(raw.headers)
             if wait is not None and raw.status_code in (429, 503):
                 # Told to come back later: the client's other requests wait too, those already past the
@@ -312,6 +345,68 @@ class ProviderHttp:
             if not self._time_to_retry(retry, raw.raw):
                 return response  # reported like the last attempt's answer; the jobs stay due
             retry.sleep(raw.raw)
+
+    def _read_body(self, raw: requests.Response) -> bytes:
+        """The body of a streamed answer, whole within the read timeout of the request going out (cut to the
+        deadline of an enclosing :func:`~verdict_relay.clients.base.finish_within`) and at most
+        ``max_answer_bytes``. A broken connection is raised as requests raises it, to be retried like one."""
+        limit = self.options.max_answer_bytes
+        declared = raw.headers.get("Content-Length", "").strip()
+        if declared.isdigit() and int(declared) > limit:
+            raise ProviderResponseError(
+                f"{self.provider}: an answer of {int(declared)} bytes is over the {limit}-byte limit"
+            )
+        sent_at = _sent_at.get()
+        own_end = (time.monotonic() if sent_at is None else sent_at) + self.options.read_timeout_s
+        left = seconds_left()
+        caller_end = None if left is None else time.monotonic() + left
+        end = own_end if caller_end is None else min(own_end, caller_end)
+        late: ProviderApiError = (
+            ProviderOutOfTimeError(f"{self.provider}: the time left ran out reading the answer")
+            if caller_end is not None and caller_end < own_end
+            else ProviderUnavailableError(
+                f"{self.provider}: the answer was not whole within {self.options.read_timeout_s:g} s"
+            )
+        )
+        stream = raw.raw
+        expired = threading.Event()
+
+        def cut_off() -> None:
+            # A socket read blocks for up to the read timeout, whatever is left: shutting the socket down is
+            # what ends one from outside. Set first, so a read it ends is not taken for the body's end.
+            expired.set()
+            # RuntimeError: already back in the pool, read whole; ValueError/OSError: already closed.
+            with contextlib.suppress(RuntimeError, ValueError, OSError):
+                stream.shutdown()
+
+        watchdog = threading.Timer(max(end - time.monotonic(), 0.0), cut_off)
+        watchdog.daemon = True
+        watchdog.start()
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                try:
+                    chunk = stream.read1(_CHUNK_BYTES, decode_content=True)
+                except ReadTimeoutError as exc:  # one socket read outlasted the read timeout
+                    raise late from exc
+                except (ProtocolError, DecodeError) as exc:
+                    if expired.is_set():
+                        raise late from exc
+                    if isinstance(exc, DecodeError):
+                        raise requests.exceptions.ContentDecodingError(exc) from exc
+                    # Cut short or reset: requests' own error for it, retried as before.
+                    raise requests.exceptions.ChunkedEncodingError(exc) from exc
+                if expired.is_set():  # an answer without a length ends at EOF, which the cut-off also makes
+                    raise late
+                if not chunk:
+                    return b"".join(chunks)
+                size += len(chunk)
+                if size > limit:
+                    raise ProviderResponseError(f"{self.provider}: an answer over the {limit}-byte limit")
+                chunks.append(chunk)
+        finally:
+            watchdog.cancel()
 
     def _attempt_timeout(self) -> tuple[tuple[float, float], bool]:
         """The (connect, read) timeouts of the next attempt, cut to the deadline of an enclosing
