@@ -197,6 +197,10 @@ def main() -> list[dict[str, object]]:
     os.environ.pop("AWS_ENDPOINT_URL", None)
     from normalize import huawei_video_two_hours
 
+    from verdict_relay.observability import logger
+
+    logger.setLevel("WARNING")  # the jobs' INFO lines are not figures: keep the printed table readable
+
     from verdict_relay.local.simulator import azure_job, huawei_video_job
 
     video = huawei_video_two_hours()
