@@ -16,6 +16,7 @@ Client modules (and ``requests``) are imported on first use, like the adapters i
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
@@ -73,83 +74,75 @@ def build_client(
     builder = _BUILDERS.get(provider)
     if builder is None:
         raise ConfigurationError(f"{provider}: no API client is wired for it in clients/factory.py")
-    return builder(provider, settings, credentials, http, adapter)
+    return builder(_Parts(provider, settings, credentials, http, adapter))
 
 
 Credentials = HuaweiAkSk | HuaweiToken | HuaweiIamUser | AlibabaKeys | AzureKey
 
 
-def _alibaba_mps(
-    provider: str,
-    settings: ProviderSettings,
-    credentials: Credentials,
-    http: ProviderHttp,
-    adapter: ProviderAdapter,
-) -> ProviderClient:
+@dataclass(frozen=True)
+class _Parts:
+    """What every provider's client is built from."""
+
+    provider: str
+    settings: ProviderSettings
+    credentials: Credentials
+    http: ProviderHttp
+    adapter: ProviderAdapter
+
+
+def _alibaba_mps(parts: _Parts) -> ProviderClient:
     from verdict_relay.clients.alibaba import DEFAULT_ENDPOINT, AlibabaMpsClient
 
-    if not isinstance(credentials, AlibabaKeys):
-        raise ConfigurationError(f"{provider}: expected Alibaba credentials")
+    if not isinstance(parts.credentials, AlibabaKeys):
+        raise ConfigurationError(f"{parts.provider}: expected Alibaba credentials")
     return AlibabaMpsClient(
-        http,
-        credentials,
-        adapter,
-        endpoint=_endpoint(provider, settings, DEFAULT_ENDPOINT),
-        batch_size=settings.batch_size,
+        parts.http,
+        parts.credentials,
+        parts.adapter,
+        endpoint=_endpoint(parts.provider, parts.settings, DEFAULT_ENDPOINT),
+        batch_size=parts.settings.batch_size,
     )
 
 
-def _azure_review(
-    provider: str,
-    settings: ProviderSettings,
-    credentials: Credentials,
-    http: ProviderHttp,
-    adapter: ProviderAdapter,
-) -> ProviderClient:
+def _azure_review(parts: _Parts) -> ProviderClient:
     from verdict_relay.clients.azure import AzureReviewClient
 
-    if not isinstance(credentials, AzureKey):
-        raise ConfigurationError(f"{provider}: expected an Azure subscription key")
+    settings = parts.settings
+    if not isinstance(parts.credentials, AzureKey):
+        raise ConfigurationError(f"{parts.provider}: expected an Azure subscription key")
     if not settings.endpoint or not settings.team:
-        raise ConfigurationError(f"{provider}: endpoint and team are required")
-    return AzureReviewClient(http, credentials, adapter, endpoint=settings.endpoint, team=settings.team)
+        raise ConfigurationError(f"{parts.provider}: endpoint and team are required")
+    return AzureReviewClient(
+        parts.http, parts.credentials, parts.adapter, endpoint=settings.endpoint, team=settings.team
+    )
 
 
-def _huawei_image_batch(
-    provider: str,
-    settings: ProviderSettings,
-    credentials: Credentials,
-    http: ProviderHttp,
-    adapter: ProviderAdapter,
-) -> ProviderClient:
+def _huawei_image_batch(parts: _Parts) -> ProviderClient:
     from verdict_relay.clients.huawei import DEFAULT_ENDPOINT, HuaweiImageBatchClient
 
-    auth = _huawei_auth(provider, settings, credentials, http)
-    return HuaweiImageBatchClient(http, auth, adapter, _endpoint(provider, settings, DEFAULT_ENDPOINT))
+    auth = _huawei_auth(parts.provider, parts.settings, parts.credentials, parts.http)
+    endpoint = _endpoint(parts.provider, parts.settings, DEFAULT_ENDPOINT)
+    return HuaweiImageBatchClient(parts.http, auth, parts.adapter, endpoint)
 
 
-def _huawei_v3(
-    provider: str,
-    settings: ProviderSettings,
-    credentials: Credentials,
-    http: ProviderHttp,
-    adapter: ProviderAdapter,
-) -> ProviderClient:
+def _huawei_v3(parts: _Parts) -> ProviderClient:
     from verdict_relay.clients.huawei import DEFAULT_ENDPOINT, HuaweiV3Client
 
-    auth = _huawei_auth(provider, settings, credentials, http)
+    provider, settings = parts.provider, parts.settings
+    auth = _huawei_auth(provider, settings, parts.credentials, parts.http)
     endpoint = _endpoint(provider, settings, DEFAULT_ENDPOINT)
     if not settings.project_id:
         raise ConfigurationError(f"{provider}: project_id is required (it is part of every v3 URL)")
     media: Literal["huawei-video", "huawei-audio"] = (
         "huawei-video" if provider == "huawei-video" else "huawei-audio"
     )
-    return HuaweiV3Client(media, http, auth, adapter, endpoint=endpoint, project_id=settings.project_id)
+    return HuaweiV3Client(
+        media, parts.http, auth, parts.adapter, endpoint=endpoint, project_id=settings.project_id
+    )
 
 
-_BUILDERS: dict[
-    str, Callable[[str, ProviderSettings, Credentials, ProviderHttp, ProviderAdapter], ProviderClient]
-] = {
+_BUILDERS: dict[str, Callable[[_Parts], ProviderClient]] = {
     "huawei-video": _huawei_v3,
     "huawei-audio": _huawei_v3,
     "huawei-image-batch": _huawei_image_batch,
