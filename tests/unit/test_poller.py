@@ -571,6 +571,38 @@ def test_after_an_outage_discovery_catches_up_an_hour_a_cycle_instead_of_listing
     assert world.store.watermark("alibaba-mps") == start + timedelta(minutes=177)
 
 
+def test_after_a_long_gap_image_batch_discovery_lists_all_huawei_still_keeps_at_once(aws: FakeAws) -> None:
+    # Given Huawei image batches, which Huawei lists for 30 minutes only, last discovered two days ago
+    client = ScriptedClient("huawei-image-batch")
+    world = World(aws, client)
+    world.store.set_watermark("huawei-image-batch", NOW - timedelta(days=2))
+
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then the first discovery covers the 30 minutes Huawei still holds, not an hour two days back
+    assert client.discovery_windows == [(NOW - timedelta(minutes=30), NOW)]
+
+
+def test_a_discovery_window_that_could_not_be_listed_in_time_is_halved_until_one_can(aws: FakeAws) -> None:
+    # Given an Alibaba backlog whose hour-long window takes longer to list than discovery's share of a cycle
+    client = ScriptedClient("alibaba-mps")
+    world = World(aws, client)
+    start = NOW - timedelta(days=1)
+    world.store.set_watermark("alibaba-mps", start)
+    client.discovery_failures = [ProviderOutOfTimeError("alibaba-mps: no time left for another request")]
+
+    # When cycles run
+    for _ in range(3):
+        world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then the next window is half as long, the watermark moves on with it, and the window grows back after
+    assert client.discovery_windows == [
+        (start, start + timedelta(hours=1)),
+        (start, start + timedelta(minutes=30)),
+        (start + timedelta(minutes=29), start + timedelta(minutes=89)),
+    ]
+
+
 def test_discovery_makes_unknown_jobs_due_and_leaves_known_ones_alone(aws: FakeAws) -> None:
     client = ScriptedClient("alibaba-mps")
     world = World(aws, client)

@@ -76,7 +76,18 @@ class PollSettings:
     """How far back the first discovery looks (later ones start at the stored watermark)."""
     discovery_window: timedelta = timedelta(hours=1)
     """The most one discovery lists: after an outage the watermark catches up a window a cycle, instead of one
-    listing of days of jobs that cannot finish in an invocation and so never moves the watermark on."""
+    listing of days of jobs that cannot finish in an invocation and so never moves the watermark on. A window
+    that could not be listed in time is halved for the next cycle (down to ``MIN_DISCOVERY_WINDOW``), and grows back
+    after."""
+    discovery_horizon: Mapping[str, timedelta] = field(
+        default_factory=lambda: {
+            "huawei-image-batch": timedelta(minutes=30),
+            "alibaba-mps": timedelta(days=90),
+        }
+    )
+    """How far back a provider's job list reaches (Huawei keeps image batches 30 minutes, MPS lists three
+    months): discovery never starts before it, so after a long gap it lists what the provider still has at once
+    instead of catching up on windows it no longer holds jobs for."""
     discovery_share: float = 0.5
     """The part of the invocation's time left that discovery may take: the due jobs' polls get the rest."""
     expire_after: Mapping[str, timedelta] = field(
@@ -87,6 +98,10 @@ class PollSettings:
     """A provider's own cap on the backoff, below ``max_interval_s``. Huawei keeps image batch jobs 30 minutes
     and asks to be polled every 30 s: at the general cap, a job that finished late in its life would be gone
     before its next poll."""
+
+
+MIN_DISCOVERY_WINDOW = timedelta(minutes=5)
+"""The shortest discovery window: longer than the minute each discovery steps back, so the watermark moves on."""
 
 
 @dataclass
@@ -132,6 +147,9 @@ class Poller:
         self._concurrency = concurrency or {}
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._rng_lock = threading.Lock()
+        self._discovery_windows: dict[str, timedelta] = {}
+        """A provider's discovery window while it is shorter than the settings' (halved after one ran out of
+        time). Kept as long as the container: the scheduled poller's stays warm from one minute to the next."""
 
     @property
     def providers(self) -> list[str]:
@@ -449,7 +467,11 @@ class Poller:
             return 0
         now = self._now()
         since = self._store.watermark(provider) or now - self._settings.discovery_lookback
-        until = min(now, since + self._settings.discovery_window)
+        horizon = self._settings.discovery_horizon.get(provider)
+        if horizon is not None:
+            since = max(since, now - horizon)
+        window = self._discovery_windows.get(provider, self._settings.discovery_window)
+        until = min(now, since + window)
         try:
             job_ids = client.discover(since, until)
         except ProviderAuthError as exc:
@@ -469,7 +491,10 @@ class Poller:
             retry_after = _retry_after(exc)
             if retry_after is not None:
                 self._breakers[provider].record_failure(retry_after_s=retry_after)
-            if not isinstance(exc, ProviderOutOfTimeError):
+            if isinstance(exc, ProviderOutOfTimeError):
+                # Too long to list in the time discovery has: a shorter window next time, so it moves on.
+                self._discovery_windows[provider] = max(MIN_DISCOVERY_WINDOW, window / 2)
+            else:
                 count("ProviderRequestFailed", provider)
             count("DiscoveryFailed", provider)
             logger.warning("discovery failed", provider=provider, code=exc.code, error=exc.message)
@@ -481,6 +506,8 @@ class Poller:
                 found += 1
         # Alibaba lists by creation time: step back a little so a job created as the window closed is not missed.
         self._store.set_watermark(provider, until - timedelta(minutes=1))
+        if window < self._settings.discovery_window:
+            self._discovery_windows[provider] = min(self._settings.discovery_window, window * 2)
         if found:
             count("JobsDiscovered", provider, found)
         return found
