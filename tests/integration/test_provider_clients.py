@@ -890,7 +890,8 @@ TOO_LARGE = 33 * 1024 * 1024  # past the 32 MiB an answer may have (clients/http
 class AzureStandIn(QuietHandler):
     """Azure answering over HTTP/1.1 keep-alive: a finished job for most ids; for ``trickle`` and ``trickle-open``
     a body a byte every 0.2 s (with and without a length), for ``too-large`` a length past the limit, for
-    ``too-large-chunked`` chunks of 1 MiB past it. Each request's connection (client port) is recorded."""
+    ``too-large-chunked`` chunks of 1 MiB past it, for ``slow-to-answer`` its headers after 0.7 s and then its
+    body in three parts 0.3 s apart. Each request's connection (client port) is recorded."""
 
     protocol_version = "HTTP/1.1"
     connections: list[int]
@@ -907,6 +908,15 @@ class AzureStandIn(QuietHandler):
                 self.wfile.write(b"{")
                 self.wfile.flush()
                 time.sleep(3)
+            elif job_id == "slow-to-answer":
+                time.sleep(0.7)
+                body = json.dumps(azure_job(job_id, "Complete", adult_score=0.95)).encode()
+                self.start(200, {"Content-Length": str(len(body))})
+                third = len(body) // 3 + 1
+                for start in range(0, len(body), third):
+                    self.wfile.write(body[start : start + third])
+                    self.wfile.flush()
+                    time.sleep(0.3)
             elif job_id == "too-large-chunked":
                 self.start(200, {"Transfer-Encoding": "chunked"})
                 chunk = b" " * (1024 * 1024)
@@ -963,6 +973,14 @@ def test_an_answer_trickling_in_past_the_read_timeout_is_cut_off_as_unavailable(
 
         assert time.monotonic() - started < 3.0
         assert len(connections) == 1
+
+
+def test_an_answer_slow_to_start_whose_body_comes_within_the_read_timeout_is_read() -> None:
+    # Given an answer whose headers come after 0.7 s and whose body takes 0.6 s more: 1.3 s in all, each part
+    # inside the 1 s read timeout
+    with azure_stand_in(HttpOptions(read_timeout_s=1.0, backoff_factor=0.01)) as (client, _):
+        # When it is fetched, Then it is read: the body's time starts with its headers
+        assert client.fetch(["slow-to-answer"]).jobs[0].verdict.job_id == "slow-to-answer"
 
 
 def test_an_answer_trickling_in_past_the_time_left_is_cut_off_as_out_of_time() -> None:

@@ -23,8 +23,9 @@ How a request goes out (:meth:`ProviderHttp.send`):
   unavailable at once, so one slow provider cannot hold a poller for several timeouts.
 * The answer is streamed (``stream=True``) and its body read in chunks against the clock: ``requests``'
   read timeout bounds each socket read, not the whole answer, so a body trickling a byte a second would never
-  be cut off. The body must be whole within the attempt's read timeout of the request going out (after its
-  token), cut to the time left inside a ``finish_within``. A watchdog timer shuts the socket down at that
+  be cut off. The body must be whole within the read timeout of its headers arriving (a body of its own
+  budget: a provider slow to answer but quick to send is not cut off), cut to the time left inside a
+  ``finish_within``. A watchdog timer shuts the socket down at that
   moment (urllib3's ``HTTPResponse.shutdown``, urllib3 2.3 or later), so a socket read blocked then ends too.
   Later is :class:`ProviderUnavailableError` (:class:`ProviderOutOfTimeError` when the caller's deadline was
   the shorter), not retried, like a read timeout. The headers themselves are bounded only by the read timeout
@@ -51,7 +52,6 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -91,9 +91,6 @@ MAX_ANSWER_BYTES = 32 * 1024 * 1024
 so only a broken or hostile endpoint meets it; it keeps such an answer from filling a 512 MB Lambda."""
 _CHUNK_BYTES = 64 * 1024
 _MAX_DETAIL = 200
-
-_sent_at: ContextVar[float | None] = ContextVar("provider_request_sent_at", default=None)
-"""When this thread's last request left (its token taken): the start of its answer's time."""
 
 
 @dataclass(frozen=True)
@@ -253,7 +250,6 @@ class RateLimitedAdapter(HTTPAdapter):
             if connect is not None and read is not None and connect + read > left:
                 connect = min(connect, max(left, 0.0) / 2)
                 timeout, cut = (connect, max(left - connect, 0.0)), True
-        _sent_at.set(time.monotonic())  # the answer's time starts now, not before the wait for a token
         try:
             return super().send(
                 request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
@@ -347,7 +343,7 @@ class ProviderHttp:
             retry.sleep(raw.raw)
 
     def _read_body(self, raw: requests.Response) -> bytes:
-        """The body of a streamed answer, whole within the read timeout of the request going out (cut to the
+        """The body of a streamed answer, whole within the read timeout of its headers arriving (cut to the
         deadline of an enclosing :func:`~verdict_relay.clients.base.finish_within`) and at most
         ``max_answer_bytes``. A broken connection is raised as requests raises it, to be retried like one."""
         limit = self.options.max_answer_bytes
@@ -356,8 +352,9 @@ class ProviderHttp:
             raise ProviderResponseError(
                 f"{self.provider}: an answer of {int(declared)} bytes is over the {limit}-byte limit"
             )
-        sent_at = _sent_at.get()
-        own_end = (time.monotonic() if sent_at is None else sent_at) + self.options.read_timeout_s
+        # The body's own read timeout, from its headers: connecting and the provider's time to answer are
+        # bounded by the connect and (per socket read) read timeouts, as before.
+        own_end = time.monotonic() + self.options.read_timeout_s
         left = seconds_left()
         caller_end = None if left is None else time.monotonic() + left
         end = own_end if caller_end is None else min(own_end, caller_end)
