@@ -306,9 +306,9 @@ def test_register_job_with_unprintable_or_malformed_ids_is_a_422(
     ("body", "mentions"),
     [
         (b'{"a":' + b"[" * 50_000 + b"]" * 50_000 + b"}", "not valid JSON"),  # deeper than any parser's limit
-        (b'{"create_time":"\\ud800","job_id":"j","request_id":"r","status":"running"}', "not valid JSON"),
+        (b'{"a": 1} trailing', "not valid JSON"),
     ],
-    ids=["nested-50000-deep", "lone-surrogate"],
+    ids=["nested-50000-deep", "trailing-text"],
 )
 def test_json_no_signature_can_be_checked_over_is_a_400_before_authentication(
     api: ApiClient, aws: FakeAws, body: bytes, mentions: str

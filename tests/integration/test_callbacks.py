@@ -44,6 +44,27 @@ def test_signed_huawei_video_callback_is_stored_and_published_once(api: ApiClien
     assert json.loads(published[0]["attributes"]["categories"]) == ["image_text", "porn", "xxx"]
 
 
+def test_callbacks_with_text_cut_inside_a_character_are_stored_with_the_replacement_character(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # Given a signed Huawei callback whose OCR text was cut inside an emoji, and an Azure reviewer's decision
+    # (which no API can fetch again) whose ContentId was cut the same way
+    huawei = load_payload_bytes("huawei-video", "succeeded").replace(
+        b'"ocr_text" : "123"', b'"ocr_text" : "12\\ud83d"', 1
+    )
+    assert b"\\ud83d" in huawei
+    azure = json.dumps(load_payload("azure-review", "review-callback")).encode()
+    azure = azure.replace(b'"ContentId": "', b'"ContentId": "cut \\ud83d ', 1)
+    assert b"\\ud83d" in azure
+    review_id = load_payload("azure-review", "review-callback")["ReviewId"]
+
+    # When they are delivered, Then each is accepted (a 400 would be refused at every re-send) and stored
+    assert api.callback("huawei-video", huawei, headers=signed(huawei)).status == 200
+    assert api.callback("azure-review", azure, query={"token": AZURE_TOKENS[0]}).status == 200
+    assert api.get_job("huawei-video", "xxx").body["findings"][0]["text"] == "12\ufffd"
+    assert api.get_job("azure-review", review_id).body["decided_by"] == "reviewer"
+
+
 def test_raw_payload_is_kept_compressed_with_the_verdict(api: ApiClient, aws: FakeAws) -> None:
     from verdict_relay.handlers.dependencies import dependencies
 

@@ -171,16 +171,18 @@ def without_lone_surrogates(body: bytes) -> bytes:
 def load_json(provider: str, body: bytes) -> Any:
     """Decode a JSON body, raising MalformedPayloadError (never a bare ValueError) when it is not JSON.
 
-    pydantic-core's parser, not ``json.loads``: it refuses what would fail later as a server error (a lone
-    surrogate such as ``"\\ud800"`` cannot be encoded for a signature or a store; nesting deeper than its limit
-    would be a RecursionError) and it is faster.
+    pydantic-core's parser, not ``json.loads``: it refuses what would fail later as a server error (nesting
+    deeper than its limit would be a RecursionError) and it is faster. A lone surrogate escape (text a provider
+    cut inside a character, ``"\\ud83d"``) becomes U+FFFD first, as in every answer the clients read: refused,
+    a callback carrying one would be refused at every re-send, and a verdict only a callback delivers (a
+    reviewer's decision, a provider without API credentials) would be lost. A UTF-8 byte order mark is skipped.
     """
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MalformedPayloadError(f"{provider} payload is not valid UTF-8") from exc
     try:
-        return from_json(body)
+        return from_json(without_lone_surrogates(body.removeprefix(b"\xef\xbb\xbf")))
     except ValueError as exc:
         raise MalformedPayloadError(f"{provider} payload is not valid JSON: {exc}") from exc
 

@@ -23,7 +23,7 @@ from verdict_relay.clients.http import (
     retry_after_seconds,
 )
 from verdict_relay.clients.huawei import huawei_error
-from verdict_relay.providers.base import without_lone_surrogates
+from verdict_relay.providers.base import load_json, without_lone_surrogates
 
 
 def test_alibaba_retry_after_is_read_in_milliseconds() -> None:
@@ -110,3 +110,7 @@ def test_lone_surrogate_escapes_in_an_answer_become_the_replacement_character(bo
 def test_an_answer_without_a_lone_surrogate_is_returned_as_it_is() -> None:
     body = rb'{"text": "\ud83d\ude00 \u00e9 \\ud800", "n": 1}'
     assert without_lone_surrogates(body) == body
+
+
+def test_a_callback_body_with_a_byte_order_mark_or_a_cut_character_is_read() -> None:
+    assert load_json("huawei-video", b'\xef\xbb\xbf{"text": "12\\ud83d"}') == {"text": "12\ufffd"}
