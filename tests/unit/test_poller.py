@@ -603,6 +603,23 @@ def test_a_discovery_window_that_could_not_be_listed_in_time_is_halved_until_one
     ]
 
 
+def test_a_polled_result_that_differs_from_the_stored_verdict_is_kept_as_a_conflict_and_not_published(
+    aws: FakeAws,
+) -> None:
+    # Given a job a callback finished as block, while a poll that had fetched it earlier was still on its way
+    world = World(aws, ScriptedClient("azure-review"))
+    block = verdict("azure-review", "r1", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    assert world.ingest.ingest(block, b"{}", NOW).published
+
+    # When the poll's different result (a pass) is ingested
+    world.ingest.ingest(verdict("azure-review", "r1", JobStatus.SUCCEEDED, Suggestion.PASS), b"{}", NOW)
+
+    # Then the first verdict stands, the second is kept aside, and only the first was published
+    assert world.store.get("azure-review", "r1").verdict.suggestion is Suggestion.BLOCK  # type: ignore[union-attr]
+    assert [c.suggestion for c in world.store.conflicts("azure-review", "r1")] == [Suggestion.PASS]
+    assert [m["verdict"]["suggestion"] for m in aws.published()] == ["block"]
+
+
 def test_discovery_makes_unknown_jobs_due_and_leaves_known_ones_alone(aws: FakeAws) -> None:
     client = ScriptedClient("alibaba-mps")
     world = World(aws, client)

@@ -589,7 +589,22 @@ class JobStore:
             )
 
     def exists(self, provider: str, job_id: str) -> bool:
-        return self._get_item(provider, job_id) is not None
+        return self.status(provider, job_id) is not None
+
+    def status(self, provider: str, job_id: str) -> JobStatus | None:
+        """A job's status alone, None when the store does not hold it: the item's status attribute, never its
+        verdict (which a large job keeps in S3), so a replayed callback's check costs one small read."""
+        response = self._call(
+            "read",
+            self._client.get_item,
+            TableName=self._table,
+            Key=_key(provider, job_id),
+            ConsistentRead=True,
+            ProjectionExpression="#s",
+            ExpressionAttributeNames={"#s": "status"},
+        )
+        item = response.get("Item")
+        return JobStatus(item["status"]["S"]) if item else None
 
     # -- reads --------------------------------------------------------------------------------------------
 

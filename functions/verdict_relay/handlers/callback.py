@@ -28,7 +28,6 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from verdict_relay.dal.publisher import message_for
-from verdict_relay.dal.store import JobStore
 from verdict_relay.errors import (
     CallbackAuthError,
     MalformedPayloadError,
@@ -42,7 +41,7 @@ from verdict_relay.handlers import http_errors
 from verdict_relay.handlers.dependencies import dependencies
 from verdict_relay.logic import callbacks
 from verdict_relay.models.jobs import RegisterJobRequest
-from verdict_relay.models.verdict import MAX_JOB_ID_LENGTH, PROVIDER_NAMES, JobStatus, Verdict
+from verdict_relay.models.verdict import MAX_JOB_ID_LENGTH, PROVIDER_NAMES, Verdict
 from verdict_relay.observability import count, log_metrics, logger
 from verdict_relay.providers.base import CallbackRequest, VerifyContext
 from verdict_relay.providers.registry import get_adapter
@@ -225,7 +224,7 @@ def receive_callback(
         deps.ingest,
         deps.callback_fetcher(provider),
         now,
-        stored_status=_stored_status(deps.store),
+        stored_status=deps.store.status,
         time_left_s=lambda: app.lambda_context.get_remaining_time_in_millis() / 1000,
     )
     count("CallbackAccepted", provider)
@@ -237,16 +236,6 @@ def receive_callback(
         content_type=content_types.APPLICATION_JSON,
         body={"accepted": outcome.accepted},
     )
-
-
-def _stored_status(store: JobStore) -> callbacks.StoredStatus:
-    """The store's one read of a job's status, as the callback logic asks for it."""
-
-    def status(provider: str, job_id: str) -> JobStatus | None:
-        job = store.get(provider, job_id)
-        return job.status if job is not None else None
-
-    return status
 
 
 @app.post(

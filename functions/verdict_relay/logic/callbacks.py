@@ -54,7 +54,8 @@ def trust_mode(provider: str, configured: Trust | None, has_credentials: bool) -
 
 
 StoredStatus = Callable[[str, str], JobStatus | None]
-"""The stored status of (provider, job_id), or None when the store does not hold the job: one read."""
+"""The stored status of (provider, job_id), or None when the store does not hold the job: one read of the status
+alone (never the verdict, which may be archived in S3)."""
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,18 @@ def accept(
     else:
         body_verdicts = list(result.body_only)
         to_fetch = [*result.jobs_to_fetch, *(v.job_id for v in result.verdicts)]
+    # A job stored as finished is not changed by a callback's body, as it is never fetched again for one: a
+    # signature that does not cover the result (Huawei's) would otherwise let one captured callback, re-sent
+    # with a different result each time, add a conflict record (and archived payloads) per re-send.
+    final_in_body = 0
+    from_body = 0
     for verdict in body_verdicts:
+        stored = stored_status(verdict.provider, verdict.job_id)
+        if stored is not None and stored.is_terminal:
+            final_in_body += 1
+            continue
         ingest.ingest(verdict, raw, now, time_left_s=time_left_s)
+        from_body += 1
     known: set[str] = set()
     unfinished: list[str] = []
     for job_id in dict.fromkeys(to_fetch):  # in order, once each
@@ -101,10 +112,10 @@ def accept(
         if status is not None:
             known.add(job_id)
         unfinished.append(job_id)
-    already_final = len(dict.fromkeys(to_fetch)) - len(unfinished)
+    already_final = len(dict.fromkeys(to_fetch)) - len(unfinished) + final_in_body
     if already_final:
         count("CallbackForFinishedJob", provider, already_final)
-    outcome = CallbackOutcome(from_body=len(body_verdicts), already_final=already_final)
+    outcome = CallbackOutcome(from_body=from_body, already_final=already_final)
     if not unfinished:
         return outcome
     if fetch is None:
