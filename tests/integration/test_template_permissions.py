@@ -128,7 +128,9 @@ def test_the_callback_function_makes_only_calls_its_role_allows(
     outcomes = [
         api.callback("huawei-video", finished, headers=signed(finished)).status,  # stored and published
         api.callback("huawei-video", finished, headers=signed(finished)).status,  # a replay
-        api.callback("huawei-video", failed, headers=signed(failed)).status,  # another result: changes nothing
+        api.callback(
+            "huawei-video", failed, headers=signed(failed)
+        ).status,  # another result: changes nothing
         api.callback("huawei-video", large, headers=signed(large)).status,  # archived in S3
         api.register(
             {"provider": "azure-review", "job_id": "az-1", "metadata": {"content_id": "c-1"}}
