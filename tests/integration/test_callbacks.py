@@ -372,6 +372,35 @@ def test_azure_review_callback_becomes_a_reviewer_verdict(api: ApiClient, aws: F
     assert verdict["decided_by"] == "reviewer"
 
 
+def test_a_reviewers_revised_decision_is_kept_as_a_conflict_record_as_no_api_returns_it(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # Given a reviewer's decision stored as block
+    first = load_payload("azure-review", "review-callback")
+    review_id = first["ReviewId"]
+    assert (
+        api.callback("azure-review", json.dumps(first).encode(), query={"token": AZURE_TOKENS[0]}).status
+        == 200
+    )
+
+    # When the reviewer revises it (the tags flipped, later)
+    revised = {
+        **first,
+        "ModifiedOn": "2018-01-16T09:00:00Z",
+        "ReviewerResultTags": {"a": "False", "r": "False"},
+    }
+    assert (
+        api.callback("azure-review", json.dumps(revised).encode(), query={"token": AZURE_TOKENS[0]}).status
+        == 200
+    )
+
+    # Then the first decision stands and the revision is kept beside it: the callback is its only copy
+    assert api.get_job("azure-review", review_id).body["suggestion"] == "block"
+    conflicts = [i for i in aws.table_items() if i["sk"]["S"].startswith("CONFLICT#")]
+    assert [c["suggestion"]["S"] for c in conflicts] == ["pass"]
+    assert len(aws.published()) == 1
+
+
 def test_base64_encoded_body_is_decoded_before_the_signature_check(api: ApiClient, aws: FakeAws) -> None:
     body = load_payload_bytes("huawei-video", "succeeded")
 

@@ -87,22 +87,25 @@ def accept(
     """Store what a verified callback says, fetching what it only names. ``time_left_s``: the invocation's time
     left, under which a verdict is stored but its publish left owed for the sweep (``IngestService.ingest``)."""
     if trust == "body":
-        body_verdicts, to_fetch = [*result.verdicts, *result.body_only], list(result.jobs_to_fetch)
+        job_verdicts, to_fetch = list(result.verdicts), list(result.jobs_to_fetch)
     else:
-        body_verdicts = list(result.body_only)
+        job_verdicts = []
         to_fetch = [*result.jobs_to_fetch, *(v.job_id for v in result.verdicts)]
-    # A job stored as finished is not changed by a callback's body, as it is never fetched again for one: a
-    # signature that does not cover the result (Huawei's) would otherwise let one captured callback, re-sent
-    # with a different result each time, add a conflict record (and archived payloads) per re-send.
+    # A job stored as finished is not changed by a body's verdict about it, as it is never fetched again for a
+    # callback: a signature that does not cover the result (Huawei's) would otherwise let one captured callback,
+    # re-sent with a different result each time, add a conflict record (and archived payloads) per re-send. A
+    # verdict only a body holds (a reviewer's decision, which no API returns) is still stored, a revised one as
+    # a conflict record: it is the only copy.
     final_in_body = 0
-    from_body = 0
-    for verdict in body_verdicts:
+    for verdict in job_verdicts:
         stored = stored_status(verdict.provider, verdict.job_id)
         if stored is not None and stored.is_terminal:
             final_in_body += 1
             continue
         ingest.ingest(verdict, raw, now, time_left_s=time_left_s)
-        from_body += 1
+    for verdict in result.body_only:
+        ingest.ingest(verdict, raw, now, time_left_s=time_left_s)
+    from_body = len(job_verdicts) - final_in_body + len(result.body_only)
     known: set[str] = set()
     unfinished: list[str] = []
     for job_id in dict.fromkeys(to_fetch):  # in order, once each
