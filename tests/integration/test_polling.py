@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -307,6 +308,27 @@ def test_discovery_finds_finished_jobs_nobody_registered(harness: Harness, aws: 
 
     assert harness.status("huawei-image-batch", "unregistered") is JobStatus.SUCCEEDED
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["unregistered"]
+
+
+def test_a_discovery_window_halved_in_one_invocation_is_halved_in_the_next(harness: Harness) -> None:
+    # Given Alibaba's watermark a day behind, and an invocation with too little time left to list an hour
+    start = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
+    harness.deps.store.set_watermark("alibaba-mps", start)
+    harness.deps.poller().run_cycle(lambda: 4.5)
+    assert harness.simulator.requests("alibaba-mps") == []  # no time to list anything
+
+    # When the next invocation (a poller built anew, as every scheduled one is) discovers
+    harness.poll()
+
+    # Then it asks for half the window, so the watermark moves on instead of asking for the same hour forever
+    (listing,) = [
+        r for r in harness.simulator.requests("alibaba-mps") if "StartOfJobCreatedTimeRange" in r.path
+    ]
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(listing.path).query)
+    assert (query["StartOfJobCreatedTimeRange"], query["EndOfJobCreatedTimeRange"]) == (
+        [start.strftime("%Y-%m-%dT%H:%M:%SZ")],
+        [(start + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")],
+    )
 
 
 def test_backlog_of_500_jobs_is_polled_within_the_rate_limit_and_without_a_scan(

@@ -590,17 +590,26 @@ def test_a_discovery_window_that_could_not_be_listed_in_time_is_halved_until_one
     start = NOW - timedelta(days=1)
     world.store.set_watermark("alibaba-mps", start)
     client.discovery_failures = [ProviderOutOfTimeError("alibaba-mps: no time left for another request")]
+    metrics.clear_metrics()
 
     # When cycles run
     for _ in range(3):
         world.poller.run_cycle(PLENTY_OF_TIME)
 
-    # Then the next window is half as long, the watermark moves on with it, and the window grows back after
+    # Then the next window is half as long, and the watermark moves on with it, a half hour at a time
     assert client.discovery_windows == [
         (start, start + timedelta(hours=1)),
         (start, start + timedelta(minutes=30)),
-        (start + timedelta(minutes=29), start + timedelta(minutes=89)),
+        (start + timedelta(minutes=29), start + timedelta(minutes=59)),
     ]
+    # (the halving is no failure to alarm on), and once discovery has caught up, the window is an hour again
+    assert "DiscoveryFailed" not in metrics.metric_set
+    world.store.set_watermark("alibaba-mps", NOW - timedelta(minutes=10))
+    world.poller.run_cycle(PLENTY_OF_TIME)  # lists up to now
+    world.clock[0] += timedelta(hours=3)
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    caught_up = NOW - timedelta(minutes=1)
+    assert client.discovery_windows[-1] == (caught_up, caught_up + timedelta(hours=1))
 
 
 def test_a_polled_result_that_differs_from_the_stored_verdict_is_kept_as_a_conflict_and_not_published(

@@ -59,6 +59,7 @@ class Dependencies:
     _reload_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
+    _discovery_windows: dict[str, timedelta] = field(default_factory=dict)
     _callback_clients: dict[str, ProviderClient | None] = field(default_factory=dict)
     _callback_clients_source: ProvidersConfig | None = None
     _poll_clients: dict[str, ProviderClient] = field(default_factory=dict)
@@ -132,6 +133,7 @@ class Dependencies:
             ),
             now=lambda: datetime.now(UTC),
             concurrency=concurrency,
+            discovery_windows=self._discovery_windows,
         )
 
     def _poll_client(self, provider: str, providers: ProvidersConfig) -> ProviderClient:

@@ -77,8 +77,8 @@ class PollSettings:
     discovery_window: timedelta = timedelta(hours=1)
     """The most one discovery lists: after an outage the watermark catches up a window a cycle, instead of one
     listing of days of jobs that cannot finish in an invocation and so never moves the watermark on. A window
-    that could not be listed in time is halved for the next cycle (down to ``MIN_DISCOVERY_WINDOW``), and grows back
-    after."""
+    that could not be listed in time is halved for the next cycle (down to ``MIN_DISCOVERY_WINDOW``), until
+    discovery has caught up."""
     discovery_horizon: Mapping[str, timedelta] = field(
         default_factory=lambda: {
             "huawei-image-batch": timedelta(minutes=30),
@@ -137,6 +137,7 @@ class Poller:
         now: Callable[[], datetime],
         concurrency: Mapping[str, int] | None = None,
         rng: random.Random | None = None,
+        discovery_windows: dict[str, timedelta] | None = None,
     ) -> None:
         self._store = store
         self._ingest = ingest
@@ -147,9 +148,10 @@ class Poller:
         self._concurrency = concurrency or {}
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._rng_lock = threading.Lock()
-        self._discovery_windows: dict[str, timedelta] = {}
+        self._discovery_windows = discovery_windows if discovery_windows is not None else {}
         """A provider's discovery window while it is shorter than the settings' (halved after one ran out of
-        time). Kept as long as the container: the scheduled poller's stays warm from one minute to the next."""
+        time, until discovery has caught up). The caller keeps it from one poller to the next (the functions'
+        ``Dependencies``, as long as the container: the scheduled poller's stays warm minute to minute)."""
 
     @property
     def providers(self) -> list[str]:
@@ -491,10 +493,13 @@ class Poller:
             retry_after = _retry_after(exc)
             if retry_after is not None:
                 self._breakers[provider].record_failure(retry_after_s=retry_after)
-            if isinstance(exc, ProviderOutOfTimeError):
-                # Too long to list in the time discovery has: a shorter window next time, so it moves on.
+            if isinstance(exc, ProviderOutOfTimeError) and window > MIN_DISCOVERY_WINDOW:
+                # Too long to list in the time discovery has: a shorter window next time, so it moves on. Not a
+                # failure of the provider's, nor yet of discovery's (its alarm is for a list that stays stuck).
                 self._discovery_windows[provider] = max(MIN_DISCOVERY_WINDOW, window / 2)
-            else:
+                logger.info("discovery window too long for its time; halved", provider=provider)
+                return 0
+            if not isinstance(exc, ProviderOutOfTimeError):
                 count("ProviderRequestFailed", provider)
             count("DiscoveryFailed", provider)
             logger.warning("discovery failed", provider=provider, code=exc.code, error=exc.message)
@@ -506,8 +511,8 @@ class Poller:
                 found += 1
         # Alibaba lists by creation time: step back a little so a job created as the window closed is not missed.
         self._store.set_watermark(provider, until - timedelta(minutes=1))
-        if window < self._settings.discovery_window:
-            self._discovery_windows[provider] = min(self._settings.discovery_window, window * 2)
+        if until >= now:  # caught up: a halved window has done its work (growing it sooner would fail again)
+            self._discovery_windows.pop(provider, None)
         if found:
             count("JobsDiscovered", provider, found)
         return found
