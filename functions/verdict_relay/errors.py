@@ -71,14 +71,6 @@ class NotFoundError(ClientError):
     code = "not_found"
 
 
-class TooManyRequestsError(ClientError):
-    """A request that would make us do more work for requests nobody has authenticated than we allow at once
-    (fetch one more new signing certificate URL): refused unprocessed; a genuine sender tries again later."""
-
-    status_code = 429
-    code = "too_many_requests"
-
-
 class CallbackAuthError(ClientError):
     """A callback whose signature, token or timestamp does not check out. Messages never echo secrets."""
 

@@ -12,7 +12,6 @@ from tests.conftest import FakeAws
 from tests.helpers import http_server, mns_push_event
 from tests.integration.conftest import ALIBABA_MPS_ENTRY, PROVIDERS_DOCUMENT, ApiClient, configure_environment
 from verdict_relay import config
-from verdict_relay.dal.certificates import NEW_URL_BURST
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
 
 PATH = "/v1/callbacks/alibaba-mps"
@@ -222,20 +221,12 @@ def test_unauthenticated_pushes_naming_new_certificate_files_do_not_evict_the_on
     # When 20 pushes signed with another key each name another certificate file on the allowed host
     forger = MnsSigner.generate()
     base = genuine.rsplit("/", 1)[0]
-    statuses = []
     for n in range(20):
         forger.certificate_url = f"{base}/certificate-{n}.pem"
         forged = mns_notification(f"forged-{n}")
-        statuses.append(push(api, forged, forger.sign(PATH, forged)).status)
+        assert push(api, forged, forger.sign(PATH, forged)).status == 401
 
-    # Then each is refused: 401 once its certificate was fetched, 429 (fetched later, if MNS re-sends) once new
-    # URLs are over their budget, so the flood made only a few fetches
-    assert set(statuses) == {401, 429}
-    assert (
-        len([path for path in mns.certificate_requests if path.startswith("/certificate-")]) < NEW_URL_BURST
-    )
-
-    # And the certificate that verified the genuine push is still cached: the next genuine push fetches nothing
+    # Then the certificate that verified the genuine push is still cached: the next genuine push fetches nothing
     assert push(api, body, mns.sign(PATH, body)).status == 204
     assert mns.certificate_requests.count("/x509_public_certificate.pem") == 1
     assert {item["job_id"]["S"] for item in aws.table_items()} == {"mps-job-1"}

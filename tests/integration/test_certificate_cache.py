@@ -9,13 +9,11 @@ import pytest
 from tests.helpers import http_server
 from verdict_relay.dal.certificates import (
     FAILED_URL_SECONDS,
-    NEW_URL_BURST,
-    NEW_URL_SECONDS,
     UNREACHABLE_URL_SECONDS,
     VERIFIED_SECONDS,
     CertificateCache,
 )
-from verdict_relay.errors import CallbackAuthError, ProviderApiError, TooManyRequestsError
+from verdict_relay.errors import CallbackAuthError, ProviderApiError
 from verdict_relay.local.callback_signing import MnsSigner
 
 
@@ -72,9 +70,8 @@ def test_new_urls_never_evict_a_certificate_that_verified_a_signature_recently(
     cache.load(genuine)
     cache.certificate_verified(genuine)
 
-    # When ten other certificate URLs are loaded (as slowly as new URLs are fetched), and the genuine one again
+    # When ten other certificate URLs are loaded, and the genuine one again
     for n in range(10):
-        clock.now += NEW_URL_SECONDS
         cache.load(f"{base}/other-{n}.pem")
     cache.load(genuine)
 
@@ -84,9 +81,7 @@ def test_new_urls_never_evict_a_certificate_that_verified_a_signature_recently(
     # And once it has not verified anything for a day, it can make room like any other
     clock.now += VERIFIED_SECONDS + 1
     for n in range(4):
-        clock.now += NEW_URL_SECONDS
         cache.load(f"{base}/later-{n}.pem")
-    clock.now += NEW_URL_SECONDS
     cache.load(genuine)
     assert signer.certificate_requests.count("/x509_public_certificate.pem") == 2
 
@@ -95,43 +90,17 @@ def test_with_every_entry_in_use_a_new_certificate_is_served_but_not_kept(
     certificates: tuple[MnsSigner, str],
 ) -> None:
     signer, base = certificates
-    clock = Clock()
-    cache = CertificateCache(max_entries=2, clock=clock)
+    cache = CertificateCache(max_entries=2, clock=Clock())
     for name in ("a", "b"):
         cache.load(f"{base}/{name}.pem")
         cache.certificate_verified(f"{base}/{name}.pem")
 
     assert cache.load(f"{base}/c.pem") == signer.certificate_pem
-    clock.now += NEW_URL_SECONDS
     cache.load(f"{base}/c.pem")
     for name in ("a", "b"):
         cache.load(f"{base}/{name}.pem")
 
     assert sorted(signer.certificate_requests) == ["/a.pem", "/b.pem", "/c.pem", "/c.pem"]
-
-
-def test_new_urls_are_fetched_a_few_at_once_and_then_one_every_few_seconds(
-    certificates: tuple[MnsSigner, str],
-) -> None:
-    # Given requests nobody has authenticated yet, each naming a certificate URL not seen before
-    signer, base = certificates
-    clock = Clock()
-    cache = CertificateCache(clock=clock)
-
-    # When more arrive at once than the budget for new URLs
-    for n in range(NEW_URL_BURST):
-        cache.load(f"{base}/new-{n}.pem")
-    with pytest.raises(TooManyRequestsError, match="too many new"):
-        cache.load(f"{base}/one-too-many.pem")
-
-    # Then the one over it is not fetched (answered 429: MNS sends a genuine notice again), until its turn comes
-    assert len(signer.certificate_requests) == NEW_URL_BURST
-    clock.now += NEW_URL_SECONDS
-    assert cache.load(f"{base}/one-too-many.pem") == signer.certificate_pem
-    # and a URL already cached costs nothing from the budget
-    for _ in range(10):
-        cache.load(f"{base}/new-0.pem")
-    assert len(signer.certificate_requests) == NEW_URL_BURST + 1
 
 
 def test_a_url_with_a_query_is_refused_without_a_fetch(certificates: tuple[MnsSigner, str]) -> None:

@@ -12,11 +12,7 @@ certificate real notices are signed with:
 * a URL that failed (not there, not a certificate, the host in trouble) is remembered for a while and refused
   without a fetch;
 * a certificate a signature verified with recently is never evicted by new URLs; when every entry is such a
-  certificate, a new one is used but not kept;
-* URLs not seen before are fetched at most ``NEW_URL_BURST`` at once and one every ``NEW_URL_SECONDS`` after
-  that, per process: a flood of pushes naming a new ``.pem`` path each on an allow-listed host cannot make it
-  fetch for each (each fetch can hold its request up to the timeout). One over that budget is answered 429,
-  unfetched: MNS re-sends a genuine notice, whose certificate is fetched then.
+  certificate, a new one is used but not kept.
 """
 
 from __future__ import annotations
@@ -31,9 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from verdict_relay.clients.ratelimit import TokenBucket
 from verdict_relay.config import is_loopback_host
-from verdict_relay.errors import CallbackAuthError, ProviderApiError, TooManyRequestsError, VerdictRelayError
+from verdict_relay.errors import CallbackAuthError, ProviderApiError, VerdictRelayError
 
 MAX_CERTIFICATE_BYTES = 64 * 1024
 FAILED_URL_SECONDS = 300.0
@@ -44,8 +39,6 @@ as MNS re-sends the notice and the next try should reach the host."""
 VERIFIED_SECONDS = 24 * 3600.0
 """How long a certificate that verified a signature is kept whatever new URLs arrive."""
 MAX_FAILED_URLS = 256
-NEW_URL_SECONDS = 5.0
-NEW_URL_BURST = 3
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -82,7 +75,6 @@ class CertificateCache:
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._failed: OrderedDict[str, _Failure] = OrderedDict()
         self._lock = threading.Lock()
-        self._new_url_budget = TokenBucket(1 / NEW_URL_SECONDS, NEW_URL_BURST, clock=clock)
 
     def load(self, url: str) -> bytes:
         """The PEM at ``url``: from the cache, or fetched once. Raises CallbackAuthError when the URL names no
@@ -103,10 +95,6 @@ class CertificateCache:
             raise CallbackAuthError("certificate URL must use https")
         if parts.query or parts.fragment or "?" in url or "#" in url:
             raise CallbackAuthError("certificate URL with a query or fragment not allowed")
-        if not self._new_url_budget.try_acquire():
-            raise TooManyRequestsError(
-                "too many new signing certificate URLs at once; not fetched, send again later"
-            )
         try:
             pem = self._fetch(url)
         except (CallbackAuthError, ProviderApiError) as exc:

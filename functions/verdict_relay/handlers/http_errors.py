@@ -76,7 +76,6 @@ ERROR_DESCRIPTIONS = {
     413: "Body larger than MAX_BODY_BYTES",
     415: "Content type not accepted",
     422: "Well-formed body of the wrong shape; the message names the field",
-    429: "An MNS push naming a signing certificate URL while too many new ones are being fetched: send again later",
     500: "Unexpected fault or invalid configuration: nothing was acknowledged, send again",
     502: "A provider the request depended on failed",
     503: "Storage or configuration unavailable: nothing was stored, send again",
