@@ -594,16 +594,9 @@ class JobStore:
     def status(self, provider: str, job_id: str) -> JobStatus | None:
         """A job's status alone, None when the store does not hold it: the item's status attribute, never its
         verdict (which a large job keeps in S3), so a replayed callback's check costs one small read."""
-        response = self._call(
-            "read",
-            self._client.get_item,
-            TableName=self._table,
-            Key=_key(provider, job_id),
-            ConsistentRead=True,
-            ProjectionExpression="#s",
-            ExpressionAttributeNames={"#s": "status"},
+        item = self._get_item(
+            provider, job_id, ProjectionExpression="#s", ExpressionAttributeNames={"#s": "status"}
         )
-        item = response.get("Item")
         return JobStatus(item["status"]["S"]) if item else None
 
     # -- reads --------------------------------------------------------------------------------------------
@@ -714,13 +707,14 @@ class JobStore:
             return decompress(self._archive.get(item["raw_s3_key"]["S"]))
         return None
 
-    def _get_item(self, provider: str, job_id: str) -> dict[str, Any] | None:
+    def _get_item(self, provider: str, job_id: str, **projection: Any) -> dict[str, Any] | None:
         response = self._call(
             "read",
             self._client.get_item,
             TableName=self._table,
             Key=_key(provider, job_id),
             ConsistentRead=True,
+            **projection,
         )
         item: dict[str, Any] | None = response.get("Item")
         return item
