@@ -25,8 +25,8 @@ How a request goes out (:meth:`ProviderHttp.send`):
   read timeout bounds each socket read, not the whole answer, so a body trickling a byte a second would never
   be cut off. The body must be whole within the read timeout of its headers arriving (a body of its own
   budget: a provider slow to answer but quick to send is not cut off), cut to the time left inside a
-  ``finish_within``. A watchdog timer shuts the socket down at that
-  moment (urllib3's ``HTTPResponse.shutdown``, urllib3 2.3 or later), so a socket read blocked then ends too.
+  ``finish_within``: before each socket read the socket's timeout is set to the time still left, so a read
+  blocked at the deadline ends then.
   Later is :class:`ProviderUnavailableError` (:class:`ProviderOutOfTimeError` when the caller's deadline was
   the shorter), not retried, like a read timeout. The headers themselves are bounded only by the read timeout
   of each socket read, as before. A body larger than ``max_answer_bytes`` (``MAX_ANSWER_BYTES``, 32 MiB, by
@@ -366,44 +366,34 @@ class ProviderHttp:
             )
         )
         stream = raw.raw
-        expired = threading.Event()
-
-        def cut_off() -> None:
-            # A socket read blocks for up to the read timeout, whatever is left: shutting the socket down is
-            # what ends one from outside. Set first, so a read it ends is not taken for the body's end.
-            expired.set()
-            # RuntimeError: already back in the pool, read whole; ValueError/OSError: already closed.
-            with contextlib.suppress(RuntimeError, ValueError, OSError):
-                stream.shutdown()
-
-        watchdog = threading.Timer(max(end - time.monotonic(), 0.0), cut_off)
-        watchdog.daemon = True
-        watchdog.start()
+        # Each socket read waits at most until the body's deadline (urllib3 sets the socket's timeout afresh for
+        # the connection's next request), so a read blocked then ends by itself: no thread watches the clock.
+        connection = getattr(stream, "connection", None)
+        sock = getattr(connection, "sock", None)
         chunks: list[bytes] = []
         size = 0
-        try:
-            while True:
-                try:
-                    chunk = stream.read1(_CHUNK_BYTES, decode_content=True)
-                except ReadTimeoutError as exc:  # one socket read outlasted the read timeout
-                    raise late from exc
-                except (ProtocolError, DecodeError) as exc:
-                    if expired.is_set():
-                        raise late from exc
-                    if isinstance(exc, DecodeError):
-                        raise requests.exceptions.ContentDecodingError(exc) from exc
-                    # Cut short or reset: requests' own error for it, retried as before.
-                    raise requests.exceptions.ChunkedEncodingError(exc) from exc
-                if expired.is_set():  # an answer without a length ends at EOF, which the cut-off also makes
-                    raise late
-                if not chunk:
-                    return b"".join(chunks)
-                size += len(chunk)
-                if size > limit:
-                    raise ProviderResponseError(f"{self.provider}: an answer over the {limit}-byte limit")
-                chunks.append(chunk)
-        finally:
-            watchdog.cancel()
+        while True:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                raise late
+            if sock is not None:
+                with contextlib.suppress(OSError):  # closed meanwhile: the read below reports it
+                    sock.settimeout(min(remaining, self.options.read_timeout_s))
+            try:
+                chunk = stream.read1(_CHUNK_BYTES, decode_content=True)
+            except ReadTimeoutError as exc:  # a socket read outlasted what was left
+                raise late from exc
+            except DecodeError as exc:
+                raise requests.exceptions.ContentDecodingError(exc) from exc
+            except ProtocolError as exc:
+                # Cut short or reset: requests' own error for it, retried as before.
+                raise requests.exceptions.ChunkedEncodingError(exc) from exc
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > limit:
+                raise ProviderResponseError(f"{self.provider}: an answer over the {limit}-byte limit")
+            chunks.append(chunk)
 
     def _attempt_timeout(self) -> tuple[tuple[float, float], bool]:
         """The (connect, read) timeouts of the next attempt, cut to the deadline of an enclosing
