@@ -216,7 +216,7 @@ class RateLimitedAdapter(HTTPAdapter):
     unsent (ProviderThrottledError) instead of waiting it out or going out inside it.
     """
 
-    def __init__(self, limiter: TokenBucket, pool_maxsize: int, max_deferral_wait_s: float = 5.0) -> None:
+    def __init__(self, limiter: TokenBucket, pool_maxsize: int, max_deferral_wait_s: float) -> None:
         self.limiter = limiter
         self.max_deferral_wait_s = max_deferral_wait_s
         # Two host pools: the provider's API and, for Huawei IAM users, the IAM endpoint.
