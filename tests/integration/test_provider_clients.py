@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -1037,13 +1038,16 @@ def most_in_any_second(timestamps: list[float], slack: float = 0.005) -> int:
 
 
 def test_client_never_exceeds_the_provider_rate_limit(connect: Connect) -> None:
-    # Given a provider that admits 20 requests/s and a client configured for 20/s with burst 1
+    # Given a provider that admits 20 requests/s and a client configured for 20/s with burst 1. The simulator
+    # shares this process (and its GIL) with the client's threads, so under a loaded CI machine its arrival
+    # times jitter by more than a real provider's network makes them: the client keeps 15 % of the limit unused
+    # here, not the default 5 % (which absorbs ~50 ms of jitter at 20/s; clients/ratelimit.py says why).
     with ProviderSimulator(rate_limits={"huawei-video": 20}) as limited:
         put_finished_job(limited, "huawei-video", "job-1")
         settings = ProviderSettings.model_validate(
             limited.provider_entry("huawei-video", rate_limit_per_s=20, max_concurrency=4)
         )
-        client = build_client("huawei-video", settings, options=FAST)
+        client = build_client("huawei-video", settings, options=replace(FAST, rate_headroom=0.15))
         assert client is not None
 
         # When 60 fetches are made from 4 threads at once
