@@ -424,3 +424,32 @@ def test_provider_without_callbacks_refuses_them(api: ApiClient, aws: FakeAws, p
 
     assert response.status == 401
     assert aws.table_items() == []
+
+
+def test_the_sns_client_is_created_by_the_first_publish_not_at_cold_start(
+    api: ApiClient, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    created: list[str] = []
+    create = boto3.session.Session.client
+
+    def recording(self: boto3.session.Session, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        created.append(service_name)
+        return create(self, service_name, *args, **kwargs)
+
+    monkeypatch.setattr(boto3.session.Session, "client", recording)
+
+    # A registration, a job still running and a read publish nothing: no SNS client (~25 ms of a cold start)
+    running = with_changes("huawei-video", "running", job_id="job-lazy")
+    assert api.register({"provider": "huawei-video", "job_id": "job-lazy"}).status == 201
+    assert api.callback("huawei-video", running, headers=signed(running)).status == 200
+    assert api.get_job("huawei-video", "job-lazy").status == 200
+    assert created == ["dynamodb"]
+
+    # The first block verdict creates it and publishes; the next one uses the same client
+    for job_id in ("job-lazy", "job-next"):
+        finished = with_changes("huawei-video", "succeeded", job_id=job_id)
+        assert api.callback("huawei-video", finished, headers=signed(finished)).status == 200
+    assert created == ["dynamodb", "sns"]
+    assert sorted(p["verdict"]["job_id"] for p in aws.published()) == ["job-lazy", "job-next"]

@@ -89,7 +89,7 @@ class World:
         )
         self.ingest = IngestService(
             self.store,
-            VerdictPublisher(aws.resources.topic_arn, session.client("sns")),
+            VerdictPublisher(aws.resources.topic_arn, lambda: session.client("sns")),
             VerdictPolicy(),
             CircuitBreaker(threshold=1, cooldown_s=30, clock=lambda: self.clock[0].timestamp()),
         )

@@ -144,7 +144,9 @@ def test_a_failed_publish_says_whether_sns_is_out_of_reach_or_refused_this_messa
     with Stubber(sns) as stubber:
         stubber.add_client_error("publish", service_error_code=code, http_status_code=status)
         with pytest.raises(PublishError) as raised:
-            VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", sns).publish(block_verdict([]))
+            VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", lambda: sns).publish(
+                block_verdict([])
+            )
 
     assert raised.value.unavailable is unavailable
     assert code in raised.value.message
@@ -161,7 +163,9 @@ def test_sns_that_cannot_be_reached_is_out_of_reach() -> None:
     )
 
     with pytest.raises(PublishError) as raised:
-        VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", sns).publish(block_verdict([]))
+        VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", lambda: sns).publish(
+            block_verdict([])
+        )
 
     assert raised.value.unavailable is True
 
@@ -179,7 +183,9 @@ def test_only_a_publish_that_never_reached_sns_is_tried_again() -> None:
     sns.meta.events.register("before-send.sns.Publish", lambda **_: attempts.append("sent") and None)
 
     with pytest.raises(PublishError) as raised:
-        VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", sns).publish(block_verdict([]))
+        VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", lambda: sns).publish(
+            block_verdict([])
+        )
 
     assert raised.value.unavailable is True
     assert len(attempts) == PUBLISH_ATTEMPTS
@@ -189,7 +195,7 @@ def test_only_a_publish_that_never_reached_sns_is_tried_again() -> None:
         stubber.add_client_error("publish", service_error_code="Throttling", http_status_code=400)
         stubber.add_response("publish", {"MessageId": "m-1"})
         with pytest.raises(PublishError):
-            VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", throttled).publish(
+            VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", lambda: throttled).publish(
                 block_verdict([])
             )
 
@@ -221,7 +227,9 @@ def test_a_publish_whose_answer_times_out_is_not_sent_again() -> None:
             config=SNS_CONFIG.merge(Config(read_timeout=0.2)),
         )
         with pytest.raises(PublishError) as raised:
-            VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", sns).publish(block_verdict([]))
+            VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", lambda: sns).publish(
+                block_verdict([])
+            )
 
     assert raised.value.unavailable is True
     assert len(received) == 1

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from verdict_relay.dal.lazy import LazyClient
 from verdict_relay.errors import StorageError
 
 if TYPE_CHECKING:
@@ -15,25 +15,16 @@ if TYPE_CHECKING:
 
 
 class PayloadArchive:
-    """Most payloads fit their item, so the S3 client is created on first use, not at cold start (~30 ms)."""
+    """Most payloads fit their item, so the S3 client is created on first use (:class:`LazyClient`)."""
 
     def __init__(self, bucket: str, client_factory: Callable[[], S3Client]) -> None:
         self._bucket = bucket
-        self._client_factory = client_factory
-        self._s3: S3Client | None = None
-        self._lock = threading.Lock()  # boto3 client creation is not thread-safe; the poller runs threads
-
-    @property
-    def _client(self) -> S3Client:
-        with self._lock:
-            if self._s3 is None:
-                self._s3 = self._client_factory()
-            return self._s3
+        self._s3 = LazyClient(client_factory)
 
     def put(self, key: str, data: bytes) -> str:
         """Store bytes under ``key``; the caller names its bytes in the key, so a retry rewrites the same object."""
         try:
-            self._client.put_object(
+            self._s3.get().put_object(
                 Bucket=self._bucket,
                 Key=key,
                 Body=data,
@@ -46,7 +37,7 @@ class PayloadArchive:
 
     def get(self, key: str) -> bytes:
         try:
-            body: bytes = self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+            body: bytes = self._s3.get().get_object(Bucket=self._bucket, Key=key)["Body"].read()
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"payload archive: get failed ({type(exc).__name__})") from exc
         return body

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
+from verdict_relay.dal.lazy import LazyClient
 from verdict_relay.errors import PublishError
 from verdict_relay.models.verdict import Finding, Verdict
 
@@ -101,16 +102,18 @@ def attributes_for(verdict: Verdict, truncated: bool) -> dict[str, Any]:
 
 
 class VerdictPublisher:
-    def __init__(self, topic_arn: str, client: SNSClient) -> None:
+    """Publishes verdicts to the topic; the SNS client is created by the first publish (:class:`LazyClient`)."""
+
+    def __init__(self, topic_arn: str, client_factory: Callable[[], SNSClient]) -> None:
         self._topic_arn = topic_arn
-        self._client = client
+        self._sns = LazyClient(client_factory)
 
     def publish(self, verdict: Verdict) -> str:
         """Publish a verdict; returns the SNS message id. Raises PublishError if SNS did not take it."""
         body, truncated = message_for(verdict)
         for attempt in range(PUBLISH_ATTEMPTS):
             try:
-                response = self._client.publish(
+                response = self._sns.get().publish(
                     TopicArn=self._topic_arn,
                     Message=body,
                     MessageAttributes=attributes_for(verdict, truncated),

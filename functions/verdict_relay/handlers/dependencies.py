@@ -237,7 +237,7 @@ def build(settings: Settings, session: boto3.session.Session | None = None) -> D
     )
     ingest = IngestService(
         store,
-        VerdictPublisher(settings.topic_arn, session.client("sns", config=SNS_CONFIG)),
+        VerdictPublisher(settings.topic_arn, lambda: session.client("sns", config=SNS_CONFIG)),
         policy,
         secrets=lambda provider: deps.callback_tokens(provider),
     )
