@@ -95,7 +95,8 @@ class AzurePolicy(_Strict):
 
     Per score category (``adult``, ``racy``): score >= block threshold -> block; score >= review threshold or the
     category's flag (``isAdult``/``a``, ``isRacy``/``r``) set -> review. Profanity in a text job -> ``profanity``.
-    A reviewer's tags map through ``reviewer_tags``; a true tag not listed there -> ``unknown_tag``.
+    A reviewer's tags map through ``reviewer_tags``; a true tag not listed there -> ``unknown_tag``. A completed
+    job for which the team's workflow created a review (a ``ReviewId``) is at least ``review_created``.
     """
 
     review_threshold: dict[str, float] = Field(default_factory=lambda: {"adult": 0.5, "racy": 0.5})
@@ -105,6 +106,10 @@ class AzurePolicy(_Strict):
         default_factory=lambda: {"a": Suggestion.BLOCK, "r": Suggestion.REVIEW}
     )
     unknown_tag: Suggestion = Suggestion.REVIEW
+    review_created: Suggestion = Suggestion.REVIEW
+    """The workflow sent the content to a human: the closest Azure comes to a verdict of its own. The reviewer's
+    decision, a verdict of its own, comes by callback only (review ids cannot be polled) and may never come;
+    ``pass`` judges such a job by the thresholds alone."""
 
     @field_validator("review_threshold", "block_threshold")
     @classmethod

@@ -32,6 +32,9 @@ pure functions, and ``decided_by`` says which of them decided:
   threshold configured is decided by its flag alone. One finding per category present (confidence = the
   score, null when only a flag was sent).
 * ``text.HasProfanity`` "True" -> ``policy.profanity`` (a ``profanity`` finding either way when reported).
+* A completed job with a ``ReviewId`` (its workflow created a review: someone is to look at the content) gets
+  a ``workflow`` finding labelled ``review_created``, suggesting ``policy.review_created`` (``review``; ``pass``
+  leaves it out).
 * The job's suggestion is the worst finding's (``decided_by="policy"``). A completed job that reports no
   score, flag or profanity result at all gets ``review``: nothing to judge is no evidence of clean content.
 * Review callback: each true tag in ``ReviewerResultTags`` -> ``policy.reviewer_tags[tag]`` or
@@ -429,6 +432,7 @@ class AzureReviewAdapter(ProviderAdapter):
             [(kv.key, kv.value) for kv in job.resultmetadata or []],
             "ResultMetaData",
             latest.msg if latest is not None else None,
+            review_id=job.reviewid,
         )
         return Verdict(
             provider=PROVIDER,
@@ -446,7 +450,13 @@ class AzureReviewAdapter(ProviderAdapter):
         )
 
     def _job_callback_verdict(self, callback: AzureJobCallback) -> Verdict:
-        outcome = self._outcome(callback.status, list((callback.metadata or {}).items()), "Metadata", None)
+        outcome = self._outcome(
+            callback.status,
+            list((callback.metadata or {}).items()),
+            "Metadata",
+            None,
+            review_id=callback.reviewid,
+        )
         return Verdict(
             provider=PROVIDER,
             job_id=callback.jobid,
@@ -486,7 +496,13 @@ class AzureReviewAdapter(ProviderAdapter):
         )
 
     def _outcome(
-        self, status: JobStatus, entries: list[tuple[str, Any]], container: str, last_message: str | None
+        self,
+        status: JobStatus,
+        entries: list[tuple[str, Any]],
+        container: str,
+        last_message: str | None,
+        *,
+        review_id: str | None,
     ) -> _Outcome:
         if status is JobStatus.FAILED:
             message = last_message or "Azure reported the job as failed without a message"
@@ -503,6 +519,14 @@ class AzureReviewAdapter(ProviderAdapter):
                 else finding
                 for finding in findings
             ]
+        if review_id and self.policy.review_created is not Suggestion.PASS:
+            # The scores alone may pass content the team's workflow sent to a human (its own thresholds, or
+            # conditions we do not see); the reviewer's decision may never be called back.
+            findings = [
+                *findings,
+                Finding(category="workflow", label="review_created", suggestion=self.policy.review_created),
+            ]
+            suggestion = worst([suggestion, self.policy.review_created]) or suggestion
         return _Outcome(suggestion=suggestion, decided_by="policy", findings=findings)
 
 

@@ -73,8 +73,9 @@ def test_get_job_with_high_scores_blocks_and_carries_the_review_id() -> None:
     assert verdict.findings == [
         Finding(category="adult", label="adult", confidence=0.934, suggestion=Suggestion.BLOCK),
         Finding(category="racy", label="racy", confidence=0.971, suggestion=Suggestion.BLOCK),
+        Finding(category="workflow", label="review_created", suggestion=Suggestion.REVIEW),
     ]
-    assert verdict.categories == ["adult", "racy"]
+    assert verdict.categories == ["adult", "racy", "workflow"]
     assert verdict.metadata["review_id"] == "201711r7b1c2d3e4f5a6b7c8d9e0f1a2b3"
     assert verdict.completed_at == datetime(2017, 11, 2, 10, 15, 3, 118742, tzinfo=UTC)
 
@@ -96,9 +97,33 @@ def test_text_job_with_profanity_is_reviewed_with_the_matched_terms() -> None:
             label="profanity",
             suggestion=Suggestion.REVIEW,
             segments=["crap", "damn"],
-        )
+        ),
+        Finding(category="workflow", label="review_created", suggestion=Suggestion.REVIEW),
     ]
     assert verdict.metadata["content_type"] == "Text"
+
+
+def test_a_job_whose_workflow_created_a_review_is_at_least_review_whatever_its_scores() -> None:
+    # Low scores, but the team's workflow sent the content to a human: the reviewer's decision comes by callback
+    # only, if ever, so the job's verdict is review, and published
+    job = job_with(adultScore="0.30", isAdult="False", racyScore="0.01", isRacy="False")
+    job["ReviewId"] = "201712r0a9"
+    callback: dict[str, Any] = load_payload(PROVIDER, "job-callback")
+    callback["Metadata"] = {"adultscore": "0.30", "a": "False", "racyscore": "0.01", "r": "False"}
+
+    for verdict in (parse_one(job), parse_one(callback)):
+        assert (verdict.suggestion, verdict.decided_by) == (Suggestion.REVIEW, "policy")
+        assert by_category(verdict)["workflow"] == Finding(
+            category="workflow", label="review_created", suggestion=Suggestion.REVIEW
+        )
+        assert by_category(verdict)["adult"].suggestion is Suggestion.PASS
+
+    # Configurable: block, or pass to judge by the thresholds alone; no review id, no workflow finding
+    assert parse_one(job, AzurePolicy(review_created=Suggestion.BLOCK)).suggestion is Suggestion.BLOCK
+    passed = parse_one(job, AzurePolicy(review_created=Suggestion.PASS))
+    assert (passed.suggestion, "workflow" in by_category(passed)) == (Suggestion.PASS, False)
+    job["ReviewId"] = ""
+    assert (parse_one(job).suggestion, "workflow" in by_category(parse_one(job))) == (Suggestion.PASS, False)
 
 
 def test_in_progress_job_is_running_without_a_suggestion() -> None:
