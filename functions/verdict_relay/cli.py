@@ -59,7 +59,11 @@ def _normalize(args: argparse.Namespace) -> int:
     raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     payload = load_json(args.provider, raw)
     policy = VerdictPolicy(unmoderated=Suggestion(args.unmoderated))
-    verdicts = [policy.finalize(v) for v in adapter.parse(payload)]
+    # A job list's entries (Huawei image batches) are summaries, a status and times without a result: the policy
+    # would make a finished one a review verdict nobody gave, so they are printed as listed.
+    verdicts = [
+        v if v.metadata.get("source") == "job-list" else policy.finalize(v) for v in adapter.parse(payload)
+    ]
     if adapter.holds_many(payload):
         output: object = [v.model_dump(mode="json") for v in verdicts]
     else:

@@ -52,6 +52,27 @@ def test_normalize_prints_an_array_for_a_payload_holding_several_jobs(
     assert all(v["provider"] == provider for v in verdicts)
 
 
+def test_normalize_prints_a_job_lists_summaries_without_a_verdict_nobody_gave(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A Huawei image-batch job list names finished jobs without their results: no suggestion is made up for them
+    assert (
+        main(
+            [
+                "normalize",
+                "--provider",
+                "huawei-image-batch",
+                str(payload_path("huawei-image-batch", "job-list")),
+            ]
+        )
+        == 0
+    )
+
+    [listed] = json.loads(capsys.readouterr().out)
+    assert (listed["status"], listed["suggestion"], listed["decided_by"]) == ("succeeded", None, None)
+    assert listed["metadata"] == {"source": "job-list"}
+
+
 def test_normalize_reads_standard_input() -> None:
     payload = payload_path("huawei-video", "succeeded").read_bytes()
 
