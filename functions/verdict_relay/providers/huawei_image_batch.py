@@ -15,8 +15,11 @@ Status: created -> pending, running -> running, finish -> succeeded, failed -> f
 
 Decisions where the provider is silent or vague:
 
-* Items are read only once the job is ``finish``; before that they would be partial. Item errors are reported
-  whatever the job's status.
+* Items are read once the job is ``finish`` or ``failed``; before that they would be partial. A failed job
+  keeps what it finished: its items with a ``suggestion`` and no ``error_code`` give their findings and the
+  job's suggestion, as a finished job's do, and an item with neither was never reached and is skipped. The job
+  stays ``failed``, so the policy step gives it the stricter of the unmoderated suggestion and its worst image:
+  a blocked image is never published as review. Item errors are reported whatever the job's status.
 * An item with ``error_code`` failed on its own (the job does not fail with it): it goes to ``item_errors``
   with ``item`` = its URL and contributes neither findings nor suggestion.
 * Findings: one per (item, category, entry) of ``detail`` (``{category: [{label, confidence}, ...]}``), with
@@ -31,7 +34,8 @@ Decisions where the provider is silent or vague:
   categories. The item's suggestion still counts in the job's.
 * Job suggestion: the worst suggestion among the successfully moderated items (block > review > pass), decided
   by the provider; null when no item was moderated (the policy step decides then).
-* A finished item with neither ``suggestion`` nor ``error_code`` is not understood and raises PayloadError.
+* An item of a finished job with neither ``suggestion`` nor ``error_code`` is not understood and raises
+  PayloadError.
 * ``content``: the image URL when the job has exactly one item; a batch of several has no single content (the
   findings name their image).
 * A category ``category_suggestions`` rates review or block with no ``detail`` entry saying what was found is
@@ -221,12 +225,16 @@ class HuaweiImageBatchAdapter(ProviderAdapter):
             for item in items
             if (error_code := item.get("error_code"))
         ]
-        if status is JobStatus.SUCCEEDED:
+        if status is JobStatus.SUCCEEDED or status is JobStatus.FAILED:
+            # A failed job's moderated images are read too: dropping them would leave the policy only the
+            # unmoderated suggestion, and a blocked image would be published as review.
             for index, item in enumerate(items):
                 if item.get("error_code"):
                     continue
                 item_suggestion = item.get("suggestion")
                 if item_suggestion is None:
+                    if status is JobStatus.FAILED:
+                        continue  # an image the job failed before reaching: the job's failure covers it
                     raise PayloadError(
                         self.name, f"result.items.{index}.suggestion", "missing on an item without error_code"
                     )

@@ -11,6 +11,7 @@ import pytest
 from tests.helpers import load_payload, load_payload_bytes
 from verdict_relay.config import CallbackSettings
 from verdict_relay.errors import CallbackAuthError, PayloadError
+from verdict_relay.logic.policy import VerdictPolicy
 from verdict_relay.models.verdict import ContentRef, Finding, JobStatus, Suggestion, VerdictError
 from verdict_relay.providers.base import CallbackRequest, VerifyContext
 from verdict_relay.providers.huawei_image_batch import HuaweiImageBatchAdapter
@@ -227,6 +228,62 @@ def test_failed_job_gets_an_error_and_no_suggestion() -> None:
     assert verdict.error is not None
     assert verdict.error.code == "job_failed"
     assert verdict.completed_at == datetime(2018, 11, 22, 6, 17, 16, tzinfo=UTC)
+
+
+def test_a_failed_job_keeps_the_images_it_moderated_and_a_blocked_image_is_published_as_block() -> None:
+    # Given a batch Huawei reports as failed after moderating two images (block, review) and failing a third
+    payload = load_payload(PROVIDER, "finish-with-failed-item")
+    payload["result"]["status"] = "failed"
+    policy = VerdictPolicy()
+
+    # When it is parsed and the policy settles it
+    verdict = only_verdict(payload)
+    final = policy.finalize(verdict)
+
+    # Then the job stays failed, keeps the moderated images' findings, and is published as block, not review
+    assert verdict.status is JobStatus.FAILED
+    assert [(f.item, f.label, f.suggestion) for f in verdict.findings] == [
+        (BEACH_URL, "porn", Suggestion.BLOCK),
+        (BEACH_URL, "sexy", Suggestion.BLOCK),
+        (BANNER_URL, "qr_code", None),
+    ]
+    assert [e.item for e in verdict.item_errors] == [HUGE_URL]
+    assert (final.status, final.suggestion, final.decided_by) == (
+        JobStatus.FAILED,
+        Suggestion.BLOCK,
+        "policy",
+    )
+    assert final.error is not None
+    assert final.error.code == "job_failed"
+    assert policy.should_publish(final)
+
+
+def test_a_failed_jobs_image_rated_block_without_per_category_suggestions_still_makes_it_block() -> None:
+    # Given a failed batch whose one moderated image says block only in its own suggestion (its finding has
+    # none), and whose other image the job never reached (neither suggestion nor error_code)
+    payload = {
+        "result": {
+            "job_id": "b1",
+            "status": "failed",
+            "items": [
+                {
+                    "url": BEACH_URL,
+                    "suggestion": "block",
+                    "detail": {"porn": [{"label": "porn", "confidence": 0.99}]},
+                },
+                {"url": BANNER_URL},
+            ],
+        }
+    }
+
+    # When it is parsed (the unreached image is not an error) and settled
+    verdict = only_verdict(payload)
+    final = VerdictPolicy().finalize(verdict)
+
+    # Then the image's block is the verdict's
+    assert [(f.item, f.label, f.suggestion) for f in verdict.findings] == [(BEACH_URL, "porn", None)]
+    assert verdict.item_errors == []
+    assert (final.status, final.suggestion) == (JobStatus.FAILED, Suggestion.BLOCK)
 
 
 def test_job_list_seed_gives_one_listed_verdict_per_job() -> None:
