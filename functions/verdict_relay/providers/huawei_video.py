@@ -12,6 +12,13 @@ two timelines that become findings:
   item ``audio``). A clip without ``detail[]`` is one finding of its own.
 
 An entry without a suggestion takes its frame's or clip's; a finding with no category anywhere is an error.
+
+A frame or clip whose own suggestion is stricter than every one of its ``detail[]`` entries' (a ``block``
+frame whose entries say ``review``) adds one finding for the frame or clip itself, after its entries' (category
+and label = the frame's category or the clip's label, else ``video`` / ``audio``; its time or span and text):
+the job's suggestion, which the policy does not trust to be as strict as its parts, must not be the only trace
+of it. This is what the Alibaba adapter does for a part summed up stricter than its results. It costs one
+comparison per entry, not a second pass.
 """
 
 from __future__ import annotations
@@ -132,6 +139,8 @@ class HuaweiVideoAdapter(HuaweiV3Adapter[VideoResult]):
             return
         # What the frame's findings share; each entry's own values are set on a copy (cheaper than a call).
         frame_fields = finding_fields(category="", label="", item="video", time_offset=time, text=text)
+        # Whether an entry is as strict as the frame: if none is, the frame's own suggestion becomes a finding.
+        frame_explained = frame_suggestion is None or frame_suggestion is Suggestion.PASS
         for position, entry in enumerate(details):
             category = entry.get("category") or frame_category
             if not category:
@@ -144,7 +153,10 @@ class HuaweiVideoAdapter(HuaweiV3Adapter[VideoResult]):
             entry_fields["category"] = category
             entry_fields["label"] = entry.get("label") or category
             entry_fields["confidence"] = entry.get("confidence")
-            entry_fields["suggestion"] = entry.get("suggestion") or frame_suggestion
+            suggestion = entry_fields["suggestion"] = entry.get("suggestion") or frame_suggestion
+            if not frame_explained:
+                # As strict as a review or block frame: the same suggestion, or block.
+                frame_explained = suggestion is frame_suggestion or suggestion is Suggestion.BLOCK
             segments = entry.get("segments")
             entry_fields["segments"] = segment_texts(segments) if segments else []
             if face_location := entry.get("face_location"):
@@ -153,6 +165,11 @@ class HuaweiVideoAdapter(HuaweiV3Adapter[VideoResult]):
                 entry_fields["qr_location"] = qr_location.to_box()
             entry_fields["qr_content"] = entry.get("qr_content")
             fields.append(entry_fields)
+        if not frame_explained:
+            # The template itself becomes the frame's finding: every entry's copy has its own segments list.
+            frame_fields["category"] = frame_fields["label"] = frame_category or "video"
+            frame_fields["suggestion"] = frame_suggestion
+            fields.append(frame_fields)
 
     def _add_clip_findings(self, fields: list[FindingFields], index: int, clip: AudioDetail) -> None:
         path = f"result.audio_detail.{index}"
@@ -173,24 +190,44 @@ class HuaweiVideoAdapter(HuaweiV3Adapter[VideoResult]):
                 )
             )
             return
+        clip_suggestion = clip.get("suggestion")
+        # Whether an entry is as strict as the clip: if none is, the clip's own suggestion becomes a finding.
+        clip_explained = clip_suggestion is None or clip_suggestion is Suggestion.PASS
         for position, entry in enumerate(details):
             label = self._required(
                 entry.get("label") or clip_label,
                 f"{path}.detail.{position}.label",
                 "missing, and the clip has no label either",
             )
+            suggestion = entry.get("suggestion") or clip_suggestion
+            if not clip_explained:
+                # As strict as a review or block clip: the same suggestion, or block.
+                clip_explained = suggestion is clip_suggestion or suggestion is Suggestion.BLOCK
             segments = entry.get("segments")
             fields.append(
                 finding_fields(
                     category=label,
                     label=label,
                     confidence=entry.get("confidence"),
-                    suggestion=entry.get("suggestion") or clip.get("suggestion"),
+                    suggestion=suggestion,
                     item="audio",
                     time_offset=clip.get("start_time"),
                     time_end=clip.get("end_time"),
                     text=clip.get("audio_text"),
                     segments=segment_texts(segments) if segments else [],
+                )
+            )
+        if not clip_explained:
+            own_label = clip_label or "audio"
+            fields.append(
+                finding_fields(
+                    category=own_label,
+                    label=own_label,
+                    suggestion=clip_suggestion,
+                    item="audio",
+                    time_offset=clip.get("start_time"),
+                    time_end=clip.get("end_time"),
+                    text=clip.get("audio_text"),
                 )
             )
 

@@ -15,6 +15,7 @@ import pytest
 from tests.helpers import load_payload, load_payload_bytes
 from verdict_relay.config import CallbackSettings
 from verdict_relay.errors import CallbackAuthError, MalformedPayloadError, PayloadError
+from verdict_relay.logic.policy import VerdictPolicy
 from verdict_relay.models.verdict import Box, ContentRef, Finding, JobStatus, Suggestion, VerdictError
 from verdict_relay.providers.base import CallbackRequest, VerifyContext
 from verdict_relay.providers.huawei_video import HuaweiVideoAdapter
@@ -242,6 +243,163 @@ def test_lists_sent_as_null_are_read_as_empty() -> None:
     payload["result"].update(image_detail=None, audio_detail=None)
     verdict = only_verdict(payload)
     assert (verdict.suggestion, verdict.findings) == (Suggestion.BLOCK, [])
+
+
+def with_result(**result: Any) -> dict[str, Any]:
+    """The seed example's envelope around another result."""
+    return {**load_payload(PROVIDER, "succeeded"), "result": result}
+
+
+def test_a_frame_rated_stricter_than_all_its_entries_is_a_finding_and_the_job_is_published_as_block() -> None:
+    # Given a pass job with a frame Huawei rates block whose only detail entry says review
+    payload = with_result(
+        suggestion="pass",
+        image_detail=[
+            {
+                "suggestion": "block",
+                "category": "porn",
+                "time": 12,
+                "ocr_text": "hello",
+                "detail": [
+                    {"suggestion": "review", "label": "sexy_female", "confidence": 0.6, "category": "porn"}
+                ],
+            }
+        ],
+    )
+
+    # When it is parsed and the policy settles it
+    verdict = only_verdict(payload)
+    final = VerdictPolicy().finalize(verdict)
+
+    # Then the frame's block is a finding of its own, after its entry's, and the verdict is block
+    assert verdict.findings == [
+        Finding(
+            category="porn",
+            label="sexy_female",
+            confidence=0.6,
+            suggestion=Suggestion.REVIEW,
+            item="video",
+            time_offset=12.0,
+            text="hello",
+        ),
+        Finding(
+            category="porn",
+            label="porn",
+            suggestion=Suggestion.BLOCK,
+            item="video",
+            time_offset=12.0,
+            text="hello",
+        ),
+    ]
+    assert (final.suggestion, final.decided_by) == (Suggestion.BLOCK, "policy")
+    assert VerdictPolicy().should_publish(final)
+
+
+def test_a_clip_rated_stricter_than_all_its_entries_is_a_finding_and_the_job_is_published_as_block() -> None:
+    # Given a pass job with a soundtrack clip Huawei rates block whose only detail entry says review
+    payload = with_result(
+        suggestion="pass",
+        audio_detail=[
+            {
+                "suggestion": "block",
+                "label": "abuse",
+                "audio_text": "you idiot",
+                "start_time": 3,
+                "end_time": 7.5,
+                "detail": [{"suggestion": "review", "label": "abuse", "confidence": 0.55}],
+            }
+        ],
+    )
+
+    # When it is parsed and the policy settles it
+    verdict = only_verdict(payload)
+    final = VerdictPolicy().finalize(verdict)
+
+    # Then the clip's block is a finding of its own, with its span and text, and the verdict is block
+    assert [(f.label, f.suggestion, f.confidence) for f in verdict.findings] == [
+        ("abuse", Suggestion.REVIEW, 0.55),
+        ("abuse", Suggestion.BLOCK, None),
+    ]
+    assert verdict.findings[1] == Finding(
+        category="abuse",
+        label="abuse",
+        suggestion=Suggestion.BLOCK,
+        item="audio",
+        time_offset=3.0,
+        time_end=7.5,
+        text="you idiot",
+    )
+    assert (final.suggestion, final.decided_by) == (Suggestion.BLOCK, "policy")
+
+
+def test_a_review_frame_whose_entries_say_pass_is_a_review_finding_of_its_own() -> None:
+    payload = with_result(
+        suggestion="pass",
+        image_detail=[
+            {
+                "suggestion": "review",
+                "category": "terrorism",
+                "time": 5,
+                "detail": [{"suggestion": "pass", "label": "flag", "confidence": 0.1}],
+            }
+        ],
+    )
+
+    verdict = only_verdict(payload)
+
+    assert [(f.label, f.suggestion) for f in verdict.findings] == [
+        ("flag", Suggestion.PASS),
+        ("terrorism", Suggestion.REVIEW),
+    ]
+    assert VerdictPolicy().finalize(verdict).suggestion is Suggestion.REVIEW
+
+
+def test_a_stricter_frame_without_a_category_of_its_own_is_a_finding_named_video() -> None:
+    payload = with_result(
+        suggestion="review",
+        image_detail=[
+            {
+                "suggestion": "block",
+                "time": 2,
+                "detail": [{"suggestion": "review", "label": "qr_code", "category": "ad"}],
+            }
+        ],
+    )
+
+    findings = only_verdict(payload).findings
+
+    assert [(f.category, f.label, f.suggestion) for f in findings] == [
+        ("ad", "qr_code", Suggestion.REVIEW),
+        ("video", "video", Suggestion.BLOCK),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("own", "entries"),
+    [
+        ("block", ["review", "block"]),
+        ("review", ["pass", "block"]),
+        ("review", ["pass", "review"]),
+        ("block", [None]),  # an entry without a suggestion takes its frame's or clip's
+        ("pass", ["pass"]),
+    ],
+    ids=["block-explained", "review-by-a-block", "review-by-a-review", "entry-takes-its-own", "pass"],
+)
+def test_a_frame_or_clip_with_an_entry_as_strict_as_itself_adds_no_finding_of_its_own(
+    own: str, entries: list[str | None]
+) -> None:
+    def entry(suggestion: str | None) -> dict[str, Any]:
+        return {"label": "porn", "category": "porn"} | ({"suggestion": suggestion} if suggestion else {})
+
+    payload = with_result(
+        suggestion=own,
+        image_detail=[
+            {"suggestion": own, "category": "porn", "time": 1, "detail": [entry(s) for s in entries]}
+        ],
+        audio_detail=[{"suggestion": own, "label": "porn", "detail": [entry(s) for s in entries]}],
+    )
+
+    assert len(only_verdict(payload).findings) == 2 * len(entries)
 
 
 def test_parse_callback_returns_the_verdict_of_the_body() -> None:
