@@ -1,5 +1,6 @@
-"""Test helpers shared by every tier: loading sample events and provider payloads from ``events/``, and a
-stub HTTP server for the certificate fetches of Alibaba MNS pushes."""
+"""Test helpers shared by every tier: loading sample events and provider payloads from ``events/`` (and
+recasing a Huawei payload's statuses and suggestions), and a stub HTTP server for the certificate fetches of
+Alibaba MNS pushes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import base64
 import contextlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from verdict_relay.local.apigw import api_event
 from verdict_relay.local.callback_signing import huawei_callback_signature
 
 __all__ = [
+    "RECASINGS",
+    "RECASING_IDS",
+    "SUGGESTION_KEYS",
     "answering",
     "api_event",
     "http_server",
@@ -24,6 +28,7 @@ __all__ = [
     "load_payload",
     "load_payload_bytes",
     "mns_push_event",
+    "recased",
     "with_changes",
 ]
 
@@ -75,6 +80,33 @@ def with_changes(provider: str, name: str, **changes: Any) -> bytes:
     payload = load_payload(provider, name)
     payload.update(changes)
     return json.dumps(payload).encode("utf-8")
+
+
+SUGGESTION_KEYS = ("suggestion", "category_suggestions")
+ENUMERATED_KEYS = ("status", *SUGGESTION_KEYS)
+
+
+def recased(value: Any, change: Callable[[str], str], keys: tuple[str, ...] = ENUMERATED_KEYS) -> Any:
+    """``value`` with every ``status`` and ``suggestion`` (and ``category_suggestions`` value), or those of
+    ``keys``, passed through ``change``: the enumerated values Huawei documents in lower case."""
+    if isinstance(value, list):
+        return [recased(v, change, keys) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, inner in value.items():
+        if key in keys and key != "category_suggestions" and isinstance(inner, str):
+            out[key] = change(inner)
+        elif key in keys and key == "category_suggestions" and isinstance(inner, dict):
+            out[key] = {category: change(s) for category, s in inner.items()}
+        else:
+            out[key] = recased(inner, change, keys)
+    return out
+
+
+RECASINGS: list[Callable[[str], str]] = [str.upper, str.capitalize, lambda s: f" {s.upper()}\t"]
+"""Ways a provider might case an enumerated value it documents in lower case (``recased``'s ``change``)."""
+RECASING_IDS = ["upper", "capitalized", "padded-upper"]
 
 
 class QuietHandler(BaseHTTPRequestHandler):

@@ -16,7 +16,14 @@ from pydantic import Field
 
 from verdict_relay.models.verdict import Finding, Suggestion
 from verdict_relay.providers.base import PayloadModel, construct_findings, finding_fields
-from verdict_relay.providers.huawei_v3 import HuaweiV3Adapter, Seconds, Segment, V3Job, segment_texts
+from verdict_relay.providers.huawei_v3 import (
+    HuaweiSuggestion,
+    HuaweiV3Adapter,
+    Seconds,
+    Segment,
+    V3Job,
+    segment_texts,
+)
 
 
 class AudioSpan(PayloadModel):
@@ -24,14 +31,14 @@ class AudioSpan(PayloadModel):
 
     start_time: Seconds | None = None
     end_time: Seconds | None = None
-    suggestion: Suggestion | None = None
+    suggestion: HuaweiSuggestion | None = None
     label: str = Field(min_length=1)
     audio_text: str | None = None
     segments: list[Segment] | None = None
 
 
 class AudioResult(PayloadModel):
-    suggestion: Suggestion
+    suggestion: HuaweiSuggestion
     audio_text: str | None = None
     details: list[AudioSpan] | None = None
 

@@ -11,7 +11,10 @@ Two payload shapes, told apart by ``result``:
 An error body (``{"error_code": "AIS.xxxx", "error_msg": ...}``) raises PayloadError on field ``result``; the
 poller is the place that acts on error bodies.
 
-Status: created -> pending, running -> running, finish -> succeeded, failed -> failed.
+Status: created -> pending, running -> running, finish -> succeeded, failed -> failed. Statuses and suggestions
+(an item's and its ``category_suggestions``) are read in any case and without surrounding whitespace
+(``FINISH``, ``Block``), as for the v3 jobs (:class:`.huawei_v3.AnyCase`): refused, a job would be polled
+until Huawei forgets it and then expire, published as unmoderated whatever its images were.
 
 Decisions where the provider is silent or vague:
 
@@ -78,12 +81,12 @@ from verdict_relay.providers.base import (
     finding_fields,
     validate_payload,
 )
-from verdict_relay.providers.huawei_v3 import Confidence, HuaweiTime
+from verdict_relay.providers.huawei_v3 import AnyCase, Confidence, HuaweiSuggestion, HuaweiTime
 
 NORMAL_LABEL = "normal"
 NO_CALLBACKS = "huawei-image-batch sends no callbacks: its results are polled"
 
-BatchStatus = Literal["created", "running", "finish", "failed"]
+BatchStatus = Annotated[Literal["created", "running", "finish", "failed"], AnyCase()]
 
 _STATUS = {
     "created": JobStatus.PENDING,
@@ -132,10 +135,10 @@ class BatchItem(TypedDict):
     """One image of the batch: its moderation result, or its own error."""
 
     url: Annotated[str, Field(min_length=1)]
-    suggestion: NotRequired[Suggestion | None]
+    suggestion: NotRequired[HuaweiSuggestion | None]
     category_suggestions: NotRequired[
         Annotated[
-            dict[str, Suggestion] | None,
+            dict[str, HuaweiSuggestion] | None,
             Field(validation_alias=AliasChoices("category_suggestions", "category_suggestion")),
         ]
     ]

@@ -39,6 +39,7 @@ from verdict_relay.providers.base import (
 )
 from verdict_relay.providers.huawei_v3 import (
     Confidence,
+    HuaweiSuggestion,
     HuaweiV3Adapter,
     Location,
     Seconds,
@@ -54,7 +55,7 @@ from verdict_relay.providers.huawei_v3 import (
 class FrameDetail(TypedDict, total=False):
     confidence: Confidence | None
     category: str | None
-    suggestion: Suggestion | None
+    suggestion: HuaweiSuggestion | None
     label: str | None
     face_location: Location | None
     qr_location: Location | None
@@ -66,7 +67,7 @@ class FrameDetail(TypedDict, total=False):
 class ImageDetail(TypedDict, total=False):
     """A flagged frame of the video."""
 
-    suggestion: Suggestion | None
+    suggestion: HuaweiSuggestion | None
     category: str | None
     ocr_text: str | None
     time: Seconds | None
@@ -77,7 +78,7 @@ class ImageDetail(TypedDict, total=False):
 class ClipDetail(TypedDict, total=False):
     confidence: Confidence | None
     label: str | None
-    suggestion: Suggestion | None
+    suggestion: HuaweiSuggestion | None
     segments: list[Segment] | None
 
 
@@ -85,7 +86,7 @@ class ClipDetail(TypedDict, total=False):
 class AudioDetail(TypedDict, total=False):
     """A flagged clip of the video's soundtrack."""
 
-    suggestion: Suggestion | None
+    suggestion: HuaweiSuggestion | None
     label: str | None
     audio_text: str | None
     start_time: Seconds | None
@@ -94,7 +95,7 @@ class AudioDetail(TypedDict, total=False):
 
 
 class VideoResult(PayloadModel):
-    suggestion: Suggestion
+    suggestion: HuaweiSuggestion
     image_detail: list[ImageDetail] | None = None
     audio_detail: list[AudioDetail] | None = None
 

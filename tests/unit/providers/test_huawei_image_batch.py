@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from tests.helpers import load_payload, load_payload_bytes
+from tests.helpers import (
+    RECASING_IDS,
+    RECASINGS,
+    SUGGESTION_KEYS,
+    load_payload,
+    load_payload_bytes,
+    recased,
+)
 from verdict_relay.config import CallbackSettings
 from verdict_relay.errors import CallbackAuthError, PayloadError
 from verdict_relay.logic.policy import VerdictPolicy
@@ -284,6 +292,52 @@ def test_a_failed_jobs_image_rated_block_without_per_category_suggestions_still_
     assert [(f.item, f.label, f.suggestion) for f in verdict.findings] == [(BEACH_URL, "porn", None)]
     assert verdict.item_errors == []
     assert (final.status, final.suggestion) == (JobStatus.FAILED, Suggestion.BLOCK)
+
+
+@pytest.mark.parametrize("change", RECASINGS, ids=RECASING_IDS)
+@pytest.mark.parametrize("name", ["finish", "finish-with-failed-item", "running", "job-list"])
+def test_status_and_suggestions_are_read_in_any_case_and_without_surrounding_whitespace(
+    name: str, change: Callable[[str], str]
+) -> None:
+    # Given a result query or job list whose statuses and suggestions (items', per category) are recased
+    payload = load_payload(PROVIDER, name)
+    variant = recased(payload, change)
+    assert variant != payload
+
+    # Then it gives the verdicts of the lower-case original: a FINISH job is finished, a Block image blocks
+    assert adapter.parse(variant) == adapter.parse(payload)
+
+
+@pytest.mark.parametrize("change", RECASINGS, ids=RECASING_IDS)
+@pytest.mark.parametrize("name", ["finish", "finish-with-failed-item"])
+def test_suggestions_alone_are_read_in_any_case(name: str, change: Callable[[str], str]) -> None:
+    # Given a fixture whose status is as documented but whose suggestions are recased
+    payload = load_payload(PROVIDER, name)
+    variant = recased(payload, change, SUGGESTION_KEYS)
+    assert variant != payload
+
+    # Then it gives the verdict of the lower-case original
+    assert adapter.parse(variant) == adapter.parse(payload)
+
+
+def test_a_finish_job_in_upper_case_with_a_block_image_is_published_as_block() -> None:
+    payload = one_image(
+        suggestion="Block",
+        category_suggestions={"porn": "BLOCK"},
+        detail={"porn": [{"label": "porn", "confidence": 0.99}]},
+    )
+    payload["result"]["status"] = "FINISH"
+    policy = VerdictPolicy()
+
+    final = policy.finalize(only_verdict(payload))
+
+    assert (final.status, final.suggestion, final.decided_by) == (
+        JobStatus.SUCCEEDED,
+        Suggestion.BLOCK,
+        "provider",
+    )
+    assert [(f.category, f.suggestion) for f in final.findings] == [("porn", Suggestion.BLOCK)]
+    assert policy.should_publish(final)
 
 
 def test_job_list_seed_gives_one_listed_verdict_per_job() -> None:

@@ -7,12 +7,20 @@ import copy
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from tests.helpers import load_payload, load_payload_bytes
+from tests.helpers import (
+    RECASING_IDS,
+    RECASINGS,
+    SUGGESTION_KEYS,
+    load_payload,
+    load_payload_bytes,
+    recased,
+)
 from verdict_relay.config import CallbackSettings
 from verdict_relay.errors import CallbackAuthError, MalformedPayloadError, PayloadError
 from verdict_relay.logic.policy import VerdictPolicy
@@ -400,6 +408,63 @@ def test_a_frame_or_clip_with_an_entry_as_strict_as_itself_adds_no_finding_of_it
     )
 
     assert len(only_verdict(payload).findings) == 2 * len(entries)
+
+
+@pytest.mark.parametrize("change", RECASINGS, ids=RECASING_IDS)
+@pytest.mark.parametrize("name", ["succeeded", "running", "failed", "callback-space-time"])
+def test_status_and_suggestions_are_read_in_any_case_and_without_surrounding_whitespace(
+    name: str, change: Callable[[str], str]
+) -> None:
+    # Given a fixture whose status and every suggestion (job, frames, clips, entries) are recased
+    payload = load_payload(PROVIDER, name)
+    variant = recased(payload, change)
+    assert variant["status"] != payload["status"]
+
+    # Then a query response and a callback body alike give the verdict of the lower-case original
+    expected = only_verdict(payload)
+    assert only_verdict(variant) == expected
+    assert adapter.parse_bytes(json.dumps(variant).encode()) == [expected]
+
+
+@pytest.mark.parametrize("change", RECASINGS, ids=RECASING_IDS)
+@pytest.mark.parametrize("name", ["succeeded", "callback-space-time"])
+def test_suggestions_alone_are_read_in_any_case(name: str, change: Callable[[str], str]) -> None:
+    # Given a fixture whose status is as documented but whose suggestions are recased
+    payload = load_payload(PROVIDER, name)
+    variant = recased(payload, change, SUGGESTION_KEYS)
+    assert variant != payload
+
+    # Then it gives the verdict of the lower-case original
+    assert adapter.parse_bytes(json.dumps(variant).encode()) == adapter.parse_bytes(
+        json.dumps(payload).encode()
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda p: p.update(status="SUCCEEDED!"), "status"),
+        (lambda p: p.update(status="Success"), "status"),
+        (lambda p: p["result"].update(suggestion="BLOCKED"), "result.suggestion"),
+        (
+            lambda p: p["result"]["image_detail"][0].update(suggestion="Rejected"),
+            "result.image_detail.0.suggestion",
+        ),
+        (lambda p: p["result"]["image_detail"][0].update(suggestion=2), "result.image_detail.0.suggestion"),
+    ],
+    ids=[
+        "status-punctuated",
+        "status-unknown",
+        "suggestion-unknown",
+        "frame-suggestion-unknown",
+        "not-a-string",
+    ],
+)
+def test_an_unknown_status_or_suggestion_is_still_refused_whatever_its_case(change: Any, field: str) -> None:
+    with pytest.raises(PayloadError) as raised:
+        adapter.parse(mutated(change))
+
+    assert raised.value.field == field
 
 
 def test_parse_callback_returns_the_verdict_of_the_body() -> None:
