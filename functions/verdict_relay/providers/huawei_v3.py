@@ -32,7 +32,9 @@ Status and suggestion values are read in any case and without surrounding whites
 video or audio job unresolved at every poll. Unknown values are still refused. The folding is done by
 pydantic-core (:class:`AnyCase`), not by a Python validator: a two-hour video has thousands of suggestions.
 
-A failed job's reason is undocumented. Where the body carries ``error_code``/``error_msg`` (the shape of
+A failed job that still carries a ``result`` (Huawei documents one only for ``succeeded``) keeps its suggestion
+and findings, as the image batch and Alibaba adapters keep a failed job's: the policy step then makes it at least
+as strict as they are. A failed job's reason is undocumented. Where the body carries ``error_code``/``error_msg`` (the shape of
 Huawei's error responses) they become the verdict's error; otherwise the error says the provider gave no
 reason.
 """
@@ -280,6 +282,10 @@ class HuaweiV3Adapter(ProviderAdapter, Generic[ResultT]):
                 raise PayloadError(self.name, "result", "required when status is 'succeeded'")
             suggestion, findings = self.map_result(job.result)
         elif status is JobStatus.FAILED:
+            if job.result is not None:
+                # Undocumented, but a failed job that says what it found keeps it: the policy step then gives it
+                # the stricter of the unmoderated suggestion and this one, so a block is never published as review.
+                suggestion, findings = self.map_result(job.result)
             error = VerdictError(
                 code=job.error_code or "job_failed",
                 message=job.error_msg or "Huawei reported the job as failed without giving a reason",

@@ -179,6 +179,25 @@ def test_failed_job_with_an_error_code_reports_the_providers_reason() -> None:
     assert verdict.error == VerdictError(code="AIS.0402", message="Download failed")
 
 
+def test_a_failed_job_that_still_carries_a_result_keeps_it_and_a_block_is_published_as_block() -> None:
+    # Huawei documents a result only for succeeded jobs; a failed one that sends the seed's block result anyway
+    payload = load_payload(PROVIDER, "succeeded") | {"status": "failed", "error_code": "AIS.0402"}
+
+    verdict = only_verdict(payload)
+
+    assert (verdict.status, verdict.suggestion, len(verdict.findings)) == (
+        JobStatus.FAILED,
+        Suggestion.BLOCK,
+        10,
+    )
+    assert verdict.error == VerdictError(
+        code="AIS.0402", message="Huawei reported the job as failed without giving a reason"
+    )
+    final = VerdictPolicy().finalize(verdict)
+    assert (final.suggestion, final.decided_by) == (Suggestion.BLOCK, "policy")
+    assert VerdictPolicy().should_publish(final)
+
+
 def test_time_without_zone_is_read_as_utc() -> None:
     verdict = only_verdict(load_payload(PROVIDER, "callback-space-time"))
 
