@@ -26,8 +26,15 @@ Mapping to the canonical verdict:
   confidence, and a comma-separated ``Label`` (``"porn,sexy"``) gives one finding per label.
 * Findings whose suggestion is ``pass`` are kept: they carry the scores, which the stored verdict should
   show (a "normal" cover at 100 is evidence too). ``Verdict.categories`` already leaves them out.
-* An absent part, or a result holding only a ``Suggestion`` (a part-level summary with no ``Scene``), adds
-  no finding: the job's ``Suggestion`` already says it.
+* An absent part adds no finding. A result holding only a ``Suggestion`` (no ``Scene``) says a verdict without
+  saying what was found. A part given that way (title, description, barrage, audio, video) is summed up by it:
+  it is a finding named after the part only when stricter than every finding of the part. One listed among
+  others (in a cover's ``Results``, a part's whole-track ``CensorResults`` or a timeline entry's) stands for
+  itself, as the scored results beside it do: when it says review or block it is one finding, category and
+  label the part's name (``cover`` for a cover), ``item`` and ``time_offset`` where it was (the cover's
+  object, the part, the frame's object and time). Either way the policy, which reads a job as strict as its
+  strictest finding, sees a block MPS gives only there, whatever the job's ``Suggestion``. A ``pass`` adds
+  nothing: it carries no score to keep.
 * A long video's timeline is paginated (``VensorCensorResult.NextPageToken``, see
   :func:`timeline_next_page_token`); each page parses to the findings of that page only.
 * ``completed_at`` and ``updated_at`` are ``FinishTime`` for finished jobs (MPS has no update time);
@@ -337,7 +344,7 @@ class _TimelineFindings:
                 if rate is not None and type(rate) is not str:
                     return None  # a number: the cache below would take 1 for True, or -0.0 for 0.0
                 try:
-                    hits = _scored_hits(label, rate, scene, suggestion)
+                    hits = _scored_hits(label, rate, scene, suggestion, self.part)
                 except (ValueError, TypeError):  # refused by CensorResult, or a list or object (not hashable)
                     return None
                 for hit in hits:
@@ -351,9 +358,12 @@ class _TimelineFindings:
 
 
 @functools.lru_cache(maxsize=1024)
-def _scored_hits(label: Any, rate: str | None, scene: Any, suggestion: Any) -> tuple[FindingFields, ...]:
-    """The findings of a timeline result ``{Label, Rate, Scene, Suggestion}`` as validated by CensorResult, to
-    be placed in the media (item, time offset); the callers copy the fields they get.
+def _scored_hits(
+    label: Any, rate: str | None, scene: Any, suggestion: Any, part: str
+) -> tuple[FindingFields, ...]:
+    """The findings of a timeline result ``{Label, Rate, Scene, Suggestion}`` of ``part`` as validated by
+    CensorResult (one without a Scene is named after ``part``: see _labels), to be placed in the media (item,
+    time offset); the callers copy the fields they get.
 
     Cached, as a timeline repeats the same few results. Values that are equal are read alike, except numbers
     (1 and True, 0.0 and -0.0), which only Rate accepts: it is text here. A ValidationError when CensorResult
@@ -364,7 +374,7 @@ def _scored_hits(label: Any, rate: str | None, scene: Any, suggestion: Any) -> t
     )
     return tuple(
         finding_fields(category, hit_label, result.rate, result.suggestion)
-        for category, hit_label in _labels(result)
+        for category, hit_label in _labels(result, part)
     )
 
 
@@ -534,16 +544,31 @@ def _jobs(payload: Any) -> list[MediaCensorJob]:
     )
 
 
-def _labels(result: CensorResult) -> list[tuple[str, str]]:
-    """(category, label) of each finding of a result: one per label of a comma-separated Label."""
+_KEPT_WITHOUT_SCENE = frozenset({Suggestion.REVIEW, Suggestion.BLOCK})
+"""The suggestions a listed result with no Scene is kept as a finding for."""
+
+
+def _labels(result: CensorResult, listed_in: str | None = None) -> list[tuple[str, str]]:
+    """(category, label) of each finding of a result: one per label of a comma-separated Label.
+
+    A result without a Scene holds only a Suggestion. Listed among others, in a list of part ``listed_in``
+    (a cover's ``Results``, a whole-track or timeline entry's ``CensorResults``), it stands for itself: one
+    finding named after the part when it says review or block; a pass carries no score to keep. A part's own
+    (``listed_in`` None) sums the part up: see _with_part_summary.
+    """
     if result.scene is None:
-        return []  # a part-level summary (only a Suggestion): see _with_part_summary
+        if listed_in is not None and result.suggestion in _KEPT_WITHOUT_SCENE:
+            return [(listed_in, listed_in)]
+        return []
     # A result without a Label is labelled with its scene, as the other adapters do for an unlabelled hit.
     labels = [label.strip() for label in (result.label or "").split(",") if label.strip()] or [result.scene]
     return [(result.scene, label) for label in labels]
 
 
-def _result_findings(result: CensorResult, item: str, time_offset: float | None = None) -> list[Finding]:
+def _result_findings(
+    result: CensorResult, item: str, time_offset: float | None = None, listed_in: str | None = None
+) -> list[Finding]:
+    """The findings of a result at ``item`` (``listed_in``: the part whose list holds it, see _labels)."""
     # Every value was validated: by CensorResult (Rate 0..1, Suggestion) and the timestamp pattern (>= 0).
     return construct_findings(
         [
@@ -555,7 +580,7 @@ def _result_findings(result: CensorResult, item: str, time_offset: float | None 
                 item=item,
                 time_offset=time_offset,
             )
-            for category, label in _labels(result)
+            for category, label in _labels(result, listed_in)
         ]
     )
 
@@ -565,14 +590,14 @@ def _entry_findings(entry: TimelineEntry, part: str) -> list[Finding]:
     item = entry.object if part == "video" and entry.object else part
     findings: list[Finding] = []
     for result in entry.censor_results:
-        findings += _result_findings(result, item, entry.timestamp)
+        findings += _result_findings(result, item, entry.timestamp, listed_in=part)
     return findings
 
 
 def _media_findings(media: MediaResult, part: str) -> list[Finding]:
     findings = _result_findings(media, part)  # the audio part may be a single result
     for result in media.censor_results:
-        findings += _result_findings(result, part)
+        findings += _result_findings(result, part, listed_in=part)
     # The timelines were read into findings as they were validated (see _TimelineFindings).
     return _with_part_summary(media, part, findings + media.video_timelines + media.audio_timelines)
 
@@ -581,7 +606,8 @@ def _with_part_summary(result: CensorResult, part: str, findings: list[Finding])
     """A part's findings, and one finding for the part itself (category and label: the part's name) when its
     own Suggestion is stricter than every one of them. MPS may sum a part up in a Suggestion without saying
     what it found, and the job's Suggestion, which the policy does not trust to be as strict as its parts,
-    must not be the only trace of a part's review or block."""
+    must not be the only trace of a part's review or block. (A result with no Scene inside one of the part's
+    lists is a finding of its own: see _labels.)"""
     own = result.suggestion if result.scene is None else None
     if own is None or own is Suggestion.PASS:
         return findings
@@ -597,7 +623,7 @@ def _findings(job: MediaCensorJob) -> list[Finding]:
     findings: list[Finding] = []
     for cover in job.cover_image_censor_results:
         for result in cover.results:
-            findings += _result_findings(result, cover.object or "cover")
+            findings += _result_findings(result, cover.object or "cover", listed_in="cover")
     parts: tuple[tuple[str, CensorResult | None], ...] = (
         ("title", job.title_censor_result),
         ("description", job.desc_censor_result),

@@ -447,6 +447,131 @@ def test_a_part_summary_no_stricter_than_its_results_adds_no_finding() -> None:
     ]
 
 
+def scene_less_results_in(place: str, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Success job MPS sums up as pass, holding ``results`` at one place of a list (not at a part's level)."""
+    censor_results = {"CensorResult": results}
+    parts: dict[str, dict[str, Any]] = {
+        "cover": {
+            "CoverImageCensorResults": {
+                "CoverImageCensorResult": [{"Object": "covers/c1.jpg", "Results": {"Result": results}}]
+            }
+        },
+        "video whole-track results": {"VensorCensorResult": {"CensorResults": censor_results}},
+        "audio whole-track results": {"AudioCensorResult": {"CensorResults": censor_results}},
+        "video timeline frame": {
+            "VensorCensorResult": {
+                "VideoTimelines": {
+                    "VideoTimeline": [
+                        {
+                            "Timestamp": "00:01:05.500",
+                            "Object": "frames/f13.jpg",
+                            "CensorResults": censor_results,
+                        }
+                    ]
+                }
+            }
+        },
+        # A key the direct timeline read does not know sends the timeline through the TimelineEntry model.
+        "video timeline frame read by the model": {
+            "VensorCensorResult": {
+                "VideoTimelines": {
+                    "VideoTimeline": [
+                        {
+                            "Timestamp": "00:01:05.500",
+                            "Object": "frames/f13.jpg",
+                            "CensorResults": censor_results,
+                            "Undocumented": "x",
+                        }
+                    ]
+                }
+            }
+        },
+        "audio timeline span": {
+            "AudioCensorResult": {
+                "AudioTimelines": {
+                    "AudioTimeline": [{"Timestamp": "00:00:10.000", "CensorResults": censor_results}]
+                }
+            }
+        },
+    }
+    return {"JobId": "j-1", "State": "Success", "Suggestion": "pass", **parts[place]}
+
+
+# (category, label, item, time_offset) of the finding a result with only a Suggestion becomes at each place.
+LISTED_PLACES = {
+    "cover": ("cover", "cover", "covers/c1.jpg", None),
+    "video whole-track results": ("video", "video", "video", None),
+    "audio whole-track results": ("audio", "audio", "audio", None),
+    "video timeline frame": ("video", "video", "frames/f13.jpg", 65.5),
+    "video timeline frame read by the model": ("video", "video", "frames/f13.jpg", 65.5),
+    "audio timeline span": ("audio", "audio", "audio", 10.0),
+}
+
+
+@pytest.mark.parametrize("strict", [Suggestion.BLOCK, Suggestion.REVIEW], ids=str)
+@pytest.mark.parametrize("place", LISTED_PLACES)
+def test_a_result_with_only_a_review_or_block_suggestion_in_a_list_is_a_finding_that_says_where(
+    place: str, strict: Suggestion
+) -> None:
+    # Given a job MPS sums up as pass, one of whose listed results says only review or block, without a Scene
+    job = scene_less_results_in(place, [{"Suggestion": strict.value}])
+
+    verdict = only_verdict(job)
+    final = VerdictPolicy().finalize(verdict)
+
+    # Then that result is one finding named after its place, and the job ends as strict and is published
+    category, label, item, time_offset = LISTED_PLACES[place]
+    assert verdict.findings == [
+        Finding(category=category, label=label, item=item, time_offset=time_offset, suggestion=strict)
+    ]
+    assert final.suggestion is strict
+    assert VerdictPolicy().should_publish(final)
+
+
+@pytest.mark.parametrize("place", LISTED_PLACES)
+def test_a_result_with_only_a_pass_suggestion_in_a_list_adds_nothing(place: str) -> None:
+    verdict = only_verdict(scene_less_results_in(place, [{"Suggestion": "pass"}]))
+
+    assert verdict.findings == []
+    assert VerdictPolicy().finalize(verdict).suggestion is Suggestion.PASS
+
+
+@pytest.mark.parametrize("place", LISTED_PLACES)
+def test_each_suggestion_only_result_in_a_list_is_a_finding_of_its_own_beside_the_scored_ones(
+    place: str,
+) -> None:
+    # Given, at one place, two results with only a Suggestion (review, block), a scored result and a pass
+    scored = {"Scene": "porn", "Label": "porn", "Rate": "99.5", "Suggestion": "block"}
+    job = scene_less_results_in(
+        place, [{"Suggestion": "review"}, scored, {"Suggestion": "BLOCK"}, {"Suggestion": "pass"}]
+    )
+
+    # Then each is read in its order as a result of its own, the pass one adding nothing
+    category, _, item, time_offset = LISTED_PLACES[place]
+    assert [(f.category, f.item, f.time_offset, f.suggestion) for f in only_verdict(job).findings] == [
+        (category, item, time_offset, Suggestion.REVIEW),
+        ("porn", item, time_offset, Suggestion.BLOCK),
+        (category, item, time_offset, Suggestion.BLOCK),
+    ]
+
+
+def test_a_part_summed_up_as_strictly_as_a_suggestion_only_result_in_its_list_adds_no_second_finding() -> (
+    None
+):
+    # Given a video part summed up as block, whose whole-track results hold the same block without a Scene
+    job = {
+        "JobId": "j-1",
+        "State": "Success",
+        "Suggestion": "pass",
+        "VensorCensorResult": {
+            "Suggestion": "block",
+            "CensorResults": {"CensorResult": [{"Suggestion": "block"}]},
+        },
+    }
+
+    assert [(f.item, f.suggestion) for f in only_verdict(job).findings] == [("video", Suggestion.BLOCK)]
+
+
 def test_result_without_a_label_is_labelled_with_its_scene() -> None:
     job = {"JobId": "j-1", "State": "Success", "TitleCensorResult": {"Scene": "antispam", "Rate": "12"}}
 

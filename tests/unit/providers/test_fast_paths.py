@@ -9,6 +9,7 @@ import pytest
 
 from tests.helpers import EVENTS_DIR, load_payload
 from verdict_relay.models.verdict import Box, Finding, Suggestion
+from verdict_relay.providers.alibaba_mps import _TimelineFindings
 from verdict_relay.providers.base import construct_findings, finding_fields
 from verdict_relay.providers.registry import get_adapter
 
@@ -72,3 +73,50 @@ def test_alibaba_timeline_read_through_the_model_equals_the_direct_read() -> Non
     adapter = get_adapter("alibaba-mps")
 
     assert adapter.parse(through_model) == adapter.parse(direct)
+
+
+def test_alibaba_timeline_summaries_read_through_the_model_equal_the_direct_read() -> None:
+    # Given frames holding results with only a Suggestion (no Scene): alone, two at once, beside a scored
+    # result, and a pass; once as read directly, once with an undocumented key in every entry, which sends the
+    # whole timeline through the payload model
+    scored_review = {"Scene": "porn", "Label": "sexy", "Rate": "61.5", "Suggestion": "review"}
+    frames = [
+        [{"Suggestion": "block"}],
+        [{"Suggestion": "review"}, {"Suggestion": "Block"}],
+        [scored_review, {"Suggestion": "block"}],
+        [{"Suggestion": "pass"}],
+    ]
+    timeline = [
+        {
+            "Timestamp": f"00:00:{5 * n:02d}.000",
+            "Object": f"f{n}.jpg",
+            "CensorResults": {"CensorResult": results},
+        }
+        for n, results in enumerate(frames)
+    ]
+    direct = {
+        "JobId": "j-1",
+        "State": "Success",
+        "Suggestion": "pass",
+        "VensorCensorResult": {"VideoTimelines": {"VideoTimeline": timeline}},
+    }
+    through_model = copy.deepcopy(direct)
+    for entry in through_model["VensorCensorResult"]["VideoTimelines"]["VideoTimeline"]:
+        entry["Undocumented"] = "x"
+    # (the premise: the direct read takes the first timeline and leaves the second to the model)
+    direct_read = _TimelineFindings("VideoTimeline", "video")._read
+    assert direct_read(direct["VensorCensorResult"]["VideoTimelines"]) is not None
+    assert direct_read(through_model["VensorCensorResult"]["VideoTimelines"]) is None
+
+    adapter = get_adapter("alibaba-mps")
+    [read_directly] = adapter.parse(direct)
+
+    # Then both give the same findings: one, named after the part, per such result that says review or block
+    assert adapter.parse(through_model) == [read_directly]
+    assert [(f.category, f.item, f.time_offset, f.suggestion) for f in read_directly.findings] == [
+        ("video", "f0.jpg", 0.0, Suggestion.BLOCK),
+        ("video", "f1.jpg", 5.0, Suggestion.REVIEW),
+        ("video", "f1.jpg", 5.0, Suggestion.BLOCK),
+        ("porn", "f2.jpg", 10.0, Suggestion.REVIEW),
+        ("video", "f2.jpg", 10.0, Suggestion.BLOCK),
+    ]
