@@ -231,8 +231,9 @@ class ProviderSettings(_Strict):
                 return shape.model_validate(self.credentials)  # type: ignore[return-value]
             except ValidationError:
                 continue
-        expected = " or ".join("{" + ", ".join(shape.model_fields) + "}" for shape in shapes)
-        raise ValueError(f"expected {expected}; got keys {{{', '.join(sorted(self.credentials))}}}")
+        raise ValueError(
+            f"expected {_credential_keys(provider)}; got keys {{{', '.join(sorted(self.credentials))}}}"
+        )
 
 
 HUAWEI_V3_PROVIDERS = frozenset({"huawei-video", "huawei-audio"})

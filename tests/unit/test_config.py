@@ -156,6 +156,12 @@ SECRETS = ("SK-SECRET-VALUE", "PASSWORD-SECRET-VALUE", "ALIBABA-SECRET-VALUE", "
     ("document", "key", "says"),
     [
         (
+            # Incomplete credentials: only the keys a shape requires are named (an Alibaba signature is optional)
+            {"alibaba-mps": {"region": "cn-shanghai", "credentials": {"access_key_id": "AKID"}}},
+            "alibaba-mps.credentials",
+            "expected {access_key_id, access_key_secret}; got keys {access_key_id}",
+        ),
+        (
             {"azure-review": {"team": "moderators", "credentials": AZURE_KEY}},
             "azure-review.endpoint",
             "Azure Content Moderator has no default endpoint; add your resource's endpoint",
