@@ -80,6 +80,10 @@ POLL_BESIDE_SCHEDULE = (
 POLL_WITHOUT_QUEUE = (
     "POLL_QUEUE_URL is not set: this cycle also polls the providers whose jobs the poll workers hold"
 )
+POLL_WITHOUT_PROVIDERS = (
+    "neither PROVIDERS_SECRET_ID nor PROVIDERS_FILE is set: no providers document, so no provider is polled"
+    " (only owed publishes are sent)"
+)
 
 
 def _poll(args: argparse.Namespace) -> int:
@@ -95,6 +99,9 @@ def _poll(args: argparse.Namespace) -> int:
         print(f"verdict-relay: warning: {POLL_BESIDE_SCHEDULE}", file=sys.stderr)
     if not os.environ.get("POLL_QUEUE_URL"):
         print(f"verdict-relay: warning: {POLL_WITHOUT_QUEUE}", file=sys.stderr)
+    if not os.environ.get("PROVIDERS_SECRET_ID") and not os.environ.get("PROVIDERS_FILE"):
+        # Each provider would only say "no API credentials", which points at the credentials, not the setting.
+        print(f"verdict-relay: warning: {POLL_WITHOUT_PROVIDERS}", file=sys.stderr)
     deadline = time.monotonic() + args.budget
     result = scheduled_cycle(dependencies(), lambda: deadline - time.monotonic())
     json.dump(result["providers"], sys.stdout, indent=2)

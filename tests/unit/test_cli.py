@@ -125,6 +125,7 @@ def test_poll_against_a_deployed_stack_warns_that_it_runs_beside_the_schedule(
     _cycle_that_polls_nothing(monkeypatch)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("POLL_QUEUE_URL", raising=False)
+    monkeypatch.setenv("PROVIDERS_SECRET_ID", "verdict-relay/providers")
 
     # When an operator runs a cycle
     code = main(["poll", "--once"])
@@ -135,6 +136,23 @@ def test_poll_against_a_deployed_stack_warns_that_it_runs_beside_the_schedule(
     assert json.loads(captured.out) == {}
     assert "beside the scheduled poller" in captured.err
     assert "POLL_QUEUE_URL is not set" in captured.err
+    assert "PROVIDERS_SECRET_ID" not in captured.err
+
+
+def test_poll_without_a_providers_document_names_the_settings_rather_than_the_credentials(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _cycle_that_polls_nothing(monkeypatch)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    monkeypatch.setenv("POLL_QUEUE_URL", "http://127.0.0.1:5000/000000000000/verdict-relay-PollQueue.fifo")
+    monkeypatch.delenv("PROVIDERS_SECRET_ID", raising=False)
+    monkeypatch.delenv("PROVIDERS_FILE", raising=False)
+
+    assert main(["poll", "--once"]) == 0
+    assert capsys.readouterr().err == (
+        "verdict-relay: warning: neither PROVIDERS_SECRET_ID nor PROVIDERS_FILE is set: no providers document,"
+        " so no provider is polled (only owed publishes are sent)\n"
+    )
 
 
 def test_poll_against_the_local_stack_with_its_queue_warns_of_nothing(
@@ -143,6 +161,7 @@ def test_poll_against_the_local_stack_with_its_queue_warns_of_nothing(
     _cycle_that_polls_nothing(monkeypatch)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
     monkeypatch.setenv("POLL_QUEUE_URL", "http://127.0.0.1:5000/000000000000/verdict-relay-PollQueue.fifo")
+    monkeypatch.setenv("PROVIDERS_FILE", "providers.json")
 
     assert main(["poll", "--once"]) == 0
     assert capsys.readouterr().err == ""
