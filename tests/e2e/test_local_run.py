@@ -26,17 +26,17 @@ ROOT = Path(__file__).resolve().parents[2]
 BASH = shutil.which("bash") or "/bin/bash"
 
 
-def _environment(tmpdir: Path) -> dict[str, str]:
+def _environment(tmpdir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["PYTHONUNBUFFERED"] = "1"
     env["TMPDIR"] = str(tmpdir)  # where the run makes its work directory
-    return env
+    return {**env, **(extra or {})}
 
 
 class LocalRun:
     """A ``verdict-relay local`` process, its output collected line by line."""
 
-    def __init__(self, args: list[str], tmpdir: Path) -> None:
+    def __init__(self, args: list[str], tmpdir: Path, env: dict[str, str] | None = None) -> None:
         self.tmpdir = tmpdir
         self.lines: list[str] = []
         self.process = subprocess.Popen(
@@ -45,7 +45,7 @@ class LocalRun:
             stderr=subprocess.STDOUT,
             text=True,
             cwd=ROOT,
-            env=_environment(tmpdir),
+            env=_environment(tmpdir, env),
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -217,4 +217,53 @@ def test_a_taken_port_is_named_with_the_option_to_choose_another(tmp_path: Path)
     assert run.lines == [
         f"verdict-relay: port {port} on 127.0.0.1 is already in use: choose another with --port (0 picks a free one)"
     ]
+    assert run.work_dirs() == []
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (None, "No such file or directory"),
+        (
+            {"huawei-video": {"callback": {"seeds": ["short"]}}},
+            "'huawei-video.callback.seeds.0': String should have at least 16 characters",
+        ),
+    ],
+    ids=["missing", "invalid"],
+)
+def test_a_providers_file_that_does_not_load_stops_the_run_before_it_starts_naming_why(
+    tmp_path: Path, document: dict[str, Any] | None, message: str
+) -> None:
+    # Given a providers file that is missing, or whose entry the functions would refuse
+    providers = tmp_path / "providers.json"
+    if document is not None:
+        providers.write_text(json.dumps(document), encoding="utf-8")
+
+    # When the stack is started with it
+    run = LocalRun(["--providers", str(providers), "--port", "0", "--duration", "30"], tmp_path)
+    code = run.wait()
+
+    # Then it exits 2 with the loader's message naming the file and the problem, and serves nothing
+    assert code == 2
+    assert run.lines == [f"verdict-relay: providers file {providers}: {message}"]
+    assert run.work_dirs() == []
+
+
+def test_a_failing_poller_is_reported_as_it_fails_and_makes_the_exit_status_3(tmp_path: Path) -> None:
+    # Given a setting the functions refuse in the environment the stack hands them, when the stack runs
+    run = LocalRun(
+        ["--port", "0", "--poll-interval", "0.5", "--duration", "60"], tmp_path, env={"RETENTION_DAYS": "0"}
+    )
+
+    try:
+        # Then each failed poll is printed while the stack still runs
+        error = run.lines[run.wait_for("poller error: ", 30)]
+        assert error.startswith("poller error: ConfigurationError: invalid environment: RETENTION_DAYS: ")
+        assert run.process.poll() is None
+    finally:
+        code = run.stop()
+
+    # And once stopped, the run says so and exits 3
+    assert code == 3, "\n".join(run.lines[-20:])
+    assert run.lines[-1].startswith("verdict-relay: the poller failed ")
     assert run.work_dirs() == []

@@ -6,6 +6,11 @@ SIGTERM or ``--duration`` (``--exit-when-done`` stops there). On exit a summary,
 finished job ended without the verdict the simulator expected; jobs stopped before they finished count as
 unfinished, not as wrong. The work directory (the providers document, with its credentials) is removed on
 every exit.
+
+The providers document (``--providers FILE``, or the simulator's) is read and validated before anything starts:
+one the functions could not load ends the command with exit status 2 and the loader's message, as a taken port
+does. A poller or poll worker invocation that fails is printed (stderr) as it happens, and makes the exit status
+3 unless a wrong verdict already made it 1.
 """
 
 from __future__ import annotations
@@ -24,11 +29,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from verdict_relay.cli import EXIT_BAD_INPUT
+from verdict_relay.config import _load_file
 from verdict_relay.local.stack import LocalStack, PortInUseError
 
 if TYPE_CHECKING:
     from verdict_relay.local.scenario import Scenario
 
+EXIT_WRONG_VERDICT = 1
+EXIT_POLLER_FAILED = 3
+"""Exit statuses besides 0 and ``EXIT_BAD_INPUT`` (2: a taken port, a providers document that does not load)."""
 PUBLISH_SETTLE_S = 3.0
 """How long a summary waits for publishes in flight: a verdict stored a moment ago is published a moment later."""
 SAMPLE_CALLBACK = Path("events/providers/azure-review/job-callback.json")
@@ -55,6 +64,12 @@ providers document's cache age: a one-shot command reads the document once."""
 def _print(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
+
+
+def _print_poll_error(error: str) -> None:
+    """Called from the poller's and the workers' threads: a failure is shown when it happens, not at exit."""
+    sys.stderr.write(f"poller error: {error}\n")
+    sys.stderr.flush()
 
 
 class _Published:
@@ -209,9 +224,17 @@ def _run(args: argparse.Namespace, workdir: Path, stop: threading.Event) -> int:
         else:
             providers_file = workdir / "providers.json"
             providers_file.write_text("{}", encoding="utf-8")
+        # The functions load the document on their first request or poll, and one they cannot load fails every
+        # request (500 configuration_error) and every poll: load it now, with their loader, so the run ends
+        # before it starts with the message naming the file or the key (ConfigurationError, exit 2).
+        _load_file(str(providers_file))
         published = _Published()
         stack = LocalStack(
-            providers_file, port=args.port, poll_interval_s=args.poll_interval, on_published=published
+            providers_file,
+            port=args.port,
+            poll_interval_s=args.poll_interval,
+            on_published=published,
+            on_poll_error=_print_poll_error,
         )
         stack.start()
         _print_banner(stack, azure_token)
@@ -222,12 +245,18 @@ def _run(args: argparse.Namespace, workdir: Path, stop: threading.Event) -> int:
         if scenario is not None:
             scenario.stop()
     assert stack is not None
-    for error in stack.poll_errors:
-        _print(f"poller error: {error}")
-    if summary is None:
-        return 0
-    _print(json.dumps(summary, indent=2))
-    return 0 if summary["ok"] else 1
+    poll_failures = len(stack.poll_errors)
+    if poll_failures:
+        # Before the summary, which stays the output's last lines (scripts read it from there).
+        print(
+            f"verdict-relay: the poller failed {poll_failures} time(s) during the run (the errors above)",
+            file=sys.stderr,
+        )
+    if summary is not None:
+        _print(json.dumps(summary, indent=2))
+        if not summary["ok"]:
+            return EXIT_WRONG_VERDICT
+    return EXIT_POLLER_FAILED if poll_failures else 0
 
 
 def run_local(args: argparse.Namespace) -> int:

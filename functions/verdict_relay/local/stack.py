@@ -7,6 +7,9 @@
   poll worker handler consuming the fan-out queue, one thread per provider as deployed;
 * an SQS queue subscribed to the verdict topic, whose messages are handed to ``on_published``.
 
+An invocation of the poller or a poll worker that raises is kept in ``poll_errors`` and handed to
+``on_poll_error`` as it happens.
+
 Metrics are not printed: nothing here reads them, and their JSON lines would break up the runner's output.
 """
 
@@ -128,12 +131,14 @@ class LocalStack:
         poll_interval_s: float = 5.0,
         on_published: Callable[[dict[str, Any]], None] | None = None,
         extra_env: dict[str, str] | None = None,
+        on_poll_error: Callable[[str], None] | None = None,
     ) -> None:
         self._providers_file = providers_file
         self._port = port
         self._poll_interval = poll_interval_s
         self._on_published = on_published or (lambda _message: None)
         self._extra_env = extra_env or {}
+        self._on_poll_error = on_poll_error or (lambda _error: None)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._moto: Any = None
@@ -214,7 +219,11 @@ class LocalStack:
             try:
                 self.poll_once(budget_s=POLLER_TIMEOUT_S)
             except Exception as exc:
-                self.poll_errors.append(f"{type(exc).__name__}: {exc}")
+                self._poll_failed(f"{type(exc).__name__}: {exc}")
+
+    def _poll_failed(self, error: str) -> None:
+        self.poll_errors.append(error)
+        self._on_poll_error(error)
 
     def _work_poll_queue(self) -> None:
         """Feed fanned-out batches to the real poll worker handler, as the SQS event source mapping does."""
@@ -231,7 +240,7 @@ class LocalStack:
                 try:
                     result = lambda_handler(sqs_event([message]), PollerContext(WORKER_TIMEOUT_S))
                 except Exception as exc:
-                    self.poll_errors.append(f"poll worker: {type(exc).__name__}: {exc}")
+                    self._poll_failed(f"poll worker: {type(exc).__name__}: {exc}")
                     continue
                 if not result.get("batchItemFailures"):
                     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
