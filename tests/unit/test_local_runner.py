@@ -1,4 +1,5 @@
-"""What ``verdict-relay local`` prints and how it judges the simulation, without starting the stack."""
+"""What ``verdict-relay local`` prints and how it judges the simulation, without starting the stack (at most its
+HTTP API)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ import argparse
 import errno
 import json
 import shlex
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from tests.conftest import FakeAws
 from verdict_relay.cli import main
 from verdict_relay.local import runner
+from verdict_relay.local.http_api import LocalHttpApi
 from verdict_relay.local.resources import LocalResources
 from verdict_relay.local.runner import completion_line, curl_examples
 from verdict_relay.local.scenario import AZURE_EXAMPLE_JOB, EXAMPLE_JOBS, Scenario
@@ -121,6 +126,49 @@ def test_summary_of_a_run_stopped_early_with_no_wrong_verdict_is_ok() -> None:
 
     assert summary["ok"] is True
     assert summary["unfinished"] == summary["jobs"] == 5
+
+
+def test_a_judged_summary_keeps_the_errors_it_was_judged_with() -> None:
+    # Given a summary judged while no simulator request had failed
+    scenario = Scenario(jobs_per_provider=1)
+    summary = scenario.judge({j.job_id: {"status": None, "suggestion": None} for j in scenario.jobs}, [])
+
+    # When a request fails afterwards
+    scenario.errors.append("POST http://127.0.0.1:3000/callbacks/huawei-video -> Connection refused")
+
+    # Then the summary still says what it was judged on: it cannot say ok and list an error
+    assert summary["ok"] is True
+    assert summary["errors"] == []
+
+
+def test_when_the_duration_ends_the_scenario_sends_nothing_more(aws: FakeAws) -> None:
+    # Given a simulation whose jobs finish 2 to 2.5 s after they are registered, and an HTTP API noting each
+    # request that arrives once the run has ended
+    ended = threading.Event()
+    after_the_end: list[str] = []
+
+    def note(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+        if ended.is_set():
+            after_the_end.append(event["path"])
+        return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": "{}"}
+
+    api = LocalHttpApi(note, port=0).start()
+    scenario = Scenario(jobs_per_provider=1, finish_within_s=2.5)
+    stack = SimpleNamespace(base_url=api.base_url, session=aws.session, resources=aws.resources)
+    try:
+        # When --duration ends before any job finishes
+        args = argparse.Namespace(duration=0, exit_when_done=False)
+        summary = runner._serve(args, stack, scenario, runner._Published(), threading.Event())
+        ended.set()
+        # past the time the last job would have finished, and its callback been sent
+        time.sleep(max(j.finish_after_s for j in scenario.jobs) + 0.5)
+    finally:
+        api.stop()
+
+    # Then the scenario sent nothing after the run ended (to a stack about to stop, it would have failed)
+    assert after_the_end == []
+    assert summary is not None
+    assert summary["errors"] == []
 
 
 @pytest.mark.parametrize(

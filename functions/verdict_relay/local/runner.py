@@ -205,7 +205,13 @@ def _serve(
                 last_view = time.monotonic()
                 _print(scenario.live_view(stack, published.snapshot()))
         stop.wait(0.5)
-    return _settled_summary(scenario, stack, published) if scenario is not None else None
+    # However the run ends (a signal, --duration, --exit-when-done), the scenario stops driving before it is
+    # judged and the stack stops: a callback it sent to a stopped stack would be a failed simulator request.
+    stop.set()
+    if scenario is None:
+        return None
+    scenario.join_driver()
+    return _settled_summary(scenario, stack, published)
 
 
 def _run(args: argparse.Namespace, workdir: Path, stop: threading.Event) -> int:
@@ -240,6 +246,9 @@ def _run(args: argparse.Namespace, workdir: Path, stop: threading.Event) -> int:
         _print_banner(stack, azure_token)
         summary = _serve(args, stack, scenario, published, stop)
     finally:
+        stop.set()  # the scenario's driver too, when the run ends with an exception
+        if scenario is not None:
+            scenario.join_driver()
         if stack is not None:
             stack.stop()  # the poller stops before the simulated providers do
         if scenario is not None:

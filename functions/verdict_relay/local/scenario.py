@@ -172,8 +172,16 @@ class Scenario:
         )
         self._thread.start()
 
+    def join_driver(self, timeout: float = 15.0) -> None:
+        """Wait for the driving thread to return once ``stop`` is set (at most the request it is sending, 10 s
+        at worst): a request it sent to a stopped stack would be refused and counted as a simulator error."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
     def _drive(self, base_url: str, stop: threading.Event) -> None:
         for job in self.jobs:
+            if stop.is_set():
+                return
             self.simulator.put_job(job.provider, job.job_id, _running_body(job.provider, job.job_id))
             self._post(
                 base_url + "/jobs",
@@ -309,8 +317,9 @@ class Scenario:
                 )
         duplicated = [j for j in finished if j.callbacks > 1]
         expired = [j for j in finished if j.outcome == "expired"]
+        errors = list(self.errors)  # a copy: a request failing later must not change a summary already judged
         return {
-            "ok": not wrong and not self.errors,
+            "ok": not wrong and not errors,
             "jobs": len(self.jobs),
             "resolved": len(finished),
             "unfinished": len(self.jobs) - len(finished),
@@ -321,5 +330,5 @@ class Scenario:
             ),
             "simulator_requests_over_rate_limit": sum(self.simulator.over_limit(p) for p in PROVIDERS),
             "mismatches": wrong,
-            "errors": self.errors,
+            "errors": errors,
         }
