@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -175,17 +176,44 @@ def test_simulated_stack_keeps_serving_once_every_job_has_its_verdict(simulated:
         assert json.loads(response.read())["suggestion"] == "block"
 
 
+def test_an_operator_republish_during_the_run_is_printed_as_a_resend(simulated: LocalRun) -> None:
+    # Given a simulated job whose verdict the relay has published
+    simulated.wait_for("every simulated job has its verdict", 90)
+    banner = simulated.banner()
+    command = shlex.split(banner[banner.index("  operator commands against this stack:") + 1])
+    stack_environment = dict(arg.split("=", 1) for arg in command if "=" in arg and not arg.startswith("-"))
+
+    # When an operator sends it again, with the documented command under the printed environment
+    result = subprocess.run(
+        [sys.executable, "-m", "verdict_relay.cli", "republish", "--job", "alibaba-mps/alibaba-mps-job-0"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**_environment(simulated.tmpdir), **stack_environment},
+        timeout=60,
+        check=False,
+    )
+
+    # Then it is sent, and the run shows it as the operator's re-send (the summary counts it apart: below)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout) == {"republished": {"alibaba-mps/alibaba-mps-job-0": "published"}}
+    resent = simulated.lines[simulated.wait_for("republished alibaba-mps ", 30)]
+    assert resent.split() == ["republished", "alibaba-mps", "alibaba-mps-job-0", "succeeded", "block"]
+
+
 def test_stopped_simulated_stack_sums_up_its_own_jobs_prints_no_metrics_and_leaves_nothing_behind(
     simulated: LocalRun,
 ) -> None:
     # When the user stops it (SIGTERM, as Ctrl-C)
     code = simulated.stop()
 
-    # Then it exits 0, the summary counts the scenario's publishes but not the examples' (published too)
+    # Then it exits 0, the summary counts the scenario's publishes but not the examples' (published too), and
+    # the operator's re-send apart from them: it is no duplicate publish
     assert code == 0, "\n".join(simulated.lines[-40:])
     summary = simulated.summary()
     assert summary["ok"] is True
     assert summary["published"] == summary["jobs"] == 5
+    assert summary["republished_by_operator"] == 1
     assert any(line.startswith("published  alibaba-mps        job-1 ") for line in simulated.lines)
     # no Powertools metrics lines in the output, and no work directory (with its credentials) left
     assert not [line for line in simulated.lines if line.startswith('{"_aws"')]

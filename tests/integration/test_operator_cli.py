@@ -92,15 +92,40 @@ def test_republish_sends_owed_verdicts_after_an_sns_outage(cli, aws: FakeAws) ->
     assert cli("jobs", "list", "--status", "unpublished")[1] == []
 
 
-def test_republish_of_a_chosen_job_sends_it_again(cli, aws: FakeAws) -> None:  # type: ignore[no-untyped-def]
+def test_republish_of_a_chosen_job_sends_it_again_marked_as_republished(cli, aws: FakeAws) -> None:  # type: ignore[no-untyped-def]
     finish_job("op-3")
-    assert len(aws.published()) == 1
+    assert [m["attributes"]["republished"] for m in aws.published()] == ["false"]  # the relay's own publish
 
     code, result = cli("republish", "--job", "huawei-video/op-3")
 
+    # Then it is sent again, marked as the operator's re-send so a subscriber can tell it from the relay's publish
     assert code == 0
     assert result["republished"] == {"huawei-video/op-3": "published"}
-    assert [m["verdict"]["job_id"] for m in aws.published()] == ["op-3"]
+    assert [(m["verdict"]["job_id"], m["attributes"]["republished"]) for m in aws.published()] == [
+        ("op-3", "true")
+    ]
+
+
+def test_republish_of_a_chosen_owed_verdict_sends_its_first_publish_unmarked(cli, aws: FakeAws) -> None:  # type: ignore[no-untyped-def]
+    # Given a verdict whose publish failed (SNS was down) and whose writer's claim has run out
+    sns = aws.session.client("sns")
+    endpoint = sns.list_subscriptions_by_topic(TopicArn=aws.resources.topic_arn)["Subscriptions"][0][
+        "Endpoint"
+    ]
+    sns.delete_topic(TopicArn=aws.resources.topic_arn)
+    finish_job("op-7")
+    claim_runs_out(aws, "huawei-video", "op-7")
+    sns.create_topic(Name=aws.resources.topic_arn.rsplit(":", 1)[1])
+    sns.subscribe(TopicArn=aws.resources.topic_arn, Protocol="sqs", Endpoint=endpoint)
+
+    # When the operator sends it by name
+    code, result = cli("republish", "--job", "huawei-video/op-7")
+
+    # Then it is its first publish, as the sweep would have sent it: not marked as a re-send
+    assert (code, result["republished"]) == (0, {"huawei-video/op-7": "published"})
+    assert [(m["verdict"]["job_id"], m["attributes"]["republished"]) for m in aws.published()] == [
+        ("op-7", "false")
+    ]
 
 
 def test_republish_of_an_unfinished_job_fails(cli) -> None:  # type: ignore[no-untyped-def]
@@ -154,7 +179,9 @@ def test_republish_of_a_pass_verdict_needs_force(cli, aws: FakeAws) -> None:  # 
 
     code, forced = cli("republish", "--job", "azure-review/op-6", "--force")
     assert (code, forced["republished"]) == (0, {"azure-review/op-6": "published"})
-    assert [m["verdict"]["suggestion"] for m in aws.published()] == ["pass"]
+    assert [(m["verdict"]["suggestion"], m["attributes"]["republished"]) for m in aws.published()] == [
+        ("pass", "true")
+    ]
 
 
 def test_list_by_status_fills_its_limit_after_filtering(cli) -> None:  # type: ignore[no-untyped-def]

@@ -118,6 +118,24 @@ def test_summary_counts_unfinished_jobs_apart_from_wrong_ones_and_ignores_exampl
     assert summary["ok"] is False
 
 
+def test_summary_counts_an_operator_resend_apart_from_the_relays_publish() -> None:
+    # Given a finished block job the relay published once, which an operator then sent again
+    scenario = Scenario(jobs_per_provider=1)
+    job, *rest = scenario.jobs
+    stored: dict[str, dict[str, Any]] = {j.job_id: {"status": None, "suggestion": None} for j in rest}
+    stored[job.job_id] = {"status": "succeeded", "suggestion": "block"}
+    resent = _block_job_message(job.provider, job.job_id)
+    resent["attributes"]["republished"] = "true"
+
+    # When it is judged
+    summary = scenario.judge(stored, [_block_job_message(job.provider, job.job_id), resent])
+
+    # Then the re-send is no duplicate publish: the job is as expected, and the re-send is counted apart
+    assert summary["mismatches"] == []
+    assert summary["ok"] is True
+    assert (summary["published"], summary["republished_by_operator"]) == (1, 1)
+
+
 def test_summary_of_a_run_stopped_early_with_no_wrong_verdict_is_ok() -> None:
     scenario = Scenario(jobs_per_provider=1)
     stored = {j.job_id: {"status": None, "suggestion": None} for j in scenario.jobs}

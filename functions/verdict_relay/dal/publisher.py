@@ -1,7 +1,10 @@
 """SNS publisher: one message per published verdict, with attributes subscribers can filter on.
 
-Message body: the canonical verdict JSON. Attributes: ``provider``, ``suggestion``, ``status`` (String) and
-``categories`` (String.Array) — e.g. a filter policy ``{"suggestion": ["block"], "provider": ["huawei-video"]}``.
+Message body: the canonical verdict JSON. Attributes: ``provider``, ``suggestion``, ``status``,
+``findings_truncated``, ``republished`` (String) and ``categories`` (String.Array) — e.g. a filter policy
+``{"suggestion": ["block"], "provider": ["huawei-video"]}``. ``republished`` is ``true`` only on a verdict an
+operator chose to send again (``verdict-relay republish --job``), so a subscriber can tell it from the relay's
+own publish.
 A verdict too large for SNS (256 KB) is sent trimmed (its strongest findings only, or less; see
 :func:`message_for`) with ``findings_truncated`` set to ``true``; the full verdict is always available from
 ``GET /jobs/{provider}/{job_id}``.
@@ -86,7 +89,7 @@ def message_for(
     return core.model_copy(update={"metadata": {}}).model_dump_json(), True  # ids fit: job_id <= 512 chars
 
 
-def attributes_for(verdict: Verdict, truncated: bool) -> dict[str, Any]:
+def attributes_for(verdict: Verdict, truncated: bool, republished: bool = False) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         "provider": {"DataType": "String", "StringValue": verdict.provider},
         "status": {"DataType": "String", "StringValue": verdict.status.value},
@@ -95,6 +98,7 @@ def attributes_for(verdict: Verdict, truncated: bool) -> dict[str, Any]:
             "StringValue": verdict.suggestion.value if verdict.suggestion else "none",
         },
         "findings_truncated": {"DataType": "String", "StringValue": "true" if truncated else "false"},
+        "republished": {"DataType": "String", "StringValue": "true" if republished else "false"},
     }
     if verdict.categories:
         attributes["categories"] = {"DataType": "String.Array", "StringValue": json.dumps(verdict.categories)}
@@ -108,15 +112,16 @@ class VerdictPublisher:
         self._topic_arn = topic_arn
         self._sns = LazyClient(client_factory)
 
-    def publish(self, verdict: Verdict) -> str:
-        """Publish a verdict; returns the SNS message id. Raises PublishError if SNS did not take it."""
+    def publish(self, verdict: Verdict, *, republished: bool = False) -> str:
+        """Publish a verdict; returns the SNS message id. Raises PublishError if SNS did not take it.
+        ``republished``: an operator's re-send, marked as such in the message's attributes."""
         body, truncated = message_for(verdict)
         for attempt in range(PUBLISH_ATTEMPTS):
             try:
                 response = self._sns.get().publish(
                     TopicArn=self._topic_arn,
                     Message=body,
-                    MessageAttributes=attributes_for(verdict, truncated),
+                    MessageAttributes=attributes_for(verdict, truncated, republished),
                 )
             except (ClientError, BotoCoreError) as exc:
                 if attempt + 1 < PUBLISH_ATTEMPTS and _not_sent(exc):

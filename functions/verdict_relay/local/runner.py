@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from verdict_relay.cli import EXIT_BAD_INPUT
 from verdict_relay.config import _load_file
-from verdict_relay.local.stack import LocalStack, PortInUseError
+from verdict_relay.local.stack import LocalStack, PortInUseError, is_republished
 
 if TYPE_CHECKING:
     from verdict_relay.local.scenario import Scenario
@@ -83,8 +83,9 @@ class _Published:
         verdict = message["verdict"]
         with self._lock:
             self._messages.append(message)
+        kind = "republished" if is_republished(message) else "published "  # an operator's re-send, or ours
         _print(
-            f"published  {verdict['provider']:<18} {verdict['job_id']:<28} {verdict['status']:<9} "
+            f"{kind} {verdict['provider']:<18} {verdict['job_id']:<28} {verdict['status']:<9} "
             f"{verdict.get('suggestion')}"
         )
 

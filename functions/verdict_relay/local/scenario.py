@@ -10,8 +10,10 @@ Per provider, job ``i`` plays outcome ``i % 5``:
 
 Huawei image batches have no callbacks, so theirs are found by polling. Every job is registered through
 ``POST /jobs`` as a platform would. The summary checks each finished job's stored verdict against the
-expectation and that every block/review verdict was published exactly once and no pass verdict was; jobs not
-finished yet (the run was stopped early) are counted as unfinished, not as wrong.
+expectation and that the relay published every block/review verdict exactly once and no pass verdict; jobs not
+finished yet (the run was stopped early) are counted as unfinished, not as wrong. A verdict an operator sent
+again (``verdict-relay republish --job``, its message marked ``republished``) is counted apart, as
+``republished_by_operator``: a deliberate re-send, not a duplicate publish.
 
 The simulator also knows :data:`EXAMPLE_JOBS`, finished jobs for the ``curl`` examples the runner prints; they
 are not part of the scenario or its summary.
@@ -40,6 +42,7 @@ from verdict_relay.local.simulator import (
     huawei_image_batch_job,
     huawei_video_job,
 )
+from verdict_relay.local.stack import is_republished
 
 PROVIDERS = ("huawei-video", "huawei-audio", "huawei-image-batch", "alibaba-mps", "azure-review")
 OUTCOMES = ("block-callback", "pass-poll", "review-duplicated", "failed", "expired")
@@ -269,13 +272,14 @@ class Scenario:
         stored = self._stored(stack)
         return all(stored[j.job_id]["status"] in FINISHED for j in self.jobs)
 
-    def _publishes(self, published: list[dict[str, Any]]) -> Counter[str]:
-        """Publishes per scenario job id; the example jobs' are not the scenario's."""
+    def _publishes(self, published: list[dict[str, Any]], *, republished: bool = False) -> Counter[str]:
+        """The relay's publishes per scenario job id, or with ``republished`` an operator's re-sends; the example
+        jobs' are not the scenario's."""
         own = {(j.provider, j.job_id) for j in self.jobs}
         return Counter(
             m["verdict"]["job_id"]
             for m in published
-            if (m["verdict"]["provider"], m["verdict"]["job_id"]) in own
+            if (m["verdict"]["provider"], m["verdict"]["job_id"]) in own and is_republished(m) == republished
         )
 
     def live_view(self, stack: Any, published: list[dict[str, Any]]) -> str:
@@ -324,6 +328,7 @@ class Scenario:
             "resolved": len(finished),
             "unfinished": len(self.jobs) - len(finished),
             "published": sum(publishes.values()),
+            "republished_by_operator": sum(self._publishes(published, republished=True).values()),
             "duplicated_jobs_published_once": all(publishes[j.job_id] == 1 for j in duplicated),
             "expired_published_as_review": all(
                 stored[j.job_id]["suggestion"] == "review" and publishes[j.job_id] == 1 for j in expired

@@ -5,7 +5,8 @@
 * the HTTP API on 127.0.0.1 (``local.http_api``) invoking the real callback handler;
 * the real poller handler, invoked every ``poll_interval`` seconds with a Lambda's 60 s budget, and the real
   poll worker handler consuming the fan-out queue, one thread per provider as deployed;
-* an SQS queue subscribed to the verdict topic, whose messages are handed to ``on_published``.
+* an SQS queue subscribed to the verdict topic, whose messages are handed to ``on_published`` as
+  ``{"verdict": ..., "attributes": {...}}`` (:func:`is_republished` tells an operator's re-send).
 
 An invocation of the poller or a poll worker that raises is kept in ``poll_errors`` and handed to
 ``on_poll_error`` as it happens.
@@ -53,6 +54,12 @@ def sqs_event(messages: list[dict[str, Any]], queue: str = "PollQueue") -> dict[
             for message in messages
         ]
     }
+
+
+def is_republished(message: dict[str, Any]) -> bool:
+    """Whether a published message is an operator's re-send (``verdict-relay republish --job``), not one the
+    relay published on its own."""
+    return bool(message["attributes"].get("republished") == "true")
 
 
 class PortInUseError(Exception):

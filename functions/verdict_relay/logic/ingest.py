@@ -58,7 +58,7 @@ class JobStorePort(Protocol):
 
 
 class PublisherPort(Protocol):
-    def publish(self, verdict: Verdict) -> str: ...
+    def publish(self, verdict: Verdict, *, republished: bool = False) -> str: ...
 
 
 _OUTCOME_METRIC = {
@@ -267,13 +267,18 @@ class IngestService:
         ``unknown``; ``unfinished``; ``in_flight``: its publish is owed and another writer or the sweep holds
         its claim, so sending it here as well could duplicate it (a writer that failed to publish leaves it to
         the sweep, once the claim ends);
-        ``not_published_by_policy``: a verdict the policy does not publish (pass), sent only with ``force``."""
+        ``not_published_by_policy``: a verdict the policy does not publish (pass), sent only with ``force``.
+
+        A verdict already published, or one the policy does not publish, goes out marked ``republished``: it is
+        the operator's re-send, not the relay's publish. An owed one is its first publish, sent as the sweep
+        would send it, unmarked."""
         job = self._store.get(provider, job_id)
         if job is None:
             return "unknown"
         if job.verdict is None or not job.status.is_terminal:
             return "unfinished"
-        if job.publish_state == "pending":
+        owed = job.publish_state == "pending"
+        if owed:
             claimed = self._store.claim_publish(
                 provider, job_id, now
             )  # as the sweep does: one sender at a time
@@ -282,7 +287,7 @@ class IngestService:
             job = claimed
         elif job.publish_state == "not_required" and not force:
             return "not_published_by_policy"
-        return "published" if self._publish(job, now) else "publish_failed"
+        return "published" if self._publish(job, now, republished=not owed) else "publish_failed"
 
     def _requeue(self, provider: str, job_id: str, now: datetime) -> None:
         try:
@@ -300,7 +305,14 @@ class IngestService:
                 "publish claim not released", provider=job.provider, job_id=job.job_id, error=exc.message
             )
 
-    def _publish(self, job: StoredJob, now: datetime, time_left_s: Callable[[], float] | None = None) -> bool:
+    def _publish(
+        self,
+        job: StoredJob,
+        now: datetime,
+        time_left_s: Callable[[], float] | None = None,
+        *,
+        republished: bool = False,
+    ) -> bool:
         verdict = job.public_verdict()
         out_of_time = time_left_s is not None and time_left_s() < PUBLISH_TIME_S
         if out_of_time:
@@ -322,7 +334,7 @@ class IngestService:
                 self._release(job, now)
             return False
         try:
-            message_id = self._publisher.publish(verdict)
+            message_id = self._publisher.publish(verdict, republished=republished)
         except PublishError as exc:
             if exc.unavailable:
                 self._sns.record_failure(trip=True)
