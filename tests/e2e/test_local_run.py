@@ -295,3 +295,20 @@ def test_a_failing_poller_is_reported_as_it_fails_and_makes_the_exit_status_3(tm
     assert code == 3, "\n".join(run.lines[-20:])
     assert run.lines[-1].startswith("verdict-relay: the poller failed ")
     assert run.work_dirs() == []
+
+
+def test_without_providers_the_banner_says_so_and_prints_no_example_that_cannot_work(tmp_path: Path) -> None:
+    # Given a stack started with neither the simulator nor a providers document
+    run = LocalRun(["--port", "0", "--poll-interval", "1", "--duration", "60"], tmp_path)
+    try:
+        banner = run.banner()
+    finally:
+        code = run.stop()
+
+    # Then its banner says what that means and what to use instead, and offers no curl command
+    assert (
+        "  no providers configured: callbacks are refused and registered jobs are not polled; "
+        "use --simulate or --providers FILE"
+    ) in banner
+    assert not [line for line in banner if "curl" in line or "<" in line]
+    assert code == 0

@@ -1,5 +1,8 @@
 """Runs the local stack from the command line: prints where it is and how to call it, then what it publishes.
 
+With neither ``--simulate`` nor ``--providers`` no provider is configured: the banner says so (callbacks are
+refused, registered jobs are not polled) instead of printing examples that could not work.
+
 With ``--simulate`` the provider simulator plays all five providers (``local.scenario``). When every simulated
 job has its verdict, one line says whether all are as expected, and the stack keeps serving until Ctrl-C,
 SIGTERM or ``--duration`` (``--exit-when-done`` stops there). On exit a summary, and exit status 1 if a
@@ -141,13 +144,22 @@ def _callback_token(providers_file: Path) -> str:
     return str(document["azure-review"]["callback"]["tokens"][0])
 
 
-def _print_banner(stack: LocalStack, azure_token: str | None) -> None:
+NO_PROVIDERS = (
+    "  no providers configured: callbacks are refused and registered jobs are not polled; "
+    "use --simulate or --providers FILE\n"
+)
+
+
+def _print_banner(stack: LocalStack, azure_token: str | None, *, no_providers: bool = False) -> None:
+    """Where the stack is and how to call it. ``no_providers``: the run has neither the simulator nor a providers
+    document, so every callback is refused and a registered job stays pending: examples of either would fail
+    or mislead, so the banner says why instead."""
     base = stack.base_url
     _print(f"Verdict Relay local stack: {base}")
     _print(
         f"  POST {base}/callbacks/{{provider}}   POST {base}/jobs   GET {base}/jobs/{{provider}}/{{job_id}}"
     )
-    _print(curl_examples(base, azure_token))
+    _print(NO_PROVIDERS if no_providers else curl_examples(base, azure_token))
     env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in OPERATOR_ENVIRONMENT)
     _print(
         f"  operator commands against this stack:\n  {env} {_console_script()} jobs list --status pending\n"
@@ -244,7 +256,7 @@ def _run(args: argparse.Namespace, workdir: Path, stop: threading.Event) -> int:
             on_poll_error=_print_poll_error,
         )
         stack.start()
-        _print_banner(stack, azure_token)
+        _print_banner(stack, azure_token, no_providers=not (args.simulate or args.providers))
         summary = _serve(args, stack, scenario, published, stop)
     finally:
         stop.set()  # the scenario's driver too, when the run ends with an exception
