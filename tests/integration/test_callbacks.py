@@ -440,7 +440,7 @@ def test_the_sns_client_is_created_by_the_first_publish_not_at_cold_start(
 
     monkeypatch.setattr(boto3.session.Session, "client", recording)
 
-    # A registration, a job still running and a read publish nothing: no SNS client (~25 ms of a cold start)
+    # A registration, a job still running and a read publish nothing: no SNS client is created
     running = with_changes("huawei-video", "running", job_id="job-lazy")
     assert api.register({"provider": "huawei-video", "job_id": "job-lazy"}).status == 201
     assert api.callback("huawei-video", running, headers=signed(running)).status == 200

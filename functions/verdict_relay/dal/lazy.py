@@ -10,9 +10,9 @@ T = TypeVar("T")
 
 
 class LazyClient(Generic[T]):
-    """Holds ``factory``'s client once :meth:`get` first asks for it. A client costs 25-35 ms to create (its
-    service model is loaded), which a cold start skips when the invocation never calls that service: most
-    payloads fit their item (S3), and registrations, reads and pass verdicts publish nothing (SNS)."""
+    """Holds ``factory``'s client once :meth:`get` first asks for it, which a cold start skips when the
+    invocation never calls that service: most payloads fit their item (S3: ~28 ms to create, its service model is
+    large), and registrations, reads and pass verdicts publish nothing (SNS: ~6 ms after the DynamoDB client)."""
 
     def __init__(self, factory: Callable[[], T]) -> None:
         self._factory = factory
