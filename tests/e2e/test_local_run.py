@@ -267,11 +267,13 @@ def test_a_providers_file_that_does_not_load_stops_the_run_before_it_starts_nami
     if document is not None:
         providers.write_text(json.dumps(document), encoding="utf-8")
 
-    # When the stack is started with it
-    run = LocalRun(["--providers", str(providers), "--port", "0", "--duration", "30"], tmp_path)
+    # When the stack is started with it, named relative to the directory it runs in
+    relative = os.path.relpath(providers, ROOT)
+    run = LocalRun(["--providers", relative, "--port", "0", "--duration", "30"], tmp_path)
     code = run.wait()
 
-    # Then it exits 2 with the loader's message naming the file and the problem, and serves nothing
+    # Then it exits 2 with the loader's message naming the file (as an absolute path, as the printed operator
+    # environment gives it to commands run from anywhere) and the problem, and serves nothing
     assert code == 2
     assert run.lines == [f"verdict-relay: providers file {providers}: {message}"]
     assert run.work_dirs() == []

@@ -42,10 +42,11 @@ def test_simulated_curl_examples_quote_urls_and_carry_the_local_token() -> None:
     assert not any("<" in arg or ">" in arg for command in commands for arg in command)
 
 
-def test_curl_examples_without_the_simulator_keep_the_token_placeholder_inside_the_url() -> None:
+def test_curl_examples_without_the_simulator_keep_the_token_placeholder_inside_a_url_curl_accepts() -> None:
     commands = _commands(curl_examples(BASE, None))
 
-    assert [f"{BASE}/callbacks/azure-review?token=<your callback token>"] == [
+    # Then curl sends it (and gets a 401 naming the token), rather than refusing a malformed URL (exit 3)
+    assert [f"{BASE}/callbacks/azure-review?token=YOUR_CALLBACK_TOKEN"] == [
         arg for command in commands for arg in command if "token=" in arg
     ]
 

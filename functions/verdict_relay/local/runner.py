@@ -114,7 +114,9 @@ def curl_examples(base: str, azure_token: str | None) -> str:
     register = json.dumps(
         {"provider": "alibaba-mps", "job_id": ALIBABA_EXAMPLE_JOB, "metadata": {"content_id": "c-1"}}
     )
-    token = azure_token or "<your callback token>"
+    # A placeholder a URL can hold: one with spaces or angle brackets is refused by curl before it is sent. The
+    # token of a document the user gave is never printed: it is a secret.
+    token = azure_token or "YOUR_CALLBACK_TOKEN"
     lines = [
         f"  curl -s '{base}/jobs' -H 'Content-Type: application/json' \\",
         f"       -d '{register}'",
@@ -239,7 +241,8 @@ def _run(args: argparse.Namespace, workdir: Path, stop: threading.Event) -> int:
             providers_file = scenario.write_providers_document(workdir / "providers.json")
             azure_token = _callback_token(providers_file)
         elif args.providers:
-            providers_file = Path(args.providers)
+            # Absolute: the printed operator environment names it, and works from any directory
+            providers_file = Path(os.path.abspath(args.providers))
         else:
             providers_file = workdir / "providers.json"
             providers_file.write_text("{}", encoding="utf-8")
