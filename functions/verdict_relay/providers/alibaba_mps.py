@@ -531,6 +531,14 @@ def _jobs(payload: Any) -> list[MediaCensorJob]:
         return validate_payload(PROVIDER, JobListResponse, payload).media_censor_job_list
     if "MediaCensorJobDetail" in payload:
         return [validate_payload(PROVIDER, JobDetailResponse, payload).media_censor_job_detail]
+    if _is_notice(payload):
+        # Read as a job it would be a finished job without a result (a made-up verdict): the service never reads
+        # one here (the receiver takes its job id and fetches the job), but `verdict-relay normalize` could.
+        raise PayloadError(
+            PROVIDER,
+            "(root)",
+            "an MNS notice: it names a job and carries no result (the receiver fetches the job)",
+        )
     if "JobId" in payload:
         return [validate_payload(PROVIDER, MediaCensorJob, payload)]
     if "Code" in payload and "RequestId" in payload:
@@ -541,6 +549,14 @@ def _jobs(payload: Any) -> list[MediaCensorJob]:
         PROVIDER,
         "JobId",
         "no MediaCensorJobList, MediaCensorJobDetail or JobId: not a media censor job payload",
+    )
+
+
+def _is_notice(payload: dict[str, Any]) -> bool:
+    """An MNS notice (its raw message, with ``Type``/``type``, or its JSON envelope, with ``Message`` and
+    ``TopicOwner``) rather than one of MPS's own job payloads, which have neither."""
+    return any(key in payload for key in ("Type", "type")) or (
+        "Message" in payload and "TopicOwner" in payload
     )
 
 

@@ -1180,3 +1180,15 @@ def test_a_job_id_of_exactly_512_bytes_is_accepted_from_a_notice_and_from_the_ap
 
     assert adapter.parse_callback(notice(json.dumps({"JobId": job_id}).encode())).jobs_to_fetch == [job_id]
     assert only_verdict({**seed_job(), "JobId": job_id}).job_id == job_id
+
+
+@pytest.mark.parametrize("name", ["mns-notification", "mns-notification-envelope"])
+def test_an_mns_notice_is_not_read_as_a_finished_job_without_a_result(name: str) -> None:
+    # Read as a job, the notice's "State": "Success" would be a finished job with no result: a made-up verdict
+    notice = load_payload(PROVIDER, name)
+
+    with pytest.raises(PayloadError, match="an MNS notice: it names a job and carries no result"):
+        adapter.parse(notice)
+    # The receiver reads it as what it is: the job to fetch
+    request = CallbackRequest(body=json.dumps(notice).encode(), headers={"Content-Type": "application/json"})
+    assert adapter.parse_callback(request).jobs_to_fetch == [DETAIL_JOB_ID]
