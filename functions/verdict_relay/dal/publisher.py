@@ -2,9 +2,9 @@
 
 Message body: the canonical verdict JSON. Attributes: ``provider``, ``suggestion``, ``status``,
 ``findings_truncated``, ``republished`` (String) and ``categories`` (String.Array) — e.g. a filter policy
-``{"suggestion": ["block"], "provider": ["huawei-video"]}``. ``republished`` is ``true`` only on a verdict an
-operator chose to send again (``verdict-relay republish --job``), so a subscriber can tell it from the relay's
-own publish.
+``{"suggestion": ["block"], "provider": ["huawei-video"]}``. ``republished`` is ``true`` on a send beyond the
+relay's own publish of a verdict (``verdict-relay republish --job`` of one already published, or of a pass
+verdict with ``--force``), so a subscriber can tell it from the relay's one publish.
 A verdict too large for SNS (256 KB) is sent trimmed (its strongest findings only, or less; see
 :func:`message_for`) with ``findings_truncated`` set to ``true``; the full verdict is always available from
 ``GET /jobs/{provider}/{job_id}``.
