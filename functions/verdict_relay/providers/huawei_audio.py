@@ -22,6 +22,7 @@ from verdict_relay.providers.huawei_v3 import (
     Seconds,
     Segment,
     V3Job,
+    V3Result,
     segment_texts,
 )
 
@@ -37,8 +38,7 @@ class AudioSpan(PayloadModel):
     segments: list[Segment] | None = None
 
 
-class AudioResult(PayloadModel):
-    suggestion: HuaweiSuggestion
+class AudioResult(V3Result):
     audio_text: str | None = None
     details: list[AudioSpan] | None = None
 

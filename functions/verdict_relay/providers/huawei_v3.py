@@ -161,7 +161,13 @@ class RequestParams(PayloadModel):
     event_type: str | None = None
 
 
-ResultT = TypeVar("ResultT", bound=PayloadModel)
+class V3Result(PayloadModel):
+    """What every v3 ``result`` has: the job's suggestion. The video and audio results add their details."""
+
+    suggestion: HuaweiSuggestion
+
+
+ResultT = TypeVar("ResultT", bound=V3Result)
 
 
 class V3Job(PayloadModel, Generic[ResultT]):
@@ -285,7 +291,13 @@ class HuaweiV3Adapter(ProviderAdapter, Generic[ResultT]):
             if job.result is not None:
                 # Undocumented, but a failed job that says what it found keeps it: the policy step then gives it
                 # the stricter of the unmoderated suggestion and this one, so a block is never published as review.
-                suggestion, findings = self.map_result(job.result)
+                try:
+                    suggestion, findings = self.map_result(job.result)
+                except PayloadError:
+                    # A partial result whose findings cannot be read (a frame without a category) must not cost
+                    # the job its failed verdict (a 422 to the callback, a poll answer never read): its validated
+                    # suggestion still counts.
+                    suggestion, findings = job.result.suggestion, []
             error = VerdictError(
                 code=job.error_code or "job_failed",
                 message=job.error_msg or "Huawei reported the job as failed without giving a reason",

@@ -33,7 +33,6 @@ from verdict_relay.models.verdict import Finding, Suggestion
 from verdict_relay.providers.base import (
     PAYLOAD_ITEM_CONFIG,
     FindingFields,
-    PayloadModel,
     construct_findings,
     finding_fields,
 )
@@ -45,6 +44,7 @@ from verdict_relay.providers.huawei_v3 import (
     Seconds,
     Segment,
     V3Job,
+    V3Result,
     segment_texts,
 )
 
@@ -94,8 +94,7 @@ class AudioDetail(TypedDict, total=False):
     detail: list[ClipDetail] | None
 
 
-class VideoResult(PayloadModel):
-    suggestion: HuaweiSuggestion
+class VideoResult(V3Result):
     image_detail: list[ImageDetail] | None = None
     audio_detail: list[AudioDetail] | None = None
 

@@ -198,6 +198,19 @@ def test_a_failed_job_that_still_carries_a_result_keeps_it_and_a_block_is_publis
     assert VerdictPolicy().should_publish(final)
 
 
+def test_a_failed_job_whose_partial_result_cannot_be_read_keeps_its_suggestion_and_stays_failed() -> None:
+    # A frame with neither detail nor category: refused in a finished job, but a failed job's result is
+    # undocumented, and refusing it would leave the job without its failed verdict (422, or never read by a poll)
+    payload = load_payload(PROVIDER, "failed") | {
+        "result": {"suggestion": "block", "image_detail": [{"suggestion": "block", "time": 3.0}]}
+    }
+
+    verdict = only_verdict(payload)
+
+    assert (verdict.status, verdict.suggestion, verdict.findings) == (JobStatus.FAILED, Suggestion.BLOCK, [])
+    assert VerdictPolicy().finalize(verdict).suggestion is Suggestion.BLOCK
+
+
 def test_time_without_zone_is_read_as_utc() -> None:
     verdict = only_verdict(load_payload(PROVIDER, "callback-space-time"))
 
