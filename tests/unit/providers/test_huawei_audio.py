@@ -6,20 +6,14 @@ import base64
 import copy
 import hashlib
 import hmac
-import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from tests.helpers import (
-    RECASING_IDS,
-    RECASINGS,
-    SUGGESTION_KEYS,
     load_payload,
     load_payload_bytes,
-    recased,
 )
 from verdict_relay.config import CallbackSettings
 from verdict_relay.errors import CallbackAuthError, MalformedPayloadError, PayloadError
@@ -127,36 +121,6 @@ def test_lists_sent_as_null_are_read_as_empty() -> None:
     payload["result"]["details"] = None
     verdict = only_verdict(payload)
     assert (verdict.suggestion, verdict.findings) == (Suggestion.BLOCK, [])
-
-
-@pytest.mark.parametrize("change", RECASINGS, ids=RECASING_IDS)
-@pytest.mark.parametrize("name", ["succeeded", "running"])
-def test_status_and_suggestions_are_read_in_any_case_and_without_surrounding_whitespace(
-    name: str, change: Callable[[str], str]
-) -> None:
-    # Given a fixture whose status and every suggestion (job, spans) are recased
-    payload = load_payload(PROVIDER, name)
-    variant = recased(payload, change)
-    assert variant["status"] != payload["status"]
-
-    # Then a query response and a callback body alike give the verdict of the lower-case original
-    expected = only_verdict(payload)
-    assert only_verdict(variant) == expected
-    assert adapter.parse_bytes(json.dumps(variant).encode()) == [expected]
-
-
-@pytest.mark.parametrize("change", RECASINGS, ids=RECASING_IDS)
-@pytest.mark.parametrize("name", ["succeeded"])
-def test_suggestions_alone_are_read_in_any_case(name: str, change: Callable[[str], str]) -> None:
-    # Given a fixture whose status is as documented but whose suggestions are recased
-    payload = load_payload(PROVIDER, name)
-    variant = recased(payload, change, SUGGESTION_KEYS)
-    assert variant != payload
-
-    # Then it gives the verdict of the lower-case original
-    assert adapter.parse_bytes(json.dumps(variant).encode()) == adapter.parse_bytes(
-        json.dumps(payload).encode()
-    )
 
 
 def test_a_failed_status_in_any_case_is_a_failed_job() -> None:

@@ -26,6 +26,7 @@ from verdict_relay.errors import CallbackAuthError, MalformedPayloadError, Paylo
 from verdict_relay.logic.policy import VerdictPolicy
 from verdict_relay.models.verdict import Box, ContentRef, Finding, JobStatus, Suggestion, VerdictError
 from verdict_relay.providers.base import CallbackRequest, VerifyContext
+from verdict_relay.providers.huawei_audio import HuaweiAudioAdapter
 from verdict_relay.providers.huawei_video import HuaweiVideoAdapter
 
 PROVIDER = "huawei-video"
@@ -442,34 +443,46 @@ def test_a_frame_or_clip_with_an_entry_as_strict_as_itself_adds_no_finding_of_it
     assert len(only_verdict(payload).findings) == 2 * len(entries)
 
 
+V3_FIXTURES = [
+    *(("huawei-video", name) for name in ("succeeded", "running", "failed", "callback-space-time")),
+    *(("huawei-audio", name) for name in ("succeeded", "running")),
+]
+"""Both v3 adapters read statuses and suggestions alike (``huawei_v3.AnyCase``): their fixtures, tested here."""
+V3_ADAPTERS = {"huawei-video": adapter, "huawei-audio": HuaweiAudioAdapter()}
+
+
 @pytest.mark.parametrize("change", RECASINGS, ids=RECASING_IDS)
-@pytest.mark.parametrize("name", ["succeeded", "running", "failed", "callback-space-time"])
+@pytest.mark.parametrize(("provider", "name"), V3_FIXTURES)
 def test_status_and_suggestions_are_read_in_any_case_and_without_surrounding_whitespace(
-    name: str, change: Callable[[str], str]
+    provider: str, name: str, change: Callable[[str], str]
 ) -> None:
-    # Given a fixture whose status and every suggestion (job, frames, clips, entries) are recased
-    payload = load_payload(PROVIDER, name)
+    # Given a fixture whose status and every suggestion (job, frames, clips, entries, spans) are recased
+    v3 = V3_ADAPTERS[provider]
+    payload = load_payload(provider, name)
     variant = recased(payload, change)
     assert variant["status"] != payload["status"]
 
     # Then a query response and a callback body alike give the verdict of the lower-case original
-    expected = only_verdict(payload)
-    assert only_verdict(variant) == expected
-    assert adapter.parse_bytes(json.dumps(variant).encode()) == [expected]
+    [expected] = v3.parse(payload)
+    assert v3.parse(variant) == [expected]
+    assert v3.parse_bytes(json.dumps(variant).encode()) == [expected]
 
 
 @pytest.mark.parametrize("change", RECASINGS, ids=RECASING_IDS)
-@pytest.mark.parametrize("name", ["succeeded", "callback-space-time"])
-def test_suggestions_alone_are_read_in_any_case(name: str, change: Callable[[str], str]) -> None:
+@pytest.mark.parametrize(
+    ("provider", "name"), [fixture for fixture in V3_FIXTURES if fixture[1] not in ("running", "failed")]
+)
+def test_suggestions_alone_are_read_in_any_case(
+    provider: str, name: str, change: Callable[[str], str]
+) -> None:
     # Given a fixture whose status is as documented but whose suggestions are recased
-    payload = load_payload(PROVIDER, name)
+    v3 = V3_ADAPTERS[provider]
+    payload = load_payload(provider, name)
     variant = recased(payload, change, SUGGESTION_KEYS)
     assert variant != payload
 
     # Then it gives the verdict of the lower-case original
-    assert adapter.parse_bytes(json.dumps(variant).encode()) == adapter.parse_bytes(
-        json.dumps(payload).encode()
-    )
+    assert v3.parse_bytes(json.dumps(variant).encode()) == v3.parse_bytes(json.dumps(payload).encode())
 
 
 @pytest.mark.parametrize(
