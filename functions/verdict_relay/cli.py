@@ -48,13 +48,13 @@ def verdict_schema() -> dict[str, object]:
 
 
 def _normalize(args: argparse.Namespace) -> int:
-    from verdict_relay.config import ProvidersConfig, _load_file
+    from verdict_relay.config import ProvidersConfig, load_providers_file
     from verdict_relay.logic.policy import VerdictPolicy
     from verdict_relay.models.verdict import Suggestion
     from verdict_relay.providers.base import load_json
     from verdict_relay.providers.registry import get_adapter
 
-    config = _load_file(args.providers) if args.providers else ProvidersConfig()
+    config = load_providers_file(args.providers) if args.providers else ProvidersConfig()
     adapter = get_adapter(args.provider, config)
     raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     payload = load_json(args.provider, raw)

@@ -485,12 +485,14 @@ def load_providers_config(settings: Settings) -> ProvidersConfig:
             ) from exc
         return ProvidersConfig.from_document(document, f"secret {settings.providers_secret_id}")
     if settings.providers_file:
-        return _load_file(settings.providers_file)
+        return load_providers_file(settings.providers_file)
     return ProvidersConfig()
 
 
 @lru_cache(maxsize=8)
-def _load_file(path: str) -> ProvidersConfig:
+def load_providers_file(path: str) -> ProvidersConfig:
+    """The providers document in a file (``PROVIDERS_FILE``, ``normalize --providers``, the local stack's),
+    validated; ConfigurationError naming the file and what is wrong with it."""
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from verdict_relay.cli import EXIT_BAD_INPUT
-from verdict_relay.config import _load_file
+from verdict_relay.config import load_providers_file
 from verdict_relay.local.stack import LocalStack, PortInUseError, is_republished
 
 if TYPE_CHECKING:
@@ -249,7 +249,7 @@ def _run(args: argparse.Namespace, workdir: Path, stop: threading.Event) -> int:
         # The functions load the document on their first request or poll, and one they cannot load fails every
         # request (500 configuration_error) and every poll: load it now, with their loader, so the run ends
         # before it starts with the message naming the file or the key (ConfigurationError, exit 2).
-        _load_file(str(providers_file))
+        load_providers_file(str(providers_file))
         published = _Published()
         stack = LocalStack(
             providers_file,
