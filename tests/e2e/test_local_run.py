@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,10 +107,12 @@ def _bash(command: str, cwd: Path) -> str:
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun]:
-    # One job per provider keeps the scenario short; --duration only bounds a run the tests fail to stop.
+    # One job per provider keeps the scenario short; --duration only bounds a run the tests fail to stop. The
+    # shell is one set up for the operator commands against a deployed stack: its secret is not the local one.
     run = LocalRun(
         ["--simulate", "--jobs", "1", "--port", "0", "--poll-interval", "1", "--duration", "120"],
         tmp_path_factory.mktemp("tmpdir"),
+        env={"PROVIDERS_SECRET_ID": "verdict-relay-providers"},
     )
     yield run
     run.stop()
@@ -279,16 +282,47 @@ def test_a_providers_file_that_does_not_load_stops_the_run_before_it_starts_nami
     assert run.work_dirs() == []
 
 
-def test_a_failing_poller_is_reported_as_it_fails_and_makes_the_exit_status_3(tmp_path: Path) -> None:
-    # Given a setting the functions refuse in the environment the stack hands them, when the stack runs
-    run = LocalRun(
-        ["--port", "0", "--poll-interval", "0.5", "--duration", "60"], tmp_path, env={"RETENTION_DAYS": "0"}
-    )
+def test_settings_the_functions_refuse_stop_the_run_before_it_starts_naming_them(tmp_path: Path) -> None:
+    # Given a setting the functions refuse in the environment the stack hands them
+    run = LocalRun(["--port", "0", "--duration", "30"], tmp_path, env={"RETENTION_DAYS": "0"})
 
+    # When the stack is started, then it exits 2 naming the setting, and serves nothing
+    code = run.wait()
+
+    assert code == 2
+    assert run.lines == [
+        "verdict-relay: invalid environment: RETENTION_DAYS: Input should be greater than or equal to 1"
+    ]
+    assert run.work_dirs() == []
+
+
+def test_a_failing_poll_worker_is_reported_as_it_fails_and_makes_the_exit_status_3(tmp_path: Path) -> None:
+    # Given a running stack whose poll queue receives a batch no worker can read
+    run = LocalRun(["--port", "0", "--poll-interval", "1", "--duration", "60"], tmp_path)
     try:
-        # Then each failed poll is printed while the stack still runs
+        environment = dict(
+            part.split("=", 1)
+            for line in run.banner()
+            for part in shlex.split(line)
+            if part.startswith(("AWS_", "POLL_QUEUE_URL="))
+        )
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=environment["AWS_ENDPOINT_URL"],
+            region_name=environment["AWS_DEFAULT_REGION"],
+            aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+        )
+        sqs.send_message(
+            QueueUrl=environment["POLL_QUEUE_URL"],
+            MessageBody="not a poll batch",
+            MessageGroupId="huawei-video",
+            MessageDeduplicationId="unreadable",
+        )
+
+        # Then the failed invocation is printed while the stack still runs
         error = run.lines[run.wait_for("poller error: ", 30)]
-        assert error.startswith("poller error: ConfigurationError: invalid environment: RETENTION_DAYS: ")
+        assert error.startswith("poller error: poll worker: BatchProcessingError: "), error
         assert run.process.poll() is None
     finally:
         code = run.stop()

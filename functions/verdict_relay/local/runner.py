@@ -10,9 +10,10 @@ finished job ended without the verdict the simulator expected; jobs stopped befo
 unfinished, not as wrong. The work directory (the providers document, with its credentials) is removed on
 every exit.
 
-The providers document (``--providers FILE``, or the simulator's) is read and validated before anything starts:
-one the functions could not load ends the command with exit status 2 and the loader's message, as a taken port
-does. A poller or poll worker invocation that fails is printed (stderr) as it happens, and makes the exit status
+The providers document (``--providers FILE``, or the simulator's) and the functions' settings from the
+environment (``RETENTION_DAYS`` and the like; ``PROVIDERS_SECRET_ID`` is ignored: the document is the stack's
+file) are read and validated before anything starts: a document or a setting the functions could not load ends
+the command with exit status 2 and the loader's message, as a taken port does. A poller or poll worker invocation that fails is printed (stderr) as it happens, and makes the exit status
 3 unless a wrong verdict already made it 1.
 """
 

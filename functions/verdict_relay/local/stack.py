@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from verdict_relay.config import Settings
 from verdict_relay.local.http_api import LocalHttpApi
 from verdict_relay.local.resources import LocalResources, create_resources
 from verdict_relay.models.verdict import PROVIDER_NAMES
@@ -177,11 +178,18 @@ class LocalStack:
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("AWS_PROFILE", None)
+        # The providers document is the stack's file: a deployed stack's secret, named in a shell set up for the
+        # operator commands, is not in the embedded AWS, and would fail every callback and poll.
+        os.environ.pop("PROVIDERS_SECRET_ID", None)
         import boto3
 
         self.session = boto3.session.Session()
         self.resources = create_resources(self.session)
         os.environ.update({**function_environment(self.resources, self._providers_file), **self._extra_env})
+        # The functions read their settings on their first request or poll, and settings they refuse (say
+        # RETENTION_DAYS=0 in the shell) fail every one of them: read them now, so the run ends before it starts
+        # with the setting named (ConfigurationError).
+        Settings.from_env()
         from verdict_relay.handlers.callback import lambda_handler
         from verdict_relay.handlers.dependencies import dependencies
 
