@@ -928,6 +928,37 @@ def test_a_callback_token_the_provider_echoes_is_not_kept_in_the_stored_raw_payl
     assert sorted(m["verdict"]["job_id"] for m in aws.published()) == ["job-1", "job-2"]
 
 
+def test_a_callback_token_quoted_in_a_failed_jobs_message_is_neither_stored_nor_published_in_its_verdict(
+    aws: FakeAws, simulator: ProviderSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a failed Azure job whose reason quotes our callback URL, with its token
+    token = "azure-token-current-0001"
+    entry = {**simulator.provider_entry("azure-review"), "callback": {"tokens": [token]}}
+    harness = Harness(aws, simulator, monkeypatch, tmp_path, {"azure-review": entry})
+    url = f"https://api.example.com/prod/callbacks/azure-review?token={token}"
+    job = azure_job("job-1", "Failed")
+    job["JobExecutionReport"] = [
+        {"Ts": "2017-09-21T22:00:49", "Msg": f"Could not post results to {url}: 503"}
+    ]
+    simulator.put_job("azure-review", "job-1", job)
+    harness.register("azure-review", "job-1")
+
+    # When it is polled
+    harness.poll()
+
+    # Then its verdict, stored and published, says why with the token replaced
+    expected = (
+        "Could not post results to https://api.example.com/prod/callbacks/azure-review?token=REDACTED: 503"
+    )
+    stored = harness.deps.store.get("azure-review", "job-1")
+    assert stored is not None
+    assert stored.verdict.error is not None
+    assert stored.verdict.error.message == expected
+    [message] = aws.published()
+    assert message["verdict"]["error"]["message"] == expected
+    assert token not in json.dumps(message)
+
+
 def providers_in_secrets_manager(
     aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, document: dict[str, Any]
 ) -> Any:

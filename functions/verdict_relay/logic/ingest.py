@@ -102,11 +102,24 @@ def redact(raw: bytes, secrets: Iterable[str]) -> bytes:
     return raw
 
 
+def redact_verdict(verdict: Verdict, secrets: Iterable[str]) -> Verdict:
+    """``verdict`` with each secret replaced as :func:`redact` replaces it, wherever a provider's text carried
+    it into the verdict (an error message quoting our callback URL, say): the verdict is stored, returned by
+    the job API and published to every subscriber. The same verdict when it holds none; its job id is kept as
+    it is, as the job's key."""
+    dumped = verdict.model_dump_json().encode()
+    redacted = redact(dumped, secrets)
+    if redacted == dumped:
+        return verdict
+    return Verdict.model_validate_json(redacted).model_copy(update={"job_id": verdict.job_id})
+
+
 class IngestService:
     """Stores each observation of a job and publishes the verdicts that finish one.
 
     ``secrets(provider)``: the provider's current callback tokens, kept out of the raw payloads it stores (they
-    are kept for audit, readable by whoever may read the table or the bucket, who may not forge callbacks).
+    are kept for audit, readable by whoever may read the table or the bucket, who may not forge callbacks) and
+    out of the verdicts it stores and publishes (read by every subscriber).
     """
 
     def __init__(
@@ -140,8 +153,11 @@ class IngestService:
         ``time_left_s``: the invocation's time left; under ``PUBLISH_TIME_S`` the verdict is left owed for the
         sweep rather than published."""
         final = self._policy.finalize(verdict)
-        if raw is not None:
-            raw = redact(raw, self._secrets(final.provider))
+        secrets = list(self._secrets(final.provider))
+        if secrets:
+            final = redact_verdict(final, secrets)
+            if raw is not None:
+                raw = redact(raw, secrets)
         result = self._store.record(
             final, raw, now, publish=self._policy.should_publish(final), next_poll=next_poll
         )

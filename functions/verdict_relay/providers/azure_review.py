@@ -425,13 +425,17 @@ class AzureReviewAdapter(ProviderAdapter):
         return [self._review_verdict(validate_payload(self.name, AzureReviewCallback, data))]
 
     def _job_verdict(self, job: AzureJob) -> Verdict:
-        latest = _latest_report(job.jobexecutionreport or [])
+        report = job.jobexecutionreport or []
+        latest = _latest_report(report)
         updated_at = latest.ts if latest is not None else None
+        # A failed job's reason: its last entry that is not the note of the results posted to our callback URL
+        # (which says nothing of the failure, and quotes the URL with its token).
+        reason = _latest_report([entry for entry in report if not _is_callback_note(entry.msg)])
         outcome = self._outcome(
             job.status,
             [(kv.key, kv.value) for kv in job.resultmetadata or []],
             "ResultMetaData",
-            latest.msg if latest is not None else None,
+            reason.msg if reason is not None else None,
             review_id=job.reviewid,
         )
         return Verdict(
@@ -528,6 +532,14 @@ class AzureReviewAdapter(ProviderAdapter):
             ]
             suggestion = worst([suggestion, self.policy.review_created]) or suggestion
         return _Outcome(suggestion=suggestion, decided_by="policy", findings=findings)
+
+
+def _is_callback_note(message: str | None) -> bool:
+    """Whether a report entry is Azure's note of the results posted to the job's ``CallBackEndpoint``
+    ("Posted results to the Callbackendpoint: https://...")."""
+    return message is not None and message.lstrip().lower().startswith(
+        "posted results to the callbackendpoint"
+    )
 
 
 def _latest_report(report: list[AzureReportEntry]) -> AzureReportEntry | None:

@@ -241,6 +241,28 @@ def test_failed_job_carries_the_latest_execution_report_message_as_its_error() -
     assert verdict.completed_at == datetime(2017, 9, 21, 22, 0, 49, tzinfo=UTC)
 
 
+def test_a_failed_jobs_error_is_its_last_message_other_than_the_note_of_results_posted_to_our_callback() -> (
+    None
+):
+    # Given a failed job whose newest report entry is Azure's note of the results posted to its callback URL
+    job = job_with("Failed")
+    job["JobExecutionReport"] = [
+        {
+            "Ts": "2017-09-21T22:00:50",
+            "Msg": "Posted results to the Callbackendpoint: https://example.com/callbacks/azure-review?token=t",
+        },
+        {"Ts": "2017-09-21T22:00:49", "Msg": "Failed to get isadult response from Moderator"},
+        {"Ts": "2017-09-21T22:00:46", "Msg": "Starting Execution - Try 1"},
+    ]
+
+    verdict = parse_one(job)
+
+    # Then its error says why it failed, and its time is still that of the newest entry
+    assert verdict.error is not None
+    assert verdict.error.message == "Failed to get isadult response from Moderator"
+    assert verdict.completed_at == datetime(2017, 9, 21, 22, 0, 50, tzinfo=UTC)
+
+
 def test_failed_job_callback_without_a_report_still_has_an_error() -> None:
     callback = load_payload(PROVIDER, "job-callback")
     callback["Status"] = "Error"
