@@ -111,6 +111,32 @@ def test_a_verdict_too_large_even_without_findings_is_still_sent_trimmed_to_what
     )
 
 
+def test_a_verdict_over_the_limit_by_its_item_errors_keeps_every_finding() -> None:
+    # Given a batch with five blocked images, and 600 images that could not be moderated (long signed URLs)
+    blocked = [
+        Finding(
+            category="porn", label="explicit", confidence=0.99, suggestion=Suggestion.BLOCK, item=f"img-{i}"
+        )
+        for i in range(5)
+    ]
+    errors = [
+        VerdictError(
+            code="image_download_failed", message="timeout", item=f"https://cdn.example/{i}?" + "s" * 500
+        )
+        for i in range(600)
+    ]
+    verdict = block_verdict(blocked).model_copy(update={"item_errors": errors})
+
+    body, truncated = message_for(verdict)
+
+    # Then the message names every blocked image, and as many of the failed ones as fit
+    assert truncated is True
+    assert len(body.encode()) <= MAX_MESSAGE_BYTES
+    sent = Verdict.model_validate_json(body)
+    assert sent.findings == blocked
+    assert 0 < len(sent.item_errors) < len(errors)
+
+
 def test_a_verdict_whose_single_parts_are_too_large_is_sent_as_its_core() -> None:
     verdict = block_verdict([]).model_copy(
         update={

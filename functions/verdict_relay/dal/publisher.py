@@ -5,8 +5,8 @@ Message body: the canonical verdict JSON. Attributes: ``provider``, ``suggestion
 ``{"suggestion": ["block"], "provider": ["huawei-video"]}``. ``republished`` is ``true`` on a send beyond the
 relay's own publish of a verdict (``verdict-relay republish --job`` of one already published, or of a pass
 verdict with ``--force``), so a subscriber can tell it from the relay's one publish.
-A verdict too large for SNS (256 KB) is sent trimmed (its strongest findings only, or less; see
-:func:`message_for`) with ``findings_truncated`` set to ``true``; the full verdict is always available from
+A verdict too large for SNS (256 KB) is sent trimmed (fewer item errors, then its strongest findings only, or
+less; see :func:`message_for`) with ``findings_truncated`` set to ``true``; the full verdict is always available from
 ``GET /jobs/{provider}/{job_id}``.
 """
 
@@ -65,9 +65,10 @@ def message_for(
     """The verdict's JSON in at most ``limit`` bytes as ``size`` counts them (an SNS message by default), and
     whether it was trimmed.
 
-    Trimmed in this order until it fits: to the strongest findings, then to the first item errors, then to the
-    verdict's core (ids, status, suggestion, times, the caller's metadata), then without the metadata. A verdict
-    always has a message: one that could never be sent would stay owed for good.
+    Trimmed in this order until it fits: to the first item errors (every finding kept: what was found is what a
+    subscriber acts on, the items that could not be moderated are summed up in the suggestion), then to the
+    strongest findings, then to the verdict's core (ids, status, suggestion, times, the caller's metadata), then
+    without the metadata. A verdict always has a message: one that could never be sent would stay owed for good.
     """
     body = verdict.model_dump_json()
     if size(body) <= limit:
@@ -75,11 +76,8 @@ def message_for(
     findings = sorted(verdict.findings, key=_strength, reverse=True)
     core = verdict.model_copy(update={"findings": [], "item_errors": [], "error": None, "content": None})
     trimmed = chain(
-        (verdict.model_copy(update={"findings": kept}) for kept in _halvings(findings)),
-        (
-            verdict.model_copy(update={"findings": [], "item_errors": kept})
-            for kept in _halvings(verdict.item_errors)
-        ),
+        (verdict.model_copy(update={"item_errors": kept}) for kept in _halvings(verdict.item_errors)),
+        (verdict.model_copy(update={"findings": kept, "item_errors": []}) for kept in _halvings(findings)),
         (core,),
     )
     for candidate in trimmed:
