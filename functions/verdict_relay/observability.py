@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,11 @@ _by_provider: dict[str, EphemeralMetrics] = {}
 """The counts that name a provider again, one metric set (one EMF record) a provider, with the dimensions
 ``service`` and ``provider``: a record carries one value per dimension."""
 
+_counting = threading.Lock()
+"""Powertools' metric sets are not thread-safe (a value added while another thread writes out a full set is
+counted twice or lost, and a set can pass the 100 values a record may hold), and the poller counts from a
+thread per provider."""
+
 Handler = Callable[..., Any]
 
 
@@ -41,14 +47,15 @@ def count(name: str, provider: str | None = None, value: int = 1) -> None:
     apart. ``provider`` must be one of the provider names, never a value taken from a request as it came: each
     new dimension value is a new CloudWatch metric, paid for.
     """
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    if provider:
-        provider_metrics = _by_provider.get(provider)
-        if provider_metrics is None:
-            provider_metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
-            provider_metrics.set_default_dimensions(provider=provider)
-            _by_provider[provider] = provider_metrics
-        provider_metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    with _counting:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        if provider:
+            provider_metrics = _by_provider.get(provider)
+            if provider_metrics is None:
+                provider_metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+                provider_metrics.set_default_dimensions(provider=provider)
+                _by_provider[provider] = provider_metrics
+            provider_metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 def log_metrics(*, capture_cold_start_metric: bool = False) -> Callable[[Handler], Handler]:

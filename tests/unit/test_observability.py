@@ -3,6 +3,7 @@ running it, never EMF records."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -64,3 +65,43 @@ def test_metrics_are_counted_under_the_service_the_environment_names() -> None:
         "ProviderAuthFailed": 1
     }
     assert emf_counts(done.stdout, service="verdict-relay") == {}
+
+
+COUNT_FROM_THREADS = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from verdict_relay.observability import count, flush_provider_metrics, metrics
+
+sys.setswitchinterval(1e-6)  # threads switch as often as they can, to meet in the middle of a count
+
+
+def count_many(provider: str) -> None:
+    for _ in range(3_000):
+        count("JobPolled", provider)
+
+
+with ThreadPoolExecutor(8) as pool:
+    list(pool.map(count_many, ["huawei-video", "alibaba-mps"] * 4))
+metrics.flush_metrics()
+flush_provider_metrics()
+"""
+
+
+def test_counts_from_many_threads_are_each_written_once_in_records_cloudwatch_accepts() -> None:
+    # Given the poller's threads, one per provider, counting at once
+    env = {**os.environ}
+    env.pop("POWERTOOLS_METRICS_DISABLED", None)
+    done = subprocess.run(
+        [sys.executable, "-c", COUNT_FROM_THREADS],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+    # Then every count is written once, and no record holds more than the 100 values CloudWatch takes for a metric
+    assert emf_counts(done.stdout, service="verdict-relay") == {"JobPolled": 24_000}
+    assert emf_counts(done.stdout, service="verdict-relay", provider="huawei-video") == {"JobPolled": 12_000}
+    records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert max(len(record["JobPolled"]) for record in records if isinstance(record["JobPolled"], list)) <= 100
