@@ -426,7 +426,10 @@ class Settings(_Strict):
     60 s: above the callback function's timeout (50 s) and a writer's finishing write, publish and confirmation
     at their worst (about 41 s), or the sweep could send a verdict its writer is still publishing."""
     poll_queue_url: str | None = Field(default=None, alias="POLL_QUEUE_URL")
-    poll_worker_budget_seconds: float = Field(default=240.0, alias="POLL_WORKER_BUDGET_SECONDS", gt=0)
+    poll_worker_budget_seconds: float = Field(default=240.0, alias="POLL_WORKER_BUDGET_SECONDS", gt=0, le=890)
+    """Within a Lambda's longest timeout (900 s) less the worker's margin and its batch's writes; the template's
+    worker times out at 300 s. It is also the slack added to every hold: too large, and jobs a worker left due
+    wait that long."""
     poll_jobs_per_second: float = Field(default=40.0, alias="POLL_JOBS_PER_SECOND", gt=0)
     """The most jobs one poller or worker invocation is counted on to poll a second, whatever a provider's rate
     limit allows: the poller's CPU (about 6 to 9 ms a job, measured in ``bench/``) on a 512 MB function's share
@@ -437,6 +440,22 @@ class Settings(_Strict):
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
+    @model_validator(mode="after")
+    def _intervals_in_order(self) -> Self:
+        # The backoff draws up to base x 2^attempt, caps it at the maximum and raises it to the minimum: a minimum
+        # or base above the maximum would poll every job at one fixed interval whatever the settings say.
+        for name, value in (
+            ("POLL_MIN_INTERVAL_SECONDS", self.poll_min_interval_seconds),
+            ("POLL_BASE_INTERVAL_SECONDS", self.poll_base_interval_seconds),
+        ):
+            if value > self.poll_max_interval_seconds:
+                raise PydanticCustomError(
+                    "interval_order",
+                    "{name} ({value}) is above POLL_MAX_INTERVAL_SECONDS ({maximum})",
+                    {"name": name, "value": f"{value:g}", "maximum": f"{self.poll_max_interval_seconds:g}"},
+                )
+        return self
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
@@ -444,7 +463,8 @@ class Settings(_Strict):
             return cls.model_validate(env)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
+                for e in exc.errors(include_url=False)
             )
             raise ConfigurationError(f"invalid environment: {problems}") from exc
 

@@ -51,6 +51,33 @@ def test_invalid_environment_value_is_named() -> None:
         Settings.from_env({**ENV, "UNMODERATED_SUGGESTION": "pass"})
 
 
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        (
+            "POLL_MIN_INTERVAL_SECONDS",
+            "POLL_MIN_INTERVAL_SECONDS (1000) is above POLL_MAX_INTERVAL_SECONDS (900)",
+        ),
+        (
+            "POLL_BASE_INTERVAL_SECONDS",
+            "POLL_BASE_INTERVAL_SECONDS (1000) is above POLL_MAX_INTERVAL_SECONDS (900)",
+        ),
+    ],
+)
+def test_a_poll_interval_above_the_maximum_is_refused_naming_both(setting: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({**ENV, setting: "1000"})
+    assert raised.value.message == f"invalid environment: {message}"
+
+
+def test_a_worker_budget_beyond_a_lambdas_longest_timeout_is_refused() -> None:
+    with pytest.raises(
+        ConfigurationError, match="POLL_WORKER_BUDGET_SECONDS: Input should be less than or equal"
+    ):
+        Settings.from_env({**ENV, "POLL_WORKER_BUDGET_SECONDS": "100000"})
+    assert Settings.from_env({**ENV, "POLL_WORKER_BUDGET_SECONDS": "840"}).poll_worker_budget_seconds == 840
+
+
 def test_a_publish_claim_the_sweep_could_overtake_a_publishing_writer_within_is_refused() -> None:
     # Shorter than the callback function's timeout, the sweep could send a verdict a receiver still publishes
     with pytest.raises(ConfigurationError, match="PUBLISH_CLAIM_SECONDS"):
