@@ -243,11 +243,13 @@ def _category_suggestion(
 
 
 def evaluate_review(tags: dict[str, bool], policy: AzurePolicy) -> tuple[Suggestion, list[Finding]]:
-    """A reviewer's tags judged: each true tag maps through ``reviewer_tags``; no true tag -> pass."""
+    """A reviewer's tags judged: each true tag maps through ``reviewer_tags``; no true tag -> pass. The tags
+    ``a`` and ``r`` are the categories ``adult`` and ``racy`` the job's scores are found under (a subscriber's
+    filter on a category meets the reviewer's decision too); the label keeps the tag as the reviewer set it."""
     mapping = {tag.lower(): suggestion for tag, suggestion in policy.reviewer_tags.items()}
     findings = [
         Finding(
-            category=tag,
+            category=_FLAG_LETTERS.get(tag.lower(), tag),
             label=tag,
             confidence=1.0,
             suggestion=mapping.get(tag.lower(), policy.unknown_tag),

@@ -170,9 +170,12 @@ def test_review_callback_is_the_reviewers_decision_keyed_by_review_id() -> None:
     assert verdict.job_id == "201801i28fc0f7cbf424447846e509af853ea54"
     assert verdict.status is JobStatus.SUCCEEDED
     assert verdict.decided_by == "reviewer"
-    # Tag a (adult) is true and maps to block by default; r is false and yields no finding.
+    # Tag a (adult) is true and maps to block by default; r is false and yields no finding. Its category is the
+    # one the job's adult score is found under.
     assert verdict.suggestion is Suggestion.BLOCK
-    assert verdict.findings == [Finding(category="a", label="a", confidence=1.0, suggestion=Suggestion.BLOCK)]
+    assert verdict.findings == [
+        Finding(category="adult", label="a", confidence=1.0, suggestion=Suggestion.BLOCK)
+    ]
     modified = datetime(2018, 1, 16, 7, 43, 56, 128563, tzinfo=UTC)
     assert verdict.updated_at == modified
     assert verdict.completed_at == modified
@@ -432,7 +435,7 @@ def test_reviewer_tags_map_through_the_policy() -> None:
     suggestion, findings = evaluate_review({"a": False, "r": True}, AzurePolicy())
 
     assert suggestion is Suggestion.REVIEW
-    assert findings == [Finding(category="r", label="r", confidence=1.0, suggestion=Suggestion.REVIEW)]
+    assert findings == [Finding(category="racy", label="r", confidence=1.0, suggestion=Suggestion.REVIEW)]
 
 
 def test_unknown_true_reviewer_tag_goes_to_review() -> None:
@@ -456,7 +459,7 @@ def test_reviewer_tag_mapping_is_configurable() -> None:
     verdict = parse_one(review, policy)
 
     assert verdict.suggestion is Suggestion.REVIEW
-    assert [(f.category, f.suggestion) for f in verdict.findings] == [
+    assert [(f.label, f.suggestion) for f in verdict.findings] == [
         ("a", Suggestion.REVIEW),
         ("r", Suggestion.PASS),
     ]
