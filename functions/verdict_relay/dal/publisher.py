@@ -6,8 +6,8 @@ Message body: the canonical verdict JSON. Attributes: ``provider``, ``suggestion
 relay's own publish of a verdict (``verdict-relay republish --job`` of one already published, or of a pass
 verdict with ``--force``), so a subscriber can tell it from the relay's one publish.
 A verdict too large for SNS (256 KB) is sent trimmed (fewer item errors, then its strongest findings only, or
-less; see :func:`message_for`) with ``findings_truncated`` set to ``true``; the full verdict is always available from
-``GET /jobs/{provider}/{job_id}``.
+less; see :func:`message_for`) with ``findings_truncated`` set to ``true``; the full verdict is available from
+``GET /jobs/{provider}/{job_id}`` (up to a Lambda response's 6 MB).
 """
 
 from __future__ import annotations
