@@ -594,32 +594,76 @@ def test_a_worker_stops_polling_when_its_batchs_hold_ends(harness: Harness, aws:
     assert harness.due("azure-review") == ["az-1"]
 
 
-def test_a_fan_out_that_fails_stops_neither_the_other_providers_nor_the_sweep(
+def test_a_provider_whose_fan_out_put_nothing_on_an_unreachable_queue_is_polled_by_the_cycle_itself(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from verdict_relay.handlers import dependencies as dependencies_module
     from verdict_relay.handlers.poller import lambda_handler as scheduler
 
-    # Given a poll queue that cannot be reached, a backlog that needs it, and another provider's due job
+    # Given a poll queue that does not exist, a backlog of finished jobs that would fan out, no earlier hold of
+    # that provider, and another provider's due job
     missing_queue = aws.resources.queue_urls["PollQueue"].rsplit("/", 1)[0] + "/no-such-queue"
     monkeypatch.setenv("POLL_QUEUE_URL", missing_queue)
     dependencies_module.dependencies.cache_clear()
-    harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
+    job_ids = [f"az-{i:02}" for i in range(30)]
+    for job_id in job_ids:
+        harness.simulator.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.9))
+    harness.register("azure-review", *job_ids)
     harness.simulator.put_job("huawei-video", "hv-1", huawei_video_job("hv-1", "succeeded", "block"))
     harness.register("huawei-video", "hv-1")
 
     result = scheduler({"source": "aws.scheduler"}, ShortContext())
 
-    # Then the backlog's provider is left for the next cycle (not polled here, its jobs still due) and the
-    # other provider's job is polled; with 12 s left its publish is owed to the sweep, not cut off
-    assert result["fanned_out"]["azure-review"] == 0
-    assert harness.simulator.requests("azure-review") == []
-    assert len(harness.due("azure-review")) == 30
+    # Then, as the workers have none of the provider's jobs, the cycle polled them itself (as it does without a
+    # queue) instead of leaving them to nobody, and says the fan-out failed
+    assert all(harness.status("azure-review", j) is JobStatus.SUCCEEDED for j in job_ids)
+    assert harness.due("azure-review") == []
+    assert "azure-review" not in result["fanned_out"]
+    assert result["providers"]["azure-review"]["skipped"] is None
+    assert result["fan_out_failed"] == ["azure-review"]
+    assert result["providers"]["azure-review"]["fan_out_failed"] is True
+    # and no hold is left that would keep the next schedule from polling the provider
+    hold = harness.deps.store.fanout_hold("azure-review")
+    assert hold is None or hold.until <= datetime.now(UTC)
+    # The other provider's job is polled too; with 12 s left its publish is owed to the sweep, not cut off
     assert harness.status("huawei-video", "hv-1") is JobStatus.SUCCEEDED
     assert [key.job_id for key in harness.deps.store.unpublished("huawei-video")] == ["hv-1"]
     after_claim = lambda: datetime.now(UTC) + timedelta(seconds=61)  # noqa: E731
     assert harness.deps.ingest.publish_owed("huawei-video", after_claim) == 1
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["hv-1"]
+
+
+def test_a_fan_out_that_fails_while_an_earlier_hold_lasts_leaves_the_provider_to_the_workers(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    from verdict_relay.handlers.poller import scheduled_cycle
+
+    def unreachable(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://sqs.us-east-1.amazonaws.com")
+
+    deps, _, queue_url = fan_out_wiring(aws, monkeypatch, "before-call.sqs.SendMessageBatch", unreachable)
+    # Given the workers hold the provider (an earlier schedule's batches, due by a minute ago) for 5 more minutes
+    now = datetime.now(UTC)
+    deps.store.set_fanout_hold(
+        "azure-review", now + timedelta(minutes=5), int(now.timestamp()) - 60, now + timedelta(minutes=5)
+    )
+    # and jobs that came due since, which the schedule would send them, while SQS is out of reach
+    harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
+
+    result = scheduled_cycle(deps, PLENTY)
+
+    # Then the fan-out failed, but the provider stays the workers': this cycle polls none of its jobs, which
+    # would add its rate to theirs, and the hold stands
+    assert result["fan_out_failed"] == ["azure-review"]
+    assert result["fanned_out"] == {"azure-review": 0}
+    assert result["providers"]["azure-review"]["skipped"] == "due jobs with the poll workers"
+    assert harness.simulator.requests("azure-review") == []
+    assert aws.drain(queue_url) == []
+    hold = deps.store.fanout_hold("azure-review")
+    assert hold is not None
+    assert hold.until > datetime.now(UTC)
 
 
 def fan_out_wiring(
@@ -649,17 +693,17 @@ def test_a_fan_out_whose_send_fails_part_way_still_holds_the_provider_for_the_ba
     harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
 
     # A send SQS answers with one entry failed: the fan-out fails, but the other batches are with the workers
-    assert fan_out(deps, 2.0)["azure-review"] == 0
+    assert fan_out(deps, 2.0).held["azure-review"] == 0
     assert aws.drain(queue_url)
 
     # The next schedule neither sends the jobs again nor (held) polls the provider on top of the workers
     session.events.unregister("after-call.sqs.SendMessageBatch", lose_the_last_entry)
-    assert fan_out(deps, 2.0).get("azure-review", 0) == 0
+    assert fan_out(deps, 2.0).held.get("azure-review", 0) == 0
     assert aws.drain(queue_url) == []
     assert deps.store.fanout_hold("azure-review") is not None
 
 
-def test_a_fan_out_of_which_nothing_was_sent_leaves_the_jobs_to_the_next_schedule(
+def test_a_fan_out_of_which_nothing_was_sent_holds_the_jobs_back_from_neither_this_schedule_nor_the_next(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from botocore.exceptions import EndpointConnectionError
@@ -674,12 +718,15 @@ def test_a_fan_out_of_which_nothing_was_sent_leaves_the_jobs_to_the_next_schedul
     )
     harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
 
-    assert fan_out(deps, 2.0)["azure-review"] == 0
+    # Nothing went out and no earlier hold lasts: the provider is not held, so this schedule's cycle polls it
+    fanned = fan_out(deps, 2.0)
+    assert fanned.failed == ["azure-review"]
+    assert "azure-review" not in fanned.held
     assert aws.drain(queue_url) == []
 
     # SQS is back: the next schedule sends them all, as no worker has any of them
     session.events.unregister("before-call.sqs.SendMessageBatch", unreachable)
-    assert fan_out(deps, 2.0)["azure-review"] == 30
+    assert fan_out(deps, 2.0).held["azure-review"] == 30
     sent = [job for m in aws.drain(queue_url) for job in json.loads(m["Body"])["jobs"]]
     assert len(sent) == 30
 
@@ -699,13 +746,13 @@ def test_a_fan_out_whose_answer_from_sqs_was_lost_keeps_the_hold_for_the_batches
     )
     harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
 
-    assert fan_out(deps, 2.0)["azure-review"] == 0
+    assert fan_out(deps, 2.0).held["azure-review"] == 0
     assert len([job for m in aws.drain(queue_url) for job in json.loads(m["Body"])["jobs"]]) == 30
 
     # The batches are with the workers: the next schedule neither sends them again nor polls the provider itself
     session.events.unregister("after-call.sqs.SendMessageBatch", answer_lost)
     assert deps.store.fanout_hold("azure-review") is not None
-    assert fan_out(deps, 2.0)["azure-review"] == 0
+    assert fan_out(deps, 2.0).held["azure-review"] == 0
     assert aws.drain(queue_url) == []
 
 
@@ -727,7 +774,7 @@ def test_a_fan_out_whose_first_answer_was_lost_keeps_the_hold_whatever_a_later_a
     deps, _, _ = fan_out_wiring(aws, monkeypatch, "before-send.sqs.SendMessageBatch", lost_then_unreachable)
     harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
 
-    assert fan_out(deps, 2.0)["azure-review"] == 0
+    assert fan_out(deps, 2.0).held["azure-review"] == 0
 
     # One attempt: a retry that never reached SQS must not make the first one pass for nothing sent.
     assert attempts == ["sent"]
@@ -748,7 +795,7 @@ def test_a_hold_lasts_as_long_as_a_worker_polling_at_its_own_pace_needs(
     harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
     started = datetime.now(UTC)
 
-    assert fan_out(deps, 2.0)["azure-review"] == 30
+    assert fan_out(deps, 2.0).held["azure-review"] == 30
 
     hold = deps.store.fanout_hold("azure-review")
     assert hold is not None

@@ -2,13 +2,15 @@
 
 For each provider, if more jobs are due than this invocation can poll within its time and the provider's rate
 limit, the due jobs go to the poll queue in batches (and are held back from the next schedules while the
-workers have them); otherwise this invocation polls them itself. Either way the same ``Poller`` does the work,
-and every provider gets the cycle's owed-publish sweep and discovery.
+workers have them); otherwise this invocation polls them itself, as it does when a fan-out fails with nothing of
+the provider's on the queue. Either way the same ``Poller`` does the work, and every provider gets the cycle's
+owed-publish sweep and discovery.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +30,19 @@ if TYPE_CHECKING:
 FANOUT_SCAN_LIMIT = 20_000
 
 
-def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
-    """Send the backlog of providers that one invocation cannot poll to the workers; jobs sent per provider.
+@dataclass
+class FanOut:
+    """What a schedule's fan-out did."""
+
+    held: dict[str, int] = field(default_factory=dict)
+    """The providers whose due jobs are with the poll workers this cycle (the cycle does not poll them), with the
+    jobs this schedule sent them (0: none newly)."""
+    failed: list[str] = field(default_factory=list)
+    """The providers whose fan-out failed: held, or polled by this cycle if the workers have nothing of theirs."""
+
+
+def fan_out(deps: Dependencies, time_budget_s: float) -> FanOut:
+    """Send the backlog of providers that one invocation cannot poll to the workers; which providers they hold.
 
     The jobs sent are held with one write per provider, not per job: the provider's hold says the workers have
     its jobs due by ``through`` until ``until``. Meanwhile every schedule sends the workers only the jobs that
@@ -48,40 +61,57 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> dict[str, int]:
     the first batches of a hold should all have been polled (its ``rescan_at``), the next schedule reads the
     provider's due jobs from the start again and sends them all, and a new round of the hold begins.
 
-    A provider whose fan-out fails (the queue or the table unreachable) is neither sent nor polled here this
-    cycle (its workers may still be polling it); the others go on. A provider whose circuit breaker is open
-    here (failing, or told us when to come back) is sent nothing: a worker in another container would not know.
+    A provider whose fan-out fails (the queue or the table unreachable) stays held if the workers may have
+    jobs of it: some of its batches went out (or SQS's answer was lost), or an earlier hold of it is still
+    active. Otherwise the workers have nothing of it, and this cycle polls it itself as far as its time allows,
+    as it would without a queue: holding it would leave its due jobs polled by nobody for as long as the queue
+    keeps failing. Either way the other providers go on. A provider whose circuit breaker is open here
+    (failing, or told us when to come back) is sent nothing: a worker in another container would not know.
     """
     queue = deps.poll_queue()
     if queue is None:
-        return {}
+        return FanOut()
     poller = deps.poller()
-    sent: dict[str, int] = {}
+    result = FanOut()
     try:
         holds = {provider: deps.store.fanout_hold(provider) for provider in poller.providers}
     except StorageError as exc:
         # Whether workers hold a provider is unknown: polling here could add this invocation's rate to theirs.
         logger.error("fan-out holds unreadable; no provider polled here this cycle", error=exc.message)
         count("FanOutFailed")
-        return dict.fromkeys(poller.providers, 0)
+        return FanOut(held=dict.fromkeys(poller.providers, 0), failed=list(poller.providers))
     now = datetime.now(UTC)
     for provider in poller.providers:
+        hold = holds[provider]
+        held_before = hold is not None and hold.until > now
         if poller.is_paused(provider):
             # A fresh worker's breaker would not know the provider asked to be left alone: send it nothing now.
             # A provider the workers hold stays theirs; any other is skipped by this cycle's poll as well.
-            hold = holds[provider]
-            if hold is not None and hold.until > now:
-                sent[provider] = 0
+            if held_before:
+                result.held[provider] = 0
             continue
         try:
-            _fan_out_provider(deps, poller, queue, provider, holds[provider], time_budget_s, sent)
+            _fan_out_provider(deps, poller, queue, provider, hold, time_budget_s, result.held)
         except StorageError as exc:
-            logger.error(
-                "fan-out failed; provider not polled here this cycle", provider=provider, error=exc.message
-            )
             count("FanOutFailed", provider)
-            sent[provider] = 0
-    return sent
+            result.failed.append(provider)
+            # Only a send can put batches on the queue: any other failure came before one, or after one of
+            # which nothing went out. ``sent`` None: SQS's answer was lost, so the batches may be queued.
+            queued = isinstance(exc, PollQueueError) and exc.sent != 0
+            if queued or held_before:
+                logger.error(
+                    "fan-out failed; the provider's due jobs stay with the poll workers",
+                    provider=provider,
+                    error=exc.message,
+                )
+                result.held[provider] = 0
+            else:
+                logger.error(
+                    "fan-out failed; the workers have none of the provider's jobs, so this cycle polls it",
+                    provider=provider,
+                    error=exc.message,
+                )
+    return result
 
 
 def _fan_out_provider(
@@ -161,10 +191,24 @@ def scheduled_cycle(deps: Dependencies, time_left_s: Callable[[], float]) -> dic
     would add its rate to the workers'."""
     fanned = fan_out(deps, time_left_s() - 10)
     # Providers whose due jobs are with the workers still get this cycle's owed-publish sweep and discovery.
-    report = deps.poller().run_cycle(time_left_s, held=set(fanned))
-    summary = {name: vars(r) for name, r in report.providers.items()}
-    logger.info("poll cycle done", resolved=report.resolved, fanned_out=fanned, providers=summary)
-    return {"resolved": report.resolved, "fanned_out": fanned, "providers": summary}
+    report = deps.poller().run_cycle(time_left_s, held=set(fanned.held))
+    summary = {name: dict(vars(r)) for name, r in report.providers.items()}
+    for name in fanned.failed:
+        if name in summary:
+            summary[name]["fan_out_failed"] = True
+    logger.info(
+        "poll cycle done",
+        resolved=report.resolved,
+        fanned_out=fanned.held,
+        fan_out_failed=fanned.failed,
+        providers=summary,
+    )
+    return {
+        "resolved": report.resolved,
+        "fanned_out": fanned.held,
+        "fan_out_failed": fanned.failed,
+        "providers": summary,
+    }
 
 
 @logger.inject_lambda_context(clear_state=True)
