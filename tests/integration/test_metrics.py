@@ -1,12 +1,15 @@
-"""What the callback receiver counts, as CloudWatch reads it from the embedded metric format records it prints."""
+"""What the functions count, as CloudWatch reads it from the embedded metric format records they print."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import FakeAws
 from tests.helpers import emf_counts, emf_dimension_values, huawei_signature, load_payload_bytes
-from tests.integration.conftest import HUAWEI_SEEDS, ApiClient
+from tests.integration.conftest import HUAWEI_SEEDS, ApiClient, LambdaContext, configure_environment
+from verdict_relay.local.simulator import ProviderSimulator
 
 SERVICE = "verdict-relay"
 
@@ -40,3 +43,30 @@ def test_outcomes_are_counted_for_the_service_and_apart_for_each_provider_a_rout
     assert emf_counts(output, service=SERVICE, provider="azure-review") == {"Rejected401": 1}
     # but a name from the request that is no provider's never becomes a dimension (each value is a paid metric)
     assert emf_dimension_values(output, "provider") == {"huawei-video", "azure-review"}
+
+
+def test_a_poll_cycle_the_table_fails_is_counted_for_the_service_and_each_provider_not_only_logged(
+    aws: FakeAws,
+    simulator: ProviderSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from verdict_relay.handlers.poller import lambda_handler
+
+    # Given the scheduled poller wired to a table that does not exist: Azure with API credentials (swept and
+    # polled), the other providers callbacks only (swept)
+    document = {"azure-review": simulator.provider_entry("azure-review")}
+    configure_environment(monkeypatch, aws, tmp_path, document, TABLE_NAME="no-such-table")
+    capsys.readouterr()
+
+    # When a cycle runs
+    result = lambda_handler({"source": "aws.scheduler"}, LambdaContext())
+
+    # Then it ends normally (nothing is lost: jobs stay due, verdicts owed), but every step the table stopped is
+    # counted, for the service (which its alarm selects on) and for the provider
+    assert result["providers"]["azure-review"]["skipped"] == "storage failed"
+    output = capsys.readouterr().out
+    assert emf_counts(output, service=SERVICE, provider="azure-review") == {"PollerStorageFailed": 2}
+    assert emf_counts(output, service=SERVICE, provider="huawei-video") == {"PollerStorageFailed": 1}
+    assert emf_counts(output, service=SERVICE)["PollerStorageFailed"] == 6

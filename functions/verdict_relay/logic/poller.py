@@ -214,6 +214,7 @@ class Poller:
             report.owed_published = self._sweep(provider, time_left_s, share=1.0)
         except StorageError as exc:
             logger.error("owed-publish sweep failed: storage failed", provider=provider, error=exc.message)
+            count("PollerStorageFailed", provider)
         return report
 
     def _run_provider(self, provider: str, time_left_s: Callable[[], float], poll: bool) -> ProviderReport:
@@ -223,6 +224,7 @@ class Poller:
         except StorageError as exc:
             # The owed verdicts stay owed for the next cycle; this provider's polling need not wait for them.
             logger.error("owed-publish sweep failed: storage failed", provider=provider, error=exc.message)
+            count("PollerStorageFailed", provider)
         try:
             if self._breakers[provider].is_open:
                 report.skipped = "circuit open"
@@ -242,6 +244,7 @@ class Poller:
         except StorageError as exc:
             # The table is unreachable: nothing was lost (jobs stay due); the next cycle tries again.
             logger.error("poll cycle stopped: storage failed", provider=provider, error=exc.message)
+            count("PollerStorageFailed", provider)
             report.skipped = "storage failed"
         return report
 
