@@ -1,11 +1,14 @@
-"""Generated files are in step with what they are generated from, and per-provider tables with the registry."""
+"""Generated files are in step with what they are generated from, per-provider tables with the registry, and the
+template's alarms with the metrics the code counts and with the docs."""
 
 from __future__ import annotations
 
 import json
+import re
 import runpy
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from verdict_relay.cli import verdict_schema
 
@@ -49,45 +52,93 @@ def test_lambda_requirements_pin_the_runtime_dependencies_except_what_lambda_pro
     assert all("==" in d for d in project["dependencies"]), "runtime dependencies are pinned"
 
 
-def test_every_alarm_on_our_metrics_names_a_metric_the_code_emits() -> None:
-    import re
+def alarmed_metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics an alarm reads (``Namespace``, ``MetricName``, ``Dimensions``): its own, or those of its
+    metric-math expression."""
+    if "MetricName" in alarm:
+        return [alarm]
+    return [query["MetricStat"]["Metric"] for query in alarm["Metrics"] if "MetricStat" in query]
 
+
+def our_alarmed_metrics() -> dict[str, list[dict[str, Any]]]:
+    """Each alarm's metrics in the project's own namespace (not ``AWS/...``), by alarm."""
     from verdict_relay.local.resources import load_template, resources_of_type
 
-    emitted = {
+    alarms = resources_of_type(load_template(), "AWS::CloudWatch::Alarm")
+    return {
+        name: ours
+        for name, alarm in alarms.items()
+        if (ours := [m for m in alarmed_metrics(alarm) if not m["Namespace"].startswith("AWS/")])
+    }
+
+
+def emitted_metrics() -> set[str]:
+    return {
         name
         for source in (ROOT / "functions" / "verdict_relay").rglob("*.py")
         for name in re.findall(r'count\(\s*"(\w+)"', source.read_text(encoding="utf-8"))
     }
-    alarms = resources_of_type(load_template(), "AWS::CloudWatch::Alarm")
-    ours = {
-        name: alarm["MetricName"]
-        for name, alarm in alarms.items()
-        if alarm.get("Namespace") == "VerdictRelay"  # metric-math alarms have none
-    }
+
+
+def test_every_alarm_on_our_metrics_names_a_metric_the_code_emits() -> None:
+    emitted = emitted_metrics()
+    ours = {name: [m["MetricName"] for m in metrics] for name, metrics in our_alarmed_metrics().items()}
 
     assert ours  # the template has alarms on the project's own metrics
-    assert {name: metric for name, metric in ours.items() if metric not in emitted} == {}
+    assert "ProviderRequestsFailingAlarm" in ours  # a metric-math alarm's metrics are read too
+    assert {name: metrics for name, metrics in ours.items() if set(metrics) - emitted} == {}
 
 
 def test_alarms_on_our_metrics_select_this_stacks_service_as_the_functions_count_it() -> None:
-    from verdict_relay.local.resources import load_template, resources_of_type
+    from verdict_relay.local.resources import load_template
 
     template = load_template()
     environment = template["Globals"]["Function"]["Environment"]["Variables"]
-    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
 
     # The functions count under their stack's name, so two stacks in one account never share a metric
     assert environment["POWERTOOLS_SERVICE_NAME"] == "AWS::StackName"  # !Ref AWS::StackName
     selected = {
-        name: (alarm["Namespace"], alarm["Dimensions"])
-        for name, alarm in alarms.items()
-        if alarm.get("Namespace") is not None and not alarm["Namespace"].startswith("AWS/")
+        str((metric["Namespace"], metric["Dimensions"]))
+        for metrics in our_alarmed_metrics().values()
+        for metric in metrics
     }
-    assert selected
-    assert set(map(str, selected.values())) == {
+    assert selected == {
         str((environment["POWERTOOLS_METRICS_NAMESPACE"], [{"Name": "service", "Value": "AWS::StackName"}]))
     }
+
+
+def test_every_failure_the_functions_only_count_is_watched_by_an_alarm() -> None:
+    # Failures a function survives without an error (so no Lambda Errors alarm sees them): only their counts
+    # can tell an operator that something stopped working
+    only_counted = {
+        "PublishFailed",
+        "OwedPublishUnreadable",
+        "ProviderAuthFailed",
+        "ProviderRequestFailed",
+        "ProviderSkippedCircuitOpen",
+        "DiscoveryFailed",
+        "JobUnanswered",
+        "FanOutFailed",
+        "StalePollBatches",
+        "PollerStorageFailed",
+        "ProvidersReloadFailed",
+    }
+    assert only_counted <= emitted_metrics()
+
+    alarmed = {m["MetricName"] for metrics in our_alarmed_metrics().values() for m in metrics}
+
+    assert only_counted - alarmed == set()
+
+
+def test_the_documented_alarms_are_the_templates() -> None:
+    from verdict_relay.local.resources import load_template, resources_of_type
+
+    alarms = set(resources_of_type(load_template(), "AWS::CloudWatch::Alarm"))
+    architecture = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+
+    documented = set(re.findall(r"^\| `(\w+Alarm)` \|", architecture, re.MULTILINE))
+
+    assert documented == alarms
 
 
 def test_every_per_provider_table_names_exactly_the_registered_providers() -> None:

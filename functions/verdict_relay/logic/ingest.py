@@ -257,7 +257,8 @@ class IngestService:
                 job = self._store.claim_publish(key.provider, key.job_id, now)
             except (StorageError, ValueError) as exc:
                 # One verdict that cannot be read (its archived payload unreachable, an item the code cannot
-                # load) must not hold back the ones after it; it stays owed and is tried again next sweep.
+                # load) must not hold back the ones after it; it stays owed and a later sweep tries it again
+                # (once a claim taken here runs out), counted each time: its alarm fires while that lasts.
                 count("OwedPublishUnreadable", provider)
                 logger.error(
                     "owed verdict could not be read; left owed",
