@@ -982,8 +982,19 @@ def test_owed_publish_of_a_provider_without_api_credentials_is_swept(aws: FakeAw
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["r1"]
 
 
-def test_an_owed_verdict_that_cannot_be_read_does_not_hold_back_the_others(aws: FakeAws) -> None:
-    # Given two owed verdicts, one of them stored in a shape the code cannot load
+@pytest.mark.parametrize(
+    "stored",
+    [
+        compress(b'{"not": "a verdict"}'),  # a shape the code cannot load
+        b"not gzip",  # bytes that do not decompress
+        compress(b'{"job_id": "bad"}')[:-9],  # cut short
+    ],
+    ids=["not a verdict", "not gzip", "truncated"],
+)
+def test_an_owed_verdict_that_cannot_be_read_does_not_hold_back_the_others(
+    aws: FakeAws, stored: bytes
+) -> None:
+    # Given two owed verdicts, one of them stored as something the code cannot read
     client = ScriptedClient("huawei-video")
     world = World(aws, client)
     for job_id in ("bad", "good"):
@@ -993,20 +1004,24 @@ def test_an_owed_verdict_that_cannot_be_read_does_not_hold_back_the_others(aws: 
         TableName=aws.resources.table_name,
         Key={"pk": {"S": "huawei-video#bad"}, "sk": {"S": "STATE"}},
         UpdateExpression="SET verdict_gz = :v",
-        ExpressionAttributeValues={":v": {"B": compress(b'{"not": "a verdict"}')}},
+        ExpressionAttributeValues={":v": {"B": stored}},
     )
     world.register("huawei-video", "due-1")
     client.jobs["due-1"] = verdict("huawei-video", "due-1", JobStatus.SUCCEEDED, Suggestion.REVIEW)
+    metrics.clear_metrics()
 
     # When a poll cycle runs after the claims have run out
     world.clock[0] = NOW + timedelta(seconds=61)
     report = world.poller.run_cycle(PLENTY_OF_TIME)
 
-    # Then the readable one is published, the due job is polled, and the unreadable one stays owed
+    # Then the readable one is published, the due job is polled, and the unreadable one stays owed, counted for
+    # its alarm
     assert report.providers["huawei-video"].owed_published == 1
     assert sorted(m["verdict"]["job_id"] for m in aws.published()) == ["due-1", "good"]
     bad = next(i for i in aws.table_items() if i["pk"]["S"] == "huawei-video#bad")
     assert bad["publish_state"]["S"] == "pending"
+    assert sum(metrics.metric_set["OwedPublishUnreadable"]["Value"]) == 1
+    metrics.clear_metrics()
 
 
 @pytest.mark.parametrize("order", ["poll-first", "callback-first"])

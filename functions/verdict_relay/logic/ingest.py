@@ -15,6 +15,7 @@ publish owed and not sent; then one publish goes out as a trial, and its outcome
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,6 +84,10 @@ PUBLISH_TIME_S = PUBLISH_MAX_S + STORE_CALL_MAX_S
 """Invocation time a publish needs to be sure to finish, its confirmation in the store included (each at its
 worst case: about 11 + 15 s). With less left, a verdict is not published inline but left owed: cut off between
 SNS taking it and the store confirming it, it would be sent again by the sweep."""
+_UNREADABLE = (StorageError, ValueError, LookupError, EOFError, OSError, zlib.error)
+"""What taking an owed verdict raises when it cannot be read: the table or its archived payload out of reach, or
+an item the code cannot load (an attribute missing, JSON that is not a verdict, or bytes that do not decompress:
+gzip raises OSError, EOFError or zlib.error for those)."""
 
 
 REDACTED = b"REDACTED"
@@ -255,7 +260,7 @@ class IngestService:
             now = clock()
             try:
                 job = self._store.claim_publish(key.provider, key.job_id, now)
-            except (StorageError, ValueError) as exc:
+            except _UNREADABLE as exc:
                 # One verdict that cannot be read (its archived payload unreachable, an item the code cannot
                 # load) must not hold back the ones after it; it stays owed and a later sweep tries it again
                 # (once a claim taken here runs out), counted each time: its alarm fires while that lasts.
