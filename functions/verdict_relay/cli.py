@@ -14,6 +14,9 @@
   Against a deployed stack it runs beside the scheduled poller, so it warns (on stderr) that each provider's
   request rate doubles unless the schedule is disabled first, and that without POLL_QUEUE_URL it polls the
   providers the workers hold as well.
+
+A command's stdout is its output and nothing else: nothing is counted while it runs (``counts_discarded``), so
+no metric record slips in, however many verdicts it handles.
 """
 
 from __future__ import annotations
@@ -352,9 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from verdict_relay.observability import counts_discarded
+
     args = build_parser().parse_args(argv)
     try:
-        code: int = args.run(args)
+        with counts_discarded():  # stdout is the command's output: no EMF record may slip into it
+            code: int = args.run(args)
     except (VerdictRelayError, ConfigurationError) as exc:
         print(f"verdict-relay: {exc.message}", file=sys.stderr)
         return EXIT_BAD_INPUT

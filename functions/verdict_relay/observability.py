@@ -7,11 +7,12 @@ cold start for segments Lambda already records.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -36,6 +37,9 @@ _counting = threading.Lock()
 counted twice or lost, and a set can pass the 100 values a record may hold), and the poller counts from a
 thread per provider."""
 
+_discarding = False
+"""Set while the command line runs a command: counts go nowhere (``counts_discarded``)."""
+
 Handler = Callable[..., Any]
 
 
@@ -47,6 +51,8 @@ def count(name: str, provider: str | None = None, value: int = 1) -> None:
     apart. ``provider`` must be one of the provider names, never a value taken from a request as it came: each
     new dimension value is a new CloudWatch metric, paid for.
     """
+    if _discarding:
+        return
     with _counting:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         if provider:
@@ -56,6 +62,20 @@ def count(name: str, provider: str | None = None, value: int = 1) -> None:
                 provider_metrics.set_default_dimensions(provider=provider)
                 _by_provider[provider] = provider_metrics
             provider_metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+@contextlib.contextmanager
+def counts_discarded() -> Iterator[None]:
+    """Count nothing while inside: for the command line, whose stdout is its JSON. Powertools prints a metric set
+    to stdout once a metric reaches 100 values, flushed or not, and outside Lambda no EMF record reaches
+    CloudWatch anyway. Counting resumes on the way out (tests run commands in the process of other tests)."""
+    global _discarding  # one switch for every thread of the command
+    before = _discarding
+    _discarding = True
+    try:
+        yield
+    finally:
+        _discarding = before
 
 
 def log_metrics(*, capture_cold_start_metric: bool = False) -> Callable[[Handler], Handler]:

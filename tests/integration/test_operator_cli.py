@@ -48,6 +48,23 @@ def claim_runs_out(aws: FakeAws, provider: str, job_id: str) -> None:
     )
 
 
+def owe_publishes(aws: FakeAws, provider: str, job_ids: list[str]) -> None:
+    """Block verdicts stored with their publish owed and their writer's claim run out, as after an SNS outage."""
+    deps = dependencies()
+    now = datetime.now(UTC)
+    for job_id in job_ids:
+        verdict = Verdict(
+            provider=provider,
+            job_id=job_id,
+            status=JobStatus.SUCCEEDED,
+            suggestion=Suggestion.BLOCK,
+            updated_at=now,
+            completed_at=now,
+        )
+        deps.store.record(deps.ingest.policy.finalize(verdict), None, now, publish=True)
+        claim_runs_out(aws, provider, job_id)
+
+
 def test_register_then_show_and_list_a_job(cli) -> None:  # type: ignore[no-untyped-def]
     code, registered = cli(
         "jobs", "register", "--provider", "alibaba-mps", "--job-id", "op-1", "--meta", "content_id=c-1"
@@ -258,3 +275,17 @@ def test_show_lists_every_conflict_of_a_job_however_large_their_payloads(cli) ->
     assert sorted(c["findings"][0]["label"] for c in shown["conflicts"]) == [
         f"label-{i}" for i in range(1, 7)
     ]
+
+
+def test_republish_of_more_than_100_verdicts_prints_only_its_json(cli, aws: FakeAws) -> None:  # type: ignore[no-untyped-def]
+    # Given 105 owed verdicts: publishing them counts VerdictPublished 105 times, past Powertools' 100 values a
+    # metric, where it prints the metric set on stdout
+    owe_publishes(aws, "azure-review", [f"owed-{i}" for i in range(105)])
+
+    # When the operator publishes them (the fixture parses the whole of stdout as JSON)
+    code, result = cli("republish", "--provider", "azure-review")
+
+    # Then stdout is the command's JSON and nothing else
+    assert code == 0
+    assert result["published_owed"] == {"azure-review": 105}
+    assert len(aws.published()) == 105
