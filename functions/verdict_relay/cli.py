@@ -4,7 +4,8 @@
   (a JSON array when the payload holds several jobs, e.g. an Alibaba list response). Exit 2 with a one-line
   error for a payload it cannot read.
 * ``verdict-relay jobs register|show|list`` and ``verdict-relay republish`` operate on the configured table
-  and topic (the same environment variables as ``poll``).
+  and topic (the same environment variables as ``poll``). They never read the providers document, so they
+  work while it does not load: they are how an operator looks into such a deployment.
 * ``verdict-relay openapi`` prints the OpenAPI description of the HTTP API (``docs/openapi.json``).
 * ``verdict-relay schema`` prints the JSON Schema of the canonical verdict (``docs/verdict.schema.json``).
 * ``verdict-relay poll --once`` runs one poll cycle against the configured table and providers (the same
@@ -28,7 +29,7 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError
 
@@ -36,6 +37,7 @@ from verdict_relay.errors import ClientError, ConfigurationError, NotFoundError,
 from verdict_relay.models.verdict import PROVIDER_NAMES, Verdict
 
 if TYPE_CHECKING:
+    from verdict_relay.handlers.dependencies import Dependencies
     from verdict_relay.models.jobs import StoredJob
 
 EXIT_BAD_INPUT = 2
@@ -118,10 +120,14 @@ def _local(args: argparse.Namespace) -> int:
     return run_local(args)
 
 
-def _deps() -> Any:
-    from verdict_relay.handlers.dependencies import dependencies
+def _deps() -> Dependencies:
+    """The store and publisher for the job and republish commands, without the providers document: they read
+    and publish stored verdicts (callback tokens are kept out of them when stored), and an operator diagnosing a
+    document that does not load needs them to work."""
+    from verdict_relay.config import Settings
+    from verdict_relay.handlers.dependencies import build
 
-    return dependencies()
+    return build(Settings.from_env(), load_providers=False)
 
 
 def _print_json(value: object) -> None:

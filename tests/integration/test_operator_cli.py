@@ -289,3 +289,44 @@ def test_republish_of_more_than_100_verdicts_prints_only_its_json(cli, aws: Fake
     assert code == 0
     assert result["published_owed"] == {"azure-review": 105}
     assert len(aws.published()) == 105
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["jobs", "show", "--provider", "alibaba-mps", "--job-id", "op-8"],
+        ["jobs", "list", "--status", "pending"],
+        ["jobs", "register", "--provider", "alibaba-mps", "--job-id", "op-9"],
+        ["republish"],
+    ],
+)
+def test_job_and_republish_commands_answer_when_the_providers_document_does_not_load(  # type: ignore[no-untyped-def]
+    cli, monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    # Given a job in the table, and a providers secret that cannot be read (it does not exist)
+    cli("jobs", "register", "--provider", "alibaba-mps", "--job-id", "op-8")
+    monkeypatch.setenv("PROVIDERS_SECRET_ID", "verdict-relay/no-such-secret")
+    dependencies.cache_clear()
+
+    # When the operator runs a command that does not need it
+    code, result = cli(*argv)
+
+    # Then it answers as usual
+    assert code == 0
+    assert result is not None
+    if argv[:2] == ["jobs", "show"]:
+        assert result["verdict"]["job_id"] == "op-8"
+    if argv[:2] == ["jobs", "list"]:
+        assert [row["job_id"] for row in result] == ["op-8"]
+
+
+def test_poll_still_refuses_to_run_without_its_providers_document(  # type: ignore[no-untyped-def]
+    cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PROVIDERS_SECRET_ID", "verdict-relay/no-such-secret")
+    dependencies.cache_clear()
+
+    code = main(["poll", "--once"])
+
+    assert code == 2
+    assert "verdict-relay/no-such-secret" in capsys.readouterr().err

@@ -222,7 +222,13 @@ class _ClientsOnFirstUse(Mapping[str, "ProviderClient"]):
         return len(self._names)
 
 
-def build(settings: Settings, session: boto3.session.Session | None = None) -> Dependencies:
+def build(
+    settings: Settings, session: boto3.session.Session | None = None, *, load_providers: bool = True
+) -> Dependencies:
+    """Everything the handlers need. ``load_providers=False``: the providers document is first read when
+    something asks for it, not here; the command line's job and republish commands never do (they read and
+    publish what is stored), so a document that does not load cannot stop an operator diagnosing it with them.
+    """
     session = session or boto3.session.Session()
     archive = PayloadArchive(settings.raw_payload_bucket, lambda: session.client("s3"))
     store = JobStore(
@@ -244,7 +250,8 @@ def build(settings: Settings, session: boto3.session.Session | None = None) -> D
     deps = Dependencies(
         settings=settings, session=session, store=store, ingest=ingest, certificates=CertificateCache()
     )
-    deps.providers()  # a malformed providers document fails the cold start, not a request
+    if load_providers:
+        deps.providers()  # a malformed providers document fails the cold start, not a request
     return deps
 
 
