@@ -18,6 +18,11 @@
 
 A command's stdout is its output and nothing else: nothing is counted while it runs (``counts_discarded``), so
 no metric record slips in, however many verdicts it handles.
+
+Exit status: 0 when nothing failed; 1 (``EXIT_FAILED``) when a storage step (DynamoDB, S3) or a publish (SNS)
+failed, whether the command stopped there or, like the poll cycle and the owed-publish sweep it shares with the
+functions, logged it and went on (``_Watch`` notes each one; stderr names them); 2 (``EXIT_BAD_INPUT``) when
+nothing was done: bad input, an unknown job, a configuration that does not load.
 """
 
 from __future__ import annotations
@@ -27,20 +32,37 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from botocore.exceptions import BotoCoreError
 
-from verdict_relay.errors import ClientError, ConfigurationError, NotFoundError, VerdictRelayError
+from verdict_relay.errors import (
+    ClientError,
+    ConfigurationError,
+    NotFoundError,
+    PublishError,
+    StorageError,
+    VerdictRelayError,
+)
 from verdict_relay.models.verdict import PROVIDER_NAMES, Verdict
 
 if TYPE_CHECKING:
+    from verdict_relay.dal.store import JobStore
     from verdict_relay.handlers.dependencies import Dependencies
-    from verdict_relay.models.jobs import StoredJob
+    from verdict_relay.logic.ingest import PublisherPort
+    from verdict_relay.models.jobs import RecordResult, StoredJob
 
+EXIT_FAILED = 1
+"""A storage step (DynamoDB, S3) or a publish (SNS) failed, whether the command stopped there or went on; or
+``republish --job`` could not send every verdict it was given. What failed is on stderr (and in the JSON of
+``republish``)."""
 EXIT_BAD_INPUT = 2
+"""Nothing was done: bad arguments or input, an unknown job, or a configuration that does not load (settings,
+the providers document for ``poll``, AWS region or endpoint). One line on stderr says what."""
 MAX_INDEX_READ = 1_000_000
 """Index entries ``jobs list`` reads at most while filtering (DynamoDB's Limit is a 32-bit integer)."""
 
@@ -96,7 +118,6 @@ def _poll(args: argparse.Namespace) -> int:
     stack, disable the poller's schedule first: a cycle beside it doubles each provider's request rate."""
     import time
 
-    from verdict_relay.handlers.dependencies import dependencies
     from verdict_relay.handlers.poller import scheduled_cycle
 
     # Warnings, not checks: reading the schedule's state would take its name and scheduler permissions.
@@ -108,7 +129,9 @@ def _poll(args: argparse.Namespace) -> int:
         # Each provider would only say "no API credentials", which points at the credentials, not the setting.
         print(f"verdict-relay: warning: {POLL_WITHOUT_PROVIDERS}", file=sys.stderr)
     deadline = time.monotonic() + args.budget
-    result = scheduled_cycle(dependencies(), lambda: deadline - time.monotonic())
+    # A storage step or publish that failed during the cycle is logged and got past, as in the function; the
+    # command's watch makes it exit 1 all the same (main), naming it on stderr.
+    result = scheduled_cycle(_deps(args, load_providers=True), lambda: deadline - time.monotonic())
     json.dump(result["providers"], sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
@@ -120,14 +143,174 @@ def _local(args: argparse.Namespace) -> int:
     return run_local(args)
 
 
-def _deps() -> Dependencies:
-    """The store and publisher for the job and republish commands, without the providers document: they read
-    and publish stored verdicts (callback tokens are kept out of them when stored), and an operator diagnosing a
-    document that does not load needs them to work."""
-    from verdict_relay.config import Settings
-    from verdict_relay.handlers.dependencies import build
+T = TypeVar("T")
 
-    return build(Settings.from_env(), load_providers=False)
+
+class _Watch:
+    """What failed while a command ran, and the publish claims it took.
+
+    The code the commands share with the functions logs a failed storage step or publish and goes on (the poll
+    cycle, the owed-publish sweep): in a function the failure is counted and alarmed on; in a command, its exit
+    status and output have to say it. The publish claims the command took (a verdict it finished, an owed one
+    it claimed) on verdicts it did not send (SNS refused them, or was out of reach) are given back when it ends
+    (``give_back_claims``): a function keeps its claim until it runs out, but an operator may try again at once,
+    and ``republish --job`` would then answer ``in_flight`` over the command's own failed attempt.
+    """
+
+    def __init__(self) -> None:
+        self.storage_failed: list[str] = []
+        self.publish_failed: dict[str, str] = {}
+        self.sent: set[str] = set()
+        self._claims: dict[str, str] = {}
+        self._store: JobStore | None = None
+        self._lock = threading.Lock()  # the poll cycle runs the providers side by side
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.storage_failed or self.publish_failed)
+
+    def store(self, store: JobStore) -> JobStore:
+        self._store = store
+        return cast("JobStore", _WatchedStore(store, self))
+
+    def publisher(self, publisher: PublisherPort) -> PublisherPort:
+        return _WatchedPublisher(publisher, self)
+
+    def storage_failure(self, message: str) -> None:
+        with self._lock:
+            if message not in self.storage_failed:
+                self.storage_failed.append(message)
+
+    def claimed(self, job: StoredJob) -> None:
+        if job.publish_claimed_until is not None:
+            with self._lock:
+                self._claims[f"{job.provider}/{job.job_id}"] = job.publish_claimed_until
+
+    def published(self, verdict: Verdict) -> None:
+        ref = f"{verdict.provider}/{verdict.job_id}"
+        with self._lock:
+            self.sent.add(ref)
+            self.publish_failed.pop(ref, None)
+
+    def publish_failure(self, verdict: Verdict, exc: PublishError) -> None:
+        with self._lock:
+            self.publish_failed[f"{verdict.provider}/{verdict.job_id}"] = exc.message
+
+    def give_back_claims(self) -> None:
+        """Release the publish claims this command took on verdicts it did not send; each release only lands
+        while the claim is still this command's (``JobStore.release_publish``)."""
+        if self._store is None:
+            return
+        now = datetime.now(UTC)
+        for ref, claim in list(self._claims.items()):
+            if ref in self.sent:
+                continue
+            provider, _, job_id = ref.partition("/")  # provider names hold no '/'
+            try:
+                self._store.release_publish(provider, job_id, claim, now)
+            except StorageError as exc:  # the claim runs out by itself all the same
+                self.storage_failure(exc.message)
+        self._claims.clear()
+
+    def summary(self) -> list[str]:
+        """What failed, for stderr: each storage failure once, the failed publishes in one line."""
+        lines = [f"storage failed: {message}" for message in self.storage_failed]
+        if self.publish_failed:
+            count = len(self.publish_failed)
+            first = next(iter(self.publish_failed.values()))
+            lines.append(
+                f"{count} {'publish' if count == 1 else 'publishes'} failed: {first}"
+                + (" (and more)" if count > 1 else "")
+            )
+        return lines
+
+
+class _WatchedStore:
+    """A ``JobStore`` that tells its watch of every storage step that failed and of each publish claim taken."""
+
+    def __init__(self, store: JobStore, watch: _Watch) -> None:
+        self._store = store
+        self._watch = watch
+
+    def record(self, *args: Any, **kwargs: Any) -> RecordResult:
+        result: RecordResult = self._watched(self._store.record)(*args, **kwargs)
+        if result.publish and result.job is not None:  # the write that finished the job claims its publish
+            self._watch.claimed(result.job)
+        return result
+
+    def claim_publish(self, provider: str, job_id: str, now: datetime) -> StoredJob | None:
+        job: StoredJob | None = self._watched(self._store.claim_publish)(provider, job_id, now)
+        if job is not None:
+            self._watch.claimed(job)
+        return job
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._store, name)
+        return self._watched(attribute) if callable(attribute) else attribute
+
+    def _watched(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._failures_noted():
+                result = method(*args, **kwargs)
+            # The index reads are generators: they fail while read, after the call has returned.
+            return self._read(result) if isinstance(result, Iterator) else result
+
+        return call
+
+    def _read(self, items: Iterator[T]) -> Iterator[T]:
+        with self._failures_noted():
+            yield from items
+
+    @contextlib.contextmanager
+    def _failures_noted(self) -> Iterator[None]:
+        try:
+            yield
+        except StorageError as exc:
+            self._watch.storage_failure(exc.message)
+            raise
+        except ValueError as exc:  # an item the code cannot load (the owed-publish sweep gets past it)
+            self._watch.storage_failure(f"job store: an item could not be read ({type(exc).__name__})")
+            raise
+
+
+class _WatchedPublisher:
+    """A publisher that tells its watch of each verdict sent and each publish that failed."""
+
+    def __init__(self, publisher: PublisherPort, watch: _Watch) -> None:
+        self._publisher = publisher
+        self._watch = watch
+
+    def publish(self, verdict: Verdict, *, republished: bool = False) -> str:
+        try:
+            message_id = self._publisher.publish(verdict, republished=republished)
+        except PublishError as exc:
+            self._watch.publish_failure(verdict, exc)
+            raise
+        self._watch.published(verdict)
+        return message_id
+
+
+def _deps(args: argparse.Namespace, *, load_providers: bool = False) -> Dependencies:
+    """The store and publisher of the configured table and topic, watched by the command's ``_Watch``.
+
+    Without the providers document unless asked for (``poll``): the job and republish commands read and publish
+    stored verdicts (callback tokens are kept out of them when stored), and an operator diagnosing a document
+    that does not load needs them to work."""
+    import boto3
+
+    from verdict_relay.config import Settings
+    from verdict_relay.handlers import dependencies as wiring
+
+    settings = Settings.from_env()
+    session = boto3.session.Session()
+    watch: _Watch = args.watch
+    return wiring.build(
+        settings,
+        session,
+        load_providers=load_providers,
+        store=watch.store(wiring.new_store(settings, session)),
+        publisher=watch.publisher(wiring.new_publisher(settings, session)),
+    )
 
 
 def _print_json(value: object) -> None:
@@ -136,8 +319,6 @@ def _print_json(value: object) -> None:
 
 
 def _jobs_register(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
-
     from pydantic import ValidationError
 
     from verdict_relay.models.jobs import RegisterJobRequest
@@ -155,13 +336,13 @@ def _jobs_register(args: argparse.Namespace) -> int:
         )
         raise ClientError(problems) from exc
     now = datetime.now(UTC)
-    created, job = _deps().store.register(request.provider, request.job_id, request.metadata, now, now)
+    created, job = _deps(args).store.register(request.provider, request.job_id, request.metadata, now, now)
     _print_json({"created": created, "verdict": job.public_verdict().model_dump(mode="json")})
     return 0
 
 
 def _jobs_show(args: argparse.Namespace) -> int:
-    deps = _deps()
+    deps = _deps(args)
     job = deps.store.get(args.provider, args.job_id)
     if job is None:
         raise NotFoundError(f"no job {args.job_id} for provider {args.provider}")
@@ -180,10 +361,9 @@ def _jobs_show(args: argparse.Namespace) -> int:
 
 
 def _jobs_list(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
     from itertools import islice
 
-    store = _deps().store
+    store = _deps(args).store
     providers = [args.provider] if args.provider else list(PROVIDER_NAMES)
     rows = []
     for provider in providers:
@@ -217,28 +397,50 @@ def _jobs_list(args: argparse.Namespace) -> int:
 
 
 def _republish(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
-
-    ingest = _deps().ingest
+    watch: _Watch = args.watch
+    refs = []
+    for ref in args.job or ():
+        provider, _, job_id = ref.partition("/")
+        if provider not in PROVIDER_NAMES or not job_id:
+            raise NotFoundError(f"--job takes PROVIDER/JOB_ID, got '{ref}'")
+        refs.append((ref, provider, job_id))
+    deps = _deps(args)
     now = datetime.now(UTC)
-    if args.job:
+    if refs:
         results = {}
-        for ref in args.job:
-            provider, _, job_id = ref.partition("/")
-            if provider not in PROVIDER_NAMES or not job_id:
-                raise NotFoundError(f"--job takes PROVIDER/JOB_ID, got '{ref}'")
-            results[ref] = ingest.republish(provider, job_id, now, force=args.force)
+        for ref, provider, job_id in refs:
+            try:
+                results[ref] = deps.ingest.republish(provider, job_id, now, force=args.force)
+            except StorageError:  # noted by the watch; the others are still tried
+                results[ref] = "storage_failed"
+        # A storage step that failed around a send that went out (its confirmation) is named on stderr (main).
         _print_json({"republished": results})
-        return 0 if all(outcome == "published" for outcome in results.values()) else 1
+        sent = all(outcome == "published" for outcome in results.values())
+        return 0 if sent and not watch.failed else EXIT_FAILED
     providers = [args.provider] if args.provider else list(PROVIDER_NAMES)
+    published: dict[str, int] = {}
+    for provider in providers:
+        try:
+            published[provider] = deps.ingest.publish_owed(
+                provider, lambda: datetime.now(UTC), limit=args.limit
+            )
+        except StorageError:  # noted by the watch; the other providers are still swept
+            published[provider] = sum(1 for ref in watch.sent if ref.startswith(f"{provider}/"))
+    still_owed: dict[str, int] = {}
+    for provider in providers:
+        with contextlib.suppress(StorageError):  # noted by the watch
+            # Read from the index, which may list a verdict this command sent moments ago for a moment longer.
+            owed = deps.store.unpublished(provider, args.limit)
+            still_owed[provider] = sum(1 for key in owed if f"{key.provider}/{key.job_id}" not in watch.sent)
     _print_json(
         {
-            "published_owed": {
-                p: ingest.publish_owed(p, lambda: datetime.now(UTC), limit=args.limit) for p in providers
-            }
+            "published_owed": published,
+            "still_owed": still_owed,
+            "publish_failed": sorted(watch.publish_failed),
+            "storage_failed": watch.storage_failed,
         }
     )
-    return 0
+    return EXIT_FAILED if watch.failed else 0
 
 
 def _openapi(_: argparse.Namespace) -> int:
@@ -341,10 +543,13 @@ def build_parser() -> argparse.ArgumentParser:
     republish = commands.add_parser(
         "republish",
         help="publish owed verdicts now, or send chosen ones again",
-        description="Without --job: publish every verdict whose publish is owed (what the poller's sweep does). "
+        description="Without --job: publish every verdict whose publish is owed (what the poller's sweep does), "
+        "and print how many went out, how many are still owed and which failed. "
         "With --job PROVIDER/JOB_ID: send that finished job's verdict to the topic again; one whose publish is owed "
-        "is sent only if no other writer is sending it right now ('in_flight' otherwise), and a verdict the "
-        "policy does not publish only with --force.",
+        "is sent only if no other writer holds its publish claim ('in_flight' otherwise: it is sending it, or "
+        "its send failed and the claim runs out within PUBLISH_CLAIM_SECONDS, 60 s by default), and a "
+        "verdict the policy does not publish only with --force. This command gives back its own claims on the "
+        "sends that failed, so it can be run again at once. Exit 1 when a publish or a storage step failed.",
     )
     republish.add_argument("--provider", choices=PROVIDER_NAMES, help="only this provider's owed verdicts")
     republish.add_argument(
@@ -364,9 +569,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from verdict_relay.observability import counts_discarded
 
     args = build_parser().parse_args(argv)
+    watch = args.watch = _Watch()
     try:
         with counts_discarded():  # stdout is the command's output: no EMF record may slip into it
-            code: int = args.run(args)
+            try:
+                code: int = args.run(args)
+            finally:
+                watch.give_back_claims()
+    except StorageError as exc:  # a step the command could not do without
+        print(f"verdict-relay: {exc.message}", file=sys.stderr)
+        for line in watch.summary():  # what failed before it, if anything
+            if exc.message not in line:
+                print(f"verdict-relay: {line}", file=sys.stderr)
+        return EXIT_FAILED
     except (VerdictRelayError, ConfigurationError) as exc:
         print(f"verdict-relay: {exc.message}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -382,7 +597,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"verdict-relay: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return code
+    # A failure the shared code logged and got past (the poll cycle, the owed-publish sweep) fails the command.
+    for line in watch.summary():
+        print(f"verdict-relay: {line}", file=sys.stderr)
+    return EXIT_FAILED if watch.failed and code == 0 else code
 
 
 if __name__ == "__main__":

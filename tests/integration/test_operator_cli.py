@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from tests.helpers import huawei_signature, with_changes
 from tests.integration.conftest import HUAWEI_SEEDS, PROVIDERS_DOCUMENT, ApiClient, configure_environment
 from verdict_relay.cli import main
 from verdict_relay.handlers.dependencies import dependencies
-from verdict_relay.models.verdict import Finding, JobStatus, Suggestion, Verdict
+from verdict_relay.models.verdict import PROVIDER_NAMES, Finding, JobStatus, Suggestion, Verdict
 
 
 @pytest.fixture
@@ -330,3 +331,94 @@ def test_poll_still_refuses_to_run_without_its_providers_document(  # type: igno
 
     assert code == 2
     assert "verdict-relay/no-such-secret" in capsys.readouterr().err
+
+
+def sns_refuses_every_publish(aws: FakeAws) -> Callable[[], None]:
+    """The topic is gone (SNS answers NotFound to each publish); the returned function brings it back."""
+    sns = aws.session.client("sns")
+    endpoint = sns.list_subscriptions_by_topic(TopicArn=aws.resources.topic_arn)["Subscriptions"][0][
+        "Endpoint"
+    ]
+    sns.delete_topic(TopicArn=aws.resources.topic_arn)
+
+    def restore() -> None:
+        sns.create_topic(Name=aws.resources.topic_arn.rsplit(":", 1)[1])
+        sns.subscribe(TopicArn=aws.resources.topic_arn, Protocol="sqs", Endpoint=endpoint)
+
+    return restore
+
+
+def test_republish_that_sns_refuses_exits_1_and_says_which_verdicts_are_still_owed(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given three owed verdicts, and SNS refusing every publish
+    owe_publishes(aws, "azure-review", ["owed-1", "owed-2", "owed-3"])
+    sns_refuses_every_publish(aws)
+
+    # When the operator publishes the owed verdicts
+    capsys.readouterr()
+    code = main(["republish"])
+
+    # Then the command fails, and its output names what failed and what is still owed
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert code == 1
+    assert result["published_owed"]["azure-review"] == 0
+    assert result["publish_failed"] == ["azure-review/owed-1", "azure-review/owed-2", "azure-review/owed-3"]
+    assert result["still_owed"]["azure-review"] == 3
+    assert result["storage_failed"] == []
+    assert "verdict-relay: 3 publishes failed" in captured.err
+
+
+def test_republish_after_a_failed_one_sends_the_verdicts_at_once_once_sns_is_back(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws
+) -> None:
+    # Given owed verdicts whose publish the command just tried and SNS refused
+    owe_publishes(aws, "azure-review", ["owed-1", "owed-2"])
+    restore = sns_refuses_every_publish(aws)
+    assert cli("republish")[0] == 1
+
+    # When SNS is back and the operator tries again at once, by name and for all that are owed
+    restore()
+    code_by_name, by_name = cli("republish", "--job", "azure-review/owed-1")
+    code_all, everything = cli("republish")
+
+    # Then the command's own failed attempt does not stand in the way: each goes out once, as its first publish
+    assert (code_by_name, by_name["republished"]) == (0, {"azure-review/owed-1": "published"})
+    assert (code_all, everything["published_owed"]["azure-review"]) == (0, 1)
+    assert sorted((m["verdict"]["job_id"], m["attributes"]["republished"]) for m in aws.published()) == [
+        ("owed-1", "false"),
+        ("owed-2", "false"),
+    ]
+    assert everything["still_owed"]["azure-review"] == 0
+
+
+def test_a_job_command_whose_table_is_missing_exits_1_naming_the_storage_failure(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    aws.session.client("dynamodb").delete_table(TableName=aws.resources.table_name)
+
+    code = main(["jobs", "show", "--provider", "alibaba-mps", "--job-id", "op-10"])
+
+    assert code == 1
+    assert "ResourceNotFoundException" in capsys.readouterr().err
+
+
+def test_poll_once_whose_table_is_missing_exits_1_naming_the_storage_failure(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given no provider to poll (no providers document): the cycle only sweeps owed publishes, and each
+    # provider's sweep logs its storage failure and goes on
+    monkeypatch.delenv("PROVIDERS_FILE")
+    aws.session.client("dynamodb").delete_table(TableName=aws.resources.table_name)
+
+    # When the operator runs a cycle
+    capsys.readouterr()
+    code = main(["poll", "--once", "--budget", "30"])
+
+    # Then it still prints what it did for each provider, and exits 1 naming the failure
+    captured = capsys.readouterr()
+    assert code == 1
+    assert set(json.loads(captured.out)) == set(PROVIDER_NAMES)
+    assert "verdict-relay: storage failed: job store:" in captured.err
+    assert "ResourceNotFoundException" in captured.err

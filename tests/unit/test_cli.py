@@ -114,7 +114,9 @@ def test_missing_file_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 def _cycle_that_polls_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     from verdict_relay.handlers import dependencies, poller
 
-    monkeypatch.setattr(dependencies, "dependencies", lambda: None)
+    for name in ("TABLE_NAME", "TOPIC_ARN", "RAW_PAYLOAD_BUCKET"):
+        monkeypatch.setenv(name, "unused")
+    monkeypatch.setattr(dependencies, "build", lambda *_args, **_kwargs: None)
     monkeypatch.setattr(poller, "scheduled_cycle", lambda _deps, _time_left: {"providers": {}})
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from verdict_relay.dal.poll_queue import PollQueue
     from verdict_relay.logic.breaker import CircuitBreaker
     from verdict_relay.logic.callbacks import Fetcher
+    from verdict_relay.logic.ingest import PublisherPort
     from verdict_relay.logic.poller import Poller
 
 CALLBACK_RATE_SHARE = 0.1
@@ -222,28 +223,44 @@ class _ClientsOnFirstUse(Mapping[str, "ProviderClient"]):
         return len(self._names)
 
 
-def build(
-    settings: Settings, session: boto3.session.Session | None = None, *, load_providers: bool = True
-) -> Dependencies:
-    """Everything the handlers need. ``load_providers=False``: the providers document is first read when
-    something asks for it, not here; the command line's job and republish commands never do (they read and
-    publish what is stored), so a document that does not load cannot stop an operator diagnosing it with them.
-    """
-    session = session or boto3.session.Session()
+def new_store(settings: Settings, session: boto3.session.Session) -> JobStore:
     archive = PayloadArchive(settings.raw_payload_bucket, lambda: session.client("s3"))
-    store = JobStore(
+    return JobStore(
         settings.table_name,
         session.client("dynamodb", config=DYNAMODB_CONFIG),
         archive,
         retention=timedelta(days=settings.retention_days),
         publish_claim=timedelta(seconds=settings.publish_claim_seconds),
     )
+
+
+def new_publisher(settings: Settings, session: boto3.session.Session) -> VerdictPublisher:
+    return VerdictPublisher(settings.topic_arn, lambda: session.client("sns", config=SNS_CONFIG))
+
+
+def build(
+    settings: Settings,
+    session: boto3.session.Session | None = None,
+    *,
+    load_providers: bool = True,
+    store: JobStore | None = None,
+    publisher: PublisherPort | None = None,
+) -> Dependencies:
+    """Everything the handlers need. ``load_providers=False``: the providers document is first read when
+    something asks for it, not here; the command line's job and republish commands never do (they read and
+    publish what is stored), so a document that does not load cannot stop an operator diagnosing it with them.
+    ``store`` / ``publisher``: used instead of new ones (``new_store``, ``new_publisher``): the command line's
+    note what failed, which the code they share with the functions logs and gets past.
+    """
+    session = session or boto3.session.Session()
+    if store is None:
+        store = new_store(settings, session)
     policy = VerdictPolicy(
         unmoderated=Suggestion(settings.unmoderated_suggestion), publish_pass=settings.publish_pass_verdicts
     )
     ingest = IngestService(
         store,
-        VerdictPublisher(settings.topic_arn, lambda: session.client("sns", config=SNS_CONFIG)),
+        publisher if publisher is not None else new_publisher(settings, session),
         policy,
         secrets=lambda provider: deps.callback_tokens(provider),
     )
