@@ -54,6 +54,8 @@ class ScriptedClient(ProviderClient):
         self.discovery_windows: list[tuple[datetime, datetime]] = []
         self.unreadable: set[str] = set()
         """Jobs whose answer cannot be read: a request that includes one fails as a whole."""
+        self.failing: set[str] = set()
+        """Jobs the provider always answers with a 500: a request that includes one fails as a whole."""
 
     def fetch(self, job_ids: Sequence[str]) -> FetchResult:
         self.requests.append(list(job_ids))
@@ -61,6 +63,8 @@ class ScriptedClient(ProviderClient):
             raise self.failures.pop(0)
         if self.unreadable.intersection(job_ids):
             raise ProviderResponseError(f"{self.name}: the answer for one of the jobs has an odd shape")
+        if self.failing.intersection(job_ids):
+            raise ProviderUnavailableError(f"{self.name}: unavailable (HTTP 500)")
         found = [FetchedJob(self.jobs[j], b'{"raw": true}') for j in job_ids if j in self.jobs]
         return FetchResult(jobs=found, missing=[j for j in job_ids if j in self.missing])
 
@@ -270,6 +274,45 @@ def test_a_job_whose_answer_cannot_be_read_backs_off_and_does_not_hold_its_batch
     assert not world.breakers["alibaba-mps"].is_open
 
 
+def test_a_job_the_provider_always_fails_on_does_not_keep_the_breaker_open_over_the_other_jobs(
+    aws: FakeAws,
+) -> None:
+    # Given a provider down long enough to open the breaker, and one job it answers with a 500 every time,
+    # due before its 30 other jobs
+    client = ScriptedClient("huawei-video")
+    client.discovers = False
+    world = World(aws, client)
+    world.register("huawei-video", "poison", at=NOW - timedelta(minutes=5))
+    others = [f"ok-{i:02d}" for i in range(30)]
+    world.register("huawei-video", *others)
+    for job_id in others:
+        client.jobs[job_id] = verdict("huawei-video", job_id, JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    client.failing = {"poison"}
+    client.failures = [ProviderUnavailableError("huawei-video: unavailable (HTTP 503)")] * len(others)
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    assert world.breakers["huawei-video"].is_open
+    # (the outage wrote only the jobs whose requests went out: those the open breaker held back stay due as they
+    # were, so a long outage costs no write per due job)
+    held_back = list(world.store.due_jobs("huawei-video", NOW))
+    assert len(held_back) == 31 - len(client.requests) > 0
+    assert {job.poll_attempts for job in held_back} == {0}
+
+    # When the provider is back (for every job but that one) and cycles run a minute apart
+    client.failures = []
+    for _ in range(3):
+        world.clock[0] += timedelta(minutes=1)
+        world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then the other jobs are polled and resolved: the failing job is not every half-open trial
+    assert [world.status("huawei-video", j) for j in others] == [JobStatus.SUCCEEDED] * 30
+    assert sorted(m["verdict"]["job_id"] for m in aws.published()) == others
+    # and the failing job is still followed, polled again after its backoff each time its request failed
+    job = world.store.get("huawei-video", "poison")
+    assert job is not None
+    assert job.status is JobStatus.PENDING
+    assert job.poll_attempts == sum("poison" in r for r in client.requests) >= 2
+
+
 def test_a_late_pending_answer_keeps_the_running_status_and_still_reschedules(aws: FakeAws) -> None:
     client = ScriptedClient("huawei-video")
     world = World(aws, client)
@@ -384,21 +427,27 @@ def test_auth_failure_opens_the_breaker_at_once_and_leaves_jobs_due_while_others
 def test_repeated_5xx_trips_the_breaker_and_it_half_opens_after_the_cooldown(aws: FakeAws) -> None:
     client = ScriptedClient("huawei-video")
     world = World(aws, client)
-    world.register("huawei-video", "j1")
+    job_ids = ["j1", "j2", "j3"]
+    world.register("huawei-video", *job_ids)
     client.failures = [ProviderUnavailableError("503")] * 3
-    client.jobs["j1"] = verdict("huawei-video", "j1", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    for job_id in job_ids:
+        client.jobs[job_id] = verdict("huawei-video", job_id, JobStatus.SUCCEEDED, Suggestion.BLOCK)
 
-    for _ in range(3):
-        world.poller.run_cycle(PLENTY_OF_TIME)
+    world.poller.run_cycle(PLENTY_OF_TIME)
 
     assert world.breakers["huawei-video"].is_open
-    assert world.due("huawei-video") == ["j1"]
+    assert [world.status("huawei-video", j) for j in job_ids] == [JobStatus.PENDING] * 3
+    assert (
+        world.due("huawei-video") == []
+    )  # each polled again after its backoff (at most 30 s after a first poll)
     assert aws.published() == []
-    # after the cool-down a try goes through and succeeds
+    # after the cool-down a trial goes through and succeeds, and the breaker lets the others go
     world.clock[0] += timedelta(seconds=61)
     world.poller.run_cycle(PLENTY_OF_TIME)
-    assert world.status("huawei-video", "j1") is JobStatus.SUCCEEDED
-    assert len(aws.published()) == 1
+    assert not world.breakers["huawei-video"].is_open
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    assert [world.status("huawei-video", j) for j in job_ids] == [JobStatus.SUCCEEDED] * 3
+    assert len(aws.published()) == 3
 
 
 def test_breaker_half_open_lets_one_trial_out_and_its_outcome_decides() -> None:
@@ -468,9 +517,9 @@ def test_after_the_cooldown_a_provider_still_failing_gets_one_request_not_one_pe
     report = world.poller.run_cycle(PLENTY_OF_TIME)
 
     assert len(client.requests) - sent == 1  # the trial; it failed, so the other batches stayed due
-    assert report.providers["huawei-video"].left_due == 8
+    assert report.providers["huawei-video"].left_due == 7  # (the trial's job waits out its backoff)
     assert world.breakers["huawei-video"].is_open
-    assert len(world.due("huawei-video")) == 8
+    assert len(world.due("huawei-video")) == 7
 
 
 def test_running_out_of_time_leaves_jobs_due_and_does_not_open_the_breaker(aws: FakeAws) -> None:

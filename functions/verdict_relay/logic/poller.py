@@ -12,11 +12,14 @@ One cycle, per provider with API credentials (providers run side by side, each i
    and image-batch jobs older than the provider keeps them, become ``expired`` (published as review by policy).
 
 Failures stay contained: a provider that keeps failing trips its circuit breaker and is skipped until the
-cool-down ends; an authentication failure opens it at once (retrying bad credentials hot helps nobody). Jobs
-of a failed request are left due, except a job whose answer cannot be read: it waits out its backoff. The
-cycle stops taking work when the invocation's time runs low, and a client does not start a retry it could not
-finish in the time left; what is left stays due for the next run. The rate limit itself lives in each client's
-token bucket.
+cool-down ends, then one request goes out as a trial; an authentication failure opens it at once (retrying bad
+credentials hot helps nobody). The jobs of a request that failed (a 5xx, a timeout) or whose answer cannot be
+read wait out their backoff, as unfinished jobs do: a job the provider always fails on must not keep the oldest
+poll time, or it would be every trial, and the breaker would never close again. Jobs of a request refused for
+our credentials or our pace (a throttle), and jobs held back by an open breaker, stay due and are not written.
+The cycle stops taking work when the invocation's time runs low, and a client does not start a retry it could
+not finish in the time left; what is left stays due for the next run. The rate limit itself lives in each
+client's token bucket.
 """
 
 from __future__ import annotations
@@ -354,14 +357,38 @@ class Poller:
             )
             self._retry_later(provider, batch[0], report, time_left_s)
             return
-        except ProviderApiError as exc:
+        except ProviderThrottledError as exc:
+            # Our pace, not the jobs: they stay due, and the breaker (and the client's bucket, for a Retry-After)
+            # holds the next requests back.
             breaker.record_failure(retry_after_s=_retry_after(exc))
             report.failed_requests += 1
             report.left_due += len(batch)
             count("ProviderRequestFailed", provider)
             logger.warning(
-                "provider request failed; jobs left due", provider=provider, code=exc.code, error=exc.message
+                "provider throttled the request; jobs left due",
+                provider=provider,
+                code=exc.code,
+                error=exc.message,
             )
+            return
+        except ProviderApiError as exc:
+            # A 5xx or a timeout may be the provider's health (the breaker counts it) or one job's own (one it
+            # always fails on). Left due, such a job would keep the oldest poll time, head the due jobs, and be
+            # the breaker's half-open trial every time: the trial fails, the breaker opens again, and no other job
+            # of the provider is polled again. So the jobs of a failed request wait out their backoff, as
+            # unfinished ones do. A real outage writes only the jobs of the requests that went out (the few before
+            # the breaker opens, then one trial a cool-down), never the jobs held back while it is open.
+            breaker.record_failure()
+            report.failed_requests += 1
+            count("ProviderRequestFailed", provider)
+            logger.warning(
+                "provider request failed; jobs polled again after their backoff",
+                provider=provider,
+                code=exc.code,
+                error=exc.message,
+            )
+            for job in batch:
+                self._poll_later(provider, job, report, time_left_s)
             return
         breaker.record_success()
         report.polled += len(batch)
@@ -414,6 +441,14 @@ class Poller:
         keeps such jobs for a limited time and it is past that (an image batch would be asked about forever).
         Counted as ``JobUnanswered``: a job that keeps coming back here is never resolved, and its alarm says so."""
         count("JobUnanswered", provider)
+        self._poll_later(provider, job, report, time_left_s)
+
+    def _poll_later(
+        self, provider: str, job: DueJob, report: ProviderReport, time_left_s: Callable[[], float]
+    ) -> None:
+        """A job polled without an answer: polled again after its backoff (one more attempt), as an unfinished
+        job is, so it gives up its place at the head of the due jobs; or expired, if the provider keeps such jobs
+        for a limited time and it is past that (an image batch would be asked about forever)."""
         now = self._now()
         if self._expire_past_age(provider, job.job_id, job, now, report, time_left_s):
             return
