@@ -661,6 +661,43 @@ def test_a_discovery_window_that_could_not_be_listed_in_time_is_halved_until_one
     assert client.discovery_windows[-1] == (caught_up, caught_up + timedelta(hours=1))
 
 
+def test_a_listing_too_long_to_mark_due_in_discoverys_share_leaves_the_polls_their_time_and_moves_on(
+    aws: FakeAws,
+) -> None:
+    # Given an invocation whose every DynamoDB call takes 0.4 s (its clock moves with them), an Alibaba window
+    # listing 100 jobs nobody registered (a read and a write each to mark due: longer than discovery's share of
+    # the 50 s), and a registered job that is due
+    elapsed = [0.0]
+
+    def tick(**_: Any) -> None:
+        elapsed[0] += 0.4
+
+    aws.session.events.register("before-call.dynamodb.*", tick)
+    client = ScriptedClient("alibaba-mps", max_batch=10)
+    world = World(aws, client)
+    start = NOW - timedelta(hours=3)
+    world.store.set_watermark("alibaba-mps", start)
+    client.discoverable = [f"mps-{i:03d}" for i in range(100)]
+    world.register("alibaba-mps", "registered", at=NOW - timedelta(minutes=5))
+    client.jobs["registered"] = verdict("alibaba-mps", "registered", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    elapsed[0] = 0.0
+
+    # When a cycle runs
+    first = world.poller.run_cycle(lambda: 50.0 - elapsed[0]).providers["alibaba-mps"]
+
+    # Then discovery stops within its share, and the due job is polled and resolved in the same cycle
+    assert 0 < first.discovered < 100
+    assert world.status("alibaba-mps", "registered") is JobStatus.SUCCEEDED
+    # and the watermark stays, the next cycle listing half the window again, marking the rest, and moving on
+    assert world.store.watermark("alibaba-mps") == start
+    second = world.poller.run_cycle(PLENTY_OF_TIME, held={"alibaba-mps"}).providers[
+        "alibaba-mps"
+    ]  # discovery
+    assert client.discovery_windows[-1] == (start, start + timedelta(minutes=30))
+    assert first.discovered + second.discovered == 100
+    assert world.store.watermark("alibaba-mps") == start + timedelta(minutes=29)
+
+
 def test_a_polled_result_that_differs_from_the_stored_verdict_is_kept_as_a_conflict_and_not_published(
     aws: FakeAws,
 ) -> None:

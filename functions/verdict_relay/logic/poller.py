@@ -4,7 +4,8 @@ One cycle, per provider with API credentials (providers run side by side, each i
 
 1. publish verdicts whose publish failed earlier (SNS was down), in at most half of the time left when the
    provider is polled next;
-2. discover jobs nobody registered (providers that can list jobs) and make them due;
+2. discover jobs nobody registered (providers that can list jobs) and make them due, listing and marking in
+   ``discovery_share`` of the time left, so a long list cannot take the polls' time;
 3. read the jobs that are due from the sparse ``outstanding`` index (no Scan), fetch them in batches where the
    API allows it, and send each result through the same ingest path as callbacks: one verdict, one publish,
    whichever arrives first;
@@ -80,8 +81,8 @@ class PollSettings:
     discovery_window: timedelta = timedelta(hours=1)
     """The most one discovery lists: after an outage the watermark catches up a window a cycle, instead of one
     listing of days of jobs that cannot finish in an invocation and so never moves the watermark on. A window
-    that could not be listed in time is halved for the next cycle (down to ``MIN_DISCOVERY_WINDOW``), until
-    discovery has caught up."""
+    that could not be listed, or its jobs marked due, in discovery's time is halved for the next cycle (down to
+    ``MIN_DISCOVERY_WINDOW``), until discovery has caught up."""
     discovery_horizon: Mapping[str, timedelta] = field(
         default_factory=lambda: {
             "huawei-image-batch": timedelta(minutes=30),
@@ -92,7 +93,8 @@ class PollSettings:
     months): discovery never starts before it, so after a long gap it lists what the provider still has at once
     instead of catching up on windows it no longer holds jobs for."""
     discovery_share: float = 0.5
-    """The part of the invocation's time left that discovery may take: the due jobs' polls get the rest."""
+    """The part of the invocation's time left that discovery may take, listing and then marking the listed jobs
+    the store does not hold due: the due jobs' polls get the rest."""
     expire_after: Mapping[str, timedelta] = field(
         default_factory=lambda: {"huawei-image-batch": timedelta(minutes=30)}
     )
@@ -235,10 +237,8 @@ class Poller:
                 return report
             self._clients[provider].take_over()  # from the workers, if they held the provider
             left = time_left_s()
-            with finish_within(
-                min(left - self._settings.safety_margin_s / 2, left * self._settings.discovery_share)
-            ):
-                report.discovered = self._discover(provider)
+            share = min(left - self._settings.safety_margin_s / 2, left * self._settings.discovery_share)
+            report.discovered = self._discover(provider, lambda: time_left_s() - (left - share))
             if not poll:
                 report.skipped = "due jobs with the poll workers"
                 return report
@@ -501,7 +501,11 @@ class Poller:
 
     # -- discovery ----------------------------------------------------------------------------------------
 
-    def _discover(self, provider: str) -> int:
+    def _discover(self, provider: str, discovery_left_s: Callable[[], float]) -> int:
+        """List the jobs of the provider's next window and make those the store does not hold due, all in
+        ``discovery_left_s``: its share of the invocation's time. A window that runs out of it, listing or
+        marking, is halved for the next cycle and the watermark stays where it was; the jobs marked so far stay
+        due (the next pass finds them stored and only reads them), so a long backlog still moves on."""
         client = self._clients[provider]
         if not client.discovers:
             return 0
@@ -513,7 +517,8 @@ class Poller:
         window = self._discovery_windows.get(provider, self._settings.discovery_window)
         until = min(now, since + window)
         try:
-            job_ids = client.discover(since, until)
+            with finish_within(discovery_left_s()):
+                job_ids = client.discover(since, until)
         except ProviderAuthError as exc:
             # Counted as the job polls count it: with the breaker open they send nothing, so this is where
             # refused credentials of a provider that discovers show (and raise the alarm).
@@ -531,29 +536,58 @@ class Poller:
             retry_after = _retry_after(exc)
             if retry_after is not None:
                 self._breakers[provider].record_failure(retry_after_s=retry_after)
-            if isinstance(exc, ProviderOutOfTimeError) and window > MIN_DISCOVERY_WINDOW:
-                # Too long to list in the time discovery has: a shorter window next time, so it moves on. Not a
-                # failure of the provider's, nor yet of discovery's (its alarm is for a list that stays stuck).
-                self._discovery_windows[provider] = max(MIN_DISCOVERY_WINDOW, window / 2)
-                logger.info("discovery window too long for its time; halved", provider=provider)
+            if isinstance(exc, ProviderOutOfTimeError) and self._halve_discovery_window(provider, window):
                 return 0
             if not isinstance(exc, ProviderOutOfTimeError):
                 count("ProviderRequestFailed", provider)
             count("DiscoveryFailed", provider)
             logger.warning("discovery failed", provider=provider, code=exc.code, error=exc.message)
             return 0
-        found = 0
-        for job_id in job_ids:
-            if not self._store.exists(provider, job_id):
-                self._ingest.mark_due(provider, job_id, now)
-                found += 1
+        found, checked = self._mark_discovered(provider, job_ids, now, discovery_left_s)
+        if found:
+            count("JobsDiscovered", provider, found)
+        if checked < len(job_ids):
+            # Listed, but too many to mark due in discovery's time. The watermark stays where it was (the ids come
+            # without their times, so none of the window can be said to be done); the next pass finds the jobs
+            # marked here stored, and only reads them.
+            if not self._halve_discovery_window(provider, window):
+                count("DiscoveryFailed", provider)
+                logger.warning(
+                    "discovery failed: no time left to mark the listed jobs due",
+                    provider=provider,
+                    listed=len(job_ids),
+                    checked=checked,
+                )
+            return found
         # Alibaba lists by creation time: step back a little so a job created as the window closed is not missed.
         self._store.set_watermark(provider, until - timedelta(minutes=1))
         if until >= now:  # caught up: a halved window has done its work (growing it sooner would fail again)
             self._discovery_windows.pop(provider, None)
-        if found:
-            count("JobsDiscovered", provider, found)
         return found
+
+    def _mark_discovered(
+        self, provider: str, job_ids: Sequence[str], now: datetime, discovery_left_s: Callable[[], float]
+    ) -> tuple[int, int]:
+        """Make the listed jobs the store does not hold due, until discovery's time runs out: how many were new,
+        and how many of the list were gone through."""
+        found = 0
+        for checked, job_id in enumerate(job_ids):
+            if discovery_left_s() <= 0:
+                return found, checked
+            if not self._store.exists(provider, job_id):
+                self._ingest.mark_due(provider, job_id, now)
+                found += 1
+        return found, len(job_ids)
+
+    def _halve_discovery_window(self, provider: str, window: timedelta) -> bool:
+        """A window too long to list, or to mark its jobs due, in the time discovery has: a shorter one next
+        time, so discovery moves on. Not a failure of the provider's, nor yet of discovery's (its alarm is for a
+        discovery that stays stuck). False when the window is already the shortest: that one is a failure."""
+        if window <= MIN_DISCOVERY_WINDOW:
+            return False
+        self._discovery_windows[provider] = max(MIN_DISCOVERY_WINDOW, window / 2)
+        logger.info("discovery window too long for its time; halved", provider=provider)
+        return True
 
 
 def _retry_after(exc: ProviderApiError) -> float | None:
