@@ -528,11 +528,60 @@ def test_running_out_of_time_leaves_jobs_due_and_does_not_open_the_breaker(aws: 
     world.register("huawei-video", "j1")
     client.failures = [ProviderOutOfTimeError("huawei-video: no time left for another request")] * 5
 
-    reports = [world.poller.run_cycle(PLENTY_OF_TIME) for _ in range(4)]
+    # 12 s left: past the safety margin, so the request goes out, with 8 s for it: the invocation's time ran out
+    reports = [world.poller.run_cycle(lambda: 12.0) for _ in range(4)]
 
     assert [r.providers["huawei-video"].left_due for r in reports] == [1, 1, 1, 1]
     assert not world.breakers["huawei-video"].is_open
     assert world.due("huawei-video") == ["j1"]
+
+
+class SlowJobClient(ScriptedClient):
+    """Alibaba, with one job whose answer takes longer to fetch than a poll has: a request that includes it runs
+    out of time however early it starts (as its long timeline's detail pages would)."""
+
+    def __init__(self, slow: str) -> None:
+        super().__init__("alibaba-mps", max_batch=10)
+        self.discovers = False
+        self.slow = slow
+
+    def fetch(self, job_ids: Sequence[str]) -> FetchResult:
+        if self.slow in job_ids:
+            self.requests.append(list(job_ids))
+            raise ProviderOutOfTimeError("alibaba-mps: no time left for another request")
+        return super().fetch(job_ids)
+
+
+def test_a_batch_that_runs_out_of_time_with_ample_time_does_not_starve_its_batch_mates(aws: FakeAws) -> None:
+    # Given ten due Alibaba jobs, one batch, one of which cannot be fetched in the time a poll has
+    client = SlowJobClient(slow="slow")
+    world = World(aws, client)
+    others = [f"j{i}" for i in range(9)]
+    world.register("alibaba-mps", "slow", *others)
+    for job_id in others:
+        client.jobs[job_id] = verdict("alibaba-mps", job_id, JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    metrics.clear_metrics()
+
+    # When cycles run a minute apart, each with ample time
+    for _ in range(3):
+        world.poller.run_cycle(PLENTY_OF_TIME)
+        world.clock[0] += timedelta(minutes=1)
+
+    # Then the batch-mates are resolved at their next poll, polled alone once their batch ran out of time
+    assert [world.status("alibaba-mps", j) for j in others] == [JobStatus.SUCCEEDED] * 9
+    assert sorted(m["verdict"]["job_id"] for m in aws.published()) == others
+    # and the slow job, alone, waits out its backoff instead of burning the quota every cycle, and is counted
+    slow = world.store.get("alibaba-mps", "slow")
+    assert slow is not None
+    assert slow.status is JobStatus.PENDING
+    polls_of_slow = [r for r in client.requests if "slow" in r]
+    assert sorted(polls_of_slow[0]) == sorted(["slow", *others])
+    assert polls_of_slow[1:] == [["slow"]] * (len(polls_of_slow) - 1)
+    assert (
+        slow.poll_attempts == len(polls_of_slow) - 1 >= 1
+    )  # each poll alone rescheduled it with its backoff
+    assert sum(metrics.metric_set["JobOutOfTime"]["Value"]) == slow.poll_attempts
+    metrics.clear_metrics()
 
 
 def test_cycle_stops_taking_work_when_time_runs_low_and_leaves_the_rest_due(aws: FakeAws) -> None:

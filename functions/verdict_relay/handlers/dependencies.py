@@ -61,6 +61,7 @@ class Dependencies:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
     _discovery_windows: dict[str, timedelta] = field(default_factory=dict)
+    _polled_alone: dict[str, dict[str, None]] = field(default_factory=dict)
     _callback_clients: dict[str, ProviderClient | None] = field(default_factory=dict)
     _callback_clients_source: ProvidersConfig | None = None
     _poll_clients: dict[str, ProviderClient] = field(default_factory=dict)
@@ -135,6 +136,7 @@ class Dependencies:
             now=lambda: datetime.now(UTC),
             concurrency=concurrency,
             discovery_windows=self._discovery_windows,
+            polled_alone=self._polled_alone,
         )
 
     def _poll_client(self, provider: str, providers: ProvidersConfig) -> ProviderClient:

@@ -21,6 +21,16 @@ our credentials or our pace (a throttle), and jobs held back by an open breaker,
 The cycle stops taking work when the invocation's time runs low, and a client does not start a retry it could
 not finish in the time left; what is left stays due for the next run. The rate limit itself lives in each
 client's token bucket.
+
+A fetch that runs out of time is not the provider's failure (no breaker). Most often the invocation's time ran
+out, and its jobs stay due. But one that started with ample time (``PollSettings.ample_fetch_s``) is slow in
+itself: an Alibaba job with a long video timeline takes more detail pages than a poll has time for. Left due,
+its batch would be the oldest again next cycle, the same jobs in it, and run out of time again, every cycle,
+starving its batch-mates. So the rule is: the jobs of such a batch are polled one per batch from then on (this
+container remembers them until a fetch answers), and the batch-mates are resolved at their next poll; a job that
+runs out of time alone, with ample time, waits out its backoff as an unfinished job does (asked again after a
+backoff that grows to 15 minutes, not every cycle), is polled alone again, and is counted (``JobOutOfTime``, its
+id in the poller's warning) so an operator sees a job the poller cannot fetch.
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ from verdict_relay.clients.base import (
     ProviderResponseError,
     ProviderThrottledError,
     finish_within,
+    seconds_left,
 )
 from verdict_relay.errors import ProviderApiError, StorageError
 from verdict_relay.logic.breaker import CircuitBreaker
@@ -73,6 +84,10 @@ class PollSettings:
     max_interval_s: float = 900.0
     due_limit: int = 2000
     """Due jobs read per provider per cycle."""
+    ample_fetch_s: float = 15.0
+    """A fetch that runs out of time although it started with at least this long for its requests is slow in
+    itself, not merely late in the invocation: that is more than two of a request's longest attempts (2 s to
+    connect, 5 s to read), where a job's answer is one request or a few."""
     safety_margin_s: float = 8.0
     """Stop taking work when less than this remains of the invocation. A request's retries end by half of it
     (:func:`~verdict_relay.clients.base.finish_within`), which leaves the other half for writing results."""
@@ -104,6 +119,10 @@ class PollSettings:
     and asks to be polled every 30 s: at the general cap, a job that finished late in its life would be gone
     before its next poll."""
 
+
+MAX_POLLED_ALONE = 1000
+"""The most jobs of a provider remembered to be polled one per batch (the longest remembered are forgotten
+first): one finished by a callback meanwhile is never polled again, and so never forgotten otherwise."""
 
 MIN_DISCOVERY_WINDOW = timedelta(minutes=5)
 """The shortest discovery window: longer than the minute each discovery steps back, so the watermark moves on."""
@@ -143,6 +162,7 @@ class Poller:
         concurrency: Mapping[str, int] | None = None,
         rng: random.Random | None = None,
         discovery_windows: dict[str, timedelta] | None = None,
+        polled_alone: dict[str, dict[str, None]] | None = None,
     ) -> None:
         self._store = store
         self._ingest = ingest
@@ -157,6 +177,11 @@ class Poller:
         """A provider's discovery window while it is shorter than the settings' (halved after one ran out of
         time, until discovery has caught up). The caller keeps it from one poller to the next (the functions'
         ``Dependencies``, as long as the container: the scheduled poller's stays warm minute to minute)."""
+        self._polled_alone = polled_alone if polled_alone is not None else {}
+        """A provider's jobs to poll one per batch (an ordered set): their batch ran out of time although it
+        started with ample time, so one of them is too slow to fetch with others. Kept by the caller as the
+        discovery windows are; a cold start forgets them, and such a batch then runs out of time once more."""
+        self._polled_alone_lock = threading.Lock()
 
     @property
     def providers(self) -> list[str]:
@@ -283,7 +308,10 @@ class Poller:
         """Poll jobs as the due-jobs query or a fan-out batch gives them: with their poll count and age, so an
         unfinished one is rescheduled in one write, without reading it first."""
         client = self._clients[provider]
-        batches = [jobs[i : i + client.max_batch] for i in range(0, len(jobs), client.max_batch)]
+        alone = self._to_poll_alone(provider, jobs)
+        rest = [job for job in jobs if job.job_id not in alone]
+        batches = [[job] for job in jobs if job.job_id in alone]  # first: they need the most time
+        batches += [rest[i : i + client.max_batch] for i in range(0, len(rest), client.max_batch)]
         stop = threading.Event()
 
         def requests_left_s() -> float:
@@ -320,6 +348,7 @@ class Poller:
         time_left_s: Callable[[], float],
     ) -> None:
         breaker = self._breakers[provider]
+        ample = (seconds_left() or 0.0) >= self._settings.ample_fetch_s
         try:
             result = client.fetch([job.job_id for job in batch])
         except ProviderAuthError as exc:
@@ -332,8 +361,8 @@ class Poller:
             )
             return
         except ProviderOutOfTimeError:
-            # This invocation's time ran out, not the provider's patience: no breaker, the jobs stay due.
-            report.left_due += len(batch)
+            # Our time ran out, not the provider's patience: no breaker.
+            self._ran_out_of_time(provider, client, batch, ample, report, time_left_s)
             return
         except ProviderResponseError as exc:
             # An answer we cannot read is most likely about one job (an odd field, a job-specific error), not
@@ -391,8 +420,63 @@ class Poller:
                 self._poll_later(provider, job, report, time_left_s)
             return
         breaker.record_success()
+        self._forget_alone(provider, batch)
         report.polled += len(batch)
         self._apply(provider, batch, result, report, time_left_s)
+
+    def _ran_out_of_time(
+        self,
+        provider: str,
+        client: ProviderClient,
+        batch: list[DueJob],
+        ample: bool,
+        report: ProviderReport,
+        time_left_s: Callable[[], float],
+    ) -> None:
+        """A fetch that ran out of time (the rule is in the module's docstring)."""
+        if not ample:  # the invocation's time ran out: the jobs stay due
+            report.left_due += len(batch)
+            return
+        if len(batch) > 1:
+            self._remember_alone(provider, batch)
+            report.left_due += len(batch)
+            logger.info(
+                "a batch ran out of time though it started with ample time; its jobs are polled one per batch",
+                provider=provider,
+                job_ids=[job.job_id for job in batch],
+            )
+            return
+        count("JobOutOfTime", provider)
+        logger.warning(
+            "provider answer not fetched in the time a poll has; job polled again after its backoff",
+            provider=provider,
+            job_id=batch[0].job_id,
+        )
+        if client.max_batch > 1:
+            self._remember_alone(provider, batch)
+        self._poll_later(provider, batch[0], report, time_left_s)
+
+    def _to_poll_alone(self, provider: str, jobs: Sequence[DueJob]) -> set[str]:
+        with self._polled_alone_lock:
+            remembered = self._polled_alone.get(provider, {})
+            return {job.job_id for job in jobs if job.job_id in remembered}
+
+    def _remember_alone(self, provider: str, batch: Sequence[DueJob]) -> None:
+        with self._polled_alone_lock:
+            remembered = self._polled_alone.setdefault(provider, {})
+            for job in batch:
+                remembered.pop(job.job_id, None)
+                remembered[job.job_id] = None
+            for job_id in list(remembered)[: max(0, len(remembered) - MAX_POLLED_ALONE)]:
+                del remembered[job_id]
+
+    def _forget_alone(self, provider: str, batch: Sequence[DueJob]) -> None:
+        """The provider answered: the jobs are batched as usual again."""
+        with self._polled_alone_lock:
+            remembered = self._polled_alone.get(provider)
+            if remembered:
+                for job in batch:
+                    remembered.pop(job.job_id, None)
 
     def _apply(
         self,
