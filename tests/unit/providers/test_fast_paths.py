@@ -69,6 +69,10 @@ def test_alibaba_timeline_read_through_the_model_equals_the_direct_read() -> Non
         results = entry["CensorResults"]["CensorResult"]
         for result in results if isinstance(results, list) else [results]:  # a lone result is allowed too
             result["Rate"] = float(result["Rate"])
+    # (the premise: the direct read takes the Rate strings and leaves the numeric Rates to the model)
+    direct_read = _TimelineFindings("VideoTimeline", "video")._read
+    assert direct_read(direct["MediaCensorJobDetail"]["VensorCensorResult"]["VideoTimelines"]) is not None
+    assert direct_read(through_model["MediaCensorJobDetail"]["VensorCensorResult"]["VideoTimelines"]) is None
 
     adapter = get_adapter("alibaba-mps")
 
