@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from tests.helpers import huawei_signature, with_changes
 from tests.integration.conftest import ApiClient
 from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.simulator import ProviderSimulator, huawei_video_job
+from verdict_relay.logic.poller import ProviderReport
 from verdict_relay.models.jobs import DueJob
 
 SEED = "race_seed_00000001"
@@ -45,35 +47,42 @@ def test_callbacks_and_polls_racing_for_one_job_store_one_verdict_and_publish_on
         poller = deps.poller()
         api = ApiClient()
         job_ids = [f"race-{i}" for i in range(5)]
+        statuses: list[int] = []
+        reports: list[ProviderReport] = []
         for job_id in job_ids:
             simulator.put_job("huawei-video", job_id, huawei_video_job(job_id, "succeeded", "block"))
             deps.store.register("huawei-video", job_id, {}, now, first_poll_at=now)
             body = with_changes("huawei-video", "succeeded", job_id=job_id)
             headers = {"X-Auth-Signature": huawei_signature(SEED, body)}
-            start = threading.Barrier(16)
-            statuses: list[int] = []
+            # all 16 start at once; a thread that fails before the barrier breaks it for the others
+            start = threading.Barrier(16, timeout=60)
 
             def callback(
-                body: bytes = body,
-                headers: dict[str, str] = headers,
-                start: threading.Barrier = start,
-                statuses: list[int] = statuses,
-            ) -> None:
+                body: bytes = body, headers: dict[str, str] = headers, start: threading.Barrier = start
+            ) -> int:
                 start.wait()
-                statuses.append(api.callback("huawei-video", body, headers=headers).status)
+                return api.callback("huawei-video", body, headers=headers).status
 
-            def poll(job_id: str = job_id, start: threading.Barrier = start) -> None:
+            def poll(job_id: str = job_id, start: threading.Barrier = start) -> ProviderReport:
                 start.wait()
-                poller.poll_jobs("huawei-video", [DueJob(job_id)], lambda: 60.0)
+                return poller.poll_jobs("huawei-video", [DueJob(job_id)], lambda: 60.0)
 
-            threads = [threading.Thread(target=callback) for _ in range(8)]
-            threads += [threading.Thread(target=poll) for _ in range(8)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=60)
-            assert statuses == [200] * 8
+            # result() re-raises a thread's exception (a poll that raised) here, failing the test
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                callbacks = [pool.submit(callback) for _ in range(8)]
+                polls = [pool.submit(poll) for _ in range(8)]
+                statuses += [future.result(timeout=120) for future in callbacks]
+                reports += [future.result(timeout=120) for future in polls]
 
+        # Then every delivery was made (the 80 docs/reliability.md gives): each callback acknowledged, each poll
+        # one request the provider answered and the poller read
+        assert len(statuses) + len(reports) == 80
+        assert statuses == [200] * 40
+        assert [(r.polled, r.failed_requests, r.left_due, r.skipped) for r in reports] == [
+            (1, 0, 0, None)
+        ] * 40
+        assert [r.status for r in simulator.requests("huawei-video")] == [200] * 40
+        # and per job one state, terminal, and one publish
         states = [i for i in server_aws.table_items() if i["sk"]["S"] == "STATE"]
         assert sorted(i["job_id"]["S"] for i in states) == job_ids
         assert {i["status"]["S"] for i in states} == {"succeeded"}

@@ -7,6 +7,7 @@ import json
 import random
 import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,9 +16,10 @@ import pytest
 from tests.conftest import FakeAws
 from tests.helpers import huawei_signature
 from tests.integration.conftest import ApiClient
-from tests.reliability.conftest import DELIVERIES, JOBS
+from tests.reliability.conftest import DELIVERIES, JOBS, SOAK
 from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.simulator import ProviderSimulator, huawei_video_job
+from verdict_relay.logic.poller import ProviderReport
 from verdict_relay.models.jobs import DueJob
 
 SEED = "duplicates_seed_0001"
@@ -44,6 +46,8 @@ def test_a_thousand_shuffled_deliveries_give_one_verdict_and_one_publish(
         api = ApiClient()
         rng = random.Random(2026)
         statuses: Counter[int] = Counter()
+        reports: list[ProviderReport] = []
+        planned: Counter[str] = Counter()
         lock = threading.Lock()
         job_ids = [f"dup-{n}" for n in range(JOBS)]
 
@@ -61,12 +65,13 @@ def test_a_thousand_shuffled_deliveries_give_one_verdict_and_one_publish(
             ] * (DELIVERIES // 3 + 1)
             deliveries = deliveries[:DELIVERIES]
             rng.shuffle(deliveries)
+            planned.update(kind for kind, _ in deliveries)
             chunks = [deliveries[i::THREADS] for i in range(THREADS)]
 
             def deliver(chunk: list[tuple[str, bytes | None]], job_id: str = job_id) -> None:
                 for kind, body in chunk:
                     if kind == "poll":
-                        poller.poll_jobs("huawei-video", [DueJob(job_id)], lambda: 60.0)
+                        reports.append(poller.poll_jobs("huawei-video", [DueJob(job_id)], lambda: 60.0))
                         continue
                     assert body is not None
                     status = api.callback(
@@ -75,12 +80,20 @@ def test_a_thousand_shuffled_deliveries_give_one_verdict_and_one_publish(
                     with lock:
                         statuses[status] += 1
 
-            threads = [threading.Thread(target=deliver, args=(chunk,)) for chunk in chunks]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=600)
+            # a thread's exception (an assertion, or a poll that raised) is re-raised here by result()
+            with ThreadPoolExecutor(max_workers=THREADS) as pool:
+                for future in [pool.submit(deliver, chunk) for chunk in chunks]:
+                    future.result(timeout=600)
 
+        # Every delivery made (the figure docs/reliability.md gives), each poll one request the provider
+        # answered and the poller read
+        made = Counter({"callback": sum(statuses.values()), "poll": len(reports)})
+        assert made == planned
+        assert made.total() == DELIVERIES * JOBS == (10_000 if SOAK else 1_000)
+        assert [(r.polled, r.failed_requests, r.left_due, r.skipped) for r in reports] == [
+            (1, 0, 0, None)
+        ] * len(reports)
+        assert [r.status for r in simulator.requests("huawei-video")] == [200] * len(reports)
         # Every callback acknowledged; per job one state, terminal, one publish; no conflict records
         assert set(statuses) == {200}
         items = server_aws.table_items()
