@@ -1,10 +1,21 @@
-"""Reliability profiles: ``fast`` in `make test`, ``soak`` in `make soak` (RELIABILITY_PROFILE=soak)."""
+"""Reliability profiles: ``fast`` in `make test`, ``soak`` in `make soak` (RELIABILITY_PROFILE=soak for the
+delivery suites, HYPOTHESIS_PROFILE=soak for the properties).
+
+The number of examples a property tries is the profile's, never the test's: a ``max_examples`` in a test's
+``@settings`` would override the soak profile too.
+"""
 
 from __future__ import annotations
 
 import os
 
+from hypothesis import settings
+
 SOAK = os.environ.get("RELIABILITY_PROFILE", "fast") == "soak"
 DELIVERIES = 1000
 JOBS = 10 if SOAK else 1
 """Jobs given DELIVERIES each, one after another."""
+
+settings.register_profile("fast", max_examples=60, deadline=None)
+settings.register_profile("soak", max_examples=2000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
