@@ -1,10 +1,15 @@
-"""No secret, signature or payload body reaches a log line, whatever the request did."""
+"""No secret, signature or payload body reaches a log line, whatever the request did.
+
+The secrets looked for are every value of every ``credentials`` block of the providers document the test
+configures, and every callback seed and token in it, as well as the signatures sent and a body's text.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,8 +18,10 @@ from tests.helpers import huawei_signature, load_payload
 from tests.integration.conftest import ApiClient, configure_environment
 from tests.integration.conftest import mns as mns
 from tests.integration.conftest import simulator as simulator
+from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
-from verdict_relay.local.simulator import ProviderSimulator, huawei_video_job
+from verdict_relay.local.simulator import ProviderSimulator, alibaba_job, azure_job, huawei_video_job
+from verdict_relay.models.jobs import DueJob
 
 SEED = "logged_seed_must_not_appear"
 TOKEN = "logged-token-must-not-appear-01"
@@ -34,13 +41,24 @@ def test_secrets_signatures_and_bodies_stay_out_of_the_logs(
     huawei = simulator.provider_entry("huawei-video")
     document = {
         "huawei-video": {**huawei, "callback": {"seeds": [SEED]}},
-        "azure-review": {"callback": {"tokens": [TOKEN]}},
+        "azure-review": {**simulator.provider_entry("azure-review"), "callback": {"tokens": [TOKEN]}},
         "alibaba-mps": {
             **simulator.provider_entry("alibaba-mps"),
             "callback": {"certificate_hosts": ["127.0.0.1"]},
         },
     }
     configure_environment(monkeypatch, aws, tmp_path, document)
+    secrets = document_secrets(document)
+    keys = simulator.credentials
+    assert secrets == {
+        SEED,
+        TOKEN,
+        keys.huawei_ak,
+        keys.huawei_sk,
+        keys.alibaba_access_key_id,
+        keys.alibaba_access_key_secret,
+        keys.azure_subscription_key,
+    }
     api = ApiClient()
     payload = load_payload("huawei-video", "succeeded")
     payload["result"]["image_detail"][0]["ocr_text"] = MARKER_TEXT
@@ -54,7 +72,9 @@ def test_secrets_signatures_and_bodies_stay_out_of_the_logs(
     mns_headers = mns.sign("/v1/callbacks/alibaba-mps", mns_body)
     forged = dict(mns_headers, Authorization="Zm9yZ2Vk" + mns_headers["Authorization"][8:])
 
+    # every record, the service's debug ones too (Powertools sets its logger's own level)
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="verdict-relay")
 
     # When good and bad requests of every kind go through
     api.callback("huawei-video", body, headers={"X-Auth-Signature": good})
@@ -63,23 +83,45 @@ def test_secrets_signatures_and_bodies_stay_out_of_the_logs(
     api.callback("azure-review", json.dumps(azure).encode(), query={"token": TOKEN[:-1] + "x"})
     for headers in (mns_headers, forged):
         api.callback("alibaba-mps", mns_body, headers={**headers})
+    # and the poller asks each provider about a job with the document's credentials
+    polls = {"huawei-video": payload["job_id"], "alibaba-mps": "am-1", "azure-review": "az-polled"}
+    simulator.put_job("alibaba-mps", "am-1", alibaba_job("am-1", "Success", "block"))
+    simulator.put_job("azure-review", "az-polled", azure_job("az-polled", "Complete", adult_score=0.9))
+    poller = dependencies_module.dependencies().poller()
+    reports = {
+        provider: poller.poll_jobs(provider, [DueJob(job_id)], lambda: 60.0)
+        for provider, job_id in polls.items()
+    }
     printed = capfd.readouterr()
     # every field of every log record (message and extra keys), plus whatever reached stdout/stderr
     records = "\n".join(json.dumps(r.__dict__, default=str) for r in caplog.records)
     text = records + printed.out + printed.err
 
-    # Then the logs say what happened, and none of the secrets, signatures or body text
+    # Then the logs say what happened (every poll reached its provider with the document's credentials), and
+    # none of the secrets, signatures or body text
     assert "request rejected" in text
     assert "verdict ingested" in text
-    credentials = huawei["credentials"]
+    assert {provider: (r.polled, r.failed_requests) for provider, r in reports.items()} == dict.fromkeys(
+        polls, (1, 0)
+    )
+    assert {provider for provider in polls if simulator.requests(provider)} == set(polls)
     for secret in (
-        SEED,
-        TOKEN,
+        *sorted(secrets),
         good,
         good[:-4],
         forged["Authorization"],
         mns_headers["Authorization"],
-        credentials["sk"],
         MARKER_TEXT,
     ):
         assert secret not in text, f"{secret[:12]}... leaked into the logs"
+
+
+def document_secrets(document: dict[str, Any]) -> set[str]:
+    """Every value of every ``credentials`` block of a providers document, and its callback seeds and tokens."""
+    secrets: set[str] = set()
+    for entry in document.values():
+        secrets.update(str(value) for value in entry.get("credentials", {}).values())
+        callback = entry.get("callback", {})
+        secrets.update(callback.get("seeds", []))
+        secrets.update(callback.get("tokens", []))
+    return secrets
