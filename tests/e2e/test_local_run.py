@@ -1,7 +1,9 @@
 """``verdict-relay local --simulate`` as a user runs it: what it prints works, it serves until stopped, and it
 leaves nothing behind.
 
-The tests of the shared run go in file order: the last one stops it.
+The tests of the shared run go in file order: the last one stops it. Each sets up what it asserts on (the
+examples pasted, the operator's re-send: module fixtures, done once whichever test asks first), so any of them
+also passes alone.
 """
 
 from __future__ import annotations
@@ -118,6 +120,35 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun]:
     run.stop()
 
 
+@pytest.fixture(scope="module")
+def pasted_examples(simulated: LocalRun, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The examples the simulated stack prints, pasted into bash once, from a directory of their own (they
+    register a job and send a callback, whose verdicts the run then publishes)."""
+    examples = _examples(simulated)
+    pasted = _bash("\n".join(examples), tmp_path_factory.mktemp("pasted"))
+    assert '{"accepted":1}' in pasted, pasted  # the sample callback was taken
+    return examples
+
+
+@pytest.fixture(scope="module")
+def operator_republish(simulated: LocalRun) -> subprocess.CompletedProcess[str]:
+    """The documented operator command, run once under the printed environment, re-sending a simulated job's
+    verdict once the relay has published every simulated job's."""
+    simulated.wait_for("every simulated job has its verdict", 90)
+    banner = simulated.banner()
+    command = shlex.split(banner[banner.index("  operator commands against this stack:") + 1])
+    stack_environment = dict(arg.split("=", 1) for arg in command if "=" in arg and not arg.startswith("-"))
+    return subprocess.run(
+        [sys.executable, "-m", "verdict_relay.cli", "republish", "--job", "alibaba-mps/alibaba-mps-job-0"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**_environment(simulated.tmpdir), **stack_environment},
+        timeout=60,
+        check=False,
+    )
+
+
 def _examples(run: LocalRun) -> list[str]:
     banner = run.banner()
     start = next(i for i, line in enumerate(banner) if line.startswith("  # examples:"))
@@ -136,14 +167,11 @@ def _verdict_once_finished(command: str, cwd: Path) -> dict[str, Any]:
 
 
 def test_printed_curl_examples_work_pasted_into_a_shell_and_lead_to_verdicts(
-    simulated: LocalRun, tmp_path: Path
+    pasted_examples: list[str], tmp_path: Path
 ) -> None:
-    # Given the examples the simulated stack prints
-    examples = _examples(simulated)
-
-    # When a user pastes them into bash, from any directory
-    pasted = _bash("\n".join(examples), tmp_path)
-    assert '{"accepted":1}' in pasted, pasted  # the sample callback was taken
+    # Given the examples the simulated stack prints, pasted into bash by a user, from any directory
+    # (the fixture: the sample callback was taken)
+    examples = pasted_examples
 
     # Then the registered Alibaba job and the Azure job of the sample callback get the verdicts announced
     reads = [
@@ -179,23 +207,12 @@ def test_simulated_stack_keeps_serving_once_every_job_has_its_verdict(simulated:
         assert json.loads(response.read())["suggestion"] == "block"
 
 
-def test_an_operator_republish_during_the_run_is_printed_as_a_resend(simulated: LocalRun) -> None:
-    # Given a simulated job whose verdict the relay has published
-    simulated.wait_for("every simulated job has its verdict", 90)
-    banner = simulated.banner()
-    command = shlex.split(banner[banner.index("  operator commands against this stack:") + 1])
-    stack_environment = dict(arg.split("=", 1) for arg in command if "=" in arg and not arg.startswith("-"))
-
-    # When an operator sends it again, with the documented command under the printed environment
-    result = subprocess.run(
-        [sys.executable, "-m", "verdict_relay.cli", "republish", "--job", "alibaba-mps/alibaba-mps-job-0"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**_environment(simulated.tmpdir), **stack_environment},
-        timeout=60,
-        check=False,
-    )
+def test_an_operator_republish_during_the_run_is_printed_as_a_resend(
+    simulated: LocalRun, operator_republish: subprocess.CompletedProcess[str]
+) -> None:
+    # Given a simulated job whose verdict the relay has published, when an operator sends it again with the
+    # documented command under the printed environment (the fixture)
+    result = operator_republish
 
     # Then it is sent, and the run shows it as the operator's re-send (the summary counts it apart: below)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -206,7 +223,15 @@ def test_an_operator_republish_during_the_run_is_printed_as_a_resend(simulated: 
 
 def test_stopped_simulated_stack_sums_up_its_own_jobs_prints_no_metrics_and_leaves_nothing_behind(
     simulated: LocalRun,
+    pasted_examples: list[str],
+    operator_republish: subprocess.CompletedProcess[str],
 ) -> None:
+    # Given a run whose simulated jobs all have their verdicts, one re-sent by an operator, and whose pasted
+    # examples' Alibaba job has been published too
+    assert operator_republish.returncode == 0, operator_republish.stdout + operator_republish.stderr
+    simulated.wait_for("republished alibaba-mps ", 30)
+    simulated.wait_for("published  alibaba-mps        job-1 ", 60)
+
     # When the user stops it (SIGTERM, as Ctrl-C)
     code = simulated.stop()
 
