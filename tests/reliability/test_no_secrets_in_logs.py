@@ -1,7 +1,9 @@
 """No secret, signature or payload body reaches a log line, whatever the request did.
 
-The secrets looked for are every value of every ``credentials`` block of the providers document the test
-configures, and every callback seed and token in it, as well as the signatures sent and a body's text.
+The secrets looked for are every secret of every ``credentials`` block of the providers document the test
+configures (keys, an IAM user's password), and every callback seed and token in it, as well as the signatures
+sent, the credentials the poller's requests carried (request signatures, the IAM token it was issued) and a body's
+text.
 """
 
 from __future__ import annotations
@@ -20,12 +22,19 @@ from tests.integration.conftest import mns as mns
 from tests.integration.conftest import simulator as simulator
 from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
-from verdict_relay.local.simulator import ProviderSimulator, alibaba_job, azure_job, huawei_video_job
+from verdict_relay.local.simulator import (
+    ProviderSimulator,
+    alibaba_job,
+    azure_job,
+    huawei_audio_job,
+    huawei_video_job,
+)
 from verdict_relay.models.jobs import DueJob
 
 SEED = "logged_seed_must_not_appear"
 TOKEN = "logged-token-must-not-appear-01"
 MARKER_TEXT = "payload-body-text-must-not-appear"
+IAM_USER_NAMES = frozenset({"user_name", "domain_name", "iam_endpoint"})
 
 
 def test_secrets_signatures_and_bodies_stay_out_of_the_logs(
@@ -41,6 +50,7 @@ def test_secrets_signatures_and_bodies_stay_out_of_the_logs(
     huawei = simulator.provider_entry("huawei-video")
     document = {
         "huawei-video": {**huawei, "callback": {"seeds": [SEED]}},
+        "huawei-audio": simulator.provider_entry("huawei-audio", auth="iam"),
         "azure-review": {**simulator.provider_entry("azure-review"), "callback": {"tokens": [TOKEN]}},
         "alibaba-mps": {
             **simulator.provider_entry("alibaba-mps"),
@@ -55,6 +65,7 @@ def test_secrets_signatures_and_bodies_stay_out_of_the_logs(
         TOKEN,
         keys.huawei_ak,
         keys.huawei_sk,
+        keys.huawei_password,
         keys.alibaba_access_key_id,
         keys.alibaba_access_key_secret,
         keys.azure_subscription_key,
@@ -84,7 +95,13 @@ def test_secrets_signatures_and_bodies_stay_out_of_the_logs(
     for headers in (mns_headers, forged):
         api.callback("alibaba-mps", mns_body, headers={**headers})
     # and the poller asks each provider about a job with the document's credentials
-    polls = {"huawei-video": payload["job_id"], "alibaba-mps": "am-1", "azure-review": "az-polled"}
+    polls = {
+        "huawei-video": payload["job_id"],
+        "huawei-audio": "ha-polled",
+        "alibaba-mps": "am-1",
+        "azure-review": "az-polled",
+    }
+    simulator.put_job("huawei-audio", "ha-polled", huawei_audio_job("ha-polled", "succeeded", "block"))
     simulator.put_job("alibaba-mps", "am-1", alibaba_job("am-1", "Success", "block"))
     simulator.put_job("azure-review", "az-polled", azure_job("az-polled", "Complete", adult_score=0.9))
     poller = dependencies_module.dependencies().poller()
@@ -104,23 +121,27 @@ def test_secrets_signatures_and_bodies_stay_out_of_the_logs(
     assert {provider: (r.polled, r.failed_requests) for provider, r in reports.items()} == dict.fromkeys(
         polls, (1, 0)
     )
-    assert {provider for provider in polls if simulator.requests(provider)} == set(polls)
+    sent = {provider: {r.credential for r in simulator.requests(provider)} for provider in polls}
+    assert all(credentials and "" not in credentials for credentials in sent.values()), sent
     for secret in (
         *sorted(secrets),
         good,
         good[:-4],
         forged["Authorization"],
         mns_headers["Authorization"],
+        *sorted(set().union(*sent.values())),
         MARKER_TEXT,
     ):
         assert secret not in text, f"{secret[:12]}... leaked into the logs"
 
 
 def document_secrets(document: dict[str, Any]) -> set[str]:
-    """Every value of every ``credentials`` block of a providers document, and its callback seeds and tokens."""
+    """Every value of every ``credentials`` block of a providers document but the names and addresses of an IAM
+    user (which logs may name), and its callback seeds and tokens."""
     secrets: set[str] = set()
     for entry in document.values():
-        secrets.update(str(value) for value in entry.get("credentials", {}).values())
+        credentials = entry.get("credentials", {})
+        secrets.update(str(value) for name, value in credentials.items() if name not in IAM_USER_NAMES)
         callback = entry.get("callback", {})
         secrets.update(callback.get("seeds", []))
         secrets.update(callback.get("tokens", []))

@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Literal, NamedTuple, Self
+from typing import Any, Final, Literal, NamedTuple, Self
 from urllib.parse import unquote
 
 from verdict_relay.signing import (
@@ -105,13 +105,19 @@ _NONCE_TTL_S = 15 * 60.0
 # --- public records ---------------------------------------------------------------------------------------------
 
 
+_CREDENTIAL_HEADERS: Final = ("authorization", "x-auth-token", "ocp-apim-subscription-key")
+
+
 class RecordedRequest(NamedTuple):
-    """One request a provider received: monotonic arrival time, method, raw target (path?query), status."""
+    """One request a provider received: monotonic arrival time, method, raw target (path?query), status, and
+    the header that carried its credentials (``Authorization``, ``X-Auth-Token`` or ``Ocp-Apim-Subscription-Key``;
+    empty when none did)."""
 
     at: float
     method: str
     path: str
     status: int
+    credential: str = ""
 
 
 @dataclass(frozen=True)
@@ -622,7 +628,10 @@ class ProviderSimulator:
 
     def _record(self, service: str, arrived: float, incoming: _Incoming, status: int) -> None:
         with self._lock:
-            self._requests[service].append(RecordedRequest(arrived, incoming.method, incoming.target, status))
+            credential = next(filter(None, map(incoming.header, _CREDENTIAL_HEADERS)), "")
+            self._requests[service].append(
+                RecordedRequest(arrived, incoming.method, incoming.target, status, credential)
+            )
 
     def _rate_limited(self, service: str, now: float) -> float | None:
         """None when the request is admitted (and counted), else the seconds until the window has room."""
