@@ -329,7 +329,28 @@ def openapi_document() -> str:
             security_schemes=_security_schemes(),
         )
     )
+    _describe_callback_body(document["paths"]["/callbacks/{provider}"]["post"])
     return json.dumps(_without_unsent_validation_errors(document), indent=2, ensure_ascii=False)
+
+
+def _describe_callback_body(operation: dict[str, Any]) -> None:
+    """The callback route reads its body itself (authenticated over its exact bytes, then parsed by the
+    provider's adapter), so the resolver declares none: the document says what it takes. A 204 has no content."""
+    json_types = {"application/json"}
+    media_types = sorted(json_types.union(*CALLBACK_CONTENT_TYPES.values()))
+    operation["requestBody"] = {
+        "required": True,
+        "description": (
+            "The provider's notification as it sent it: a Huawei job callback, an Azure job or review callback "
+            "(JSON), or an Alibaba MNS push (JSON, or XML / text as MNS sends it). Its shape per provider is in "
+            "docs/providers.md; one of another shape is refused with 422 naming the field."
+        ),
+        "content": {
+            media_type: {"schema": {"type": "object"} if media_type in json_types else {"type": "string"}}
+            for media_type in media_types
+        },
+    }
+    operation["responses"]["204"].pop("content", None)
 
 
 def _security_schemes() -> dict[str, SecurityScheme]:
