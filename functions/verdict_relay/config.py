@@ -485,18 +485,31 @@ def rate_limit(provider: str, settings: ProviderSettings | None) -> float:
     return DEFAULT_RATE_LIMITS[provider]
 
 
+SECRETS_CLIENT_TIMEOUTS: dict[str, Any] = {
+    "connect_timeout": 1,
+    "read_timeout": 2,
+    "retries": {"mode": "standard", "total_max_attempts": 2},
+}
+"""The providers document's reads end within about 6 s (two attempts of at most 1 s to connect and 2 s to read)."""
+
+
 def load_providers_config(settings: Settings) -> ProvidersConfig:
-    """Read the providers document from Secrets Manager (cached by Powertools) or from a local file.
+    """Read the providers document from Secrets Manager or from a local file.
 
     With neither configured every provider is disabled: callbacks are refused and nothing is polled.
     """
     if settings.providers_secret_id:
         from aws_lambda_powertools.utilities import parameters
+        from botocore.config import Config
 
+        # Bounded like every other AWS call here: botocore's defaults (60 s connects and reads, retried) would
+        # hold a callback past its provider's deadline, and the poller past its minute, whenever Secrets Manager
+        # stalls at a reload, and the last valid document would never get the chance to stand in. Always
+        # fetched: the caller keeps the document (``Dependencies.providers``), and a cached copy of a document
+        # that failed validation would be validated again in place of the corrected one.
+        secrets = parameters.SecretsProvider(boto_config=Config(**SECRETS_CLIENT_TIMEOUTS))
         try:
-            document = parameters.get_secret(
-                settings.providers_secret_id, transform="json", max_age=settings.providers_cache_seconds
-            )
+            document = secrets.get(settings.providers_secret_id, transform="json", force_fetch=True)
         except parameters.exceptions.TransformParameterError as exc:
             raise ConfigurationError(f"secret {settings.providers_secret_id}: not valid JSON") from exc
         except parameters.exceptions.GetParameterError as exc:

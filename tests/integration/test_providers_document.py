@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from tests.conftest import FakeAws
 from tests.helpers import load_payload, load_payload_bytes
-from tests.integration.conftest import ApiClient, configure_environment
+from tests.integration.conftest import ApiClient, LambdaContext, configure_environment
+from verdict_relay.errors import ConfigurationError
 from verdict_relay.handlers import dependencies as dependencies_module
+from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
 
 SECRET_ID = "verdict-relay/providers-in-account-123456789012"
 TOKEN, NEW_TOKEN = "azure-token-current-0001", "azure-token-rotated-0002"
@@ -98,3 +102,78 @@ def test_a_failed_re_read_keeps_the_last_valid_document_in_use(
     assert azure_callback(secret_api, TOKEN, "job-5") == 401
     stored = {item["job_id"]["S"] for item in aws.table_items() if "job_id" in item}
     assert stored == {"job-1", "job-2", "job-4"}
+
+
+def test_a_corrected_document_is_used_at_the_first_retry_after_an_invalid_one(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a deployment caching the document for 5 minutes, whose clock the test moves
+    configure_environment(monkeypatch, aws, tmp_path, {}, PROVIDERS_SECRET_ID=SECRET_ID)
+    clock = [1000.0]
+    monkeypatch.setattr(dependencies_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    api = ApiClient()
+    put_document(aws, {"azure-review": {"callback": {"tokens": [TOKEN]}}})
+    assert azure_callback(api, TOKEN, "job-1") == 200
+
+    # When a version that is JSON but not a valid document (a token too short) is read at the reload
+    put_document(aws, {"azure-review": {"callback": {"tokens": ["short"]}}})
+    clock[0] += 301
+    assert azure_callback(api, TOKEN, "job-2") == 200  # the last valid document stays in use
+    # and the operator corrects it before the retry
+    put_document(aws, {"azure-review": {"callback": {"tokens": [NEW_TOKEN]}}})
+    clock[0] += dependencies_module.RELOAD_RETRY_SECONDS
+
+    # Then the retry reads the corrected version, not a cached copy of the invalid one
+    assert azure_callback(api, NEW_TOKEN, "job-3") == 200
+    assert azure_callback(api, TOKEN, "job-4") == 401
+    dependencies_module.dependencies.cache_clear()
+
+
+def test_a_document_that_does_not_load_refuses_callbacks_but_not_the_job_routes(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a new container whose providers document is invalid (a threshold on the wrong scale)
+    configure_environment(monkeypatch, aws, tmp_path, {}, PROVIDERS_SECRET_ID=SECRET_ID)
+    put_document(aws, {"azure-review": {"policy": {"review_threshold": {"adult": 50}}}})
+    api = ApiClient()
+
+    # When jobs are registered and read, and callbacks come
+    registered = api.register({"provider": "huawei-video", "job_id": "job-1"})
+    read = api.get_job("huawei-video", "job-1")
+    unknown = api.callback("no-such-provider", b"{}")
+    callback = azure_callback(api, TOKEN, "job-2")
+
+    # Then the job routes work, a provider that does not exist is a client's mistake, and the callback is
+    # refused with a server error (its sender sends it again once the document is corrected)
+    assert (registered.status, read.status, read.body["job_id"]) == (201, 200, "job-1")
+    assert unknown.status == 404
+    assert callback == 500
+    assert {item["job_id"]["S"] for item in aws.table_items() if "job_id" in item} == {"job-1"}
+    dependencies_module.dependencies.cache_clear()
+
+
+def test_a_poller_whose_document_does_not_load_still_sends_the_owed_publishes(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from verdict_relay.handlers.poller import lambda_handler
+
+    # Given a verdict whose publish is owed, and a new poller container whose document is invalid
+    configure_environment(monkeypatch, aws, tmp_path, {}, PROVIDERS_SECRET_ID=SECRET_ID)
+    put_document(aws, {"azure-review": {"policy": {"review_threshold": {"adult": 50}}}})
+    owed = Verdict(
+        provider="huawei-video",
+        job_id="owed-1",
+        status=JobStatus.SUCCEEDED,
+        suggestion=Suggestion.BLOCK,
+        decided_by="provider",
+    )  # type: ignore[call-arg]
+    store = dependencies_module.dependencies().store
+    store.record(owed, b"{}", datetime.now(UTC) - timedelta(minutes=5), publish=True)
+
+    # When the schedule runs
+    with pytest.raises(ConfigurationError):
+        lambda_handler({"source": "aws.scheduler"}, LambdaContext())
+
+    # Then the invocation fails (nothing can be polled), but the owed verdict was published first
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["owed-1"]
+    dependencies_module.dependencies.cache_clear()

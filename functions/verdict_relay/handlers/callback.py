@@ -180,6 +180,8 @@ def receive_callback(
     ] = None,
 ) -> Response[dict[str, int] | None]:
     # ``token`` is declared for the OpenAPI document only: the adapter reads it from the request it verifies.
+    if provider not in PROVIDER_NAMES:
+        raise UnknownProviderError(provider)
     deps = dependencies()
     providers = deps.providers()
     adapter = get_adapter(provider, providers)

@@ -108,7 +108,6 @@ class Dependencies:
         is one provider's, so its cold start builds one client, not five.
         """
         from verdict_relay.logic.breaker import CircuitBreaker
-        from verdict_relay.logic.poller import Poller, PollSettings
 
         providers = self.providers()
         with self._clients_lock:
@@ -123,6 +122,16 @@ class Dependencies:
         concurrency = {name: providers.providers[name].max_concurrency for name in names}
         for name in names:
             self._breakers.setdefault(name, CircuitBreaker())
+        return self._new_poller(clients, concurrency)
+
+    def sweeper(self) -> Poller:
+        """A poller with no provider clients, built without the providers document: its cycle only sends the
+        owed publishes, of every provider."""
+        return self._new_poller({}, {})
+
+    def _new_poller(self, clients: Mapping[str, ProviderClient], concurrency: dict[str, int]) -> Poller:
+        from verdict_relay.logic.poller import Poller, PollSettings
+
         return Poller(
             self.store,
             self.ingest,
@@ -299,4 +308,8 @@ failed send is tried again by the next schedule; the timeouts keep it well insid
 
 @cache
 def dependencies() -> Dependencies:
-    return build(Settings.from_env())
+    """The functions' dependencies, built once per container. The providers document is read by what needs it
+    (a callback, a poll), not here: a document that does not load refuses callbacks and polls (500
+    ``configuration_error``, the ``ProvidersReloadFailed`` alarm once loaded before), while the job routes and
+    the owed-publish sweep, which need only the table and the topic, go on."""
+    return build(Settings.from_env(), load_providers=False)

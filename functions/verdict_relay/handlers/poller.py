@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from verdict_relay.config import rate_limit
 from verdict_relay.dal.poll_queue import PollBatch, PollQueue, PollQueueError
-from verdict_relay.errors import StorageError
+from verdict_relay.errors import ConfigurationError, StorageError
 from verdict_relay.handlers.dependencies import Dependencies, dependencies
 from verdict_relay.logic import fanout
 from verdict_relay.models.jobs import FanoutHold
@@ -188,7 +188,15 @@ def _fan_out_provider(
 def scheduled_cycle(deps: Dependencies, time_left_s: Callable[[], float]) -> dict[str, Any]:
     """What one schedule does: fan the backlog out, then the poll cycle, leaving the held providers' due jobs to
     the workers. The command line's ``poll --once`` runs this too: a cycle that polled held providers itself
-    would add its rate to the workers'."""
+    would add its rate to the workers'.
+
+    A providers document that does not load stops the polling, not the owed-publish sweep: verdicts already
+    stored are sent, then the error fails the invocation (``PollerErrorsAlarm``)."""
+    try:
+        deps.providers()
+    except ConfigurationError:
+        deps.sweeper().run_cycle(time_left_s)
+        raise
     fanned = fan_out(deps, time_left_s() - 10)
     # Providers whose due jobs are with the workers still get this cycle's owed-publish sweep and discovery.
     report = deps.poller().run_cycle(time_left_s, held=set(fanned.held))
