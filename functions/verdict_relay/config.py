@@ -17,7 +17,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -26,6 +26,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -90,6 +91,10 @@ class CallbackSettings(_Strict):
     )
 
 
+AZURE_REVIEW_THRESHOLDS: Final[dict[str, float | None]] = {"adult": 0.5, "racy": 0.5}
+AZURE_BLOCK_THRESHOLDS: Final[dict[str, float | None]] = {"adult": 0.8, "racy": 0.9}
+
+
 class AzurePolicy(_Strict):
     """Azure Content Moderator gives scores and flags, not a verdict: this is the mapping (docs/providers.md).
 
@@ -99,8 +104,9 @@ class AzurePolicy(_Strict):
     job for which the team's workflow created a review (a ``ReviewId``) is at least ``review_created``.
     """
 
-    review_threshold: dict[str, float] = Field(default_factory=lambda: {"adult": 0.5, "racy": 0.5})
-    block_threshold: dict[str, float] = Field(default_factory=lambda: {"adult": 0.8, "racy": 0.9})
+    review_threshold: dict[str, float | None] = Field(default_factory=lambda: dict(AZURE_REVIEW_THRESHOLDS))
+    block_threshold: dict[str, float | None] = Field(default_factory=lambda: dict(AZURE_BLOCK_THRESHOLDS))
+    """Per category; a document's thresholds are merged over these defaults (``_unit_interval``)."""
     profanity: Suggestion = Suggestion.REVIEW
     reviewer_tags: dict[str, Suggestion] = Field(
         default_factory=lambda: {"a": Suggestion.BLOCK, "r": Suggestion.REVIEW}
@@ -113,11 +119,17 @@ class AzurePolicy(_Strict):
 
     @field_validator("review_threshold", "block_threshold")
     @classmethod
-    def _unit_interval(cls, value: dict[str, float]) -> dict[str, float]:
+    def _unit_interval(cls, value: dict[str, float | None], info: ValidationInfo) -> dict[str, float | None]:
+        """Each category given replaces its default and the others keep theirs (``{"adult": 0.7}`` must not
+        leave racy content without a block threshold); ``null`` removes a category's threshold."""
         for category, threshold in value.items():
-            if not 0.0 <= threshold <= 1.0:
+            if threshold is not None and not 0.0 <= threshold <= 1.0:
                 raise ValueError(f"threshold for '{category}' must be within 0..1, got {threshold}")
-        return {k.lower(): v for k, v in value.items()}
+        defaults = (
+            AZURE_REVIEW_THRESHOLDS if info.field_name == "review_threshold" else AZURE_BLOCK_THRESHOLDS
+        )
+        merged = {**defaults, **{k.lower(): v for k, v in value.items()}}
+        return {category: threshold for category, threshold in merged.items() if threshold is not None}
 
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]

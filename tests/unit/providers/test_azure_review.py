@@ -333,6 +333,19 @@ def test_custom_policy_thresholds_change_the_outcome_at_the_boundary() -> None:
     assert by_category(verdict)["racy"].suggestion is Suggestion.PASS
 
 
+def test_thresholds_given_for_one_category_keep_the_others_defaults() -> None:
+    # Given a policy that sets adult's block threshold only
+    policy = AzurePolicy.model_validate({"block_threshold": {"Adult": 0.7}})
+
+    # When a job with a high racy score and a mid adult score is judged
+    verdict = parse_one(job_with(adultScore="0.75", racyScore="0.95"), policy)
+
+    # Then adult meets the new threshold and racy still meets its default one
+    assert policy.block_threshold == {"adult": 0.7, "racy": 0.9}
+    assert by_category(verdict)["adult"].suggestion is Suggestion.BLOCK
+    assert by_category(verdict)["racy"].suggestion is Suggestion.BLOCK
+
+
 def test_flag_alone_sends_a_low_score_to_review() -> None:
     verdict = parse_one(job_with(adultScore="0.01", isAdult="True"))
 
@@ -341,7 +354,7 @@ def test_flag_alone_sends_a_low_score_to_review() -> None:
 
 
 def test_category_without_thresholds_is_decided_by_its_flag_alone() -> None:
-    policy = AzurePolicy(review_threshold={"adult": 0.5}, block_threshold={"adult": 0.8})
+    policy = AzurePolicy(review_threshold={"racy": None}, block_threshold={"racy": None})
 
     unflagged = parse_one(job_with(racyScore="0.99", isRacy="False"), policy)
     flagged = parse_one(job_with(racyScore="0.99", isRacy="True"), policy)
