@@ -338,6 +338,15 @@ def _unmet_requirements(provider: str, entry: ProviderSettings) -> list[Problem]
             )
         )
     if isinstance(credentials, HuaweiIamUser):
+        if not entry.project_id and not entry.region:
+            problems.append(
+                (
+                    ("region",),
+                    "required with IAM user credentials unless project_id is set: the IAM token is scoped to "
+                    "the project (its id, or the region's project by name), and moderation refuses an unscoped one",
+                    entry.region,
+                )
+            )
         key = ("credentials", "iam_endpoint")
         iam_endpoint = credentials.iam_endpoint
         if not iam_endpoint and not entry.region:

@@ -227,11 +227,22 @@ SECRETS = ("SK-SECRET-VALUE", "PASSWORD-SECRET-VALUE", "ALIBABA-SECRET-VALUE", "
             {
                 "huawei-image-batch": {
                     "endpoint": "https://moderation.example.com",
+                    "project_id": "p",
                     "credentials": HUAWEI_IAM_USER,
                 }
             },
             "huawei-image-batch.credentials.iam_endpoint",
             "add credentials.iam_endpoint, or region",
+        ),
+        (
+            {
+                "huawei-image-batch": {
+                    "endpoint": "https://moderation.example.com",
+                    "credentials": {**HUAWEI_IAM_USER, "iam_endpoint": "https://iam.example.com"},
+                }
+            },
+            "huawei-image-batch.region",
+            "required with IAM user credentials unless project_id is set",
         ),
         (
             {
