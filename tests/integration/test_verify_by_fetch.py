@@ -8,13 +8,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from tests.conftest import FakeAws
-from tests.helpers import answering, huawei_signature, load_payload, mns_push_event
+from tests.helpers import answering, aws_response, huawei_signature, load_payload, mns_push_event
 from tests.integration.conftest import ApiClient, ApiResponse, configure_environment
 from verdict_relay.clients.base import FetchResult, ProviderUnavailableError
 from verdict_relay.config import Settings
+from verdict_relay.dal import store as store_module
 from verdict_relay.handlers.dependencies import build
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
 from verdict_relay.local.simulator import ProviderSimulator, alibaba_job, azure_job, huawei_video_job
@@ -95,6 +97,43 @@ def test_failed_fetch_acknowledges_the_callback_and_leaves_the_job_due(
     assert job["status"] == "pending"
     (item,) = aws.table_items()
     assert item["poll_provider"]["S"] == "huawei-video"
+    assert aws.published() == []
+
+
+def test_a_fetched_verdict_the_archive_refuses_answers_503_and_leaves_the_job_due(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
+) -> None:
+    # Given a result too large for its item (so archived in S3), and S3 refusing every put while the table works
+    puts: list[str] = []
+
+    def s3_refuses(request: Any, **_: Any) -> Any:
+        puts.append(request.url)
+        body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        return aws_response(request.url, 503, body, "application/xml")
+
+    original = boto3.session.Session
+
+    def session_with_s3_down(*args: Any, **kwargs: Any) -> Any:
+        session = original(*args, **kwargs)
+        session.events.register("before-send.s3.PutObject", s3_refuses)
+        return session
+
+    monkeypatch.setattr(boto3.session, "Session", session_with_s3_down)
+    monkeypatch.setattr(store_module, "ITEM_BUDGET", 200)
+    api = configure(aws, monkeypatch, tmp_path, simulator)
+    simulator.put_job("huawei-video", "hv-big", huawei_video_job("hv-big", "succeeded", "block"))
+    body = huawei_callback_saying_pass("hv-big")
+
+    # When its callback (for a job nobody registered: Huawei v3 jobs are not discovered) comes
+    response = api.callback("huawei-video", body, headers={"X-Auth-Signature": huawei_signature(SEED, body)})
+
+    # Then the sender is asked to send it again, and should it give up, the poller still has the job to poll
+    assert response.status == 503
+    assert puts
+    due = list(
+        build(Settings.from_env(), load_providers=False).store.due_jobs("huawei-video", datetime.now(UTC))
+    )
+    assert [job.job_id for job in due] == ["hv-big"]
     assert aws.published() == []
 
 

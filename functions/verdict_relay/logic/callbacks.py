@@ -35,7 +35,7 @@ from datetime import datetime
 from typing import Literal
 
 from verdict_relay.clients.base import FetchResult
-from verdict_relay.errors import ProviderApiError
+from verdict_relay.errors import ProviderApiError, StorageError
 from verdict_relay.logic.ingest import IngestService
 from verdict_relay.models.verdict import JobStatus
 from verdict_relay.observability import count, logger
@@ -131,10 +131,20 @@ def accept(
         logger.warning("fetch after callback failed; job left due", provider=provider, code=exc.code)
         return replace(outcome, left_due=_mark_due(ingest, provider, unfinished, now, answered=set()))
     resolved: set[str] = set()
-    for job in fetched.jobs:
-        ingest.ingest(job.verdict, job.raw if job.verdict.is_terminal else None, now, time_left_s=time_left_s)
-        if job.verdict.is_terminal:
-            resolved.add(job.verdict.job_id)
+    answered = {job.verdict.job_id for job in fetched.jobs}
+    try:
+        for job in fetched.jobs:
+            ingest.ingest(
+                job.verdict, job.raw if job.verdict.is_terminal else None, now, time_left_s=time_left_s
+            )
+            if job.verdict.is_terminal:
+                resolved.add(job.verdict.job_id)
+    except StorageError:
+        # Answered 503, so the provider sends the callback again; but it may give up, and a job nobody registered
+        # is polled only when due (Huawei v3 and Azure jobs are not discovered). A verdict the archive refused
+        # while the table works (a large payload for S3) is left due with the jobs not stored yet.
+        _mark_due_after_failure(ingest, provider, [j for j in unfinished if j not in resolved], now, answered)
+        raise
     count("CallbackFetched", provider, len(fetched.jobs))
     unknown = 0
     for job_id in fetched.missing:
@@ -150,7 +160,6 @@ def accept(
             continue
         if not ingest.unknown_to_provider(provider, job_id, now, time_left_s):
             unknown += 1  # held only as an earlier notice's unconfirmed job: deleted
-    answered = {job.verdict.job_id for job in fetched.jobs}
     left_due = _mark_due(ingest, provider, [j for j in unfinished if j not in resolved], now, answered)
     return replace(outcome, fetched=len(resolved) - unknown, left_due=left_due, unknown=unknown)
 
@@ -165,3 +174,14 @@ def _mark_due(
     for job_id in job_ids:
         ingest.mark_due(provider, job_id, now, unconfirmed=job_id not in answered)
     return len(job_ids)
+
+
+def _mark_due_after_failure(
+    ingest: IngestService, provider: str, job_ids: list[str], now: datetime, answered: set[str]
+) -> None:
+    """:func:`_mark_due` on the way out of a storage failure: a failure of its own (the table too) leaves the
+    jobs to the provider's next send, and the first failure is the one raised."""
+    try:
+        _mark_due(ingest, provider, job_ids, now, answered)
+    except StorageError as exc:
+        logger.warning("jobs not left due after a storage failure", provider=provider, error=exc.message)
