@@ -405,12 +405,13 @@ def _republish(args: argparse.Namespace) -> int:
             raise NotFoundError(f"--job takes PROVIDER/JOB_ID, got '{ref}'")
         refs.append((ref, provider, job_id))
     deps = _deps(args)
-    now = datetime.now(UTC)
     if refs:
         results = {}
         for ref, provider, job_id in refs:
             try:
-                results[ref] = deps.ingest.republish(provider, job_id, now, force=args.force)
+                # Each job at its own time: a claim dated from the command's start could have run out (and let
+                # the sweep send the verdict too) by the time it is written.
+                results[ref] = deps.ingest.republish(provider, job_id, datetime.now(UTC), force=args.force)
             except StorageError:  # noted by the watch; the others are still tried
                 results[ref] = "storage_failed"
         # A storage step that failed around a send that went out (its confirmation) is named on stderr (main).

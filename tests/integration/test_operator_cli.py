@@ -7,15 +7,19 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import boto3
 import pytest
 
 from tests.conftest import FakeAws
 from tests.helpers import huawei_signature, with_changes
 from tests.integration.conftest import HUAWEI_SEEDS, PROVIDERS_DOCUMENT, ApiClient, configure_environment
 from verdict_relay.cli import main
+from verdict_relay.dal import store as store_module
 from verdict_relay.handlers.dependencies import dependencies
+from verdict_relay.logic import ingest as ingest_module
 from verdict_relay.models.verdict import PROVIDER_NAMES, Finding, JobStatus, Suggestion, Verdict
 
 
@@ -422,3 +426,35 @@ def test_poll_once_whose_table_is_missing_exits_1_naming_the_storage_failure(  #
     assert set(json.loads(captured.out)) == set(PROVIDER_NAMES)
     assert "verdict-relay: storage failed: job store:" in captured.err
     assert "ResourceNotFoundException" in captured.err
+
+
+def test_an_owed_verdict_whose_archived_copy_took_its_claim_to_read_is_not_sent_and_stays_owed(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an owed verdict too large for its item (archived in S3), whose read takes as long as a claim lasts
+    monkeypatch.setattr(store_module, "ITEM_BUDGET", 100)
+    owe_publishes(aws, "huawei-video", ["big-1"])
+    clock = [1000.0]
+    monkeypatch.setattr(ingest_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    original = boto3.session.Session
+
+    def slow_read(**_: Any) -> None:
+        clock[0] += 61  # the claim (60 s) ran out while the verdict was read
+
+    def session_with_slow_s3(*args: Any, **kwargs: Any) -> Any:
+        session = original(*args, **kwargs)
+        session.events.register("before-send.s3.GetObject", slow_read)
+        return session
+
+    monkeypatch.setattr(boto3.session, "Session", session_with_slow_s3)
+
+    # When the operator sends the owed publishes
+    code, result = cli("republish", "--provider", "huawei-video")
+
+    # Then it is not sent (the sweep may have claimed it since), and stays owed, its claim given up
+    assert aws.published() == []
+    assert result["still_owed"]["huawei-video"] == 1
+    monkeypatch.setattr(boto3.session, "Session", original)
+    code, result = cli("republish", "--provider", "huawei-video")
+    assert (code, result["published_owed"]["huawei-video"]) == (0, 1)
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["big-1"]

@@ -235,7 +235,7 @@ class _ClientsOnFirstUse(Mapping[str, "ProviderClient"]):
 
 
 def new_store(settings: Settings, session: boto3.session.Session) -> JobStore:
-    archive = PayloadArchive(settings.raw_payload_bucket, lambda: session.client("s3"))
+    archive = PayloadArchive(settings.raw_payload_bucket, lambda: session.client("s3", config=S3_CONFIG))
     return JobStore(
         settings.table_name,
         session.client("dynamodb", config=DYNAMODB_CONFIG),
@@ -291,6 +291,12 @@ botocore's defaults (60 s connects and reads, each attempt), one stalled answer 
 past the function's timeout or past the publish claim, and the owed-publish sweep would send the verdict again. A
 stalled or refused attempt is tried again at once, where it could still succeed; the three attempts also absorb
 brief throttling. A store call that fails all three is a 503 to a callback, or a job left due for the poller."""
+
+
+S3_CONFIG = Config(connect_timeout=1, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3})
+"""Archive calls (a large verdict's or payload's object) that end in bounded time, as the store's do: with
+botocore's defaults (60 s connects and reads, each attempt) one stalled read of a claimed verdict could outlast
+its publish claim, a poller's minute or API Gateway's 29 s."""
 
 
 SNS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 1})

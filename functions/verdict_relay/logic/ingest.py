@@ -15,6 +15,7 @@ publish owed and not sent; then one publish goes out as a trial, and its outcome
 from __future__ import annotations
 
 import re
+import time
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -258,6 +259,7 @@ class IngestService:
                 logger.info("owed-publish sweep out of time; the rest stays owed", provider=provider)
                 break
             now = clock()
+            claimed_at = time.monotonic()
             try:
                 job = self._store.claim_publish(key.provider, key.job_id, now)
             except _UNREADABLE as exc:
@@ -275,7 +277,7 @@ class IngestService:
                 continue
             if job is None:
                 continue
-            if self._publish(job, now, invocation_left_s):
+            if self._publish(job, now, _within_claim(job, now, claimed_at, invocation_left_s)):
                 published += 1
             elif not self._sns.is_closed:
                 break  # SNS out of reach: this one waits out its claim, the rest are not claimed in vain
@@ -300,16 +302,20 @@ class IngestService:
         if job.verdict is None or not job.status.is_terminal:
             return "unfinished"
         owed = job.publish_state == "pending"
+        time_left_s = None
         if owed:
+            claimed_at = time.monotonic()
             claimed = self._store.claim_publish(
                 provider, job_id, now
             )  # as the sweep does: one sender at a time
             if claimed is None:
                 return "in_flight"
             job = claimed
+            time_left_s = _within_claim(job, now, claimed_at, None)
         elif job.publish_state == "not_required" and not force:
             return "not_published_by_policy"
-        return "published" if self._publish(job, now, republished=not owed) else "publish_failed"
+        published = self._publish(job, now, time_left_s, republished=not owed)
+        return "published" if published else "publish_failed"
 
     def _requeue(self, provider: str, job_id: str, now: datetime) -> None:
         try:
@@ -388,3 +394,20 @@ class IngestService:
             "verdict published", provider=verdict.provider, job_id=verdict.job_id, message_id=message_id
         )
         return True
+
+
+def _within_claim(
+    job: StoredJob, now: datetime, claimed_at: float, invocation_left_s: Callable[[], float] | None
+) -> Callable[[], float]:
+    """The time left to publish a claimed verdict: the invocation's, and no more than its claim's. Reading the
+    claimed verdict (from S3, when archived) takes time from the claim, and a publish that outlasts it could be
+    sent again meanwhile by the next claimant; with less than ``PUBLISH_TIME_S`` left it is not sent."""
+    until = float(job.publish_claimed_until) if job.publish_claimed_until is not None else None
+
+    def left() -> float:
+        invocation = invocation_left_s() if invocation_left_s is not None else float("inf")
+        if until is None:
+            return invocation
+        return min(invocation, until - now.timestamp() - (time.monotonic() - claimed_at))
+
+    return left
