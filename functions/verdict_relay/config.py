@@ -61,6 +61,8 @@ def is_loopback_host(host: str | None) -> bool:
 
 def _is_https_or_loopback(url: str) -> bool:
     parts = urlsplit(url)
+    if not parts.hostname:  # "https:/host" (one slash) has none: the client would fail at its first request
+        return False
     return parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname))
 
 
@@ -191,8 +193,10 @@ class ProviderSettings(_Strict):
         repr=False,
         description="API credentials; their shape depends on the provider (see README)",
     )
-    project_id: str | None = Field(default=None, description="Huawei project id")
-    region: str | None = Field(
+    project_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+$")] | None = Field(
+        default=None, description="Huawei project id"
+    )
+    region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$")] | None = Field(
         default=None, description="Huawei / Alibaba region, e.g. ap-southeast-1, cn-shanghai"
     )
     team: str | None = Field(default=None, description="Azure Content Moderator review team name")
@@ -223,7 +227,7 @@ class ProviderSettings(_Strict):
             return None
         if _is_https_or_loopback(value):
             return value.rstrip("/")
-        raise ValueError("must be an https:// URL (http:// only for loopback addresses)")
+        raise ValueError("must be an https:// URL with a host (http:// only for loopback addresses)")
 
     @field_validator("credentials")
     @classmethod

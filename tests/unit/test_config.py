@@ -99,6 +99,12 @@ def test_a_publish_claim_the_sweep_could_overtake_a_publishing_writer_within_is_
             "azure-review.policy.block_threshold",
         ),
         ({"azure-review": {"colour": "blue"}}, "azure-review.colour"),
+        (
+            {"azure-review": {"endpoint": "https:/westus.api.cognitive.microsoft.com"}},
+            "azure-review.endpoint",
+        ),
+        ({"alibaba-mps": {"region": "cn-shanghai "}}, "alibaba-mps.region"),
+        ({"huawei-video": {"project_id": "p/../../x"}}, "huawei-video.project_id"),
         (["not", "an", "object"], "JSON object"),
     ],
 )
