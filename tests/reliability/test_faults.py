@@ -1,7 +1,8 @@
-"""Faults: DynamoDB throttling and outage, SNS outage. For each: nothing lost, nothing duplicated, jobs left due.
+"""Faults: DynamoDB throttling and outage, SNS out of reach, SNS refusing messages (its topic gone). For each:
+nothing lost, nothing duplicated, jobs left due.
 
-Faults are injected where AWS would produce them — as HTTP responses to the SDK (botocore ``before-send``) or
-an unreachable endpoint — so the SDK's own retries and our error handling both take part.
+Faults are injected where AWS would produce them — as HTTP responses or connection failures to the SDK (botocore
+``before-send``) or an unreachable endpoint — so the SDK's own retries and our error handling both take part.
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import EndpointConnectionError
 
 from tests.conftest import FakeAws
 from tests.helpers import QuietHandler, aws_response, huawei_signature, serving, with_changes
 from tests.integration.conftest import HUAWEI_SEEDS, PROVIDERS_DOCUMENT, ApiClient, configure_environment
+from verdict_relay.dal.publisher import PUBLISH_ATTEMPTS
 from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.stack import free_port
 from verdict_relay.logic.ingest import PUBLISH_TIME_S
+from verdict_relay.models.verdict import JobStatus
 
 
 class DynamoDBThrottle:
@@ -212,10 +216,66 @@ def test_a_publish_confirmation_whose_answer_stalls_lands_in_time_and_the_verdic
     assert [m["verdict"]["job_id"] for m in server_aws.published()] == ["stalled-confirmation-1"]
 
 
-def test_sns_outage_keeps_every_verdict_and_concurrent_sweeps_publish_each_once(
-    server_aws: FakeAws, api_on_server: ApiClient
+class SnsOutOfReach:
+    """SNS's endpoint out of reach, as botocore sees it (no connection made), until ``up`` is set. Counts the
+    Publish requests botocore tried to send."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.attempts = 0
+
+    def __call__(self, request: Any, **_: Any) -> None:
+        self.attempts += 1
+        if not self.up:
+            raise EndpointConnectionError(endpoint_url=request.url)
+
+
+def test_sns_out_of_reach_on_the_callback_path_leaves_every_verdict_owed_and_a_sweep_publishes_each_once_back(
+    server_aws: FakeAws,
+    inject: Callable[[str, Callable[..., Any]], None],
+    api_on_server: ApiClient,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # Given SNS is down while 20 jobs finish
+    # Given SNS out of reach (every Publish fails to connect) while 20 signed callbacks finish their jobs
+    sns = SnsOutOfReach()
+    inject("before-send.sns.Publish", sns)
+    job_ids = [f"sns-unreachable-{i:02}" for i in range(20)]
+
+    # When they arrive
+    statuses = [api_on_server.callback("huawei-video", *signed_callback(job_id)).status for job_id in job_ids]
+
+    # Then each is acknowledged and stored with its publish owed, and none is published
+    assert statuses == [200] * 20
+    store = dependencies_module.dependencies().store
+    assert sorted(key.job_id for key in store.unpublished("huawei-video")) == job_ids
+    assert all(store.status("huawei-video", job_id) is JobStatus.SUCCEEDED for job_id in job_ids)
+    assert server_aws.published() == []
+    # And the first publish took the unavailable path (its attempts, none connected, then the breaker opened),
+    # so the other 19 were left owed without waiting on SNS (its 30 s cool-down outlasts the 20 callbacks)
+    assert sns.attempts == PUBLISH_ATTEMPTS
+    failed = [(r.job_id, r.sns_unavailable) for r in caplog.records if hasattr(r, "sns_unavailable")]
+    assert failed == [(job_ids[0], True)]
+    deferred = [r.job_id for r in caplog.records if r.getMessage().startswith("SNS out of reach moments ago")]
+    assert deferred == job_ids[1:]
+
+    # When SNS is back and the poller's owed-publish sweep (its own container) runs after the writers' claims
+    sns.up = True
+    dependencies_module.dependencies.cache_clear()
+    later = datetime.now(UTC) + timedelta(minutes=2)
+    swept = dependencies_module.dependencies().ingest.publish_owed("huawei-video", lambda: later)
+
+    # Then every verdict was published exactly once, and none is owed any more
+    assert swept == 20
+    assert Counter(m["verdict"]["job_id"] for m in server_aws.published()) == Counter(
+        dict.fromkeys(job_ids, 1)
+    )
+    assert list(dependencies_module.dependencies().store.unpublished("huawei-video")) == []
+
+
+def test_verdicts_sns_refuses_while_the_topic_is_gone_stay_owed_and_concurrent_sweeps_publish_each_once(
+    server_aws: FakeAws, api_on_server: ApiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given the topic deleted while 20 jobs finish: SNS answers, and refuses each message (404 NotFound)
     sns = server_aws.session.client("sns")
     endpoint = sns.list_subscriptions_by_topic(TopicArn=server_aws.resources.topic_arn)["Subscriptions"][0][
         "Endpoint"
@@ -226,7 +286,13 @@ def test_sns_outage_keeps_every_verdict_and_concurrent_sweeps_publish_each_once(
         body, headers = signed_callback(job_id)
         assert api_on_server.callback("huawei-video", body, headers=headers).status == 200
 
-    # When SNS is back and four sweeps (poll cycles, operators) run at once
+    # Then SNS is not taken for out of reach: every verdict's publish was tried, and each refused one is owed
+    refused = [(r.job_id, r.sns_unavailable) for r in caplog.records if hasattr(r, "sns_unavailable")]
+    assert refused == [(job_id, False) for job_id in job_ids]
+    store = dependencies_module.dependencies().store
+    assert sorted(key.job_id for key in store.unpublished("huawei-video")) == job_ids
+
+    # When the topic is back and four sweeps (poll cycles, operators) run at once
     sns.create_topic(Name=server_aws.resources.topic_arn.rsplit(":", 1)[1])
     sns.subscribe(TopicArn=server_aws.resources.topic_arn, Protocol="sqs", Endpoint=endpoint)
     ingest = dependencies_module.dependencies().ingest
