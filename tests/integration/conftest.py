@@ -19,7 +19,12 @@ from verdict_relay.local.http_api import LambdaContext
 from verdict_relay.local.simulator import ProviderSimulator
 
 HUAWEI_SEEDS = ["seed_current_0001", "seed_previous_0001"]
+"""huawei-video's callback seeds, current and previous (a rotation)."""
+HUAWEI_AUDIO_SEEDS = ["audio_seed_current_0001", "audio_seed_previous_0001"]
+HUAWEI_AUDIO_TOKENS = ["huawei-audio-token-current-0001"]
+"""huawei-audio's seeds, and a callback token it takes besides them: a Huawei route whose URL carries a token."""
 AZURE_TOKENS = ["azure-token-current-0001", "azure-token-previous-0001"]
+"""Every provider's secrets differ from every other's, so a test can present one provider's to another."""
 
 UNREACHABLE_ENDPOINT = "http://127.0.0.1:9"
 """Where nothing listens (the discard port): a fetch there fails at once with a connection error."""
@@ -34,7 +39,7 @@ after a notice fails and the job is left due for the poller, so the tests see wh
 
 PROVIDERS_DOCUMENT: dict[str, Any] = {
     "huawei-video": {"callback": {"seeds": HUAWEI_SEEDS}},
-    "huawei-audio": {"callback": {"seeds": HUAWEI_SEEDS}},
+    "huawei-audio": {"callback": {"seeds": HUAWEI_AUDIO_SEEDS, "tokens": HUAWEI_AUDIO_TOKENS}},
     "alibaba-mps": ALIBABA_MPS_ENTRY,
     "azure-review": {"callback": {"tokens": AZURE_TOKENS}},
 }

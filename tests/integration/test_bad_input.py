@@ -11,6 +11,8 @@ from tests.conftest import FakeAws
 from tests.helpers import api_event, huawei_signature, load_payload, load_payload_bytes, mns_push_event
 from tests.integration.conftest import (
     AZURE_TOKENS,
+    HUAWEI_AUDIO_SEEDS,
+    HUAWEI_AUDIO_TOKENS,
     HUAWEI_SEEDS,
     PROVIDERS_DOCUMENT,
     ApiClient,
@@ -115,7 +117,7 @@ def test_unknown_provider_is_a_404(api: ApiClient, aws: FakeAws) -> None:
             "invalid",
         ),
     ],
-    ids=["missing", "wrong", "truncated", "other-seed"],
+    ids=["missing", "wrong", "truncated", "unconfigured-seed"],
 )
 def test_bad_or_missing_huawei_signature_is_a_401(
     api: ApiClient, aws: FakeAws, headers: dict[str, str], reason: str
@@ -140,6 +142,118 @@ def test_bad_or_missing_azure_token_is_a_401(
 ) -> None:
     body = load_payload_bytes("azure-review", "job-callback")
     response = api.callback("azure-review", body, query=query)
+    assert_rejected(response, 401, "unauthorized", aws, reason)
+
+
+VIDEO_BODY = load_payload_bytes("huawei-video", "succeeded")
+AUDIO_BODY = load_payload_bytes("huawei-audio", "succeeded")
+AZURE_BODY = load_payload_bytes("azure-review", "job-callback")
+MNS_BODY = load_payload_bytes("alibaba-mps", "mns-notification")
+
+
+def signed_with(seed: str, body: bytes) -> dict[str, str]:
+    return {"X-Auth-Signature": huawei_signature(seed, body)}
+
+
+@pytest.mark.parametrize(
+    ("provider", "body", "headers", "query", "reason"),
+    [
+        pytest.param(
+            "huawei-video",
+            VIDEO_BODY,
+            signed_with(HUAWEI_AUDIO_SEEDS[0], VIDEO_BODY),
+            {},
+            "invalid x-auth-signature",
+            id="huawei-audio-seed-on-huawei-video",
+        ),
+        pytest.param(
+            "huawei-audio",
+            AUDIO_BODY,
+            signed_with(HUAWEI_SEEDS[1], AUDIO_BODY),
+            {"token": HUAWEI_AUDIO_TOKENS[0]},
+            "invalid x-auth-signature",
+            id="huawei-video-previous-seed-on-huawei-audio",
+        ),
+        pytest.param(
+            "huawei-audio",
+            AUDIO_BODY,
+            signed_with(HUAWEI_AUDIO_SEEDS[0], AUDIO_BODY),
+            {"token": AZURE_TOKENS[0]},
+            "invalid callback token",
+            id="azure-token-on-huawei-audio",
+        ),
+        pytest.param(
+            "azure-review",
+            AZURE_BODY,
+            {},
+            {"token": HUAWEI_AUDIO_TOKENS[0]},
+            "invalid callback token",
+            id="huawei-audio-token-on-azure-review",
+        ),
+        pytest.param(
+            "azure-review",
+            AZURE_BODY,
+            {},
+            {"token": HUAWEI_SEEDS[0]},
+            "invalid callback token",
+            id="huawei-video-seed-as-azure-token",
+        ),
+        pytest.param(
+            "azure-review",
+            AZURE_BODY,
+            {},
+            {"token": HUAWEI_AUDIO_SEEDS[1]},
+            "invalid callback token",
+            id="huawei-audio-previous-seed-as-azure-token",
+        ),
+        pytest.param(
+            "huawei-video",
+            VIDEO_BODY,
+            signed_with(AZURE_TOKENS[0], VIDEO_BODY),
+            {},
+            "invalid x-auth-signature",
+            id="azure-token-as-huawei-video-seed",
+        ),
+        pytest.param(
+            "huawei-video",
+            VIDEO_BODY,
+            {},
+            {"token": HUAWEI_AUDIO_TOKENS[0]},
+            "missing x-auth-signature",
+            id="huawei-audio-token-on-huawei-video",
+        ),
+        pytest.param(
+            "alibaba-mps",
+            MNS_BODY,
+            {},
+            {"token": AZURE_TOKENS[0]},
+            "missing header",
+            id="azure-token-on-alibaba-mps",
+        ),
+        pytest.param(
+            "alibaba-mps",
+            MNS_BODY,
+            signed_with(HUAWEI_SEEDS[0], VIDEO_BODY),
+            {},
+            "missing header",
+            id="huawei-video-signature-on-alibaba-mps",
+        ),
+    ],
+)
+def test_another_providers_secret_is_a_401_and_stores_nothing(
+    api: ApiClient,
+    aws: FakeAws,
+    provider: str,
+    body: bytes,
+    headers: dict[str, str],
+    query: dict[str, str],
+    reason: str,
+) -> None:
+    # Given each provider configured with secrets of its own (tests/integration/conftest.py), When a callback
+    # carries another provider's seed or token (with its own route's other secret right, where it has two)
+    response = api.callback(provider, body, headers=headers, query=query or None)
+
+    # Then it is refused, saying which check failed, and nothing is stored or published
     assert_rejected(response, 401, "unauthorized", aws, reason)
 
 

@@ -11,7 +11,13 @@ import pytest
 
 from tests.conftest import FakeAws
 from tests.helpers import huawei_signature, load_payload, load_payload_bytes, with_changes
-from tests.integration.conftest import AZURE_TOKENS, HUAWEI_SEEDS, ApiClient
+from tests.integration.conftest import (
+    AZURE_TOKENS,
+    HUAWEI_AUDIO_SEEDS,
+    HUAWEI_AUDIO_TOKENS,
+    HUAWEI_SEEDS,
+    ApiClient,
+)
 from verdict_relay.local.http_api import LambdaContext
 
 SEED = HUAWEI_SEEDS[0]
@@ -69,7 +75,13 @@ def test_raw_payload_is_kept_compressed_with_the_verdict(api: ApiClient, aws: Fa
     from verdict_relay.handlers.dependencies import dependencies
 
     body = load_payload_bytes("huawei-audio", "succeeded")
-    assert api.callback("huawei-audio", body, headers=signed(body)).status == 200
+    response = api.callback(
+        "huawei-audio",
+        body,
+        headers=signed(body, seed=HUAWEI_AUDIO_SEEDS[0]),
+        query={"token": HUAWEI_AUDIO_TOKENS[0]},
+    )
+    assert response.status == 200
     job_id = json.loads(body)["job_id"]
 
     assert dependencies().store.raw_payload("huawei-audio", job_id) == body

@@ -2,10 +2,11 @@
 
 Promise under test: a client's mistake is never a 5xx, never stores anything, and always gets a JSON error;
 an adapter never leaks a bare KeyError/TypeError/ValueError. The receiver is fed arbitrary requests (which
-authenticate only by chance) and authenticated requests with arbitrary bodies: Huawei bodies signed with the
-configured seed, MNS pushes signed with the certificate the receiver fetches, Azure bodies with the configured
-token. The number of examples is the profile's (tests/reliability/conftest.py): the fast one runs in
-`make test`; set HYPOTHESIS_PROFILE=soak for the long one (`make soak`).
+authenticate only by chance) and authenticated requests with arbitrary bodies: Huawei bodies signed with their
+route's seed (huawei-audio's with its callback token as well), MNS pushes signed with the certificate the receiver
+fetches, Azure bodies with the configured token. The number of examples is the profile's
+(tests/reliability/conftest.py): the fast one runs in `make test`; set HYPOTHESIS_PROFILE=soak for the long one
+(`make soak`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from hypothesis import strategies as st
 
 from tests.conftest import FakeAws
 from tests.helpers import EVENTS_DIR, api_event, huawei_signature, load_payload, load_payload_bytes
-from tests.integration.conftest import AZURE_TOKENS, HUAWEI_SEEDS, ApiClient
+from tests.integration.conftest import (
+    AZURE_TOKENS,
+    HUAWEI_AUDIO_SEEDS,
+    HUAWEI_AUDIO_TOKENS,
+    HUAWEI_SEEDS,
+    ApiClient,
+)
 from tests.integration.conftest import api as api
 from tests.integration.conftest import mns as mns
 from verdict_relay.errors import ClientError
@@ -238,7 +245,10 @@ def test_receiver_answers_authenticated_callbacks_with_any_body_without_a_5xx_st
         body = signed_huawei_body(provider, data)
         content_type = data.draw(st.sampled_from(JSON_CONTENT_TYPES), label="content type")
         encoding = data.draw(st.sampled_from(["hex", "base64"]), label="signature encoding")
-        headers = {"X-Auth-Signature": huawei_signature(HUAWEI_SEEDS[0], body, encoding)}
+        seed = HUAWEI_SEEDS[0] if provider == "huawei-video" else HUAWEI_AUDIO_SEEDS[0]
+        headers = {"X-Auth-Signature": huawei_signature(seed, body, encoding)}
+        if provider == "huawei-audio":
+            query = {"token": HUAWEI_AUDIO_TOKENS[0]}  # its route takes a token besides the signature
     elif provider == "alibaba-mps":
         body = any_body(data, data.draw(st.sampled_from(MNS_BODIES), label="notice"))
         content_type = data.draw(st.sampled_from(MNS_CONTENT_TYPES), label="content type")
