@@ -3,7 +3,8 @@
 The secrets looked for are every secret of every ``credentials`` block of the providers document the test
 configures (keys, an IAM user's password), and every callback seed and token in it, as well as the signatures
 sent, the credentials the poller's requests carried (request signatures, the IAM token it was issued) and a body's
-text.
+text. Beside this scenario, the logs of every test in tests/reliability are searched for the secrets the suites
+configure (``_no_secret_in_the_logs`` in conftest.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,6 +20,7 @@ from tests.helpers import huawei_signature, load_payload
 from tests.integration.conftest import ApiClient, configure_environment
 from tests.integration.conftest import mns as mns
 from tests.integration.conftest import simulator as simulator
+from tests.reliability.conftest import document_secrets
 from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
 from verdict_relay.local.simulator import (
@@ -34,7 +35,6 @@ from verdict_relay.models.jobs import DueJob
 SEED = "logged_seed_must_not_appear"
 TOKEN = "logged-token-must-not-appear-01"
 MARKER_TEXT = "payload-body-text-must-not-appear"
-IAM_USER_NAMES = frozenset({"user_name", "domain_name", "iam_endpoint"})
 
 
 def test_secrets_signatures_and_bodies_stay_out_of_the_logs(
@@ -133,16 +133,3 @@ def test_secrets_signatures_and_bodies_stay_out_of_the_logs(
         MARKER_TEXT,
     ):
         assert secret not in text, f"{secret[:12]}... leaked into the logs"
-
-
-def document_secrets(document: dict[str, Any]) -> set[str]:
-    """Every value of every ``credentials`` block of a providers document but the names and addresses of an IAM
-    user (which logs may name), and its callback seeds and tokens."""
-    secrets: set[str] = set()
-    for entry in document.values():
-        credentials = entry.get("credentials", {})
-        secrets.update(str(value) for name, value in credentials.items() if name not in IAM_USER_NAMES)
-        callback = entry.get("callback", {})
-        secrets.update(callback.get("seeds", []))
-        secrets.update(callback.get("tokens", []))
-    return secrets
