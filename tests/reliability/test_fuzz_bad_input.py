@@ -2,7 +2,8 @@
 
 Promise under test: a client's mistake is never a 5xx, never stores anything, and always gets a JSON error;
 an adapter never leaks a bare KeyError/TypeError/ValueError. The receiver is fed arbitrary requests (which
-authenticate only by chance) and authenticated requests with arbitrary bodies: Huawei bodies signed with their
+authenticate only by chance), real callbacks past its size limit or in UTF-16 or Latin-1 (refused whatever else
+they get right), and authenticated requests with arbitrary bodies, some of them past the size limit or so encoded: Huawei bodies signed with their
 route's seed (huawei-audio's with its callback token as well), MNS pushes signed with the certificate the receiver
 fetches, Azure bodies with the configured token. The number of examples is the profile's
 (tests/reliability/conftest.py): the fast one runs in `make test`; set HYPOTHESIS_PROFILE=soak for the long one
@@ -16,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import FakeAws
@@ -30,6 +31,7 @@ from tests.integration.conftest import (
 )
 from tests.integration.conftest import api as api
 from tests.integration.conftest import mns as mns
+from verdict_relay.config import Settings
 from verdict_relay.errors import ClientError
 from verdict_relay.local.callback_signing import MnsSigner
 from verdict_relay.models.verdict import PROVIDER_NAMES, Verdict
@@ -139,10 +141,81 @@ def test_adapters_read_any_time_or_refuse_it_as_a_client_error(provider: str, sh
     assert all(v.updated_at is None or v.updated_at.tzinfo is not None for v in verdicts)
 
 
+MAX_BODY_BYTES: int = Settings.model_fields["max_body_bytes"].default
+"""The receiver's size limit as deployed (the ``api`` fixture leaves MAX_BODY_BYTES at its default)."""
+CALLBACK_PAYLOADS = [
+    load_payload("huawei-video", "succeeded"),
+    load_payload("huawei-audio", "succeeded"),
+    load_payload("azure-review", "job-callback"),
+    load_payload("azure-review", "review-callback"),
+    load_payload("alibaba-mps", "mns-notification"),
+]
+"""Callbacks the receiver takes as they are (given their provider's secret): only their size or encoding goes
+wrong below."""
+
+
+def padded(payload: dict[str, Any], extra: int) -> bytes:
+    """``payload`` as JSON, ``extra`` bytes past the receiver's limit: a field no adapter reads holds the padding,
+    so nothing but the size is wrong. Built by repetition, so cheap at any size."""
+    stub = len(json.dumps({**payload, "padding": ""}).encode())
+    return json.dumps({**payload, "padding": "x" * (MAX_BODY_BYTES + extra - stub)}).encode()
+
+
+def repeated(unit: bytes, extra: int) -> bytes:
+    """``unit`` repeated to ``extra`` bytes past the receiver's limit."""
+    size = MAX_BODY_BYTES + extra
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def misencoded(payload: dict[str, Any], text: str, encoding: str) -> bytes:
+    """``payload`` as JSON carrying non-ASCII ``text`` (in a field no adapter reads), in an encoding other than the
+    UTF-8 JSON must be sent in. The payload's own text is escaped to ASCII, which every encoding can hold."""
+    head = json.dumps(payload)[:-1] + (", " if payload else "")
+    return (head + '"note": ' + json.dumps(text, ensure_ascii=False) + "}").encode(encoding)
+
+
+def is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+extras = st.integers(1, 1024)
+oversized_bodies = st.builds(padded, st.sampled_from(CALLBACK_PAYLOADS), extras) | st.builds(
+    repeated, st.binary(min_size=1, max_size=20), extras
+)
+non_ascii_text = st.text(
+    st.characters(min_codepoint=0x80, exclude_categories=("Cs",)), min_size=1, max_size=20
+)
+latin_1_text = st.text(st.characters(min_codepoint=0xA0, max_codepoint=0xFF), min_size=1, max_size=20)
+
+
+def misencodings(payloads: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[bytes]:
+    """``payloads`` carrying non-ASCII text, in UTF-16 (with and without a byte order mark) or Latin-1: never
+    UTF-8 JSON (the rare Latin-1 bytes that are UTF-8 too, as "Ã©" is "é", are left out)."""
+    utf16 = st.sampled_from(["utf-16", "utf-16-le", "utf-16-be"])
+    in_utf16 = st.builds(misencoded, payloads, non_ascii_text, utf16)
+    in_latin_1 = st.builds(misencoded, payloads, latin_1_text, st.just("latin-1"))
+    return in_utf16 | in_latin_1.filter(lambda body: not is_utf8(body))
+
+
+misencoded_bodies = misencodings(st.sampled_from(CALLBACK_PAYLOADS))
+AZURE_CALLBACK = load_payload("azure-review", "job-callback")
+
+
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     provider=st.sampled_from([*PROVIDER_NAMES, "acme", "", "huawei-video%00"]),
-    body=st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps(v).encode())),
+    body=st.one_of(
+        st.tuples(
+            st.just("arbitrary"),
+            st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode()),
+        ),
+        st.tuples(st.just("oversized"), oversized_bodies),
+        st.tuples(st.just("misencoded"), misencoded_bodies),
+    ),
     content_type=st.sampled_from(
         ["application/json", "APPLICATION/JSON; charset=utf-8", "text/plain", "", "text/xml"]
     ),
@@ -151,27 +224,48 @@ def test_adapters_read_any_time_or_refuse_it_as_a_client_error(provider: str, sh
     signature=st.text(max_size=80),
     with_token=st.booleans(),
 )
+# An Azure callback with the right token, which the receiver would store: one byte too large, and in UTF-16
+@example(
+    provider="azure-review",
+    body=("oversized", padded(AZURE_CALLBACK, 1)),
+    content_type="application/json",
+    base64_encoded=False,
+    signature_header="X-Auth-Signature",
+    signature="",
+    with_token=True,
+)
+@example(
+    provider="azure-review",
+    body=("misencoded", misencoded(AZURE_CALLBACK, "r\u00e9examen \u5ba1\u6838", "utf-16")),
+    content_type="application/json",
+    base64_encoded=False,
+    signature_header="X-Auth-Signature",
+    signature="",
+    with_token=True,
+)
 def test_receiver_never_answers_bad_input_with_a_5xx_nor_stores_it(
     api: ApiClient,
     aws: FakeAws,
     provider: str,
-    body: bytes,
+    body: tuple[str, bytes],
     content_type: str,
     base64_encoded: bool,
     signature_header: str,
     signature: str,
     with_token: bool,
 ) -> None:
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
+    kind, raw = body
+    event(f"body {kind}")
+    if not is_utf8(raw):
         base64_encoded = True  # API Gateway can only pass bytes that are not UTF-8 base64-encoded
     headers = {signature_header: signature}
     if content_type:
         headers["Content-Type"] = content_type
+    stored_before = aws.table_items()
+    aws.published()  # drained: what earlier examples had published
     response = api.callback(
         provider,
-        body,
+        raw,
         headers=headers,
         query={"token": AZURE_TOKENS[0]} if with_token else None,
         base64_encoded=base64_encoded,
@@ -186,6 +280,13 @@ def test_receiver_never_answers_bad_input_with_a_5xx_nor_stores_it(
     for item in aws.table_items():
         assert item["provider"]["S"] == "azure-review"
     assert HUAWEI_SEEDS[0] not in json.dumps(response.body)
+    if kind != "arbitrary":
+        # a body past the size limit, or JSON in UTF-16 or Latin-1, is refused whatever else it gets right
+        assert response.status >= 400, response.body
+        assert aws.table_items() == stored_before
+        assert aws.published() == []
+    if kind == "oversized" and provider in PROVIDER_NAMES:
+        assert response.status == 413, response.body
 
 
 SIGNED_FIELDS = ("create_time", "job_id", "request_id")
@@ -230,6 +331,24 @@ def signed_huawei_body(provider: str, data: st.DataObject) -> bytes:
     return json.dumps({**payload, **{name: real[name] for name in SIGNED_FIELDS}}).encode()
 
 
+def size_or_encoding_gone_wrong(data: st.DataObject, body: bytes) -> tuple[str, bytes]:
+    """``body`` as drawn (most often), or past the size limit, or, a JSON object, in UTF-16 or Latin-1; and
+    which."""
+    variant = data.draw(
+        st.sampled_from(["as drawn"] * 4 + ["oversized", "misencoded"]), label="size, encoding"
+    )
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        payload = None
+    if variant == "oversized":
+        extra = data.draw(extras, label="bytes past the limit")
+        return variant, padded(payload, extra) if isinstance(payload, dict) else repeated(body or b"x", extra)
+    if variant == "misencoded" and isinstance(payload, dict):
+        return variant, data.draw(misencodings(st.just(payload)), label="misencoded body")
+    return "as drawn", body
+
+
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     provider=st.sampled_from(["huawei-video", "huawei-audio", "alibaba-mps", "azure-review"]),
@@ -239,19 +358,22 @@ def signed_huawei_body(provider: str, data: st.DataObject) -> bytes:
 def test_receiver_answers_authenticated_callbacks_with_any_body_without_a_5xx_storing_nothing_it_refuses(
     api: ApiClient, aws: FakeAws, mns: MnsSigner, provider: str, data: st.DataObject, base64_encoded: bool
 ) -> None:
-    # Given a request that authenticates as the provider signs it, whatever its body
+    # Given a request that authenticates as the provider signs it, whatever its body, its size or its encoding
     query = None
     if provider.startswith("huawei-"):
         body = signed_huawei_body(provider, data)
         content_type = data.draw(st.sampled_from(JSON_CONTENT_TYPES), label="content type")
         encoding = data.draw(st.sampled_from(["hex", "base64"]), label="signature encoding")
         seed = HUAWEI_SEEDS[0] if provider == "huawei-video" else HUAWEI_AUDIO_SEEDS[0]
+        # over the signed fields, which a padding or another encoding leaves as they are
         headers = {"X-Auth-Signature": huawei_signature(seed, body, encoding)}
         if provider == "huawei-audio":
             query = {"token": HUAWEI_AUDIO_TOKENS[0]}  # its route takes a token besides the signature
+        variant, body = size_or_encoding_gone_wrong(data, body)
     elif provider == "alibaba-mps":
         body = any_body(data, data.draw(st.sampled_from(MNS_BODIES), label="notice"))
         content_type = data.draw(st.sampled_from(MNS_CONTENT_TYPES), label="content type")
+        variant, body = size_or_encoding_gone_wrong(data, body)
         headers = mns.sign(MNS_PATH, body, content_type=content_type)
     else:
         shape = data.draw(st.sampled_from(["job-callback", "review-callback"]), label="callback")
@@ -259,14 +381,14 @@ def test_receiver_answers_authenticated_callbacks_with_any_body_without_a_5xx_st
         content_type = data.draw(st.sampled_from(JSON_CONTENT_TYPES), label="content type")
         headers = {}
         query = {"token": AZURE_TOKENS[1]}
+        variant, body = size_or_encoding_gone_wrong(data, body)
+    event(f"body {variant}")
     if content_type:
         headers["Content-Type"] = content_type
     else:
         # none at all: the receiver reads the body as the provider's default
         headers.pop("Content-Type", None)
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
+    if not is_utf8(body):
         base64_encoded = True  # API Gateway can only pass bytes that are not UTF-8 base64-encoded
     stored_before = aws.table_items()
     keys_before = aws.bucket_keys()
@@ -289,6 +411,8 @@ def test_receiver_answers_authenticated_callbacks_with_any_body_without_a_5xx_st
     # Then it got past authentication, and either was taken or refused with a JSON error, never a 5xx
     assert response.status not in (401, 403, 404), response.body
     assert response.status < 500, response.body
+    if variant != "as drawn":  # refused, however right the rest
+        assert response.status == 413 if variant == "oversized" else response.status >= 400, response.body
     stored = aws.table_items()
     if response.status >= 400:
         assert set(response.body) == {"error"}, response.body
