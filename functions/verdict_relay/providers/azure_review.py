@@ -69,6 +69,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from itertools import repeat
 from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import BeforeValidator, Field
@@ -91,7 +92,6 @@ from verdict_relay.providers.base import (
     CallbackResult,
     PayloadModel,
     ProviderAdapter,
-    lower_keys,
     parse_provider_time,
     validate_payload,
     without_lone_surrogates,
@@ -120,7 +120,7 @@ _FLAG_KEY: Final = re.compile(r"is([a-z]+)")
 _MAX_TERM_DEPTH: Final = 4
 
 
-# --- payload models (keys lower-cased by lower_keys before validation) -------------------------------------
+# --- payload models (keys lower-cased by _lower_keys before validation) -------------------------------------
 
 
 def _azure_status(value: Any) -> JobStatus:
@@ -348,7 +348,28 @@ def _match_terms(value: Any) -> list[str]:
             value = from_json(without_lone_surrogates(value.encode("utf-8", "surrogatepass")))
         except ValueError:
             return []
+    if isinstance(value, list):
+        terms = _terms_of_entries(value)
+        if terms is not None:
+            return terms
     return _terms_in(value, _MAX_TERM_DEPTH)
+
+
+def _terms_of_entries(entries: list[Any]) -> list[str] | None:
+    """What :func:`_terms_in` reads from a list of objects whose term is under one spelling of ``Term`` (the
+    shape Azure's text screen returns: ``[{"Index", "OriginalIndex", "ListId", "Term"}, ...]``), read with
+    one lookup per entry; None for any other list, which :func:`_terms_in` reads.
+
+    The same reading, because no other key of those objects lowers to ``term`` or ``terms``: each object's
+    term is that key's value when it is a non-blank string, and none otherwise. Reading each object through
+    :func:`_terms_in` (an object with its keys lowered, per term) cost more than decoding the terms."""
+    if not entries or set(map(type, entries)) != {dict}:
+        return None
+    term_keys = [name for name in set().union(*entries) if str(name).lower() in ("term", "terms")]
+    if len(term_keys) != 1 or str(term_keys[0]).lower() != "term":
+        return None
+    values = map(dict.get, entries, repeat(term_keys[0]))
+    return [value for value in values if isinstance(value, str) and value.strip()]
 
 
 def _terms_in(value: Any, depth: int) -> list[str]:
@@ -417,8 +438,7 @@ class AzureReviewAdapter(ProviderAdapter):
             raise PayloadError(
                 self.name, "(root)", "expected a JSON object: a job, a job callback or a review callback"
             )
-        _reject_case_duplicates(payload, "")
-        data = lower_keys(payload)
+        data = _lower_keys(payload)
         shape = _detect_shape(data)
         if shape is _Shape.JOB:
             return [self._job_verdict(validate_payload(self.name, AzureJob, data))]
@@ -572,6 +592,39 @@ def _detect_shape(data: dict[str, Any]) -> _Shape:
         else "has keys of several Azure payload shapes (Id, JobId, ReviewerResultTags) and no CallBackType"
     )
     raise PayloadError(PROVIDER, "(root)", problem)
+
+
+class _KeySentTwice(Exception):
+    """Two keys of one object differ only in letter case."""
+
+
+def _lower_keys(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with every object's keys lower-cased, at any depth; a PayloadError naming the first key
+    that another key of its object differs from only in letter case (:func:`_reject_case_duplicates`).
+
+    One walk lowers the keys and notices such a key (an object lowered to fewer keys than it had): checking
+    for them and then lowering walked the whole payload twice in Python, most of the cost of parsing a job's
+    small body. Only a payload with such a key is walked again, to name it."""
+    try:
+        lowered: dict[str, Any] = _lowered(payload)
+    except _KeySentTwice:
+        _reject_case_duplicates(payload, "")
+        raise  # not reached: the walk that names the key refuses what this one found
+    return lowered
+
+
+def _lowered(value: Any) -> Any:
+    if isinstance(value, dict):
+        lowered = {
+            str(key).lower(): _lowered(item) if isinstance(item, dict | list) else item
+            for key, item in value.items()
+        }
+        if len(lowered) != len(value):
+            raise _KeySentTwice
+        return lowered
+    if isinstance(value, list):
+        return [_lowered(item) if isinstance(item, dict | list) else item for item in value]
+    return value
 
 
 def _reject_case_duplicates(value: Any, path: str) -> None:

@@ -316,15 +316,6 @@ def _check_construct_findings() -> None:
 _check_construct_findings()
 
 
-def lower_keys(value: Any) -> Any:
-    """Recursively lower-case dict keys, for providers whose key casing varies (Azure)."""
-    if isinstance(value, dict):
-        return {str(k).lower(): lower_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [lower_keys(v) for v in value]
-    return value
-
-
 def parse_provider_time(value: str | None) -> datetime | None:
     """Parse the timestamps providers send into aware UTC datetimes.
 

@@ -8,8 +8,16 @@ import json
 import pytest
 
 from tests.helpers import EVENTS_DIR, load_payload
+from verdict_relay.errors import PayloadError
 from verdict_relay.models.verdict import Box, Finding, Suggestion
 from verdict_relay.providers.alibaba_mps import _TimelineFindings
+from verdict_relay.providers.azure_review import (
+    _MAX_TERM_DEPTH,
+    _lower_keys,
+    _match_terms,
+    _terms_in,
+    _terms_of_entries,
+)
 from verdict_relay.providers.base import construct_findings, finding_fields
 from verdict_relay.providers.registry import get_adapter
 
@@ -124,3 +132,58 @@ def test_alibaba_timeline_summaries_read_through_the_model_equal_the_direct_read
         ("porn", "f2.jpg", 10.0, Suggestion.REVIEW),
         ("video", "f2.jpg", 10.0, Suggestion.BLOCK),
     ]
+
+
+def _lowered_one_key_at_a_time(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(key).lower(): _lowered_one_key_at_a_time(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_lowered_one_key_at_a_time(item) for item in value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "name", sorted(path.stem for path in (EVENTS_DIR / "providers" / "azure-review").glob("*.json"))
+)
+def test_azure_keys_lowered_in_one_walk_equal_keys_lowered_one_at_a_time(name: str) -> None:
+    payload = load_payload("azure-review", name)
+
+    assert _lower_keys(payload) == _lowered_one_key_at_a_time(payload)
+
+
+def test_azure_key_sent_twice_deep_inside_a_job_is_refused_naming_it() -> None:
+    # Given a metadata entry with its value under two spellings of Value
+    job = load_payload("azure-review", "job-get-adult")
+    job["ResultMetaData"][1]["value"] = "False"
+
+    with pytest.raises(PayloadError) as raised:
+        get_adapter("azure-review").parse(job)
+
+    assert raised.value.field == "ResultMetaData.1.value"
+    assert "more than once in different letter case" in raised.value.problem
+
+
+def _term(term: object, **more: object) -> dict[str, object]:
+    return {"Index": 6, "OriginalIndex": 6, "ListId": 0, "Term": term, **more}
+
+
+@pytest.mark.parametrize(
+    ("entries", "in_bulk"),
+    [
+        ([_term("crap"), _term("damn"), _term("crap")], True),  # the text screen's shape
+        ([_term("crap"), _term(" "), _term(""), _term(3), _term(None), _term(["damn"]), {"Index": 1}], True),
+        ([{"term": "crap"}, {"term": "damn", "index": 3}], True),
+        ([_term("crap"), {"TERM": "damn"}], False),
+        ([_term(["crap"], Terms=["damn"]), {"Terms": ["hell", {"Term": "bloody"}]}], False),
+        ([_term("crap"), "damn", ["hell"]], False),
+        ([], False),
+    ],
+    ids=["shape", "unreadable-terms", "lower-case", "two-spellings", "terms-lists", "mixed", "empty"],
+)
+def test_azure_match_terms_read_in_bulk_equal_those_read_one_object_at_a_time(
+    entries: list[object], in_bulk: bool
+) -> None:
+    # (the premise: which lists the bulk read takes, and which it leaves to the reading one object at a time)
+    assert (_terms_of_entries(entries) is not None) is in_bulk
+
+    assert _match_terms(json.dumps(entries)) == _terms_in(entries, _MAX_TERM_DEPTH)
