@@ -8,7 +8,8 @@ provider would; every request is a new job, so each is a real store and publish,
 
 * huawei-video, huawei-audio: the v3 job body, ``X-Auth-Signature`` with the job's seed; block/review
   verdicts, so each request is a conditional write, an SNS publish and the publish confirmation.
-* azure-review: the job with a block score, authenticated by the ``?token=`` in the URL.
+* azure-review: the job callback Azure POSTs when a job ends (``CallBackType: "Job"``, the scores in
+  ``Metadata``) with a block score, authenticated by the ``?token=`` in the URL.
 * alibaba-mps: an MNS HTTP push signed with :class:`~verdict_relay.local.callback_signing.MnsSigner`, its
   certificate served over HTTP on 127.0.0.1 (fetched once, then cached by the receiver). The notice carries no
   result, so the receiver fetches the job from MPS (the simulator on 127.0.0.1, no added latency, its rate limit
@@ -83,11 +84,21 @@ class Callbacks:
         )
 
     def azure(self) -> Request:
-        from verdict_relay.local.simulator import azure_job
-
-        body = json.dumps(azure_job(new_id(), "Complete", adult_score=0.95)).encode()
+        job_id = new_id()
+        # What Azure POSTs to the job's CallBackEndpoint when it ends (events/providers/azure-review/
+        # job-callback.json): the scores in a Metadata object, not the Get job's Key/Value list.
+        callback = {
+            "JobId": job_id,
+            "ReviewId": "",
+            "WorkFlowId": "default",
+            "Status": "Complete",
+            "ContentType": "Image",
+            "ContentId": f"content-{job_id}",
+            "CallBackType": "Job",
+            "Metadata": {"adultscore": "0.950", "a": "True", "racyscore": "0.020", "r": "False"},
+        }
         path = STAGE_PATH.format(provider="azure-review") + f"?token={TOKEN}"
-        return path, body, {"Content-Type": "application/json"}
+        return path, json.dumps(callback).encode(), {"Content-Type": "application/json"}
 
     def mns(self) -> Request:
         from verdict_relay.local.callback_signing import mns_notification
@@ -205,7 +216,7 @@ def main() -> list[dict[str, object]]:
     plans: dict[str, tuple[Callable[[], Request], int, str]] = {
         "huawei-video": (callbacks.huawei_video, 200, "signed, {findings}, block"),
         "huawei-audio": (callbacks.huawei_audio, 200, "signed, {findings}, review"),
-        "azure-review": (callbacks.azure, 200, "URL token, {findings}, block"),
+        "azure-review": (callbacks.azure, 200, "job callback, URL token, {findings}, block"),
         "alibaba-mps": (callbacks.mns, 204, "MNS push, RSA-signed, no result: job fetched from MPS, block"),
     }
     scaling: dict[str, Callable[[int], Request]] = {
