@@ -24,6 +24,7 @@ import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,7 +47,11 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # the 30x response then raises HTTPError, refused below
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+@cache
+def _opener() -> urllib.request.OpenerDirector:
+    """Built at the first fetch: building it creates an SSL context and loads the CA certificates (~30 ms on
+    CPython 3.13), which only an MNS push with a certificate not yet cached needs, not every cold start."""
+    return urllib.request.build_opener(_NoRedirects)
 
 
 @dataclass
@@ -114,7 +119,7 @@ class CertificateCache:
 
     def _fetch(self, url: str) -> bytes:
         try:
-            with _opener.open(url, timeout=self._timeout) as response:
+            with _opener().open(url, timeout=self._timeout) as response:
                 pem: bytes = response.read(MAX_CERTIFICATE_BYTES + 1)
         except urllib.error.HTTPError as exc:
             if exc.code >= 500 or exc.code in (408, 429):  # the host's trouble, not the request's
