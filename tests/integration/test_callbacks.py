@@ -195,14 +195,14 @@ def test_failed_job_is_published_as_review_because_nothing_was_moderated(
     assert published[0]["verdict"]["decided_by"] == "policy"
 
 
-def test_sns_outage_keeps_the_verdict_unpublished_and_the_sweep_publishes_it_later(
+def test_a_publish_sns_refuses_keeps_the_verdict_owed_and_the_sweep_publishes_it_later(
     api: ApiClient, aws: FakeAws
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
     from verdict_relay.handlers.dependencies import dependencies
 
-    # Given SNS is down (the topic is gone)
+    # Given SNS refusing the publish (the topic is gone; SNS out of reach is tests/reliability/test_faults.py's)
     sns = aws.session.client("sns")
     subscriptions = sns.list_subscriptions_by_topic(TopicArn=aws.resources.topic_arn)["Subscriptions"]
     sns.delete_topic(TopicArn=aws.resources.topic_arn)
