@@ -46,7 +46,7 @@ from verdict_relay.local.simulator import (
     huawei_image_batch_job,
     huawei_video_job,
 )
-from verdict_relay.models.verdict import JobStatus, Suggestion
+from verdict_relay.models.verdict import PROVIDER_NAMES, JobStatus, Suggestion
 from verdict_relay.signing import encode_query, new_nonce, sign_rpc_v1
 
 # Short waits so the whole file stays fast; the behaviour is the production one.
@@ -855,6 +855,24 @@ def test_a_request_that_would_wait_for_its_rate_limit_token_past_the_deadline_do
 
     assert time.monotonic() - started < 1.0  # no wait for a token it could not use in time
     assert len(simulator.requests("azure-review")) == 1
+
+
+@pytest.mark.parametrize("provider", PROVIDER_NAMES)
+def test_every_providers_client_that_takes_over_waits_its_turn_instead_of_sending_the_request_its_bucket_saved(
+    simulator: ProviderSimulator, connect: Connect, provider: str
+) -> None:
+    # Given a client the factory built, at one request every 10 s and idle since: its bucket saved one request
+    put_finished_job(simulator, provider, "job-1")
+    client = connect(provider, rate_limit_per_s=0.1)
+
+    # When it takes over the provider's requests from another sender, with 5 s to fetch a job
+    client.take_over()
+    with finish_within(5.0), pytest.raises(ProviderOutOfTimeError):
+        client.fetch(["job-1"])
+
+    # Then the saved request was given up: nothing went out, the next one waits a whole interval after the other
+    # sender's last, as one bucket would have sent them
+    assert simulator.requests(provider) == []
 
 
 def test_a_slow_answer_after_a_long_token_wait_is_the_callers_time_running_out_not_the_providers_fault(

@@ -128,7 +128,6 @@ class AlibabaMpsClient(ProviderClient):
         if not 1 <= list_page_size <= 300:
             raise ValueError("list_page_size must be within 1..300 (MPS's MaximumPageSize)")
         self._http = http
-        self.limiter = http.limiter
         self._keys = keys
         self._adapter = adapter
         self._clock = clock

@@ -97,7 +97,6 @@ class AzureReviewClient(ProviderClient):
         self, http: ProviderHttp, key: AzureKey, adapter: ProviderAdapter, *, endpoint: str, team: str
     ) -> None:
         self._http = http
-        self.limiter = http.limiter
         self._key = key
         self._adapter = adapter
         self._jobs_url = (

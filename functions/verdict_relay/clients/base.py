@@ -103,7 +103,9 @@ class ProviderClient(ABC):
     discovers: bool = False
     """Whether discover() can list jobs; the poller keeps a discovery watermark only for those that can."""
     limiter: TokenBucket | None = None
-    """The token bucket every request of the client takes its turn from, if any."""
+    """The token bucket every request of the client takes its turn from. ``build_client`` (``clients/factory.py``)
+    sets it to the bucket of the ``ProviderHttp`` it hands the client, whatever the provider: no client sets it
+    itself. None only for a client built some other way (a test's stand-in); its :meth:`take_over` does nothing."""
 
     def take_over(self) -> None:
         """This client starts sending the provider's requests after another sender did: a poll worker after the

@@ -10,6 +10,9 @@ by callbacks only). Each client gets its own ``requests`` session and token buck
 * concurrency: ``settings.max_concurrency`` requests in flight;
 * Alibaba: ``settings.batch_size`` job ids per query (default 10).
 
+The client's ``limiter`` (what :meth:`~verdict_relay.clients.base.ProviderClient.take_over` spends) is set here to
+that token bucket, for every provider: no client wires it itself.
+
 Client modules (and ``requests``) are imported on first use, like the adapters in the registry.
 """
 
@@ -74,7 +77,12 @@ def build_client(
     builder = _BUILDERS.get(provider)
     if builder is None:
         raise ConfigurationError(f"{provider}: no API client is wired for it in clients/factory.py")
-    return builder(_Parts(provider, settings, credentials, http, adapter))
+    client = builder(_Parts(provider, settings, credentials, http, adapter))
+    # take_over() spends the saved request of the bucket every request of the client goes through: it is set
+    # here, where that bucket is made, rather than by each client, as one that forgot would send a request on
+    # top of the provider's rate at every hand-off between the scheduled poller and the poll workers.
+    client.limiter = limiter
+    return client
 
 
 Credentials = HuaweiAkSk | HuaweiToken | HuaweiIamUser | AlibabaKeys | AzureKey

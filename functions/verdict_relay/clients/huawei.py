@@ -263,7 +263,6 @@ class _HuaweiClient(ProviderClient):
 
     def __init__(self, http: ProviderHttp, auth: HuaweiAuth, adapter: ProviderAdapter, endpoint: str) -> None:
         self._http = http
-        self.limiter = http.limiter
         self._auth = auth
         self._adapter = adapter
         self._endpoint = endpoint.rstrip("/")
