@@ -38,7 +38,6 @@ from verdict_relay.config import ProviderSettings
 from verdict_relay.errors import ConfigurationError
 from verdict_relay.local.simulator import (
     IAM,
-    PROVIDERS,
     ProviderSimulator,
     alibaba_job,
     azure_job,
@@ -612,7 +611,7 @@ def test_azure_unknown_job_is_missing(connect: Connect) -> None:
 # --- faults, for every provider ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", PROVIDER_NAMES)
 def test_one_503_then_an_answer_is_retried_to_a_verdict(
     simulator: ProviderSimulator, connect: Connect, provider: str
 ) -> None:
@@ -625,7 +624,7 @@ def test_one_503_then_an_answer_is_retried_to_a_verdict(
     assert statuses(simulator, provider) == [503, 200]
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", PROVIDER_NAMES)
 def test_malformed_body_is_a_response_error(
     simulator: ProviderSimulator, connect: Connect, provider: str
 ) -> None:
@@ -657,7 +656,7 @@ def with_time_past_the_calendar(provider: str, body: dict[str, Any]) -> dict[str
     return {**body, "JobExecutionReport": report}
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", PROVIDER_NAMES)
 def test_a_job_time_outside_the_calendar_in_utc_is_a_response_error(
     simulator: ProviderSimulator, connect: Connect, provider: str
 ) -> None:
@@ -675,7 +674,7 @@ def test_a_job_time_outside_the_calendar_in_utc_is_a_response_error(
     assert f"field '{TIME_FIELD[provider]}'" in raised.value.message
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", PROVIDER_NAMES)
 def test_auth_fault_is_an_auth_error(simulator: ProviderSimulator, connect: Connect, provider: str) -> None:
     put_finished_job(simulator, provider, "job-1")
     simulator.inject(provider, "auth")
@@ -684,7 +683,7 @@ def test_auth_fault_is_an_auth_error(simulator: ProviderSimulator, connect: Conn
         connect(provider).fetch(["job-1"])
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", PROVIDER_NAMES)
 def test_not_found_fault_is_missing(simulator: ProviderSimulator, connect: Connect, provider: str) -> None:
     put_finished_job(simulator, provider, "job-1")
     simulator.inject(provider, "not-found")

@@ -3,6 +3,7 @@ template's alarms with the metrics the code counts and with the docs."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import runpy
@@ -142,10 +143,20 @@ def test_the_documented_alarms_are_the_templates() -> None:
     assert documented == alarms
 
 
+def assigned_literal(path: Path, name: str) -> Any:
+    """The literal a module assigns to ``name`` at its top level, read without running the module (a benchmark
+    imports and starts what it measures)."""
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{path.name} assigns no {name}")
+
+
 def test_every_per_provider_table_names_exactly_the_registered_providers() -> None:
     # Given the providers the registry serves
     from verdict_relay import config
     from verdict_relay.clients import factory
+    from verdict_relay.local import simulator
     from verdict_relay.providers.registry import ADAPTERS
 
     registered = set(ADAPTERS)
@@ -156,9 +167,13 @@ def test_every_per_provider_table_names_exactly_the_registered_providers() -> No
         for name in ("CLIENT_NEEDS", "CREDENTIAL_SHAPES", "DEFAULT_RATE_LIMITS")
     }
     tables["clients/factory.py _BUILDERS"] = set(factory._BUILDERS)
+    tables["local/simulator.py PROVIDERS"] = set(simulator.PROVIDERS)
+    for bench in ("cold_start.py", "poller_throughput.py"):
+        tables[f"bench/{bench} PROVIDERS"] = set(assigned_literal(ROOT / "bench" / bench, "PROVIDERS"))
 
     # Then each names every provider and nothing else: the providers document's checks index CLIENT_NEEDS and
     # CREDENTIAL_SHAPES for each entry, and a provider missing from one fails with a bare KeyError (or is skipped);
-    # one missing from the factory's would have no client
+    # one missing from the factory's would have no client, from the simulator's no client tests and no local
+    # simulation, from a benchmark's no figures
     assert registered == set(config.PROVIDER_NAMES)
     assert tables == dict.fromkeys(tables, registered)

@@ -43,8 +43,11 @@ from verdict_relay.local.simulator import (
     huawei_video_job,
 )
 from verdict_relay.local.stack import is_republished
+from verdict_relay.models.verdict import PROVIDER_NAMES
 
-PROVIDERS = ("huawei-video", "huawei-audio", "huawei-image-batch", "alibaba-mps", "azure-review")
+PROVIDERS = PROVIDER_NAMES
+"""Every registered provider plays the scenario: one the functions below do not know fails ``make run`` (and
+``tests/unit/test_local_runner.py``) instead of being left out of it."""
 OUTCOMES = ("block-callback", "pass-poll", "review-duplicated", "failed", "expired")
 HUAWEI_SEED = "local_simulation_seed"
 AZURE_TOKEN = "local-simulation-token-0001"  # noqa: S105 - a loopback demo value
