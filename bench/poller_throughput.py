@@ -176,7 +176,11 @@ def job_body(provider: str, job_id: str, suggestion: str, created: datetime) -> 
         return sim.huawei_image_batch_job(job_id, "finish", [item], created=created)
     if provider == "azure-review":
         return sim.azure_job(job_id, "Complete", adult_score=AZURE_SCORES[suggestion], started=created)
-    return sim.alibaba_job(job_id, "Success", suggestion, created=created)  # type: ignore[arg-type]
+    if provider == "alibaba-mps":
+        return sim.alibaba_job(job_id, "Success", suggestion, created=created)  # type: ignore[arg-type]
+    raise ValueError(
+        f"no finished job body for {provider!r}: add one to job_body in bench/poller_throughput.py"
+    )
 
 
 def seed_table(deps: Any, dynamodb: Any, table: str, provider: str, job_ids: Sequence[str]) -> None:

@@ -85,14 +85,21 @@ class SimulatedJob:
         return {"block-callback": 1, "review-duplicated": 3}.get(self.outcome, 0)
 
 
+def _not_simulated(provider: str) -> ValueError:
+    return ValueError(f"the scenario does not simulate {provider!r}: add it to local/scenario.py")
+
+
 def _running_body(provider: str, job_id: str) -> dict[str, Any]:
-    return {
+    bodies = {
         "huawei-video": lambda: huawei_video_job(job_id, "running"),
         "huawei-audio": lambda: huawei_audio_job(job_id, "running"),
         "huawei-image-batch": lambda: huawei_image_batch_job(job_id, "running"),
         "alibaba-mps": lambda: alibaba_job(job_id, "Analysing"),
         "azure-review": lambda: azure_job(job_id, "InProgress"),
-    }[provider]()
+    }
+    if provider not in bodies:
+        raise _not_simulated(provider)
+    return bodies[provider]()
 
 
 def _final_body(job: SimulatedJob) -> dict[str, Any]:
@@ -115,10 +122,12 @@ def _final_body(job: SimulatedJob) -> dict[str, Any]:
         )
     if job.provider == "alibaba-mps":
         return alibaba_job(job.job_id, "Fail" if failed else "Success", suggestion, timeline_entries=20)  # type: ignore[arg-type]
-    scores = {"block": 0.95, "review": 0.6, "pass": 0.01}
-    return azure_job(
-        job.job_id, "Failed" if failed else "Complete", adult_score=scores[suggestion], racy_score=0.01
-    )
+    if job.provider == "azure-review":
+        scores = {"block": 0.95, "review": 0.6, "pass": 0.01}
+        return azure_job(
+            job.job_id, "Failed" if failed else "Complete", adult_score=scores[suggestion], racy_score=0.01
+        )
+    raise _not_simulated(job.provider)
 
 
 class Scenario:
@@ -240,6 +249,8 @@ class Scenario:
                 json.dumps(callback).encode(),
                 {"Content-Type": "application/json"},
             )
+        else:
+            raise _not_simulated(job.provider)
 
     def _post(self, url: str, data: bytes, headers: dict[str, str]) -> None:
         request = urllib.request.Request(url, data=data, headers=headers, method="POST")  # noqa: S310 - loopback

@@ -78,6 +78,11 @@ from verdict_relay.signing import (
 )
 
 PROVIDERS = ("huawei-video", "huawei-audio", "huawei-image-batch", "alibaba-mps", "azure-review")
+"""The providers the simulator plays (``tests/unit/test_repository_files.py``: exactly the registered ones). Every
+method that answers as one provider or another names the providers it knows and raises ValueError for any other:
+a provider added here without its own answers must not be answered as Huawei."""
+HUAWEI_APIS = ("huawei-video", "huawei-audio", "huawei-image-batch")
+"""The Huawei moderation APIs: their errors have Huawei's shape (``error_code``, ``error_msg``)."""
 IAM = "huawei-iam"
 """The simulated Huawei IAM endpoint: a service of its own for requests(), faults and rate limits."""
 SERVICES = (*PROVIDERS, IAM)
@@ -475,7 +480,7 @@ class ProviderSimulator:
         """
         creds = self.credentials
         entry: dict[str, Any]
-        if provider in ("huawei-video", "huawei-audio", "huawei-image-batch"):
+        if provider in HUAWEI_APIS:
             huawei_credentials = {
                 "aksk": {"ak": creds.huawei_ak, "sk": creds.huawei_sk},
                 "token": {"token": creds.huawei_token},
@@ -695,8 +700,10 @@ class ProviderSimulator:
             reply = _azure_gateway_error(
                 429, "RateLimitExceeded", f"Rate limit is exceeded. Try again in {seconds} seconds."
             )
-        else:
+        elif service in (*HUAWEI_APIS, IAM):
             reply = _huawei_error(429, "APIG.0308", "The throttling threshold has been reached")
+        else:
+            raise _not_played(service)
         reply.headers["Retry-After"] = seconds
         return reply
 
@@ -718,6 +725,8 @@ class ProviderSimulator:
             return _azure_gateway_error(
                 status, code, "The service is temporarily unable to process the request."
             )
+        if service not in (*HUAWEI_APIS, IAM):
+            raise _not_played(service)
         if status == 500:
             return _huawei_error(
                 500, "AIS.0003", "Failed to complete the request because of an internal service error."
@@ -750,6 +759,8 @@ class ProviderSimulator:
                     }
                 },
             )
+        if service not in HUAWEI_APIS:
+            raise _not_played(service)
         return _huawei_error(
             401, "APIG.0301", f"Incorrect IAM authentication information: {detail or 'refused'}"
         )
@@ -763,6 +774,8 @@ class ProviderSimulator:
             return _azure_not_found("Job not found.")
         if service == IAM:
             return _json_reply(404, {"error": {"code": 404, "message": "Not found", "title": "Not Found"}})
+        if service not in HUAWEI_APIS:
+            raise _not_played(service)
         return _huawei_error(400, HUAWEI_JOB_NOT_FOUND, "Job not found")
 
     # --- serving ------------------------------------------------------------------------------------------------
@@ -774,7 +787,9 @@ class ProviderSimulator:
             return self._serve_alibaba(incoming)
         if service == "azure-review":
             return self._serve_azure(incoming)
-        return self._serve_huawei(service, incoming)
+        if service in HUAWEI_APIS:
+            return self._serve_huawei(service, incoming)
+        raise _not_played(service)
 
     # Huawei ------------------------------------------------------------------------------------------------------
 
@@ -1215,6 +1230,10 @@ class ProviderSimulator:
             if body is None:
                 return _azure_not_found("Job not found.")
             return _json_reply(200, body)
+
+
+def _not_played(service: str) -> ValueError:
+    return ValueError(f"the simulator does not play {service!r}: add its answers to local/simulator.py")
 
 
 def _service_for(incoming: _Incoming) -> str | None:
