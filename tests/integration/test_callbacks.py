@@ -430,14 +430,6 @@ def test_callback_for_an_unregistered_job_is_recorded(api: ApiClient, aws: FakeA
     assert api.get_job("huawei-video", "never-registered").body["status"] == "succeeded"
 
 
-@pytest.mark.parametrize("provider", ["huawei-image-batch"])
-def test_provider_without_callbacks_refuses_them(api: ApiClient, aws: FakeAws, provider: str) -> None:
-    response = api.callback(provider, b"{}")
-
-    assert response.status == 401
-    assert aws.table_items() == []
-
-
 def test_the_sns_client_is_created_by_the_first_publish_not_at_cold_start(
     api: ApiClient, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,7 +17,8 @@ from tests.helpers import load_payload, load_payload_bytes
 from tests.integration.conftest import ApiClient, LambdaContext, configure_environment
 from verdict_relay.errors import ConfigurationError
 from verdict_relay.handlers import dependencies as dependencies_module
-from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
+from verdict_relay.models.verdict import PROVIDER_NAMES, JobStatus, Suggestion, Verdict
+from verdict_relay.providers.registry import get_adapter
 
 SECRET_ID = "verdict-relay/providers-in-account-123456789012"
 TOKEN, NEW_TOKEN = "azure-token-current-0001", "azure-token-rotated-0002"
@@ -177,3 +178,25 @@ def test_a_poller_whose_document_does_not_load_still_sends_the_owed_publishes(
     # Then the invocation fails (nothing can be polled), but the owed verdict was published first
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["owed-1"]
     dependencies_module.dependencies.cache_clear()
+
+
+@pytest.mark.parametrize("provider", [p for p in PROVIDER_NAMES if not get_adapter(p).takes_callbacks])
+def test_a_provider_that_never_calls_back_has_every_callback_refused_whatever_secrets_its_entry_lists(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, provider: str
+) -> None:
+    # Given an entry for the provider that lists callback secrets (a copy of another provider's entry, say)
+    configure_environment(
+        monkeypatch,
+        aws,
+        tmp_path,
+        {provider: {"callback": {"tokens": [TOKEN], "seeds": ["seed_current_0001"]}}},
+    )
+
+    # When a callback presents the token
+    response = ApiClient().callback(provider, b"{}", query={"token": TOKEN})
+    dependencies_module.dependencies.cache_clear()
+
+    # Then it is refused as unauthenticated, and nothing is stored: nothing legitimate calls back for it
+    assert response.status == 401
+    assert "sends no callbacks" in response.body["error"]["message"]
+    assert aws.table_items() == []

@@ -44,6 +44,7 @@ from verdict_relay.local.simulator import (
 )
 from verdict_relay.local.stack import is_republished
 from verdict_relay.models.verdict import PROVIDER_NAMES
+from verdict_relay.providers.registry import get_adapter
 
 PROVIDERS = PROVIDER_NAMES
 """Every registered provider plays the scenario: one the functions below do not know fails ``make run`` (and
@@ -80,7 +81,7 @@ class SimulatedJob:
 
     @property
     def callbacks(self) -> int:
-        if self.provider == "huawei-image-batch":
+        if not get_adapter(self.provider).takes_callbacks:  # Huawei's image batches: found by polling
             return 0
         return {"block-callback": 1, "review-duplicated": 3}.get(self.outcome, 0)
 

@@ -933,6 +933,7 @@ class AlibabaMpsAdapter(ProviderAdapter):
     """Alibaba Cloud ApsaraVideo MPS media censor jobs, and the MNS HTTP push notices that announce them."""
 
     name: ClassVar[str] = PROVIDER
+    takes_callbacks: ClassVar[bool] = True
     callback_ack_status: ClassVar[int] = 204
     callback_schemes: ClassVar[tuple[str, ...]] = ("mns",)
 

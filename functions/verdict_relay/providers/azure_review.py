@@ -416,6 +416,7 @@ class AzureReviewAdapter(ProviderAdapter):
     """Azure Content Moderator Review API jobs and callbacks, judged by an :class:`AzurePolicy`."""
 
     name: ClassVar[str] = PROVIDER
+    takes_callbacks: ClassVar[bool] = True
     callback_ack_status: ClassVar[int] = 200
 
     def __init__(self, policy: AzurePolicy | None = None) -> None:

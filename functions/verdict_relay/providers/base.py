@@ -79,13 +79,21 @@ class ProviderAdapter(ABC):
     """Verify a provider's callback and turn any payload the provider produces into canonical verdicts."""
 
     name: ClassVar[str]
+    takes_callbacks: ClassVar[bool]
+    """Whether the provider calls back at all. Every adapter says which (no default: a test fails for one that
+    does not). One that does not (Huawei's image batches) has every callback refused by :meth:`verify_callback`
+    whatever callback secrets its entry lists: a ``?token=`` alone must not open a route nothing legitimate
+    ever calls."""
     callback_ack_status: ClassVar[int] = 200
     """The HTTP status the provider counts as delivered (Huawei 200, MNS 204)."""
     callback_schemes: ClassVar[tuple[str, ...]] = ()
     """Callback authentication schemes this provider supports besides the URL token."""
 
     def verify_callback(self, request: CallbackRequest, context: VerifyContext) -> None:
-        """Raise CallbackAuthError unless the request is authentic. Fails closed: no secret, no entry."""
+        """Raise CallbackAuthError unless the request is authentic. Fails closed: no secret, no entry, and no
+        callback at all for a provider that :attr:`takes_callbacks` says never calls back."""
+        if not self.takes_callbacks:
+            raise CallbackAuthError(f"{self.name} sends no callbacks: its results are polled")
         settings = context.settings
         checked = False
         if settings.tokens:

@@ -76,7 +76,6 @@ from verdict_relay.providers.base import (
     FindingFields,
     PayloadModel,
     ProviderAdapter,
-    VerifyContext,
     construct_findings,
     finding_fields,
     validate_payload,
@@ -177,10 +176,7 @@ class HuaweiImageBatchAdapter(ProviderAdapter):
     """Huawei Image Moderation v1.0 batch jobs: result queries and job lists. Callbacks are refused."""
 
     name: ClassVar[str] = "huawei-image-batch"
-
-    def verify_callback(self, request: CallbackRequest, context: VerifyContext) -> None:
-        # Whatever secrets are configured: nothing legitimate ever calls back for this provider.
-        raise CallbackAuthError(NO_CALLBACKS)
+    takes_callbacks: ClassVar[bool] = False  # so every callback is refused, whatever secrets are configured
 
     def parse_callback(self, request: CallbackRequest) -> CallbackResult:
         raise CallbackAuthError(NO_CALLBACKS)

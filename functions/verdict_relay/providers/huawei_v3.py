@@ -224,6 +224,7 @@ def segment_texts(segments: list[Segment]) -> list[str]:
 class HuaweiV3Adapter(ProviderAdapter, Generic[ResultT]):
     """Huawei v3 moderation jobs: envelope, status mapping, callback signature. Subclasses map the result."""
 
+    takes_callbacks: ClassVar[bool] = True
     callback_ack_status: ClassVar[int] = 200
     callback_schemes: ClassVar[tuple[str, ...]] = ("huawei-seed-hmac",)
     job_model: type[V3Job[ResultT]]
