@@ -53,6 +53,28 @@ SHAPES = {
     "azure-review": "job-get",
 }
 
+CALLING_BACK = ("huawei-video", "huawei-audio", "alibaba-mps", "azure-review")
+"""The providers whose callbacks the authenticated-receiver property signs, each in a branch of its own."""
+
+
+def test_the_receiver_properties_reach_the_checks_of_every_provider_that_calls_back() -> None:
+    from tests.integration.conftest import PROVIDERS_DOCUMENT
+
+    calling_back = {provider for provider in PROVIDER_NAMES if get_adapter(provider).takes_callbacks}
+
+    # The authenticated property signs the callbacks of each, and the tests' providers document has an entry for
+    # each: a provider without one has every callback refused (401) before its own checks, which no fuzzing
+    # would then reach
+    assert set(CALLING_BACK) == calling_back
+    assert calling_back <= set(PROVIDERS_DOCUMENT)
+
+
+@pytest.mark.parametrize("provider", PROVIDER_NAMES)
+def test_the_time_property_sets_a_time_field_of_every_providers_payload(provider: str) -> None:
+    payload = load_payload(provider, SHAPES[provider])
+
+    assert with_times(payload, "not a time") != payload, f"{provider}: add its time fields to TIME_KEYS"
+
 
 def mutate(value: Any, data: st.DataObject, depth: int = 0) -> Any:
     """Replace, drop or retype one field somewhere in a real payload."""
@@ -351,7 +373,7 @@ def size_or_encoding_gone_wrong(data: st.DataObject, body: bytes) -> tuple[str, 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    provider=st.sampled_from(["huawei-video", "huawei-audio", "alibaba-mps", "azure-review"]),
+    provider=st.sampled_from(CALLING_BACK),
     data=st.data(),
     base64_encoded=st.booleans(),
 )
