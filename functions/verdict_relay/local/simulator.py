@@ -548,11 +548,6 @@ class ProviderSimulator:
         with self._lock:
             self._faults[provider].append([parsed, times])
 
-    def clear_faults(self, provider: str | None = None) -> None:
-        with self._lock:
-            for service in [provider] if provider else list(SERVICES):
-                self._faults[service].clear()
-
     def set_rate_limit(self, provider: str, per_second: float | None) -> None:
         """Requests per second ``provider`` admits (sliding one-second window); None removes the limit.
 
@@ -592,12 +587,6 @@ class ProviderSimulator:
         """Invalidate every token IAM issued so far (as a password change would): clients must fetch anew."""
         with self._lock:
             self._issued_tokens.clear()
-
-    @property
-    def tokens_issued(self) -> int:
-        """Tokens IAM has issued and not revoked."""
-        with self._lock:
-            return len(self._issued_tokens)
 
     @staticmethod
     def _check_provider(provider: str) -> None:

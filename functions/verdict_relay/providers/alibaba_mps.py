@@ -935,7 +935,6 @@ class AlibabaMpsAdapter(ProviderAdapter):
     name: ClassVar[str] = PROVIDER
     takes_callbacks: ClassVar[bool] = True
     callback_ack_status: ClassVar[int] = 204
-    callback_schemes: ClassVar[tuple[str, ...]] = ("mns",)
 
     def parse(self, payload: Any) -> list[Verdict]:
         return [_verdict(job) for job in _jobs(payload)]

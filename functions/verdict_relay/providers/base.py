@@ -86,8 +86,6 @@ class ProviderAdapter(ABC):
     ever calls."""
     callback_ack_status: ClassVar[int] = 200
     """The HTTP status the provider counts as delivered (Huawei 200, MNS 204)."""
-    callback_schemes: ClassVar[tuple[str, ...]] = ()
-    """Callback authentication schemes this provider supports besides the URL token."""
 
     def verify_callback(self, request: CallbackRequest, context: VerifyContext) -> None:
         """Raise CallbackAuthError unless the request is authentic. Fails closed: no secret, no entry, and no

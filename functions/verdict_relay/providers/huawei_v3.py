@@ -226,7 +226,6 @@ class HuaweiV3Adapter(ProviderAdapter, Generic[ResultT]):
 
     takes_callbacks: ClassVar[bool] = True
     callback_ack_status: ClassVar[int] = 200
-    callback_schemes: ClassVar[tuple[str, ...]] = ("huawei-seed-hmac",)
     job_model: type[V3Job[ResultT]]
     """The envelope parametrized with the media type's result model, e.g. ``V3Job[VideoResult]``."""
 
