@@ -152,7 +152,8 @@ def _signed_target() -> str:
     summary="Receive a provider's job callback",
     description=(
         "Authenticated as the provider signs it: Huawei X-Auth-Signature, Alibaba MNS push signature, or a "
-        "?token= in the URL. Answered 200 (Huawei, Azure) or 204 (Alibaba MNS)."
+        "?token= in the URL. Answered 200 (Huawei, Azure) or 204 (Alibaba MNS). huawei-image-batch never calls "
+        "back: its callbacks are refused (401), whatever they carry."
     ),
     tags=["callbacks"],
     openapi_extensions=OPEN_TO_PROVIDERS,

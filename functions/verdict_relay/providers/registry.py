@@ -1,4 +1,9 @@
-"""The one registry of provider adapters. Adding a provider = one module, one line here, fixtures, tests.
+"""The one registry of provider adapters: each provider name's adapter class.
+
+Adding a provider takes its adapter module and its line here, and more: its configuration tables, an API client,
+the simulator and the local scenario, fixtures and tests, the generated files and the poll workers' concurrency in
+``template.yaml``. The checklist, and which test fails until each step is done, is "Adding a provider" in
+``docs/providers.md``.
 
 Adapters are imported on first use, so a cold start only pays for the providers it serves.
 """
