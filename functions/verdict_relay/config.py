@@ -268,6 +268,25 @@ CLIENT_NEEDS: dict[str, str] = {
 """What a provider's API client needs besides its credentials (``clients/factory.py``)."""
 REGION_EXAMPLES: dict[str, str] = {"alibaba-mps": "cn-shanghai"}
 """An example region per provider for the messages; Huawei's otherwise."""
+HUAWEI_PROVIDERS = frozenset({*HUAWEI_V3_PROVIDERS, "huawei-image-batch"})
+PROVIDERS_WITH_CALLBACKS = frozenset({*HUAWEI_V3_PROVIDERS, "alibaba-mps", "azure-review"})
+"""The providers whose adapters take callbacks (``takes_callbacks``; a test checks the two agree)."""
+SETTINGS_READ_BY: dict[tuple[str, ...], frozenset[str]] = {
+    ("region",): HUAWEI_PROVIDERS | {"alibaba-mps"},
+    ("project_id",): HUAWEI_PROVIDERS,
+    ("team",): frozenset({"azure-review"}),
+    ("policy",): frozenset({"azure-review"}),
+    ("batch_size",): frozenset({"alibaba-mps"}),
+    ("trust",): HUAWEI_V3_PROVIDERS | {"azure-review"},
+    ("callback",): PROVIDERS_WITH_CALLBACKS,
+    ("callback", "seeds"): HUAWEI_V3_PROVIDERS,
+    ("callback", "certificate_hosts"): frozenset({"alibaba-mps"}),
+    ("callback", "max_age_seconds"): frozenset({"alibaba-mps"}),
+}
+"""The settings only some providers read, and which: one set in another provider's entry is refused at the start,
+not ignored (a misplaced ``team`` or ``seeds`` would otherwise leave a provider without it, silently). Every other
+setting is read by every provider. ``trust`` is read only by providers whose callbacks may carry a result
+(Alibaba's notices never do, and Huawei's image batches send no callbacks)."""
 
 Problem = tuple[tuple[str, ...], str, Any]
 """A key of an entry (its path), what is wrong with it, and its value (never a secret)."""
@@ -281,10 +300,36 @@ def _credential_keys(provider: str) -> str:
     )
 
 
+def _settings_not_read(provider: str, entry: ProviderSettings) -> list[Problem]:
+    """The keys of the entry that ``provider`` never reads (:data:`SETTINGS_READ_BY`). Their values are not
+    shown: callback secrets are among them."""
+    given: set[tuple[str, ...]] = {(key,) for key in entry.model_fields_set}
+    if "callback" in entry.model_fields_set:
+        given |= {("callback", key) for key in entry.callback.model_fields_set}
+    problems: list[Problem] = []
+    for key, readers in SETTINGS_READ_BY.items():
+        # a callback block the provider does not read is named once, not each of its keys
+        if (
+            key in given
+            and provider not in readers
+            and provider in SETTINGS_READ_BY.get(key[:-1], {provider})
+        ):
+            message = (
+                f"{provider} does not read it; only {', '.join(sorted(readers))} "
+                f"{'does' if len(readers) == 1 else 'do'}: remove it, or move it to the entry it belongs to"
+            )
+            problems.append((key, message, None))
+    return problems
+
+
 def _unmet_requirements(provider: str, entry: ProviderSettings) -> list[Problem]:
     """What keeps an entry from serving ``provider``, found now instead of when its client is first built (the
     callback receiver would answer 500, and the poller, building every client at once, would stop polling every
-    provider). These mirror what ``clients/factory.py`` needs; a setting is required only where it is used."""
+    provider). These mirror what ``clients/factory.py`` needs; a setting is required only where it is used. A
+    setting the provider never reads comes first: it may be the one the entry lacks, put in the wrong entry."""
+    misplaced = _settings_not_read(provider, entry)
+    if misplaced:
+        return misplaced
     try:
         credentials = entry.typed_credentials(provider)
     except ValueError as exc:

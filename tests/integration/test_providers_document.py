@@ -181,15 +181,13 @@ def test_a_poller_whose_document_does_not_load_still_sends_the_owed_publishes(
 
 
 @pytest.mark.parametrize("provider", [p for p in PROVIDER_NAMES if not get_adapter(p).takes_callbacks])
-def test_a_provider_that_never_calls_back_has_every_callback_refused_whatever_secrets_its_entry_lists(
+def test_a_provider_that_never_calls_back_has_every_callback_refused_even_one_with_a_configured_token(
     aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, provider: str
 ) -> None:
-    # Given an entry for the provider that lists callback secrets (a copy of another provider's entry, say)
+    # Given an entry for the provider, and a token configured for another (an entry listing callback secrets for
+    # a provider that never calls back fails the start: tests/unit/test_config.py)
     configure_environment(
-        monkeypatch,
-        aws,
-        tmp_path,
-        {provider: {"callback": {"tokens": [TOKEN], "seeds": ["seed_current_0001"]}}},
+        monkeypatch, aws, tmp_path, {provider: {}, "azure-review": {"callback": {"tokens": [TOKEN]}}}
     )
 
     # When a callback presents the token

@@ -12,12 +12,14 @@ from pydantic import BaseModel
 from verdict_relay.clients.factory import build_client
 from verdict_relay.config import (
     CREDENTIAL_SHAPES,
+    SETTINGS_READ_BY,
     ProvidersConfig,
     ProviderSettings,
     Settings,
     load_providers_config,
 )
 from verdict_relay.errors import ConfigurationError
+from verdict_relay.models.verdict import PROVIDER_NAMES
 
 ENV = {"TABLE_NAME": "jobs", "TOPIC_ARN": "arn:aws:sns:us-east-1:1:t", "RAW_PAYLOAD_BUCKET": "raw"}
 
@@ -316,14 +318,10 @@ def test_entries_with_credentials_and_what_their_clients_need_are_accepted() -> 
     assert len(config.providers) == 5
 
 
-@pytest.mark.parametrize("trust", [None, "body", "fetch"])
-def test_alibaba_mps_without_credentials_fails_at_start_as_nothing_could_fetch_its_verdicts(
-    trust: str | None,
-) -> None:
-    # Given an alibaba-mps entry without API credentials: its MNS notices name a job, never its result
+def test_alibaba_mps_without_credentials_fails_at_start_as_nothing_could_fetch_its_verdicts() -> None:
+    # Given an alibaba-mps entry without API credentials: its MNS notices name a job, never its result (and it
+    # takes no trust setting that could say otherwise: test_a_setting_the_provider_does_not_read_fails_...)
     entry: dict[str, object] = {"callback": {"certificate_hosts": ["mnstest.oss-cn-hangzhou.aliyuncs.com"]}}
-    if trust is not None:
-        entry["trust"] = trust
 
     # When the document is read
     with pytest.raises(ConfigurationError) as raised:
@@ -344,11 +342,6 @@ def test_alibaba_mps_without_credentials_fails_at_start_as_nothing_could_fetch_i
             "huawei-video",
             "{ak, sk} or {token} or {user_name, password, domain_name}",
             "region (or endpoint) and project_id",
-        ),
-        (
-            "huawei-image-batch",
-            "{ak, sk} or {token} or {user_name, password, domain_name}",
-            "region (or endpoint)",
         ),
         ("azure-review", "{subscription_key}", "endpoint and team"),
     ],
@@ -422,9 +415,11 @@ CLIENT_KEYS = {
 def test_an_entry_passes_the_start_checks_exactly_when_its_client_can_be_built(
     provider: str, shape: type[BaseModel]
 ) -> None:
-    # Given every combination of the settings a client may need, with the provider's credentials
-    for size in range(len(CLIENT_KEYS) + 1):
-        for keys in itertools.combinations(CLIENT_KEYS, size):
+    # Given every combination of the settings a client may need that the provider reads (a setting it does not
+    # read is refused: test_a_setting_the_provider_does_not_read_fails_the_start_naming_it), with its credentials
+    read = [key for key in CLIENT_KEYS if provider in SETTINGS_READ_BY.get((key,), {provider})]
+    for size in range(len(read) + 1):
+        for keys in itertools.combinations(read, size):
             entry = {"credentials": _credential_example(shape), **{key: CLIENT_KEYS[key] for key in keys}}
 
             # When the start checks read it, and the factory builds its client
@@ -443,3 +438,80 @@ def test_an_entry_passes_the_start_checks_exactly_when_its_client_can_be_built(
 
             # Then the two agree: no entry starts the functions and then fails the poller's first cycle
             assert (provider, keys, accepted) == (provider, keys, built)
+
+
+SETTING_EXAMPLES: dict[tuple[str, ...], object] = {
+    ("region",): "cn-shanghai",
+    ("project_id",): "0123456789abcdef",
+    ("team",): "moderators",
+    ("policy",): {},
+    ("batch_size",): 10,
+    ("trust",): "body",
+    ("callback",): {},
+    ("callback", "seeds"): ["SEED_SECRET_VALUE_0001"],
+    ("callback", "certificate_hosts"): ["mnstest.oss-cn-hangzhou.aliyuncs.com"],
+    ("callback", "max_age_seconds"): 900,
+}
+
+
+def _entry_with(key: tuple[str, ...]) -> dict[str, object]:
+    value = SETTING_EXAMPLES[key]
+    return {key[0]: value} if len(key) == 1 else {key[0]: {key[1]: value}}
+
+
+def _with_credentials(provider: str, entry: dict[str, object]) -> dict[str, object]:
+    """The entry, plus what alibaba-mps always needs (API credentials and a region), so that only ``entry``'s key
+    can be what is wrong with it."""
+    if provider != "alibaba-mps":
+        return entry
+    return {"region": "cn-shanghai", "credentials": ALIBABA_KEYS, **entry}
+
+
+def test_every_provider_specific_setting_has_an_example() -> None:
+    assert set(SETTING_EXAMPLES) == set(SETTINGS_READ_BY)
+
+
+@pytest.mark.parametrize(
+    ("key", "provider"),
+    [
+        (key, provider)
+        for key, readers in SETTINGS_READ_BY.items()
+        for provider in PROVIDER_NAMES
+        if provider not in readers
+    ],
+    ids=lambda value: ".".join(value) if isinstance(value, tuple) else value,
+)
+def test_a_setting_the_provider_does_not_read_fails_the_start_naming_it(
+    key: tuple[str, ...], provider: str
+) -> None:
+    # Given an entry holding a setting only other providers read (a team meant for azure-review, a Huawei seed in
+    # the alibaba-mps entry, callback settings for a provider that never calls back): ignored, it would leave the
+    # provider it was meant for without it, and nothing would say so
+    document = {provider: _with_credentials(provider, _entry_with(key))}
+
+    # When the document is read
+    with pytest.raises(ConfigurationError) as raised:
+        ProvidersConfig.from_document(document)
+
+    # Then the start fails naming the key (or its whole callback block, for a provider that reads none of it), and
+    # who reads it, and shows no secret
+    named = key if provider in SETTINGS_READ_BY.get(key[:1], {provider}) else key[:1]
+    message = raised.value.message
+    assert message.startswith(
+        f"providers document: '{provider}.{'.'.join(named)}': {provider} does not read it"
+    )
+    assert all(reader in message for reader in SETTINGS_READ_BY[named])
+    assert "SEED_SECRET_VALUE_0001" not in message
+
+
+@pytest.mark.parametrize(
+    ("key", "provider"),
+    [(key, provider) for key, readers in SETTINGS_READ_BY.items() for provider in sorted(readers)],
+    ids=lambda value: ".".join(value) if isinstance(value, tuple) else value,
+)
+def test_a_provider_specific_setting_is_accepted_in_the_entry_of_a_provider_that_reads_it(
+    key: tuple[str, ...], provider: str
+) -> None:
+    config = ProvidersConfig.from_document({provider: _with_credentials(provider, _entry_with(key))})
+
+    assert set(config.providers) == {provider}
