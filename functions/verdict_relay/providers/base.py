@@ -80,12 +80,20 @@ class ProviderAdapter(ABC):
 
     name: ClassVar[str]
     takes_callbacks: ClassVar[bool]
-    """Whether the provider calls back at all. Every adapter says which (no default: a test fails for one that
-    does not). One that does not (Huawei's image batches) has every callback refused by :meth:`verify_callback`
-    whatever callback secrets its entry lists: a ``?token=`` alone must not open a route nothing legitimate
-    ever calls."""
+    """Whether the provider calls back at all. Every adapter says which (no default: defining one that does not
+    raises TypeError). One that does not (Huawei's image batches) has every callback refused by
+    :meth:`verify_callback` whatever callback secrets reach it: a ``?token=`` alone must not open a route nothing
+    legitimate ever calls. ``config.PROVIDERS_WITH_CALLBACKS`` lists the same providers (a test checks)."""
     callback_ack_status: ClassVar[int] = 200
     """The HTTP status the provider counts as delivered (Huawei 200, MNS 204)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not isinstance(getattr(cls, "takes_callbacks", None), bool):
+            # Otherwise the first callback for the provider would fail with an AttributeError: a 500, not a 401
+            raise TypeError(
+                f"{cls.__name__} must set takes_callbacks: ClassVar[bool] (False if it never calls back)"
+            )
 
     def verify_callback(self, request: CallbackRequest, context: VerifyContext) -> None:
         """Raise CallbackAuthError unless the request is authentic. Fails closed: no secret, no entry, and no
