@@ -219,6 +219,8 @@ def main() -> list[dict[str, object]]:
         "azure-review": (callbacks.azure, 200, "job callback, URL token, {findings}, block"),
         "alibaba-mps": (callbacks.mns, 204, "MNS push, RSA-signed, no result: job fetched from MPS, block"),
     }
+    if set(plans) != set(DEADLINE_S):  # a provider that calls back and has no plan would go unmeasured
+        raise ValueError(f"callback plans for {sorted(plans)}; DEADLINE_S names {sorted(DEADLINE_S)}")
     scaling: dict[str, Callable[[int], Request]] = {
         "huawei-video": callbacks.huawei_video,
         "huawei-audio": callbacks.huawei_audio,

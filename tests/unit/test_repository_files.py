@@ -143,13 +143,27 @@ def test_the_documented_alarms_are_the_templates() -> None:
     assert documented == alarms
 
 
-def assigned_literal(path: Path, name: str) -> Any:
-    """The literal a module assigns to ``name`` at its top level, read without running the module (a benchmark
-    imports and starts what it measures)."""
+def assigned_value(path: Path, name: str) -> ast.expr:
+    """The expression a module assigns to ``name`` at its top level, annotated or not, read without running the
+    module (a benchmark imports and starts what it measures)."""
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
-            return ast.literal_eval(node.value)
+            return node.value
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == name and node.value:
+            return node.value
     raise AssertionError(f"{path.name} assigns no {name}")
+
+
+def assigned_literal(path: Path, name: str) -> Any:
+    """The literal a module assigns to ``name`` at its top level (:func:`assigned_value`)."""
+    return ast.literal_eval(assigned_value(path, name))
+
+
+def normalized_providers() -> set[str]:
+    """The providers of ``bench/normalize.py``'s ``PAYLOADS``: label -> (provider, the function building it)."""
+    payloads = assigned_value(ROOT / "bench" / "normalize.py", "PAYLOADS")
+    assert isinstance(payloads, ast.Dict)
+    return {ast.literal_eval(value.elts[0]) for value in payloads.values if isinstance(value, ast.Tuple)}
 
 
 def test_every_per_provider_table_names_exactly_the_registered_providers() -> None:
@@ -170,6 +184,7 @@ def test_every_per_provider_table_names_exactly_the_registered_providers() -> No
     tables["local/simulator.py PROVIDERS"] = set(simulator.PROVIDERS)
     for bench in ("cold_start.py", "poller_throughput.py"):
         tables[f"bench/{bench} PROVIDERS"] = set(assigned_literal(ROOT / "bench" / bench, "PROVIDERS"))
+    tables["bench/normalize.py PAYLOADS"] = normalized_providers()
 
     # Then each names every provider and nothing else: the providers document's checks index CLIENT_NEEDS and
     # CREDENTIAL_SHAPES for each entry, and a provider missing from one fails with a bare KeyError (or is skipped);
@@ -177,3 +192,17 @@ def test_every_per_provider_table_names_exactly_the_registered_providers() -> No
     # simulation, from a benchmark's no figures
     assert registered == set(config.PROVIDER_NAMES)
     assert tables == dict.fromkeys(tables, registered)
+
+
+def test_the_callback_latency_benchmark_measures_exactly_the_providers_that_call_back() -> None:
+    # Given the providers whose adapters take callbacks
+    from verdict_relay.config import PROVIDERS_WITH_CALLBACKS
+
+    # When the callback-latency benchmark's per-provider tables are read
+    tables = {
+        name: set(assigned_literal(ROOT / "bench" / "callback_latency.py", name))
+        for name in ("DEADLINE_S", "DEADLINE_NOTE")
+    }
+
+    # Then each names every one of them (one missing would have no latency figure) and no other provider
+    assert tables == dict.fromkeys(tables, PROVIDERS_WITH_CALLBACKS)
