@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): the suite spends much of its time waiting on local servers, so two suit a
+# 2-core machine; 0 runs it in one.
+PYTEST_WORKERS ?= 2
 ARGS ?=
 # SAM CLI lives in its own environment: it is a deploy tool, not a dependency of the project.
 SAM_VENV := .venv-sam
@@ -82,8 +85,8 @@ typecheck: setup
 cfn-lint: setup
 	$(BIN)/cfn-lint template.yaml
 
-unit: setup
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+unit: setup ## the test suite, in PYTEST_WORKERS processes; options: make unit PYTEST_ARGS="-k callbacks"
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test: lint typecheck cfn-lint unit ## everything CI runs
 
