@@ -14,11 +14,12 @@ from botocore.stub import Stubber
 
 from tests.helpers import QuietHandler, serving
 from verdict_relay.dal.publisher import (
-    MAX_MESSAGE_BYTES,
+    CATEGORIES_MAX_BYTES,
     PUBLISH_ATTEMPTS,
+    SNS_MAX_BYTES,
     VerdictPublisher,
     attributes_for,
-    message_for,
+    sns_message,
 )
 from verdict_relay.errors import PublishError
 from verdict_relay.handlers.dependencies import SNS_CONFIG
@@ -59,9 +60,9 @@ def test_small_verdict_is_sent_whole() -> None:
         [Finding(category="porn", label="sexy", confidence=0.9, suggestion=Suggestion.BLOCK)]
     )
 
-    body, truncated = message_for(verdict)
+    body, attributes = sns_message(verdict)
 
-    assert truncated is False
+    assert attributes["findings_truncated"]["StringValue"] == "false"
     assert Verdict.model_validate_json(body) == verdict
 
 
@@ -75,10 +76,10 @@ def test_oversized_verdict_keeps_its_strongest_findings_within_the_sns_limit() -
     )
     verdict = block_verdict([*weak, strong])
 
-    body, truncated = message_for(verdict)
+    body, attributes = sns_message(verdict)
 
-    assert truncated is True
-    assert len(body.encode()) <= MAX_MESSAGE_BYTES
+    assert attributes["findings_truncated"]["StringValue"] == "true"
+    assert sns_size(body, attributes) <= SNS_MAX_BYTES
     sent = Verdict.model_validate_json(body)
     assert sent.findings[0] == strong
     assert sent.suggestion is Suggestion.BLOCK
@@ -96,10 +97,10 @@ def test_a_verdict_too_large_even_without_findings_is_still_sent_trimmed_to_what
         update={"item_errors": errors, "metadata": {"content_id": "c-1"}, "status": JobStatus.FAILED}
     )
 
-    body, truncated = message_for(verdict)
+    body, attributes = sns_message(verdict)
 
-    assert truncated is True
-    assert len(body.encode()) <= MAX_MESSAGE_BYTES
+    assert attributes["findings_truncated"]["StringValue"] == "true"
+    assert sns_size(body, attributes) <= SNS_MAX_BYTES
     sent = Verdict.model_validate_json(body)
     assert 0 < len(sent.item_errors) < len(errors)
     assert sent.item_errors[0] == errors[0]
@@ -127,11 +128,11 @@ def test_a_verdict_over_the_limit_by_its_item_errors_keeps_every_finding() -> No
     ]
     verdict = block_verdict(blocked).model_copy(update={"item_errors": errors})
 
-    body, truncated = message_for(verdict)
+    body, attributes = sns_message(verdict)
 
     # Then the message names every blocked image, and as many of the failed ones as fit
-    assert truncated is True
-    assert len(body.encode()) <= MAX_MESSAGE_BYTES
+    assert attributes["findings_truncated"]["StringValue"] == "true"
+    assert sns_size(body, attributes) <= SNS_MAX_BYTES
     sent = Verdict.model_validate_json(body)
     assert sent.findings == blocked
     assert 0 < len(sent.item_errors) < len(errors)
@@ -145,11 +146,71 @@ def test_a_verdict_whose_single_parts_are_too_large_is_sent_as_its_core() -> Non
         }
     )
 
-    body, truncated = message_for(verdict)
+    body, attributes = sns_message(verdict)
 
-    assert truncated is True
+    assert attributes["findings_truncated"]["StringValue"] == "true"
     sent = Verdict.model_validate_json(body)
     assert (sent.job_id, sent.error, sent.metadata) == ("j1", None, {"content_id": "c-1"})
+
+
+def sns_size(body: str, attributes: dict[str, dict[str, str]]) -> int:
+    """A message's size as SNS counts it against its limit: the body, and each attribute's name, data type and
+    value (the SNS API reference, MessageAttributeValue)."""
+    return len(body.encode()) + sum(
+        len(name.encode()) + len(value["DataType"].encode()) + len(value["StringValue"].encode())
+        for name, value in attributes.items()
+    )
+
+
+def test_the_attributes_count_against_the_limit_so_a_near_limit_body_with_many_categories_is_trimmed() -> (
+    None
+):
+    # Given a verdict whose body alone fits, with 400 flagged categories (9 KiB of attribute) that do not fit beside it
+    findings = [
+        Finding(
+            category=f"label-category-{i:03}",
+            label="x",
+            confidence=0.9,
+            suggestion=Suggestion.BLOCK,
+            text="t" * 424,
+        )
+        for i in range(400)
+    ]
+    verdict = block_verdict(findings)
+    whole = len(verdict.model_dump_json().encode())
+    assert whole < SNS_MAX_BYTES < whole + len(json.dumps(verdict.categories))
+
+    body, attributes = sns_message(verdict)
+
+    # Then body and attributes together fit what SNS takes (SNS refuses more at every attempt), every category is
+    # still there to filter on, and the message says it was trimmed
+    assert sns_size(body, attributes) <= SNS_MAX_BYTES
+    assert json.loads(attributes["categories"]["StringValue"]) == verdict.categories
+    assert attributes["findings_truncated"]["StringValue"] == "true"
+    assert Verdict.model_validate_json(body).suggestion is Suggestion.BLOCK
+
+
+def test_categories_past_their_share_of_the_message_keep_those_of_block_findings_first() -> None:
+    # Given 3,000 categories flagged for review, and 3 flagged for block that sort after them all
+    reviews = [
+        Finding(category=f"review-{i:04}", label="x", confidence=0.6, suggestion=Suggestion.REVIEW)
+        for i in range(3000)
+    ]
+    blocks = [
+        Finding(category=f"zz-block-{i}", label="x", confidence=0.9, suggestion=Suggestion.BLOCK)
+        for i in range(3)
+    ]
+    verdict = block_verdict([*reviews, *blocks])
+
+    body, attributes = sns_message(verdict)
+
+    sent = json.loads(attributes["categories"]["StringValue"])
+    assert len(attributes["categories"]["StringValue"].encode()) <= CATEGORIES_MAX_BYTES
+    assert {"zz-block-0", "zz-block-1", "zz-block-2"} <= set(sent)
+    assert 0 < len(sent) < 3003
+    assert sent == sorted(sent)
+    assert attributes["findings_truncated"]["StringValue"] == "true"
+    assert sns_size(body, attributes) <= SNS_MAX_BYTES
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,10 @@ Message body: the canonical verdict JSON. Attributes: ``provider``, ``suggestion
 ``{"suggestion": ["block"], "provider": ["huawei-video"]}``. ``republished`` is ``true`` on a send beyond the
 relay's own publish of a verdict (``verdict-relay republish --job`` of one already published, or of a pass
 verdict with ``--force``), so a subscriber can tell it from the relay's one publish.
-A verdict too large for SNS (256 KB) is sent trimmed (fewer item errors, then its strongest findings only, or
-less; see :func:`message_for`) with ``findings_truncated`` set to ``true``; the full verdict is available from
-``GET /jobs/{provider}/{job_id}`` (up to a Lambda response's 6 MB).
+A verdict too large for SNS (256 KiB, body and attributes together) is sent trimmed (fewer item errors, then its
+strongest findings only, or less; see :func:`message_for`) with ``findings_truncated`` set to ``true``; the full
+verdict is available from ``GET /jobs/{provider}/{job_id}`` (up to a Lambda response's 6 MB). So is one with more
+flagged categories than ``categories`` can carry (``CATEGORIES_MAX_BYTES``): those of its block findings first.
 """
 
 from __future__ import annotations
@@ -22,12 +23,17 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError,
 
 from verdict_relay.dal.lazy import LazyClient
 from verdict_relay.errors import PublishError
-from verdict_relay.models.verdict import Finding, Verdict
+from verdict_relay.models.verdict import Finding, Suggestion, Verdict
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
-MAX_MESSAGE_BYTES = 250 * 1024  # SNS allows 256 KiB for body and attributes together
+SNS_MAX_BYTES = 256 * 1024
+"""What SNS takes in one message: the body and every attribute's name, data type and value together. More is
+refused, at every attempt: the verdict would stay owed for good."""
+CATEGORIES_MAX_BYTES = 32 * 1024
+"""The ``categories`` attribute's share of a message at most (some 2,000 category names), so that the body keeps
+room for the verdict's core and its strongest findings."""
 
 PUBLISH_ATTEMPTS = 3
 PUBLISH_BACKOFF_S = (0.1, 0.2)
@@ -59,11 +65,8 @@ def utf8_size(body: str) -> int:
     return len(body.encode("utf-8"))
 
 
-def message_for(
-    verdict: Verdict, limit: int = MAX_MESSAGE_BYTES, size: Callable[[str], int] = utf8_size
-) -> tuple[str, bool]:
-    """The verdict's JSON in at most ``limit`` bytes as ``size`` counts them (an SNS message by default), and
-    whether it was trimmed.
+def message_for(verdict: Verdict, limit: int, size: Callable[[str], int] = utf8_size) -> tuple[str, bool]:
+    """The verdict's JSON in at most ``limit`` bytes as ``size`` counts them, and whether it was trimmed.
 
     Trimmed in this order until it fits: to the first item errors (every finding kept: what was found is what a
     subscriber acts on, the items that could not be moderated are summed up in the suggestion), then to the
@@ -87,7 +90,46 @@ def message_for(
     return core.model_copy(update={"metadata": {}}).model_dump_json(), True  # ids fit: job_id <= 512 chars
 
 
+def sns_message(verdict: Verdict, *, republished: bool = False) -> tuple[str, dict[str, Any]]:
+    """The body and attributes of the verdict's message, within ``SNS_MAX_BYTES`` together as SNS counts them:
+    the body is trimmed to what the attributes leave."""
+    attributes = attributes_for(verdict, truncated=False, republished=republished)
+    body, truncated = message_for(verdict, SNS_MAX_BYTES - attributes_size(attributes))
+    if truncated:  # "true" is a byte shorter than the "false" counted
+        attributes["findings_truncated"]["StringValue"] = "true"
+    return body, attributes
+
+
+def attributes_size(attributes: dict[str, Any]) -> int:
+    """The bytes SNS counts for message attributes: each one's name, data type and value."""
+    return sum(
+        utf8_size(name) + utf8_size(value["DataType"]) + utf8_size(value["StringValue"])
+        for name, value in attributes.items()
+    )
+
+
+def categories_within(verdict: Verdict, limit: int = CATEGORIES_MAX_BYTES) -> tuple[list[str], bool]:
+    """The verdict's flagged categories as the ``categories`` attribute carries them, in at most ``limit`` bytes
+    of JSON, and whether some were left out: those of its block findings first, then its review findings'."""
+    categories = verdict.categories
+    if utf8_size(json.dumps(categories)) <= limit:
+        return categories, False
+    blocked = {f.category for f in verdict.findings if f.suggestion is Suggestion.BLOCK}
+    kept: list[str] = []
+    size = len("[]")
+    for category in sorted(categories, key=lambda c: c not in blocked):  # stable: by name within each
+        extra = utf8_size(json.dumps(category)) + (len(", ") if kept else 0)
+        if size + extra > limit:
+            break
+        kept.append(category)
+        size += extra
+    return sorted(kept), True
+
+
 def attributes_for(verdict: Verdict, truncated: bool, republished: bool = False) -> dict[str, Any]:
+    """The message's attributes. ``findings_truncated`` is ``true`` when the body was trimmed (``truncated``) or
+    ``categories`` could not carry every flagged category."""
+    categories, categories_cut = categories_within(verdict)
     attributes: dict[str, Any] = {
         "provider": {"DataType": "String", "StringValue": verdict.provider},
         "status": {"DataType": "String", "StringValue": verdict.status.value},
@@ -95,11 +137,14 @@ def attributes_for(verdict: Verdict, truncated: bool, republished: bool = False)
             "DataType": "String",
             "StringValue": verdict.suggestion.value if verdict.suggestion else "none",
         },
-        "findings_truncated": {"DataType": "String", "StringValue": "true" if truncated else "false"},
+        "findings_truncated": {
+            "DataType": "String",
+            "StringValue": "true" if truncated or categories_cut else "false",
+        },
         "republished": {"DataType": "String", "StringValue": "true" if republished else "false"},
     }
-    if verdict.categories:
-        attributes["categories"] = {"DataType": "String.Array", "StringValue": json.dumps(verdict.categories)}
+    if categories:
+        attributes["categories"] = {"DataType": "String.Array", "StringValue": json.dumps(categories)}
     return attributes
 
 
@@ -113,13 +158,11 @@ class VerdictPublisher:
     def publish(self, verdict: Verdict, *, republished: bool = False) -> str:
         """Publish a verdict; returns the SNS message id. Raises PublishError if SNS did not take it.
         ``republished``: an operator's re-send, marked as such in the message's attributes."""
-        body, truncated = message_for(verdict)
+        body, attributes = sns_message(verdict, republished=republished)
         for attempt in range(PUBLISH_ATTEMPTS):
             try:
                 response = self._sns.get().publish(
-                    TopicArn=self._topic_arn,
-                    Message=body,
-                    MessageAttributes=attributes_for(verdict, truncated, republished),
+                    TopicArn=self._topic_arn, Message=body, MessageAttributes=attributes
                 )
             except (ClientError, BotoCoreError) as exc:
                 if attempt + 1 < PUBLISH_ATTEMPTS and _not_sent(exc):
