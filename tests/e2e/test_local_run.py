@@ -26,6 +26,8 @@ from typing import Any
 import boto3
 import pytest
 
+from verdict_relay.models.verdict import PROVIDER_NAMES
+
 ROOT = Path(__file__).resolve().parents[2]
 BASH = shutil.which("bash") or "/bin/bash"
 
@@ -197,7 +199,11 @@ def test_simulated_stack_keeps_serving_once_every_job_has_its_verdict(simulated:
     done = simulated.lines[simulated.wait_for("every simulated job has its verdict", 90)]
 
     assert (
-        done == "every simulated job has its verdict: all 5 as expected; serving until Ctrl-C or --duration"
+        done
+        == (
+            f"every simulated job has its verdict: all {len(PROVIDER_NAMES)} as expected;"  # --jobs 1: one a provider
+            " serving until Ctrl-C or --duration"
+        )
     )
     time.sleep(1)
     assert simulated.process.poll() is None
@@ -240,7 +246,7 @@ def test_stopped_simulated_stack_sums_up_its_own_jobs_prints_no_metrics_and_leav
     assert code == 0, "\n".join(simulated.lines[-40:])
     summary = simulated.summary()
     assert summary["ok"] is True
-    assert summary["published"] == summary["jobs"] == 5
+    assert summary["published"] == summary["jobs"] == len(PROVIDER_NAMES)
     assert summary["republished_by_operator"] == 1
     assert any(line.startswith("published  alibaba-mps        job-1 ") for line in simulated.lines)
     # no Powertools metrics lines in the output, and no work directory (with its credentials) left

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from verdict_relay.models.verdict import PROVIDER_NAMES
+
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-callback-token-0001"
 
@@ -51,10 +53,11 @@ def test_simulated_run_ends_with_every_job_verdict_as_expected() -> None:
 
     # Then it exits 0 once done, with a summary: every job as expected, duplicates published once, expired as review
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "every simulated job has its verdict: all 25 as expected\n" in result.stdout
+    jobs = 5 * len(PROVIDER_NAMES)  # the scenario's default: 5 jobs a provider
+    assert f"every simulated job has its verdict: all {jobs} as expected\n" in result.stdout
     summary = json.loads(result.stdout[result.stdout.index("{\n") :])
     assert summary["ok"] is True
-    assert summary["resolved"] == summary["jobs"] == 25
+    assert summary["resolved"] == summary["jobs"] == jobs
     assert summary["duplicated_jobs_published_once"] is True
     assert summary["expired_published_as_review"] is True
     assert summary["simulator_requests_over_rate_limit"] == 0

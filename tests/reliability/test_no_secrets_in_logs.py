@@ -20,17 +20,13 @@ from tests.helpers import huawei_signature, load_payload
 from tests.integration.conftest import ApiClient, configure_environment
 from tests.integration.conftest import mns as mns
 from tests.integration.conftest import simulator as simulator
+from tests.integration.test_provider_clients import put_finished_job
 from tests.reliability.conftest import document_secrets
 from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
-from verdict_relay.local.simulator import (
-    ProviderSimulator,
-    alibaba_job,
-    azure_job,
-    huawei_audio_job,
-    huawei_video_job,
-)
+from verdict_relay.local.simulator import ProviderSimulator, huawei_video_job
 from verdict_relay.models.jobs import DueJob
+from verdict_relay.models.verdict import PROVIDER_NAMES
 
 SEED = "logged_seed_must_not_appear"
 TOKEN = "logged-token-must-not-appear-01"
@@ -51,12 +47,14 @@ def test_secrets_signatures_and_bodies_stay_out_of_the_logs(
     document = {
         "huawei-video": {**huawei, "callback": {"seeds": [SEED]}},
         "huawei-audio": simulator.provider_entry("huawei-audio", auth="iam"),
+        "huawei-image-batch": simulator.provider_entry("huawei-image-batch"),
         "azure-review": {**simulator.provider_entry("azure-review"), "callback": {"tokens": [TOKEN]}},
         "alibaba-mps": {
             **simulator.provider_entry("alibaba-mps"),
             "callback": {"certificate_hosts": ["127.0.0.1"]},
         },
     }
+    assert set(document) == set(PROVIDER_NAMES), "each provider's credentials are searched for: add its entry"
     configure_environment(monkeypatch, aws, tmp_path, document)
     secrets = document_secrets(document)
     keys = simulator.credentials
@@ -95,15 +93,11 @@ def test_secrets_signatures_and_bodies_stay_out_of_the_logs(
     for headers in (mns_headers, forged):
         api.callback("alibaba-mps", mns_body, headers={**headers})
     # and the poller asks each provider about a job with the document's credentials
-    polls = {
-        "huawei-video": payload["job_id"],
-        "huawei-audio": "ha-polled",
-        "alibaba-mps": "am-1",
-        "azure-review": "az-polled",
-    }
-    simulator.put_job("huawei-audio", "ha-polled", huawei_audio_job("ha-polled", "succeeded", "block"))
-    simulator.put_job("alibaba-mps", "am-1", alibaba_job("am-1", "Success", "block"))
-    simulator.put_job("azure-review", "az-polled", azure_job("az-polled", "Complete", adult_score=0.9))
+    polls = {provider: f"{provider}-polled" for provider in PROVIDER_NAMES}
+    polls.update({"huawei-video": payload["job_id"], "alibaba-mps": "am-1"})  # the callbacks' jobs
+    for provider, job_id in polls.items():
+        if provider != "huawei-video":  # its job is there already
+            put_finished_job(simulator, provider, job_id)
     poller = dependencies_module.dependencies().poller()
     reports = {
         provider: poller.poll_jobs(provider, [DueJob(job_id)], lambda: 60.0)
@@ -122,7 +116,10 @@ def test_secrets_signatures_and_bodies_stay_out_of_the_logs(
         polls, (1, 0)
     )
     sent = {provider: {r.credential for r in simulator.requests(provider)} for provider in polls}
-    assert all(credentials and "" not in credentials for credentials in sent.values()), sent
+    assert not [p for p, credentials in sent.items() if not credentials or "" in credentials], (
+        f"requests without a credential the simulator saw: {sent} (a new provider's header goes in "
+        "_CREDENTIAL_HEADERS of verdict_relay/local/simulator.py)"
+    )
     for secret in (
         *sorted(secrets),
         good,

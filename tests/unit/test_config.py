@@ -437,7 +437,12 @@ def test_an_entry_passes_the_start_checks_exactly_when_its_client_can_be_built(
                 built = False
 
             # Then the two agree: no entry starts the functions and then fails the poller's first cycle
-            assert (provider, keys, accepted) == (provider, keys, built)
+            assert (provider, keys, accepted) == (provider, keys, built), (
+                f"{provider} with {keys or 'none'} of {sorted(CLIENT_KEYS)}: the start checks "
+                f"({'accept' if accepted else 'refuse'} it: CLIENT_NEEDS, _unmet_requirements in config.py) and the "
+                f"client factory ({'builds' if built else 'cannot build'} its client: _BUILDERS in clients/factory.py) "
+                "disagree"
+            )
 
 
 SETTING_EXAMPLES: dict[tuple[str, ...], object] = {
