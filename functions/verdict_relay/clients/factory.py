@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from verdict_relay.config import (
     AlibabaKeys,
     AzureKey,
+    Credentials,
     HuaweiAkSk,
     HuaweiIamUser,
     HuaweiToken,
@@ -83,9 +84,6 @@ def build_client(
     # top of the provider's rate at every hand-off between the scheduled poller and the poll workers.
     client.limiter = limiter
     return client
-
-
-Credentials = HuaweiAkSk | HuaweiToken | HuaweiIamUser | AlibabaKeys | AzureKey
 
 
 @dataclass(frozen=True)
