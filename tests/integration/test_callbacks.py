@@ -95,6 +95,8 @@ def test_signature_made_with_the_previous_seed_is_accepted_during_rotation(
     response = api.callback("huawei-video", body, headers=signed(body, seed=HUAWEI_SEEDS[1]))
 
     assert response.status == 200
+    assert api.get_job("huawei-video", "xxx").body["status"] == "succeeded"
+    assert len(aws.published()) == 1
 
 
 def test_base64_signature_and_lower_case_header_are_accepted(api: ApiClient, aws: FakeAws) -> None:
@@ -104,6 +106,8 @@ def test_base64_signature_and_lower_case_header_are_accepted(api: ApiClient, aws
     response = api.callback("huawei-video", body, headers={"x-auth-signature": signature})
 
     assert response.status == 200
+    assert api.get_job("huawei-video", "xxx").body["status"] == "succeeded"
+    assert len(aws.published()) == 1
 
 
 def test_hundred_duplicate_callbacks_store_one_verdict_and_publish_once(api: ApiClient, aws: FakeAws) -> None:

@@ -132,6 +132,7 @@ def test_the_content_type_is_matched_without_regard_to_case(
     response = api.register({"provider": "alibaba-mps", "job_id": "job-1"}, content_type=content_type)
 
     assert response.status == 201, response.body
+    assert api.get_job("alibaba-mps", "job-1").body["status"] == "pending"
 
 
 def test_a_job_id_longer_than_any_job_can_have_is_a_404_not_a_storage_error(

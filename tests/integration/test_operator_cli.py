@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import FakeAws
 from tests.helpers import huawei_signature, with_changes
 from tests.integration.conftest import HUAWEI_SEEDS, PROVIDERS_DOCUMENT, ApiClient, configure_environment
-from verdict_relay.cli import main
+from verdict_relay.cli import POLL_BESIDE_SCHEDULE, POLL_WITHOUT_PROVIDERS, POLL_WITHOUT_QUEUE, main
 from verdict_relay.dal import store as store_module
 from verdict_relay.handlers.dependencies import dependencies
 from verdict_relay.logic import ingest as ingest_module
@@ -335,6 +335,61 @@ def test_poll_still_refuses_to_run_without_its_providers_document(  # type: igno
 
     assert code == 2
     assert "verdict-relay/no-such-secret" in capsys.readouterr().err
+
+
+def test_poll_against_a_deployed_stack_runs_the_cycle_and_warns_that_it_runs_beside_the_schedule(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given AWS itself (no local endpoint), the providers document in Secrets Manager, no poll queue configured,
+    # and a verdict owed since an SNS outage
+    aws.session.client("secretsmanager").create_secret(Name="verdict-relay/providers", SecretString="{}")
+    monkeypatch.setenv("PROVIDERS_SECRET_ID", "verdict-relay/providers")
+    monkeypatch.delenv("PROVIDERS_FILE")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("POLL_QUEUE_URL", raising=False)
+    dependencies.cache_clear()
+    owe_publishes(aws, "huawei-video", ["owed-1"])
+
+    # When an operator runs a cycle
+    code = main(["poll", "--once"])
+
+    # Then it runs (the owed verdict is sent), and says on stderr what it costs the providers
+    assert code == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["huawei-video"]["owed_published"] == 1
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["owed-1"]
+    assert captured.err == (
+        f"verdict-relay: warning: {POLL_BESIDE_SCHEDULE}\nverdict-relay: warning: {POLL_WITHOUT_QUEUE}\n"
+    )
+
+
+@pytest.mark.parametrize("document", [False, True], ids=["no-providers-document", "providers-file"])
+def test_poll_against_the_local_stack_warns_only_of_a_missing_providers_document(
+    server_aws: FakeAws,
+    document: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the embedded AWS endpoint with the stack's poll queue, and a providers document or none
+    configure_environment(
+        monkeypatch, server_aws, tmp_path, {}, POLL_QUEUE_URL=server_aws.resources.queue_urls["PollQueue"]
+    )
+    if not document:
+        monkeypatch.delenv("PROVIDERS_FILE")
+    dependencies.cache_clear()
+
+    # When an operator runs a cycle
+    code = main(["poll", "--once"])
+
+    # Then it runs; only a missing document is worth a warning, naming the settings rather than the credentials
+    assert code == 0
+    captured = capsys.readouterr()
+    assert {
+        provider: report["skipped"] for provider, report in json.loads(captured.out).items()
+    } == dict.fromkeys(PROVIDER_NAMES, "no API credentials: owed publishes only")
+    assert captured.err == ("" if document else f"verdict-relay: warning: {POLL_WITHOUT_PROVIDERS}\n")
 
 
 def sns_refuses_every_publish(aws: FakeAws) -> Callable[[], None]:

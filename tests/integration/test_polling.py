@@ -351,9 +351,7 @@ def test_backlog_of_500_jobs_is_polled_within_the_rate_limit_and_without_a_scan(
         harness.dynamodb_calls.clear()
 
         # When one poll cycle runs
-        started = time.monotonic()
         harness.poll()
-        elapsed = time.monotonic() - started
 
         # Then every job is resolved, no request went over the limit, and the table was never scanned
         assert harness.due("azure-review") == []
@@ -363,7 +361,6 @@ def test_backlog_of_500_jobs_is_polled_within_the_rate_limit_and_without_a_scan(
         assert max(sum(1 for t in stamps if start <= t < start + 1.0) for start in stamps) <= 100
         assert "Scan" not in harness.dynamodb_calls
         assert "Query" in harness.dynamodb_calls
-        assert elapsed >= 4.0  # 500 requests at 100/s cannot take less: the limit really applied
 
 
 def test_an_answer_with_text_cut_inside_a_character_is_resolved_with_the_replacement_character(

@@ -758,12 +758,11 @@ def test_a_throttle_longer_than_the_client_waits_is_reported_and_refuses_its_oth
     assert raised.value.retry_after == 30
 
     # When the client is asked for another job inside that window (a batch already past the poller's breaker)
-    started = time.monotonic()
     with pytest.raises(ProviderThrottledError) as raised:
         client.fetch(["job-2"])
 
-    # Then it is refused at once with the time still to wait, and the provider sees no request inside the window
-    assert time.monotonic() - started < 1.0
+    # Then it is refused at once with the time still to wait (nearly all of it: it did not wait), and the
+    # provider sees no request inside the window
     assert 28 <= (raised.value.retry_after or 0) <= 30
     assert statuses(simulator, "huawei-video") == [429]
 
@@ -775,12 +774,11 @@ def test_answer_slower_than_the_read_timeout_is_unavailable_without_waiting_agai
     simulator.inject("huawei-video", "slow:1.5")
     client = connect("huawei-video", options=HttpOptions(read_timeout_s=0.3, backoff_factor=0.01))
 
-    started = time.monotonic()
+    # The answer would come after 1.5 s: waited for, the fetch would return it
     with pytest.raises(ProviderUnavailableError):
         client.fetch(["job-1"])
 
-    assert time.monotonic() - started < 1.0  # one timeout, no retry
-    assert len(simulator.requests("huawei-video")) == 1
+    assert len(simulator.requests("huawei-video")) == 1  # one timeout, no retry
 
 
 @contextmanager
@@ -894,13 +892,10 @@ def test_a_slow_answer_is_waited_for_only_as_long_as_the_time_left(
     simulator.inject("huawei-video", "slow:3")
     client = connect("huawei-video", options=HttpOptions(read_timeout_s=5.0, backoff_factor=0.01))
 
-    started = time.monotonic()
+    # The answer would come after 3 s, inside the read timeout: waited for, the fetch would return it; and the
+    # caller's time running out is not reported as the provider's fault (ProviderUnavailableError)
     with finish_within(1.5), pytest.raises(ProviderOutOfTimeError):
         client.fetch(["job-1"])
-
-    assert (
-        time.monotonic() - started < 1.5
-    )  # not the 5 s read timeout, and not reported as the provider's fault
 
 
 # --- answers too slow or too large to read ----------------------------------------------------------------------
@@ -985,14 +980,12 @@ def azure_stand_in(options: HttpOptions = FAST, **entry: Any) -> Iterator[tuple[
 def test_an_answer_trickling_in_past_the_read_timeout_is_cut_off_as_unavailable(job_id: str) -> None:
     # Given an answer whose body comes a byte every 0.2 s: each socket read is well inside the read timeout
     with azure_stand_in(HttpOptions(read_timeout_s=1.0, backoff_factor=0.01)) as (client, connections):
-        started = time.monotonic()
-
-        # When it is fetched, Then it is cut off once the read timeout is spent, not read for 6 s, not retried,
-        # and a body without a length is not taken to end where it was cut off
+        # When it is fetched, Then it is cut off once the read timeout is spent (read for 6 s, the body would be
+        # 30 spaces: a malformed answer, or a socket timeout's "no answer"), not retried, and a body without a
+        # length is not taken to end where it was cut off
         with pytest.raises(ProviderUnavailableError, match="not whole within 1 s"):
             client.fetch([job_id])
 
-        assert time.monotonic() - started < 3.0
         assert len(connections) == 1
 
 
@@ -1005,14 +998,14 @@ def test_an_answer_slow_to_start_whose_body_comes_within_the_read_timeout_is_rea
 
 
 def test_an_answer_trickling_in_past_the_time_left_is_cut_off_as_out_of_time() -> None:
-    with azure_stand_in(HttpOptions(read_timeout_s=5.0, backoff_factor=0.01)) as (client, _):
-        started = time.monotonic()
-
-        # The caller's time ran out, not the provider's patience: not counted against the provider
-        with finish_within(1.5), pytest.raises(ProviderOutOfTimeError):
-            client.fetch(["trickle"])
-
-        assert time.monotonic() - started < 3.0
+    # The caller's time ran out, not the provider's patience: not counted against the provider (read to the end,
+    # the body would fail as a timeout or a malformed answer, the provider's fault)
+    with (
+        azure_stand_in(HttpOptions(read_timeout_s=5.0, backoff_factor=0.01)) as (client, _),
+        finish_within(1.5),
+        pytest.raises(ProviderOutOfTimeError),
+    ):
+        client.fetch(["trickle"])
 
 
 @pytest.mark.parametrize("job_id", ["too-large", "too-large-chunked"], ids=["declared", "streamed"])

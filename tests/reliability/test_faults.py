@@ -139,6 +139,7 @@ def test_dynamodb_unreachable_is_a_503_and_never_a_lost_acknowledgement(
 
     assert response.status == 503
     assert response.body["error"]["code"] == "storage_unavailable"
+    assert aws.published() == []
     dependencies_module.dependencies.cache_clear()
 
 

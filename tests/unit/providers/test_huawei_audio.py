@@ -132,7 +132,8 @@ def test_a_failed_status_in_any_case_is_a_failed_job() -> None:
 def test_parse_callback_returns_the_verdict_of_the_body() -> None:
     result = adapter.parse_callback(request_with("succeeded", {}))
 
-    assert [v.status for v in result.verdicts] == [JobStatus.SUCCEEDED]
+    assert result.verdicts == [only_verdict(load_payload(PROVIDER, "succeeded"))]
+    assert (result.body_only, result.jobs_to_fetch) == ([], [])
 
 
 @pytest.mark.parametrize(
