@@ -597,6 +597,43 @@ def test_a_worker_stops_polling_when_its_batchs_hold_ends(harness: Harness, aws:
     assert harness.due("azure-review") == ["az-1"]
 
 
+def test_a_worker_told_to_come_back_within_its_batchs_time_waits_and_polls_the_batch(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from verdict_relay.dal.poll_queue import PollBatch, PollQueue
+    from verdict_relay.handlers.poll_worker import lambda_handler as worker
+    from verdict_relay.models.jobs import DueJob
+
+    # Given a batch of four finished Azure jobs held for 10 minutes, Azure polled one request at a time (so none
+    # is already on its way when the answer comes), and answering the first "429, come back in 6 s" (longer
+    # than a client waits by itself)
+    entry = harness.simulator.provider_entry("azure-review", max_concurrency=1)
+    (tmp_path / "worker").mkdir()
+    configure_environment(monkeypatch, aws, tmp_path / "worker", {"azure-review": entry})
+    job_ids = [f"az-{i}" for i in range(4)]
+    for job_id in job_ids:
+        harness.simulator.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.9))
+    harness.register("azure-review", *job_ids)
+    harness.simulator.inject("azure-review", "throttle:6")
+    batch = PollBatch(
+        provider="azure-review",
+        jobs=[DueJob(j) for j in job_ids],
+        until=datetime.now(UTC) + timedelta(minutes=10),
+    )
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    PollQueue(queue_url, aws.session.client("sqs")).send([batch])
+
+    # When a worker polls it
+    response = worker(sqs_event(aws.drain(queue_url)), LambdaContext())
+
+    # Then it waited the 6 s and polled the other jobs, rather than leaving them due until the hold ends
+    assert response["batchItemFailures"] == []
+    throttled, *after = harness.simulator.requests("azure-review")
+    assert (throttled.status, [r.status for r in after]) == (429, [200] * 3)
+    assert after[0].at - throttled.at >= 6.0
+    assert len(harness.due("azure-review")) == 1  # the throttled request's job, as in a cycle
+
+
 def test_a_provider_whose_fan_out_put_nothing_on_an_unreachable_queue_is_polled_by_the_cycle_itself(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -26,6 +26,7 @@ from verdict_relay.dal.archive import PayloadArchive
 from verdict_relay.dal.codec import compress
 from verdict_relay.dal.publisher import PUBLISH_ATTEMPTS, VerdictPublisher
 from verdict_relay.dal.store import STATE, JobStore
+from verdict_relay.errors import StorageError
 from verdict_relay.logic.breaker import CircuitBreaker
 from verdict_relay.logic.ingest import IngestService
 from verdict_relay.logic.policy import VerdictPolicy
@@ -82,10 +83,11 @@ def verdict(provider: str, job_id: str, status: JobStatus, suggestion: Suggestio
 
 
 class World:
-    def __init__(self, aws: FakeAws, *clients: ScriptedClient) -> None:
+    def __init__(self, aws: FakeAws, *clients: ScriptedClient, concurrency: int | None = None) -> None:
         session = aws.session
         self.aws = aws
         self.clock = [NOW]
+        self.slept: list[float] = []
         self.store = JobStore(
             aws.resources.table_name,
             session.client("dynamodb"),
@@ -110,7 +112,14 @@ class World:
             PollSettings(),
             now=lambda: self.clock[0],
             rng=random.Random(1),
+            concurrency=None if concurrency is None else {c.name: concurrency for c in clients},
+            sleep=self.sleep,
         )
+
+    def sleep(self, seconds: float) -> None:
+        """The poller's sleep: the world's clock moves on instead."""
+        self.slept.append(seconds)
+        self.clock[0] += timedelta(seconds=seconds)
 
     def register(self, provider: str, *job_ids: str, at: datetime | None = None) -> None:
         for job_id in job_ids:
@@ -1264,3 +1273,129 @@ def test_a_retry_after_is_kept_whatever_fails_meanwhile_and_is_capped() -> None:
     breaker.record_failure(retry_after_s=1e9)  # a wrong or hostile header
     clock[0] = 301 + MAX_RETRY_AFTER_S + 1
     assert breaker.allow()
+
+
+# -- a fan-out batch and its provider's breaker -------------------------------------------------------------------
+
+
+def fan_out_world(aws: FakeAws, provider: str, count: int) -> tuple[World, ScriptedClient, list[datetime]]:
+    """A world polling one batch at a time (as a worker's single thread would, so the order is the test's): the
+    provider has ``count`` finished jobs ``j0``...; the returned list gets the time of each request."""
+    client = ScriptedClient(provider)
+    world = World(aws, client, concurrency=1)
+    job_ids = [f"j{i}" for i in range(count)]
+    world.register(provider, *job_ids)
+    for job_id in job_ids:
+        client.jobs[job_id] = verdict(provider, job_id, JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    times: list[datetime] = []
+    fetch = client.fetch
+
+    def timed_fetch(job_ids: Sequence[str]) -> FetchResult:
+        times.append(world.clock[0])
+        return fetch(job_ids)
+
+    client.fetch = timed_fetch  # type: ignore[method-assign]
+    return world, client, times
+
+
+def test_a_fan_out_batch_waits_out_a_retry_after_that_ends_in_its_time_instead_of_leaving_its_jobs_due(
+    aws: FakeAws,
+) -> None:
+    from verdict_relay.clients.base import ProviderThrottledError
+
+    # Given a worker's batch of five jobs, held for 10 minutes, whose first request is told "come back in 30 s"
+    world, client, times = fan_out_world(aws, "azure-review", 5)
+    client.failures.append(ProviderThrottledError("azure-review: throttled (HTTP 429)", retry_after=30.0))
+    jobs = [DueJob(f"j{i}") for i in range(5)]
+
+    # When the batch is polled
+    report = world.poller.poll_jobs(
+        "azure-review", jobs, PLENTY_OF_TIME, requests_until=NOW + timedelta(minutes=10)
+    )
+
+    # Then nothing went out for 30 s, and then the other four jobs were polled instead of left due until the
+    # hold ends (the throttled job waits for the scheduler, as a throttled job of a cycle does)
+    assert times[1] - times[0] >= timedelta(seconds=30)
+    assert max(world.slept) <= 1.0
+    assert (report.resolved, report.left_due, report.skipped) == (4, 1, None)
+    assert world.due("azure-review") == ["j0"]
+
+
+def test_a_fan_out_batch_waits_out_a_cool_down_and_its_trial_then_polls_the_rest(aws: FakeAws) -> None:
+    # Given a batch whose provider fails three requests in a row (a brief outage): its breaker opens for 60 s
+    world, client, times = fan_out_world(aws, "huawei-video", 6)
+    client.failures = [ProviderUnavailableError("huawei-video: unavailable (HTTP 503)")] * 3
+
+    report = world.poller.poll_jobs(
+        "huawei-video",
+        [DueJob(f"j{i}") for i in range(6)],
+        PLENTY_OF_TIME,
+        requests_until=NOW + timedelta(minutes=10),
+    )
+
+    # Then, after the cool-down, the trial and the rest went out: the failed requests' jobs wait out their
+    # backoff, the others are resolved
+    assert times[3] - times[2] >= timedelta(seconds=60)
+    assert (report.resolved, report.left_due, report.failed_requests) == (3, 0, 3)
+    assert [world.status("huawei-video", f"j{i}") for i in range(3, 6)] == [JobStatus.SUCCEEDED] * 3
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "requests_until"),
+    [(900.0, NOW + timedelta(hours=1)), (120.0, NOW + timedelta(seconds=100))],
+    ids=["past-the-invocation", "past-the-hold"],
+)
+def test_a_fan_out_batch_does_not_wait_for_a_breaker_that_ends_past_its_time(
+    aws: FakeAws, retry_after: float, requests_until: datetime
+) -> None:
+    from verdict_relay.clients.base import ProviderThrottledError
+
+    # Given a batch told to come back after its invocation's 600 s, or after its hold
+    world, client, times = fan_out_world(aws, "azure-review", 3)
+    client.failures.append(
+        ProviderThrottledError("azure-review: throttled (HTTP 429)", retry_after=retry_after)
+    )
+    jobs = [DueJob(f"j{i}") for i in range(3)]
+    metrics.clear_metrics()
+
+    first = world.poller.poll_jobs("azure-review", jobs, PLENTY_OF_TIME, requests_until=requests_until)
+    second = world.poller.poll_jobs("azure-review", jobs, PLENTY_OF_TIME, requests_until=requests_until)
+
+    # Then its jobs are left due at once, and so are the next batch's, which says why
+    assert (len(times), world.slept) == (1, [])
+    assert (first.left_due, first.skipped) == (3, None)
+    assert (second.left_due, second.skipped) == (3, "circuit open")
+    assert sum(metrics.metric_set["JobsLeftDue"]["Value"]) == 6
+    assert sum(metrics.metric_set["ProviderSkippedCircuitOpen"]["Value"]) == 1
+    metrics.clear_metrics()
+
+
+def test_a_fan_out_batch_for_a_provider_not_polled_here_leaves_its_jobs_due(aws: FakeAws) -> None:
+    # Given a worker whose providers document polls Huawei video only (Azure removed since the batch was sent)
+    world = World(aws, ScriptedClient("huawei-video"))
+    world.register("azure-review", "a1")
+
+    report = world.poller.poll_jobs("azure-review", [DueJob("a1")], PLENTY_OF_TIME)
+
+    assert (report.skipped, report.left_due) == ("not configured", 1)
+    assert world.due("azure-review") == ["a1"]
+
+
+def test_a_batch_whose_results_cannot_be_stored_stops_the_others_requests(aws: FakeAws) -> None:
+    # Given a provider answering, and a table that is gone once the first answer is in
+    world, client, _ = fan_out_world(aws, "huawei-video", 4)
+    fetch = client.fetch
+
+    def fetch_then_lose_the_table(job_ids: Sequence[str]) -> FetchResult:
+        result = fetch(job_ids)
+        if len(client.requests) == 1:
+            aws.session.client("dynamodb").delete_table(TableName=aws.resources.table_name)
+        return result
+
+    client.fetch = fetch_then_lose_the_table  # type: ignore[method-assign]
+
+    with pytest.raises(StorageError):
+        world.poller.poll_jobs("huawei-video", [DueJob(f"j{i}") for i in range(4)], PLENTY_OF_TIME)
+
+    # Then the other jobs were not asked for: their answers could not have been written
+    assert len(client.requests) == 1

@@ -5,7 +5,8 @@ nothing before polling. The poll queue is FIFO with the provider as message grou
 a provider, at the provider's rate limit. A batch that fails (storage unreachable) is reported back to SQS as a
 partial batch failure and retried before any later batch of its provider; after the queue's receive limit it
 lands in the dead-letter queue. A batch received after its hold ended is left alone, and a batch being polled
-stops when its hold ends: its jobs are the scheduler's again. Jobs a worker leaves due are sent again when the
+stops when its hold ends: its jobs are the scheduler's again. A batch whose provider's breaker opens waits for it
+when it ends within the batch's time (``Poller.poll_jobs``). Jobs a worker leaves due are sent again when the
 scheduler next reads the provider's due jobs from the start (see ``handlers/poller.py``).
 """
 

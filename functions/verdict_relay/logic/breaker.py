@@ -53,6 +53,13 @@ class CircuitBreaker:
     def _asked_to_wait(self) -> bool:
         return self._not_before is not None and self._clock() < self._not_before
 
+    def wait_s(self) -> float:
+        """Seconds until :meth:`allow` may say yes: 0 when it may now, and while a trial is out (its outcome
+        may come at any moment)."""
+        with self._lock:
+            now = self._clock()
+            return max([0.0, *(end - now for end in (self._open_until, self._not_before) if end is not None)])
+
     def allow(self) -> bool:
         """Whether a request may go out now. In the half-open state the first caller takes the trial."""
         with self._lock:

@@ -120,6 +120,12 @@ class PollSettings:
     before its next poll."""
 
 
+BREAKER_CHECK_S = 1.0
+"""The longest a fan-out batch sleeps before asking its provider's breaker again."""
+
+TRIAL_CHECK_S = 0.25
+"""How often a fan-out batch asks the breaker while another batch's half-open trial is out."""
+
 MAX_POLLED_ALONE = 1000
 """The most jobs of a provider remembered to be polled one per batch (the longest remembered are forgotten
 first): one finished by a callback meanwhile is never polled again, and so never forgotten otherwise."""
@@ -163,6 +169,7 @@ class Poller:
         rng: random.Random | None = None,
         discovery_windows: dict[str, timedelta] | None = None,
         polled_alone: dict[str, dict[str, None]] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._store = store
         self._ingest = ingest
@@ -182,6 +189,7 @@ class Poller:
         started with ample time, so one of them is too slow to fetch with others. Kept by the caller as the
         discovery windows are; a cold start forgets them, and such a batch then runs out of time once more."""
         self._polled_alone_lock = threading.Lock()
+        self._sleep = sleep
 
     @property
     def providers(self) -> list[str]:
@@ -285,15 +293,72 @@ class Poller:
     ) -> ProviderReport:
         """Poll given jobs (a fan-out batch) with the same code path as a cycle; with ``requests_until`` (the
         batch's hold), no request goes to the provider after that time and the jobs not polled by then stay
-        due."""
+        due.
+
+        Unlike a cycle, a batch waits for its provider's breaker (a cool-down, a Retry-After) when it ends in the
+        time the batch has left: while its hold lasts the worker is the provider's only poller, and the jobs it
+        leaves due are sent again only when the scheduler next reads the provider's due jobs from the start,
+        which can be most of an hour away for a large backlog (a cycle's are due again a minute later)."""
         report = ProviderReport()
-        if self._breakers[provider].is_open:
+        if provider not in self._clients:
+            # Fanned out under a providers document that polls the provider, which this container's does not
+            # (it was removed, or lost its credentials, or was added and is not loaded here yet).
+            logger.warning(
+                "poll batch for a provider not polled here; jobs left due", provider=provider, jobs=len(jobs)
+            )
+            report.skipped = "not configured"
+            report.left_due = len(jobs)
+            count("JobsLeftDue", provider, len(jobs))
+            return report
+        requests_left_s = self._requests_left(time_left_s, requests_until)
+        if not self._wait_fits(self._breakers[provider], time_left_s, requests_left_s):
             report.skipped = "circuit open"
             report.left_due = len(jobs)
+            count("ProviderSkippedCircuitOpen", provider)
+            count("JobsLeftDue", provider, len(jobs))
             return report
         self._clients[provider].take_over()  # from the scheduler, or the worker that polled the batch before
-        self._poll(provider, list(jobs), time_left_s, report, requests_until)
+        self._poll(provider, list(jobs), time_left_s, report, requests_until, wait_for_breaker=True)
         return report
+
+    def _requests_left(
+        self, time_left_s: Callable[[], float], requests_until: datetime | None
+    ) -> Callable[[], float]:
+        def requests_left_s() -> float:
+            # Retries stop early enough to leave half the margin for writing the batch's results.
+            left = time_left_s() - self._settings.safety_margin_s / 2
+            if requests_until is not None:
+                left = min(left, (requests_until - self._now()).total_seconds())
+            return left
+
+        return requests_left_s
+
+    def _wait_fits(
+        self, breaker: CircuitBreaker, time_left_s: Callable[[], float], requests_left_s: Callable[[], float]
+    ) -> bool:
+        """Whether the breaker lets requests out again while a request still fits in the batch's time: the
+        invocation's, less the margin that stops a batch, and its hold's (a client starts no request with
+        less than a second left)."""
+        wait = breaker.wait_s()
+        return wait <= 0 or (
+            wait < requests_left_s() - 1.0 and time_left_s() - wait >= self._settings.safety_margin_s
+        )
+
+    def _take_turn(
+        self,
+        breaker: CircuitBreaker,
+        time_left_s: Callable[[], float],
+        requests_left_s: Callable[[], float],
+        wait: bool,
+    ) -> bool:
+        """Whether a batch's request may go out: the breaker allows it, or (``wait``, a fan-out batch) allows it
+        after a wait that fits in the batch's time."""
+        while not breaker.allow():  # open, or half-open with the trial out
+            if not wait or not self._wait_fits(breaker, time_left_s, requests_left_s):
+                return False
+            pause = breaker.wait_s()
+            self._sleep(min(pause, BREAKER_CHECK_S) if pause > 0 else TRIAL_CHECK_S)
+        return True
 
     # -- polling ------------------------------------------------------------------------------------------
 
@@ -304,6 +369,7 @@ class Poller:
         time_left_s: Callable[[], float],
         report: ProviderReport,
         requests_until: datetime | None = None,
+        wait_for_breaker: bool = False,
     ) -> None:
         """Poll jobs as the due-jobs query or a fan-out batch gives them: with their poll count and age, so an
         unfinished one is rescheduled in one write, without reading it first."""
@@ -313,24 +379,25 @@ class Poller:
         batches = [[job] for job in jobs if job.job_id in alone]  # first: they need the most time
         batches += [rest[i : i + client.max_batch] for i in range(0, len(rest), client.max_batch)]
         stop = threading.Event()
-
-        def requests_left_s() -> float:
-            # Retries stop early enough to leave half the margin for writing the batch's results.
-            left = time_left_s() - self._settings.safety_margin_s / 2
-            if requests_until is not None:
-                left = min(left, (requests_until - self._now()).total_seconds())
-            return left
+        requests_left_s = self._requests_left(time_left_s, requests_until)
+        breaker = self._breakers[provider]
 
         def work(batch: list[DueJob]) -> None:
             if stop.is_set() or time_left_s() < self._settings.safety_margin_s or requests_left_s() <= 0:
                 stop.set()
                 report.left_due += len(batch)
                 return
-            if not self._breakers[provider].allow():  # open, or half-open with the trial out
+            if not self._take_turn(breaker, time_left_s, requests_left_s, wait_for_breaker):
                 report.left_due += len(batch)
                 return
-            with finish_within(requests_left_s()):
-                self._poll_batch(provider, client, batch, report, time_left_s)
+            try:
+                with finish_within(requests_left_s()):
+                    self._poll_batch(provider, client, batch, report, time_left_s)
+            except BaseException:
+                # Storage failing (or a defect): the other batches would spend the provider's requests on
+                # results that cannot be written.
+                stop.set()
+                raise
 
         with ThreadPoolExecutor(
             max_workers=self._concurrency.get(provider, 4), thread_name_prefix=provider
