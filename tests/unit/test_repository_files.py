@@ -74,7 +74,15 @@ def our_alarmed_metrics() -> dict[str, list[dict[str, Any]]]:
 
 
 def emitted_metrics() -> set[str]:
-    return {
+    from verdict_relay import errors
+
+    # The API's refusals are counted as Rejected<status> (handlers/http_errors.py), one per client error's status
+    refusals = {
+        f"Rejected{error.status_code}"
+        for error in vars(errors).values()
+        if isinstance(error, type) and issubclass(error, errors.ClientError)
+    }
+    return refusals | {
         name
         for source in (ROOT / "functions" / "verdict_relay").rglob("*.py")
         for name in re.findall(r'count\(\s*"(\w+)"', source.read_text(encoding="utf-8"))

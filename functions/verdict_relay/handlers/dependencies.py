@@ -1,7 +1,7 @@
 """What the handlers need, built once per cold start from the validated environment.
 
-The providers document is re-read when older than ``PROVIDERS_CACHE_SECONDS`` (Powertools caches the secret),
-so a rotated callback secret takes effect without a redeploy. A re-read that fails (Secrets Manager throttled or
+The providers document is re-read when older than ``PROVIDERS_CACHE_SECONDS`` (kept here, not in Powertools'
+cache: each re-read fetches the secret), so a rotated callback secret takes effect without a redeploy. A re-read that fails (Secrets Manager throttled or
 out of reach, a malformed new version) keeps the last valid document in use, logs the error and counts
 ``ProvidersReloadFailed``: a deployment that works never stops over one bad read.
 """
