@@ -1399,3 +1399,26 @@ def test_a_batch_whose_results_cannot_be_stored_stops_the_others_requests(aws: F
 
     # Then the other jobs were not asked for: their answers could not have been written
     assert len(client.requests) == 1
+
+
+def test_a_due_job_whose_stored_progress_cannot_be_read_is_polled_with_the_others(aws: FakeAws) -> None:
+    # Given two due jobs, one of whose stored progress verdict was archived to S3 and is gone from there
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    world.register("huawei-video", "j1", "j2")
+    world.ingest.ingest(verdict("huawei-video", "j1", JobStatus.RUNNING), None, NOW)
+    aws.session.client("dynamodb").update_item(
+        TableName=aws.resources.table_name,
+        Key={"pk": {"S": "huawei-video#j1"}, "sk": {"S": STATE}},
+        UpdateExpression="SET verdict_s3_key = :key REMOVE verdict_gz",
+        ExpressionAttributeValues={":key": {"S": "verdicts/gone"}},
+    )
+    for job_id in ("j1", "j2"):
+        client.jobs[job_id] = verdict("huawei-video", job_id, JobStatus.SUCCEEDED, Suggestion.BLOCK)
+
+    # When a cycle polls the provider
+    report = world.poller.run_cycle(PLENTY_OF_TIME).providers["huawei-video"]
+
+    # Then both are polled and resolved: polling reads of a due job only what a poll needs
+    assert (report.resolved, report.skipped) == (2, None)
+    assert [world.status("huawei-video", j) for j in ("j1", "j2")] == [JobStatus.SUCCEEDED] * 2

@@ -128,15 +128,15 @@ def _fan_out_provider(
     slack = timedelta(seconds=deps.settings.poll_worker_budget_seconds)  # for the batch picked up last
     workers_active = hold is not None and hold.until > now
     rescan = hold is None or not workers_active or hold.rescan_at is None or now >= hold.rescan_at
-    stored = list(
-        deps.store.due_jobs(
+    due = list(
+        deps.store.due_to_poll(
             provider, now, FANOUT_SCAN_LIMIT, after=None if rescan or hold is None else hold.through
         )
     )
     rate = rate_limit(provider, deps.providers().get(provider))
     plan = fanout.plan(
         provider,
-        [job.due() for job in stored],
+        [job for job, _ in due],
         rate_per_s=rate,
         jobs_per_request=poller.batch_size(provider),
         time_budget_s=time_budget_s,
@@ -152,14 +152,14 @@ def _fan_out_provider(
     # The provider's batches already queued are expected polled at its hold's end, less the slack.
     polled = max(hold.until - slack, now) if hold is not None and workers_active else now
     drain = fanout.drain_seconds(
-        len(stored), rate, poller.batch_size(provider), deps.settings.poll_jobs_per_second
+        len(due), rate, poller.batch_size(provider), deps.settings.poll_jobs_per_second
     )
     until = polled + timedelta(seconds=drain) + slack
     # Held through the last job sent. When the read stopped at its limit, the second it stopped in may hold
     # more jobs: the next schedule reads that second again (a job sent twice is polled twice, once as
     # unfinished or finished; none is skipped).
-    last = stored[-1].next_poll_at or int(now.timestamp())
-    through = last - 1 if len(stored) == FANOUT_SCAN_LIMIT else int(now.timestamp())
+    last = due[-1].next_poll_at
+    through = last - 1 if len(due) == FANOUT_SCAN_LIMIT else int(now.timestamp())
     # A new round (no hold, or a rescan) is rescanned when its own batches should all have been polled.
     rescan_at = until if rescan or hold is None or hold.rescan_at is None else hold.rescan_at
     # The hold first: a send that fails part way leaves batches with the workers, and without the hold the
@@ -173,12 +173,12 @@ def _fan_out_provider(
         if exc.sent == 0:
             deps.store.withdraw_fanout_hold(provider, until, hold, now)
         raise
-    sent[provider] = len(stored)
-    count("JobsFannedOut", provider, len(stored))
+    sent[provider] = len(due)
+    count("JobsFannedOut", provider, len(due))
     logger.info(
         "backlog fanned out",
         provider=provider,
-        jobs=len(stored),
+        jobs=len(due),
         batches=len(plan.batches),
         held_until=until,
         rescan=rescan and workers_active,

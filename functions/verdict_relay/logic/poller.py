@@ -58,13 +58,13 @@ from verdict_relay.clients.base import (
 from verdict_relay.errors import ProviderApiError, StorageError
 from verdict_relay.logic.breaker import CircuitBreaker
 from verdict_relay.logic.ingest import PUBLISH_TIME_S, IngestService
-from verdict_relay.models.jobs import DueJob, NextPoll, StoredJob
+from verdict_relay.models.jobs import DueAt, DueJob, NextPoll
 from verdict_relay.models.verdict import PROVIDER_NAMES
 from verdict_relay.observability import count, logger
 
 
 class PollStorePort(Protocol):
-    def due_jobs(self, provider: str, now: datetime, limit: int = 100) -> Iterable[StoredJob]: ...
+    def due_to_poll(self, provider: str, now: datetime, limit: int = 100) -> Iterable[DueAt]: ...
 
     def reschedule(self, provider: str, job_id: str, next_poll_at: datetime, attempts: int) -> bool: ...
 
@@ -275,7 +275,7 @@ class Poller:
             if not poll:
                 report.skipped = "due jobs with the poll workers"
                 return report
-            due = [job.due() for job in self._store.due_jobs(provider, self._now(), self._settings.due_limit)]
+            due = [job for job, _ in self._store.due_to_poll(provider, self._now(), self._settings.due_limit)]
             self._poll(provider, due, time_left_s, report)
         except StorageError as exc:
             # The table is unreachable: nothing was lost (jobs stay due); the next cycle tries again.

@@ -76,6 +76,14 @@ class DueJob:
     created_at: datetime | None = None
 
 
+class DueAt(NamedTuple):
+    """A due job as the due-jobs query reads it for polling: what a poll needs, and when it came due (epoch
+    seconds)."""
+
+    job: DueJob
+    next_poll_at: int
+
+
 @dataclass(frozen=True)
 class FanoutHold:
     """Poll workers hold a provider's jobs due by ``through`` (epoch seconds) until ``until``: meanwhile the
