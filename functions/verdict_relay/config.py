@@ -504,6 +504,10 @@ class Settings(_Strict):
     """The most jobs one poller or worker invocation is counted on to poll a second, whatever a provider's rate
     limit allows: the poller's CPU (about 6 to 9 ms a job, measured in ``bench/``) on a 512 MB function's share
     of a vCPU (about 0.29) comes to 30 to 50. It sizes the fan-out's batches and holds."""
+    unknown_job_grace_seconds: int = Field(default=3600, alias="UNKNOWN_JOB_GRACE_SECONDS", ge=0, le=86400)
+    """How long after its creation a job the provider says it does not know is asked again rather than expired:
+    time to notice (``JobsUnknownAlarm``) and correct a providers document whose region or endpoint makes the
+    provider deny every job."""
     poll_base_interval_seconds: float = Field(default=15.0, alias="POLL_BASE_INTERVAL_SECONDS", gt=0)
     poll_max_interval_seconds: float = Field(default=900.0, alias="POLL_MAX_INTERVAL_SECONDS", gt=0)
     poll_min_interval_seconds: float = Field(default=5.0, alias="POLL_MIN_INTERVAL_SECONDS", ge=0)

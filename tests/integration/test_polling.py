@@ -56,10 +56,11 @@ class Harness:
     def _count(self, event_name: str, **_: Any) -> None:
         self.dynamodb_calls.append(event_name.rsplit(".", 1)[-1])
 
-    def register(self, provider: str, *job_ids: str) -> None:
+    def register(self, provider: str, *job_ids: str, at: datetime | None = None) -> None:
+        """Register jobs, created ``at`` (now by default) and due now."""
         now = datetime.now(UTC)
         for job_id in job_ids:
-            self.deps.store.register(provider, job_id, {}, now, first_poll_at=now)
+            self.deps.store.register(provider, job_id, {}, at or now, first_poll_at=now)
 
     def poll(self) -> dict[str, Any]:
         report = self.deps.poller().run_cycle(PLENTY)
@@ -215,8 +216,10 @@ def test_near_the_end_of_the_invocation_a_5xx_is_not_retried_past_the_time_left(
 
 
 def test_job_not_found_is_expired_and_published_as_review(harness: Harness, aws: FakeAws) -> None:
-    harness.register("huawei-video", "vanished")
-    harness.register("alibaba-mps", "never-existed")
+    # Given jobs created longer ago than UNKNOWN_JOB_GRACE_SECONDS (an hour) that the providers do not know
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1, seconds=1)
+    harness.register("huawei-video", "vanished", at=an_hour_ago)
+    harness.register("alibaba-mps", "never-existed", at=an_hour_ago)
 
     harness.poll()
 
@@ -224,6 +227,50 @@ def test_job_not_found_is_expired_and_published_as_review(harness: Harness, aws:
     assert harness.status("alibaba-mps", "never-existed") is JobStatus.EXPIRED
     suggestions = {m["verdict"]["job_id"]: m["verdict"]["suggestion"] for m in aws.published()}
     assert suggestions == {"vanished": "review", "never-existed": "review"}
+
+
+def test_jobs_a_wrongly_configured_region_denies_wait_for_the_document_to_be_corrected(
+    harness: Harness, aws: FakeAws
+) -> None:
+    from verdict_relay.observability import metrics
+
+    # Given Alibaba and Huawei jobs registered now that the providers deny, as MPS does in a region the document
+    # names wrongly (Alibaba keys work in every region; MPS jobs live in one)
+    harness.register("alibaba-mps", "am-1")
+    harness.register("huawei-video", "hv-1")
+    metrics.clear_metrics()
+
+    report = harness.poll()
+
+    # Then neither is expired nor published: each is asked again after its backoff, and counted for the alarm
+    assert [harness.status(p, j) for p, j in [("alibaba-mps", "am-1"), ("huawei-video", "hv-1")]] == [
+        JobStatus.PENDING
+    ] * 2
+    assert (report["alibaba-mps"]["expired"], report["alibaba-mps"]["rescheduled"]) == (0, 1)
+    assert aws.published() == []
+    assert sum(metrics.metric_set["JobUnknownToProvider"]["Value"]) == 2
+    assert "JobExpired" not in metrics.metric_set
+    metrics.clear_metrics()
+    job = harness.deps.store.get("alibaba-mps", "am-1")
+    assert job is not None
+    assert job.poll_attempts == 1
+    assert (job.next_poll_at or 0) > time.time()  # after its backoff
+
+    # When the document is corrected (the provider now knows the job, finished as a block) and it is due again
+    harness.simulator.put_job("alibaba-mps", "am-1", alibaba_job("am-1", "Success", "block"))
+    aws.session.client("dynamodb").update_item(
+        TableName=aws.resources.table_name,
+        Key={"pk": {"S": "alibaba-mps#am-1"}, "sk": {"S": "STATE"}},
+        UpdateExpression="SET next_poll_at = :now",
+        ExpressionAttributeValues={":now": {"N": str(int(time.time()))}},
+    )
+    harness.poll()
+
+    # Then its real verdict is the one stored and published
+    assert harness.status("alibaba-mps", "am-1") is JobStatus.SUCCEEDED
+    assert [(m["verdict"]["job_id"], m["verdict"]["suggestion"]) for m in aws.published()] == [
+        ("am-1", "block")
+    ]
 
 
 def test_azure_gateways_404_for_a_wrong_endpoint_expires_and_publishes_nothing(

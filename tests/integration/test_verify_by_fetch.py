@@ -17,7 +17,7 @@ from tests.integration.conftest import ApiClient, ApiResponse, configure_environ
 from verdict_relay.clients.base import FetchResult, ProviderUnavailableError
 from verdict_relay.config import Settings
 from verdict_relay.dal import store as store_module
-from verdict_relay.handlers.dependencies import build
+from verdict_relay.handlers.dependencies import build, dependencies
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
 from verdict_relay.local.simulator import ProviderSimulator, alibaba_job, azure_job, huawei_video_job
 from verdict_relay.logic import callbacks
@@ -43,7 +43,9 @@ def configure(
             "callback": {"certificate_hosts": ["127.0.0.1"]},
         },
     }
-    configure_environment(monkeypatch, aws, tmp_path, document)
+    # A job the provider does not know is expired at once (no grace): these tests are about which such jobs are
+    # expired and which deleted; the grace for jobs created lately has tests of its own (test_polling.py).
+    configure_environment(monkeypatch, aws, tmp_path, document, UNKNOWN_JOB_GRACE_SECONDS="0")
     return ApiClient()
 
 
@@ -278,6 +280,30 @@ def test_mns_notice_for_a_registered_job_mps_no_longer_knows_expires_it(
     assert [m["verdict"]["status"] for m in aws.published()] == ["expired"]
 
 
+def test_mns_notice_for_a_job_registered_lately_that_mps_does_not_know_leaves_it_due(
+    aws: FakeAws,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    simulator: ProviderSimulator,
+    mns: MnsSigner,
+) -> None:
+    # Given the default grace (an hour) and a job registered now that MPS does not know (a wrong region, say)
+    api = configure(aws, monkeypatch, tmp_path, simulator)
+    monkeypatch.setenv("UNKNOWN_JOB_GRACE_SECONDS", "3600")
+    dependencies.cache_clear()
+    assert api.register({"provider": "alibaba-mps", "job_id": "am-lately"}).status == 201
+
+    response = mns_push(api, mns, "am-lately")
+
+    # Then it is acknowledged and left due for the poller, neither expired nor published
+    assert response.status == 204
+    assert api.get_job("alibaba-mps", "am-lately").body["status"] == "pending"
+    assert [j.job_id for j in dependencies().store.due_jobs("alibaba-mps", datetime.now(UTC))] == [
+        "am-lately"
+    ]
+    assert aws.published() == []
+
+
 def test_mns_notice_whose_fetch_fails_leaves_the_job_due_for_the_poller(
     aws: FakeAws,
     monkeypatch: pytest.MonkeyPatch,
@@ -413,7 +439,7 @@ def test_two_writers_told_that_a_held_notice_job_is_unknown_delete_it_once_and_p
     second = ingest.unknown_to_provider("alibaba-mps", "foreign-3", now)
 
     # Then the first deletes it and the second does not create it again as expired
-    assert (first, second) == (False, False)
+    assert (first, second) == ("deleted", "deleted")
     assert job_items(aws) == []
     assert aws.published() == []
 
@@ -424,7 +450,7 @@ def test_a_notice_that_read_its_job_before_it_was_deleted_leaves_it_unconfirmed(
     # Given a held notice job, read as pending by a second notice just before the poller deleted it
     notice_while_mps_fails(fetching_api, simulator, mns, "foreign-4")
     deps = build(Settings.from_env())
-    assert deps.store.drop_unconfirmed("alibaba-mps", "foreign-4") == "deleted"
+    assert deps.store.drop_unconfirmed("alibaba-mps", "foreign-4") == ("deleted", None)
 
     def mps_down(job_ids: list[str]) -> FetchResult:
         raise ProviderUnavailableError("alibaba-mps: unavailable (HTTP 503)")

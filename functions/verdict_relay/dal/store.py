@@ -429,12 +429,15 @@ class JobStore:
                     return  # finished meanwhile: left alone
                 # deleted meanwhile (the provider did not know it): created marked, next time round
 
-    def drop_unconfirmed(self, provider: str, job_id: str) -> Literal["deleted", "absent", "kept"]:
+    def drop_unconfirmed(
+        self, provider: str, job_id: str
+    ) -> tuple[Literal["deleted", "absent", "kept"], datetime | None]:
         """Delete a job only a notice vouched for (``mark_due(unconfirmed=True)``), now that the provider says it
         does not know it: any Alibaba account can make MNS sign a notice naming any id, and such an id must not
         become a stored, published verdict. ``deleted``; ``absent`` when there is no such job (another writer
         told the same deleted it first): nothing to do either; ``kept``, changing nothing, for any other job
-        (registered, observed by the provider, or finished): that one is expired as usual."""
+        (registered, observed by the provider, or finished), with its creation time: that one is expired as
+        usual."""
         try:
             self._write(
                 "drop unconfirmed job",
@@ -445,8 +448,11 @@ class JobStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except _ConditionFailed as lost:
-            return "kept" if lost.old else "absent"
-        return "deleted"
+            if not lost.old:
+                return "absent", None
+            created = lost.old.get("created_at", {}).get("S")
+            return "kept", datetime.fromisoformat(created) if created else None
+        return "deleted", None
 
     def _open_job(
         self,

@@ -274,6 +274,7 @@ def build(
         publisher if publisher is not None else new_publisher(settings, session),
         policy,
         secrets=lambda provider: deps.callback_tokens(provider),
+        unknown_grace=timedelta(seconds=settings.unknown_job_grace_seconds),
     )
     deps = Dependencies(
         settings=settings, session=session, store=store, ingest=ingest, certificates=CertificateCache()

@@ -117,7 +117,7 @@ class PollerContext:
 def function_environment(resources: LocalResources, providers_file: Path) -> dict[str, str]:
     """The functions' settings in the local stack, beside the AWS endpoint and credentials: where the resources
     are, as ``template.yaml`` sets them, and the poll backoff in seconds, not minutes, as the local schedule runs
-    every few seconds."""
+    every few seconds (and so no grace before a job the provider does not know is expired)."""
     return {
         "TABLE_NAME": resources.table_name,
         "TOPIC_ARN": resources.topic_arn,
@@ -127,6 +127,7 @@ def function_environment(resources: LocalResources, providers_file: Path) -> dic
         "POLL_BASE_INTERVAL_SECONDS": "1",
         "POLL_MAX_INTERVAL_SECONDS": "8",
         "POLL_MIN_INTERVAL_SECONDS": "1",
+        "UNKNOWN_JOB_GRACE_SECONDS": "0",
         "PROVIDERS_CACHE_SECONDS": "3600",
     }
 

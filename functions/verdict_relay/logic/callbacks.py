@@ -158,8 +158,11 @@ def accept(
                 job_id=job_id,
             )
             continue
-        if not ingest.unknown_to_provider(provider, job_id, now, time_left_s):
-            unknown += 1  # held only as an earlier notice's unconfirmed job: deleted
+        dropped = ingest.unknown_to_provider(provider, job_id, now, time_left_s)
+        if dropped == "deleted":
+            unknown += 1  # held only as an earlier notice's unconfirmed job
+        elif dropped == "waiting":
+            resolved.discard(job_id)  # created lately: left due, the poller asks again before expiring it
     left_due = _mark_due(ingest, provider, [j for j in unfinished if j not in resolved], now, answered)
     return replace(outcome, fetched=len(resolved) - unknown, left_due=left_due, unknown=unknown)
 

@@ -19,7 +19,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from verdict_relay.dal.publisher import PUBLISH_MAX_S
@@ -46,7 +46,9 @@ class JobStorePort(Protocol):
 
     def mark_due(self, provider: str, job_id: str, now: datetime, unconfirmed: bool = False) -> None: ...
 
-    def drop_unconfirmed(self, provider: str, job_id: str) -> Literal["deleted", "absent", "kept"]: ...
+    def drop_unconfirmed(
+        self, provider: str, job_id: str
+    ) -> tuple[Literal["deleted", "absent", "kept"], datetime | None]: ...
 
     def requeue_publish(self, provider: str, job_id: str, now: datetime) -> None: ...
 
@@ -135,12 +137,14 @@ class IngestService:
         policy: VerdictPolicy,
         sns_breaker: CircuitBreaker | None = None,
         secrets: Callable[[str], Iterable[str]] = lambda provider: (),
+        unknown_grace: timedelta = timedelta(0),
     ) -> None:
         self._store = store
         self._publisher = publisher
         self._policy = policy
         self._sns = sns_breaker or CircuitBreaker(threshold=1, cooldown_s=SNS_COOLDOWN_S)
         self._secrets = secrets
+        self._unknown_grace = unknown_grace
 
     @property
     def policy(self) -> VerdictPolicy:
@@ -207,13 +211,16 @@ class IngestService:
 
     def unknown_to_provider(
         self, provider: str, job_id: str, now: datetime, time_left_s: Callable[[], float] | None = None
-    ) -> bool:
+    ) -> Literal["expired", "deleted", "waiting"]:
         """The provider says it does not know a job the store holds. A job only a notice vouched for (a
-        callback naming an id the store did not hold while the provider could not be asked) is deleted, not
-        expired, so a notice naming any id can never become a published verdict; any other job is expired.
-        True if it was expired; False if it was deleted, or already gone (deleted by another writer the
-        provider told the same: expiring it would create it again)."""
-        dropped = self._store.drop_unconfirmed(provider, job_id)
+        callback naming an id the store did not hold while the provider could not be asked) is ``deleted``, not
+        expired, so a notice naming any id can never become a published verdict (so is one already gone:
+        deleted by another writer the provider told the same, and expiring it would create it again). Any other
+        job is ``expired``, unless it was created less than ``unknown_grace`` ago: then it is ``waiting``, left
+        to be asked again after its backoff (counted ``JobUnknownToProvider``). A providers document with the
+        wrong region or endpoint makes the provider deny every job it has; without the grace each of them would
+        be published as expired at its first poll, for good, before anyone could correct the document."""
+        dropped, created_at = self._store.drop_unconfirmed(provider, job_id)
         if dropped == "deleted":
             count("CallbackForUnknownJob", provider)
             logger.warning(
@@ -222,11 +229,21 @@ class IngestService:
                 job_id=job_id,
             )
         if dropped != "kept":
-            return False
+            return "deleted"
+        if created_at is not None and now - created_at < self._unknown_grace:
+            count("JobUnknownToProvider", provider)
+            logger.warning(
+                "the provider does not know a job created less than the grace ago; asked again later",
+                provider=provider,
+                job_id=job_id,
+                created_at=created_at,
+                expires_after=created_at + self._unknown_grace,
+            )
+            return "waiting"
         self.expire(
             provider, job_id, now, "the provider does not know this job (deleted or expired)", time_left_s
         )
-        return True
+        return "expired"
 
     def publish_owed(
         self,

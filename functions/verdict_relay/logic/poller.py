@@ -573,9 +573,12 @@ class Poller:
             report.rescheduled += 1
         for job_id in result.missing:
             seen.add(job_id)
-            if self._ingest.unknown_to_provider(provider, job_id, self._now(), time_left_s):
+            unknown = self._ingest.unknown_to_provider(provider, job_id, self._now(), time_left_s)
+            if unknown == "expired":
                 count("JobExpired", provider)
                 report.expired += 1
+            elif unknown == "waiting":  # created lately: asked again after its backoff, before it is expired
+                self._poll_later(provider, known.get(job_id) or DueJob(job_id), report, time_left_s)
         for job in batch:
             if job.job_id not in seen:  # the provider answered without it: try again later
                 logger.warning(
