@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,6 @@ from tests.conftest import FakeAws
 from tests.helpers import huawei_signature, with_changes
 from tests.integration.conftest import HUAWEI_SEEDS, PROVIDERS_DOCUMENT, ApiClient, configure_environment
 from verdict_relay.cli import POLL_BESIDE_SCHEDULE, POLL_WITHOUT_PROVIDERS, POLL_WITHOUT_QUEUE, main
-from verdict_relay.dal import store as store_module
 from verdict_relay.handlers.dependencies import dependencies
 from verdict_relay.logic import ingest as ingest_module
 from verdict_relay.models.verdict import PROVIDER_NAMES, Finding, JobStatus, Suggestion, Verdict
@@ -53,7 +53,9 @@ def claim_runs_out(aws: FakeAws, provider: str, job_id: str) -> None:
     )
 
 
-def owe_publishes(aws: FakeAws, provider: str, job_ids: list[str]) -> None:
+def owe_publishes(
+    aws: FakeAws, provider: str, job_ids: list[str], findings: list[Finding] | None = None
+) -> None:
     """Block verdicts stored with their publish owed and their writer's claim run out, as after an SNS outage."""
     deps = dependencies()
     now = datetime.now(UTC)
@@ -63,6 +65,7 @@ def owe_publishes(aws: FakeAws, provider: str, job_ids: list[str]) -> None:
             job_id=job_id,
             status=JobStatus.SUCCEEDED,
             suggestion=Suggestion.BLOCK,
+            findings=findings or [],
             updated_at=now,
             completed_at=now,
         )
@@ -486,9 +489,12 @@ def test_poll_once_whose_table_is_missing_exits_1_naming_the_storage_failure(  #
 def test_an_owed_verdict_whose_archived_copy_took_its_claim_to_read_is_not_sent_and_stays_owed(  # type: ignore[no-untyped-def]
     cli, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given an owed verdict too large for its item (archived in S3), whose read takes as long as a claim lasts
-    monkeypatch.setattr(store_module, "ITEM_BUDGET", 100)
-    owe_publishes(aws, "huawei-video", ["big-1"])
+    # Given an owed verdict too large for its item (archived in S3: 1,440 findings of text that compresses
+    # poorly), whose read takes as long as a claim lasts
+    text = [f"{random.Random(i).getrandbits(2048):0512x}" for i in range(1440)]
+    findings = [Finding(category="porn", label="porn", time_offset=i * 5, text=t) for i, t in enumerate(text)]
+    owe_publishes(aws, "huawei-video", ["big-1"], findings)
+    assert any(key.startswith("verdicts/huawei-video/big-1/") for key in aws.bucket_keys())
     clock = [1000.0]
     monkeypatch.setattr(ingest_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     original = boto3.session.Session

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,6 @@ from tests.helpers import answering, aws_response, huawei_signature, load_payloa
 from tests.integration.conftest import ApiClient, ApiResponse, configure_environment
 from verdict_relay.clients.base import FetchResult, ProviderUnavailableError
 from verdict_relay.config import Settings
-from verdict_relay.dal import store as store_module
 from verdict_relay.handlers.dependencies import build, dependencies
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
 from verdict_relay.local.simulator import ProviderSimulator, alibaba_job, azure_job, huawei_video_job
@@ -121,9 +121,12 @@ def test_a_fetched_verdict_the_archive_refuses_answers_503_and_leaves_the_job_du
         return session
 
     monkeypatch.setattr(boto3.session, "Session", session_with_s3_down)
-    monkeypatch.setattr(store_module, "ITEM_BUDGET", 200)
     api = configure(aws, monkeypatch, tmp_path, simulator)
-    simulator.put_job("huawei-video", "hv-big", huawei_video_job("hv-big", "succeeded", "block"))
+    # A 2-hour video whose frames carry text that compresses poorly: too large for its item
+    job = huawei_video_job("hv-big", "succeeded", "block", frames=1440)
+    for i, frame in enumerate(job["result"]["image_detail"]):
+        frame["ocr_text"] = f"{random.Random(i).getrandbits(2048):0512x}"
+    simulator.put_job("huawei-video", "hv-big", job)
     body = huawei_callback_saying_pass("hv-big")
 
     # When its callback (for a job nobody registered: Huawei v3 jobs are not discovered) comes

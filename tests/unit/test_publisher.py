@@ -6,11 +6,11 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.stub import Stubber
 
 from tests.helpers import QuietHandler, serving
 from verdict_relay.dal.publisher import (
@@ -213,6 +213,51 @@ def test_categories_past_their_share_of_the_message_keep_those_of_block_findings
     assert sns_size(body, attributes) <= SNS_MAX_BYTES
 
 
+SNS_PUBLISHED = (
+    200,
+    b"<PublishResponse><PublishResult><MessageId>m-1</MessageId></PublishResult>"
+    b"<ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></PublishResponse>",
+)
+
+
+def sns_error(status: int, code: str) -> tuple[int, bytes]:
+    """SNS's answer refusing a request, as its query API sends it."""
+    body = (
+        f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>refused</Message></Error>"
+        "<RequestId>r-1</RequestId></ErrorResponse>"
+    )
+    return status, body.encode()
+
+
+@contextmanager
+def sns_answering(*answers: tuple[int, bytes]) -> Iterator[tuple[Any, list[str]]]:
+    """An SNS client (the functions' SNS_CONFIG) talking to an endpoint on 127.0.0.1 that gives ``answers`` in
+    turn; and the requests it received."""
+    received: list[str] = []
+
+    class Handler(QuietHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            status, body = answers[min(len(received), len(answers) - 1)]
+            received.append(self.path)
+            self.send_response(status)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    with serving(Handler) as url:
+        sns = boto3.client(
+            "sns",
+            region_name="us-east-1",
+            endpoint_url=url,
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+            config=SNS_CONFIG,
+        )
+        yield sns, received
+
+
 @pytest.mark.parametrize(
     ("code", "status", "unavailable"),
     [
@@ -227,16 +272,14 @@ def test_categories_past_their_share_of_the_message_keep_those_of_block_findings
 def test_a_failed_publish_says_whether_sns_is_out_of_reach_or_refused_this_message(
     code: str, status: int, unavailable: bool
 ) -> None:
-    sns = boto3.client("sns", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    with Stubber(sns) as stubber:
-        stubber.add_client_error("publish", service_error_code=code, http_status_code=status)
-        with pytest.raises(PublishError) as raised:
-            VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", lambda: sns).publish(
-                block_verdict([])
-            )
+    with sns_answering(sns_error(status, code)) as (sns, received), pytest.raises(PublishError) as raised:
+        VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", lambda: sns).publish(
+            block_verdict([])
+        )
 
     assert raised.value.unavailable is unavailable
     assert code in raised.value.message
+    assert len(received) == 1
 
 
 def test_sns_that_cannot_be_reached_is_out_of_reach() -> None:
@@ -277,14 +320,14 @@ def test_only_a_publish_that_never_reached_sns_is_tried_again() -> None:
     assert raised.value.unavailable is True
     assert len(attempts) == PUBLISH_ATTEMPTS
     # A throttled publish came with a whole attempt's time: it is left owed, not tried again here.
-    throttled = boto3.client("sns", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    with Stubber(throttled) as stubber:
-        stubber.add_client_error("publish", service_error_code="Throttling", http_status_code=400)
-        stubber.add_response("publish", {"MessageId": "m-1"})
-        with pytest.raises(PublishError):
-            VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", lambda: throttled).publish(
-                block_verdict([])
-            )
+    with (
+        sns_answering(sns_error(400, "Throttling"), SNS_PUBLISHED) as (throttled, received),
+        pytest.raises(PublishError),
+    ):
+        VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", lambda: throttled).publish(
+            block_verdict([])
+        )
+    assert len(received) == 1
 
 
 @contextmanager
