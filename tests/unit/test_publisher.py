@@ -229,6 +229,18 @@ def sns_error(status: int, code: str) -> tuple[int, bytes]:
     return status, body.encode()
 
 
+def sns_at(endpoint: str, config: Config = SNS_CONFIG) -> Any:
+    """An SNS client of ``endpoint``, with the functions' SNS client config unless told otherwise."""
+    return boto3.client(
+        "sns",
+        region_name="us-east-1",
+        endpoint_url=endpoint,
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=config,
+    )
+
+
 @contextmanager
 def sns_answering(*answers: tuple[int, bytes]) -> Iterator[tuple[Any, list[str]]]:
     """An SNS client (the functions' SNS_CONFIG) talking to an endpoint on 127.0.0.1 that gives ``answers`` in
@@ -247,15 +259,7 @@ def sns_answering(*answers: tuple[int, bytes]) -> Iterator[tuple[Any, list[str]]
             self.wfile.write(body)
 
     with serving(Handler) as url:
-        sns = boto3.client(
-            "sns",
-            region_name="us-east-1",
-            endpoint_url=url,
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
-            config=SNS_CONFIG,
-        )
-        yield sns, received
+        yield sns_at(url), received
 
 
 @pytest.mark.parametrize(
@@ -283,13 +287,8 @@ def test_a_failed_publish_says_whether_sns_is_out_of_reach_or_refused_this_messa
 
 
 def test_sns_that_cannot_be_reached_is_out_of_reach() -> None:
-    sns = boto3.client(
-        "sns",
-        region_name="us-east-1",
-        endpoint_url=f"http://127.0.0.1:{free_port()}",  # nothing listens
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    sns = sns_at(  # nothing listens
+        f"http://127.0.0.1:{free_port()}", Config(retries={"max_attempts": 1}, connect_timeout=1)
     )
 
     with pytest.raises(PublishError) as raised:
@@ -302,14 +301,7 @@ def test_sns_that_cannot_be_reached_is_out_of_reach() -> None:
 
 def test_only_a_publish_that_never_reached_sns_is_tried_again() -> None:
     attempts: list[str] = []
-    sns = boto3.client(
-        "sns",
-        region_name="us-east-1",
-        endpoint_url=f"http://127.0.0.1:{free_port()}",  # nothing listens: no connection is made
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=SNS_CONFIG,
-    )
+    sns = sns_at(f"http://127.0.0.1:{free_port()}")  # nothing listens: no connection is made
     sns.meta.events.register("before-send.sns.Publish", lambda **_: attempts.append("sent") and None)
 
     with pytest.raises(PublishError) as raised:
@@ -348,14 +340,7 @@ def sns_that_never_answers() -> Iterator[tuple[str, list[str]]]:
 def test_a_publish_whose_answer_times_out_is_not_sent_again() -> None:
     # SNS may have taken it: a retry could deliver it twice. It is left owed for the claim-guarded sweep.
     with sns_that_never_answers() as (endpoint, received):
-        sns = boto3.client(
-            "sns",
-            region_name="us-east-1",
-            endpoint_url=endpoint,
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
-            config=SNS_CONFIG.merge(Config(read_timeout=0.2)),
-        )
+        sns = sns_at(endpoint, SNS_CONFIG.merge(Config(read_timeout=0.2)))
         with pytest.raises(PublishError) as raised:
             VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", lambda: sns).publish(
                 block_verdict([])
