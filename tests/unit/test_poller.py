@@ -1422,3 +1422,86 @@ def test_a_due_job_whose_stored_progress_cannot_be_read_is_polled_with_the_other
     # Then both are polled and resolved: polling reads of a due job only what a poll needs
     assert (report.resolved, report.skipped) == (2, None)
     assert [world.status("huawei-video", j) for j in ("j1", "j2")] == [JobStatus.SUCCEEDED] * 2
+
+
+def test_a_fan_out_batch_waiting_on_a_trial_that_never_reports_stops_when_its_time_does(aws: FakeAws) -> None:
+    # Given a provider whose half-open trial another batch took and never reported on (its time ran out), and a
+    # batch with 20 s of invocation left
+    world, _, times = fan_out_world(aws, "huawei-video", 3)
+    breaker = world.breakers["huawei-video"]
+    for _ in range(3):
+        breaker.record_failure()
+    world.clock[0] += timedelta(seconds=61)
+    assert breaker.allow()  # the trial, out elsewhere
+    deadline = world.clock[0] + timedelta(seconds=20)
+
+    report = world.poller.poll_jobs(
+        "huawei-video",
+        [DueJob(f"j{i}") for i in range(3)],
+        lambda: (deadline - world.clock[0]).total_seconds(),
+        requests_until=NOW + timedelta(minutes=10),
+    )
+
+    # Then it waits only while a request would still fit (not until the trial is given up a cool-down later),
+    # sends nothing, and leaves its jobs due
+    assert times == []
+    assert report.left_due == 3
+    assert world.clock[0] <= deadline - timedelta(seconds=7)
+
+
+def test_a_trial_cut_off_by_the_callers_time_lets_the_next_request_try_at_once() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=1, cooldown_s=60, clock=lambda: now[0])
+    breaker.record_failure()
+    now[0] = 61.0
+    assert breaker.allow()  # the trial
+
+    breaker.release_trial()  # it ran out of the caller's time: no outcome
+
+    assert (breaker.allow(), breaker.allow()) == (True, False)
+
+
+def test_a_fan_out_batch_does_not_wait_to_try_refused_credentials_again(aws: FakeAws) -> None:
+    # Given a batch whose provider refuses the credentials (the breaker opens at once, for a 60 s cool-down)
+    world, client, times = fan_out_world(aws, "azure-review", 3)
+    client.failures = [ProviderAuthError("azure-review: credentials refused (HTTP 401)")] * 3
+
+    report = world.poller.poll_jobs(
+        "azure-review",
+        [DueJob(f"j{i}") for i in range(3)],
+        PLENTY_OF_TIME,
+        requests_until=NOW + timedelta(minutes=10),
+    )
+
+    # Then the rest is left due at once: the same credentials would be refused after the cool-down too
+    assert (len(times), world.slept, report.left_due) == (1, [], 3)
+
+
+def test_an_image_batch_the_provider_no_longer_keeps_is_expired_without_the_grace(aws: FakeAws) -> None:
+    # Given a grace of an hour, and an image batch job 31 minutes old (Huawei keeps them 30) Huawei does not know
+    client = ScriptedClient("huawei-image-batch")
+    world = World(aws, client)
+    world.ingest = IngestService(
+        world.store,
+        VerdictPublisher(aws.resources.topic_arn, lambda: aws.session.client("sns")),
+        VerdictPolicy(),
+        unknown_grace=timedelta(hours=1),
+    )
+    world.poller = Poller(
+        world.store, world.ingest, world.clients, world.breakers, PollSettings(), now=lambda: world.clock[0]
+    )
+    world.register("huawei-image-batch", "old", at=NOW - timedelta(minutes=31))
+    world.register("huawei-image-batch", "young", at=NOW - timedelta(minutes=5))
+    client.missing.update({"old", "young"})
+    metrics.clear_metrics()
+
+    report = world.poller.run_cycle(PLENTY_OF_TIME).providers["huawei-image-batch"]
+
+    # Then the old one is expired by the provider's own limit, the young one waits for the grace
+    assert (world.status("huawei-image-batch", "old"), world.status("huawei-image-batch", "young")) == (
+        JobStatus.EXPIRED,
+        JobStatus.PENDING,
+    )
+    assert (report.expired, report.rescheduled) == (1, 1)
+    assert sum(metrics.metric_set["JobUnknownToProvider"]["Value"]) == 1
+    metrics.clear_metrics()

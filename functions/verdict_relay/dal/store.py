@@ -436,8 +436,8 @@ class JobStore:
         does not know it: any Alibaba account can make MNS sign a notice naming any id, and such an id must not
         become a stored, published verdict. ``deleted``; ``absent`` when there is no such job (another writer
         told the same deleted it first): nothing to do either; ``kept``, changing nothing, for any other job
-        (registered, observed by the provider, or finished), with its creation time: that one is expired as
-        usual."""
+        (registered, observed by the provider, or finished), with its creation time while it is unfinished:
+        that one is expired as usual."""
         try:
             self._write(
                 "drop unconfirmed job",
@@ -451,7 +451,8 @@ class JobStore:
             if not lost.old:
                 return "absent", None
             created = lost.old.get("created_at", {}).get("S")
-            return "kept", datetime.fromisoformat(created) if created else None
+            finished = int(lost.old.get("status_rank", {}).get("N", "0")) >= 2
+            return "kept", datetime.fromisoformat(created) if created and not finished else None
         return "deleted", None
 
     def _open_job(

@@ -34,6 +34,9 @@ class CircuitBreaker:
         """Until when the service asked not to be called (a Retry-After). A success of a call that was already
         out when it said so does not end it, as it ends an opening."""
         self._trial_at: float | None = None
+        self._tripped = False
+        """The current opening came from a failure that trips it at once (refused credentials): waiting for
+        its trial within one invocation, with the same credentials, would only be refused again."""
         self._lock = threading.Lock()
 
     @property
@@ -52,6 +55,18 @@ class CircuitBreaker:
 
     def _asked_to_wait(self) -> bool:
         return self._not_before is not None and self._clock() < self._not_before
+
+    @property
+    def tripped(self) -> bool:
+        """Open since a failure that trips it at once (refused credentials), not yet closed by a success."""
+        with self._lock:
+            return self._tripped and self._open_until is not None
+
+    def release_trial(self) -> None:
+        """The half-open trial ended without an outcome (the caller's time ran out first): another caller may
+        take the trial at once, rather than after a whole cool-down."""
+        with self._lock:
+            self._trial_at = None
 
     def wait_s(self) -> float:
         """Seconds until :meth:`allow` may say yes: 0 when it may now, and while a trial is out (its outcome
@@ -80,6 +95,7 @@ class CircuitBreaker:
             self._failures = 0
             self._open_until = None
             self._trial_at = None
+            self._tripped = False
 
     def record_failure(self, trip: bool = False, retry_after_s: float | None = None) -> None:
         """A failure. ``retry_after_s``: the service said when to come back (a throttle's Retry-After): the
@@ -95,6 +111,7 @@ class CircuitBreaker:
                 open_for = self._cooldown
             else:
                 return
+            self._tripped = self._tripped or trip
             until = self._clock() + open_for
             self._open_until = max(until, self._open_until or until)
             self._trial_at = None

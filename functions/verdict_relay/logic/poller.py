@@ -311,7 +311,8 @@ class Poller:
             count("JobsLeftDue", provider, len(jobs))
             return report
         requests_left_s = self._requests_left(time_left_s, requests_until)
-        if not self._wait_fits(self._breakers[provider], time_left_s, requests_left_s):
+        breaker = self._breakers[provider]
+        if breaker.is_open and not self._wait_fits(breaker, time_left_s, requests_left_s):
             report.skipped = "circuit open"
             report.left_due = len(jobs)
             count("ProviderSkippedCircuitOpen", provider)
@@ -338,10 +339,12 @@ class Poller:
     ) -> bool:
         """Whether the breaker lets requests out again while a request still fits in the batch's time: the
         invocation's, less the margin that stops a batch, and its hold's (a client starts no request with
-        less than a second left)."""
+        less than a second left). Never for refused credentials: they are the same until the invocation ends."""
         wait = breaker.wait_s()
-        return wait <= 0 or (
-            wait < requests_left_s() - 1.0 and time_left_s() - wait >= self._settings.safety_margin_s
+        return (
+            not breaker.tripped
+            and wait < requests_left_s() - 1.0
+            and time_left_s() - wait >= self._settings.safety_margin_s
         )
 
     def _take_turn(
@@ -350,11 +353,13 @@ class Poller:
         time_left_s: Callable[[], float],
         requests_left_s: Callable[[], float],
         wait: bool,
+        stop: threading.Event,
     ) -> bool:
         """Whether a batch's request may go out: the breaker allows it, or (``wait``, a fan-out batch) allows it
-        after a wait that fits in the batch's time."""
+        after a wait that fits in the batch's time, checked again at every pass (a trial may be out for long),
+        and unless the batch was stopped meanwhile."""
         while not breaker.allow():  # open, or half-open with the trial out
-            if not wait or not self._wait_fits(breaker, time_left_s, requests_left_s):
+            if not wait or stop.is_set() or not self._wait_fits(breaker, time_left_s, requests_left_s):
                 return False
             pause = breaker.wait_s()
             self._sleep(min(pause, BREAKER_CHECK_S) if pause > 0 else TRIAL_CHECK_S)
@@ -387,7 +392,10 @@ class Poller:
                 stop.set()
                 report.left_due += len(batch)
                 return
-            if not self._take_turn(breaker, time_left_s, requests_left_s, wait_for_breaker):
+            if (
+                not self._take_turn(breaker, time_left_s, requests_left_s, wait_for_breaker, stop)
+                or stop.is_set()
+            ):
                 report.left_due += len(batch)
                 return
             try:
@@ -428,7 +436,9 @@ class Poller:
             )
             return
         except ProviderOutOfTimeError:
-            # Our time ran out, not the provider's patience: no breaker.
+            # Our time ran out, not the provider's patience: no breaker; if this was the half-open trial, it
+            # told nothing, and another batch may try at once.
+            breaker.release_trial()
             self._ran_out_of_time(provider, client, batch, ample, report, time_left_s)
             return
         except ProviderResponseError as exc:
@@ -573,6 +583,9 @@ class Poller:
             report.rescheduled += 1
         for job_id in result.missing:
             seen.add(job_id)
+            # A provider that keeps jobs for a limited time (image batches, 30 minutes) has no grace past it.
+            if self._expire_past_age(provider, job_id, known.get(job_id), self._now(), report, time_left_s):
+                continue
             unknown = self._ingest.unknown_to_provider(provider, job_id, self._now(), time_left_s)
             if unknown == "expired":
                 count("JobExpired", provider)
