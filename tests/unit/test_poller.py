@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -1505,3 +1507,69 @@ def test_an_image_batch_the_provider_no_longer_keeps_is_expired_without_the_grac
     assert (report.expired, report.rescheduled) == (1, 1)
     assert sum(metrics.metric_set["JobUnknownToProvider"]["Value"]) == 1
     metrics.clear_metrics()
+
+
+def test_only_the_thread_holding_the_trial_can_give_it_back() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=1, cooldown_s=60, clock=lambda: now[0])
+    breaker.record_failure()
+    now[0] = 61.0
+    took, give_back, given_back = [], threading.Event(), threading.Event()
+
+    def trial() -> None:
+        took.append(breaker.allow())
+        give_back.wait(5)
+        breaker.release_trial()
+        given_back.set()
+
+    holder = threading.Thread(target=trial)
+    holder.start()
+    while not took:
+        time.sleep(0.01)
+
+    # A request of another thread that ran out of time (sent while the breaker was closed) is not the trial
+    breaker.release_trial()
+    assert (took, breaker.allow()) == ([True], False)
+
+    give_back.set()
+    assert given_back.wait(5)
+    holder.join(5)
+    assert breaker.allow() is True
+
+
+def test_a_fan_out_batch_after_refused_credentials_waits_for_the_trial_another_batch_has_out(
+    aws: FakeAws,
+) -> None:
+    # Given a provider whose credentials were refused (then rotated), half-open, its trial out elsewhere
+    world, _, times = fan_out_world(aws, "azure-review", 2)
+    breaker = world.breakers["azure-review"]
+    breaker.record_failure(trip=True)
+    world.clock[0] += timedelta(seconds=61)
+    taken = threading.Thread(target=breaker.allow)
+    taken.start()
+    taken.join()
+
+    def trial_reports_success_while_we_wait(seconds: float) -> None:
+        world.sleep(seconds)
+        breaker.record_success()  # the new credentials work
+
+    poller = Poller(
+        world.store,
+        world.ingest,
+        world.clients,
+        world.breakers,
+        PollSettings(),
+        now=lambda: world.clock[0],
+        concurrency={"azure-review": 1},
+        sleep=trial_reports_success_while_we_wait,
+    )
+
+    report = poller.poll_jobs(
+        "azure-review",
+        [DueJob("j0"), DueJob("j1")],
+        PLENTY_OF_TIME,
+        requests_until=NOW + timedelta(minutes=10),
+    )
+
+    # Then it waits for that trial's outcome instead of leaving its jobs due, and polls them once it succeeds
+    assert (len(times), report.resolved, report.left_due) == (2, 2, 0)

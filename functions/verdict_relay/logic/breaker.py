@@ -34,6 +34,8 @@ class CircuitBreaker:
         """Until when the service asked not to be called (a Retry-After). A success of a call that was already
         out when it said so does not end it, as it ends an opening."""
         self._trial_at: float | None = None
+        self._trial_thread: int | None = None
+        """The thread that took the half-open trial: only it may give the trial back (``release_trial``)."""
         self._tripped = False
         """The current opening came from a failure that trips it at once (refused credentials): waiting for
         its trial within one invocation, with the same credentials, would only be refused again."""
@@ -63,10 +65,13 @@ class CircuitBreaker:
             return self._tripped and self._open_until is not None
 
     def release_trial(self) -> None:
-        """The half-open trial ended without an outcome (the caller's time ran out first): another caller may
-        take the trial at once, rather than after a whole cool-down."""
+        """The calling thread's half-open trial ended without an outcome (its time ran out first, or it was not
+        sent): another caller may take the trial at once, rather than after a whole cool-down. Nothing for a
+        thread that does not hold the trial, so one trial at a time still goes out."""
         with self._lock:
-            self._trial_at = None
+            if self._trial_at is not None and self._trial_thread == threading.get_ident():
+                self._trial_at = None
+                self._trial_thread = None
 
     def wait_s(self) -> float:
         """Seconds until :meth:`allow` may say yes: 0 when it may now, and while a trial is out (its outcome
@@ -88,6 +93,7 @@ class CircuitBreaker:
             if self._trial_at is not None and now - self._trial_at < self._cooldown:
                 return False  # a trial is out
             self._trial_at = now
+            self._trial_thread = threading.get_ident()
             return True
 
     def record_success(self) -> None:

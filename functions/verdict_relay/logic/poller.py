@@ -339,10 +339,11 @@ class Poller:
     ) -> bool:
         """Whether the breaker lets requests out again while a request still fits in the batch's time: the
         invocation's, less the margin that stops a batch, and its hold's (a client starts no request with
-        less than a second left). Never for refused credentials: they are the same until the invocation ends."""
+        less than a second left). Never a cool-down after refused credentials: they are the same until the
+        invocation ends (a trial already out is waited for: its outcome is what counts)."""
         wait = breaker.wait_s()
         return (
-            not breaker.tripped
+            not (breaker.tripped and wait > 0)
             and wait < requests_left_s() - 1.0
             and time_left_s() - wait >= self._settings.safety_margin_s
         )
@@ -358,12 +359,15 @@ class Poller:
         """Whether a batch's request may go out: the breaker allows it, or (``wait``, a fan-out batch) allows it
         after a wait that fits in the batch's time, checked again at every pass (a trial may be out for long),
         and unless the batch was stopped meanwhile."""
-        while not breaker.allow():  # open, or half-open with the trial out
-            if not wait or stop.is_set() or not self._wait_fits(breaker, time_left_s, requests_left_s):
+        while not stop.is_set():
+            if breaker.allow():
+                return True
+            # Open, or half-open with the trial out.
+            if not wait or not self._wait_fits(breaker, time_left_s, requests_left_s):
                 return False
             pause = breaker.wait_s()
             self._sleep(min(pause, BREAKER_CHECK_S) if pause > 0 else TRIAL_CHECK_S)
-        return True
+        return False
 
     # -- polling ------------------------------------------------------------------------------------------
 
@@ -392,10 +396,7 @@ class Poller:
                 stop.set()
                 report.left_due += len(batch)
                 return
-            if (
-                not self._take_turn(breaker, time_left_s, requests_left_s, wait_for_breaker, stop)
-                or stop.is_set()
-            ):
+            if not self._take_turn(breaker, time_left_s, requests_left_s, wait_for_breaker, stop):
                 report.left_due += len(batch)
                 return
             try:
