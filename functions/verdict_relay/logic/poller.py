@@ -9,7 +9,8 @@ One cycle, per provider with API credentials (providers run side by side, each i
 3. read the jobs that are due from the sparse ``outstanding`` index (no Scan), fetch them in batches where the
    API allows it, and send each result through the same ingest path as callbacks: one verdict, one publish,
    whichever arrives first;
-4. reschedule unfinished jobs with capped exponential backoff and full jitter; jobs the provider no longer knows,
+4. reschedule unfinished jobs with capped exponential backoff and full jitter; jobs the provider no longer knows
+   (once past the ingest's grace for jobs created lately, which a wrong region would otherwise expire all of),
    and image-batch jobs older than the provider keeps them, become ``expired`` (published as review by policy).
 
 Failures stay contained: a provider that keeps failing trips its circuit breaker and is skipped until the
