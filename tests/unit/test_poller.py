@@ -7,7 +7,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,7 +32,7 @@ from verdict_relay.errors import StorageError
 from verdict_relay.logic.breaker import CircuitBreaker
 from verdict_relay.logic.ingest import IngestService
 from verdict_relay.logic.policy import VerdictPolicy
-from verdict_relay.logic.poller import Poller, PollSettings
+from verdict_relay.logic.poller import Poller, PollSettings, ProviderReport
 from verdict_relay.models.jobs import DueJob, NextPoll, Transition
 from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
 from verdict_relay.observability import metrics
@@ -1300,6 +1300,14 @@ def fan_out_world(aws: FakeAws, provider: str, count: int) -> tuple[World, Scrip
     return world, client, times
 
 
+def poll_held_batch(
+    poller: Poller, provider: str, count: int, time_left_s: Callable[[], float] = PLENTY_OF_TIME
+) -> ProviderReport:
+    """A worker's batch of jobs ``j0``... of ``provider``, held for 10 minutes, polled as the worker does."""
+    jobs = [DueJob(f"j{i}") for i in range(count)]
+    return poller.poll_jobs(provider, jobs, time_left_s, requests_until=NOW + timedelta(minutes=10))
+
+
 def test_a_fan_out_batch_waits_out_a_retry_after_that_ends_in_its_time_instead_of_leaving_its_jobs_due(
     aws: FakeAws,
 ) -> None:
@@ -1308,12 +1316,9 @@ def test_a_fan_out_batch_waits_out_a_retry_after_that_ends_in_its_time_instead_o
     # Given a worker's batch of five jobs, held for 10 minutes, whose first request is told "come back in 30 s"
     world, client, times = fan_out_world(aws, "azure-review", 5)
     client.failures.append(ProviderThrottledError("azure-review: throttled (HTTP 429)", retry_after=30.0))
-    jobs = [DueJob(f"j{i}") for i in range(5)]
 
     # When the batch is polled
-    report = world.poller.poll_jobs(
-        "azure-review", jobs, PLENTY_OF_TIME, requests_until=NOW + timedelta(minutes=10)
-    )
+    report = poll_held_batch(world.poller, "azure-review", 5)
 
     # Then nothing went out for 30 s, and then the other four jobs were polled instead of left due until the
     # hold ends (the throttled job waits for the scheduler, as a throttled job of a cycle does)
@@ -1328,12 +1333,7 @@ def test_a_fan_out_batch_waits_out_a_cool_down_and_its_trial_then_polls_the_rest
     world, client, times = fan_out_world(aws, "huawei-video", 6)
     client.failures = [ProviderUnavailableError("huawei-video: unavailable (HTTP 503)")] * 3
 
-    report = world.poller.poll_jobs(
-        "huawei-video",
-        [DueJob(f"j{i}") for i in range(6)],
-        PLENTY_OF_TIME,
-        requests_until=NOW + timedelta(minutes=10),
-    )
+    report = poll_held_batch(world.poller, "huawei-video", 6)
 
     # Then, after the cool-down, the trial and the rest went out: the failed requests' jobs wait out their
     # backoff, the others are resolved
@@ -1437,11 +1437,8 @@ def test_a_fan_out_batch_waiting_on_a_trial_that_never_reports_stops_when_its_ti
     assert breaker.allow()  # the trial, out elsewhere
     deadline = world.clock[0] + timedelta(seconds=20)
 
-    report = world.poller.poll_jobs(
-        "huawei-video",
-        [DueJob(f"j{i}") for i in range(3)],
-        lambda: (deadline - world.clock[0]).total_seconds(),
-        requests_until=NOW + timedelta(minutes=10),
+    report = poll_held_batch(
+        world.poller, "huawei-video", 3, lambda: (deadline - world.clock[0]).total_seconds()
     )
 
     # Then it waits only while a request would still fit (not until the trial is given up a cool-down later),
@@ -1468,12 +1465,7 @@ def test_a_fan_out_batch_does_not_wait_to_try_refused_credentials_again(aws: Fak
     world, client, times = fan_out_world(aws, "azure-review", 3)
     client.failures = [ProviderAuthError("azure-review: credentials refused (HTTP 401)")] * 3
 
-    report = world.poller.poll_jobs(
-        "azure-review",
-        [DueJob(f"j{i}") for i in range(3)],
-        PLENTY_OF_TIME,
-        requests_until=NOW + timedelta(minutes=10),
-    )
+    report = poll_held_batch(world.poller, "azure-review", 3)
 
     # Then the rest is left due at once: the same credentials would be refused after the cool-down too
     assert (len(times), world.slept, report.left_due) == (1, [], 3)
@@ -1564,12 +1556,7 @@ def test_a_fan_out_batch_after_refused_credentials_waits_for_the_trial_another_b
         sleep=trial_reports_success_while_we_wait,
     )
 
-    report = poller.poll_jobs(
-        "azure-review",
-        [DueJob("j0"), DueJob("j1")],
-        PLENTY_OF_TIME,
-        requests_until=NOW + timedelta(minutes=10),
-    )
+    report = poll_held_batch(poller, "azure-review", 2)
 
     # Then it waits for that trial's outcome instead of leaving its jobs due, and polls them once it succeeds
     assert (len(times), report.resolved, report.left_due) == (2, 2, 0)
