@@ -37,8 +37,8 @@ class CircuitBreaker:
         self._trial_thread: int | None = None
         """The thread that took the half-open trial: only it may give the trial back (``release_trial``)."""
         self._tripped = False
-        """The current opening came from a failure that trips it at once (refused credentials): waiting for
-        its trial within one invocation, with the same credentials, would only be refused again."""
+        """The current opening came from a failure that trips it at once (refused credentials): waiting out its
+        cool-down within one invocation, with the same credentials, would only be refused again."""
         self._lock = threading.Lock()
 
     @property
