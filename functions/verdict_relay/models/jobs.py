@@ -44,9 +44,6 @@ class StoredJob:
     publish_claimed_until: str | None = None
     """The publish claim as stored (epoch seconds as DynamoDB's number text): whoever wrote it may give it up."""
 
-    def due(self) -> DueJob:
-        return DueJob(self.job_id, self.poll_attempts, self.created_at)
-
     def public_verdict(self) -> Verdict:
         """The verdict as the API and SNS show it: the caller's metadata merged over the provider's."""
         base = self.verdict or Verdict(
