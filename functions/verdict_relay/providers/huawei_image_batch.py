@@ -35,6 +35,11 @@ Decisions where the provider is silent or vague:
   ``pass`` when the item passed (the provider found nothing in the whole image), and null when the item is
   review or block: the provider did not say which category caused it, and guessing would mislabel the other
   categories. The item's suggestion still counts in the job's.
+* An image rated review or block with no finding as strict (no ``category_suggestions`` at all, as the API
+  page's items have none, or none that strict) is one more finding for the image itself (category and label
+  ``image``, item its URL, its ``ocr_text``): the job's suggestion must not be the only trace of it, or a
+  subscriber filtering on ``categories`` would never see a blocked image. This is what the video adapter does
+  for a frame and the Alibaba adapter for a part summed up stricter than its results.
 * Job suggestion: the worst suggestion among the successfully moderated items (block > review > pass), decided
   by the provider; null when no item was moderated (the policy step decides then).
 * An item of a finished job with neither ``suggestion`` nor ``error_code`` is not understood and raises
@@ -83,6 +88,8 @@ from verdict_relay.providers.base import (
 from verdict_relay.providers.huawei_v3 import AnyCase, Confidence, HuaweiSuggestion, HuaweiTime
 
 NORMAL_LABEL = "normal"
+IMAGE_FINDING = "image"
+"""Category and label of the finding for an image rated stricter than every finding of its own."""
 NO_CALLBACKS = "huawei-image-batch sends no callbacks: its results are polled"
 
 BatchStatus = Annotated[Literal["created", "running", "finish", "failed"], AnyCase()]
@@ -265,6 +272,8 @@ class HuaweiImageBatchAdapter(ProviderAdapter):
         url = item["url"]
         text = item.get("ocr_text")
         found: set[str] = set()
+        # Whether a finding is as strict as the image: if none is, the image's own suggestion becomes one.
+        explained = item_suggestion is Suggestion.PASS
         for category, entries in (item.get("detail") or {}).items():
             suggestion = per_category.get(category, fallback)
             for entry in entries or ():
@@ -272,6 +281,7 @@ class HuaweiImageBatchAdapter(ProviderAdapter):
                 if label == NORMAL_LABEL:
                     continue
                 found.add(category)
+                explained = explained or suggestion is item_suggestion or suggestion is Suggestion.BLOCK
                 fields.append(
                     finding_fields(
                         category=category,
@@ -287,11 +297,22 @@ class HuaweiImageBatchAdapter(ProviderAdapter):
         # category is what subscribers filter on.
         for category, suggestion in per_category.items():
             if category not in found and suggestion is not Suggestion.PASS:
+                explained = explained or suggestion is item_suggestion or suggestion is Suggestion.BLOCK
                 fields.append(
                     finding_fields(
                         category=category, label=category, suggestion=suggestion, item=url, text=text
                     )
                 )
+        if not explained:
+            fields.append(
+                finding_fields(
+                    category=IMAGE_FINDING,
+                    label=IMAGE_FINDING,
+                    suggestion=item_suggestion,
+                    item=url,
+                    text=text,
+                )
+            )
 
     @staticmethod
     def _job_error(code: str | None, message: str | None) -> VerdictError:

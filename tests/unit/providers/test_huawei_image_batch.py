@@ -95,8 +95,9 @@ def test_failed_item_goes_to_item_errors_and_the_job_takes_the_worst_moderated_s
     assert verdict.completed_at == datetime(2018, 11, 22, 6, 17, 38, tzinfo=UTC)
 
 
-def test_category_suggestions_label_findings_and_an_unexplained_review_stays_unattributed() -> None:
-    findings = only_verdict(load_payload(PROVIDER, "finish-with-failed-item")).findings
+def test_category_suggestions_label_findings_and_an_unexplained_review_is_a_finding_of_its_image() -> None:
+    verdict = only_verdict(load_payload(PROVIDER, "finish-with-failed-item"))
+    findings = verdict.findings
 
     assert findings == [
         Finding(
@@ -105,7 +106,8 @@ def test_category_suggestions_label_findings_and_an_unexplained_review_stays_una
         Finding(
             category="porn", label="sexy", confidence=0.0214, suggestion=Suggestion.BLOCK, item=BEACH_URL
         ),
-        # the banner is "review" with no per-category suggestion: which category caused it is not said
+        # the banner is "review" with no per-category suggestion: which category caused it is not said, so
+        # its finding has no suggestion, and the image's own review is one more finding
         Finding(
             category="ad",
             label="qr_code",
@@ -114,7 +116,51 @@ def test_category_suggestions_label_findings_and_an_unexplained_review_stays_una
             item=BANNER_URL,
             text="scan for free coins",
         ),
+        Finding(
+            category="image",
+            label="image",
+            suggestion=Suggestion.REVIEW,
+            item=BANNER_URL,
+            text="scan for free coins",
+        ),
     ]
+    assert verdict.categories == ["image", "porn"]
+
+
+def test_an_image_rated_block_by_its_suggestion_alone_is_in_the_verdicts_categories() -> None:
+    # Given a batch of an image that says block only in its own suggestion (the API page's items carry no
+    # category_suggestions) and an image rated review in the "ad" category
+    payload = {
+        "result": {
+            "job_id": "mixed",
+            "status": "finish",
+            "items": [
+                {
+                    "url": BEACH_URL,
+                    "suggestion": "block",
+                    "detail": {"porn": [{"label": "porn", "confidence": 0.99}], "ad": [{"label": "normal"}]},
+                },
+                {
+                    "url": BANNER_URL,
+                    "suggestion": "review",
+                    "category_suggestions": {"ad": "review"},
+                    "detail": {"ad": [{"label": "qr_code", "confidence": 0.74}]},
+                },
+            ],
+        }
+    }
+
+    # When it is parsed
+    verdict = only_verdict(payload)
+
+    # Then the blocked image is a block finding of its own, so a subscriber filtering on categories sees it
+    assert verdict.suggestion is Suggestion.BLOCK
+    assert [(f.item, f.category, f.label, f.suggestion) for f in verdict.findings] == [
+        (BEACH_URL, "porn", "porn", None),
+        (BEACH_URL, "image", "image", Suggestion.BLOCK),
+        (BANNER_URL, "ad", "qr_code", Suggestion.REVIEW),
+    ]
+    assert verdict.categories == ["ad", "image"]
 
 
 def test_sdk_spelling_category_suggestion_is_read_too() -> None:
@@ -129,6 +175,31 @@ def test_sdk_spelling_category_suggestion_is_read_too() -> None:
 
 def one_image(**item: Any) -> dict[str, Any]:
     return {"result": {"job_id": "single", "status": "finish", "items": [{"url": BEACH_URL, **item}]}}
+
+
+@pytest.mark.parametrize(
+    ("item_suggestion", "category_suggestions"),
+    [
+        ("block", {"porn": "block"}),
+        ("review", {"porn": "review"}),
+        ("review", {"porn": "block"}),
+        ("review", {"porn": "pass", "ad": "review"}),
+        ("pass", {}),
+    ],
+)
+def test_an_image_whose_findings_are_as_strict_as_it_gets_no_finding_of_its_own(
+    item_suggestion: str, category_suggestions: dict[str, str]
+) -> None:
+    payload = one_image(
+        suggestion=item_suggestion,
+        category_suggestions=category_suggestions,
+        detail={"porn": [{"label": "porn", "confidence": 0.9}]},
+    )
+
+    findings = only_verdict(payload).findings
+
+    assert "image" not in [f.category for f in findings]
+    assert findings[0].category == "porn"
 
 
 def test_a_category_rated_block_without_a_detail_saying_what_is_a_finding_of_its_own() -> None:
@@ -254,6 +325,7 @@ def test_a_failed_job_keeps_the_images_it_moderated_and_a_blocked_image_is_publi
         (BEACH_URL, "porn", Suggestion.BLOCK),
         (BEACH_URL, "sexy", Suggestion.BLOCK),
         (BANNER_URL, "qr_code", None),
+        (BANNER_URL, "image", Suggestion.REVIEW),
     ]
     assert [e.item for e in verdict.item_errors] == [HUGE_URL]
     assert (final.status, final.suggestion, final.decided_by) == (
@@ -288,8 +360,11 @@ def test_a_failed_jobs_image_rated_block_without_per_category_suggestions_still_
     verdict = only_verdict(payload)
     final = VerdictPolicy().finalize(verdict)
 
-    # Then the image's block is the verdict's
-    assert [(f.item, f.label, f.suggestion) for f in verdict.findings] == [(BEACH_URL, "porn", None)]
+    # Then the image's block is the verdict's, and a finding of the image
+    assert [(f.item, f.label, f.suggestion) for f in verdict.findings] == [
+        (BEACH_URL, "porn", None),
+        (BEACH_URL, "image", Suggestion.BLOCK),
+    ]
     assert verdict.item_errors == []
     assert (final.status, final.suggestion) == (JobStatus.FAILED, Suggestion.BLOCK)
 
