@@ -95,6 +95,7 @@ class CallbackSettings(_Strict):
 
 AZURE_REVIEW_THRESHOLDS: Final[dict[str, float | None]] = {"adult": 0.5, "racy": 0.5}
 AZURE_BLOCK_THRESHOLDS: Final[dict[str, float | None]] = {"adult": 0.8, "racy": 0.9}
+AZURE_REVIEWER_TAGS: Final[dict[str, Suggestion]] = {"a": Suggestion.BLOCK, "r": Suggestion.REVIEW}
 
 
 class AzurePolicy(_Strict):
@@ -110,9 +111,8 @@ class AzurePolicy(_Strict):
     block_threshold: dict[str, float | None] = Field(default_factory=lambda: dict(AZURE_BLOCK_THRESHOLDS))
     """Per category; a document's thresholds are merged over these defaults (``_unit_interval``)."""
     profanity: Suggestion = Suggestion.REVIEW
-    reviewer_tags: dict[str, Suggestion] = Field(
-        default_factory=lambda: {"a": Suggestion.BLOCK, "r": Suggestion.REVIEW}
-    )
+    reviewer_tags: dict[str, Suggestion] = Field(default_factory=lambda: dict(AZURE_REVIEWER_TAGS))
+    """Per tag, in lower case; a document's tags are merged over these defaults (``_merged_tags``)."""
     unknown_tag: Suggestion = Suggestion.REVIEW
     review_created: Suggestion = Suggestion.REVIEW
     """The workflow sent the content to a human: the closest Azure comes to a verdict of its own. The reviewer's
@@ -132,6 +132,17 @@ class AzurePolicy(_Strict):
         )
         merged = {**defaults, **{k.lower(): v for k, v in value.items()}}
         return {category: threshold for category, threshold in merged.items() if threshold is not None}
+
+    @field_validator("reviewer_tags", mode="before")
+    @classmethod
+    def _merged_tags(cls, value: Any) -> Any:
+        """As for the thresholds: each tag given replaces its default and the others keep theirs (a document
+        adding ``{"v": "block"}`` must not turn a reviewer's adult tag into an unknown one); ``null`` removes a
+        tag. Tags are matched in any case (Azure's casing varies), so they are kept in lower case."""
+        if not isinstance(value, dict):
+            return value  # refused by the field's type, naming it
+        merged = {**AZURE_REVIEWER_TAGS, **{str(tag).lower(): item for tag, item in value.items()}}
+        return {tag: item for tag, item in merged.items() if item is not None}
 
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]

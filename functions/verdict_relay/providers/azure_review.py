@@ -245,7 +245,8 @@ def _category_suggestion(
 def evaluate_review(tags: dict[str, bool], policy: AzurePolicy) -> tuple[Suggestion, list[Finding]]:
     """A reviewer's tags judged: each true tag maps through ``reviewer_tags``; no true tag -> pass. The tags
     ``a`` and ``r`` are the categories ``adult`` and ``racy`` the job's scores are found under (a subscriber's
-    filter on a category meets the reviewer's decision too); the label keeps the tag as the reviewer set it."""
+    filter on a category meets the reviewer's decision too); the label is the tag, in lower case as every key of
+    an Azure payload is read (its casing varies)."""
     mapping = {tag.lower(): suggestion for tag, suggestion in policy.reviewer_tags.items()}
     findings = [
         Finding(

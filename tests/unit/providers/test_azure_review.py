@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from tests.helpers import load_payload, load_payload_bytes
 from verdict_relay.config import AzurePolicy, CallbackSettings
@@ -476,6 +477,44 @@ def test_reviewer_tag_mapping_is_configurable() -> None:
         ("a", Suggestion.REVIEW),
         ("r", Suggestion.PASS),
     ]
+
+
+def test_reviewer_tags_given_in_the_document_keep_the_defaults_of_the_others() -> None:
+    # Given a providers document that maps one more tag, in its own casing, and removes "r"
+    policy = AzurePolicy.model_validate({"reviewer_tags": {"V": "block", "r": None}})
+    review = load_payload(PROVIDER, "review-callback")
+    review["ReviewerResultTags"] = {"a": "True", "r": "True", "v": "True"}
+
+    # When a reviewer's decision with all three tags is parsed
+    verdict = parse_one(review, policy)
+
+    # Then "a" is still blocked by its default, "v" as configured, and "r" is an unknown tag
+    assert policy.reviewer_tags == {"a": Suggestion.BLOCK, "v": Suggestion.BLOCK}
+    assert [(f.category, f.label, f.suggestion) for f in verdict.findings] == [
+        ("adult", "a", Suggestion.BLOCK),
+        ("racy", "r", policy.unknown_tag),
+        ("v", "v", Suggestion.BLOCK),
+    ]
+
+
+def test_reviewer_tags_are_matched_in_any_case_and_labelled_in_lower_case() -> None:
+    review = load_payload(PROVIDER, "review-callback")
+    review["ReviewerResultTags"] = {"Violence": "True", "A": "True"}
+
+    verdict = parse_one(review, AzurePolicy.model_validate({"reviewer_tags": {"VIOLENCE": "block"}}))
+
+    assert [(f.category, f.label, f.suggestion) for f in verdict.findings] == [
+        ("adult", "a", Suggestion.BLOCK),
+        ("violence", "violence", Suggestion.BLOCK),
+    ]
+
+
+@pytest.mark.parametrize("tags", [["a"], {"a": "maybe"}, "block"])
+def test_reviewer_tags_that_are_not_a_map_of_suggestions_are_refused_naming_the_field(tags: Any) -> None:
+    with pytest.raises(ValidationError) as caught:
+        AzurePolicy.model_validate({"reviewer_tags": tags})
+
+    assert caught.value.errors()[0]["loc"][0] == "reviewer_tags"
 
 
 def test_review_with_all_tags_false_passes() -> None:
