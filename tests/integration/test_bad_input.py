@@ -293,6 +293,17 @@ def test_register_job_with_malformed_json_is_a_400(api: ApiClient, aws: FakeAws)
     assert_rejected(api.register('{"provider": '), 400, "malformed_payload", aws)
 
 
+@pytest.mark.parametrize("body", [None, ""], ids=["no-body", "empty-body"])
+def test_register_job_without_a_body_is_a_400_saying_so(
+    api: ApiClient, aws: FakeAws, body: str | None
+) -> None:
+    response = api.invoke(
+        api_event("POST", "/jobs", resource="/jobs", body=body, headers={"Content-Type": "application/json"})
+    )
+
+    assert_rejected(response, 400, "malformed_payload", aws, "request body is empty")
+
+
 @pytest.mark.parametrize(
     "body",
     [

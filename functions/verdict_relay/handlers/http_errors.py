@@ -134,6 +134,10 @@ def register(app: APIGatewayRestResolver) -> None:
         if any(e.get("type") == "json_invalid" for e in errors):
             count_for_route("Rejected400")
             return error_response(400, "malformed_payload", "request body is not valid JSON")
+        if any(e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",) for e in errors):
+            # No body at all: the schema's one problem ("Field required" at no field) would not say so.
+            count_for_route("Rejected400")
+            return error_response(400, "malformed_payload", "request body is empty; send a JSON object")
         details = [
             {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "problem": e.get("msg", "")}
             for e in errors
