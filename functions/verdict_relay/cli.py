@@ -401,8 +401,12 @@ def _republish(args: argparse.Namespace) -> int:
     refs = []
     for ref in args.job or ():
         provider, _, job_id = ref.partition("/")
-        if provider not in PROVIDER_NAMES or not job_id:
+        if not job_id:
             raise NotFoundError(f"--job takes PROVIDER/JOB_ID, got '{ref}'")
+        if provider not in PROVIDER_NAMES:
+            raise NotFoundError(
+                f"--job {ref}: unknown provider '{provider}'; expected one of {', '.join(PROVIDER_NAMES)}"
+            )
         refs.append((ref, provider, job_id))
     deps = _deps(args)
     if refs:

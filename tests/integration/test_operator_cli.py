@@ -519,3 +519,19 @@ def test_an_owed_verdict_whose_archived_copy_took_its_claim_to_read_is_not_sent_
     code, result = cli("republish", "--provider", "huawei-video")
     assert (code, result["published_owed"]["huawei-video"]) == (0, 1)
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["big-1"]
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("nope/x", "--job nope/x: unknown provider 'nope'; expected one of huawei-video, "),
+        ("huawei-video", "--job takes PROVIDER/JOB_ID, got 'huawei-video'"),
+    ],
+)
+def test_republish_of_a_job_named_wrongly_says_what_is_wrong_and_exits_2(  # type: ignore[no-untyped-def]
+    cli, capsys: pytest.CaptureFixture[str], ref: str, message: str
+) -> None:
+    code = main(["republish", "--job", ref])
+
+    assert code == 2
+    assert message in capsys.readouterr().err
