@@ -196,7 +196,13 @@ def test_printed_operator_command_runs_without_the_venv_on_path(simulated: Local
 
 
 def test_simulated_stack_keeps_serving_once_every_job_has_its_verdict(simulated: LocalRun) -> None:
-    done = simulated.lines[simulated.wait_for("every simulated job has its verdict", 90)]
+    at = simulated.wait_for("every simulated job has its verdict", 90)
+    done = simulated.lines[at]
+
+    # The live line as the scenario ends comes first (the last periodic one may be seconds old; the functions'
+    # logs share the output)
+    live = [line for line in simulated.lines[:at] if line.startswith("jobs ")]
+    assert live[-1].startswith(f"jobs 0 pending / {len(PROVIDER_NAMES)} resolved | ")
 
     assert (
         done
@@ -249,8 +255,10 @@ def test_stopped_simulated_stack_sums_up_its_own_jobs_prints_no_metrics_and_leav
     assert summary["published"] == summary["jobs"] == len(PROVIDER_NAMES)
     assert summary["republished_by_operator"] == 1
     assert any(line.startswith("published  alibaba-mps        job-1 ") for line in simulated.lines)
-    # no Powertools metrics lines in the output, and no work directory (with its credentials) left
+    # no Powertools metrics lines in the output, no INFO log records (the local stack logs warnings and up
+    # unless POWERTOOLS_LOG_LEVEL says otherwise), and no work directory (with its credentials) left
     assert not [line for line in simulated.lines if line.startswith('{"_aws"')]
+    assert not [line for line in simulated.lines if line.startswith('{"level":"INFO"')]
     assert simulated.work_dirs() == []
 
 

@@ -50,6 +50,17 @@ def test_curl_examples_without_the_simulator_keep_the_token_placeholder_inside_a
     assert [f"{BASE}/callbacks/azure-review?token=YOUR_CALLBACK_TOKEN"] == [
         arg for command in commands for arg in command if "token=" in arg
     ]
+    # and the examples say they are templates: their job ids are the simulator's
+    assert curl_examples(BASE, None).splitlines()[0].startswith("  # examples: put in your own job ids")
+
+
+def test_exit_when_done_without_the_simulator_is_refused_before_anything_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["local", "--port", "0", "--exit-when-done"]) == 2
+    assert capsys.readouterr().err == (
+        "verdict-relay: --exit-when-done needs --simulate: only simulated jobs are waited for\n"
+    )
 
 
 def test_the_azure_example_job_is_the_one_of_the_sample_callback() -> None:

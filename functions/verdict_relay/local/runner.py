@@ -128,7 +128,8 @@ def curl_examples(base: str, azure_token: str | None) -> str:
         f"  curl -s '{base}/jobs/azure-review/{AZURE_EXAMPLE_JOB}'",
     ]
     if azure_token is None:
-        return "\n".join(lines) + "\n"
+        header = "  # examples: put in your own job ids and callback token (for providers your document configures)"
+        return "\n".join([header, *lines]) + "\n"
     alibaba = EXAMPLE_JOBS[("alibaba-mps", ALIBABA_EXAMPLE_JOB)]
     azure = EXAMPLE_JOBS[("azure-review", AZURE_EXAMPLE_JOB)]
     lines[2] += f"  # {alibaba} once the poller has fetched it (a few seconds)"
@@ -215,7 +216,10 @@ def _serve(
         if scenario is not None and not scenario_done:
             if scenario.finished(stack):
                 scenario_done = True
-                _print(completion_line(_settled_summary(scenario, stack, published), args))
+                summary = _settled_summary(scenario, stack, published)
+                # The live line as it ends: the last one printed may be up to 5 s old.
+                _print(scenario.live_view(stack, published.snapshot()))
+                _print(completion_line(summary, args))
                 if args.exit_when_done:
                     break
             elif time.monotonic() - last_view >= 5:
@@ -287,6 +291,12 @@ def _run(args: argparse.Namespace, workdir: Path, stop: threading.Event) -> int:
 
 
 def run_local(args: argparse.Namespace) -> int:
+    if args.exit_when_done and not args.simulate:
+        print(
+            "verdict-relay: --exit-when-done needs --simulate: only simulated jobs are waited for",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     workdir = Path(tempfile.mkdtemp(prefix="verdict-relay-local-"))
     stop = threading.Event()
     # Set from the start, so a Ctrl-C during startup also ends in the summary and the cleanup below.
