@@ -481,19 +481,20 @@ def test_alibaba_request_signed_with_a_wrong_secret_is_refused_by_the_provider(
 def test_alibaba_long_timeline_is_merged_from_every_page(
     simulator: ProviderSimulator, connect: Connect
 ) -> None:
-    # Given a job with 250 timeline frames, served 100 per page
-    simulator.put_job("alibaba-mps", "long", alibaba_job("long", "Success", "block", timeline_entries=250))
+    # Given a job with 1,000 timeline frames, 100 on the list call's page, and MPS's detail pages of 30 entries
+    # unless the call asks for more (at most 300)
+    simulator.put_job("alibaba-mps", "long", alibaba_job("long", "Success", "block", timeline_entries=1000))
 
     [fetched] = connect("alibaba-mps").fetch(["long"]).jobs
 
     # Then every frame is in the verdict and in the raw job, and no page token is left behind
     frames = {finding.item for finding in fetched.verdict.findings if finding.time_offset is not None}
-    assert frames == {f"output{index:05d}.jpg" for index in range(250)}
+    assert frames == {f"output{index:05d}.jpg" for index in range(1000)}
     raw = json.loads(fetched.raw)
-    assert len(raw["VensorCensorResult"]["VideoTimelines"]["VideoTimeline"]) == 250
+    assert len(raw["VensorCensorResult"]["VideoTimelines"]["VideoTimeline"]) == 1000
     assert "NextPageToken" not in raw["VensorCensorResult"]
-    actions = [request.path for request in simulator.requests("alibaba-mps")]
-    assert len(actions) == 3  # the list call, then QueryMediaCensorJobDetail for pages 2 and 3
+    # the list call, then QueryMediaCensorJobDetail for the other 900 frames, 300 a page (30 pages by default)
+    assert len(simulator.requests("alibaba-mps")) == 4
 
 
 def test_alibaba_discover_follows_next_page_token(connect: Connect) -> None:

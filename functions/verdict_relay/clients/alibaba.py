@@ -7,8 +7,8 @@
   for that one id, are missing (that answer to a call for several ids is followed by a call for each). An id MPS neither returns nor lists as non-existent is in neither list: nothing is
   concluded from an ambiguous answer.
 * A job's video timeline (``VensorCensorResult.VideoTimelines``) is paginated: the list call carries only the
-  first page and ``VensorCensorResult.NextPageToken``. The client pages ``QueryMediaCensorJobDetail`` until no
-  token is left and appends every page's entries to the job before the adapter parses it, so no timeline
+  first page and ``VensorCensorResult.NextPageToken``. The client pages ``QueryMediaCensorJobDetail``, 300
+  entries a page (its ``MaximumPageSize`` at most: it defaults to 30), until no token is left and appends every page's entries to the job before the adapter parses it, so no timeline
   entry is lost. ``FetchedJob.raw`` is that merged job object as JSON. A job that disappears while being
   paged is a ProviderResponseError (retried on the next poll), not missing: it was just listed.
 * :meth:`AlibabaMpsClient.discover` — ``QueryMediaCensorJobList`` with ``State=All`` and the creation-time
@@ -57,6 +57,9 @@ DEFAULT_ENDPOINT = "https://mts.{region}.aliyuncs.com"
 DEFAULT_BATCH_SIZE = 10
 LIST_PAGE_SIZE = 300
 """``MaximumPageSize`` of a discovery listing: the most MPS allows, so a long window takes the fewest requests."""
+TIMELINE_PAGE_SIZE = 300
+"""``MaximumPageSize`` of a timeline page (``QueryMediaCensorJobDetail``): the most MPS allows, for the same
+reason (a 2-hour video at one frame a second is 24 pages, against 240 at MPS's default of 30)."""
 MAX_PAGES = 1000
 """Pagination guard: a provider that keeps handing out tokens is a fault, not an endless loop."""
 RESOURCE_NOT_FOUND = "InvalidParameter.ResourceNotFound"
@@ -277,7 +280,10 @@ class AlibabaMpsClient(ProviderClient):
         return merged
 
     def _detail_page(self, job_id: str, token: str) -> dict[str, Any]:
-        response = self._call("QueryMediaCensorJobDetail", {"JobId": job_id, "NextPageToken": token})
+        response = self._call(
+            "QueryMediaCensorJobDetail",
+            {"JobId": job_id, "NextPageToken": token, "MaximumPageSize": str(TIMELINE_PAGE_SIZE)},
+        )
         if not response.ok:
             code, message = alibaba_error(response)
             if code == RESOURCE_NOT_FOUND:

@@ -28,7 +28,8 @@ State: :meth:`ProviderSimulator.put_job` stores the exact JSON the API returns f
 body, or ``{"result": {...}}`` for a batch job; Alibaba: the ``MediaCensorJob`` object; Azure: the ``Job``
 object). The ``*_job`` builders below make realistic bodies. Alibaba timelines longer than
 ``timeline_page_size`` are paged: the list call returns the first page and ``VensorCensorResult.NextPageToken``,
-``QueryMediaCensorJobDetail`` the following ones. Job lists, by time range or by ``JobIds``, are paged by
+``QueryMediaCensorJobDetail`` the following ones, ``MaximumPageSize`` entries each (default 30, 1..300, as MPS
+documents). Job lists, by time range or by ``JobIds``, are paged by
 ``MaximumPageSize`` (default 30, capped at ``list_page_limit``) with ``NextPageToken``.
 
 Faults (:meth:`ProviderSimulator.inject`) apply to the next N requests of one provider, after the rate limit:
@@ -1164,6 +1165,14 @@ class ProviderSimulator:
         job_id = params.get("JobId")
         if not job_id:
             return _alibaba_error(400, "MissingParameter", "JobId is mandatory for this action.", host)
+        try:
+            size = int(params.get("MaximumPageSize", "30"))
+        except ValueError:
+            size = 0
+        if not 1 <= size <= 300:
+            return _alibaba_error(
+                400, "InvalidParameter", "Specified parameter MaximumPageSize is not valid.", host
+            )
         with self._lock:
             body = self._jobs["alibaba-mps"].get(job_id)
             if body is None:
@@ -1177,19 +1186,23 @@ class ProviderSimulator:
                         400, "InvalidParameter", "Specified parameter NextPageToken is not valid.", host
                     )
                 offset = entry[2]
-            page = self._timeline_page(job_id, body, offset)
+            page = self._timeline_page(job_id, body, offset, size)
         return _json_reply(200, {"RequestId": str(uuid.uuid4()).upper(), "MediaCensorJobDetail": page})
 
-    def _timeline_page(self, job_id: str, body: Mapping[str, Any], offset: int) -> dict[str, Any]:
-        """The job with one page of its video timeline (and the token for the next page, if any)."""
+    def _timeline_page(
+        self, job_id: str, body: Mapping[str, Any], offset: int, size: int | None = None
+    ) -> dict[str, Any]:
+        """The job with one page of its video timeline (and the token for the next page, if any): ``size``
+        entries (a detail call's ``MaximumPageSize``), or ``timeline_page_size`` (a list call's first page)."""
+        size = size or self.timeline_page_size
         view = copy.deepcopy(dict(body))
         part = next((view[key] for key in _VIDEO_PARTS if isinstance(view.get(key), dict)), None)
         if part is None:
             return view
         entries = _unwrap(part.get("VideoTimelines"), "VideoTimeline")
-        if offset == 0 and len(entries) <= self.timeline_page_size:
+        if offset == 0 and len(entries) <= size:
             return view
-        end = offset + self.timeline_page_size
+        end = offset + size
         part["VideoTimelines"] = {"VideoTimeline": entries[offset:end]}
         if end < len(entries):
             part["NextPageToken"] = self._new_page_token("timeline", job_id, end)
