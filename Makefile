@@ -28,7 +28,7 @@ endif
 endif
 SAM_ENV := SAM_CLI_TELEMETRY=0 $(RUNTIME_ENV)
 
-.PHONY: setup run build deploy bench soak security test lint format typecheck cfn-lint unit schema openapi events clean
+.PHONY: setup run build deploy bench soak security test lint format typecheck cfn-lint unit unit-runtime schema openapi events clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -88,7 +88,15 @@ cfn-lint: setup
 unit: setup ## the test suite, in PYTEST_WORKERS processes; options: make unit PYTEST_ARGS="-k callbacks"
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-test: lint typecheck cfn-lint unit ## everything CI runs
+test: lint typecheck cfn-lint unit ## lint, types, cfn-lint and the tests
+
+# The Lambda runtime's Python, in a venv of its own (a python3.13 on PATH, as make build needs; pyenv's when
+# SAM_PYENV_VERSION names it). The unit tier by default: the provider adapters, the policy and the poller's logic.
+RUNTIME_VENV := .venv-3.13
+RUNTIME_PYTEST_ARGS ?= tests/unit
+
+unit-runtime: ## the unit tests on python3.13, the Lambda runtime's (options: RUNTIME_PYTEST_ARGS=tests for all)
+	$(RUNTIME_ENV) $(MAKE) unit PYTHON=python3.13 VENV=$(RUNTIME_VENV) PYTEST_ARGS="$(RUNTIME_PYTEST_ARGS)"
 
 schema: setup ## regenerate docs/verdict.schema.json from the model
 	$(BIN)/verdict-relay schema > docs/verdict.schema.json
@@ -100,4 +108,4 @@ events: setup ## regenerate events/api/*.json from events/providers
 	$(BIN)/python tools/build_events.py
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
+	rm -rf $(VENV) $(RUNTIME_VENV) $(SAM_VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
