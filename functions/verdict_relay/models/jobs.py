@@ -45,20 +45,16 @@ class StoredJob:
     """The publish claim as stored (epoch seconds as DynamoDB's number text): whoever wrote it may give it up."""
 
     def public_verdict(self) -> Verdict:
-        """The verdict as the API and SNS show it: the caller's metadata merged over the provider's, and the job's
-        creation the store's when the provider gave none (an expired job's verdict has none of its own)."""
+        """The verdict as the API and SNS show it: the caller's metadata merged over the provider's."""
         base = self.verdict or Verdict(
             provider=self.provider,
             job_id=self.job_id,
             status=self.status,
             created_at=self.created_at,
         )
-        update: dict[str, object] = {}
-        if base.created_at is None and self.created_at is not None:
-            update["created_at"] = self.created_at
-        if self.caller_metadata:
-            update["metadata"] = {**base.metadata, **self.caller_metadata}
-        return base.model_copy(update=update) if update else base
+        if not self.caller_metadata:
+            return base
+        return base.model_copy(update={"metadata": {**base.metadata, **self.caller_metadata}})
 
 
 class JobKey(NamedTuple):

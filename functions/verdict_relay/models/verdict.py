@@ -183,10 +183,7 @@ class Verdict(_Model):
     error: VerdictError | None = Field(default=None, description="Why the whole job failed")
     item_errors: list[VerdictError] = Field(default_factory=list, description="Items that failed in a job")
     content: ContentRef | None = None
-    created_at: UtcDatetime | None = Field(
-        default=None,
-        description="When the provider created the job; when Verdict Relay first stored it if the provider did not say",
-    )
+    created_at: UtcDatetime | None = None
     updated_at: UtcDatetime | None = None
     completed_at: UtcDatetime | None = None
     metadata: dict[str, str] = Field(
