@@ -183,7 +183,13 @@ class Verdict(_Model):
     error: VerdictError | None = Field(default=None, description="Why the whole job failed")
     item_errors: list[VerdictError] = Field(default_factory=list, description="Items that failed in a job")
     content: ContentRef | None = None
-    created_at: UtcDatetime | None = None
+    created_at: UtcDatetime | None = Field(
+        default=None,
+        description=(
+            "When the provider created the job, as it reported it; null when it did not (Azure, an expired job). "
+            "A registered job no provider answer has reached yet shows when it was registered"
+        ),
+    )
     updated_at: UtcDatetime | None = None
     completed_at: UtcDatetime | None = None
     metadata: dict[str, str] = Field(

@@ -53,7 +53,7 @@ Decisions where Azure documents nothing:
   the parse; matched terms without a ``HasProfanity`` result count as profanity.
 * Times: ``updated_at`` (and ``completed_at`` for finished jobs) is the latest ``JobExecutionReport`` ``Ts``,
   taken as UTC since Azure sends no zone; the job's creation time is not reported, so ``created_at`` stays
-  null here (the API and SNS show when the store first held the job). Job callbacks carry no time at all.
+  null. Job callbacks carry no time at all.
 * ``CallBackEndpoint`` is never copied into the verdict: it holds our callback token (which the ingest service
   also replaces with ``REDACTED`` in the raw payload it stores).
 
