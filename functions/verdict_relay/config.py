@@ -124,6 +124,7 @@ class AzurePolicy(_Strict):
     def _unit_interval(cls, value: dict[str, float | None], info: ValidationInfo) -> dict[str, float | None]:
         """Each category given replaces its default and the others keep theirs (``{"adult": 0.7}`` must not
         leave racy content without a block threshold); ``null`` removes a category's threshold."""
+        _no_key_twice(value, "category")
         for category, threshold in value.items():
             if threshold is not None and not 0.0 <= threshold <= 1.0:
                 raise ValueError(f"threshold for '{category}' must be within 0..1, got {threshold}")
@@ -141,8 +142,21 @@ class AzurePolicy(_Strict):
         tag. Tags are matched in any case (Azure's casing varies), so they are kept in lower case."""
         if not isinstance(value, dict):
             return value  # refused by the field's type, naming it
+        _no_key_twice(value, "tag")
         merged = {**AZURE_REVIEWER_TAGS, **{str(tag).lower(): item for tag, item in value.items()}}
         return {tag: item for tag, item in merged.items() if item is not None}
+
+
+def _no_key_twice(value: dict[Any, Any], what: str) -> None:
+    """Keys are matched in any case: one given twice in different cases would be settled by its order."""
+    seen: dict[str, Any] = {}
+    for key in value:
+        lowered = str(key).lower()
+        if lowered in seen:
+            raise ValueError(
+                f"{what} '{lowered}' is given twice ('{seen[lowered]}' and '{key}'); keys are read in any case"
+            )
+        seen[lowered] = key
 
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]

@@ -304,6 +304,17 @@ def test_register_job_without_a_body_is_a_400_saying_so(
     assert_rejected(response, 400, "malformed_payload", aws, "request body is empty")
 
 
+def test_register_job_with_a_json_null_body_is_a_422_asking_for_an_object(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    response = api.register("null")
+
+    assert_rejected(response, 422, "invalid_request", aws)
+    assert response.body["error"]["details"] == [
+        {"field": "", "problem": "a JSON object is required, not null"}
+    ]
+
+
 @pytest.mark.parametrize(
     "body",
     [

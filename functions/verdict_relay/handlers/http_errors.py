@@ -135,9 +135,11 @@ def register(app: APIGatewayRestResolver) -> None:
             count_for_route("Rejected400")
             return error_response(400, "malformed_payload", "request body is not valid JSON")
         if any(e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",) for e in errors):
-            # No body at all: the schema's one problem ("Field required" at no field) would not say so.
-            count_for_route("Rejected400")
-            return error_response(400, "malformed_payload", "request body is empty; send a JSON object")
+            # No body, or JSON null: the schema's one problem ("Field required" at no field) would not say so.
+            if not app.current_event.body:
+                count_for_route("Rejected400")
+                return error_response(400, "malformed_payload", "request body is empty; send a JSON object")
+            errors = [{"loc": (), "msg": "a JSON object is required, not null"}]
         details = [
             {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "problem": e.get("msg", "")}
             for e in errors

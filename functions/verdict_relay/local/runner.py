@@ -5,7 +5,8 @@ refused, registered jobs are not polled) instead of printing examples that could
 
 With ``--simulate`` the provider simulator plays all five providers (``local.scenario``). When every simulated
 job has its verdict, one line says whether all are as expected, and the stack keeps serving until Ctrl-C,
-SIGTERM or ``--duration`` (``--exit-when-done`` stops there). On exit a summary, and exit status 1 if a
+SIGTERM or ``--duration`` (``--exit-when-done`` stops there; without ``--simulate`` it is refused, exit status
+2). On exit a summary, and exit status 1 if a
 finished job ended without the verdict the simulator expected; jobs stopped before they finished count as
 unfinished, not as wrong. The work directory (the providers document, with its credentials) is removed on
 every exit.
@@ -34,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from verdict_relay.cli import EXIT_BAD_INPUT
 from verdict_relay.config import load_providers_file
-from verdict_relay.local.stack import LocalStack, PortInUseError, is_republished
+from verdict_relay.local.stack import LOCAL_LOG_LEVEL, LocalStack, PortInUseError, is_republished
+from verdict_relay.observability import logger
 
 if TYPE_CHECKING:
     from verdict_relay.local.scenario import Scenario
@@ -297,6 +299,10 @@ def run_local(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
+    # The functions' logger was built at import, before the stack sets its default level (warnings and up, so
+    # the console's live line and published verdicts are not buried in a record per request and per cycle): it
+    # takes that level now. This process is the command's: nothing else logs through it.
+    logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", LOCAL_LOG_LEVEL))
     workdir = Path(tempfile.mkdtemp(prefix="verdict-relay-local-"))
     stop = threading.Event()
     # Set from the start, so a Ctrl-C during startup also ends in the summary and the cleanup below.

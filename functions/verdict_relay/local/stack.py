@@ -31,7 +31,9 @@ from verdict_relay.config import Settings
 from verdict_relay.local.http_api import LocalHttpApi
 from verdict_relay.local.resources import LocalResources, create_resources
 from verdict_relay.models.verdict import PROVIDER_NAMES
-from verdict_relay.observability import logger
+
+LOCAL_LOG_LEVEL = "WARNING"
+"""The functions' log level in the local stack unless POWERTOOLS_LOG_LEVEL says otherwise."""
 
 POLLER_TIMEOUT_S = 60.0
 WORKER_TIMEOUT_S = 300.0
@@ -156,7 +158,6 @@ class LocalStack:
         self.resources: LocalResources | None = None
         self.session: Any = None
         self.poll_errors: list[str] = []
-        self._log_level: int | None = None
 
     @property
     def base_url(self) -> str:
@@ -176,13 +177,9 @@ class LocalStack:
                 "POWERTOOLS_SERVICE_NAME": "verdict-relay",
                 "POWERTOOLS_METRICS_NAMESPACE": "VerdictRelay",
                 "POWERTOOLS_METRICS_DISABLED": "true",
-                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", LOCAL_LOG_LEVEL),
             }
         )
-        # The functions' logger was built at import, before this level was set: it takes it now (the console's
-        # live line and published verdicts are not buried in a log record per request and per cycle).
-        self._log_level = logger.log_level
-        logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("AWS_PROFILE", None)
         # The providers document is the stack's file: a deployed stack's secret, named in a shell set up for the
@@ -223,8 +220,6 @@ class LocalStack:
             self.api.stop()
         if self._moto:
             self._moto.stop()
-        if self._log_level is not None:
-            logger.setLevel(self._log_level)
 
     def poll_once(self, budget_s: float = 30.0) -> dict[str, Any]:
         """One invocation of the real poller handler."""

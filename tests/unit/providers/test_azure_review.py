@@ -517,6 +517,21 @@ def test_reviewer_tags_that_are_not_a_map_of_suggestions_are_refused_naming_the_
     assert caught.value.errors()[0]["loc"][0] == "reviewer_tags"
 
 
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"reviewer_tags": {"A": "review", "a": None}},
+        {"review_threshold": {"adult": 0.4, "Adult": 0.6}},
+        {"block_threshold": {"RACY": None, "racy": 0.7}},
+    ],
+)
+def test_a_key_given_twice_in_different_cases_is_refused_rather_than_settled_by_its_order(
+    document: dict[str, Any],
+) -> None:
+    with pytest.raises(ValidationError, match="is given twice"):
+        AzurePolicy.model_validate(document)
+
+
 def test_review_with_all_tags_false_passes() -> None:
     review = load_payload(PROVIDER, "review-callback")
     review["ReviewerResultTags"] = {"a": "false", "r": "FALSE"}
