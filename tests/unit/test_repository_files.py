@@ -218,3 +218,23 @@ def test_the_callback_latency_benchmark_measures_exactly_the_providers_that_call
 
     # Then each names every one of them (one missing would have no latency figure) and no other provider
     assert tables == dict.fromkeys(tables, PROVIDERS_WITH_CALLBACKS)
+
+
+def test_a_poller_that_stops_running_raises_an_alarm_though_it_reports_nothing() -> None:
+    from verdict_relay.local.resources import load_template, resources_of_type
+
+    # A disabled schedule leaves the poller with no invocation, no error and no count: only missing data shows it
+    alarms = resources_of_type(load_template(), "AWS::CloudWatch::Alarm")
+    watching = [
+        p
+        for p in alarms.values()
+        if p.get("Namespace") == "AWS/Lambda"
+        and p.get("MetricName") == "Invocations"
+        and p.get("Dimensions") == [{"Name": "FunctionName", "Value": "PollerFunction"}]
+    ]
+
+    assert len(watching) == 1
+    alarm = watching[0]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 1)
+    assert alarm["TreatMissingData"] == "breaching"
+    assert alarm["AlarmActions"] == ["AlarmTopic"]  # the loader reads !Ref as the logical name
