@@ -72,3 +72,27 @@ def test_a_poll_cycle_the_table_fails_is_counted_for_the_service_and_each_provid
     assert emf_counts(output, service=SERVICE, provider="huawei-video") == {"PollerStorageFailed": 1}
     # (Azure's sweep and its poll, every other provider's sweep)
     assert emf_counts(output, service=SERVICE)["PollerStorageFailed"] == 1 + len(PROVIDER_NAMES)
+
+
+def test_an_authenticated_callback_that_cannot_be_read_is_counted_apart_from_a_forged_one(
+    api: ApiClient, aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    # Given a signed Huawei callback whose status is none Huawei has (its payload changed), and a forged one
+    body = load_payload_bytes("huawei-video", "succeeded").replace(b'"succeeded"', b'"archived"', 1)
+    signature = huawei_signature(HUAWEI_SEEDS[0], body)
+    assert api.callback("huawei-video", body, headers={"X-Auth-Signature": signature}).status == 422
+    assert api.callback("huawei-video", body, headers={"X-Auth-Signature": "0" * 64}).status == 401
+
+    # Then the one that authenticated is counted as unreadable (its alarm pages), the forgery only as refused
+    output = capsys.readouterr().out
+    assert emf_counts(output, service=SERVICE) == {
+        "CallbackUnreadable": 1,
+        "Rejected422": 1,
+        "Rejected401": 1,
+    }
+    assert emf_counts(output, service=SERVICE, provider="huawei-video") == {
+        "CallbackUnreadable": 1,
+        "Rejected422": 1,
+        "Rejected401": 1,
+    }

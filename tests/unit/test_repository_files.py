@@ -121,6 +121,7 @@ def test_every_failure_the_functions_only_count_is_watched_by_an_alarm() -> None
     # can tell an operator that something stopped working
     only_counted = {
         "PublishFailed",
+        "CallbackUnreadable",
         "OwedPublishUnreadable",
         "ProviderAuthFailed",
         "ProviderRequestFailed",

@@ -30,6 +30,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from verdict_relay.dal.publisher import message_for
 from verdict_relay.errors import (
     CallbackAuthError,
+    ClientError,
     MalformedPayloadError,
     NotFoundError,
     PayloadTooLargeError,
@@ -217,7 +218,13 @@ def receive_callback(
             certificate_verified=deps.certificates.certificate_verified,
         ),
     )
-    result = adapter.parse_callback(request)
+    try:
+        result = adapter.parse_callback(request)
+    except ClientError:
+        # Authenticated, yet not understood: the provider's payload changed, or our reading of it is wrong. Nothing
+        # of it is stored, and a job nobody registered is found no other way (CallbacksUnreadableAlarm).
+        count("CallbackUnreadable", provider)
+        raise
     trust = callbacks.trust_mode(provider, entry.trust, has_credentials=entry.credentials is not None)
     outcome = callbacks.accept(
         provider,
