@@ -7,8 +7,22 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FakeAws
-from tests.helpers import emf_counts, emf_dimension_values, huawei_signature, load_payload_bytes
-from tests.integration.conftest import HUAWEI_SEEDS, ApiClient, LambdaContext, configure_environment
+from tests.helpers import (
+    emf_counts,
+    emf_dimension_values,
+    huawei_signature,
+    load_payload_bytes,
+    mns_push_event,
+)
+from tests.integration.conftest import (
+    ALIBABA_MPS_ENTRY,
+    HUAWEI_SEEDS,
+    PROVIDERS_DOCUMENT,
+    ApiClient,
+    LambdaContext,
+    configure_environment,
+)
+from verdict_relay.local.callback_signing import MnsSigner
 from verdict_relay.local.simulator import ProviderSimulator
 from verdict_relay.models.verdict import PROVIDER_NAMES
 
@@ -96,3 +110,32 @@ def test_an_authenticated_callback_that_cannot_be_read_is_counted_apart_from_a_f
         "Rejected422": 1,
         "Rejected401": 1,
     }
+
+
+@pytest.mark.parametrize("token", [None, "mns-callback-token-0001"], ids=["signature-only", "with-token"])
+def test_an_unreadable_mns_push_counts_as_the_providers_only_when_its_token_proves_the_sender(
+    aws: FakeAws,
+    mns: MnsSigner,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    token: str | None,
+) -> None:
+    # Given alibaba-mps with or without a callback token: MNS signs every account's pushes with one key, so the
+    # signature alone cannot say the push came from this deployment's topic
+    callback = {"certificate_hosts": ["127.0.0.1"], **({"tokens": [token]} if token else {})}
+    document = {**PROVIDERS_DOCUMENT, "alibaba-mps": {**ALIBABA_MPS_ENTRY, "callback": callback}}
+    configure_environment(monkeypatch, aws, tmp_path, document)
+    capsys.readouterr()
+
+    # When a signed push names no job (an outsider's topic can send one to any URL it learns)
+    body = b'{"Type": "Notification", "Message": "{\\"State\\": \\"Success\\"}"}'
+    path = "/v1/callbacks/alibaba-mps" + (f"?token={token}" if token else "")
+    query = {"token": token} if token else None
+    response = ApiClient().invoke(mns_push_event(body, mns.sign(path, body), query))
+
+    # Then it is refused either way, and counted as unreadable (which pages) only when its token proved it ours
+    assert response.status == 422
+    counts = emf_counts(capsys.readouterr().out, service=SERVICE)
+    assert counts.get("Rejected422") == 1
+    assert counts.get("CallbackUnreadable") == (1 if token else None)

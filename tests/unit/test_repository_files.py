@@ -236,6 +236,8 @@ def test_a_poller_that_stops_running_raises_an_alarm_though_it_reports_nothing()
 
     assert len(watching) == 1
     alarm = watching[0]
+    # three 5-minute periods: longer than the README's poll --once procedure keeps the schedule disabled
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 300, 3)
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 1)
     assert alarm["TreatMissingData"] == "breaching"
     assert alarm["AlarmActions"] == ["AlarmTopic"]  # the loader reads !Ref as the logical name

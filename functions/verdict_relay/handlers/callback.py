@@ -222,8 +222,11 @@ def receive_callback(
         result = adapter.parse_callback(request)
     except ClientError:
         # Authenticated, yet not understood: the provider's payload changed, or our reading of it is wrong. Nothing
-        # of it is stored, and a job nobody registered is found no other way (CallbacksUnreadableAlarm).
-        count("CallbackUnreadable", provider)
+        # of it is stored, and a job nobody registered is found no other way (CallbacksUnreadableAlarm). Counted
+        # so only when the sender is proven ours (a token held, where the signature cannot prove it): another
+        # account's MNS topic must not page this one's on-call.
+        if adapter.signature_proves_sender or entry.callback.tokens:
+            count("CallbackUnreadable", provider)
         raise
     trust = callbacks.trust_mode(provider, entry.trust, has_credentials=entry.credentials is not None)
     outcome = callbacks.accept(

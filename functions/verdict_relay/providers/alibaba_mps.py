@@ -935,6 +935,7 @@ class AlibabaMpsAdapter(ProviderAdapter):
     name: ClassVar[str] = PROVIDER
     takes_callbacks: ClassVar[bool] = True
     callback_ack_status: ClassVar[int] = 204
+    signature_proves_sender: ClassVar[bool] = False  # MNS signs every account's pushes alike
 
     def parse(self, payload: Any) -> list[Verdict]:
         return [_verdict(job) for job in _jobs(payload)]

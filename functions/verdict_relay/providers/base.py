@@ -86,6 +86,11 @@ class ProviderAdapter(ABC):
     legitimate ever calls. ``config.PROVIDERS_WITH_CALLBACKS`` lists the same providers (a test checks)."""
     callback_ack_status: ClassVar[int] = 200
     """The HTTP status the provider counts as delivered (Huawei 200, MNS 204)."""
+    signature_proves_sender: ClassVar[bool] = True
+    """Whether a signature that holds proves the callback came from this deployment's provider account. Not so
+    for MNS, which signs every customer's pushes with one key: only a ``?token=`` proves it there. The receiver
+    counts an authenticated callback it cannot read as the provider's (``CallbackUnreadable``, which pages) only
+    when its sender is proven, so an outsider cannot raise that alarm."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
