@@ -232,6 +232,15 @@ def _azure_not_found(message: str) -> _Reply:
     return _json_reply(404, {"Error": {"Code": "NotFound", "Message": message}})
 
 
+def _page_size(params: Mapping[str, str]) -> int | None:
+    """An MPS call's ``MaximumPageSize``: 30 when absent, None when it is not a whole number within 1..300."""
+    try:
+        size = int(params.get("MaximumPageSize", "30"))
+    except ValueError:
+        return None
+    return size if 1 <= size <= 300 else None
+
+
 def _alibaba_error(
     status: int, code: str, message: str, host: str, headers: Mapping[str, str] | None = None
 ) -> _Reply:
@@ -1073,11 +1082,8 @@ class ProviderSimulator:
 
     def _mps_job_list(self, params: Mapping[str, str], host: str) -> _Reply:
         request_id = str(uuid.uuid4()).upper()
-        try:
-            size = int(params.get("MaximumPageSize", "30"))
-        except ValueError:
-            size = 0
-        if not 1 <= size <= 300:
+        size = _page_size(params)
+        if size is None:
             return _alibaba_error(
                 400, "InvalidParameter", "Specified parameter MaximumPageSize is not valid.", host
             )
@@ -1165,11 +1171,8 @@ class ProviderSimulator:
         job_id = params.get("JobId")
         if not job_id:
             return _alibaba_error(400, "MissingParameter", "JobId is mandatory for this action.", host)
-        try:
-            size = int(params.get("MaximumPageSize", "30"))
-        except ValueError:
-            size = 0
-        if not 1 <= size <= 300:
+        size = _page_size(params)
+        if size is None:
             return _alibaba_error(
                 400, "InvalidParameter", "Specified parameter MaximumPageSize is not valid.", host
             )
