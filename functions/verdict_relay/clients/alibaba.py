@@ -8,8 +8,8 @@
   concluded from an ambiguous answer.
 * A job's video timeline (``VensorCensorResult.VideoTimelines``) is paginated: the list call carries only the
   first page and ``VensorCensorResult.NextPageToken``. The client pages ``QueryMediaCensorJobDetail``, 300
-  entries a page (its ``MaximumPageSize`` at most: it defaults to 30), until no token is left and appends every page's entries to the job before the adapter parses it, so no timeline
-  entry is lost. ``FetchedJob.raw`` is that merged job object as JSON. A job that disappears while being
+  entries a page (its ``MaximumPageSize`` at most: it defaults to 30), until no token is left, and appends every
+  page's entries to the job before the adapter parses it, so no timeline entry is lost. ``FetchedJob.raw`` is that merged job object as JSON. A job that disappears while being
   paged is a ProviderResponseError (retried on the next poll), not missing: it was just listed.
 * :meth:`AlibabaMpsClient.discover` — ``QueryMediaCensorJobList`` with ``State=All`` and the creation-time
   range (ISO 8601, ``Z``), following the list's ``NextPageToken``.

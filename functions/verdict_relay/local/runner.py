@@ -6,16 +6,16 @@ refused, registered jobs are not polled) instead of printing examples that could
 With ``--simulate`` the provider simulator plays all five providers (``local.scenario``). When every simulated
 job has its verdict, one line says whether all are as expected, and the stack keeps serving until Ctrl-C,
 SIGTERM or ``--duration`` (``--exit-when-done`` stops there; without ``--simulate`` it is refused, exit status
-2). On exit a summary, and exit status 1 if a
-finished job ended without the verdict the simulator expected; jobs stopped before they finished count as
-unfinished, not as wrong. The work directory (the providers document, with its credentials) is removed on
-every exit.
+2). On exit a summary, and exit status 1 if a finished job ended without the verdict the simulator expected;
+jobs stopped before they finished count as unfinished, not as wrong. The work directory (the providers
+document, with its credentials) is removed on every exit.
 
 The providers document (``--providers FILE``, or the simulator's) and the functions' settings from the
 environment (``RETENTION_DAYS`` and the like; ``PROVIDERS_SECRET_ID`` is ignored: the document is the stack's
 file) are read and validated before anything starts: a document or a setting the functions could not load ends
-the command with exit status 2 and the loader's message, as a taken port does. A poller or poll worker invocation that fails is printed (stderr) as it happens, and makes the exit status
-3 unless a wrong verdict already made it 1.
+the command with exit status 2 and the loader's message, as a taken port does. A poller or poll worker
+invocation that fails is printed (stderr) as it happens, and makes the exit status 3 unless a wrong verdict
+already made it 1.
 """
 
 from __future__ import annotations
