@@ -533,6 +533,10 @@ class Settings(_Strict):
     """How long after its creation a job the provider says it does not know is asked again rather than expired:
     time to notice (``JobsUnknownAlarm``) and correct a providers document whose region or endpoint makes the
     provider deny every job."""
+    job_overdue_hours: float = Field(default=24.0, alias="JOB_OVERDUE_HOURS", gt=0, le=8760)
+    """How long after its creation a job still unfinished when it is polled is counted ``JobOverdue``
+    (``JobsOverdueAlarm``): one the provider leaves running, or fails on, for good is polled after its backoff
+    for ever, and nothing else says so."""
     poll_base_interval_seconds: float = Field(default=15.0, alias="POLL_BASE_INTERVAL_SECONDS", gt=0)
     poll_max_interval_seconds: float = Field(default=900.0, alias="POLL_MAX_INTERVAL_SECONDS", gt=0)
     poll_min_interval_seconds: float = Field(default=5.0, alias="POLL_MIN_INTERVAL_SECONDS", ge=0)

@@ -273,6 +273,35 @@ def test_jobs_a_wrongly_configured_region_denies_wait_for_the_document_to_be_cor
     ]
 
 
+def test_jobs_still_unfinished_a_day_after_they_were_stored_are_counted_overdue_at_each_poll(
+    harness: Harness,
+) -> None:
+    from verdict_relay.observability import metrics
+
+    # Given two jobs the provider still reports running, one stored 25 hours ago and one just now, and a third
+    # stored 25 hours ago that the provider fails on (500) every time
+    a_day_ago = datetime.now(UTC) - timedelta(hours=25)
+    sim = harness.simulator
+    for job_id in ("az-old", "az-new"):
+        sim.put_job("azure-review", job_id, azure_job(job_id, "InProgress"))
+    harness.register("azure-review", "az-old", at=a_day_ago)
+    harness.register("azure-review", "az-new")
+    sim.put_job("huawei-video", "hv-failing", huawei_video_job("hv-failing", "running"))
+    harness.register("huawei-video", "hv-failing", at=a_day_ago)
+    sim.inject("huawei-video", "error:500", times=10)
+    metrics.clear_metrics()
+
+    # When they are polled
+    harness.poll()
+
+    # Then the two old ones are counted overdue (its alarm pages after three hours of it), each polled again
+    # after its backoff, and the new one is not
+    assert sum(metrics.metric_set["JobOverdue"]["Value"]) == 2
+    assert harness.status("azure-review", "az-old") is JobStatus.RUNNING
+    assert harness.status("azure-review", "az-new") is JobStatus.RUNNING
+    metrics.clear_metrics()
+
+
 def test_azure_gateways_404_for_a_wrong_endpoint_expires_and_publishes_nothing(
     aws: FakeAws, simulator: ProviderSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

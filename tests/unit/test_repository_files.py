@@ -128,6 +128,7 @@ def test_every_failure_the_functions_only_count_is_watched_by_an_alarm() -> None
         "ProviderSkippedCircuitOpen",
         "DiscoveryFailed",
         "JobUnanswered",
+        "JobOverdue",
         "JobOutOfTime",
         "FanOutFailed",
         "StalePollBatches",

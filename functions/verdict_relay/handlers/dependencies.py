@@ -141,6 +141,7 @@ class Dependencies:
                 min_interval_s=self.settings.poll_min_interval_seconds,
                 base_interval_s=self.settings.poll_base_interval_seconds,
                 max_interval_s=self.settings.poll_max_interval_seconds,
+                overdue_after=timedelta(hours=self.settings.job_overdue_hours),
             ),
             now=lambda: datetime.now(UTC),
             concurrency=concurrency,

@@ -115,6 +115,9 @@ class PollSettings:
         default_factory=lambda: {"huawei-image-batch": timedelta(minutes=30)}
     )
     """Providers that drop jobs after a while: an unfinished job older than this is expired."""
+    overdue_after: timedelta = timedelta(hours=24)
+    """A job still unfinished this long after its creation is counted ``JobOverdue`` at each poll that finds it
+    so, or fails on it (``JOB_OVERDUE_HOURS``)."""
     max_interval_for: Mapping[str, float] = field(default_factory=lambda: {"huawei-image-batch": 30.0})
     """A provider's own cap on the backoff, below ``max_interval_s``. Huawei keeps image batch jobs 30 minutes
     and asks to be polled every 30 s: at the general cap, a job that finished late in its life would be gone
@@ -654,6 +657,21 @@ class Poller:
         return job is not None and job.created_at is not None and now - job.created_at > limit
 
     def _next_poll(self, provider: str, job: DueJob | None, now: datetime) -> NextPoll:
+        """When an unfinished job is polled next. One unfinished past ``overdue_after`` is counted here, where
+        every poll that leaves a job unfinished passes: still running, or failed on, it would be polled after
+        its backoff for ever without a word."""
+        if (
+            job is not None
+            and job.created_at is not None
+            and now - job.created_at > self._settings.overdue_after
+        ):
+            count("JobOverdue", provider)
+            logger.warning(
+                "a job is still unfinished long after its creation; polled again after its backoff",
+                provider=provider,
+                job_id=job.job_id,
+                created_at=job.created_at,
+            )
         attempts = (job.poll_attempts if job else 0) + 1
         return NextPoll(now + timedelta(seconds=self.backoff(attempts, provider)), attempts)
 
