@@ -43,7 +43,7 @@ RUNS = 200
 WARMUP = 20
 SCALING_RUNS = 100
 FINDINGS_STEPS = (1, 10, 100)
-SEED = "bench_seed_000001"
+SEEDS = {"huawei-video": "bench_video_seed_01", "huawei-audio": "bench_audio_seed_01"}
 TOKEN = "bench-callback-token-0001"  # noqa: S105 - a made-up URL token for the loopback stack
 DEADLINE_S = {"huawei-video": 3.0, "huawei-audio": 3.0, "azure-review": 3.0, "alibaba-mps": 5.0}
 DEADLINE_NOTE = {
@@ -53,8 +53,8 @@ DEADLINE_NOTE = {
     "alibaba-mps": "MNS acknowledgement deadline 5 s",
 }
 PROVIDERS_DOCUMENT: dict[str, Any] = {
-    "huawei-video": {"trust": "body", "callback": {"seeds": [SEED]}},
-    "huawei-audio": {"trust": "body", "callback": {"seeds": [SEED]}},
+    "huawei-video": {"trust": "body", "callback": {"seeds": [SEEDS["huawei-video"]]}},
+    "huawei-audio": {"trust": "body", "callback": {"seeds": [SEEDS["huawei-audio"]]}},
     "azure-review": {"trust": "body", "callback": {"tokens": [TOKEN]}},
 }
 MPS_RATE_PER_S = 10_000.0
@@ -116,7 +116,7 @@ class Callbacks:
 
         headers = {
             "Content-Type": "application/json",
-            "X-Auth-Signature": huawei_callback_signature(SEED, payload),
+            "X-Auth-Signature": huawei_callback_signature(SEEDS[provider], payload),
         }
         return STAGE_PATH.format(provider=provider), json.dumps(payload).encode(), headers
 

@@ -313,6 +313,9 @@ not ignored (a misplaced ``team`` or ``seeds`` would otherwise leave a provider 
 setting is read by every provider. ``trust`` is read only by providers whose callbacks may carry a result
 (Alibaba's notices never do, and Huawei's image batches send no callbacks)."""
 
+REDACTED_INPUT: Final = "(a secret, not shown)"
+"""The input a refused secret's error carries in its place."""
+
 Problem = tuple[tuple[str, ...], str, Any]
 """A key of an entry (its path), what is wrong with it, and its value (never a secret)."""
 
@@ -464,6 +467,34 @@ class ProvidersConfig(_Strict):
             if name in CREDENTIAL_SHAPES  # an unknown name is refused by name (from_document)
             for key, message, value in _unmet_requirements(name, entry)
         ]
+        if problems:
+            raise ValidationError.from_exception_data(type(self).__name__, problems)
+        return self
+
+    @model_validator(mode="after")
+    def _callback_secrets_are_not_shared(self) -> Self:
+        """A callback token or seed belongs to one provider. Shared, it would let each provider's callbacks in on
+        the other's route: Huawei signs the same fields for a video and an audio job, so a video callback posted
+        to ``/callbacks/huawei-audio`` would be accepted as an audio job's. The secret itself is not shown."""
+        owner: dict[str, str] = {}
+        problems = []
+        for name, entry in self.providers.items():
+            for key in ("seeds", "tokens"):
+                for index, secret in enumerate(getattr(entry.callback, key)):
+                    first = owner.setdefault(secret, name)
+                    if first != name:
+                        problems.append(
+                            InitErrorDetails(
+                                type=PydanticCustomError(
+                                    "provider_setting",
+                                    "also one of {first}'s callback secrets: give each provider its own, or a "
+                                    "callback to either would be accepted on the other's route",
+                                    {"first": first},
+                                ),
+                                loc=("providers", name, "callback", key, index),
+                                input=REDACTED_INPUT,
+                            )
+                        )
         if problems:
             raise ValidationError.from_exception_data(type(self).__name__, problems)
         return self

@@ -50,7 +50,8 @@ PROVIDERS = PROVIDER_NAMES
 """Every registered provider plays the scenario: one the functions below do not know fails ``make run`` (and
 ``tests/unit/test_local_runner.py``) instead of being left out of it."""
 OUTCOMES = ("block-callback", "pass-poll", "review-duplicated", "failed", "expired")
-HUAWEI_SEED = "local_simulation_seed"
+HUAWEI_SEEDS = {"huawei-video": "local_simulation_video_seed", "huawei-audio": "local_simulation_audio_seed"}
+"""A seed per Huawei v3 provider: the providers document refuses a callback secret two providers share."""
 AZURE_TOKEN = "local-simulation-token-0001"  # noqa: S105 - a loopback demo value
 STAGE_PATH = "/v1"
 FINISHED = ("succeeded", "failed", "expired")
@@ -173,8 +174,8 @@ class Scenario:
 
     def write_providers_document(self, path: Path) -> Path:
         document = {provider: self.simulator.provider_entry(provider) for provider in PROVIDERS}
-        for provider in ("huawei-video", "huawei-audio"):
-            document[provider]["callback"] = {"seeds": [HUAWEI_SEED]}
+        for provider, seed in HUAWEI_SEEDS.items():
+            document[provider]["callback"] = {"seeds": [seed]}
         document["alibaba-mps"]["callback"] = {"certificate_hosts": ["127.0.0.1"]}
         document["azure-review"]["callback"] = {"tokens": [AZURE_TOKEN]}
         path.write_text(json.dumps(document, indent=2), encoding="utf-8")
@@ -227,7 +228,7 @@ class Scenario:
             data = json.dumps(body).encode()
             headers = {
                 "Content-Type": "application/json",
-                "X-Auth-Signature": huawei_callback_signature(HUAWEI_SEED, body),
+                "X-Auth-Signature": huawei_callback_signature(HUAWEI_SEEDS[job.provider], body),
             }
             self._post(f"{base_url}/callbacks/{job.provider}", data, headers)
         elif job.provider == "alibaba-mps":
