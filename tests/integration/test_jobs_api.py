@@ -125,6 +125,31 @@ def test_a_finished_job_removed_by_its_ttl_while_it_is_registered_is_registered_
     assert [j.job_id for j in store.due_jobs("huawei-video", now)] == ["job-old"]
 
 
+def test_a_job_past_its_retention_is_a_404_though_dynamodb_has_not_deleted_it_yet(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # Given a finished job whose verdict was archived in S3, past its TTL: S3's lifecycle has deleted the
+    # archived verdict, while DynamoDB, which deletes expired items up to a few days late, still has the item
+    body = with_changes("huawei-video", "succeeded", job_id="job-expired")
+    headers = {"X-Auth-Signature": huawei_signature(HUAWEI_SEEDS[0], body)}
+    assert api.callback("huawei-video", body, headers=headers).status == 200
+    assert api.get_job("huawei-video", "job-expired").status == 200
+    aws.session.client("dynamodb").update_item(
+        TableName=aws.resources.table_name,
+        Key={"pk": {"S": "huawei-video#job-expired"}, "sk": {"S": "STATE"}},
+        UpdateExpression="SET expires_at = :past, verdict_s3_key = :gone REMOVE verdict_gz",
+        ExpressionAttributeValues={
+            ":past": {"N": str(int(datetime.now(UTC).timestamp()) - 60)},
+            ":gone": {"S": "verdicts/huawei-video/job-expired.json.gz"},
+        },
+    )
+
+    # When it is read, then it is gone (a 404), not a storage failure (a 503 for a client's ordinary read)
+    response = api.get_job("huawei-video", "job-expired")
+    assert response.status == 404
+    assert response.body["error"]["code"] == "not_found"
+
+
 @pytest.mark.parametrize("content_type", ["Application/JSON", "APPLICATION/JSON; charset=UTF-8"])
 def test_the_content_type_is_matched_without_regard_to_case(
     api: ApiClient, aws: FakeAws, content_type: str

@@ -315,6 +315,44 @@ def test_verdicts_sns_refuses_while_the_topic_is_gone_stay_owed_and_concurrent_s
     )
 
 
+def test_a_verdict_sns_refuses_for_longer_than_the_retention_is_not_deleted_by_ttl_and_goes_out_once_back(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a retention of a day and the topic gone (SNS refuses every message) when a block verdict arrives
+    configure_environment(monkeypatch, aws, tmp_path, PROVIDERS_DOCUMENT, RETENTION_DAYS="1")
+    sns = aws.session.client("sns")
+    endpoint = sns.list_subscriptions_by_topic(TopicArn=aws.resources.topic_arn)["Subscriptions"][0][
+        "Endpoint"
+    ]
+    sns.delete_topic(TopicArn=aws.resources.topic_arn)
+    body, headers = signed_callback("owed-long")
+    assert ApiClient().callback("huawei-video", body, headers=headers).status == 200
+    stored_at = datetime.now(UTC)
+
+    def state() -> dict[str, Any]:
+        return next(i for i in aws.table_items() if i["pk"]["S"] == "huawei-video#owed-long")
+
+    # Then while its publish is owed it has no TTL (its retention kept aside), so DynamoDB cannot delete it
+    owed = state()
+    assert owed["publish_state"]["S"] == "pending"
+    assert "expires_at" not in owed
+    retain_until = int(owed["retain_until"]["N"])
+    assert abs(retain_until - (stored_at + timedelta(days=1)).timestamp()) < 5
+
+    # When SNS refuses for longer than the retention, then takes messages again and a sweep runs
+    sns.create_topic(Name=aws.resources.topic_arn.rsplit(":", 1)[1])
+    sns.subscribe(TopicArn=aws.resources.topic_arn, Protocol="sqs", Endpoint=endpoint)
+    ingest = dependencies_module.dependencies().ingest
+    assert ingest.publish_owed("huawei-video", lambda: datetime.now(UTC) + timedelta(days=2)) == 1
+
+    # Then it went out once, and only now has its TTL: the retention its verdict was stored with
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["owed-long"]
+    published = state()
+    assert published["publish_state"]["S"] == "published"
+    assert int(published["expires_at"]["N"]) == retain_until
+    assert "retain_until" not in published
+
+
 def test_a_response_the_sdk_cannot_parse_is_a_json_500_and_nothing_is_acknowledged(
     server_aws: FakeAws, inject: Callable[[str, Callable[..., Any]], None], api_on_server: ApiClient
 ) -> None:

@@ -1112,6 +1112,29 @@ def test_an_unfinished_job_has_no_ttl_so_it_is_never_dropped_while_followed_and_
     assert expires_at() == done + retention
 
 
+def test_an_owed_verdict_an_earlier_version_stored_with_a_ttl_gets_one_from_its_publish(aws: FakeAws) -> None:
+    # Given a verdict owed as an earlier version stored it: a TTL from the start, no retention kept aside
+    world = World(aws, ScriptedClient("azure-review"))
+    finished = verdict("azure-review", "r1", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    assert world.store.record(VerdictPolicy().finalize(finished), None, NOW, publish=False).job is not None
+    aws.session.client("dynamodb").update_item(
+        TableName=aws.resources.table_name,
+        Key={"pk": {"S": "azure-review#r1"}, "sk": {"S": "STATE"}},
+        UpdateExpression="SET publish_state = :pending, unpublished_provider = :p",
+        ExpressionAttributeValues={":pending": {"S": "pending"}, ":p": {"S": "azure-review"}},
+    )
+
+    # When its publish is confirmed
+    later = NOW + timedelta(days=3)
+    assert world.store.mark_published("azure-review", "r1", later)
+
+    # Then it is confirmed (not refused for the attribute it lacks, which would send it again at every sweep)
+    (item,) = aws.table_items()
+    assert item["publish_state"]["S"] == "published"
+    assert int(item["expires_at"]["N"]) == int((later + timedelta(days=90)).timestamp())
+    assert list(world.store.unpublished("azure-review")) == []
+
+
 def test_owed_publish_of_a_provider_without_api_credentials_is_swept(aws: FakeAws) -> None:
     # Given a callbacks-only provider (no poll client) whose verdict's publish failed after it was stored
     world = World(aws, ScriptedClient("huawei-video"))

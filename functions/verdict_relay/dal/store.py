@@ -18,7 +18,10 @@ reads it gets each item from the claim write it makes anyway.
 ``expires_at`` is the TTL attribute, set only with a job's verdict: the retention after it. An unfinished job has
 none (each write to it removes one an earlier version set), so DynamoDB never deletes a job that is still
 followed, which would drop it from ``outstanding`` with its verdict never found: not while a provider refuses
-our credentials or is down for longer than the retention, when no poll writes to its jobs.
+our credentials or is down for longer than the retention, when no poll writes to its jobs. Nor does a verdict
+whose publish is owed have one, for as long as SNS refuses it: its terminal write keeps the expiry in
+``retain_until`` and the publish confirmation moves it to ``expires_at``. DynamoDB deletes an expired item up to
+a few days late, so reads treat one past its ``expires_at`` as gone (its verdict in S3 may already be).
 """
 
 from __future__ import annotations
@@ -132,9 +135,9 @@ class JobStore:
             # Already finished: keep the caller's metadata with it, change nothing else. The item must still be
             # there: one removed by its TTL meanwhile is registered afresh, not recreated as a bare fragment.
             if not metadata:
-                job = self.get(provider, job_id)
-                if job is not None:
-                    return False, job
+                stored = self._get_item(provider, job_id)  # as it is, expired or not: its state stands
+                if stored is not None:
+                    return False, self._to_job(stored)
                 continue
             try:
                 item = self._update(
@@ -263,15 +266,19 @@ class JobStore:
             "updated_at = :now",
             "created_at = if_not_exists(created_at, :now)",
             "completed_epoch = :completed",
-            "expires_at = :expires",
             "publish_state = :publish_state",
         ]
         removes = ["poll_provider", "next_poll_at", "poll_attempts", "unconfirmed"]
         if publish:
             # The winner of the transition publishes; its claim keeps the owed-publish sweep off it meanwhile.
+            # No TTL until the publish is confirmed: DynamoDB must not delete a verdict SNS has not taken yet.
+            sets.append("retain_until = :expires")
+            removes.append("expires_at")
             sets.append("unpublished_provider = :provider")
             sets.append("publish_claimed_until = :claim")
             values[":claim"] = {"N": f"{(now + claim).timestamp():.3f}"}
+        else:
+            sets.append("expires_at = :expires")
         for name, value in payload.items():
             values[f":{name}"] = value
             sets.append(f"{name} = :{name}")
@@ -349,17 +356,21 @@ class JobStore:
         return self._to_job(response["Attributes"])
 
     def mark_published(self, provider: str, job_id: str, now: datetime) -> bool:
-        """Confirm a publish; False if it was already confirmed (by a concurrent sweep)."""
+        """Confirm a publish; False if it was already confirmed (by a concurrent sweep). The verdict's retention,
+        kept aside while its publish was owed, becomes its TTL (the retention from now for a verdict an earlier
+        version stored owed, with a TTL and nothing kept aside)."""
         try:
             self._update(
                 "mark published",
                 Key=_key(provider, job_id),
-                UpdateExpression="SET publish_state = :published, published_at = :now REMOVE unpublished_provider",
+                UpdateExpression="SET publish_state = :published, published_at = :now, "
+                "expires_at = if_not_exists(retain_until, :expires) REMOVE unpublished_provider, retain_until",
                 ConditionExpression="publish_state = :pending",
                 ExpressionAttributeValues={
                     ":published": {"S": "published"},
                     ":pending": {"S": "pending"},
                     ":now": {"S": now.isoformat()},
+                    ":expires": {"N": str(_epoch(now + self._retention))},
                 },
             )
         except _ConditionFailed:
@@ -618,8 +629,10 @@ class JobStore:
     # -- reads --------------------------------------------------------------------------------------------
 
     def get(self, provider: str, job_id: str) -> StoredJob | None:
+        """The job, None when the store does not hold it or holds it past its retention (DynamoDB deletes an
+        expired item up to a few days late; its verdict archived in S3 may already be gone)."""
         item = self._get_item(provider, job_id)
-        return self._to_job(item) if item else None
+        return self._to_job(item) if item and not _expired(item) else None
 
     def conflicts(self, provider: str, job_id: str) -> list[Verdict]:
         """The different terminal results recorded for a job after its first one, every page of them (a
@@ -631,14 +644,16 @@ class JobStore:
                 ":pk": {"S": f"{provider}#{job_id}"},
                 ":conflict": {"S": "CONFLICT#"},
             },
-            "ProjectionExpression": "verdict_gz, verdict_s3_key",
+            "ProjectionExpression": "verdict_gz, verdict_s3_key, expires_at",
             "ConsistentRead": True,
         }
         verdicts: list[Verdict] = []
         while True:
             response = self._call("read conflicts", self._client.query, **kwargs)
             verdicts.extend(
-                v for item in response.get("Items", []) if (v := self._load_verdict(item)) is not None
+                v
+                for item in response.get("Items", [])
+                if not _expired(item) and (v := self._load_verdict(item)) is not None
             )
             if "LastEvaluatedKey" not in response:
                 return verdicts
@@ -808,6 +823,11 @@ class JobStore:
         except (ClientError, BotoCoreError) as exc:
             raise _storage_error(action, exc) from exc
         return result
+
+
+def _expired(item: dict[str, Any]) -> bool:
+    """Past its TTL: kept only until DynamoDB gets round to deleting it."""
+    return "expires_at" in item and int(item["expires_at"]["N"]) <= time.time()
 
 
 def _storage_error(action: str, exc: Exception) -> StorageError:
