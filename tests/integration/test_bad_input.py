@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FakeAws
-from tests.helpers import api_event, huawei_signature, load_payload, load_payload_bytes, mns_push_event
+from tests.helpers import (
+    api_event,
+    huawei_signature,
+    load_payload,
+    load_payload_bytes,
+    mns_push_event,
+    with_changes,
+)
 from tests.integration.conftest import (
     AZURE_TOKENS,
     HUAWEI_AUDIO_SEEDS,
@@ -95,6 +102,19 @@ def test_an_azure_callback_naming_a_job_id_no_job_can_have_is_a_422_naming_the_f
     payload = {**load_payload("azure-review", "job-callback"), "JobId": job_id}
     response = api.callback("azure-review", json.dumps(payload).encode(), query={"token": AZURE_TOKENS[0]})
     assert_rejected(response, 422, "invalid_payload", aws, "jobid")
+
+
+@pytest.mark.parametrize("job_id", ["a b", "a/b", "a#b", "a\u0007b", "..", "."])
+def test_a_signed_huawei_callback_naming_a_job_id_its_url_cannot_address_is_a_422_storing_nothing(
+    api: ApiClient, aws: FakeAws, job_id: str
+) -> None:
+    # The poller asks Huawei about a job at .../jobs/{job_id}: '.' would ask about the jobs list and '/' about
+    # another path, so such a job could never be resolved and would be polled for good
+    body = with_changes("huawei-video", "succeeded", job_id=job_id)
+    headers = {"X-Auth-Signature": huawei_signature(HUAWEI_SEEDS[0], body)}
+    assert_rejected(
+        api.callback("huawei-video", body, headers=headers), 422, "invalid_payload", aws, "job_id"
+    )
 
 
 def test_unknown_provider_is_a_404(api: ApiClient, aws: FakeAws) -> None:

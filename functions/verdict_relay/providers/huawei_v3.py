@@ -60,10 +60,10 @@ from typing_extensions import TypedDict
 
 from verdict_relay.errors import CallbackAuthError, PayloadError
 from verdict_relay.models.verdict import (
+    AddressableJobId,
     Box,
     ContentRef,
     Finding,
-    JobId,
     JobStatus,
     Suggestion,
     Verdict,
@@ -174,7 +174,7 @@ class V3Job(PayloadModel, Generic[ResultT]):
     """The envelope of a v3 job: the query response and the callback body alike."""
 
     request_id: str | None = None
-    job_id: JobId
+    job_id: AddressableJobId  # a segment of the job's URL (.../jobs/{job_id}), as the poller asks about it
     status: Annotated[Literal["running", "succeeded", "failed"], AnyCase()]
     request_params: RequestParams | None = None
     create_time: HuaweiTime = None
@@ -206,7 +206,7 @@ class _SignedFields(PayloadModel):
     shape that keeps its boundaries in the signed message where Huawei put them (see the module docstring)."""
 
     create_time: Annotated[str, AfterValidator(_signed_create_time)]
-    job_id: JobId
+    job_id: AddressableJobId
     request_id: Annotated[str, Field(min_length=1)]
 
 
