@@ -71,6 +71,11 @@ MAX_RESPONSE_BYTES = 6_000_000
 """A body's size inside the proxy response (:func:`_proxy_size`): Lambda returns at most 6 MB (6,291,456 bytes)
 for the whole response, which leaves room for its status and headers."""
 TRUNCATED_HEADER = "X-Findings-Truncated"
+JOB_REQUEST_MAX_BYTES = 1_000_000
+"""``POST /jobs`` bodies are refused past this (or ``MAX_BODY_BYTES``, if less) with the function's 413. The
+largest registration the schema accepts is under 300 KB, however it is escaped; and API Gateway puts the body
+in the function's event as a JSON string, where a control character takes six bytes (``\u0001``): a body of
+this size fits Lambda's 6 MB event whatever it holds, so a client's oversized body is never API Gateway's 5xx."""
 
 CALLBACK_CONTENT_TYPES: dict[str, tuple[str, ...]] = {
     "alibaba-mps": ("application/json", "text/xml", "application/xml", "text/plain"),
@@ -258,7 +263,10 @@ def receive_callback(
     openapi_extensions=IAM_AUTHORIZED,
     responses={
         201: {"description": "Registered", "content": {"application/json": {"model": Verdict}}},
-        200: {"description": "Already known", "content": {"application/json": {"model": Verdict}}},
+        200: {
+            "description": "Already known: the job as it is (the first metadata given is kept; another is not taken)",
+            "content": {"application/json": {"model": Verdict}},
+        },
         **http_errors.iam_refused_response(),
         **http_errors.error_responses(400, 413, 415, 422, 500, 503),
     },
@@ -426,14 +434,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def _reject_job_request(event: dict[str, Any]) -> dict[str, Any] | None:
-    """``POST /jobs`` takes JSON of at most ``MAX_BODY_BYTES``. Checked before the resolver, whose validation
+    """``POST /jobs`` takes JSON of at most ``JOB_REQUEST_MAX_BYTES``. Checked before the resolver, whose validation
     would otherwise parse the whole body first (and answer an oversized one by what it lacks) and would try to
     parse form or multipart bodies. Media types are case-insensitive: an accepted one is passed on in lower
     case, which is the only spelling the resolver's validation knows."""
     if event.get("httpMethod") != "POST" or event.get("resource") != "/jobs":
         return None
-    max_bytes = _max_body_bytes()
-    if max_bytes is not None and _body_size(event) > max_bytes:
+    max_bytes = min(_max_body_bytes() or JOB_REQUEST_MAX_BYTES, JOB_REQUEST_MAX_BYTES)
+    if _body_size(event) > max_bytes:
         count("Rejected413")
         return http_errors.proxy_error(413, PayloadTooLargeError.code, f"body exceeds {max_bytes} bytes")
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}

@@ -73,7 +73,7 @@ ERROR_DESCRIPTIONS = {
     400: "Malformed body (not JSON, not UTF-8, bad base64)",
     401: "Missing, invalid or stale signature or token; or callbacks not enabled for the provider",
     404: "Unknown provider, job or route",
-    413: "Body larger than MAX_BODY_BYTES",
+    413: "Body larger than MAX_BODY_BYTES (POST /jobs: or than 1,000,000 bytes)",
     415: "Content type not accepted",
     422: "Well-formed body of the wrong shape; the message names the field",
     500: "Unexpected fault or invalid configuration: nothing was acknowledged, send again",
@@ -131,9 +131,15 @@ def register(app: APIGatewayRestResolver) -> None:
     @app.exception_handler(RequestValidationError)
     def validation_error(exc: RequestValidationError) -> Response:
         errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
+        invalid = next((e for e in errors if e.get("type") == "json_invalid"), None)
+        if invalid is not None:
             count_for_route("Rejected400")
-            return error_response(400, "malformed_payload", "request body is not valid JSON")
+            reason = (invalid.get("ctx") or {}).get("error")
+            return error_response(
+                400,
+                "malformed_payload",
+                f"request body is not valid JSON: {reason}" if reason else "request body is not valid JSON",
+            )
         if any(e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",) for e in errors):
             # No body, or JSON null: the schema's one problem ("Field required" at no field) would not say so.
             if not app.current_event.body:
@@ -141,7 +147,11 @@ def register(app: APIGatewayRestResolver) -> None:
                 return error_response(400, "malformed_payload", "request body is empty; send a JSON object")
             errors = [{"loc": (), "msg": "a JSON object is required, not null"}]
         details = [
-            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "problem": e.get("msg", "")}
+            {
+                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+                # pydantic's prefix for a validator's own ValueError says nothing to a client
+                "problem": e.get("msg", "").removeprefix("Value error, "),
+            }
             for e in errors
         ]
         count_for_route("Rejected422")

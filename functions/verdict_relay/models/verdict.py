@@ -6,11 +6,13 @@ own shape. The JSON Schema of this model is published at ``docs/verdict.schema.j
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION: Literal["1.0"] = "1.0"
 
@@ -76,7 +78,7 @@ MAX_JOB_ID_LENGTH = 512
 
 def _within_key_limit(job_id: str) -> str:
     if len(job_id.encode("utf-8")) > MAX_JOB_ID_LENGTH:
-        raise ValueError(f"a job id takes at most {MAX_JOB_ID_LENGTH} bytes in UTF-8")
+        raise PydanticCustomError("job_id", f"a job id takes at most {MAX_JOB_ID_LENGTH} bytes in UTF-8")
     return job_id
 
 
@@ -85,23 +87,33 @@ JOB_ID_BYTES = AfterValidator(_within_key_limit)
 JobId = Annotated[str, Field(min_length=1, max_length=MAX_JOB_ID_LENGTH), JOB_ID_BYTES]
 
 
-def _not_a_dot_segment(job_id: str) -> str:
+_PATH_SEGMENT = r"^[^\s#/\x00-\x1f\x7f-\x9f]+$"
+"""No whitespace, control characters, '#' or '/': '/' because ``GET /jobs/{provider}/{job_id}`` could not address
+it (API Gateway does not promise to keep an encoded slash in one path segment)."""
+_NOT_IN_A_SEGMENT = re.compile(r"[\s#/\x00-\x1f\x7f-\x9f]")
+
+
+def _one_path_segment(job_id: str) -> str:
+    """The JSON Schema's ``pattern``, checked here to say what is wrong in words rather than by the pattern."""
+    if (found := _NOT_IN_A_SEGMENT.search(job_id)) is not None:
+        raise PydanticCustomError(
+            "job_id",
+            "a job id cannot contain whitespace, control characters, '#' or '/' (found {found} at {at}): it "
+            "is one segment of a URL path",
+            {"found": repr(found.group()), "at": found.start()},
+        )
     if job_id in (".", ".."):
-        raise ValueError("a job id cannot be '.' or '..': in a URL path it would name the path above it")
+        raise PydanticCustomError(
+            "job_id", "a job id cannot be '.' or '..': in a URL path it would name the path above it"
+        )
     return job_id
 
 
 AddressableJobId = Annotated[
     str,
-    Field(
-        min_length=1,
-        max_length=MAX_JOB_ID_LENGTH,
-        # '/' too: GET /jobs/{provider}/{job_id} could not address it (API Gateway does not promise to keep an
-        # encoded slash in one path segment).
-        pattern=r"^[^\s#/\x00-\x1f\x7f-\x9f]+$",
-    ),
+    Field(min_length=1, max_length=MAX_JOB_ID_LENGTH, json_schema_extra={"pattern": _PATH_SEGMENT}),
     JOB_ID_BYTES,
-    AfterValidator(_not_a_dot_segment),
+    AfterValidator(_one_path_segment),
 ]
 """A job id as a caller or an unsigned callback may name one: one path segment of ``GET /jobs/{provider}/{job_id}``
 and of the provider's own job URL. No whitespace, control characters, '#' or '/', and not '.' or '..'."""

@@ -228,7 +228,7 @@ def validate_payload(provider: str, model: type[M], payload: Any) -> M:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         location = ".".join(str(part) for part in first["loc"]) or "(root)"
-        raise PayloadError(provider, location, first["msg"]) from exc
+        raise PayloadError(provider, location, first["msg"].removeprefix("Value error, ")) from exc
 
 
 class FindingFields(TypedDict):
