@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -84,6 +86,21 @@ class Stack:
         except urllib.error.HTTPError as exc:
             raw = exc.read()
             return exc.code, json.loads(raw) if raw else None
+
+    def send(
+        self, method: str, path: str, headers: dict[str, str], body: bytes | Iterable[bytes] | None = None
+    ) -> tuple[int, Any]:
+        """A request framed exactly as given (urllib sets Content-Length itself and cannot send chunks)."""
+        connection = http.client.HTTPConnection(urlsplit(self.base_url).netloc, timeout=10)
+        try:
+            connection.request(
+                method, path, body=body, headers=headers, encode_chunked=not isinstance(body, bytes)
+            )
+            response = connection.getresponse()
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+        finally:
+            connection.close()
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +189,88 @@ def test_undeclared_methods_are_refused_with_405_and_the_allowed_ones(
     assert refused.value.code == 405
     assert refused.value.headers["Allow"] == allowed
     assert json.loads(refused.value.read())["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize(
+    "tokens", [["wrong-token-xxxxxxxx", TOKEN], [TOKEN, TOKEN]], ids=["wrong-then-right", "right-twice"]
+)
+def test_a_callback_token_given_twice_in_the_url_is_refused_as_when_deployed(
+    stack: Stack, tokens: list[str]
+) -> None:
+    # Given a callback URL with ?token= twice, the right token last (API Gateway passes every value in
+    # multiValueQueryStringParameters, the last in queryStringParameters)
+    payload = json.loads((ROOT / "events" / "providers" / "azure-review" / "job-callback.json").read_text())
+    query = "&".join(f"token={token}" for token in tokens)
+
+    # When it is posted to the local API
+    status, body = stack.call("POST", f"/callbacks/azure-review?{query}", payload)
+
+    # Then it is refused as the deployed function refuses it, not accepted on the last value
+    assert status == 401
+    assert body["error"]["code"] == "unauthorized"
+    assert "more than once" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("length", ["abc", "-5", "+5"])
+def test_a_content_length_that_is_not_a_byte_count_gets_a_json_400(stack: Stack, length: str) -> None:
+    # Given a request whose Content-Length is not a count of bytes
+    headers = {"Content-Type": "application/json", "Content-Length": length}
+
+    # When it is sent to the local API
+    status, body = stack.send("POST", "/jobs", headers)
+
+    # Then it is answered with a JSON 400 saying so, not a dropped connection
+    assert status == 400
+    assert body["error"]["code"] == "bad_request"
+    assert "Content-Length" in body["error"]["message"]
+
+
+def test_a_chunked_request_body_reaches_the_handler_whole(stack: Stack) -> None:
+    # Given a job registration sent with Transfer-Encoding: chunked, in several chunks, as API Gateway accepts it
+    job = json.dumps({"provider": "huawei-video", "job_id": "e2e-chunked", "metadata": {"content_id": "c-9"}})
+    chunks = [job[:10].encode(), job[10:25].encode(), job[25:].encode()]
+
+    # When it is posted to the local API
+    status, body = stack.send("POST", "/jobs", {"Content-Type": "application/json"}, iter(chunks))
+
+    # Then the job is registered from the whole body and reads back
+    assert status == 201, body
+    status, body = stack.call("GET", "/jobs/huawei-video/e2e-chunked")
+    assert (status, body["metadata"]) == (200, {"content_id": "c-9"})
+
+
+def test_a_chunked_body_over_api_gateways_payload_limit_gets_its_413(stack: Stack) -> None:
+    # Given a chunked body whose first chunk alone is over 10 MB, API Gateway's payload limit
+    headers = {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+
+    # When it is sent to the local API (refused on the chunk's size line, before its data)
+    status, body = stack.send("POST", "/jobs", headers, f"{10 * 1024 * 1024 + 1:x}\r\n{{}}".encode())
+
+    # Then it gets API Gateway's own answer, as a body over the limit with a Content-Length does
+    assert (status, body) == (413, {"message": "Request Too Long"})
+
+
+def test_a_malformed_chunked_body_gets_a_json_400(stack: Stack) -> None:
+    # Given a chunked body whose chunk size is not hexadecimal
+    headers = {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+
+    # When it is sent to the local API
+    status, body = stack.send("POST", "/jobs", headers, b"zz\r\n{}\r\n0\r\n\r\n")
+
+    # Then it is answered with a JSON 400 naming the chunked encoding, not passed on as some other body
+    assert status == 400
+    assert body["error"]["code"] == "bad_request"
+    assert "chunk" in body["error"]["message"]
+
+
+def test_a_body_in_a_transfer_coding_other_than_chunked_gets_a_json_501(stack: Stack) -> None:
+    # Given a body sent gzip-compressed as a transfer coding, which the local API does not decode
+    headers = {"Content-Type": "application/json", "Transfer-Encoding": "gzip, chunked"}
+
+    # When it is sent to the local API
+    status, body = stack.send("POST", "/jobs", headers, b"2\r\n{}\r\n0\r\n\r\n")
+
+    # Then it is refused naming the coding, not passed on as an empty or still-encoded body
+    assert status == 501
+    assert body["error"]["code"] == "not_implemented"
+    assert "gzip" in body["error"]["message"]

@@ -3,11 +3,20 @@ deployed Lambda receives, and the real handler answers it. Routes and status cod
 differences: the IAM-authorized ``/jobs`` routes are open here (loopback only), and a method a declared route
 does not have gets a JSON 405 naming the allowed ones, where API Gateway answers 403 ``Missing Authentication
 Token`` as it does for an undeclared route.
+
+The event carries the request as API Gateway's REST proxy integration does: a query parameter given more than once
+has every value in ``multiValueQueryStringParameters`` and its last in ``queryStringParameters`` (both null
+without a query), and a body comes whole whether sent with ``Content-Length`` or ``Transfer-Encoding: chunked``.
+Two more differences: a header sent more than once reaches the handler with its last value only, in
+``multiValueHeaders`` too; and a request whose body cannot be framed (a ``Content-Length`` that is not a byte
+count, a malformed chunked body) is answered here with a JSON 400, and one in a transfer coding other than
+``chunked`` with a JSON 501, before any route, where API Gateway answers with an error of its own shape.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import threading
@@ -25,6 +34,25 @@ ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
     ("GET", "/jobs/{provider}/{job_id}", re.compile(r"^/jobs/(?P<provider>[^/]+)/(?P<job_id>[^/]+)$")),
 ]
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
+MAX_CHUNK_LINE = 4096  # a chunk-size line or a trailer field, as the stdlib's own reader bounds a header line
+TOO_LONG = {"statusCode": 413, "body": '{"message": "Request Too Long"}'}  # API Gateway's own answer
+
+
+class _Refused(Exception):
+    """A request answered before any route, with ``response`` (an API Gateway proxy result)."""
+
+    def __init__(self, response: dict[str, Any]) -> None:
+        super().__init__(response.get("body"))
+        self.response = response
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """An error as the product answers one: ``{"error": {"code": ..., "message": ...}}``."""
+    return {
+        "statusCode": status,
+        "headers": headers or {},
+        "body": json.dumps({"error": {"code": code, "message": message}}),
+    }
 
 
 @dataclass
@@ -68,11 +96,12 @@ def _make_request_handler(handler: Handler, stage: str) -> type[BaseHTTPRequestH
             path = parts.path
             if path.startswith(f"/{stage}/"):
                 path = path[len(stage) + 1 :]
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._reply({"statusCode": 413, "body": '{"message": "Request Too Long"}'})
+            try:
+                body = self._read_body()
+            except _Refused as refused:
+                self.close_connection = True  # what is left of the body cannot be told from a next request
+                self._reply(refused.response)
                 return
-            body = self.rfile.read(length) if length else b""
             for route_method, resource, pattern in ROUTES:
                 match = pattern.match(path)
                 if match and route_method == method:
@@ -83,7 +112,7 @@ def _make_request_handler(handler: Handler, stage: str) -> type[BaseHTTPRequestH
                         path_parameters=match.groupdict() or None,
                         body=body if body else None,
                         headers=dict(self.headers.items()),
-                        query=dict(parse_qsl(parts.query)),
+                        query=parse_qsl(parts.query),
                         base64_encoded=bool(body) and not _is_text(body),
                         stage=stage,
                     )
@@ -94,22 +123,54 @@ def _make_request_handler(handler: Handler, stage: str) -> type[BaseHTTPRequestH
             allowed = sorted({m for m, _, pattern in ROUTES if pattern.match(path)})
             if allowed:
                 self._reply(
-                    {
-                        "statusCode": 405,
-                        "headers": {"Allow": ", ".join(allowed)},
-                        "body": json.dumps(
-                            {
-                                "error": {
-                                    "code": "method_not_allowed",
-                                    "message": f"{method} not allowed; use {', '.join(allowed)}",
-                                }
-                            }
-                        ),
-                    }
+                    _error(
+                        405,
+                        "method_not_allowed",
+                        f"{method} not allowed; use {', '.join(allowed)}",
+                        headers={"Allow": ", ".join(allowed)},
+                    )
                 )
                 return
             # API Gateway's own answer for a route it does not have
             self._reply({"statusCode": 403, "body": '{"message": "Missing Authentication Token"}'})
+
+        def _read_body(self) -> bytes:
+            """The request's body as API Gateway would pass it on, framed by Transfer-Encoding (chunked) or
+            Content-Length; a request that cannot be framed is :class:`_Refused`."""
+            codings = [
+                coding.strip().lower()
+                for value in self.headers.get_all("Transfer-Encoding") or []
+                for coding in value.split(",")
+                if coding.strip()
+            ]
+            if codings:
+                # Transfer-Encoding overrides any Content-Length (RFC 9112, 6.3)
+                if codings != ["chunked"]:
+                    raise _Refused(
+                        _error(
+                            501,
+                            "not_implemented",
+                            f"Transfer-Encoding '{', '.join(codings)}' is not supported; send the body with "
+                            "Content-Length or Transfer-Encoding: chunked",
+                        )
+                    )
+                return _read_chunked(self.rfile)
+            lengths = self.headers.get_all("Content-Length") or []
+            if not lengths:
+                return b""
+            if len(set(lengths)) > 1 or not re.fullmatch(r"[0-9]+", lengths[0]):
+                shown = ", ".join(lengths)
+                raise _Refused(
+                    _error(
+                        400,
+                        "bad_request",
+                        f"Content-Length '{shown}' is not valid; send the body's size in bytes, once",
+                    )
+                )
+            length = int(lengths[0])
+            if length > MAX_BODY:
+                raise _Refused(TOO_LONG)
+            return self.rfile.read(length) if length else b""
 
         def _reply(self, result: dict[str, Any]) -> None:
             raw = result.get("body") or ""
@@ -130,6 +191,38 @@ def _make_request_handler(handler: Handler, stage: str) -> type[BaseHTTPRequestH
             return  # the handler logs each request itself, without bodies or secrets
 
     return ApiRequestHandler
+
+
+def _read_chunked(rfile: io.BufferedIOBase) -> bytes:
+    """A ``Transfer-Encoding: chunked`` body, decoded: each chunk's size line (hexadecimal, extensions ignored) and
+    data, up to the last, empty chunk and the trailer fields after it (read and dropped)."""
+
+    def malformed(reason: str) -> _Refused:
+        return _Refused(_error(400, "bad_request", f"chunked request body is not valid: {reason}"))
+
+    body = bytearray()
+    while True:
+        line = rfile.readline(MAX_CHUNK_LINE + 1)
+        if not line.endswith(b"\n"):
+            raise malformed("a chunk-size line is missing or too long")
+        size_text = line.split(b";", 1)[0].strip()
+        if not re.fullmatch(rb"[0-9A-Fa-f]+", size_text):
+            raise malformed(f"chunk size {size_text[:32].decode('latin-1')!r} is not hexadecimal")
+        size = int(size_text, 16)
+        if size == 0:
+            break
+        if len(body) + size > MAX_BODY:
+            raise _Refused(TOO_LONG)
+        chunk = rfile.read(size)
+        if len(chunk) < size or rfile.readline(3) not in (b"\r\n", b"\n"):
+            raise malformed("a chunk is not the size its line gives")
+        body += chunk
+    while True:  # the trailer section, ended by an empty line
+        line = rfile.readline(MAX_CHUNK_LINE + 1)
+        if line in (b"\r\n", b"\n"):
+            return bytes(body)
+        if not line.endswith(b"\n"):
+            raise malformed("the body ends before its trailer section does")
 
 
 def _is_text(body: bytes) -> bool:
