@@ -45,9 +45,12 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> FanOut:
     """Send the backlog of providers that one invocation cannot poll to the workers; which providers they hold.
 
     The jobs sent are held with one write per provider, not per job: the provider's hold says the workers have
-    its jobs due by ``through`` until ``until``. Meanwhile every schedule sends the workers only the jobs that
-    came due later, and does not poll the provider itself: that would add this invocation's rate to theirs and
-    break the provider's limit. A job the workers could not poll is due again once the hold ends.
+    its jobs due by ``through`` until ``until``. ``through`` is the last whole second that had passed before the
+    read (or before the second it stopped in at its limit): a job made due as of a moment after the read is due
+    later than that, never by it. Meanwhile every schedule sends the workers only the jobs that came due later
+    (those of the second the read ended in again, so some go out twice: polled twice, harmlessly), and does not
+    poll the provider itself: that would add this invocation's rate to theirs and break the provider's limit. A
+    job the workers could not poll is due again once the hold ends.
 
     One worker at a time polls a provider's batches, at the provider's rate: the queue is FIFO, with the provider
     as message group, and there is a worker for every provider. So a hold lasts until the provider's own batches
@@ -155,11 +158,13 @@ def _fan_out_provider(
         len(due), rate, poller.batch_size(provider), deps.settings.poll_jobs_per_second
     )
     until = polled + timedelta(seconds=drain) + slack
-    # Held through the last job sent. When the read stopped at its limit, the second it stopped in may hold
-    # more jobs: the next schedule reads that second again (a job sent twice is polled twice, once as
-    # unfinished or finished; none is skipped).
-    last = due[-1].next_poll_at
-    through = last - 1 if len(due) == FANOUT_SCAN_LIMIT else int(now.timestamp())
+    # Held through the last whole second the read saw complete, never the second it ended in: that one can
+    # still get jobs after the read (a registration, a callback's notice, discovery's mark right after this
+    # fan-out), which a hold through it would leave to nobody until its next round. So the next schedule reads
+    # that second again: the second the read ran in, or the one it stopped in at its limit (a job sent twice is
+    # polled twice, once as unfinished or finished; none is left unsent).
+    end = due[-1].next_poll_at if len(due) == FANOUT_SCAN_LIMIT else int(now.timestamp())
+    through = end - 1
     # A new round (no hold, or a rescan) is rescanned when its own batches should all have been polled.
     rescan_at = until if rescan or hold is None or hold.rescan_at is None else hold.rescan_at
     # The hold first: a send that fails part way leaves batches with the workers, and without the hold the

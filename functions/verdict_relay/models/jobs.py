@@ -83,9 +83,10 @@ class DueAt(NamedTuple):
 
 @dataclass(frozen=True)
 class FanoutHold:
-    """Poll workers hold a provider's jobs due by ``through`` (epoch seconds) until ``until``: meanwhile the
-    scheduler sends them only jobs that came due later, and polls none of the provider's itself. From
-    ``rescan_at`` (when the first batches of the hold should all have been polled) the scheduler reads every
+    """Poll workers hold a provider's jobs due by ``through`` (epoch seconds: a whole second that had passed
+    before those jobs were read, so a job made due as of a later moment is due after it) until ``until``:
+    meanwhile the scheduler sends them only jobs that came due later, and polls none of the provider's itself.
+    From ``rescan_at`` (when the first batches of the hold should all have been polled) the scheduler reads every
     due job again, so jobs the workers left due are sent again even while newly due jobs keep renewing the
     hold."""
 
