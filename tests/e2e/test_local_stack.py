@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import os
@@ -274,3 +275,34 @@ def test_a_body_in_a_transfer_coding_other_than_chunked_gets_a_json_501(stack: S
     assert status == 501
     assert body["error"]["code"] == "not_implemented"
     assert "gzip" in body["error"]["message"]
+
+
+def test_a_gzip_compressed_body_is_decompressed_as_api_gateway_does(stack: Stack) -> None:
+    # Given a job registration sent with Content-Encoding: gzip, which API Gateway decompresses for the function
+    job = json.dumps({"provider": "huawei-video", "job_id": "e2e-gzip"}).encode()
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+
+    # When it is posted to the local API
+    status, body = stack.send("POST", "/jobs", headers, gzip.compress(job))
+
+    # Then the job is registered from the decompressed body
+    assert status == 201, body
+    assert stack.call("GET", "/jobs/huawei-video/e2e-gzip")[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [("gzip", b'{"provider": "huawei-video", "job_id": "e2e-not-gzip"}'), ("br", b"\x0b\x02\x80{}\x03")],
+    ids=["not-compressed-as-said", "unsupported-coding"],
+)
+def test_a_body_not_decodable_as_its_content_encoding_says_gets_api_gateways_415(
+    stack: Stack, encoding: str, body: bytes
+) -> None:
+    # When a body is sent with a Content-Encoding it is not in, or one API Gateway does not decode
+    status, answer = stack.send(
+        "POST", "/jobs", {"Content-Type": "application/json", "Content-Encoding": encoding}, body
+    )
+
+    # Then it gets API Gateway's own 415 and nothing is registered (not the body read as if it were plain)
+    assert (status, answer) == (415, {"message": "Unsupported Media Type"})
+    assert stack.call("GET", "/jobs/huawei-video/e2e-not-gzip")[0] == 404

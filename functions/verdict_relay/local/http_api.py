@@ -10,16 +10,20 @@ without a query), and a body comes whole whether sent with ``Content-Length`` or
 Two more differences: a header sent more than once reaches the handler with its last value only, in
 ``multiValueHeaders`` too; and a request whose body cannot be framed (a ``Content-Length`` that is not a byte
 count, a malformed chunked body) is answered here with a JSON 400, and one in a transfer coding other than
-``chunked`` with a JSON 501, before any route, where API Gateway answers with an error of its own shape.
+``chunked`` with a JSON 501, before any route, where API Gateway answers with an error of its own shape. A body
+sent with ``Content-Encoding: gzip`` or ``deflate`` is decompressed, as API Gateway does before the function
+sees it; another coding, or a body not compressed as it says, gets API Gateway's own 415.
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
 import io
 import json
 import re
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -97,7 +101,7 @@ def _make_request_handler(handler: Handler, stage: str) -> type[BaseHTTPRequestH
             if path.startswith(f"/{stage}/"):
                 path = path[len(stage) + 1 :]
             try:
-                body = self._read_body()
+                body = _decoded(self._read_body(), self.headers.get_all("Content-Encoding") or [])
             except _Refused as refused:
                 self.close_connection = True  # what is left of the body cannot be told from a next request
                 self._reply(refused.response)
@@ -223,6 +227,28 @@ def _read_chunked(rfile: io.BufferedIOBase) -> bytes:
             return bytes(body)
         if not line.endswith(b"\n"):
             raise malformed("the body ends before its trailer section does")
+
+
+UNSUPPORTED = {"statusCode": 415, "body": '{"message": "Unsupported Media Type"}'}  # API Gateway's own answer
+
+
+def _decoded(body: bytes, encodings: list[str]) -> bytes:
+    """The body as API Gateway passes a compressed one on: decompressed (``gzip``, ``deflate``; ``identity`` as it
+    is), with its own 415 for another coding or a body not compressed as its ``Content-Encoding`` says."""
+    codings = [c.strip().lower() for value in encodings for c in value.split(",") if c.strip()]
+    try:
+        for coding in reversed(codings):  # listed in the order they were applied
+            if coding == "gzip":
+                body = gzip.decompress(body)
+            elif coding == "deflate":
+                body = zlib.decompress(body)
+            elif coding != "identity":
+                raise _Refused(UNSUPPORTED)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _Refused(UNSUPPORTED) from exc
+    if len(body) > MAX_BODY:
+        raise _Refused(TOO_LONG)
+    return body
 
 
 def _is_text(body: bytes) -> bool:
