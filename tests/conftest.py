@@ -65,6 +65,10 @@ class FakeAws:
         client = self.session.client("dynamodb")
         return client.scan(TableName=self.resources.table_name, ConsistentRead=True)["Items"]
 
+    def job_items(self) -> list[dict[str, Any]]:
+        """The jobs' own items (``sk = STATE``): not conflict records, markers or signed-text bindings."""
+        return [item for item in self.table_items() if item["sk"]["S"] == "STATE"]
+
     def bucket_keys(self) -> list[str]:
         listing = self.session.client("s3").list_objects_v2(Bucket=self.resources.bucket)
         return [o["Key"] for o in listing.get("Contents", [])]

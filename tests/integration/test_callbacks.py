@@ -87,6 +87,31 @@ def test_raw_payload_is_kept_compressed_with_the_verdict(api: ApiClient, aws: Fa
     assert dependencies().store.raw_payload("huawei-audio", job_id) == body
 
 
+def test_a_huawei_signature_re_sent_with_its_ids_split_elsewhere_is_refused_and_stores_nothing(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # Given a signed pass callback accepted for job-7f3a21 (request req-9), with trust: body (no API credentials)
+    payload = load_payload("huawei-video", "succeeded")
+    payload.update(job_id="job-7f3a21", request_id="req-9", result={"suggestion": "pass"})
+    genuine = json.dumps(payload).encode()
+    signature = {"X-Auth-Signature": huawei_signature(HUAWEI_SEEDS[0], genuine)}
+    assert api.callback("huawei-video", genuine, headers=signature).status == 200
+
+    # When the same signature comes with job-7f3a2 and request 1req-9 (create_time + job_id + request_id is the
+    # same text, so the signature holds) and a block result
+    forged = with_changes("huawei-video", "succeeded", job_id="job-7f3a2", request_id="1req-9")
+    response = api.callback("huawei-video", forged, headers=signature)
+
+    # Then it is refused as forged, and nothing is stored or published for the other job
+    assert response.status == 401
+    assert "already accepted for another job" in response.body["error"]["message"]
+    assert api.get_job("huawei-video", "job-7f3a2").status == 404
+    assert aws.published() == []
+    # And Huawei re-sending the genuine callback is still acknowledged, as before
+    assert api.callback("huawei-video", genuine, headers=signature).status == 200
+    assert api.get_job("huawei-video", "job-7f3a21").body["suggestion"] == "pass"
+
+
 def test_signature_made_with_the_previous_seed_is_accepted_during_rotation(
     api: ApiClient, aws: FakeAws
 ) -> None:

@@ -57,7 +57,7 @@ def test_registered_metadata_is_published_with_the_verdict(api: ApiClient, aws: 
     (message,) = aws.published()
     assert message["verdict"]["metadata"]["content_id"] == "c-7"
     assert api.get_job("huawei-video", "job-meta").body["metadata"]["content_id"] == "c-7"
-    (item,) = aws.table_items()
+    (item,) = aws.job_items()
     assert "poll_provider" not in item
 
 
@@ -72,7 +72,7 @@ def test_registering_a_job_that_already_finished_keeps_its_verdict(api: ApiClien
     assert response.status == 200
     assert response.body["status"] == "succeeded"
     assert response.body["metadata"]["content_id"] == "c-9"
-    (item,) = aws.table_items()
+    (item,) = aws.job_items()
     assert "poll_provider" not in item
 
 

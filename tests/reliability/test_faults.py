@@ -211,7 +211,7 @@ def test_a_publish_confirmation_whose_answer_stalls_lands_in_time_and_the_verdic
     assert answers == [200]
     assert len(sent) == 2
     # And the verdict is recorded as published, so no sweep sends it a second time
-    (item,) = server_aws.table_items()
+    (item,) = server_aws.job_items()
     assert item["publish_state"] == {"S": "published"}
     assert "unpublished_provider" not in item
     assert [m["verdict"]["job_id"] for m in server_aws.published()] == ["stalled-confirmation-1"]

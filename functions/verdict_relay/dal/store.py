@@ -8,6 +8,8 @@ Item layout (table key ``pk`` = ``<provider>#<job_id>``, ``sk``):
   in S3 (``verdict_s3_key``, ``raw_s3_key``).
 * ``sk = "CONFLICT#<fingerprint>"``: a different terminal result for an already-terminal job, kept for audit
   and never published.
+* ``pk = "<provider>#<digest>"``, ``sk = "SIGNED"``: the job a signature over joined ids was first accepted for
+  (:meth:`JobStore.claim_signed`), kept for the retention.
 
 Two sparse global secondary indexes let the poller work without a Scan: ``outstanding`` (``poll_provider``,
 ``next_poll_at``) holds only unfinished jobs, ``unpublished`` (``unpublished_provider``, ``completed_epoch``)
@@ -614,6 +616,27 @@ class JobStore:
                     **{f":{attribute}": value for attribute, value in (extra or {}).items()},
                 },
             )
+
+    def claim_signed(self, provider: str, digest: str, job_id: str, now: datetime) -> bool:
+        """Bind the text a callback signature covers (``digest``, a SHA-256 of it) to the job it was first
+        accepted for. False when it was accepted for another job: the same signed text read with its ids split
+        elsewhere (``SignedIds``). True again for the same job (a provider re-sending its callback)."""
+        try:
+            self._write(
+                "record signature",
+                self._client.put_item,
+                Item={
+                    **_key(provider, digest, "SIGNED"),
+                    "provider": {"S": provider},
+                    "job_id": {"S": job_id},
+                    "expires_at": {"N": str(_epoch(now + self._retention))},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR job_id = :job_id",
+                ExpressionAttributeValues={":job_id": {"S": job_id}},
+            )
+        except _ConditionFailed:
+            return False
+        return True
 
     def exists(self, provider: str, job_id: str) -> bool:
         return self.status(provider, job_id) is not None

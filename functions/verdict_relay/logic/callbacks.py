@@ -35,7 +35,7 @@ from datetime import datetime
 from typing import Literal
 
 from verdict_relay.clients.base import FetchResult
-from verdict_relay.errors import ProviderApiError, StorageError
+from verdict_relay.errors import CallbackAuthError, ProviderApiError, StorageError
 from verdict_relay.logic.ingest import IngestService
 from verdict_relay.models.verdict import JobStatus
 from verdict_relay.observability import count, logger
@@ -56,6 +56,10 @@ def trust_mode(provider: str, configured: Trust | None, has_credentials: bool) -
 StoredStatus = Callable[[str, str], JobStatus | None]
 """The stored status of (provider, job_id), or None when the store does not hold the job: one read of the status
 alone (never the verdict, which may be archived in S3)."""
+
+ClaimSigned = Callable[[str, str, str, datetime], bool]
+"""``JobStore.claim_signed``: (provider, digest, job_id, now) -> False when the signed text was accepted for
+another job."""
 
 
 @dataclass(frozen=True)
@@ -83,10 +87,22 @@ def accept(
     now: datetime,
     stored_status: StoredStatus,
     time_left_s: Callable[[], float] | None = None,
+    claim_signed: ClaimSigned | None = None,
 ) -> CallbackOutcome:
     """Store what a verified callback says, fetching what it only names. ``time_left_s``: the invocation's time
-    left, under which a verdict is stored but its publish left owed for the sweep (``IngestService.ingest``)."""
+    left, under which a verdict is stored but its publish left owed for the sweep (``IngestService.ingest``).
+
+    With ``trust: body``, a body whose signature leaves in doubt which job it names (``result.signed``) is taken
+    only for the first job its signed text was accepted for (``claim_signed``): anyone holding one signed Huawei
+    callback could otherwise re-send it with its ids split elsewhere, as another job with any result. A fetched
+    job needs no such check: the provider answers for the id asked, and one it does not know stores nothing."""
     if trust == "body":
+        signed = result.signed
+        if signed and claim_signed and not claim_signed(provider, signed.digest, signed.job_id, now):
+            raise CallbackAuthError(
+                "signature already accepted for another job: the signed create_time, job_id and request_id "
+                "join to the same text with the ids split elsewhere"
+            )
         job_verdicts, to_fetch = list(result.verdicts), list(result.jobs_to_fetch)
     else:
         job_verdicts = []

@@ -56,6 +56,19 @@ class CallbackResult:
     body_only: list[Verdict] = field(default_factory=list)
     """Verdicts no API can fetch (an Azure reviewer's decision): taken from the authenticated body whatever the
     provider's ``trust`` setting."""
+    signed: SignedIds | None = None
+    """What the callback's signature covers, where it leaves in doubt which job it names (see :class:`SignedIds`)."""
+
+
+@dataclass(frozen=True)
+class SignedIds:
+    """A signature over ids joined with no separator (Huawei's ``create_time + job_id + request_id``) proves the
+    joined text, not where ``job_id`` ends in it: the same signature holds for ``job-7f3a2`` + ``1req-9`` as for
+    ``job-7f3a21`` + ``req-9``. ``digest`` names the text (a SHA-256 of it); a body's verdict is taken only for the
+    first job a digest was accepted for (``JobStore.claim_signed``)."""
+
+    digest: str
+    job_id: str
 
 
 CertificateLoader = Callable[[str], bytes]

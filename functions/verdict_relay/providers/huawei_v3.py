@@ -42,6 +42,7 @@ reason.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from abc import abstractmethod
 from datetime import datetime
@@ -75,6 +76,7 @@ from verdict_relay.providers.base import (
     CallbackResult,
     PayloadModel,
     ProviderAdapter,
+    SignedIds,
     VerifyContext,
     any_secret_matches,
     hmac_sha256,
@@ -259,7 +261,17 @@ class HuaweiV3Adapter(ProviderAdapter, Generic[ResultT]):
 
     def parse_callback(self, request: CallbackRequest) -> CallbackResult:
         # Huawei posts exactly the query body, so the callback is parsed like a query response.
-        return CallbackResult(verdicts=self.parse_bytes(request.body))
+        verdicts = self.parse_bytes(request.body)
+        if not request.header(SIGNATURE_HEADER):
+            return CallbackResult(verdicts=verdicts)  # let in by a token alone: no signed text to bind
+        try:
+            fields = validate_payload(self.name, _SignedFields, load_json(self.name, request.body))
+        except PayloadError:
+            return CallbackResult(verdicts=verdicts)  # not what a checked signature covers: a token let it in
+        signed = (fields.create_time + fields.job_id + fields.request_id).encode("utf-8", "surrogatepass")
+        return CallbackResult(
+            verdicts=verdicts, signed=SignedIds(hashlib.sha256(signed).hexdigest(), fields.job_id)
+        )
 
     def parse(self, payload: Any) -> list[Verdict]:
         if isinstance(payload, dict) and "job_id" not in payload and "error_code" in payload:

@@ -517,6 +517,28 @@ def test_parse_callback_returns_the_verdict_of_the_body() -> None:
 
     assert [v.job_id for v in result.verdicts] == ["xxx"]
     assert result.jobs_to_fetch == []
+    assert result.signed is None  # let in by a token alone: no signed text
+
+
+def test_a_signed_callback_names_the_text_its_signature_covers_and_the_job_it_was_read_as() -> None:
+    # The signature covers create_time + job_id + request_id joined, not where job_id ends in it: the store binds
+    # that text to its first job (JobStore.claim_signed), so the digest must be the same for every split of it
+    body = load_payload(PROVIDER, "succeeded")
+    result = adapter.parse_callback(signed_request("succeeded", hex_signature("succeeded")))
+    split_elsewhere = {
+        **body,
+        "job_id": body["job_id"][:-1],
+        "request_id": body["job_id"][-1] + body["request_id"],
+    }
+    other = adapter.parse_callback(
+        CallbackRequest(body=json.dumps(split_elsewhere).encode(), headers={"X-Auth-Signature": "00" * 32})
+    )
+
+    joined = (body["create_time"] + body["job_id"] + body["request_id"]).encode()
+    assert result.signed is not None
+    assert other.signed is not None
+    assert (result.signed.digest, result.signed.job_id) == (hashlib.sha256(joined).hexdigest(), "xxx")
+    assert (other.signed.digest, other.signed.job_id) == (result.signed.digest, "xx")
 
 
 # -- callback signature ---
