@@ -519,10 +519,11 @@ class ProvidersConfig(_Strict):
     def get(self, provider: str) -> ProviderSettings | None:
         return self.providers.get(provider)
 
-    def callback_tokens(self, provider: str) -> list[str]:
-        """The provider's accepted callback tokens: the secrets a provider may echo back in what it sends."""
+    def callback_secrets(self, provider: str) -> list[str]:
+        """The provider's callback tokens and seeds: the secrets a provider may echo back in what it sends (Azure
+        its callback URL with the token; Huawei a job's creation parameters, where the seed was given)."""
         entry = self.providers.get(provider)
-        return list(entry.callback.tokens) if entry else []
+        return [*entry.callback.tokens, *entry.callback.seeds] if entry else []
 
     def azure_policy(self) -> AzurePolicy:
         entry = self.providers.get("azure-review")

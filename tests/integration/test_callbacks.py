@@ -18,6 +18,7 @@ from tests.integration.conftest import (
     HUAWEI_SEEDS,
     ApiClient,
 )
+from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.http_api import LambdaContext
 
 SEED = HUAWEI_SEEDS[0]
@@ -110,6 +111,26 @@ def test_a_huawei_signature_re_sent_with_its_ids_split_elsewhere_is_refused_and_
     # And Huawei re-sending the genuine callback is still acknowledged, as before
     assert api.callback("huawei-video", genuine, headers=signature).status == 200
     assert api.get_job("huawei-video", "job-7f3a21").body["suggestion"] == "pass"
+
+
+def test_a_seed_huawei_echoes_in_the_jobs_creation_parameters_is_not_kept_in_the_stored_payload(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # Given a callback whose request_params echo the job's creation parameters, its seed among them (the
+    # callback's signing key: kept, it would let anyone who reads the payloads sign callbacks)
+    payload = load_payload("huawei-video", "succeeded")
+    payload["request_params"]["seed"] = SEED
+    body = json.dumps(payload).encode()
+
+    # When it is accepted
+    response = api.callback("huawei-video", body, headers=signed(body))
+
+    # Then the raw payload kept with the verdict holds it replaced
+    assert response.status == 200
+    raw = dependencies_module.dependencies().store.raw_payload("huawei-video", payload["job_id"])
+    assert raw is not None
+    assert SEED.encode() not in raw
+    assert json.loads(raw)["request_params"]["seed"] == "REDACTED"
 
 
 def test_signature_made_with_the_previous_seed_is_accepted_during_rotation(

@@ -92,11 +92,11 @@ class Dependencies:
                 self._reload_at = now + cache_seconds
             return self._providers
 
-    def callback_tokens(self, provider: str) -> list[str]:
-        """The provider's callback tokens in the providers document as last loaded. Never a reload: storing a
-        verdict must not wait on, or fail with, Secrets Manager."""
+    def callback_secrets(self, provider: str) -> list[str]:
+        """The provider's callback tokens and seeds in the providers document as last loaded. Never a reload:
+        storing a verdict must not wait on, or fail with, Secrets Manager."""
         loaded = self._providers
-        return loaded.callback_tokens(provider) if loaded is not None else []
+        return loaded.callback_secrets(provider) if loaded is not None else []
 
     def poller(self, *, build_all: bool = True) -> Poller:
         """A poller over every provider with API credentials, each polled at its rate limit.
@@ -274,7 +274,7 @@ def build(
         store,
         publisher if publisher is not None else new_publisher(settings, session),
         policy,
-        secrets=lambda provider: deps.callback_tokens(provider),
+        secrets=lambda provider: deps.callback_secrets(provider),
         unknown_grace=timedelta(seconds=settings.unknown_job_grace_seconds),
     )
     deps = Dependencies(

@@ -99,10 +99,12 @@ REDACTED = b"REDACTED"
 def redact(raw: bytes, secrets: Iterable[str]) -> bytes:
     """``raw`` with each secret replaced by ``REDACTED`` wherever it stands whole.
 
-    Callback tokens are made of unreserved URL characters, which neither JSON nor percent-encoding escapes, so
-    a token appears verbatim wherever a provider echoes it: Azure returns the job's ``CallBackEndpoint``, our
-    callback URL with its ``?token=``, in every job it is asked for. Only whole tokens are replaced (not next
-    to another token character), so a number or a longer word that merely contains one is left intact.
+    Callback tokens and Huawei seeds are made of unreserved URL characters, which neither JSON nor
+    percent-encoding escapes, so a secret appears verbatim wherever a provider echoes it: Azure returns the
+    job's ``CallBackEndpoint``, our callback URL with its ``?token=``, in every job it is asked for; Huawei
+    returns a job's creation parameters (``request_params``), where its ``seed`` was given. Only whole secrets
+    are replaced (not next to another token character), so a number or a longer word that merely contains one is
+    left intact.
     """
     for secret in secrets:
         whole = rb"(?<![A-Za-z0-9._~-])%b(?![A-Za-z0-9._~-])" % re.escape(secret.encode())
