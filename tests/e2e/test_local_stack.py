@@ -306,3 +306,18 @@ def test_a_body_not_decodable_as_its_content_encoding_says_gets_api_gateways_415
     # Then it gets API Gateway's own 415 and nothing is registered (not the body read as if it were plain)
     assert (status, answer) == (415, {"message": "Unsupported Media Type"})
     assert stack.call("GET", "/jobs/huawei-video/e2e-not-gzip")[0] == 404
+
+
+def test_a_gzip_body_that_inflates_past_api_gateways_limit_gets_its_413(
+    stack: Stack,
+) -> None:
+    # Given 10 KB of gzip that stands for 100 MB
+    bomb = gzip.compress(b" " * 100 * 1024 * 1024)
+
+    # When it is sent to the local API
+    status, body = stack.send(
+        "POST", "/jobs", {"Content-Type": "application/json", "Content-Encoding": "gzip"}, bomb
+    )
+
+    # Then it gets API Gateway's answer for a body past its limit
+    assert (status, body) == (413, {"message": "Request Too Long"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from tests.integration.conftest import (
     HUAWEI_AUDIO_TOKENS,
     HUAWEI_SEEDS,
     ApiClient,
+    configure_environment,
 )
 from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.http_api import LambdaContext
@@ -111,6 +113,43 @@ def test_a_huawei_signature_re_sent_with_its_ids_split_elsewhere_is_refused_and_
     # And Huawei re-sending the genuine callback is still acknowledged, as before
     assert api.callback("huawei-video", genuine, headers=signature).status == 200
     assert api.get_job("huawei-video", "job-7f3a21").body["suggestion"] == "pass"
+
+
+def test_a_huawei_video_callback_re_posted_to_the_audio_route_is_refused_when_both_list_its_seed(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given one seed listed by both Huawei entries (accepted, with a warning: it may be rotating out), trust: body
+    shared = "one_seed_for_every_job"
+    configure_environment(
+        monkeypatch,
+        aws,
+        tmp_path,
+        {
+            "huawei-video": {"callback": {"seeds": [shared]}},
+            "huawei-audio": {"callback": {"seeds": [shared]}},
+        },
+    )
+    api = ApiClient()
+    body = load_payload_bytes("huawei-video", "succeeded")
+    headers = {"X-Auth-Signature": huawei_signature(shared, body)}
+    assert api.callback("huawei-video", body, headers=headers).status == 200
+
+    # When the same bytes and signature are posted to the audio route (Huawei signs the same fields for both)
+    response = api.callback("huawei-audio", body, headers=headers)
+
+    # Then they are refused, and no audio job is stored or published
+    assert response.status == 401
+    job_id = json.loads(body)["job_id"]
+    assert api.get_job("huawei-audio", job_id).status == 404
+    assert [(m["verdict"]["provider"], m["verdict"]["job_id"]) for m in aws.published()] == [
+        ("huawei-video", job_id)
+    ]
+    # And the document's read warned of the shared seed by its keys
+    warned = [
+        r for r in caplog.records if r.getMessage().startswith("callback secrets listed by two providers")
+    ]
+    assert [r.keys for r in warned] == [["huawei-audio.callback.seeds.0 (also huawei-video's)"]]
+    assert shared not in caplog.text
 
 
 def test_a_seed_huawei_echoes_in_the_jobs_creation_parameters_is_not_kept_in_the_stored_payload(

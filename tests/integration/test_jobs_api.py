@@ -107,7 +107,7 @@ def test_a_finished_job_removed_by_its_ttl_while_it_is_registered_is_registered_
 
     def expire_between_the_two_writes(params: dict[str, Any], **_: Any) -> None:
         # The second write of a registration of a finished job: TTL removes the item just before it
-        if params.get("ConditionExpression") == "attribute_exists(pk)" and not deleted:
+        if params.get("ConditionExpression", "").startswith("attribute_exists(pk)") and not deleted:
             aws.session.client("dynamodb").delete_item(
                 TableName=aws.resources.table_name,
                 Key={"pk": {"S": "huawei-video#job-old"}, "sk": {"S": "STATE"}},
@@ -148,6 +148,39 @@ def test_a_job_past_its_retention_is_a_404_though_dynamodb_has_not_deleted_it_ye
     response = api.get_job("huawei-video", "job-expired")
     assert response.status == 404
     assert response.body["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("metadata", [{}, {"content_id": "c-2"}], ids=["without-metadata", "with-metadata"])
+def test_a_job_past_its_retention_registered_again_is_followed_afresh(
+    api: ApiClient, aws: FakeAws, metadata: dict[str, str]
+) -> None:
+    # Given a finished job past its TTL, whose archived verdict S3 has deleted, not yet deleted by DynamoDB
+    body = with_changes("huawei-video", "succeeded", job_id="job-again")
+    assert (
+        api.callback(
+            "huawei-video", body, headers={"X-Auth-Signature": huawei_signature(HUAWEI_SEEDS[0], body)}
+        ).status
+        == 200
+    )
+    aws.session.client("dynamodb").update_item(
+        TableName=aws.resources.table_name,
+        Key={"pk": {"S": "huawei-video#job-again"}, "sk": {"S": "STATE"}},
+        UpdateExpression="SET expires_at = :past, verdict_s3_key = :gone REMOVE verdict_gz",
+        ExpressionAttributeValues={
+            ":past": {"N": str(int(datetime.now(UTC).timestamp()) - 60)},
+            ":gone": {"S": "verdicts/huawei-video/job-again.json.gz"},
+        },
+    )
+
+    # When the same job id is registered
+    response = api.register({"provider": "huawei-video", "job_id": "job-again", "metadata": metadata})
+
+    # Then it is a new pending job, due for the poller (not the expired one, nor a 503 for its missing verdict)
+    assert response.status == 201, response.body
+    assert (response.body["status"], response.body["metadata"]) == ("pending", metadata)
+    (item,) = aws.job_items()
+    assert "expires_at" not in item
+    assert "next_poll_at" in item
 
 
 @pytest.mark.parametrize("content_type", ["Application/JSON", "APPLICATION/JSON; charset=UTF-8"])

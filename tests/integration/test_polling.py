@@ -20,6 +20,7 @@ from tests.integration.conftest import LambdaContext, configure_environment
 from verdict_relay.clients.base import ProviderAuthError
 from verdict_relay.config import Settings
 from verdict_relay.handlers.dependencies import Dependencies, build
+from verdict_relay.handlers.poller import STAMP_LAG_S
 from verdict_relay.local.simulator import (
     ProviderSimulator,
     alibaba_job,
@@ -34,10 +35,11 @@ from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
 PLENTY = lambda: 120.0  # noqa: E731
 
 
-def a_second_ago() -> datetime:
-    """Due in a second that had passed before a fan-out's read: its hold covers such jobs, so a later schedule
-    does not send them again (one due in the second of the read is read again: it may have come due after it)."""
-    return datetime.now(UTC) - timedelta(seconds=1)
+def due_before_the_reread() -> datetime:
+    """Due before the seconds a fan-out's read reads again (its own, and STAMP_LAG_S before it, where a job may
+    have been written due after the read): its hold covers such jobs, so a later schedule does not send them
+    again."""
+    return datetime.now(UTC) - timedelta(seconds=STAMP_LAG_S + 1)
 
 
 class Harness:
@@ -581,7 +583,7 @@ def test_while_workers_hold_a_provider_the_scheduler_sends_only_newly_due_jobs_a
     monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
     dependencies_module.dependencies.cache_clear()
     job_ids = [f"job-{i:02}" for i in range(30)]
-    harness.register("azure-review", *job_ids, due=a_second_ago())
+    harness.register("azure-review", *job_ids, due=due_before_the_reread())
     scheduler({"source": "aws.scheduler"}, ShortContext())
     assert len([j for m in aws.drain(queue_url) for j in json.loads(m["Body"])["jobs"]]) == 30
     held = dependencies_module.dependencies().store.fanout_hold("azure-review")
@@ -634,15 +636,16 @@ def test_a_job_that_comes_due_in_the_second_of_a_fan_outs_read_after_it_is_sent_
 
     # Given a fan-out of a backlog due in seconds that had passed before its read
     read = datetime.fromtimestamp(int(time.time()) - 5 + 0.2, UTC)
-    harness.register("azure-review", *[f"job-{i:02}" for i in range(30)], due=read - timedelta(seconds=3))
+    harness.register("azure-review", *[f"job-{i:02}" for i in range(30)], due=read - timedelta(seconds=10))
     monkeypatch.setattr(poller_module, "datetime", ReadClock)
     scheduler({"source": "aws.scheduler"}, ShortContext())
     monkeypatch.setattr(poller_module, "datetime", datetime)
     assert len([j for m in aws.drain(queue_url) for j in json.loads(m["Body"])["jobs"]]) == 30
     assert store.fanout_hold("azure-review") is not None
-    # and a job made due later in the second of the read (a registration, a callback's notice, discovery's mark
-    # written just after it)
+    # and, written after it, a job made due later in the second of the read (a registration, discovery's mark)
+    # and one due seconds before the read (a callback's notice, due as of the request's start, after its fetch)
     harness.register("azure-review", "same-second", due=read + timedelta(seconds=0.5))
+    harness.register("azure-review", "stamped-earlier", due=read - timedelta(seconds=3))
 
     # When the next schedule runs while the workers hold the provider
     result = scheduler({"source": "aws.scheduler"}, ShortContext())
@@ -650,8 +653,9 @@ def test_a_job_that_comes_due_in_the_second_of_a_fan_outs_read_after_it_is_sent_
     # Then the job goes to the workers now, not at the hold's end; the jobs due in the seconds that had passed
     # before the read are not sent again
     assert result["providers"]["azure-review"]["skipped"] == "due jobs with the poll workers"
-    assert [j["job_id"] for m in aws.drain(queue_url) for j in json.loads(m["Body"])["jobs"]] == [
-        "same-second"
+    assert sorted(j["job_id"] for m in aws.drain(queue_url) for j in json.loads(m["Body"])["jobs"]) == [
+        "same-second",
+        "stamped-earlier",
     ]
     assert harness.simulator.requests("azure-review") == []
 
@@ -667,7 +671,7 @@ def test_jobs_the_workers_left_due_are_sent_again_once_the_holds_first_batches_s
     dependencies_module.dependencies.cache_clear()
     store = dependencies_module.dependencies().store
     job_ids = [f"job-{i:02}" for i in range(30)]
-    harness.register("azure-review", *job_ids, due=a_second_ago())
+    harness.register("azure-review", *job_ids, due=due_before_the_reread())
     scheduler({"source": "aws.scheduler"}, ShortContext())
     aws.drain(queue_url)  # the workers got the batches and left every job due (the provider was down)
     first = store.fanout_hold("azure-review")
@@ -857,7 +861,7 @@ def test_a_fan_out_whose_send_fails_part_way_still_holds_the_provider_for_the_ba
     deps, session, queue_url = fan_out_wiring(
         aws, monkeypatch, "after-call.sqs.SendMessageBatch", lose_the_last_entry
     )
-    harness.register("azure-review", *[f"az-{i:02}" for i in range(30)], due=a_second_ago())
+    harness.register("azure-review", *[f"az-{i:02}" for i in range(30)], due=due_before_the_reread())
 
     # A send SQS answers with one entry failed: the fan-out fails, but the other batches are with the workers
     assert fan_out(deps, 2.0).held["azure-review"] == 0
@@ -911,7 +915,7 @@ def test_a_fan_out_whose_answer_from_sqs_was_lost_keeps_the_hold_for_the_batches
     deps, session, queue_url = fan_out_wiring(
         aws, monkeypatch, "after-call.sqs.SendMessageBatch", answer_lost
     )
-    harness.register("azure-review", *[f"az-{i:02}" for i in range(30)], due=a_second_ago())
+    harness.register("azure-review", *[f"az-{i:02}" for i in range(30)], due=due_before_the_reread())
 
     assert fan_out(deps, 2.0).held["azure-review"] == 0
     assert len([job for m in aws.drain(queue_url) for job in json.loads(m["Body"])["jobs"]]) == 30

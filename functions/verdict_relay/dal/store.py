@@ -8,8 +8,9 @@ Item layout (table key ``pk`` = ``<provider>#<job_id>``, ``sk``):
   in S3 (``verdict_s3_key``, ``raw_s3_key``).
 * ``sk = "CONFLICT#<fingerprint>"``: a different terminal result for an already-terminal job, kept for audit
   and never published.
-* ``pk = "<provider>#<digest>"``, ``sk = "SIGNED"``: the job a signature over joined ids was first accepted for
-  (:meth:`JobStore.claim_signed`), kept for the retention.
+* ``pk = "<scope>#<digest>"``, ``sk = "SIGNED"``: the provider and job a signature over joined ids was first
+  accepted for (:meth:`JobStore.claim_signed`). Kept for good, with no TTL (about 150 bytes a signed callback):
+  a binding that expired would let the captured callback through again.
 
 Two sparse global secondary indexes let the poller work without a Scan: ``outstanding`` (``poll_provider``,
 ``next_poll_at``) holds only unfinished jobs, ``unpublished`` (``unpublished_provider``, ``completed_epoch``)
@@ -132,22 +133,26 @@ class JobStore:
                     removes="unconfirmed",  # the caller vouches for the job
                 )
                 return item.get("created_at", {}).get("S") == now.isoformat(), self._to_job(item)
-            except _ConditionFailed:
-                pass
+            except _ConditionFailed as lost:
+                finished = lost.old
             # Already finished: keep the caller's metadata with it, change nothing else. The item must still be
-            # there: one removed by its TTL meanwhile is registered afresh, not recreated as a bare fragment.
+            # there: one removed by its TTL meanwhile is registered afresh, not recreated as a bare fragment; so is
+            # one past its TTL, which DynamoDB deletes up to days late (its verdict in S3 may be gone already):
+            # it is deleted here, only if still expired.
+            if finished is not None and _expired(finished, now):
+                self._drop_expired(provider, job_id, now)
+                continue
             if not metadata:
-                stored = self._get_item(provider, job_id)  # as it is, expired or not: its state stands
-                if stored is not None:
-                    return False, self._to_job(stored)
+                if finished is not None:
+                    return False, self._to_job(finished)
                 continue
             try:
                 item = self._update(
                     "register",
                     Key=_key(provider, job_id),
                     UpdateExpression="SET caller_metadata = if_not_exists(caller_metadata, :meta)",
-                    ConditionExpression="attribute_exists(pk)",
-                    ExpressionAttributeValues={":meta": values[":meta"]},
+                    ConditionExpression="attribute_exists(pk) AND NOT expires_at <= :now",
+                    ExpressionAttributeValues={":meta": values[":meta"], ":now": {"N": str(_epoch(now))}},
                     ReturnValues="ALL_NEW",
                 )["Attributes"]
                 return False, self._to_job(item)
@@ -617,22 +622,33 @@ class JobStore:
                 },
             )
 
-    def claim_signed(self, provider: str, digest: str, job_id: str, now: datetime) -> bool:
-        """Bind the text a callback signature covers (``digest``, a SHA-256 of it) to the job it was first
-        accepted for. False when it was accepted for another job: the same signed text read with its ids split
-        elsewhere (``SignedIds``). True again for the same job (a provider re-sending its callback)."""
+    def _drop_expired(self, provider: str, job_id: str, now: datetime) -> None:
+        """Delete a job past its TTL that DynamoDB has not deleted yet; nothing if it is not (any more)."""
+        with contextlib.suppress(_ConditionFailed):
+            self._write(
+                "drop expired job",
+                self._client.delete_item,
+                Key=_key(provider, job_id),
+                ConditionExpression="expires_at <= :now",
+                ExpressionAttributeValues={":now": {"N": str(_epoch(now))}},
+            )
+
+    def claim_signed(self, scope: str, digest: str, provider: str, job_id: str) -> bool:
+        """Bind the text a callback signature covers (``digest``, a SHA-256 of it, among the texts signed the
+        same way: ``scope``) to the provider and job it was first accepted for. False when it was accepted for
+        another: the same signed text read with its ids split elsewhere, or posted to another provider's route
+        (``SignedIds``). True again for the same job (a provider re-sending its callback)."""
         try:
             self._write(
                 "record signature",
                 self._client.put_item,
                 Item={
-                    **_key(provider, digest, "SIGNED"),
+                    **_key(scope, digest, "SIGNED"),
                     "provider": {"S": provider},
                     "job_id": {"S": job_id},
-                    "expires_at": {"N": str(_epoch(now + self._retention))},
                 },
-                ConditionExpression="attribute_not_exists(pk) OR job_id = :job_id",
-                ExpressionAttributeValues={":job_id": {"S": job_id}},
+                ConditionExpression="attribute_not_exists(pk) OR (provider = :provider AND job_id = :job_id)",
+                ExpressionAttributeValues={":provider": {"S": provider}, ":job_id": {"S": job_id}},
             )
         except _ConditionFailed:
             return False
@@ -848,9 +864,10 @@ class JobStore:
         return result
 
 
-def _expired(item: dict[str, Any]) -> bool:
-    """Past its TTL: kept only until DynamoDB gets round to deleting it."""
-    return "expires_at" in item and int(item["expires_at"]["N"]) <= time.time()
+def _expired(item: dict[str, Any], now: datetime | None = None) -> bool:
+    """Past its TTL (at ``now``, else the clock's time): kept only until DynamoDB gets round to deleting it."""
+    at = now.timestamp() if now is not None else time.time()
+    return "expires_at" in item and int(item["expires_at"]["N"]) <= at
 
 
 def _storage_error(action: str, exc: Exception) -> StorageError:

@@ -88,6 +88,11 @@ class Dependencies:
                     )
                     self._reload_at = now + min(RELOAD_RETRY_SECONDS, cache_seconds)
                     return self._providers
+                if loaded != self._providers and (shared := loaded.shared_callback_secrets()):
+                    logger.warning(
+                        "callback secrets listed by two providers: give each provider its own",
+                        keys=shared,
+                    )
                 self._providers = loaded
                 self._reload_at = now + cache_seconds
             return self._providers

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
     from verdict_relay.logic.poller import Poller
 
 FANOUT_SCAN_LIMIT = 20_000
+STAMP_LAG_S = 5
+"""How long before its write lands a job's due time may have been taken: a callback marks a job whose fetch
+failed due as of the request's start, after the fetch (within the providers' 3 to 5 s acknowledgement deadlines).
+A hold stops that much short of its read, so such a job is read again by the next schedule, not left to nobody
+until the hold's rescan; the jobs of those seconds already sent go out twice."""
 
 
 @dataclass
@@ -162,9 +167,10 @@ def _fan_out_provider(
     # still get jobs after the read (a registration, a callback's notice, discovery's mark right after this
     # fan-out), which a hold through it would leave to nobody until its next round. So the next schedule reads
     # that second again: the second the read ran in, or the one it stopped in at its limit (a job sent twice is
-    # polled twice, once as unfinished or finished; none is left unsent).
+    # polled twice, once as unfinished or finished; none is left unsent). Nor the seconds before it in which a
+    # writer's due time, taken before its write, may fall (STAMP_LAG_S).
     end = due[-1].next_poll_at if len(due) == FANOUT_SCAN_LIMIT else int(now.timestamp())
-    through = end - 1
+    through = end - 1 - STAMP_LAG_S
     # A new round (no hold, or a rescan) is rescanned when its own batches should all have been polled.
     rescan_at = until if rescan or hold is None or hold.rescan_at is None else hold.rescan_at
     # The hold first: a send that fails part way leaves batches with the workers, and without the hold the

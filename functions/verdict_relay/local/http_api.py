@@ -18,7 +18,6 @@ sees it; another coding, or a body not compressed as it says, gets API Gateway's
 from __future__ import annotations
 
 import base64
-import gzip
 import io
 import json
 import re
@@ -236,19 +235,30 @@ def _decoded(body: bytes, encodings: list[str]) -> bytes:
     """The body as API Gateway passes a compressed one on: decompressed (``gzip``, ``deflate``; ``identity`` as it
     is), with its own 415 for another coding or a body not compressed as its ``Content-Encoding`` says."""
     codings = [c.strip().lower() for value in encodings for c in value.split(",") if c.strip()]
-    try:
-        for coding in reversed(codings):  # listed in the order they were applied
-            if coding == "gzip":
-                body = gzip.decompress(body)
-            elif coding == "deflate":
-                body = zlib.decompress(body)
-            elif coding != "identity":
-                raise _Refused(UNSUPPORTED)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise _Refused(UNSUPPORTED) from exc
-    if len(body) > MAX_BODY:
-        raise _Refused(TOO_LONG)
+    for coding in reversed(codings):  # listed in the order they were applied
+        if coding in WBITS:
+            body = _inflate(body, WBITS[coding])
+        elif coding != "identity":
+            raise _Refused(UNSUPPORTED)
     return body
+
+
+WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+"""zlib's window bits for each content coding: a gzip member, a zlib stream (HTTP's ``deflate``)."""
+
+
+def _inflate(data: bytes, wbits: int) -> bytes:
+    """Decompressed, never past ``MAX_BODY`` (a few kilobytes can stand for gigabytes)."""
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(data, MAX_BODY + 1)
+    except zlib.error as exc:
+        raise _Refused(UNSUPPORTED) from exc
+    if len(out) > MAX_BODY or inflater.unconsumed_tail:
+        raise _Refused(TOO_LONG)
+    if not inflater.eof:
+        raise _Refused(UNSUPPORTED)  # cut short
+    return out
 
 
 def _is_text(body: bytes) -> bool:

@@ -57,9 +57,9 @@ StoredStatus = Callable[[str, str], JobStatus | None]
 """The stored status of (provider, job_id), or None when the store does not hold the job: one read of the status
 alone (never the verdict, which may be archived in S3)."""
 
-ClaimSigned = Callable[[str, str, str, datetime], bool]
-"""``JobStore.claim_signed``: (provider, digest, job_id, now) -> False when the signed text was accepted for
-another job."""
+ClaimSigned = Callable[[str, str, str, str], bool]
+"""``JobStore.claim_signed``: (scope, digest, provider, job_id) -> False when the signed text was accepted for
+another job, or the same job id on another provider's route."""
 
 
 @dataclass(frozen=True)
@@ -94,14 +94,15 @@ def accept(
 
     With ``trust: body``, a body whose signature leaves in doubt which job it names (``result.signed``) is taken
     only for the first job its signed text was accepted for (``claim_signed``): anyone holding one signed Huawei
-    callback could otherwise re-send it with its ids split elsewhere, as another job with any result. A fetched
+    callback could otherwise re-send it with its ids split elsewhere, or to the other Huawei route when both list
+    its seed, as another job with any result. A fetched
     job needs no such check: the provider answers for the id asked, and one it does not know stores nothing."""
     if trust == "body":
         signed = result.signed
-        if signed and claim_signed and not claim_signed(provider, signed.digest, signed.job_id, now):
+        if signed and claim_signed and not claim_signed(signed.scope, signed.digest, provider, signed.job_id):
             raise CallbackAuthError(
-                "signature already accepted for another job: the signed create_time, job_id and request_id "
-                "join to the same text with the ids split elsewhere"
+                "signature already accepted for another job: the signed create_time, job_id and request_id join "
+                "to the same text (the ids split elsewhere, or the job sent to another provider's route)"
             )
         job_verdicts, to_fetch = list(result.verdicts), list(result.jobs_to_fetch)
     else:

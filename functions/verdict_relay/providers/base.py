@@ -64,9 +64,11 @@ class CallbackResult:
 class SignedIds:
     """A signature over ids joined with no separator (Huawei's ``create_time + job_id + request_id``) proves the
     joined text, not where ``job_id`` ends in it: the same signature holds for ``job-7f3a2`` + ``1req-9`` as for
-    ``job-7f3a21`` + ``req-9``. ``digest`` names the text (a SHA-256 of it); a body's verdict is taken only for the
-    first job a digest was accepted for (``JobStore.claim_signed``)."""
+    ``job-7f3a21`` + ``req-9``, and on every route whose entry lists its key. ``digest`` names the text (a SHA-256
+    of it) among those signed the same way (``scope``); a body's verdict is taken only for the first provider and
+    job a digest was accepted for (``JobStore.claim_signed``)."""
 
+    scope: str
     digest: str
     job_id: str
 

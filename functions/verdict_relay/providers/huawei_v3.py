@@ -270,7 +270,8 @@ class HuaweiV3Adapter(ProviderAdapter, Generic[ResultT]):
             return CallbackResult(verdicts=verdicts)  # not what a checked signature covers: a token let it in
         signed = (fields.create_time + fields.job_id + fields.request_id).encode("utf-8", "surrogatepass")
         return CallbackResult(
-            verdicts=verdicts, signed=SignedIds(hashlib.sha256(signed).hexdigest(), fields.job_id)
+            verdicts=verdicts,
+            signed=SignedIds("huawei-v3", hashlib.sha256(signed).hexdigest(), fields.job_id),
         )
 
     def parse(self, payload: Any) -> list[Verdict]:
