@@ -217,14 +217,17 @@ def resolutions(dynamodb: Any, table: str) -> dict[str, list[datetime]]:
 def measure() -> dict[str, Any]:
     import boto3
 
-    from verdict_relay.config import DEFAULT_RATE_LIMITS, Settings, rate_limit
+    from verdict_relay.config import Settings, rate_limit
     from verdict_relay.handlers.dependencies import build
     from verdict_relay.local.resources import create_resources
     from verdict_relay.logic.poller import PollSettings
+    from verdict_relay.providers.profiles import PROFILES
+
+    default_rates = {name: profile.rate_limit_per_s for name, profile in PROFILES.items()}
 
     with (
         in_own_process("AwsHost") as aws,
-        in_own_process("SimulatorHost", DEFAULT_RATE_LIMITS, LATENCY_S) as simulator,
+        in_own_process("SimulatorHost", default_rates, LATENCY_S) as simulator,
         environment(aws_env(aws.endpoint_url())),
         quiet_output(),
     ):

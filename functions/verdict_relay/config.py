@@ -34,6 +34,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from verdict_relay.errors import ConfigurationError, ConfigurationUnavailableError
 from verdict_relay.models.verdict import PROVIDER_NAMES, Suggestion
+from verdict_relay.providers.profiles import PROFILES
 
 SecretToken = Annotated[str, StringConstraints(min_length=16, max_length=256, pattern=r"^[A-Za-z0-9._~-]+$")]
 """A callback URL token: URL-safe, at least 16 characters, so a guessable one cannot be configured."""
@@ -277,41 +278,38 @@ class ProviderSettings(_Strict):
         )
 
 
-HUAWEI_V3_PROVIDERS = frozenset({"huawei-video", "huawei-audio"})
-"""Huawei v3 APIs: the project id is part of every URL."""
-FETCH_ONLY_PROVIDERS: dict[str, str] = {
-    "alibaba-mps": "an MNS notice names the job but never carries its result"
-}
-"""Providers whose callbacks never carry a result, and why: every verdict is fetched with API credentials."""
-CLIENT_NEEDS: dict[str, str] = {
-    "huawei-video": "region (or endpoint) and project_id",
-    "huawei-audio": "region (or endpoint) and project_id",
-    "huawei-image-batch": "region (or endpoint)",
-    "alibaba-mps": "region (or endpoint)",
-    "azure-review": "endpoint and team",
-}
-"""What a provider's API client needs besides its credentials (``clients/factory.py``)."""
-REGION_EXAMPLES: dict[str, str] = {"alibaba-mps": "cn-shanghai"}
-"""An example region per provider for the messages; Huawei's otherwise."""
-HUAWEI_PROVIDERS = frozenset({*HUAWEI_V3_PROVIDERS, "huawei-image-batch"})
-PROVIDERS_WITH_CALLBACKS = frozenset({*HUAWEI_V3_PROVIDERS, "alibaba-mps", "azure-review"})
-"""The providers whose adapters take callbacks (``takes_callbacks``; a test checks the two agree)."""
+PROVIDER_SPECIFIC_SETTINGS: tuple[str, ...] = (
+    "region",
+    "project_id",
+    "team",
+    "policy",
+    "batch_size",
+    "trust",
+    "callback",
+    "callback.seeds",
+    "callback.certificate_hosts",
+    "callback.max_age_seconds",
+)
+"""The settings only some providers read, as paths of an entry, in the order an entry's are checked (the first
+misplaced one is named). Which providers read each: ``reads`` of their profiles (``providers/profiles.py``);
+``callback`` those that call back, ``trust`` those whose callbacks may carry a result (Alibaba's notices never do,
+and Huawei's image batches send no callbacks)."""
+
+
+def _readers(path: str) -> frozenset[str]:
+    if path == "callback":
+        return frozenset(p.name for p in PROFILES.values() if p.calls_back)
+    if path == "trust":
+        return frozenset(p.name for p in PROFILES.values() if p.calls_back and p.fetch_only is None)
+    return frozenset(p.name for p in PROFILES.values() if path in p.reads)
+
+
 SETTINGS_READ_BY: dict[tuple[str, ...], frozenset[str]] = {
-    ("region",): HUAWEI_PROVIDERS | {"alibaba-mps"},
-    ("project_id",): HUAWEI_PROVIDERS,
-    ("team",): frozenset({"azure-review"}),
-    ("policy",): frozenset({"azure-review"}),
-    ("batch_size",): frozenset({"alibaba-mps"}),
-    ("trust",): HUAWEI_V3_PROVIDERS | {"azure-review"},
-    ("callback",): PROVIDERS_WITH_CALLBACKS,
-    ("callback", "seeds"): HUAWEI_V3_PROVIDERS,
-    ("callback", "certificate_hosts"): frozenset({"alibaba-mps"}),
-    ("callback", "max_age_seconds"): frozenset({"alibaba-mps"}),
+    tuple(path.split(".")): _readers(path) for path in PROVIDER_SPECIFIC_SETTINGS
 }
-"""The settings only some providers read, and which: one set in another provider's entry is refused at the start,
-not ignored (a misplaced ``team`` or ``seeds`` would otherwise leave a provider without it, silently). Every other
-setting is read by every provider. ``trust`` is read only by providers whose callbacks may carry a result
-(Alibaba's notices never do, and Huawei's image batches send no callbacks)."""
+"""The providers that read each of :data:`PROVIDER_SPECIFIC_SETTINGS`: one set in another provider's entry is
+refused at the start, not ignored (a misplaced ``team`` or ``seeds`` would otherwise leave a provider without it,
+silently). Every other setting is read by every provider."""
 
 Problem = tuple[tuple[str, ...], str, Any]
 """A key of an entry (its path), what is wrong with it, and its value (never a secret)."""
@@ -361,9 +359,10 @@ def _unmet_requirements(provider: str, entry: ProviderSettings) -> list[Problem]
         return [(("credentials",), str(exc), None)]
     if credentials is None:
         # No client is built: callbacks only. Fine, unless no callback can ever yield the verdict.
-        add = f"add credentials {_credential_keys(provider)}, with {CLIENT_NEEDS[provider]}"
-        if provider in FETCH_ONLY_PROVIDERS:
-            why = FETCH_ONLY_PROVIDERS[provider]
+        profile = PROFILES[provider]
+        add = f"add credentials {_credential_keys(provider)}, with {profile.client_needs}"
+        if profile.fetch_only is not None:
+            why = profile.fetch_only
             message = f"required: {why}, so every verdict is fetched from the provider's API; {add}"
             return [(("credentials",), message, None)]
         if entry.trust == "fetch":
@@ -398,12 +397,12 @@ def _unmet_requirements(provider: str, entry: ProviderSettings) -> list[Problem]
             (
                 ("region",),
                 "required with credentials unless endpoint is set: add region (e.g. "
-                f"{REGION_EXAMPLES.get(provider, 'ap-southeast-1')}) for the provider's regional endpoint, "
+                f"{PROFILES[provider].region_example}) for the provider's regional endpoint, "
                 "or endpoint",
                 entry.region,
             )
         )
-    if provider in HUAWEI_V3_PROVIDERS and not entry.project_id:
+    if PROFILES[provider].huawei_v3 and not entry.project_id:
         problems.append(
             (
                 ("project_id",),
@@ -589,20 +588,10 @@ class Settings(_Strict):
             raise ConfigurationError(f"invalid environment: {problems}") from exc
 
 
-DEFAULT_RATE_LIMITS: dict[str, float] = {
-    "huawei-video": 10.0,
-    "huawei-audio": 10.0,
-    "huawei-image-batch": 10.0,
-    "alibaba-mps": 50.0,
-    "azure-review": 10.0,
-}
-"""Requests per second per account, from the providers' documentation (Azure: a conservative default)."""
-
-
 def rate_limit(provider: str, settings: ProviderSettings | None) -> float:
     if settings is not None and settings.rate_limit_per_s is not None:
         return settings.rate_limit_per_s
-    return DEFAULT_RATE_LIMITS[provider]
+    return PROFILES[provider].rate_limit_per_s
 
 
 SECRETS_CLIENT_TIMEOUTS: dict[str, Any] = {

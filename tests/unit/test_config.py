@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from verdict_relay.clients.factory import build_client
 from verdict_relay.config import (
     CREDENTIAL_SHAPES,
+    PROVIDER_SPECIFIC_SETTINGS,
     SETTINGS_READ_BY,
     ProvidersConfig,
     ProviderSettings,
@@ -20,6 +21,7 @@ from verdict_relay.config import (
 )
 from verdict_relay.errors import ConfigurationError
 from verdict_relay.models.verdict import PROVIDER_NAMES
+from verdict_relay.providers.profiles import PROFILES
 
 ENV = {"TABLE_NAME": "jobs", "TOPIC_ARN": "arn:aws:sns:us-east-1:1:t", "RAW_PAYLOAD_BUCKET": "raw"}
 
@@ -470,7 +472,7 @@ def test_an_entry_passes_the_start_checks_exactly_when_its_client_can_be_built(
             # Then the two agree: no entry starts the functions and then fails the poller's first cycle
             assert (provider, keys, accepted) == (provider, keys, built), (
                 f"{provider} with {keys or 'none'} of {sorted(CLIENT_KEYS)}: the start checks "
-                f"({'accept' if accepted else 'refuse'} it: CLIENT_NEEDS, _unmet_requirements in config.py) and the "
+                f"({'accept' if accepted else 'refuse'} it: its profile, _unmet_requirements in config.py) and the "
                 f"client factory ({'builds' if built else 'cannot build'} its client: _BUILDERS in clients/factory.py) "
                 "disagree"
             )
@@ -505,6 +507,14 @@ def _with_credentials(provider: str, entry: dict[str, object]) -> dict[str, obje
 
 def test_every_provider_specific_setting_has_an_example() -> None:
     assert set(SETTING_EXAMPLES) == set(SETTINGS_READ_BY)
+
+
+def test_every_setting_a_profile_reads_is_one_only_some_providers_read() -> None:
+    # A path missing from PROVIDER_SPECIFIC_SETTINGS (or misspelt) would be read by nobody: refused in the entry of
+    # the provider that reads it, if it is one of them, and accepted in every other
+    for profile in PROFILES.values():
+        assert profile.reads <= set(PROVIDER_SPECIFIC_SETTINGS), profile.name
+        assert {"callback", "trust"}.isdisjoint(profile.reads), f"{profile.name}: set calls_back / fetch_only"
 
 
 @pytest.mark.parametrize(

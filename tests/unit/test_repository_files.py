@@ -181,14 +181,15 @@ def test_every_per_provider_table_names_exactly_the_registered_providers() -> No
     from verdict_relay import config
     from verdict_relay.clients import factory
     from verdict_relay.local import simulator
+    from verdict_relay.providers.profiles import PROFILES
     from verdict_relay.providers.registry import ADAPTERS
 
     registered = set(ADAPTERS)
 
-    # When config's per-provider tables and the client factory's are read
+    # When the profiles, config's credential shapes and the client factory's table are read
     tables = {
-        name: set(getattr(config, name))
-        for name in ("CLIENT_NEEDS", "CREDENTIAL_SHAPES", "DEFAULT_RATE_LIMITS")
+        "providers/profiles.py PROFILES": set(PROFILES),
+        "config.py CREDENTIAL_SHAPES": set(config.CREDENTIAL_SHAPES),
     }
     tables["clients/factory.py _BUILDERS"] = set(factory._BUILDERS)
     tables["local/simulator.py PROVIDERS"] = set(simulator.PROVIDERS)
@@ -199,7 +200,7 @@ def test_every_per_provider_table_names_exactly_the_registered_providers() -> No
     )
     tables["bench/normalize.py PAYLOADS"] = normalized_providers()
 
-    # Then each names every provider and nothing else: the providers document's checks index CLIENT_NEEDS and
+    # Then each names every provider and nothing else: the providers document's checks index PROFILES and
     # CREDENTIAL_SHAPES for each entry, and a provider missing from one fails with a bare KeyError (or is skipped);
     # one missing from the factory's would have no client, from the simulator's no client tests and no local
     # simulation, from a benchmark's no figures
@@ -209,8 +210,10 @@ def test_every_per_provider_table_names_exactly_the_registered_providers() -> No
 
 
 def test_the_callback_latency_benchmark_measures_exactly_the_providers_that_call_back() -> None:
-    # Given the providers whose adapters take callbacks
-    from verdict_relay.config import PROVIDERS_WITH_CALLBACKS
+    # Given the providers that call back (their profiles agree with their adapters: tests/unit/providers)
+    from verdict_relay.providers.profiles import PROFILES
+
+    calling_back = {name for name, profile in PROFILES.items() if profile.calls_back}
 
     # When the callback-latency benchmark's per-provider tables are read
     tables = {
@@ -219,7 +222,7 @@ def test_the_callback_latency_benchmark_measures_exactly_the_providers_that_call
     }
 
     # Then each names every one of them (one missing would have no latency figure) and no other provider
-    assert tables == dict.fromkeys(tables, PROVIDERS_WITH_CALLBACKS)
+    assert tables == dict.fromkeys(tables, calling_back)
 
 
 def test_a_poller_that_stops_running_raises_an_alarm_though_it_reports_nothing() -> None:

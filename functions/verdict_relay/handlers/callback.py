@@ -45,6 +45,7 @@ from verdict_relay.models.jobs import RegisterJobRequest
 from verdict_relay.models.verdict import MAX_JOB_ID_LENGTH, PROVIDER_NAMES, Verdict
 from verdict_relay.observability import count, log_metrics, logger
 from verdict_relay.providers.base import CallbackRequest, VerifyContext
+from verdict_relay.providers.profiles import PROFILES
 from verdict_relay.providers.registry import get_adapter
 
 if TYPE_CHECKING:
@@ -76,11 +77,6 @@ JOB_REQUEST_MAX_BYTES = 1_000_000
 largest registration the schema accepts is under 300 KB, however it is escaped; and API Gateway puts the body
 in the function's event as a JSON string, where a control character takes six bytes (``\u0001``): a body of
 this size fits Lambda's 6 MB event whatever it holds, so a client's oversized body is never API Gateway's 5xx."""
-
-CALLBACK_CONTENT_TYPES: dict[str, tuple[str, ...]] = {
-    "alibaba-mps": ("application/json", "text/xml", "application/xml", "text/plain"),
-}
-"""Content types a provider's callbacks come in; JSON unless listed. A request without one is read as the default."""
 
 IAM_AUTHORIZED = {"x-amazon-apigateway-auth": {"type": "AWS_IAM"}}
 """The job routes' authorization (``DefaultAuthorizer: AWS_IAM`` in ``template.yaml``; the document's ``sigv4``
@@ -193,7 +189,7 @@ def receive_callback(
     providers = deps.providers()
     adapter = get_adapter(provider, providers)
     raw = _raw_body(deps.settings.max_body_bytes)
-    _check_content_type(CALLBACK_CONTENT_TYPES.get(provider, ("application/json",)))
+    _check_content_type(PROFILES[provider].callback_content_types)
     event = app.current_event
     request = CallbackRequest(
         body=raw,
@@ -359,7 +355,9 @@ def _describe_callback_body(operation: dict[str, Any]) -> None:
     """The callback route reads its body itself (authenticated over its exact bytes, then parsed by the
     provider's adapter), so the resolver declares none: the document says what it takes. A 204 has no content."""
     json_types = {"application/json"}
-    media_types = sorted(json_types.union(*CALLBACK_CONTENT_TYPES.values()))
+    media_types = sorted(
+        json_types.union(*(p.callback_content_types for p in PROFILES.values() if p.calls_back))
+    )
     operation["requestBody"] = {
         "required": True,
         "description": (

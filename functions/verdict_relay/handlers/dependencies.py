@@ -29,6 +29,7 @@ from verdict_relay.logic.ingest import IngestService
 from verdict_relay.logic.policy import VerdictPolicy
 from verdict_relay.models.verdict import Suggestion
 from verdict_relay.observability import count, logger
+from verdict_relay.providers.profiles import PROFILES
 
 if TYPE_CHECKING:
     # The poller's pieces are imported where they are used: the callback receiver's cold start never needs them.
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
 
 CALLBACK_RATE_SHARE = 0.1
 """Share of a provider's rate limit one receiver container may use for fetches right after callbacks."""
-CALLBACK_FETCH_SECONDS = {"huawei-video": 1.5, "huawei-audio": 1.5, "alibaba-mps": 3.0, "azure-review": 3.0}
-"""Read timeout of that fetch: inside Huawei's 3 s and MNS's 5 s acknowledgement deadlines."""
 CALLBACK_CONNECT_SECONDS = 0.5
 RELOAD_RETRY_SECONDS = 30.0
 """After a failed re-read of the providers document, the next attempt comes this much later (or at the cache
@@ -184,7 +183,7 @@ class Dependencies:
         # The whole fetch, not only each answer, ends within one attempt's time: a wait for the rate limit's
         # next token, or the pages of a long Alibaba timeline, give up (the job is left due for the poller)
         # instead of running past the provider's acknowledgement deadline.
-        budget = CALLBACK_CONNECT_SECONDS + CALLBACK_FETCH_SECONDS.get(provider, 2.0)
+        budget = CALLBACK_CONNECT_SECONDS + PROFILES[provider].callback_fetch_s
 
         def fetch(job_ids: Sequence[str]) -> FetchResult:
             with finish_within(budget):
@@ -204,7 +203,7 @@ class Dependencies:
         )
         options = HttpOptions(
             connect_timeout_s=CALLBACK_CONNECT_SECONDS,
-            read_timeout_s=CALLBACK_FETCH_SECONDS.get(provider, 2.0),
+            read_timeout_s=PROFILES[provider].callback_fetch_s,
             retries=0,
             max_retry_wait_s=0,
         )

@@ -7,7 +7,8 @@ How far a callback body is trusted is per provider (``trust`` in the providers d
 * ``fetch``: the callback only says "look now": the job is fetched from the provider's API, so the verdict
   is what the provider's authenticated API says. Costs one API call and its latency.
 
-Default: ``fetch`` for Huawei v3 and Azure when API credentials are configured, else ``body``. An MNS notice
+Default: ``fetch`` for Huawei v3 and Azure when API credentials are configured (``fetch_by_default`` in
+``providers/profiles.py``), else ``body``. An MNS notice
 (Alibaba) never carries a result, so its job is always fetched; an Azure reviewer's decision has no API to
 fetch it from, so it is always taken from the authenticated body. A fetch must fit the provider's deadline for
 acknowledging the callback; when it fails or there is no client, the job stays due and the poller fetches it.
@@ -40,9 +41,9 @@ from verdict_relay.logic.ingest import IngestService
 from verdict_relay.models.verdict import JobStatus
 from verdict_relay.observability import count, logger
 from verdict_relay.providers.base import CallbackResult
+from verdict_relay.providers.profiles import PROFILES
 
 Trust = Literal["body", "fetch"]
-FETCH_BY_DEFAULT = frozenset({"huawei-video", "huawei-audio", "azure-review"})
 
 Fetcher = Callable[[list[str]], FetchResult]
 
@@ -50,7 +51,7 @@ Fetcher = Callable[[list[str]], FetchResult]
 def trust_mode(provider: str, configured: Trust | None, has_credentials: bool) -> Trust:
     if configured is not None:
         return configured
-    return "fetch" if provider in FETCH_BY_DEFAULT and has_credentials else "body"
+    return "fetch" if PROFILES[provider].fetch_by_default and has_credentials else "body"
 
 
 StoredStatus = Callable[[str, str], JobStatus | None]

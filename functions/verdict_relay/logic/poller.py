@@ -62,6 +62,7 @@ from verdict_relay.logic.ingest import PUBLISH_TIME_S, IngestService
 from verdict_relay.models.jobs import DueAt, DueJob, NextPoll
 from verdict_relay.models.verdict import PROVIDER_NAMES
 from verdict_relay.observability import count, logger
+from verdict_relay.providers.profiles import PROFILES
 
 
 class PollStorePort(Protocol):
@@ -101,27 +102,31 @@ class PollSettings:
     ``MIN_DISCOVERY_WINDOW``), until discovery has caught up."""
     discovery_horizon: Mapping[str, timedelta] = field(
         default_factory=lambda: {
-            "huawei-image-batch": timedelta(minutes=30),
-            "alibaba-mps": timedelta(days=90),
+            n: p.discovery_horizon for n, p in PROFILES.items() if p.discovery_horizon is not None
         }
     )
-    """How far back a provider's job list reaches (Huawei keeps image batches 30 minutes, MPS lists three
-    months): discovery never starts before it, so after a long gap it lists what the provider still has at once
-    instead of catching up on windows it no longer holds jobs for."""
+    """How far back a provider's job list reaches (``discovery_horizon`` of its profile): discovery never starts
+    before it, so after a long gap it lists what the provider still has at once instead of catching up on windows
+    it no longer holds jobs for."""
     discovery_share: float = 0.5
     """The part of the invocation's time left that discovery may take, listing and then marking the listed jobs
     the store does not hold due: the due jobs' polls get the rest."""
     expire_after: Mapping[str, timedelta] = field(
-        default_factory=lambda: {"huawei-image-batch": timedelta(minutes=30)}
+        default_factory=lambda: {n: p.expire_after for n, p in PROFILES.items() if p.expire_after is not None}
     )
-    """Providers that drop jobs after a while: an unfinished job older than this is expired."""
+    """Providers that drop jobs after a while (``expire_after`` of their profiles): an unfinished job older than
+    this is expired."""
     overdue_after: timedelta = timedelta(hours=24)
     """A job still unfinished this long after its creation is counted ``JobOverdue`` at each poll that finds it
     so, or fails on it (``JOB_OVERDUE_HOURS``)."""
-    max_interval_for: Mapping[str, float] = field(default_factory=lambda: {"huawei-image-batch": 30.0})
-    """A provider's own cap on the backoff, below ``max_interval_s``. Huawei keeps image batch jobs 30 minutes
-    and asks to be polled every 30 s: at the general cap, a job that finished late in its life would be gone
-    before its next poll."""
+    max_interval_for: Mapping[str, float] = field(
+        default_factory=lambda: {
+            n: p.max_poll_interval_s for n, p in PROFILES.items() if p.max_poll_interval_s is not None
+        }
+    )
+    """A provider's own cap on the backoff, below ``max_interval_s`` (``max_poll_interval_s`` of its profile):
+    Huawei keeps image batch jobs 30 minutes and asks to be polled every 30 s; at the general cap, a job that
+    finished late in its life would be gone before its next poll."""
 
 
 BREAKER_CHECK_S = 1.0

@@ -98,7 +98,8 @@ class ProviderAdapter(ABC):
     """Whether the provider calls back at all. Every adapter says which (no default: defining one that does not
     raises TypeError). One that does not (Huawei's image batches) has every callback refused by
     :meth:`verify_callback` whatever callback secrets reach it: a ``?token=`` alone must not open a route nothing
-    legitimate ever calls. ``config.PROVIDERS_WITH_CALLBACKS`` lists the same providers (a test checks)."""
+    legitimate ever calls. ``calls_back`` of the provider's profile (``providers/profiles.py``) says the same (a
+    test checks)."""
     callback_ack_status: ClassVar[int] = 200
     """The HTTP status the provider counts as delivered (Huawei 200, MNS 204)."""
     signature_proves_sender: ClassVar[bool] = True

@@ -1,8 +1,8 @@
 """The one registry of provider adapters: each provider name's adapter class.
 
-Adding a provider takes its adapter module and its line here, and more: its configuration tables, an API client,
-the simulator and the local scenario, fixtures and tests, the generated files and the poll workers' concurrency in
-``template.yaml``. The checklist, and which test fails until each step is done, is "Adding a provider" in
+Adding a provider takes its adapter module and its line here, and more: its profile (``providers/profiles.py``)
+and credential models, an API client, the simulator and the local scenario, fixtures and tests, the generated
+files and the poll workers' concurrency in ``template.yaml``. The checklist, and which test fails until each step is done, is "Adding a provider" in
 ``docs/providers.md``.
 
 Adapters are imported on first use, so a cold start only pays for the providers it serves.
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from verdict_relay.errors import UnknownProviderError
 from verdict_relay.models.verdict import PROVIDER_NAMES
+from verdict_relay.providers.profiles import PROFILES
 
 if TYPE_CHECKING:
     from verdict_relay.config import ProvidersConfig
@@ -28,6 +29,9 @@ ADAPTERS: dict[str, str] = {
     "azure-review": "verdict_relay.providers.azure_review:AzureReviewAdapter",
 }
 assert tuple(ADAPTERS) == PROVIDER_NAMES, "every provider name has exactly one adapter"
+assert tuple(PROFILES) == PROVIDER_NAMES, (
+    "every provider name has exactly one profile (providers/profiles.py)"
+)
 
 
 def get_adapter(name: str, config: ProvidersConfig | None = None) -> ProviderAdapter:

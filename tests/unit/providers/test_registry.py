@@ -1,13 +1,14 @@
-"""What every registered adapter must declare, checked for each provider name the registry serves."""
+"""What every registered adapter and provider profile must declare, checked for each provider name the registry
+serves."""
 
 from __future__ import annotations
 
 import pytest
 
-from verdict_relay.config import PROVIDERS_WITH_CALLBACKS
 from verdict_relay.models.verdict import PROVIDER_NAMES
 from verdict_relay.providers.base import ProviderAdapter
-from verdict_relay.providers.registry import get_adapter
+from verdict_relay.providers.profiles import PROFILES, ProviderProfile
+from verdict_relay.providers.registry import ADAPTERS, get_adapter
 
 
 @pytest.mark.parametrize("provider", PROVIDER_NAMES)
@@ -26,9 +27,20 @@ def test_an_adapter_class_that_does_not_say_whether_its_provider_calls_back_cann
             name = "new-provider"
 
 
-def test_the_providers_document_takes_callback_settings_for_exactly_the_providers_that_call_back() -> None:
-    # config.py cannot import the adapters (the receiver's cold start), so it lists them: an entry's callback
-    # block is refused for any other provider
-    assert {
-        provider for provider in PROVIDER_NAMES if get_adapter(provider).takes_callbacks
-    } == PROVIDERS_WITH_CALLBACKS
+def test_every_provider_name_has_one_profile_in_the_registry_order() -> None:
+    assert tuple(PROFILES) == tuple(ADAPTERS) == PROVIDER_NAMES
+    assert all(name == profile.name for name, profile in PROFILES.items())
+
+
+@pytest.mark.parametrize("provider", PROVIDER_NAMES)
+def test_a_profile_says_the_provider_calls_back_exactly_when_its_adapter_takes_callbacks(
+    provider: str,
+) -> None:
+    # config.py cannot import the adapters (the receiver's cold start), so it reads the profile: an entry's
+    # callback block is refused for a provider whose profile says it never calls back
+    assert PROFILES[provider].calls_back == get_adapter(provider).takes_callbacks
+
+
+def test_a_profile_without_a_fact_every_provider_decides_cannot_be_made() -> None:
+    with pytest.raises(TypeError, match="rate_limit_per_s"):
+        ProviderProfile(name="new-provider", calls_back=False, client_needs="region (or endpoint)")  # type: ignore[call-arg]
