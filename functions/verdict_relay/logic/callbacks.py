@@ -8,10 +8,10 @@ How far a callback body is trusted is per provider (``trust`` in the providers d
   is what the provider's authenticated API says. Costs one API call and its latency.
 
 Default: ``fetch`` for Huawei v3 and Azure when API credentials are configured (``fetch_by_default`` in
-``providers/profiles.py``), else ``body``. An MNS notice
-(Alibaba) never carries a result, so its job is always fetched; an Azure reviewer's decision has no API to
-fetch it from, so it is always taken from the authenticated body. A fetch must fit the provider's deadline for
-acknowledging the callback; when it fails or there is no client, the job stays due and the poller fetches it.
+``providers/profiles.py``), else ``body``. An MNS notice (Alibaba) never carries a result, so its job is always
+fetched; an Azure reviewer's decision has no API to fetch it from, so it is always taken from the authenticated
+body. A fetch must fit the provider's deadline for acknowledging the callback; when it fails or there is no
+client, the job stays due and the poller fetches it.
 
 What a fetch after a callback costs is bounded by what the store already holds, read once per job first:
 
