@@ -140,7 +140,7 @@ def test_a_job_past_its_retention_is_a_404_though_dynamodb_has_not_deleted_it_ye
         UpdateExpression="SET expires_at = :past, verdict_s3_key = :gone REMOVE verdict_gz",
         ExpressionAttributeValues={
             ":past": {"N": str(int(datetime.now(UTC).timestamp()) - 60)},
-            ":gone": {"S": "verdicts/huawei-video/job-expired.json.gz"},
+            ":gone": {"S": "jobs/huawei-video/job-expired/verdict.json.gz"},
         },
     )
 
@@ -168,7 +168,7 @@ def test_a_job_past_its_retention_registered_again_is_followed_afresh(
         UpdateExpression="SET expires_at = :past, verdict_s3_key = :gone REMOVE verdict_gz",
         ExpressionAttributeValues={
             ":past": {"N": str(int(datetime.now(UTC).timestamp()) - 60)},
-            ":gone": {"S": "verdicts/huawei-video/job-again.json.gz"},
+            ":gone": {"S": "jobs/huawei-video/job-again/verdict.json.gz"},
         },
     )
 
@@ -240,7 +240,7 @@ def test_a_verdict_too_large_for_a_lambda_response_is_read_trimmed_and_says_so(
     assert len(huge.model_dump_json()) < 5_000_000
     assert len(json.dumps(huge.model_dump_json())) > 7_000_000
     store.record(huge, b"{}", datetime.now(UTC), publish=False)
-    assert any(key.startswith("verdicts/") for key in aws.bucket_keys())
+    assert any(key.startswith("jobs/") and "/verdict-" in key for key in aws.bucket_keys())
 
     event = api_event(
         "GET",

@@ -1436,7 +1436,7 @@ def test_a_due_job_whose_stored_progress_cannot_be_read_is_polled_with_the_other
         TableName=aws.resources.table_name,
         Key={"pk": {"S": "huawei-video#j1"}, "sk": {"S": STATE}},
         UpdateExpression="SET verdict_s3_key = :key REMOVE verdict_gz",
-        ExpressionAttributeValues={":key": {"S": "verdicts/gone"}},
+        ExpressionAttributeValues={":key": {"S": "jobs/gone"}},
     )
     for job_id in ("j1", "j2"):
         client.jobs[job_id] = verdict("huawei-video", job_id, JobStatus.SUCCEEDED, Suggestion.BLOCK)

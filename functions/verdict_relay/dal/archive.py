@@ -1,9 +1,16 @@
-"""S3 archive for what does not fit a DynamoDB item: large raw payloads and large verdicts (gzip-compressed)."""
+"""S3 archive for what does not fit a DynamoDB item: large raw payloads and large verdicts (gzip-compressed).
+
+The bucket's lifecycle deletes only objects tagged :data:`EXPIRES_WITH_JOB`, ``RetentionDays`` after their upload
+(``template.yaml``), the same retention as their job's TTL, which is counted from the verdict too. The objects of a
+verdict whose publish is owed are stored without the tag, so S3 keeps them however long SNS refuses it; the
+publish confirmation tags them (:meth:`JobStore.mark_published`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -13,6 +20,9 @@ from verdict_relay.errors import StorageError
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+EXPIRES_WITH_JOB = ("retention", "with-job")
+"""The tag (key, value) of the objects the bucket's lifecycle rule ``expire-with-jobs`` deletes."""
+
 
 class PayloadArchive:
     """Most payloads fit their item, so the S3 client is created on first use (:class:`LazyClient`)."""
@@ -21,8 +31,10 @@ class PayloadArchive:
         self._bucket = bucket
         self._s3 = LazyClient(client_factory)
 
-    def put(self, key: str, data: bytes) -> str:
-        """Store bytes under ``key``; the caller names its bytes in the key, so a retry rewrites the same object."""
+    def put(self, key: str, data: bytes, *, expires: bool) -> str:
+        """Store bytes under ``key``; the caller names its bytes in the key, so a retry rewrites the same object.
+        ``expires``: tagged for the lifecycle to delete it with its job (not while a publish is owed)."""
+        tagging = {"Tagging": urlencode([EXPIRES_WITH_JOB])} if expires else {}
         try:
             self._s3.get().put_object(
                 Bucket=self._bucket,
@@ -30,10 +42,22 @@ class PayloadArchive:
                 Body=data,
                 ContentType="application/json",
                 ContentEncoding="gzip",
+                **tagging,
             )
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"payload archive: put failed ({type(exc).__name__})") from exc
         return key
+
+    def expire_with_job(self, key: str) -> None:
+        """Tag an object stored without :data:`EXPIRES_WITH_JOB`, for the lifecycle to delete it with its job."""
+        try:
+            self._s3.get().put_object_tagging(
+                Bucket=self._bucket,
+                Key=key,
+                Tagging={"TagSet": [{"Key": EXPIRES_WITH_JOB[0], "Value": EXPIRES_WITH_JOB[1]}]},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"payload archive: tagging failed ({type(exc).__name__})") from exc
 
     def get(self, key: str) -> bytes:
         try:

@@ -5,7 +5,9 @@ Item layout (table key ``pk`` = ``<provider>#<job_id>``, ``sk``):
 * ``sk = "STATE"``: the job. ``status`` and ``status_rank`` (pending 0, running 1, terminal 2) — a write only
   lands if it moves the rank up, so a job never goes backwards and a duplicate is a no-op. The verdict and the
   provider's raw payload are kept gzip-compressed (``verdict_gz``, ``raw_gz``) or, when too large for an item,
-  in S3 (``verdict_s3_key``, ``raw_s3_key``).
+  in S3 (``verdict_s3_key``, ``raw_s3_key``). Those objects are tagged for the bucket's lifecycle to delete
+  them with the job, except while the verdict's publish is owed: then ``owed_objects`` lists them, and the publish
+  confirmation tags them (``dal/archive.py``).
 * ``sk = "CONFLICT#<fingerprint>"``: a different terminal result for an already-terminal job, kept for audit
   and never published.
 * ``pk = "<scope>#<digest>"``, ``sk = "SIGNED"``: the provider and job a signature over joined ids was first
@@ -51,6 +53,7 @@ from verdict_relay.models.jobs import (
     Transition,
 )
 from verdict_relay.models.verdict import JobStatus, Verdict
+from verdict_relay.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -246,7 +249,7 @@ class JobStore:
     ) -> RecordResult:
         fingerprint = outcome_fingerprint(verdict)
         archiving = time.monotonic()
-        payload = self._payload_attributes(verdict, raw, fingerprint)
+        payload = self._payload_attributes(verdict, raw, fingerprint, owed=publish)
         # The claim runs from ``now``, with the time archiving a large payload took added: the publish the claim
         # is for comes after it, and a slow S3 must not leave the writer publishing while the sweep may too.
         claim = self._publish_claim + timedelta(seconds=time.monotonic() - archiving)
@@ -284,6 +287,11 @@ class JobStore:
             sets.append("unpublished_provider = :provider")
             sets.append("publish_claimed_until = :claim")
             values[":claim"] = {"N": f"{(now + claim).timestamp():.3f}"}
+            # Its objects in S3 are kept too, untagged, until the confirmation tags them (mark_published).
+            archived = [value["S"] for name, value in payload.items() if name.endswith("_s3_key")]
+            if archived:
+                sets.append("owed_objects = :owed_objects")
+                values[":owed_objects"] = {"SS": archived}
         else:
             sets.append("expires_at = :expires")
         for name, value in payload.items():
@@ -311,6 +319,10 @@ class JobStore:
             if old.get("fingerprint", {}).get("S") == fingerprint:
                 return RecordResult(Transition.DUPLICATE, None)
             self._record_conflict(verdict, payload, fingerprint, now)
+            if publish:  # a conflict is never published: its objects (its own keys) expire with its record
+                self._expire_with_job(
+                    [value["S"] for name, value in payload.items() if name.endswith("_s3_key")]
+                )
             return RecordResult(Transition.CONFLICT, None)
         attributes = response["Attributes"]
         job = self._to_job(attributes, verdict=verdict)
@@ -365,13 +377,14 @@ class JobStore:
     def mark_published(self, provider: str, job_id: str, now: datetime) -> bool:
         """Confirm a publish; False if it was already confirmed (by a concurrent sweep). The verdict's retention,
         kept aside while its publish was owed, becomes its TTL (the retention from now for a verdict an earlier
-        version stored owed, with a TTL and nothing kept aside)."""
+        version stored owed, with a TTL and nothing kept aside), and its objects in S3 get their expiry tag."""
         try:
-            self._update(
+            response = self._update(
                 "mark published",
                 Key=_key(provider, job_id),
                 UpdateExpression="SET publish_state = :published, published_at = :now, "
-                "expires_at = if_not_exists(retain_until, :expires) REMOVE unpublished_provider, retain_until",
+                "expires_at = if_not_exists(retain_until, :expires) "
+                "REMOVE unpublished_provider, retain_until, owed_objects",
                 ConditionExpression="publish_state = :pending",
                 ExpressionAttributeValues={
                     ":published": {"S": "published"},
@@ -379,9 +392,11 @@ class JobStore:
                     ":now": {"S": now.isoformat()},
                     ":expires": {"N": str(_epoch(now + self._retention))},
                 },
+                ReturnValues="UPDATED_OLD",
             )
         except _ConditionFailed:
             return False
+        self._expire_with_job(response.get("Attributes", {}).get("owed_objects", {}).get("SS", []))
         return True
 
     def requeue_publish(self, provider: str, job_id: str, now: datetime) -> None:
@@ -766,11 +781,14 @@ class JobStore:
 
     # -- helpers ------------------------------------------------------------------------------------------
 
-    def _payload_attributes(self, verdict: Verdict, raw: bytes | None, fingerprint: str) -> dict[str, Any]:
-        """The compressed verdict and raw payload, inline when they fit an item and in S3 when they don't."""
+    def _payload_attributes(
+        self, verdict: Verdict, raw: bytes | None, fingerprint: str, owed: bool
+    ) -> dict[str, Any]:
+        """The compressed verdict and raw payload, inline when they fit an item and in S3 when they don't (``owed``:
+        stored without the tag the bucket's lifecycle deletes by, until the publish is confirmed)."""
         verdict_gz = compress(verdict_json(verdict))
         raw_gz = compress(raw) if raw is not None else b""
-        base = f"{verdict.provider}/{verdict.job_id}/{fingerprint}"
+        base = f"jobs/{verdict.provider}/{verdict.job_id}/{fingerprint}"
         attributes: dict[str, Any] = {}
         if len(verdict_gz) + len(raw_gz) <= ITEM_BUDGET:
             attributes["verdict_gz"] = {"B": verdict_gz}
@@ -780,14 +798,23 @@ class JobStore:
         # The objects are written before the conditional write decides whether this result wins, so each key
         # names its bytes: a repeat of the same result that loses cannot replace the winner's objects.
         if raw_gz:
-            key = f"raw/{base}/{_digest(raw_gz)}.json.gz"
-            attributes["raw_s3_key"] = {"S": self._archive.put(key, raw_gz)}
+            key = f"{base}/raw-{_digest(raw_gz)}.json.gz"
+            attributes["raw_s3_key"] = {"S": self._archive.put(key, raw_gz, expires=not owed)}
         if len(verdict_gz) <= ITEM_BUDGET:
             attributes["verdict_gz"] = {"B": verdict_gz}
         else:
-            key = f"verdicts/{base}/{_digest(verdict_gz)}.json.gz"
-            attributes["verdict_s3_key"] = {"S": self._archive.put(key, verdict_gz)}
+            key = f"{base}/verdict-{_digest(verdict_gz)}.json.gz"
+            attributes["verdict_s3_key"] = {"S": self._archive.put(key, verdict_gz, expires=not owed)}
         return attributes
+
+    def _expire_with_job(self, keys: list[str]) -> None:
+        """Tag archived objects for the bucket's lifecycle. One left untagged is kept for good (storage, never a
+        verdict, is what a failure costs): logged with its key, for you to delete."""
+        for key in keys:
+            try:
+                self._archive.expire_with_job(key)
+            except StorageError as exc:
+                logger.warning("archived object left without its expiry tag", s3_key=key, error=exc.message)
 
     def raw_payload(self, provider: str, job_id: str) -> bytes | None:
         """The provider's raw payload kept with the terminal verdict, for audit."""

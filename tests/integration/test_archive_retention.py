@@ -1,0 +1,148 @@
+"""A verdict archived in S3 is kept as long as its job: the bucket's lifecycle deletes only tagged objects, and
+those of a verdict whose publish is owed are tagged only once it is confirmed."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.exceptions import EndpointConnectionError
+
+from tests.conftest import FakeAws
+from verdict_relay.dal.archive import EXPIRES_WITH_JOB, PayloadArchive
+from verdict_relay.dal.store import JobStore
+from verdict_relay.local.resources import load_template, resources_of_type
+from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
+
+LARGE_RAW = random.Random(7).randbytes(400 * 1024)  # compresses to no less: archived in S3
+
+
+def store_of(aws: FakeAws, s3: Any = None) -> JobStore:
+    s3 = s3 or aws.session.client("s3")
+    return JobStore(
+        aws.resources.table_name,
+        aws.session.client("dynamodb"),
+        PayloadArchive(aws.resources.bucket, lambda: s3),
+    )
+
+
+def finished(job_id: str, suggestion: Suggestion, reason: str = "") -> Verdict:
+    return Verdict(
+        provider="huawei-video",
+        job_id=job_id,
+        status=JobStatus.SUCCEEDED,
+        suggestion=suggestion,
+        metadata={"reason": reason} if reason else {},
+    )  # type: ignore[call-arg]
+
+
+def tags(aws: FakeAws) -> dict[str, list[dict[str, str]]]:
+    s3 = aws.session.client("s3")
+    return {
+        key: s3.get_object_tagging(Bucket=aws.resources.bucket, Key=key)["TagSet"]
+        for key in aws.bucket_keys()
+    }
+
+
+def state(aws: FakeAws, job_id: str) -> dict[str, Any]:
+    return next(i for i in aws.job_items() if i["job_id"]["S"] == job_id)
+
+
+EXPIRING = [{"Key": EXPIRES_WITH_JOB[0], "Value": EXPIRES_WITH_JOB[1]}]
+
+
+def test_an_owed_verdicts_objects_expire_only_once_its_publish_is_confirmed(aws: FakeAws) -> None:
+    store = store_of(aws)
+    now = datetime.now(UTC)
+
+    # Given a block verdict too large for its item, stored owed (SNS refusing it, say)
+    assert store.record(finished("big-block", Suggestion.BLOCK), LARGE_RAW, now, publish=True).publish
+
+    # Then S3 keeps its objects untagged, out of the lifecycle's reach however long the publish stays owed
+    assert aws.bucket_keys()
+    assert all(tag_set == [] for tag_set in tags(aws).values())
+    assert sorted(state(aws, "big-block")["owed_objects"]["SS"]) == sorted(aws.bucket_keys())
+
+    # When its publish is confirmed, months later
+    assert store.mark_published("huawei-video", "big-block", now + timedelta(days=120))
+
+    # Then its objects are tagged to expire with the job, and the item no longer lists them
+    assert all(tag_set == EXPIRING for tag_set in tags(aws).values())
+    assert "owed_objects" not in state(aws, "big-block")
+    assert store.raw_payload("huawei-video", "big-block") == LARGE_RAW
+
+
+def test_objects_of_a_verdict_nothing_is_owed_for_expire_from_their_upload(aws: FakeAws) -> None:
+    store_of(aws).record(finished("big-pass", Suggestion.PASS), LARGE_RAW, datetime.now(UTC), publish=False)
+
+    assert aws.bucket_keys()
+    assert all(tag_set == EXPIRING for tag_set in tags(aws).values())
+    assert "owed_objects" not in state(aws, "big-pass")
+
+
+def test_a_conflicting_results_objects_expire_and_the_owed_winners_stay_kept(aws: FakeAws) -> None:
+    store = store_of(aws)
+    now = datetime.now(UTC)
+    store.record(finished("big-job", Suggestion.BLOCK), LARGE_RAW, now, publish=True)
+    kept = set(aws.bucket_keys())
+
+    # When another result for the finished job comes, as large and as owed as the first was
+    other = random.Random(8).randbytes(400 * 1024)
+    store.record(finished("big-job", Suggestion.REVIEW, "second"), other, now, publish=True)
+
+    # Then the conflict record's own objects expire with it (a conflict is never published); the winner's are
+    # still kept untagged for its owed publish
+    by_key = tags(aws)
+    assert set(by_key) > kept
+    assert all(by_key[key] == [] for key in kept)
+    assert all(by_key[key] == EXPIRING for key in set(by_key) - kept)
+
+
+def test_a_tag_s3_refuses_does_not_undo_the_confirmation(
+    aws: FakeAws, caplog: pytest.LogCaptureFixture
+) -> None:
+    s3 = aws.session.client("s3")
+    store = store_of(aws, s3)
+    now = datetime.now(UTC)
+    store.record(finished("big-block", Suggestion.BLOCK), LARGE_RAW, now, publish=True)
+
+    def unreachable(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://s3.example")
+
+    # Given S3 out of reach for the tagging
+    s3.meta.events.register("before-send.s3.PutObjectTagging", unreachable)
+
+    # When the publish is confirmed
+    confirmed = store.mark_published("huawei-video", "big-block", now)
+
+    # Then it is confirmed all the same (SNS has the verdict: it must not be sent again), and each object left
+    # without its tag is logged by key, for the operator to delete (storage kept, nothing lost)
+    assert confirmed
+    assert state(aws, "big-block")["publish_state"]["S"] == "published"
+    logged = [r.s3_key for r in caplog.records if "left without its expiry tag" in r.getMessage()]
+    assert sorted(logged) == sorted(aws.bucket_keys())
+    assert logged
+
+
+def test_the_buckets_lifecycle_deletes_only_tagged_objects_and_those_of_earlier_versions(
+    aws: FakeAws,
+) -> None:
+    bucket = resources_of_type(load_template(), "AWS::S3::Bucket")["RawPayloadBucket"]
+    rules = bucket["LifecycleConfiguration"]["Rules"]
+
+    # Every rule is the tag's or an earlier version's prefix, and expires after the jobs' retention (!Ref loads
+    # as the parameter's name)
+    by_tag = [rule for rule in rules if "TagFilters" in rule]
+    by_prefix = {rule["Prefix"] for rule in rules if "Prefix" in rule}
+    assert len(by_tag) + len(by_prefix) == len(rules)
+    assert [rule["TagFilters"] for rule in by_tag] == [EXPIRING]
+    assert by_prefix == {"raw/", "verdicts/"}
+    assert all(rule["ExpirationInDays"] == "RetentionDays" for rule in rules)
+    assert all(rule["Status"] == "Enabled" for rule in rules)
+
+    # And no key this version writes falls under those prefixes: an owed verdict's objects would expire
+    store_of(aws).record(finished("big-block", Suggestion.BLOCK), LARGE_RAW, datetime.now(UTC), publish=True)
+    assert aws.bucket_keys()
+    assert not [key for key in aws.bucket_keys() if key.startswith(tuple(by_prefix))]
