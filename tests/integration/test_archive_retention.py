@@ -126,6 +126,27 @@ def test_a_tag_s3_refuses_does_not_undo_the_confirmation(
     assert logged
 
 
+def test_a_confirmation_whose_first_attempt_landed_unanswered_still_tags_the_objects(aws: FakeAws) -> None:
+    store = store_of(aws)
+    now = datetime.now(UTC)
+    store.record(finished("big-block", Suggestion.BLOCK), LARGE_RAW, now, publish=True)
+
+    # Given the confirmation's first attempt applied by DynamoDB, its answer lost on the way back
+    aws.session.client("dynamodb").update_item(
+        TableName=aws.resources.table_name,
+        Key={"pk": {"S": "huawei-video#big-block"}, "sk": {"S": "STATE"}},
+        UpdateExpression="SET publish_state = :published REMOVE unpublished_provider, retain_until, owed_objects",
+        ExpressionAttributeValues={":published": {"S": "published"}},
+    )
+
+    # When the SDK's retry finds it confirmed already
+    assert not store.mark_published("huawei-video", "big-block", now)
+
+    # Then the objects get their tag all the same: nothing else would ever tag them
+    assert aws.bucket_keys()
+    assert all(tag_set == EXPIRING for tag_set in tags(aws).values())
+
+
 def test_the_buckets_lifecycle_deletes_only_tagged_objects_and_those_of_earlier_versions(
     aws: FakeAws,
 ) -> None:

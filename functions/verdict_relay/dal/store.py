@@ -393,8 +393,16 @@ class JobStore:
                     ":expires": {"N": str(_epoch(now + self._retention))},
                 },
                 ReturnValues="UPDATED_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except _ConditionFailed:
+        except _ConditionFailed as lost:
+            # Confirmed already: by a concurrent sweep, or by this call's first attempt, which DynamoDB applied
+            # without its answer arriving. Its objects are tagged again (the same tag), in case that was this.
+            old = lost.old or {}
+            if old.get("publish_state", {}).get("S") == "published":
+                self._expire_with_job(
+                    [old[name]["S"] for name in ("raw_s3_key", "verdict_s3_key") if name in old]
+                )
             return False
         self._expire_with_job(response.get("Attributes", {}).get("owed_objects", {}).get("SS", []))
         return True
