@@ -13,7 +13,9 @@ from botocore.exceptions import EndpointConnectionError
 from tests.conftest import FakeAws
 from verdict_relay.dal.archive import EXPIRES_WITH_JOB, PayloadArchive
 from verdict_relay.dal.store import JobStore
+from verdict_relay.errors import StorageError
 from verdict_relay.local.resources import load_template, resources_of_type
+from verdict_relay.models.jobs import Transition
 from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
 
 LARGE_RAW = random.Random(7).randbytes(400 * 1024)  # compresses to no less: archived in S3
@@ -38,6 +40,12 @@ def finished(job_id: str, suggestion: Suggestion, reason: str = "") -> Verdict:
     )  # type: ignore[call-arg]
 
 
+def large_verdict(job_id: str, suggestion: Suggestion) -> Verdict:
+    """A verdict too large for its item too: metadata that compresses to no less than 300 KiB."""
+    noise = random.Random(job_id).randbytes(400 * 1024).hex()
+    return finished(job_id, suggestion).model_copy(update={"metadata": {"notes": noise}})
+
+
 def tags(aws: FakeAws) -> dict[str, list[dict[str, str]]]:
     s3 = aws.session.client("s3")
     return {
@@ -58,7 +66,7 @@ def test_an_owed_verdicts_objects_expire_only_once_its_publish_is_confirmed(aws:
     now = datetime.now(UTC)
 
     # Given a block verdict too large for its item, stored owed (SNS refusing it, say)
-    assert store.record(finished("big-block", Suggestion.BLOCK), LARGE_RAW, now, publish=True).publish
+    assert store.record(large_verdict("big-block", Suggestion.BLOCK), LARGE_RAW, now, publish=True).publish
 
     # Then S3 keeps its objects untagged, out of the lifecycle's reach however long the publish stays owed
     assert aws.bucket_keys()
@@ -98,6 +106,62 @@ def test_a_conflicting_results_objects_expire_and_the_owed_winners_stay_kept(aws
     assert set(by_key) > kept
     assert all(by_key[key] == [] for key in kept)
     assert all(by_key[key] == EXPIRING for key in set(by_key) - kept)
+
+
+def test_repeats_of_the_result_never_change_the_tags_of_the_objects_the_job_holds(aws: FakeAws) -> None:
+    store = store_of(aws)
+    now = datetime.now(UTC)
+    verdict = large_verdict("big-block", Suggestion.BLOCK)
+
+    # Given a block verdict archived whole (verdict and raw payload) and owed
+    store.record(verdict, LARGE_RAW, now, publish=True)
+    held = sorted(aws.bucket_keys())
+    assert len(held) == 2
+    assert sorted(state(aws, "big-block")["owed_objects"]["SS"]) == held
+
+    # When the same result comes again from a writer that would not publish it (PUBLISH_PASS_VERDICTS set
+    # otherwise, say), and with other raw bytes of the same outcome (a poll after the callback)
+    assert store.record(verdict, LARGE_RAW, now, publish=False).transition == Transition.DUPLICATE
+    other = random.Random(9).randbytes(400 * 1024)
+    assert store.record(verdict, other, now, publish=True).transition == Transition.DUPLICATE
+
+    # Then the job's objects are still untagged while the publish is owed, and the repeat's own object expires
+    by_key = tags(aws)
+    assert all(by_key[key] == [] for key in held)
+    (extra,) = set(by_key) - set(held)
+    assert by_key[extra] == EXPIRING
+
+    # And once the publish is confirmed, a repeat does not take the tag off (nothing writes an object twice)
+    assert store.mark_published("huawei-video", "big-block", now)
+    store.record(verdict, LARGE_RAW, now, publish=True)
+    assert all(tags(aws)[key] == EXPIRING for key in held)
+
+
+def test_objects_whose_write_failed_are_left_untagged_and_logged(
+    aws: FakeAws, caplog: pytest.LogCaptureFixture
+) -> None:
+    dynamodb = aws.session.client("dynamodb")
+    store = JobStore(
+        aws.resources.table_name,
+        dynamodb,
+        PayloadArchive(aws.resources.bucket, lambda: aws.session.client("s3")),
+    )
+
+    def unreachable(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://dynamodb.example")
+
+    # Given DynamoDB out of reach once the objects are uploaded
+    dynamodb.meta.events.register("before-send.dynamodb.UpdateItem", unreachable)
+
+    # When the verdict is recorded
+    with pytest.raises(StorageError):
+        store.record(finished("big-block", Suggestion.BLOCK), LARGE_RAW, datetime.now(UTC), publish=True)
+
+    # Then its objects are not tagged (a retry may win with them, and owe its publish), and their keys are logged
+    assert aws.bucket_keys()
+    assert all(tag_set == [] for tag_set in tags(aws).values())
+    logged = [r.s3_keys for r in caplog.records if "the write that would hold them failed" in r.getMessage()]
+    assert logged == [aws.bucket_keys()]
 
 
 def test_a_tag_s3_refuses_does_not_undo_the_confirmation(

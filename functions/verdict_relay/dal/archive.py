@@ -1,16 +1,16 @@
 """S3 archive for what does not fit a DynamoDB item: large raw payloads and large verdicts (gzip-compressed).
 
 The bucket's lifecycle deletes only objects tagged :data:`EXPIRES_WITH_JOB`, ``RetentionDays`` after their upload
-(``template.yaml``), the same retention as their job's TTL, which is counted from the verdict too. The objects of a
-verdict whose publish is owed are stored without the tag, so S3 keeps them however long SNS refuses it; the
-publish confirmation tags them (:meth:`JobStore.mark_published`).
+(``template.yaml``), the same retention as their job's TTL, which is counted from the verdict too. Objects are
+uploaded untagged and never overwritten; the store tags them once its write has decided what they belong to, and
+those of a verdict whose publish is owed only when the publish is confirmed (:meth:`JobStore.mark_published`), so
+S3 keeps them however long SNS refuses it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -31,10 +31,9 @@ class PayloadArchive:
         self._bucket = bucket
         self._s3 = LazyClient(client_factory)
 
-    def put(self, key: str, data: bytes, *, expires: bool) -> str:
-        """Store bytes under ``key``; the caller names its bytes in the key, so a retry rewrites the same object.
-        ``expires``: tagged for the lifecycle to delete it with its job (not while a publish is owed)."""
-        tagging = {"Tagging": urlencode([EXPIRES_WITH_JOB])} if expires else {}
+    def put(self, key: str, data: bytes) -> str:
+        """Store bytes under ``key``, untagged, unless an object is there already: the caller names its bytes in
+        the key, so that object holds the same bytes, and writing it again would drop the tag it may have got."""
         try:
             self._s3.get().put_object(
                 Bucket=self._bucket,
@@ -42,9 +41,13 @@ class PayloadArchive:
                 Body=data,
                 ContentType="application/json",
                 ContentEncoding="gzip",
-                **tagging,
+                IfNoneMatch="*",
             )
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+                return key
+            raise StorageError(f"payload archive: put failed ({type(exc).__name__})") from exc
+        except BotoCoreError as exc:
             raise StorageError(f"payload archive: put failed ({type(exc).__name__})") from exc
         return key
 

@@ -5,9 +5,9 @@ Item layout (table key ``pk`` = ``<provider>#<job_id>``, ``sk``):
 * ``sk = "STATE"``: the job. ``status`` and ``status_rank`` (pending 0, running 1, terminal 2) — a write only
   lands if it moves the rank up, so a job never goes backwards and a duplicate is a no-op. The verdict and the
   provider's raw payload are kept gzip-compressed (``verdict_gz``, ``raw_gz``) or, when too large for an item,
-  in S3 (``verdict_s3_key``, ``raw_s3_key``). Those objects are tagged for the bucket's lifecycle to delete
-  them with the job, except while the verdict's publish is owed: then ``owed_objects`` lists them, and the publish
-  confirmation tags them (``dal/archive.py``).
+  in S3 (``verdict_s3_key``, ``raw_s3_key``). Those objects are uploaded untagged, and tagged for the bucket's
+  lifecycle to delete them with the job once the terminal write has decided, except while the verdict's publish
+  is owed: then ``owed_objects`` lists them, and the publish confirmation tags them (``dal/archive.py``).
 * ``sk = "CONFLICT#<fingerprint>"``: a different terminal result for an already-terminal job, kept for audit
   and never published.
 * ``pk = "<scope>#<digest>"``, ``sk = "SIGNED"``: the provider and job a signature over joined ids was first
@@ -249,7 +249,8 @@ class JobStore:
     ) -> RecordResult:
         fingerprint = outcome_fingerprint(verdict)
         archiving = time.monotonic()
-        payload = self._payload_attributes(verdict, raw, fingerprint, owed=publish)
+        payload = self._payload_attributes(verdict, raw, fingerprint)
+        archived = _archived_keys(payload)
         # The claim runs from ``now``, with the time archiving a large payload took added: the publish the claim
         # is for comes after it, and a slow S3 must not leave the writer publishing while the sweep may too.
         claim = self._publish_claim + timedelta(seconds=time.monotonic() - archiving)
@@ -288,7 +289,6 @@ class JobStore:
             sets.append("publish_claimed_until = :claim")
             values[":claim"] = {"N": f"{(now + claim).timestamp():.3f}"}
             # Its objects in S3 are kept too, untagged, until the confirmation tags them (mark_published).
-            archived = [value["S"] for name, value in payload.items() if name.endswith("_s3_key")]
             if archived:
                 sets.append("owed_objects = :owed_objects")
                 values[":owed_objects"] = {"SS": archived}
@@ -316,14 +316,25 @@ class JobStore:
             )
         except _ConditionFailed as lost:
             old = lost.old or self._get_item(verdict.provider, verdict.job_id) or {}
+            # The objects this write uploaded that the stored job does not hold (other bytes of the same
+            # outcome, or a conflict's) expire; the job's own are left as its publish state needs them.
+            own = [key for key in archived if key not in _archived_keys(old)]
             if old.get("fingerprint", {}).get("S") == fingerprint:
+                self._expire_with_job(own)
                 return RecordResult(Transition.DUPLICATE, None)
             self._record_conflict(verdict, payload, fingerprint, now)
-            if publish:  # a conflict is never published: its objects (its own keys) expire with its record
-                self._expire_with_job(
-                    [value["S"] for name, value in payload.items() if name.endswith("_s3_key")]
-                )
+            self._expire_with_job(own)  # a conflict is never published: its objects expire with its record
             return RecordResult(Transition.CONFLICT, None)
+        except StorageError:
+            if archived:
+                # Not tagged: a retry of this write may win with the same keys, and owe their publish.
+                logger.warning(
+                    "archived objects left without their expiry tag: the write that would hold them failed",
+                    s3_keys=archived,
+                )
+            raise
+        if not publish:
+            self._expire_with_job(archived)
         attributes = response["Attributes"]
         job = self._to_job(attributes, verdict=verdict)
         return RecordResult(self._transition(attributes, now), job, publish=publish)
@@ -400,9 +411,7 @@ class JobStore:
             # without its answer arriving. Its objects are tagged again (the same tag), in case that was this.
             old = lost.old or {}
             if old.get("publish_state", {}).get("S") == "published":
-                self._expire_with_job(
-                    [old[name]["S"] for name in ("raw_s3_key", "verdict_s3_key") if name in old]
-                )
+                self._expire_with_job(_archived_keys(old))
             return False
         self._expire_with_job(response.get("Attributes", {}).get("owed_objects", {}).get("SS", []))
         return True
@@ -789,11 +798,10 @@ class JobStore:
 
     # -- helpers ------------------------------------------------------------------------------------------
 
-    def _payload_attributes(
-        self, verdict: Verdict, raw: bytes | None, fingerprint: str, owed: bool
-    ) -> dict[str, Any]:
-        """The compressed verdict and raw payload, inline when they fit an item and in S3 when they don't (``owed``:
-        stored without the tag the bucket's lifecycle deletes by, until the publish is confirmed)."""
+    def _payload_attributes(self, verdict: Verdict, raw: bytes | None, fingerprint: str) -> dict[str, Any]:
+        """The compressed verdict and raw payload, inline when they fit an item and in S3 when they don't
+        (uploaded without the tag the bucket's lifecycle deletes by: the write that follows decides whether they
+        get it, ``_record_terminal``)."""
         verdict_gz = compress(verdict_json(verdict))
         raw_gz = compress(raw) if raw is not None else b""
         base = f"jobs/{verdict.provider}/{verdict.job_id}/{fingerprint}"
@@ -804,20 +812,21 @@ class JobStore:
                 attributes["raw_gz"] = {"B": raw_gz}
             return attributes
         # The objects are written before the conditional write decides whether this result wins, so each key
-        # names its bytes: a repeat of the same result that loses cannot replace the winner's objects.
+        # names its bytes, and an object already there is never written again (``PayloadArchive.put``): a repeat
+        # of the same result that loses cannot replace the winner's objects, nor their tags.
         if raw_gz:
             key = f"{base}/raw-{_digest(raw_gz)}.json.gz"
-            attributes["raw_s3_key"] = {"S": self._archive.put(key, raw_gz, expires=not owed)}
+            attributes["raw_s3_key"] = {"S": self._archive.put(key, raw_gz)}
         if len(verdict_gz) <= ITEM_BUDGET:
             attributes["verdict_gz"] = {"B": verdict_gz}
         else:
             key = f"{base}/verdict-{_digest(verdict_gz)}.json.gz"
-            attributes["verdict_s3_key"] = {"S": self._archive.put(key, verdict_gz, expires=not owed)}
+            attributes["verdict_s3_key"] = {"S": self._archive.put(key, verdict_gz)}
         return attributes
 
     def _expire_with_job(self, keys: list[str]) -> None:
-        """Tag archived objects for the bucket's lifecycle. One left untagged is kept for good (storage, never a
-        verdict, is what a failure costs): logged with its key, for you to delete."""
+        """Tag archived objects for the bucket's lifecycle. One S3 refuses the tag is kept for good (storage,
+        never a verdict, is what a failure costs): logged with its key, for you to delete."""
         for key in keys:
             try:
                 self._archive.expire_with_job(key)
@@ -897,6 +906,11 @@ class JobStore:
         except (ClientError, BotoCoreError) as exc:
             raise _storage_error(action, exc) from exc
         return result
+
+
+def _archived_keys(item: dict[str, Any]) -> list[str]:
+    """The S3 keys an item (or the payload attributes of one) holds."""
+    return [item[name]["S"] for name in ("raw_s3_key", "verdict_s3_key") if name in item]
 
 
 def _expired(item: dict[str, Any], now: datetime | None = None) -> bool:
