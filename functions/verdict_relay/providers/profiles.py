@@ -10,7 +10,7 @@ registry, in the same order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 
@@ -73,34 +73,25 @@ class ProviderProfile:
     cap (900 s)."""
 
 
-_HUAWEI_CALLBACK_FETCH_S = 1.5
-"""Inside Huawei's 3 s acknowledgement deadline."""
+_HUAWEI_V3_VIDEO = ProviderProfile(
+    name="huawei-video",
+    calls_back=True,
+    rate_limit_per_s=10.0,
+    client_needs="region (or endpoint) and project_id",
+    reads=frozenset({"region", "project_id", "callback.seeds"}),
+    huawei_v3=True,
+    # Huawei's signature covers the job id and times, not the result
+    fetch_by_default=True,
+    # inside Huawei's 3 s acknowledgement deadline
+    callback_fetch_s=1.5,
+)
 
 PROFILES: dict[str, ProviderProfile] = {
     profile.name: profile
     for profile in (
-        ProviderProfile(
-            name="huawei-video",
-            calls_back=True,
-            rate_limit_per_s=10.0,
-            client_needs="region (or endpoint) and project_id",
-            reads=frozenset({"region", "project_id", "callback.seeds"}),
-            huawei_v3=True,
-            # Huawei's signature covers the job id and times, not the result
-            fetch_by_default=True,
-            callback_fetch_s=_HUAWEI_CALLBACK_FETCH_S,
-        ),
-        ProviderProfile(
-            name="huawei-audio",
-            calls_back=True,
-            rate_limit_per_s=10.0,
-            client_needs="region (or endpoint) and project_id",
-            reads=frozenset({"region", "project_id", "callback.seeds"}),
-            huawei_v3=True,
-            # Huawei's signature covers the job id and times, not the result
-            fetch_by_default=True,
-            callback_fetch_s=_HUAWEI_CALLBACK_FETCH_S,
-        ),
+        _HUAWEI_V3_VIDEO,
+        # the same v3 API, its audio jobs
+        replace(_HUAWEI_V3_VIDEO, name="huawei-audio"),
         ProviderProfile(
             name="huawei-image-batch",
             # Huawei's image batches send no callbacks
