@@ -39,6 +39,7 @@ from verdict_relay.clients.http import (
     HttpResponse,
     OutgoingRequest,
     ProviderHttp,
+    code_and_message,
     error_for_response,
     read_json,
     require_aware,
@@ -100,15 +101,12 @@ def _is_auth_code(code: str | None) -> bool:
 
 def alibaba_error(response: HttpResponse) -> tuple[str | None, str | None]:
     """``(Code, Message)`` of an MPS error body, if it has one."""
-    try:
-        payload = json.loads(response.body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested past json's limit
+    payload = response.json_object()
+    if payload is None:
         return None, None
-    if not isinstance(payload, dict):
-        return None, None
-    code = payload.get("Code", payload.get("code"))
-    message = payload.get("Message", payload.get("message"))
-    return (str(code) if code is not None else None, str(message) if message is not None else None)
+    return code_and_message(
+        payload.get("Code", payload.get("code")), payload.get("Message", payload.get("message"))
+    )
 
 
 class AlibabaMpsClient(ProviderClient):

@@ -23,7 +23,6 @@ publish each as unmoderated, which cannot be taken back.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Sequence
 
 from verdict_relay.clients.base import FetchedJob, FetchResult, ProviderClient
@@ -31,6 +30,7 @@ from verdict_relay.clients.http import (
     HttpResponse,
     OutgoingRequest,
     ProviderHttp,
+    code_and_message,
     error_for_response,
     read_json,
     require_batch,
@@ -48,19 +48,15 @@ REVIEW_API_JOB_NOT_FOUND_CODE = "NotFound"
 def azure_error(response: HttpResponse) -> tuple[str | None, str | None]:
     """``(code, message)`` of an Azure error body: the gateway's ``{error: {code, message}}`` or the Review
     API's ``{Error: {Code, Message}}``."""
-    try:
-        payload = json.loads(response.body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested past json's limit
-        return None, None
-    if not isinstance(payload, dict):
+    payload = response.json_object()
+    if payload is None:
         return None, None
     lowered = {str(key).lower(): value for key, value in payload.items()}
     nested = lowered.get("error")
     if not isinstance(nested, dict):
         return None, None
     fields = {str(key).lower(): value for key, value in nested.items()}
-    code, message = fields.get("code"), fields.get("message")
-    return (str(code) if code is not None else None, str(message) if message is not None else None)
+    return code_and_message(fields.get("code"), fields.get("message"))
 
 
 def review_api_job_not_found(response: HttpResponse) -> bool:
@@ -69,11 +65,8 @@ def review_api_job_not_found(response: HttpResponse) -> bool:
     the team. Any other 404 (the gateway's, an HTML page, a wrong team) says nothing about the job."""
     if response.status != 404:
         return False
-    try:
-        payload = json.loads(response.body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested past json's limit
-        return False
-    error = payload.get("Error") if isinstance(payload, dict) else None
+    payload = response.json_object()
+    error = payload.get("Error") if payload is not None else None
     if not isinstance(error, dict):
         return False
     code, message = error.get("Code"), error.get("Message")

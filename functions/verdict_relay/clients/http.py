@@ -207,6 +207,20 @@ class HttpResponse:
     def ok(self) -> bool:
         return 200 <= self.status < 300
 
+    def json_object(self) -> dict[str, Any] | None:
+        """The body as a JSON object, or None if it is not one (not UTF-8, not JSON, nested past json's limit,
+        or another JSON value): what an error body is read through."""
+        try:
+            payload = json.loads(self.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return None
+        return payload if isinstance(payload, dict) else None
+
+
+def code_and_message(code: object, message: object) -> tuple[str | None, str | None]:
+    """An error body's code and message as text, each None where the body has none."""
+    return (str(code) if code is not None else None, str(message) if message is not None else None)
+
 
 class RateLimitedAdapter(HTTPAdapter):
     """An HTTPAdapter that takes a token from the provider's bucket before every request it sends.

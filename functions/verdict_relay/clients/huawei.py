@@ -45,6 +45,7 @@ from verdict_relay.clients.http import (
     HttpResponse,
     OutgoingRequest,
     ProviderHttp,
+    code_and_message,
     error_for_response,
     parse_verdicts,
     read_json,
@@ -239,19 +240,14 @@ class HuaweiIamAuth(HuaweiAuth):
 
 def huawei_error(response: HttpResponse) -> tuple[str | None, str | None]:
     """``(error_code, error_msg)`` of a Huawei error body (or IAM's ``{error: {code, message}}``), if any."""
-    try:
-        payload = json.loads(response.body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested past json's limit
-        return None, None
-    if not isinstance(payload, dict):
+    payload = response.json_object()
+    if payload is None:
         return None, None
     if "error_code" in payload:
-        code, message = payload.get("error_code"), payload.get("error_msg")
-        return (str(code) if code is not None else None, str(message) if message is not None else None)
+        return code_and_message(payload.get("error_code"), payload.get("error_msg"))
     nested = payload.get("error")
     if isinstance(nested, dict):
-        code, message = nested.get("code"), nested.get("message")
-        return (str(code) if code is not None else None, str(message) if message is not None else None)
+        return code_and_message(nested.get("code"), nested.get("message"))
     return None, None
 
 
