@@ -3,12 +3,15 @@ those of a verdict whose publish is owed are tagged only once it is confirmed.""
 
 from __future__ import annotations
 
+import base64
+import json
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
 from tests.conftest import FakeAws
 from verdict_relay.dal.archive import EXPIRES_WITH_JOB, PayloadArchive
@@ -125,16 +128,73 @@ def test_repeats_of_the_result_never_change_the_tags_of_the_objects_the_job_hold
     other = random.Random(9).randbytes(400 * 1024)
     assert store.record(verdict, other, now, publish=True).transition == Transition.DUPLICATE
 
-    # Then the job's objects are still untagged while the publish is owed, and the repeat's own object expires
+    # Then the job's objects are still untagged while the publish is owed, and the repeats' own objects expire
     by_key = tags(aws)
     assert all(by_key[key] == [] for key in held)
-    (extra,) = set(by_key) - set(held)
-    assert by_key[extra] == EXPIRING
+    extra = set(by_key) - set(held)
+    assert len(extra) == 4
+    assert all(by_key[key] == EXPIRING for key in extra)
 
     # And once the publish is confirmed, a repeat does not take the tag off (nothing writes an object twice)
     assert store.mark_published("huawei-video", "big-block", now)
     store.record(verdict, LARGE_RAW, now, publish=True)
     assert all(tags(aws)[key] == EXPIRING for key in held)
+
+
+def test_a_job_registered_afresh_owes_its_publish_with_objects_of_its_own(aws: FakeAws) -> None:
+    store = store_of(aws)
+    s3 = aws.session.client("s3")
+    then = datetime.now(UTC) - timedelta(days=91)
+    verdict = large_verdict("big-block", Suggestion.BLOCK)
+
+    # Given a large block verdict published and confirmed 91 days ago: its objects tagged, about to expire
+    store.record(verdict, LARGE_RAW, then, publish=True)
+    assert store.mark_published("huawei-video", "big-block", then)
+    earlier = set(aws.bucket_keys())
+    assert all(tag_set == EXPIRING for tag_set in tags(aws).values())
+
+    # When the job, past its TTL, is registered afresh and the provider gives the same result, owed (SNS
+    # refusing it, say)
+    now = datetime.now(UTC)
+    created, _ = store.register("huawei-video", "big-block", {}, now, now)
+    assert created
+    assert store.record(verdict, LARGE_RAW, now, publish=True).publish
+
+    # Then the owed verdict holds objects of its own, untagged, out of the lifecycle's reach
+    owed = set(state(aws, "big-block")["owed_objects"]["SS"])
+    assert len(owed) == 2
+    assert not owed & earlier
+    assert all(s3.get_object_tagging(Bucket=aws.resources.bucket, Key=key)["TagSet"] == [] for key in owed)
+    assert store.raw_payload("huawei-video", "big-block") == LARGE_RAW
+
+
+def test_a_write_that_landed_unanswered_tags_its_objects_when_nothing_is_owed(aws: FakeAws) -> None:
+    dynamodb = aws.session.client("dynamodb")
+    store = JobStore(
+        aws.resources.table_name,
+        dynamodb,
+        PayloadArchive(aws.resources.bucket, lambda: aws.session.client("s3")),
+    )
+    first = iter([True])
+
+    def lose_first_answer(request: Any, **_: Any) -> None:  # inside botocore's retry loop, unlike after-call
+        if next(first, False):  # DynamoDB applies the first attempt; its answer never arrives
+            sent = json.loads(request.body)
+            for value in sent["ExpressionAttributeValues"].values():
+                if "B" in value:
+                    value["B"] = base64.b64decode(value["B"])
+            aws.session.client("dynamodb").update_item(**sent)
+            raise ReadTimeoutError(endpoint_url="https://dynamodb.example")
+
+    dynamodb.meta.events.register("before-send.dynamodb.UpdateItem", lose_first_answer)
+
+    # When a pass verdict too large for its item is recorded, and its write's retry finds it stored already
+    result = store.record(finished("big-pass", Suggestion.PASS), LARGE_RAW, datetime.now(UTC), publish=False)
+
+    # Then its objects, which the job holds, expire with it all the same: nothing else would ever tag them
+    assert result.transition == Transition.DUPLICATE
+    assert aws.bucket_keys()
+    assert all(tag_set == EXPIRING for tag_set in tags(aws).values())
 
 
 def test_objects_whose_write_failed_are_left_untagged_and_logged(
@@ -231,3 +291,13 @@ def test_the_buckets_lifecycle_deletes_only_tagged_objects_and_those_of_earlier_
     store_of(aws).record(finished("big-block", Suggestion.BLOCK), LARGE_RAW, datetime.now(UTC), publish=True)
     assert aws.bucket_keys()
     assert not [key for key in aws.bucket_keys() if key.startswith(tuple(by_prefix))]
+
+
+def test_a_key_used_twice_fails_rather_than_replace_the_object(aws: FakeAws) -> None:
+    archive = PayloadArchive(aws.resources.bucket, lambda: aws.session.client("s3"))
+    key = "jobs/huawei-video/job-1/f/u/raw.json.gz"
+    archive.put(key, b"first")
+
+    with pytest.raises(StorageError, match=re.escape(f"an object is already stored under {key}")):
+        archive.put(key, b"second")
+    assert archive.get(key) == b"first"

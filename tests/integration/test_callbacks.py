@@ -378,8 +378,8 @@ def test_large_payload_goes_to_s3_and_reads_back(api: ApiClient, aws: FakeAws) -
     assert api.callback("huawei-video", body, headers=signed(body)).status == 200
 
     keys = aws.bucket_keys()
-    assert any(k.startswith("jobs/huawei-video/job-large/") and "/raw-" in k for k in keys)
-    assert any(k.startswith("jobs/huawei-video/job-large/") and "/verdict-" in k for k in keys)
+    assert any(k.startswith("jobs/huawei-video/job-large/") and k.endswith("/raw.json.gz") for k in keys)
+    assert any(k.startswith("jobs/huawei-video/job-large/") and k.endswith("/verdict.json.gz") for k in keys)
     assert dependencies().store.raw_payload("huawei-video", "job-large") == body
     stored = dependencies().store.get("huawei-video", "job-large")
     assert stored is not None

@@ -494,7 +494,10 @@ def test_an_owed_verdict_whose_archived_copy_took_its_claim_to_read_is_not_sent_
     text = [f"{random.Random(i).getrandbits(2048):0512x}" for i in range(1440)]
     findings = [Finding(category="porn", label="porn", time_offset=i * 5, text=t) for i, t in enumerate(text)]
     owe_publishes(aws, "huawei-video", ["big-1"], findings)
-    assert any(key.startswith("jobs/huawei-video/big-1/") and "/verdict-" in key for key in aws.bucket_keys())
+    assert any(
+        key.startswith("jobs/huawei-video/big-1/") and key.endswith("/verdict.json.gz")
+        for key in aws.bucket_keys()
+    )
     clock = [1000.0]
     monkeypatch.setattr(ingest_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     original = boto3.session.Session

@@ -32,8 +32,9 @@ class PayloadArchive:
         self._s3 = LazyClient(client_factory)
 
     def put(self, key: str, data: bytes) -> str:
-        """Store bytes under ``key``, untagged, unless an object is there already: the caller names its bytes in
-        the key, so that object holds the same bytes, and writing it again would drop the tag it may have got."""
+        """Store bytes under ``key``, untagged. The caller gives every upload a key of its own; the upload is
+        conditional on no object being there all the same, so a key used twice fails (StorageError) rather than
+        replace an object some job holds, and drop the tag it may have got."""
         try:
             self._s3.get().put_object(
                 Bucket=self._bucket,
@@ -45,7 +46,7 @@ class PayloadArchive:
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
-                return key
+                raise StorageError(f"payload archive: an object is already stored under {key}") from exc
             raise StorageError(f"payload archive: put failed ({type(exc).__name__})") from exc
         except BotoCoreError as exc:
             raise StorageError(f"payload archive: put failed ({type(exc).__name__})") from exc

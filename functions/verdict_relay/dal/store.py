@@ -32,7 +32,7 @@ a few days late, so reads treat one past its ``expires_at`` as gone (its verdict
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import secrets
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -81,10 +81,6 @@ class _ConditionFailed(Exception):
 
 def _key(provider: str, job_id: str, sk: str = STATE) -> dict[str, Any]:
     return {"pk": {"S": f"{provider}#{job_id}"}, "sk": {"S": sk}}
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:32]
 
 
 def _epoch(moment: datetime) -> int:
@@ -316,14 +312,17 @@ class JobStore:
             )
         except _ConditionFailed as lost:
             old = lost.old or self._get_item(verdict.provider, verdict.job_id) or {}
-            # The objects this write uploaded that the stored job does not hold (other bytes of the same
-            # outcome, or a conflict's) expire; the job's own are left as its publish state needs them.
-            own = [key for key in archived if key not in _archived_keys(old)]
+            # The objects this write uploaded expire, as the stored job does not hold them (a repeat's, a
+            # conflict's), or holds them with nothing owed: no other write has their keys, so this one landed,
+            # its answer lost. Those of an owed publish are left for its confirmation.
+            held = _archived_keys(old)
+            owed = old.get("publish_state", {}).get("S") == "pending"
+            expiring = [key for key in archived if key not in held or not owed]
             if old.get("fingerprint", {}).get("S") == fingerprint:
-                self._expire_with_job(own)
+                self._expire_with_job(expiring)
                 return RecordResult(Transition.DUPLICATE, None)
             self._record_conflict(verdict, payload, fingerprint, now)
-            self._expire_with_job(own)  # a conflict is never published: its objects expire with its record
+            self._expire_with_job(expiring)  # a conflict is never published: they expire with its record
             return RecordResult(Transition.CONFLICT, None)
         except StorageError:
             if archived:
@@ -804,23 +803,25 @@ class JobStore:
         get it, ``_record_terminal``)."""
         verdict_gz = compress(verdict_json(verdict))
         raw_gz = compress(raw) if raw is not None else b""
-        base = f"jobs/{verdict.provider}/{verdict.job_id}/{fingerprint}"
+        # Each write uploads objects of its own, under keys no write used before: an object is never written
+        # twice (``PayloadArchive.put``), and one an earlier write uploaded may already be tagged, and as old as
+        # its retention. A job registered afresh after its TTL, given the same result again and owing its
+        # publish, would hold objects about to be deleted; and a repeat of a result that loses could otherwise
+        # neither replace the winner's objects nor change their tags.
+        base = f"jobs/{verdict.provider}/{verdict.job_id}/{fingerprint}/{secrets.token_hex(8)}"
         attributes: dict[str, Any] = {}
         if len(verdict_gz) + len(raw_gz) <= ITEM_BUDGET:
             attributes["verdict_gz"] = {"B": verdict_gz}
             if raw_gz:
                 attributes["raw_gz"] = {"B": raw_gz}
             return attributes
-        # The objects are written before the conditional write decides whether this result wins, so each key
-        # names its bytes, and an object already there is never written again (``PayloadArchive.put``): a repeat
-        # of the same result that loses cannot replace the winner's objects, nor their tags.
         if raw_gz:
-            key = f"{base}/raw-{_digest(raw_gz)}.json.gz"
+            key = f"{base}/raw.json.gz"
             attributes["raw_s3_key"] = {"S": self._archive.put(key, raw_gz)}
         if len(verdict_gz) <= ITEM_BUDGET:
             attributes["verdict_gz"] = {"B": verdict_gz}
         else:
-            key = f"{base}/verdict-{_digest(verdict_gz)}.json.gz"
+            key = f"{base}/verdict.json.gz"
             attributes["verdict_s3_key"] = {"S": self._archive.put(key, verdict_gz)}
         return attributes
 
