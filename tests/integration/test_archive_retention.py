@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import random
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -293,11 +292,24 @@ def test_the_buckets_lifecycle_deletes_only_tagged_objects_and_those_of_earlier_
     assert not [key for key in aws.bucket_keys() if key.startswith(tuple(by_prefix))]
 
 
-def test_a_key_used_twice_fails_rather_than_replace_the_object(aws: FakeAws) -> None:
-    archive = PayloadArchive(aws.resources.bucket, lambda: aws.session.client("s3"))
+def test_an_upload_whose_first_attempt_landed_unanswered_succeeds_and_replaces_nothing(aws: FakeAws) -> None:
+    s3 = aws.session.client("s3")
+    archive = PayloadArchive(aws.resources.bucket, lambda: s3)
     key = "jobs/huawei-video/job-1/f/u/raw.json.gz"
-    archive.put(key, b"first")
+    first = iter([True])
 
-    with pytest.raises(StorageError, match=re.escape(f"an object is already stored under {key}")):
-        archive.put(key, b"second")
-    assert archive.get(key) == b"first"
+    def lose_first_answer(request: Any, **_: Any) -> None:  # inside botocore's retry loop
+        if next(first, False):  # S3 stores the first attempt; its answer never arrives
+            aws.session.client("s3").put_object(Bucket=aws.resources.bucket, Key=key, Body=b"payload")
+            raise ReadTimeoutError(endpoint_url="https://s3.example")
+
+    s3.meta.events.register("before-send.s3.PutObject", lose_first_answer)
+
+    # When the retry finds the object its first attempt stored
+    assert archive.put(key, b"payload") == key
+
+    # Then the upload succeeds, with the object as stored, written once
+    assert archive.get(key) == b"payload"
+    archive.expire_with_job(key)
+    assert archive.put(key, b"payload") == key
+    assert s3.get_object_tagging(Bucket=aws.resources.bucket, Key=key)["TagSet"] == EXPIRING

@@ -32,9 +32,10 @@ class PayloadArchive:
         self._s3 = LazyClient(client_factory)
 
     def put(self, key: str, data: bytes) -> str:
-        """Store bytes under ``key``, untagged. The caller gives every upload a key of its own; the upload is
-        conditional on no object being there all the same, so a key used twice fails (StorageError) rather than
-        replace an object some job holds, and drop the tag it may have got."""
+        """Store bytes under ``key``, untagged. The caller gives every upload a key of its own (a random part),
+        so an object found there (412 to the conditional upload) is this upload's: an earlier attempt that S3
+        stored with its answer lost, which botocore's retry then finds. The condition keeps any object from being
+        written twice, which would drop the tag it may have got."""
         try:
             self._s3.get().put_object(
                 Bucket=self._bucket,
@@ -46,7 +47,7 @@ class PayloadArchive:
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
-                raise StorageError(f"payload archive: an object is already stored under {key}") from exc
+                return key
             raise StorageError(f"payload archive: put failed ({type(exc).__name__})") from exc
         except BotoCoreError as exc:
             raise StorageError(f"payload archive: put failed ({type(exc).__name__})") from exc
