@@ -196,6 +196,38 @@ def test_a_write_that_landed_unanswered_tags_its_objects_when_nothing_is_owed(aw
     assert all(tag_set == EXPIRING for tag_set in tags(aws).values())
 
 
+def test_a_call_that_failed_after_its_write_landed_has_its_objects_tagged_by_the_repeat(aws: FakeAws) -> None:
+    dynamodb = aws.session.client("dynamodb")
+    store = JobStore(
+        aws.resources.table_name,
+        dynamodb,
+        PayloadArchive(aws.resources.bucket, lambda: aws.session.client("s3")),
+    )
+    first = iter([True])
+
+    def land_first_then_time_out(request: Any, **_: Any) -> None:
+        if next(first, False):  # DynamoDB applies the first attempt; no attempt's answer arrives
+            sent = json.loads(request.body)
+            for value in sent["ExpressionAttributeValues"].values():
+                if "B" in value:
+                    value["B"] = base64.b64decode(value["B"])
+            aws.session.client("dynamodb").update_item(**sent)
+        raise ReadTimeoutError(endpoint_url="https://dynamodb.example")
+
+    dynamodb.meta.events.register("before-send.dynamodb.UpdateItem", land_first_then_time_out)
+    now = datetime.now(UTC)
+    with pytest.raises(StorageError):
+        store.record(finished("big-pass", Suggestion.PASS), LARGE_RAW, now, publish=False)
+
+    # When the result comes again (the provider's retry of the callback that failed)
+    repeat = store_of(aws).record(finished("big-pass", Suggestion.PASS), LARGE_RAW, now, publish=False)
+
+    # Then the objects the job holds, stored by the call that failed, expire with it as the repeat's own do
+    assert repeat.transition == Transition.DUPLICATE
+    assert len(aws.bucket_keys()) == 2
+    assert all(tag_set == EXPIRING for tag_set in tags(aws).values())
+
+
 def test_objects_whose_write_failed_are_left_untagged_and_logged(
     aws: FakeAws, caplog: pytest.LogCaptureFixture
 ) -> None:

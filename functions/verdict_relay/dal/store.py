@@ -312,13 +312,15 @@ class JobStore:
             )
         except _ConditionFailed as lost:
             old = lost.old or self._get_item(verdict.provider, verdict.job_id) or {}
-            # The objects this write uploaded expire, as the stored job does not hold them (a repeat's, a
-            # conflict's), or holds them with nothing owed: no other write has their keys, so this one landed,
-            # its answer lost. Those of an owed publish are left for its confirmation.
+            # The objects this write uploaded that the stored job does not hold (a repeat's, a conflict's)
+            # expire. Those it holds are left for the confirmation while their publish is owed; with nothing
+            # owed they expire too, in case the write that stored them landed with its answer lost (this one's,
+            # which its retry found, or an earlier call's that failed): nothing else would ever tag them.
             held = _archived_keys(old)
-            owed = old.get("publish_state", {}).get("S") == "pending"
-            expiring = [key for key in archived if key not in held or not owed]
+            expiring = [key for key in archived if key not in held]
             if old.get("fingerprint", {}).get("S") == fingerprint:
+                if old.get("publish_state", {}).get("S") != "pending":
+                    expiring += held
                 self._expire_with_job(expiring)
                 return RecordResult(Transition.DUPLICATE, None)
             self._record_conflict(verdict, payload, fingerprint, now)
@@ -326,7 +328,8 @@ class JobStore:
             return RecordResult(Transition.CONFLICT, None)
         except StorageError:
             if archived:
-                # Not tagged: a retry of this write may win with the same keys, and owe their publish.
+                # Not tagged: the write may have landed, owing their publish. If it landed with nothing owed, a
+                # repeat of the result tags them; if it did not, nothing holds them.
                 logger.warning(
                     "archived objects left without their expiry tag: the write that would hold them failed",
                     s3_keys=archived,
