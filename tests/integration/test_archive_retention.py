@@ -167,25 +167,33 @@ def test_a_job_registered_afresh_owes_its_publish_with_objects_of_its_own(aws: F
     assert store.raw_payload("huawei-video", "big-block") == LARGE_RAW
 
 
-def test_a_write_that_landed_unanswered_tags_its_objects_when_nothing_is_owed(aws: FakeAws) -> None:
+def landing_first_attempt(aws: FakeAws, later_answered: bool) -> JobStore:
+    """A store whose first UpdateItem DynamoDB applies without its answer arriving (a read timeout inside
+    botocore's retry loop); the attempts after it are answered, or time out unsent."""
     dynamodb = aws.session.client("dynamodb")
-    store = JobStore(
-        aws.resources.table_name,
-        dynamodb,
-        PayloadArchive(aws.resources.bucket, lambda: aws.session.client("s3")),
-    )
     first = iter([True])
 
-    def lose_first_answer(request: Any, **_: Any) -> None:  # inside botocore's retry loop, unlike after-call
-        if next(first, False):  # DynamoDB applies the first attempt; its answer never arrives
+    def land_first(request: Any, **_: Any) -> None:
+        if next(first, False):
             sent = json.loads(request.body)
             for value in sent["ExpressionAttributeValues"].values():
                 if "B" in value:
                     value["B"] = base64.b64decode(value["B"])
             aws.session.client("dynamodb").update_item(**sent)
-            raise ReadTimeoutError(endpoint_url="https://dynamodb.example")
+        elif later_answered:
+            return
+        raise ReadTimeoutError(endpoint_url="https://dynamodb.example")
 
-    dynamodb.meta.events.register("before-send.dynamodb.UpdateItem", lose_first_answer)
+    dynamodb.meta.events.register("before-send.dynamodb.UpdateItem", land_first)
+    return JobStore(
+        aws.resources.table_name,
+        dynamodb,
+        PayloadArchive(aws.resources.bucket, lambda: aws.session.client("s3")),
+    )
+
+
+def test_a_write_that_landed_unanswered_tags_its_objects_when_nothing_is_owed(aws: FakeAws) -> None:
+    store = landing_first_attempt(aws, later_answered=True)
 
     # When a pass verdict too large for its item is recorded, and its write's retry finds it stored already
     result = store.record(finished("big-pass", Suggestion.PASS), LARGE_RAW, datetime.now(UTC), publish=False)
@@ -197,24 +205,7 @@ def test_a_write_that_landed_unanswered_tags_its_objects_when_nothing_is_owed(aw
 
 
 def test_a_call_that_failed_after_its_write_landed_has_its_objects_tagged_by_the_repeat(aws: FakeAws) -> None:
-    dynamodb = aws.session.client("dynamodb")
-    store = JobStore(
-        aws.resources.table_name,
-        dynamodb,
-        PayloadArchive(aws.resources.bucket, lambda: aws.session.client("s3")),
-    )
-    first = iter([True])
-
-    def land_first_then_time_out(request: Any, **_: Any) -> None:
-        if next(first, False):  # DynamoDB applies the first attempt; no attempt's answer arrives
-            sent = json.loads(request.body)
-            for value in sent["ExpressionAttributeValues"].values():
-                if "B" in value:
-                    value["B"] = base64.b64decode(value["B"])
-            aws.session.client("dynamodb").update_item(**sent)
-        raise ReadTimeoutError(endpoint_url="https://dynamodb.example")
-
-    dynamodb.meta.events.register("before-send.dynamodb.UpdateItem", land_first_then_time_out)
+    store = landing_first_attempt(aws, later_answered=False)
     now = datetime.now(UTC)
     with pytest.raises(StorageError):
         store.record(finished("big-pass", Suggestion.PASS), LARGE_RAW, now, publish=False)
