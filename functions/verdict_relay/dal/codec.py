@@ -10,7 +10,7 @@ from verdict_relay.models.verdict import Verdict
 
 
 def compress(data: bytes) -> bytes:
-    # mtime=0 keeps the bytes of equal payloads equal, so a duplicate writes the same object.
+    # mtime=0 keeps the bytes of equal payloads equal: a repeat stores the same bytes (under keys of its own in S3).
     return gzip.compress(data, compresslevel=6, mtime=0)
 
 
