@@ -182,12 +182,17 @@ class _Body:
         yield self._data
 
 
-def aws_response(url: str, status: int, body: bytes, content_type: str) -> Any:
-    """An HTTP response as an AWS endpoint would send it, for a botocore ``before-send`` handler to return:
-    the SDK parses it (and retries on it) as if it came over the wire."""
+def aws_response(request: Any, status: int, body: bytes, content_type: str) -> Any:
+    """An HTTP response as an AWS endpoint would send it, for a botocore ``before-send`` handler to return
+    instead of sending ``request``: the SDK parses it (and retries on it) as if it came over the wire.
+
+    botocore runs every ``before-send`` handler and takes the first response, so moto's in-process stub would
+    still carry the request out (a write refused here would be stored all the same): the request's URL is
+    pointed where no stubbed service answers, and it is never sent."""
     from botocore.awsrequest import AWSResponse
 
-    return AWSResponse(url, status, {"Content-Type": content_type}, _Body(body))
+    request.url = "https://injected-fault.invalid/"
+    return AWSResponse(request.url, status, {"Content-Type": content_type}, _Body(body))
 
 
 def emf_counts(output: str, **dimensions: str) -> dict[str, float]:

@@ -13,7 +13,8 @@ import pytest
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
 from tests.conftest import FakeAws
-from verdict_relay.dal.archive import EXPIRES_WITH_JOB, PayloadArchive
+from tests.helpers import aws_response
+from verdict_relay.dal.archive import CONFLICT_WAITS_S, EXPIRES_WITH_JOB, PayloadArchive
 from verdict_relay.dal.store import JobStore
 from verdict_relay.errors import StorageError
 from verdict_relay.local.resources import load_template, resources_of_type
@@ -336,3 +337,57 @@ def test_an_upload_whose_first_attempt_landed_unanswered_succeeds_and_replaces_n
     archive.expire_with_job(key)
     assert archive.put(key, b"payload") == key
     assert s3.get_object_tagging(Bucket=aws.resources.bucket, Key=key)["TagSet"] == EXPIRING
+
+
+CONFLICT = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>ConditionalRequestConflict</Code>'
+    b"<Message>A conflicting conditional operation is currently in progress against this resource.</Message>"
+    b"</Error>"
+)
+
+
+@pytest.mark.parametrize(
+    "first_attempt_lands", [True, False], ids=["first-attempt-lands", "first-attempt-fails"]
+)
+def test_an_upload_whose_retry_meets_its_first_attempt_in_progress_waits_for_it(
+    aws: FakeAws, first_attempt_lands: bool
+) -> None:
+    s3 = aws.session.client("s3")
+    waits: list[float] = []
+    archive = PayloadArchive(aws.resources.bucket, lambda: s3, sleep=waits.append)
+    key = "jobs/huawei-video/job-1/f/u/raw.json.gz"
+    attempts = iter(["timed out", "in progress", "in progress"])
+
+    def first_attempt_in_progress(request: Any, **_: Any) -> Any:
+        attempt = next(attempts, None)
+        if attempt == "timed out":  # botocore gives up on the first attempt while S3 is still storing it
+            raise ReadTimeoutError(endpoint_url="https://s3.example")
+        if attempt == "in progress":  # botocore's retry, and ours once: S3 refuses them while it is
+            return aws_response(request, 409, CONFLICT, "application/xml")
+        if first_attempt_lands and not aws.bucket_keys():  # by the next retry, the first attempt has ended
+            aws.session.client("s3").put_object(Bucket=aws.resources.bucket, Key=key, Body=b"payload")
+        return None
+
+    s3.meta.events.register("before-send.s3.PutObject", first_attempt_in_progress)
+
+    # When the upload's retries meet its own first attempt still in progress
+    assert archive.put(key, b"payload") == key
+
+    # Then it waits for that attempt to end, and the object is stored, whether that attempt stored it or not
+    assert waits == list(CONFLICT_WAITS_S)
+    assert archive.get(key) == b"payload"
+
+
+def test_an_upload_that_conflicts_for_longer_than_its_waits_fails_with_a_storage_error(aws: FakeAws) -> None:
+    s3 = aws.session.client("s3")
+    waits: list[float] = []
+    archive = PayloadArchive(aws.resources.bucket, lambda: s3, sleep=waits.append)
+    s3.meta.events.register(
+        "before-send.s3.PutObject",
+        lambda request, **_: aws_response(request, 409, CONFLICT, "application/xml"),
+    )
+
+    with pytest.raises(StorageError, match="ConditionalRequestConflict"):
+        archive.put("jobs/huawei-video/job-1/f/u/raw.json.gz", b"payload")
+    assert waits == list(CONFLICT_WAITS_S)
+    assert not aws.bucket_keys()

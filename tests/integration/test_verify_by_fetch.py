@@ -111,7 +111,7 @@ def test_a_fetched_verdict_the_archive_refuses_answers_503_and_leaves_the_job_du
     def s3_refuses(request: Any, **_: Any) -> Any:
         puts.append(request.url)
         body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
-        return aws_response(request.url, 503, body, "application/xml")
+        return aws_response(request, 503, body, "application/xml")
 
     original = boto3.session.Session
 

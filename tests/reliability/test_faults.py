@@ -55,7 +55,7 @@ class DynamoDBThrottle:
                 "message": "Rate of requests exceeds the allowed throughput.",
             }
         ).encode()
-        return aws_response(request.url, 400, body, "application/x-amz-json-1.0")
+        return aws_response(request, 400, body, "application/x-amz-json-1.0")
 
 
 @pytest.fixture
@@ -359,7 +359,7 @@ def test_a_response_the_sdk_cannot_parse_is_a_json_500_and_nothing_is_acknowledg
     # Given DynamoDB answers with a body the SDK's parser chokes on (as a broken endpoint might)
     def garbled(request: Any, **_: Any) -> AWSResponse:
         body = json.dumps({"Attributes": "not-a-map"}).encode()
-        return aws_response(request.url, 200, body, "application/x-amz-json-1.0")
+        return aws_response(request, 200, body, "application/x-amz-json-1.0")
 
     inject("before-send.dynamodb.UpdateItem", garbled)
     body, headers = signed_callback("garbled-1")

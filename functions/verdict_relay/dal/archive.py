@@ -9,6 +9,7 @@ S3 keeps them however long SNS refuses it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -23,35 +24,51 @@ if TYPE_CHECKING:
 EXPIRES_WITH_JOB = ("retention", "with-job")
 """The tag (key, value) of the objects the bucket's lifecycle rule ``expire-with-jobs`` deletes."""
 
+CONFLICT_WAITS_S = (0.25, 0.5)
+"""The waits before each retry of an upload S3 answered 409 ``ConditionalRequestConflict``: a conditional write
+of the same key still in progress, which can only be this upload's own first attempt (botocore gave up on it while
+S3 was still storing it). botocore does not retry a 409; S3 asks for a retry, which then finds the object stored
+(412) or the key free. Bounded, as the callback's time is."""
+
 
 class PayloadArchive:
     """Most payloads fit their item, so the S3 client is created on first use (:class:`LazyClient`)."""
 
-    def __init__(self, bucket: str, client_factory: Callable[[], S3Client]) -> None:
+    def __init__(
+        self, bucket: str, client_factory: Callable[[], S3Client], sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self._bucket = bucket
         self._s3 = LazyClient(client_factory)
+        self._sleep = sleep
 
     def put(self, key: str, data: bytes) -> str:
         """Store bytes under ``key``, untagged. The caller gives every upload a key of its own (a random part),
         so an object found there (412 to the conditional upload) is this upload's: an earlier attempt that S3
-        stored with its answer lost, which botocore's retry then finds. The condition keeps any object from being
-        written twice, which would drop the tag it may have got."""
-        try:
-            self._s3.get().put_object(
-                Bucket=self._bucket,
-                Key=key,
-                Body=data,
-                ContentType="application/json",
-                ContentEncoding="gzip",
-                IfNoneMatch="*",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
-                return key
-            raise StorageError(f"payload archive: put failed ({type(exc).__name__})") from exc
-        except BotoCoreError as exc:
-            raise StorageError(f"payload archive: put failed ({type(exc).__name__})") from exc
-        return key
+        stored with its answer lost, which botocore's retry then finds; and a conditional write still in
+        progress there (409) is that attempt too, waited for (:data:`CONFLICT_WAITS_S`). The condition keeps any
+        object from being written twice, which would drop the tag it may have got."""
+        for wait in (*CONFLICT_WAITS_S, None):
+            try:
+                self._s3.get().put_object(
+                    Bucket=self._bucket,
+                    Key=key,
+                    Body=data,
+                    ContentType="application/json",
+                    ContentEncoding="gzip",
+                    IfNoneMatch="*",
+                )
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code == "PreconditionFailed":
+                    return key
+                if code == "ConditionalRequestConflict" and wait is not None:
+                    self._sleep(wait)
+                    continue
+                raise StorageError(f"payload archive: put failed ({type(exc).__name__} {code})") from exc
+            except BotoCoreError as exc:
+                raise StorageError(f"payload archive: put failed ({type(exc).__name__})") from exc
+            return key
+        raise AssertionError("not reached: the last attempt returns or raises")
 
     def expire_with_job(self, key: str) -> None:
         """Tag an object stored without :data:`EXPIRES_WITH_JOB`, for the lifecycle to delete it with its job."""
