@@ -241,6 +241,84 @@ def test_with_credentials_an_azure_reviewer_decision_is_taken_from_the_body_and_
     assert sorted(m["verdict"]["decided_by"] for m in aws.published()) == ["policy", "reviewer"]
 
 
+def huawei_callback_without_its_result(job_id: str) -> bytes:
+    """A signed callback's body saying succeeded with no result: one the adapter cannot read a verdict from."""
+    payload = load_payload("huawei-video", "succeeded")
+    payload["job_id"] = job_id
+    del payload["result"]
+    return json.dumps(payload).encode()
+
+
+def test_with_trust_fetch_a_callback_whose_result_cannot_be_read_still_has_its_job_fetched(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
+) -> None:
+    # Given a job nobody registered, which Huawei's API reports finished with block
+    api = configure(aws, monkeypatch, tmp_path, simulator)
+    simulator.put_job("huawei-video", "hv-1", huawei_video_job("hv-1", "succeeded", "block"))
+    body = huawei_callback_without_its_result("hv-1")
+
+    # When its signed callback carries a body whose result the adapter cannot read (trust: fetch never uses it)
+    response = api.callback("huawei-video", body, headers={"X-Auth-Signature": huawei_signature(SEED, body)})
+
+    # Then the job it names is fetched as any other's, and its verdict published once
+    assert response.status == 200
+    assert api.get_job("huawei-video", "hv-1").body["suggestion"] == "block"
+    assert [m["verdict"]["suggestion"] for m in aws.published()] == ["block"]
+    assert len(simulator.requests("huawei-video")) == 1
+
+
+def test_with_trust_body_a_callback_whose_result_cannot_be_read_is_refused_and_nothing_fetched(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
+) -> None:
+    api = configure(aws, monkeypatch, tmp_path, simulator, trust="body")
+    simulator.put_job("huawei-video", "hv-1", huawei_video_job("hv-1", "succeeded", "block"))
+    body = huawei_callback_without_its_result("hv-1")
+
+    response = api.callback("huawei-video", body, headers={"X-Auth-Signature": huawei_signature(SEED, body)})
+
+    # The body is the verdict with trust: body, and this one has none: refused, nothing stored or fetched
+    assert response.status == 422
+    assert response.body["error"]["code"] == "invalid_payload"
+    assert "'result'" in response.body["error"]["message"]
+    assert aws.table_items() == []
+    assert simulator.requests("huawei-video") == []
+
+
+def test_with_trust_fetch_a_body_naming_no_job_is_refused_and_nothing_fetched(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
+) -> None:
+    api = configure(aws, monkeypatch, tmp_path, simulator)
+    payload = json.loads(huawei_callback_without_its_result("hv-1"))
+    payload["job_id"] = ""  # signed (its text is what the signature covers), and no job's id
+    body = json.dumps(payload).encode()
+
+    response = api.callback("huawei-video", body, headers={"X-Auth-Signature": huawei_signature(SEED, body)})
+
+    assert response.status == 422
+    assert response.body["error"]["code"] == "invalid_payload"
+    assert aws.table_items() == []
+    assert simulator.requests("huawei-video") == []
+
+
+def test_with_trust_fetch_an_azure_job_callback_whose_metadata_cannot_be_read_still_has_its_job_fetched(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
+) -> None:
+    token = "azure-fetch-test-token-0001"
+    entry = {**simulator.provider_entry("azure-review"), "callback": {"tokens": [token]}}
+    configure_environment(monkeypatch, aws, tmp_path, {"azure-review": entry})
+    api = ApiClient()
+    job_callback = load_payload("azure-review", "job-callback")
+    job_id = job_callback["JobId"]
+    simulator.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.95))
+    job_callback["Metadata"] = {"adultscore": "not a score"}
+
+    response = api.callback("azure-review", json.dumps(job_callback).encode(), query={"token": token})
+
+    assert response.status == 200
+    assert api.get_job("azure-review", job_id).body["suggestion"] == "block"
+    assert [m["verdict"]["job_id"] for m in aws.published()] == [job_id]
+
+
 # --- callbacks for jobs the store does not hold, or holds as finished --------------------------------------------
 
 

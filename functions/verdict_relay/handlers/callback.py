@@ -44,7 +44,7 @@ from verdict_relay.logic import callbacks
 from verdict_relay.models.jobs import RegisterJobRequest
 from verdict_relay.models.verdict import MAX_JOB_ID_LENGTH, PROVIDER_NAMES, Verdict
 from verdict_relay.observability import count, log_metrics, logger
-from verdict_relay.providers.base import CallbackRequest, VerifyContext
+from verdict_relay.providers.base import CallbackRequest, CallbackResult, VerifyContext
 from verdict_relay.providers.profiles import PROFILES
 from verdict_relay.providers.registry import get_adapter
 
@@ -219,17 +219,27 @@ def receive_callback(
             certificate_verified=deps.certificates.certificate_verified,
         ),
     )
+    trust = callbacks.trust_mode(provider, entry.trust, has_credentials=entry.credentials is not None)
     try:
         result = adapter.parse_callback(request)
-    except ClientError:
+    except ClientError as exc:
         # Authenticated, yet not understood: the provider's payload changed, or our reading of it is wrong. Nothing
-        # of it is stored, and a job nobody registered is found no other way (CallbacksUnreadableAlarm). Counted
-        # so only when the sender is proven ours (a token held, where the signature cannot prove it): another
-        # account's MNS topic must not page this one's on-call.
+        # of it is stored (CallbacksUnreadableAlarm). Counted so only when the sender is proven ours (a token
+        # held, where the signature cannot prove it): another account's MNS topic must not page this one's
+        # on-call. With trust: fetch, the job it names is fetched all the same, as it would have been: the body's
+        # result was never to be used, and a job nobody registered is found no other way.
         if adapter.signature_proves_sender or entry.callback.tokens:
             count("CallbackUnreadable", provider)
-        raise
-    trust = callbacks.trust_mode(provider, entry.trust, has_credentials=entry.credentials is not None)
+        named = adapter.jobs_named(request) if trust == "fetch" else []
+        if not named:
+            raise
+        logger.warning(
+            "callback body unreadable; fetching the job it names",
+            provider=provider,
+            job_id=named[0],
+            error=exc.message,
+        )
+        result = CallbackResult(jobs_to_fetch=named)
     outcome = callbacks.accept(
         provider,
         result,

@@ -76,7 +76,7 @@ from pydantic import BeforeValidator, Field
 from pydantic_core import from_json
 
 from verdict_relay.config import AzurePolicy
-from verdict_relay.errors import PayloadError
+from verdict_relay.errors import ClientError, PayloadError
 from verdict_relay.models.verdict import (
     AddressableJobId,
     Finding,
@@ -92,6 +92,7 @@ from verdict_relay.providers.base import (
     CallbackResult,
     PayloadModel,
     ProviderAdapter,
+    load_json,
     parse_provider_time,
     validate_payload,
     without_lone_surrogates,
@@ -185,6 +186,12 @@ class AzureJobCallback(PayloadModel):
     contenttype: str | None = None
     contentid: str | None = None
     metadata: dict[str, Any] | None = None
+
+
+class _NamedJob(PayloadModel):
+    """The one field of a job callback a fetch needs (:meth:`AzureReviewAdapter.jobs_named`)."""
+
+    jobid: AddressableJobId
 
 
 class AzureReviewCallback(PayloadModel):
@@ -434,6 +441,19 @@ class AzureReviewAdapter(ProviderAdapter):
             verdicts=[v for v in verdicts if v.decided_by != "reviewer"],
             body_only=[v for v in verdicts if v.decided_by == "reviewer"],
         )
+
+    def jobs_named(self, request: CallbackRequest) -> list[str]:
+        """A job callback's job; a reviewer's decision (a review callback) names nothing the API returns."""
+        try:
+            payload = load_json(self.name, request.body)
+            if not isinstance(payload, dict):
+                return []
+            data = _lower_keys(payload)
+            if _detect_shape(data) is not _Shape.JOB_CALLBACK:
+                return []
+            return [validate_payload(self.name, _NamedJob, data).jobid]
+        except ClientError:
+            return []
 
     def parse(self, payload: Any) -> list[Verdict]:
         if not isinstance(payload, dict):

@@ -141,6 +141,13 @@ class ProviderAdapter(ABC):
     def parse_callback(self, request: CallbackRequest) -> CallbackResult:
         """Turn an authenticated callback body into verdicts (or jobs to fetch)."""
 
+    def jobs_named(self, request: CallbackRequest) -> list[str]:
+        """The jobs an authenticated callback names, read from its envelope alone (its job id), or none: what
+        the receiver fetches when the provider's ``trust`` is ``fetch`` and :meth:`parse_callback` cannot read
+        the rest of the body, which a fetch would not have used. Only a provider whose callbacks name a job the
+        API can fetch reads any."""
+        return []
+
     @abstractmethod
     def parse(self, payload: Any) -> list[Verdict]:
         """Turn any payload shape the provider produces (query, callback, list response) into verdicts."""

@@ -59,7 +59,7 @@ from pydantic import (
 from pydantic_core import CoreSchema, core_schema
 from typing_extensions import TypedDict
 
-from verdict_relay.errors import CallbackAuthError, PayloadError
+from verdict_relay.errors import CallbackAuthError, ClientError, PayloadError
 from verdict_relay.models.verdict import (
     AddressableJobId,
     Box,
@@ -212,6 +212,12 @@ class _SignedFields(PayloadModel):
     request_id: Annotated[str, Field(min_length=1)]
 
 
+class _NamedJob(PayloadModel):
+    """The one field of a callback body a fetch needs (:meth:`HuaweiV3Adapter.jobs_named`)."""
+
+    job_id: AddressableJobId
+
+
 _STATUS = {
     "running": JobStatus.RUNNING,
     "succeeded": JobStatus.SUCCEEDED,
@@ -273,6 +279,12 @@ class HuaweiV3Adapter(ProviderAdapter, Generic[ResultT]):
             verdicts=verdicts,
             signed=SignedIds("huawei-v3", hashlib.sha256(signed).hexdigest(), fields.job_id),
         )
+
+    def jobs_named(self, request: CallbackRequest) -> list[str]:
+        try:
+            return [validate_payload(self.name, _NamedJob, load_json(self.name, request.body)).job_id]
+        except ClientError:
+            return []
 
     def parse(self, payload: Any) -> list[Verdict]:
         if isinstance(payload, dict) and "job_id" not in payload and "error_code" in payload:
