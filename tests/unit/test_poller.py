@@ -1583,3 +1583,30 @@ def test_a_fan_out_batch_after_refused_credentials_waits_for_the_trial_another_b
 
     # Then it waits for that trial's outcome instead of leaving its jobs due, and polls them once it succeeds
     assert (len(times), report.resolved, report.left_due) == (2, 2, 0)
+
+
+def test_jobs_of_a_provider_nothing_polls_are_counted_overdue_at_every_cycle_once_unheard_of_for_a_day(
+    aws: FakeAws, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given huawei-video served by callbacks only (no client), a job stored 25 hours ago whose callback never
+    # came, one stored 23 hours ago, and one stored 25 hours ago that its callback finished
+    world = World(aws, ScriptedClient("alibaba-mps"))
+    world.register("huawei-video", "hv-silent", at=NOW - timedelta(hours=25))
+    world.register("huawei-video", "hv-young", at=NOW - timedelta(hours=23))
+    world.register("huawei-video", "hv-done", at=NOW - timedelta(hours=25))
+    done = verdict("huawei-video", "hv-done", JobStatus.SUCCEEDED, Suggestion.PASS)
+    world.ingest.ingest(done, None, NOW - timedelta(hours=24))
+    metrics.clear_metrics()
+
+    # When two cycles run
+    for _ in range(2):
+        world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then the silent job is counted overdue at each (JobsOverdueAlarm), named, and left as it is: pending and
+    # due, for a poller given credentials to poll at once
+    assert sum(metrics.metric_set["JobOverdue"]["Value"]) == 2
+    warnings = [r for r in caplog.records if "no callback for long" in r.getMessage()]
+    assert [r.__dict__["job_ids"] for r in warnings] == [["hv-silent"], ["hv-silent"]]
+    assert world.status("huawei-video", "hv-silent") is JobStatus.PENDING
+    assert world.due("huawei-video") == ["hv-silent", "hv-young"]
+    metrics.clear_metrics()

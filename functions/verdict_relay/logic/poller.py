@@ -77,6 +77,13 @@ class PollStorePort(Protocol):
     def set_watermark(self, provider: str, until: datetime) -> None: ...
 
 
+UNHEARD_READ_LIMIT = 100
+"""Jobs of a provider without a client read per cycle to count overdue (``Poller._count_unheard``): enough to
+page; more would only cost reads every minute."""
+UNHEARD_NAMED = 10
+"""How many of them the cycle's warning names."""
+
+
 @dataclass(frozen=True)
 class PollSettings:
     min_interval_s: float = 5.0
@@ -262,7 +269,33 @@ class Poller:
         except StorageError as exc:
             logger.error("owed-publish sweep failed: storage failed", provider=provider, error=exc.message)
             count("PollerStorageFailed", provider)
+        try:
+            self._count_unheard(provider)
+        except StorageError as exc:
+            logger.error("overdue check failed: storage failed", provider=provider, error=exc.message)
+            count("PollerStorageFailed", provider)
         return report
+
+    def _count_unheard(self, provider: str) -> None:
+        """Jobs of a provider nothing polls (no client: callbacks only) with no word of them for
+        ``overdue_after``: their callback was lost or refused, and only a callback can finish them. Counted
+        ``JobOverdue`` at every cycle while so, as a polled job is at every poll (``JobsOverdueAlarm``), and
+        named in a warning. They are read by their poll time, which nothing polling them is when they were
+        stored (a callback's progress notice keeps it): due from then on, so credentials added to the provider's
+        entry have every one polled at once. Nothing is written."""
+        cutoff = self._now() - self._settings.overdue_after
+        unheard = [job.job_id for job, _ in self._store.due_to_poll(provider, cutoff, UNHEARD_READ_LIMIT)]
+        if not unheard:
+            return
+        count("JobOverdue", provider, len(unheard))
+        logger.warning(
+            "jobs of a provider without API credentials have had no callback for long; only a callback, or"
+            " credentials for the poller, can finish them",
+            provider=provider,
+            jobs=len(unheard),
+            job_ids=unheard[:UNHEARD_NAMED],
+            overdue_after_hours=self._settings.overdue_after.total_seconds() / 3600,
+        )
 
     def _run_provider(self, provider: str, time_left_s: Callable[[], float], poll: bool) -> ProviderReport:
         report = ProviderReport()
