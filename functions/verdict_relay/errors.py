@@ -71,6 +71,14 @@ class NotFoundError(ClientError):
     code = "not_found"
 
 
+class IdConflictError(ClientError):
+    """A callback's verdict for an id the store holds as something it cannot be: an Azure reviewer's decision
+    whose review id is the id of a job this deployment follows (review and job ids share one key space)."""
+
+    status_code = 409
+    code = "id_conflict"
+
+
 class CallbackAuthError(ClientError):
     """A callback whose signature, token or timestamp does not check out. Messages never echo secrets."""
 

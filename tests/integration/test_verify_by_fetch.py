@@ -319,6 +319,64 @@ def test_with_trust_fetch_an_azure_job_callback_whose_metadata_cannot_be_read_st
     assert [m["verdict"]["job_id"] for m in aws.published()] == [job_id]
 
 
+@pytest.mark.parametrize("trust", ["fetch", "body"])
+def test_a_reviewers_decision_whose_review_id_is_a_followed_jobs_id_is_refused_and_decides_nothing(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator, trust: str
+) -> None:
+    # Given a registered Azure job that Azure reports running
+    token = "azure-fetch-test-token-0001"
+    entry = {**simulator.provider_entry("azure-review"), "callback": {"tokens": [token]}, "trust": trust}
+    configure_environment(monkeypatch, aws, tmp_path, {"azure-review": entry})
+    api = ApiClient()
+    job_callback = load_payload("azure-review", "job-callback")
+    job_id = job_callback["JobId"]
+    simulator.put_job("azure-review", job_id, azure_job(job_id, "InProgress"))
+    assert api.register({"provider": "azure-review", "job_id": job_id}).status == 201
+
+    # When whoever holds the callback token sends a "review" under that job's id (review and job ids share
+    # the store's key space), tagging nothing: a pass
+    forged = {
+        "ReviewId": job_id,
+        "CallBackType": "Review",
+        "ReviewerResultTags": {"a": "False", "r": "False"},
+    }
+    response = api.callback("azure-review", json.dumps(forged).encode(), query={"token": token})
+
+    # Then it is refused, and the job is left unfinished
+    assert response.status == 409
+    assert response.body["error"]["code"] == "id_conflict"
+    assert api.get_job("azure-review", job_id).body["status"] == "pending"
+
+    # And Azure's own result, when the job ends, is its verdict
+    simulator.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.95))
+    job_callback["Metadata"] = {"adultscore": "0.95", "a": "True", "racyscore": "0.1", "r": "False"}
+    assert (
+        api.callback("azure-review", json.dumps(job_callback).encode(), query={"token": token}).status == 200
+    )
+    stored = api.get_job("azure-review", job_id).body
+    assert (stored["suggestion"], stored["decided_by"]) == ("block", "policy")
+    assert [m["verdict"]["decided_by"] for m in aws.published()] == ["policy"]
+
+
+def test_a_reviewers_revised_decision_is_still_kept_as_a_conflict_record(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
+) -> None:
+    token = "azure-fetch-test-token-0001"
+    entry = {**simulator.provider_entry("azure-review"), "callback": {"tokens": [token]}}
+    configure_environment(monkeypatch, aws, tmp_path, {"azure-review": entry})
+    api = ApiClient()
+    review = load_payload("azure-review", "review-callback")
+    assert api.callback("azure-review", json.dumps(review).encode(), query={"token": token}).status == 200
+
+    # When the reviewer changes their mind and Azure calls back again
+    revised = {**review, "ReviewerResultTags": {k: "False" for k in review["ReviewerResultTags"]}}
+    response = api.callback("azure-review", json.dumps(revised).encode(), query={"token": token})
+
+    # Then the first decision stands, and the revision is kept beside it (its only copy)
+    assert response.status == 200
+    assert len([i for i in aws.table_items() if i["pk"]["S"] == f"azure-review#{review['ReviewId']}"]) == 2
+
+
 # --- callbacks for jobs the store does not hold, or holds as finished --------------------------------------------
 
 

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from verdict_relay.dal.codec import compress, decompress, outcome_fingerprint, verdict_json
-from verdict_relay.errors import StorageError
+from verdict_relay.errors import IdConflictError, StorageError
 from verdict_relay.models.jobs import (
     DueAt,
     DueJob,
@@ -299,12 +299,21 @@ class JobStore:
         if categories:
             values[":categories"] = {"SS": categories}
             sets.append("categories = :categories")
+        # A reviewer's decision is keyed by its review id, in the key space of the jobs: it may only create its
+        # item (a revised decision meets the first, finished, as any result meets a finished job's). Were it to
+        # finish an unfinished job as a result may, whoever holds Azure's callback token could decide any job
+        # this deployment follows, trust: fetch or not, by sending a "review" under its id.
+        reviewer = verdict.decided_by == "reviewer"
         try:
             response = self._update(
                 "record",
                 Key=_key(verdict.provider, verdict.job_id),
                 UpdateExpression=f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
-                ConditionExpression="attribute_not_exists(pk) OR status_rank < :two",
+                ConditionExpression=(
+                    "attribute_not_exists(pk)"
+                    if reviewer
+                    else "attribute_not_exists(pk) OR status_rank < :two"
+                ),
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
@@ -312,6 +321,12 @@ class JobStore:
             )
         except _ConditionFailed as lost:
             old = lost.old or self._get_item(verdict.provider, verdict.job_id) or {}
+            if reviewer and int(old.get("status_rank", {}).get("N", "2")) < 2:
+                self._expire_with_job(archived)
+                raise IdConflictError(
+                    f"review {verdict.job_id} is the id of an unfinished job this deployment follows: a reviewer's"
+                    " decision cannot decide a job; nothing stored"
+                ) from None
             # The objects this write uploaded that the stored job does not hold (a repeat's, a conflict's)
             # expire. Those it holds are left for the confirmation while their publish is owed; with nothing
             # owed they expire too, in case the write that stored them landed with its answer lost (this one's,

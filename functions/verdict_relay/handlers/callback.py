@@ -165,7 +165,7 @@ def _signed_target() -> str:
     responses={
         200: {"description": "Accepted"},
         204: {"description": "Accepted (MNS)"},
-        **http_errors.error_responses(400, 401, 404, 413, 415, 422, 500, 502, 503),
+        **http_errors.error_responses(400, 401, 404, 409, 413, 415, 422, 500, 502, 503),
     },
 )
 def receive_callback(
