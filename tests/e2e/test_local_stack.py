@@ -29,8 +29,19 @@ def _environment() -> dict[str, str]:
     return env
 
 
-def test_simulated_run_ends_with_every_job_verdict_as_expected() -> None:
-    # When a script runs the simulation to its end (make run ARGS="--duration 60 --exit-when-done")
+@pytest.mark.parametrize(
+    ("settings", "published"),
+    [
+        ({}, 4 * len(PROVIDER_NAMES)),  # every job's verdict but the pass one's
+        ({"PUBLISH_PASS_VERDICTS": "true", "UNMODERATED_SUGGESTION": "block"}, 5 * len(PROVIDER_NAMES)),
+    ],
+    ids=["defaults", "pass-published-unmoderated-blocked"],
+)
+def test_simulated_run_ends_with_every_job_verdict_as_expected(
+    settings: dict[str, str], published: int
+) -> None:
+    # When a script runs the simulation to its end (make run ARGS="--duration 60 --exit-when-done"), with the
+    # functions' settings in its environment, which the local stack applies and the summary judges by
     result = subprocess.run(
         [
             sys.executable,
@@ -50,7 +61,7 @@ def test_simulated_run_ends_with_every_job_verdict_as_expected() -> None:
         text=True,
         timeout=120,
         cwd=ROOT,
-        env=_environment(),
+        env={**_environment(), **settings},
         check=False,
     )
 
@@ -61,8 +72,9 @@ def test_simulated_run_ends_with_every_job_verdict_as_expected() -> None:
     summary = json.loads(result.stdout[result.stdout.index("{\n") :])
     assert summary["ok"] is True
     assert summary["resolved"] == summary["jobs"] == jobs
+    assert summary["published"] == published
     assert summary["duplicated_jobs_published_once"] is True
-    assert summary["expired_published_as_review"] is True
+    assert summary["expired_published_as_unmoderated"] is True
     assert summary["simulator_requests_over_rate_limit"] == 0
 
 

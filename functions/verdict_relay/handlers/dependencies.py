@@ -254,6 +254,13 @@ def new_publisher(settings: Settings, session: boto3.session.Session) -> Verdict
     return VerdictPublisher(settings.topic_arn, lambda: session.client("sns", config=SNS_CONFIG))
 
 
+def verdict_policy(settings: Settings) -> VerdictPolicy:
+    """The policy the settings give: what unmoderated content gets, and whether pass verdicts are published."""
+    return VerdictPolicy(
+        unmoderated=Suggestion(settings.unmoderated_suggestion), publish_pass=settings.publish_pass_verdicts
+    )
+
+
 def build(
     settings: Settings,
     session: boto3.session.Session | None = None,
@@ -271,13 +278,10 @@ def build(
     session = session or boto3.session.Session()
     if store is None:
         store = new_store(settings, session)
-    policy = VerdictPolicy(
-        unmoderated=Suggestion(settings.unmoderated_suggestion), publish_pass=settings.publish_pass_verdicts
-    )
     ingest = IngestService(
         store,
         publisher if publisher is not None else new_publisher(settings, session),
-        policy,
+        verdict_policy(settings),
         secrets=lambda provider: deps.callback_secrets(provider),
         unknown_grace=timedelta(seconds=settings.unknown_job_grace_seconds),
     )

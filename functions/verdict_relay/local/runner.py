@@ -267,6 +267,10 @@ def _run(args: argparse.Namespace, workdir: Path, stop: threading.Event) -> int:
             on_poll_error=_print_poll_error,
         )
         stack.start()
+        if scenario is not None and stack.settings is not None:
+            from verdict_relay.handlers.dependencies import verdict_policy
+
+            scenario.policy = verdict_policy(stack.settings)
         _print_banner(stack, azure_token, no_providers=not (args.simulate or args.providers))
         summary = _serve(args, stack, scenario, published, stop)
     finally:

@@ -5,12 +5,13 @@ Per provider, job ``i`` plays outcome ``i % 5``:
 0. finishes with ``block``, announced by the provider's callback (signed as the provider signs it);
 1. finishes with ``pass``, found only by polling;
 2. finishes with ``review``, its callback delivered three times (a duplicate must publish once);
-3. fails at the provider (never moderated: ``review`` by policy);
-4. expires: the provider forgets it before it finishes (``review`` by policy).
+3. fails at the provider (never moderated: ``review`` by policy, or ``UNMODERATED_SUGGESTION``);
+4. expires: the provider forgets it before it finishes (the same).
 
 Huawei image batches have no callbacks, so theirs are found by polling. Every job is registered through
 ``POST /jobs`` as a platform would. The summary checks each finished job's stored verdict against the
-expectation and that the relay published every block/review verdict exactly once and no pass verdict; jobs not
+expectation and that the relay published every block/review verdict exactly once and no pass verdict (one,
+with ``PUBLISH_PASS_VERDICTS``: the summary judges by the functions' settings); jobs not
 finished yet (the run was stopped early) are counted as unfinished, not as wrong. A verdict an operator sent
 again (``verdict-relay republish --job``, its message marked ``republished``) is counted apart, as
 ``republished_by_operator``: a deliberate re-send, not a duplicate publish.
@@ -43,6 +44,7 @@ from verdict_relay.local.simulator import (
     huawei_video_job,
 )
 from verdict_relay.local.stack import is_republished
+from verdict_relay.logic.policy import VerdictPolicy
 from verdict_relay.models.verdict import PROVIDER_NAMES
 from verdict_relay.providers.registry import get_adapter
 
@@ -78,7 +80,16 @@ class SimulatedJob:
 
     @property
     def expected_suggestion(self) -> str:
+        """The provider's suggestion (failed and expired jobs have none: the default policy's ``review``)."""
         return {"block-callback": "block", "pass-poll": "pass"}.get(self.outcome, "review")
+
+    def expected(self, policy: VerdictPolicy) -> tuple[str, str, int]:
+        """The stored status and suggestion, and how many publishes, under ``policy``: a failed or expired job
+        gets its unmoderated suggestion, and a pass is published only when it publishes passes."""
+        unmoderated = self.outcome in ("failed", "expired")
+        suggestion = policy.unmoderated.value if unmoderated else self.expected_suggestion
+        publishes = 1 if suggestion != "pass" or policy.publish_pass else 0
+        return self.expected_status, suggestion, publishes
 
     @property
     def callbacks(self) -> int:
@@ -145,6 +156,9 @@ class Scenario:
         self._stop_certificate: Any = None
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
+        self.policy = VerdictPolicy()
+        """What the functions' settings make of the outcomes (``UNMODERATED_SUGGESTION``,
+        ``PUBLISH_PASS_VERDICTS``): the runner sets it from the stack's settings, and the summary judges by it."""
 
     def start(self) -> Scenario:
         self.simulator.start()
@@ -320,18 +334,14 @@ class Scenario:
         wrong = []
         for job in finished:
             got = stored[job.job_id]
-            expected_publishes = 0 if job.expected_suggestion == "pass" else 1
-            if (
-                got["status"] != job.expected_status
-                or got["suggestion"] != job.expected_suggestion
-                or publishes[job.job_id] != expected_publishes
-            ):
+            expected = job.expected(self.policy)
+            if (got["status"], got["suggestion"], publishes[job.job_id]) != expected:
                 wrong.append(
                     {
                         "provider": job.provider,
                         "job_id": job.job_id,
                         "outcome": job.outcome,
-                        "expected": [job.expected_status, job.expected_suggestion, expected_publishes],
+                        "expected": list(expected),
                         "got": [got["status"], got["suggestion"], publishes[job.job_id]],
                     }
                 )
@@ -346,8 +356,9 @@ class Scenario:
             "published": sum(publishes.values()),
             "republished_by_operator": sum(self._publishes(published, republished=True).values()),
             "duplicated_jobs_published_once": all(publishes[j.job_id] == 1 for j in duplicated),
-            "expired_published_as_review": all(
-                stored[j.job_id]["suggestion"] == "review" and publishes[j.job_id] == 1 for j in expired
+            "expired_published_as_unmoderated": all(
+                stored[j.job_id]["suggestion"] == self.policy.unmoderated.value and publishes[j.job_id] == 1
+                for j in expired
             ),
             "simulator_requests_over_rate_limit": sum(self.simulator.over_limit(p) for p in PROVIDERS),
             "mismatches": wrong,

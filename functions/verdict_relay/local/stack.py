@@ -157,6 +157,8 @@ class LocalStack:
         self.api: LocalHttpApi | None = None
         self.resources: LocalResources | None = None
         self.session: Any = None
+        self.settings: Settings | None = None
+        """The functions' settings, read from the environment at start."""
         self.poll_errors: list[str] = []
 
     @property
@@ -193,7 +195,7 @@ class LocalStack:
         # The functions read their settings on their first request or poll, and settings they refuse (say
         # RETENTION_DAYS=0 in the shell) fail every one of them: read them now, so the run ends before it starts
         # with the setting named (ConfigurationError).
-        Settings.from_env()
+        self.settings = Settings.from_env()
         from verdict_relay.handlers.callback import lambda_handler
         from verdict_relay.handlers.dependencies import dependencies
 
