@@ -532,9 +532,9 @@ class Settings(_Strict):
     """Past it a callback or ``POST /jobs`` body gets our JSON 413. At most 5 MiB: API Gateway hands the function
     the body inside a JSON event (escaped, beside the headers twice over), and an event past Lambda's 6 MB is
     refused before the function runs, with API Gateway's own 5xx instead of a 413. Escaping doubles quotes and
-    backslashes and makes a control character six bytes: a provider's JSON body under the cap fits unless quotes are
-    most of it; a malformed
-    callback body of mostly control characters can miss the function from about 1 MB (README, MAX_BODY_BYTES)."""
+    backslashes and makes a control character six bytes: a provider's JSON body under the cap fits unless quotes
+    are most of it; a malformed callback body of mostly control characters can miss the function from about 1 MB
+    (README, MAX_BODY_BYTES)."""
     publish_claim_seconds: float = Field(default=60.0, alias="PUBLISH_CLAIM_SECONDS", ge=60, le=900)
     """How long the writer that finished a job has to publish it before the owed-publish sweep may. At least
     60 s: above the callback function's timeout (50 s) and a writer's finishing write, publish and confirmation
