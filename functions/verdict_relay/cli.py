@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from botocore.exceptions import BotoCoreError
+from botocore.exceptions import BotoCoreError, NoCredentialsError, NoRegionError
 
 from verdict_relay.errors import (
     ClientError,
@@ -120,6 +120,7 @@ def _poll(args: argparse.Namespace) -> int:
 
     from verdict_relay.handlers.poller import scheduled_cycle
 
+    deps = _deps(args, load_providers=True)  # settings and document refused before anything is warned of
     # Warnings, not checks: reading the schedule's state would take its name and scheduler permissions.
     if not os.environ.get("AWS_ENDPOINT_URL"):
         print(f"verdict-relay: warning: {POLL_BESIDE_SCHEDULE}", file=sys.stderr)
@@ -131,7 +132,7 @@ def _poll(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.budget
     # A storage step or publish that failed during the cycle is logged and got past, as in the function; the
     # command's watch makes it exit 1 all the same (main), naming it on stderr.
-    result = scheduled_cycle(_deps(args, load_providers=True), lambda: deadline - time.monotonic())
+    result = scheduled_cycle(deps, lambda: deadline - time.monotonic())
     json.dump(result["providers"], sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
@@ -290,6 +291,27 @@ class _WatchedPublisher:
         return message_id
 
 
+SETTINGS_HINT = (
+    "the operator commands read the functions' settings from the environment: against a deployed stack, its "
+    "outputs JobsTableName, VerdictTopicArn and RawPayloadBucketName are TABLE_NAME, TOPIC_ARN and "
+    "RAW_PAYLOAD_BUCKET; against the local stack, put the assignments it prints in front of the command"
+)
+REGION_HINT = "set AWS_REGION to the stack's region"
+CREDENTIALS_HINT = (
+    "no AWS credentials found: configure them as for the AWS CLI (AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY)"
+)
+
+
+def _aws_hint(exc: BaseException | None) -> str:
+    """What to do about an AWS client error that is the operator's environment, or nothing."""
+    if isinstance(exc, NoRegionError):
+        return f" ({REGION_HINT})"
+    if isinstance(exc, NoCredentialsError):
+        return f" ({CREDENTIALS_HINT})"
+    return ""
+
+
 def _deps(args: argparse.Namespace, *, load_providers: bool = False) -> Dependencies:
     """The store and publisher of the configured table and topic, watched by the command's ``_Watch``.
 
@@ -301,7 +323,10 @@ def _deps(args: argparse.Namespace, *, load_providers: bool = False) -> Dependen
     from verdict_relay.config import Settings
     from verdict_relay.handlers import dependencies as wiring
 
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{exc.message} ({SETTINGS_HINT})") from exc
     session = boto3.session.Session()
     watch: _Watch = args.watch
     return wiring.build(
@@ -398,6 +423,11 @@ def _jobs_list(args: argparse.Namespace) -> int:
 
 def _republish(args: argparse.Namespace) -> int:
     watch: _Watch = args.watch
+    if args.force and not args.job:
+        raise ClientError(
+            "--force needs --job: it sends a chosen verdict the policy does not publish (pass); owed verdicts"
+            " are sent without it"
+        )
     refs = []
     for ref in args.job or ():
         provider, _, job_id = ref.partition("/")
@@ -461,6 +491,17 @@ def _schema(_: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="verdict-relay", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -493,7 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument(
         "--port", type=int, default=3000, help="HTTP API port on 127.0.0.1 (default 3000; 0 = any)"
     )
-    local.add_argument("--poll-interval", type=float, default=5.0, metavar="SECONDS", help="poller schedule")
+    local.add_argument(
+        "--poll-interval", type=float, default=5.0, metavar="SECONDS", help="poller schedule (default: 5)"
+    )
     local.add_argument(
         "--duration", type=float, metavar="SECONDS", help="stop after this long (default: Ctrl-C)"
     )
@@ -542,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("--status", required=True, choices=("pending", "running", "due", "unpublished"))
     listing.add_argument("--provider", choices=PROVIDER_NAMES)
-    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--limit", type=_positive_int, default=100)
     listing.set_defaults(run=_jobs_list)
 
     republish = commands.add_parser(
@@ -565,7 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --job: also send verdicts the policy does not publish (pass)",
     )
-    republish.add_argument("--limit", type=int, default=1000)
+    republish.add_argument("--limit", type=_positive_int, default=1000)
     republish.set_defaults(run=_republish)
     return parser
 
@@ -582,7 +625,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 watch.give_back_claims()
     except StorageError as exc:  # a step the command could not do without
-        print(f"verdict-relay: {exc.message}", file=sys.stderr)
+        print(f"verdict-relay: {exc.message}{_aws_hint(exc.__cause__)}", file=sys.stderr)
         for line in watch.summary():  # what failed before it, if anything
             if exc.message not in line:
                 print(f"verdict-relay: {line}", file=sys.stderr)
@@ -591,7 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"verdict-relay: {exc.message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BotoCoreError as exc:  # no region, no credentials: before any request could be made
-        print(f"verdict-relay: AWS: {exc}", file=sys.stderr)
+        print(f"verdict-relay: AWS: {exc}{_aws_hint(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         # The reader went away (| head): say nothing more, and keep the exit flush from failing too.

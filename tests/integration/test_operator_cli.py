@@ -260,7 +260,7 @@ def test_no_aws_region_is_a_one_line_error(  # type: ignore[no-untyped-def]
     code = main(["jobs", "show", "--provider", "alibaba-mps", "--job-id", "j-1"])
 
     assert code == 2
-    assert "region" in capsys.readouterr().err.lower()
+    assert "set AWS_REGION to the stack's region" in capsys.readouterr().err
 
 
 def test_show_lists_every_conflict_of_a_job_however_large_their_payloads(cli) -> None:  # type: ignore[no-untyped-def]
@@ -538,3 +538,74 @@ def test_republish_of_a_job_named_wrongly_says_what_is_wrong_and_exits_2(  # typ
 
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_command_without_the_stacks_settings_says_where_they_come_from(  # type: ignore[no-untyped-def]
+    cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("TABLE_NAME")
+
+    code = main(["jobs", "show", "--provider", "alibaba-mps", "--job-id", "j-1"])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "invalid environment: TABLE_NAME: Field required" in err
+    assert "JobsTableName" in err
+    assert "assignments it prints" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_poll_without_the_stacks_settings_says_so_before_any_warning(  # type: ignore[no-untyped-def]
+    cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("TOPIC_ARN")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+    code = main(["poll", "--once"])
+
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert [line for line in err if "warning" in line] == []
+    assert "TOPIC_ARN" in err[0]
+
+
+def test_no_aws_credentials_is_a_one_line_error_saying_how_to_give_them(  # type: ignore[no-untyped-def]
+    cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    dependencies.cache_clear()
+
+    code = main(["jobs", "list", "--status", "pending"])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "NoCredentialsError" in err
+    assert "AWS_PROFILE" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_republish_force_without_a_job_is_refused_and_sends_nothing(
+    cli, aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    owe_publishes(aws, "huawei-video", ["owed-1"])
+
+    code = main(["republish", "--force"])
+
+    assert code == 2
+    assert "--force needs --job" in capsys.readouterr().err
+    assert aws.published() == []
+
+
+@pytest.mark.parametrize("argv", [["jobs", "list", "--status", "due"], ["republish"]])
+def test_a_limit_below_one_is_refused_by_the_parser(  # type: ignore[no-untyped-def]
+    cli, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--limit", "0"])
+
+    assert exited.value.code == 2
+    assert "--limit: must be at least 1, got 0" in capsys.readouterr().err
