@@ -35,3 +35,21 @@ def test_no_tokens_leave_the_payload_as_it_came() -> None:
     raw = b'{"a": "b"}'
 
     assert redact(raw, []) is raw
+
+
+def test_a_token_after_an_escaped_character_is_replaced() -> None:
+    # A callback URL quoted percent-encoded (an error message, a report), or in JSON that escapes its "="
+    encoded = f"https%3A%2F%2Fapi.example.com%2Fcallbacks%2Fazure-review%3Ftoken%3D{TOKEN}%26x%3D1"
+    raw = json.dumps({"Msg": encoded}).encode() + b' {"u": "?token\\u003d' + TOKEN.encode() + b'"}'
+
+    redacted = redact(raw, [TOKEN])
+
+    assert TOKEN.encode() not in redacted
+    assert redacted.count(b"REDACTED") == 2
+    assert b"%3DREDACTED%26x%3D1" in redacted
+
+
+def test_a_token_inside_a_longer_word_after_an_escape_is_left_intact() -> None:
+    raw = f"%3Dx{TOKEN} %3D{TOKEN}x".encode()
+
+    assert redact(raw, [TOKEN]) == raw
