@@ -14,7 +14,12 @@ from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
 from tests.conftest import FakeAws
 from tests.helpers import aws_response
-from verdict_relay.dal.archive import CONFLICT_WAITS_S, EXPIRES_WITH_JOB, PayloadArchive
+from verdict_relay.dal.archive import (
+    CONFLICT_RETRY_WITHIN_S,
+    CONFLICT_WAITS_S,
+    EXPIRES_WITH_JOB,
+    PayloadArchive,
+)
 from verdict_relay.dal.store import JobStore
 from verdict_relay.errors import StorageError
 from verdict_relay.local.resources import load_template, resources_of_type
@@ -391,3 +396,24 @@ def test_an_upload_that_conflicts_for_longer_than_its_waits_fails_with_a_storage
         archive.put("jobs/huawei-video/job-1/f/u/raw.json.gz", b"payload")
     assert waits == list(CONFLICT_WAITS_S)
     assert not aws.bucket_keys()
+
+
+def test_an_upload_slow_before_its_conflict_fails_rather_than_outlast_its_bound(aws: FakeAws) -> None:
+    s3 = aws.session.client("s3")
+    now = [0.0]
+    waits: list[float] = []
+    archive = PayloadArchive(aws.resources.bucket, lambda: s3, sleep=waits.append, clock=lambda: now[0])
+
+    def slow_then_conflict(request: Any, **_: Any) -> Any:
+        now[0] += 6.9  # S3 slow: the attempts took their timeouts before S3 answered 409
+        return aws_response(request, 409, CONFLICT, "application/xml")
+
+    s3.meta.events.register("before-send.s3.PutObject", slow_then_conflict)
+
+    # When the upload meets a 409 with too little of its bound left for a wait and another call
+    with pytest.raises(StorageError, match="ConditionalRequestConflict"):
+        archive.put("jobs/huawei-video/job-1/f/u/raw.json.gz", b"payload")
+
+    # Then it fails at once, as before retries existed: its caller answers 5xx, or leaves the job due
+    assert waits == []
+    assert now[0] <= CONFLICT_RETRY_WITHIN_S

@@ -28,18 +28,29 @@ CONFLICT_WAITS_S = (0.25, 0.5)
 """The waits before each retry of an upload S3 answered 409 ``ConditionalRequestConflict``: a conditional write
 of the same key still in progress, which can only be this upload's own first attempt (botocore gave up on it while
 S3 was still storing it). botocore does not retry a 409; S3 asks for a retry, which then finds the object stored
-(412) or the key free. Bounded, as the callback's time is."""
+(412) or the key free. Bounded, as the callback's time is (:data:`CONFLICT_RETRY_WITHIN_S`)."""
+
+CONFLICT_RETRY_WITHIN_S = 7.0
+"""A 409 is waited for only while the upload has taken less than this, its wait included: time for the case it
+is for (a first attempt given up at its 5 s read timeout, the retry at once refused), so a put that retries still
+ends within this and one call's own bound (three attempts, ``S3_CONFIG``) of about 21 s, under API Gateway's 29 s.
+An S3 slow enough to take longer fails the write (a 5xx to the callback, a job left due) as before."""
 
 
 class PayloadArchive:
     """Most payloads fit their item, so the S3 client is created on first use (:class:`LazyClient`)."""
 
     def __init__(
-        self, bucket: str, client_factory: Callable[[], S3Client], sleep: Callable[[float], None] = time.sleep
+        self,
+        bucket: str,
+        client_factory: Callable[[], S3Client],
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._bucket = bucket
         self._s3 = LazyClient(client_factory)
         self._sleep = sleep
+        self._clock = clock
 
     def put(self, key: str, data: bytes) -> str:
         """Store bytes under ``key``, untagged. The caller gives every upload a key of its own (a random part),
@@ -47,6 +58,7 @@ class PayloadArchive:
         stored with its answer lost, which botocore's retry then finds; and a conditional write still in
         progress there (409) is that attempt too, waited for (:data:`CONFLICT_WAITS_S`). The condition keeps any
         object from being written twice, which would drop the tag it may have got."""
+        started = self._clock()
         for wait in (*CONFLICT_WAITS_S, None):
             try:
                 self._s3.get().put_object(
@@ -61,7 +73,11 @@ class PayloadArchive:
                 code = exc.response.get("Error", {}).get("Code")
                 if code == "PreconditionFailed":
                     return key
-                if code == "ConditionalRequestConflict" and wait is not None:
+                if (
+                    code == "ConditionalRequestConflict"
+                    and wait is not None
+                    and self._clock() - started + wait <= CONFLICT_RETRY_WITHIN_S
+                ):
                     self._sleep(wait)
                     continue
                 raise StorageError(f"payload archive: put failed ({type(exc).__name__} {code})") from exc
