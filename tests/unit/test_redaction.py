@@ -49,6 +49,15 @@ def test_a_token_after_an_escaped_character_is_replaced() -> None:
     assert b"%3DREDACTED%26x%3D1" in redacted
 
 
+def test_a_token_in_a_url_quoted_twice_percent_encoded_is_replaced() -> None:
+    # Our callback URL as a query value inside another URL, that URL itself quoted encoded
+    raw = (
+        f"https://example.com/?next=https%253A%252F%252Fapi.example.com%252Fcb%253Ftoken%253D{TOKEN}".encode()
+    )
+
+    assert redact(raw, [TOKEN]).endswith(b"%253DREDACTED")
+
+
 def test_a_token_inside_a_longer_word_after_an_escape_is_left_intact() -> None:
     raw = f"%3Dx{TOKEN} %3D{TOKEN}x".encode()
 

@@ -104,13 +104,14 @@ def redact(raw: bytes, secrets: Iterable[str]) -> bytes:
     job's ``CallBackEndpoint``, our callback URL with its ``?token=``, in every job it is asked for; Huawei
     returns a job's creation parameters (``request_params``), where its ``seed`` was given. Only whole secrets
     are replaced (not next to another token character), so a number or a longer word that merely contains one is
-    left intact. A secret right after an escaped character is whole too: a URL quoted percent-encoded
-    (``%3Ftoken%3D<token>``) or a JSON string that escapes its ``=`` (``\\u003d<token>``).
+    left intact. A secret right after an escaped character is whole too: a URL quoted percent-encoded, once or
+    twice (``%3Ftoken%3D<token>``, ``%253Ftoken%253D<token>``) or a JSON string that escapes its ``=``
+    (``\\u003d<token>``).
     """
     for secret in secrets:
         whole = (
-            rb"(?:(?<![A-Za-z0-9._~-])|(?<=%%[0-9A-Fa-f]{2})|(?<=\\u[0-9A-Fa-f]{4}))%b(?![A-Za-z0-9._~-])"
-            % (re.escape(secret.encode()))
+            rb"(?:(?<![A-Za-z0-9._~-])|(?<=%%[0-9A-Fa-f]{2})|(?<=%%25[0-9A-Fa-f]{2})|(?<=\\u[0-9A-Fa-f]{4}))"
+            rb"%b(?![A-Za-z0-9._~-])" % (re.escape(secret.encode()))
         )
         raw = re.sub(whole, REDACTED, raw)
     return raw
