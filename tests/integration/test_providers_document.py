@@ -180,6 +180,29 @@ def test_a_poller_whose_document_does_not_load_still_sends_the_owed_publishes(
     dependencies_module.dependencies.cache_clear()
 
 
+def test_a_poller_whose_document_does_not_load_counts_no_job_overdue_for_want_of_credentials(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from verdict_relay.handlers.poller import lambda_handler
+    from verdict_relay.observability import metrics
+
+    # Given a job stored two days ago and unfinished, and a poller container whose document is invalid
+    configure_environment(monkeypatch, aws, tmp_path, {}, PROVIDERS_SECRET_ID=SECRET_ID)
+    put_document(aws, {"azure-review": {"policy": {"review_threshold": {"adult": 50}}}})
+    two_days_ago = datetime.now(UTC) - timedelta(days=2)
+    dependencies_module.dependencies().store.register("azure-review", "az-1", {}, two_days_ago, two_days_ago)
+    metrics.clear_metrics()
+
+    # When the schedule runs (its sweeper has no provider client: not for want of credentials)
+    with pytest.raises(ConfigurationError):
+        lambda_handler({"source": "aws.scheduler"}, LambdaContext())
+
+    # Then the job is not called one nothing polls: the document is what is wrong (PollerErrorsAlarm)
+    assert "JobOverdue" not in metrics.metric_set
+    assert not [r for r in caplog.records if "no callback for long" in r.getMessage()]
+    dependencies_module.dependencies.cache_clear()
+
+
 @pytest.mark.parametrize("provider", [p for p in PROVIDER_NAMES if not get_adapter(p).takes_callbacks])
 def test_a_provider_that_never_calls_back_has_every_callback_refused_even_one_with_a_configured_token(
     aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, provider: str

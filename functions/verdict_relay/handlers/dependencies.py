@@ -131,9 +131,11 @@ class Dependencies:
     def sweeper(self) -> Poller:
         """A poller with no provider clients, built without the providers document: its cycle only sends the
         owed publishes, of every provider."""
-        return self._new_poller({}, {})
+        return self._new_poller({}, {}, count_unheard=False)
 
-    def _new_poller(self, clients: Mapping[str, ProviderClient], concurrency: dict[str, int]) -> Poller:
+    def _new_poller(
+        self, clients: Mapping[str, ProviderClient], concurrency: dict[str, int], count_unheard: bool = True
+    ) -> Poller:
         from verdict_relay.logic.poller import Poller, PollSettings
 
         return Poller(
@@ -146,6 +148,7 @@ class Dependencies:
                 base_interval_s=self.settings.poll_base_interval_seconds,
                 max_interval_s=self.settings.poll_max_interval_seconds,
                 overdue_after=timedelta(hours=self.settings.job_overdue_hours),
+                count_unheard=count_unheard,
             ),
             now=lambda: datetime.now(UTC),
             concurrency=concurrency,

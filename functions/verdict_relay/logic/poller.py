@@ -123,6 +123,9 @@ class PollSettings:
     )
     """Providers that drop jobs after a while (``expire_after`` of their profiles): an unfinished job older than
     this is expired."""
+    count_unheard: bool = True
+    """Whether a full cycle counts the overdue jobs of the providers without a client (``_count_unheard``). Not
+    the sweeper's, which has no client because the providers document did not load, not for want of credentials."""
     overdue_after: timedelta = timedelta(hours=24)
     """A job still unfinished this long after its creation is counted ``JobOverdue`` at each poll that finds it
     so, or fails on it (``JOB_OVERDUE_HOURS``)."""
@@ -266,13 +269,10 @@ class Poller:
         report = ProviderReport(skipped="no API credentials: owed publishes only")
         try:
             report.owed_published = self._sweep(provider, time_left_s, share=1.0)
+            if self._settings.count_unheard:
+                self._count_unheard(provider)
         except StorageError as exc:
             logger.error("owed-publish sweep failed: storage failed", provider=provider, error=exc.message)
-            count("PollerStorageFailed", provider)
-        try:
-            self._count_unheard(provider)
-        except StorageError as exc:
-            logger.error("overdue check failed: storage failed", provider=provider, error=exc.message)
             count("PollerStorageFailed", provider)
         return report
 
@@ -289,8 +289,8 @@ class Poller:
             return
         count("JobOverdue", provider, len(unheard))
         logger.warning(
-            "jobs of a provider without API credentials have had no callback for long; only a callback, or"
-            " credentials for the poller, can finish them",
+            "jobs of a provider nothing polls have had no callback for long; only a callback, or API credentials"
+            " in the provider's entry of the providers document, can finish them",
             provider=provider,
             jobs=len(unheard),
             job_ids=unheard[:UNHEARD_NAMED],
