@@ -287,12 +287,14 @@ def test_with_trust_body_a_callback_whose_result_cannot_be_read_is_refused_and_n
 def test_with_trust_fetch_a_body_naming_no_job_is_refused_and_nothing_fetched(
     aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
 ) -> None:
-    api = configure(aws, monkeypatch, tmp_path, simulator)
+    # Given a Huawei route authenticated by a URL token (no seed: no signed fields checked before parsing)
+    token = "huawei-fetch-test-token-01"
+    api = configure(aws, monkeypatch, tmp_path, simulator, callback={"tokens": [token]})
+    simulator.put_job("huawei-video", "hv-1", huawei_video_job("hv-1", "succeeded", "block"))
     payload = json.loads(huawei_callback_without_its_result("hv-1"))
-    payload["job_id"] = ""  # signed (its text is what the signature covers), and no job's id
-    body = json.dumps(payload).encode()
+    payload["job_id"] = ""  # no job's id: nothing to fetch
 
-    response = api.callback("huawei-video", body, headers={"X-Auth-Signature": huawei_signature(SEED, body)})
+    response = api.callback("huawei-video", json.dumps(payload).encode(), query={"token": token})
 
     assert response.status == 422
     assert response.body["error"]["code"] == "invalid_payload"
