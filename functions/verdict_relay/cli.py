@@ -385,6 +385,43 @@ def _jobs_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _jobs_expire(args: argparse.Namespace) -> int:
+    """Finish an unfinished job as ``expired`` (published with ``UNMODERATED_SUGGESTION``): the way out for a job
+    nothing will finish, counted ``JobOverdue`` at every poll or cycle (a provider that keeps it running for good,
+    a callback that never came where nothing can poll)."""
+    from verdict_relay.models.jobs import Transition
+
+    deps = _deps(args)
+    job = deps.store.get(args.provider, args.job_id)
+    if job is None:
+        raise NotFoundError(f"no job {args.job_id} for provider {args.provider}")
+    if job.status.is_terminal:
+        raise ClientError(f"job {args.job_id} is already finished ({job.status.value}): nothing to expire")
+    result = deps.ingest.expire(
+        args.provider, args.job_id, datetime.now(UTC), f"expired by an operator: {args.reason}"
+    )
+    stored = deps.store.get(args.provider, args.job_id)
+    _print_json(
+        {
+            "transition": result.transition.value,
+            "published": result.published,
+            "verdict": stored.public_verdict().model_dump(mode="json") if stored else None,
+        }
+    )
+    if result.transition not in (Transition.ADVANCED, Transition.CREATED):
+        # It finished meanwhile (a callback, a poll): that verdict stands, and this one is a conflict record.
+        print(f"verdict-relay: job {args.job_id} finished meanwhile: its own verdict stands", file=sys.stderr)
+        return EXIT_FAILED
+    if result.publish_failed:
+        print(
+            f"verdict-relay: the expired verdict of {args.job_id} is stored but its publish failed: it is owed, and"
+            " the poller's sweep (or 'republish') sends it",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return 0
+
+
 def _jobs_list(args: argparse.Namespace) -> int:
     from itertools import islice
 
@@ -574,6 +611,18 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--provider", required=True, choices=PROVIDER_NAMES)
     show.add_argument("--job-id", required=True)
     show.set_defaults(run=_jobs_show)
+    expire = job_commands.add_parser(
+        "expire",
+        help="finish an unfinished job as expired, published with UNMODERATED_SUGGESTION",
+        description="For a job nothing will finish (JobOverdue: a provider that keeps it running, a callback that "
+        "never came where nothing polls): stores it as expired with the reason given, published by policy as any "
+        "expired job. Exit 2 for a job not stored or already finished; 1 when it finished meanwhile (its verdict "
+        "stands) or its publish failed (it stays owed, for the sweep or 'republish').",
+    )
+    expire.add_argument("--provider", required=True, choices=PROVIDER_NAMES)
+    expire.add_argument("--job-id", required=True)
+    expire.add_argument("--reason", default="gave up waiting", help="kept in the verdict's error message")
+    expire.set_defaults(run=_jobs_expire)
     listing = job_commands.add_parser(
         "list",
         help="jobs by state, from the sparse indexes (no table scan)",

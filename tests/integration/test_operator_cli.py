@@ -609,3 +609,39 @@ def test_a_limit_below_one_is_refused_by_the_parser(  # type: ignore[no-untyped-
 
     assert exited.value.code == 2
     assert "--limit: must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_expire_finishes_a_job_nothing_will_finish_and_publishes_it_once(cli, aws: FakeAws) -> None:  # type: ignore[no-untyped-def]
+    cli("jobs", "register", "--provider", "azure-review", "--job-id", "stuck-1")
+
+    code, out = cli(
+        "jobs", "expire", "--provider", "azure-review", "--job-id", "stuck-1", "--reason", "ticket OPS-7"
+    )
+
+    assert code == 0
+    assert (out["transition"], out["published"]) == ("advanced", True)
+    verdict = out["verdict"]
+    assert (verdict["status"], verdict["suggestion"], verdict["decided_by"]) == (
+        "expired",
+        "review",
+        "policy",
+    )
+    assert verdict["error"]["message"] == "expired by an operator: ticket OPS-7"
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["stuck-1"]
+    assert cli("jobs", "list", "--status", "pending") == (0, [])
+
+
+@pytest.mark.parametrize(("job_id", "message"), [("done-1", "already finished"), ("nobody", "no job nobody")])
+def test_expire_of_a_finished_or_unknown_job_exits_2_and_changes_nothing(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, capsys: pytest.CaptureFixture[str], job_id: str, message: str
+) -> None:
+    finish_job("done-1")
+    assert len(aws.published()) == 1  # its own publish, read off the queue
+    items = aws.table_items()
+
+    code = main(["jobs", "expire", "--provider", "huawei-video", "--job-id", job_id])
+
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert aws.table_items() == items
+    assert aws.published() == []

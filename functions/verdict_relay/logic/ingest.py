@@ -204,8 +204,9 @@ class IngestService:
         now: datetime,
         why: str,
         time_left_s: Callable[[], float] | None = None,
-    ) -> None:
-        """Finish a job the provider no longer has (or no longer keeps) as ``expired``, published by policy."""
+    ) -> IngestResult:
+        """Finish a job the provider no longer has (or no longer keeps) as ``expired``, published by policy; or one
+        an operator gave up on (``verdict-relay jobs expire``)."""
         verdict = Verdict(
             provider=provider,
             job_id=job_id,
@@ -214,7 +215,7 @@ class IngestService:
             updated_at=now,
             completed_at=now,
         )
-        self.ingest(verdict, None, now, time_left_s=time_left_s)
+        return self.ingest(verdict, None, now, time_left_s=time_left_s)
 
     def unknown_to_provider(
         self, provider: str, job_id: str, now: datetime, time_left_s: Callable[[], float] | None = None
