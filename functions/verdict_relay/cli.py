@@ -588,6 +588,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --simulate: exit once every simulated job has its verdict (default: keep serving)",
     )
+    local.add_argument(
+        "--show-messages",
+        action="store_true",
+        help="print each message published as a subscriber gets it: its body and message attributes (one JSON line)",
+    )
     local.set_defaults(run=_local)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of the canonical verdict")

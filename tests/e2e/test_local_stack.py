@@ -56,6 +56,7 @@ def test_simulated_run_ends_with_every_job_verdict_as_expected(
             "--poll-interval",
             "1",
             "--exit-when-done",
+            "--show-messages",
         ],
         capture_output=True,
         text=True,
@@ -73,6 +74,10 @@ def test_simulated_run_ends_with_every_job_verdict_as_expected(
     assert summary["ok"] is True
     assert summary["resolved"] == summary["jobs"] == jobs
     assert summary["published"] == published
+    # each of them also printed as a subscriber gets it (--show-messages)
+    shown = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"attributes"')]
+    assert len(shown) == published
+    assert all(m["attributes"]["suggestion"] == m["body"]["suggestion"] for m in shown)
     assert summary["duplicated_jobs_published_once"] is True
     assert summary["expired_published_as_unmoderated"] is True
     assert summary["simulator_requests_over_rate_limit"] == 0

@@ -247,3 +247,26 @@ def test_a_reader_that_went_away_ends_the_command_quietly(
 
     assert main(["local"]) == 1
     assert capsys.readouterr().err == ""
+
+
+def test_show_messages_prints_each_message_as_a_subscriber_gets_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    message = {
+        "verdict": {
+            "provider": "azure-review",
+            "job_id": "j-1",
+            "status": "succeeded",
+            "suggestion": "block",
+        },
+        "attributes": {"provider": "azure-review", "suggestion": "block"},
+    }
+
+    runner._Published(show=True)(message)
+    runner._Published()(message)
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["published", "azure-review", "j-1", "succeeded", "block"]
+    assert json.loads(lines[1]) == {"attributes": message["attributes"], "body": message["verdict"]}
+    assert lines[2].split() == lines[0].split()
+    assert len(lines) == 3

@@ -80,11 +80,14 @@ def _print_poll_error(error: str) -> None:
 
 
 class _Published:
-    """The verdict topic's messages, printed as they arrive (from the stack's watcher thread)."""
+    """The verdict topic's messages, printed as they arrive (from the stack's watcher thread): a line each, and
+    with ``show`` (``--show-messages``) the message itself, its body and message attributes as a subscriber
+    gets them, as one JSON line."""
 
-    def __init__(self) -> None:
+    def __init__(self, show: bool = False) -> None:
         self._messages: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._show = show
 
     def __call__(self, message: dict[str, Any]) -> None:
         verdict = message["verdict"]
@@ -95,6 +98,8 @@ class _Published:
             f"{kind} {verdict['provider']:<18} {verdict['job_id']:<28} {verdict['status']:<9} "
             f"{verdict.get('suggestion')}"
         )
+        if self._show:
+            _print(json.dumps({"attributes": message["attributes"], "body": verdict}, separators=(",", ":")))
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -258,7 +263,7 @@ def _run(args: argparse.Namespace, workdir: Path, stop: threading.Event) -> int:
         # request (500 configuration_error) and every poll: load it now, with their loader, so the run ends
         # before it starts with the message naming the file or the key (ConfigurationError, exit 2).
         load_providers_file(str(providers_file))
-        published = _Published()
+        published = _Published(show=args.show_messages)
         stack = LocalStack(
             providers_file,
             port=args.port,
