@@ -3,7 +3,7 @@
 * ``verdict-relay normalize --provider NAME [FILE|-]`` prints the canonical verdict of a provider payload
   (a JSON array when the payload holds several jobs, e.g. an Alibaba list response). Exit 2 with a one-line
   error for a payload it cannot read.
-* ``verdict-relay jobs register|show|list`` and ``verdict-relay republish`` operate on the configured table
+* ``verdict-relay jobs register|show|list|expire`` and ``verdict-relay republish`` operate on the configured table
   and topic (the same environment variables as ``poll``). They never read the providers document, so they
   work while it does not load: they are how an operator looks into such a deployment.
 * ``verdict-relay openapi`` prints the OpenAPI description of the HTTP API (``docs/openapi.json``).
@@ -397,6 +397,20 @@ def _jobs_expire(args: argparse.Namespace) -> int:
         raise NotFoundError(f"no job {args.job_id} for provider {args.provider}")
     if job.status.is_terminal:
         raise ClientError(f"job {args.job_id} is already finished ({job.status.value}): nothing to expire")
+    # A job only a callback's notice named (any Alibaba account can have MNS sign one naming any id) is deleted,
+    # never made a published verdict, as the poller does when the provider denies it (JobStore.drop_unconfirmed).
+    # Any other is confirmed for good: nothing deletes it between this and the expiry.
+    dropped, _ = deps.store.drop_unconfirmed(args.provider, args.job_id)
+    if dropped == "absent":
+        raise NotFoundError(f"no job {args.job_id} for provider {args.provider} (deleted meanwhile)")
+    if dropped == "deleted":
+        _print_json({"deleted": True, "published": False, "verdict": None})
+        print(
+            f"verdict-relay: job {args.job_id} was only named by a callback's notice, never confirmed: deleted,"
+            " nothing published",
+            file=sys.stderr,
+        )
+        return 0
     result = deps.ingest.expire(
         args.provider, args.job_id, datetime.now(UTC), f"expired by an operator: {args.reason}"
     )
@@ -408,7 +422,7 @@ def _jobs_expire(args: argparse.Namespace) -> int:
             "verdict": stored.public_verdict().model_dump(mode="json") if stored else None,
         }
     )
-    if result.transition not in (Transition.ADVANCED, Transition.CREATED):
+    if result.transition is not Transition.ADVANCED:
         # It finished meanwhile (a callback, a poll): that verdict stands, and this one is a conflict record.
         print(f"verdict-relay: job {args.job_id} finished meanwhile: its own verdict stands", file=sys.stderr)
         return EXIT_FAILED

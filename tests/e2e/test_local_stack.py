@@ -77,7 +77,12 @@ def test_simulated_run_ends_with_every_job_verdict_as_expected(
     # each of them also printed as a subscriber gets it (--show-messages)
     shown = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"attributes"')]
     assert len(shown) == published
-    assert all(m["attributes"]["suggestion"] == m["body"]["suggestion"] for m in shown)
+    assert all(
+        m["attributes"]["suggestion"] == {"Type": "String", "Value": m["body"]["suggestion"]} for m in shown
+    )
+    assert {m["attributes"]["categories"]["Type"] for m in shown if "categories" in m["attributes"]} == {
+        "String.Array"
+    }
     assert summary["duplicated_jobs_published_once"] is True
     assert summary["expired_published_as_unmoderated"] is True
     assert summary["simulator_requests_over_rate_limit"] == 0

@@ -6,7 +6,7 @@ import json
 import os
 import random
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -644,4 +644,44 @@ def test_expire_of_a_finished_or_unknown_job_exits_2_and_changes_nothing(  # typ
     assert code == 2
     assert message in capsys.readouterr().err
     assert aws.table_items() == items
+    assert aws.published() == []
+
+
+def test_expire_of_a_job_only_a_callbacks_notice_named_deletes_it_and_publishes_nothing(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an id only a notice named (any Alibaba account can have MNS sign one), overdue
+    two_days_ago = datetime.now(UTC) - timedelta(days=2)
+    dependencies().store.mark_due("alibaba-mps", "named-1", two_days_ago, unconfirmed=True)
+
+    code, out = cli("jobs", "expire", "--provider", "alibaba-mps", "--job-id", "named-1")
+
+    # Then it is deleted, as the poller deletes one the provider denies: an id anyone could name never becomes
+    # a published verdict
+    assert code == 0
+    assert out == {"deleted": True, "published": False, "verdict": None}
+    assert aws.job_items() == []
+    assert aws.published() == []
+
+
+def test_expire_of_a_job_deleted_after_it_was_read_exits_2_and_creates_nothing(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verdict_relay.dal.store import JobStore
+
+    # Given an unconfirmed job that another writer deletes (the provider denied it) right after the command read it
+    dependencies().store.mark_due("alibaba-mps", "named-2", datetime.now(UTC), unconfirmed=True)
+    read = JobStore.get
+
+    def read_then_deleted(self: JobStore, provider: str, job_id: str) -> Any:
+        job = read(self, provider, job_id)
+        self.drop_unconfirmed(provider, job_id)
+        return job
+
+    monkeypatch.setattr(JobStore, "get", read_then_deleted)
+
+    code = main(["jobs", "expire", "--provider", "alibaba-mps", "--job-id", "named-2"])
+
+    assert code == 2
+    assert aws.job_items() == []
     assert aws.published() == []

@@ -260,6 +260,11 @@ def test_show_messages_prints_each_message_as_a_subscriber_gets_it(
             "suggestion": "block",
         },
         "attributes": {"provider": "azure-review", "suggestion": "block"},
+        "typed_attributes": {
+            "provider": {"Type": "String", "Value": "azure-review"},
+            "suggestion": {"Type": "String", "Value": "block"},
+            "categories": {"Type": "String.Array", "Value": '["adult"]'},
+        },
     }
 
     runner._Published(show=True)(message)
@@ -267,6 +272,6 @@ def test_show_messages_prints_each_message_as_a_subscriber_gets_it(
 
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["published", "azure-review", "j-1", "succeeded", "block"]
-    assert json.loads(lines[1]) == {"attributes": message["attributes"], "body": message["verdict"]}
+    assert json.loads(lines[1]) == {"attributes": message["typed_attributes"], "body": message["verdict"]}
     assert lines[2].split() == lines[0].split()
     assert len(lines) == 3

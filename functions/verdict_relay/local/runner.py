@@ -81,7 +81,8 @@ def _print_poll_error(error: str) -> None:
 
 class _Published:
     """The verdict topic's messages, printed as they arrive (from the stack's watcher thread): a line each, and
-    with ``show`` (``--show-messages``) the message itself, its body and message attributes as a subscriber
+    with ``show`` (``--show-messages``) the message itself, its body and message attributes (each with its
+    ``Type``: ``String.Array`` is what lets a filter policy match one of the ``categories``) as a subscriber
     gets them, as one JSON line."""
 
     def __init__(self, show: bool = False) -> None:
@@ -99,7 +100,8 @@ class _Published:
             f"{verdict.get('suggestion')}"
         )
         if self._show:
-            _print(json.dumps({"attributes": message["attributes"], "body": verdict}, separators=(",", ":")))
+            attributes = message["typed_attributes"]
+            _print(json.dumps({"attributes": attributes, "body": verdict}, separators=(",", ":")))
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:

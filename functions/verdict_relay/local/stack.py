@@ -282,6 +282,13 @@ class LocalStack:
             )
             for message in messages:
                 envelope = json.loads(message["Body"])
-                attributes = {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()}
-                self._on_published({"verdict": json.loads(envelope["Message"]), "attributes": attributes})
+                typed = envelope.get("MessageAttributes", {})
+                attributes = {k: v["Value"] for k, v in typed.items()}
+                self._on_published(
+                    {
+                        "verdict": json.loads(envelope["Message"]),
+                        "attributes": attributes,
+                        "typed_attributes": typed,
+                    }
+                )
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])

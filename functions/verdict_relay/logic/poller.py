@@ -272,7 +272,11 @@ class Poller:
             if self._settings.count_unheard:
                 self._count_unheard(provider)
         except StorageError as exc:
-            logger.error("owed-publish sweep failed: storage failed", provider=provider, error=exc.message)
+            logger.error(
+                "owed-publish sweep or overdue count failed: storage failed",
+                provider=provider,
+                error=exc.message,
+            )
             count("PollerStorageFailed", provider)
         return report
 
