@@ -356,7 +356,7 @@ def _jobs_register(args: argparse.Namespace) -> int:
         request = RegisterJobRequest(provider=args.provider, job_id=args.job_id, metadata=metadata)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}"
+            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors(include_url=False)
         )
         raise ClientError(problems) from exc

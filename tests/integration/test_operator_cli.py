@@ -234,6 +234,7 @@ def test_list_by_status_fills_its_limit_after_filtering(cli) -> None:  # type: i
     [
         (["--job-id", "j-1", "--meta", "content_id"], "--meta takes KEY=VALUE"),
         (["--job-id", "has space"], "job_id"),
+        (["--job-id", "a,b"], "verdict-relay: job_id: an alibaba-mps job id has no ','"),
     ],
 )
 def test_bad_registration_input_is_one_line_and_exit_2(  # type: ignore[no-untyped-def]
