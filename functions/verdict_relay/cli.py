@@ -44,6 +44,7 @@ from verdict_relay.errors import (
     ClientError,
     ConfigurationError,
     NotFoundError,
+    PayloadError,
     PublishError,
     StorageError,
     VerdictRelayError,
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from verdict_relay.handlers.dependencies import Dependencies
     from verdict_relay.logic.ingest import PublisherPort
     from verdict_relay.models.jobs import RecordResult, StoredJob
+    from verdict_relay.providers.base import ProviderAdapter
 
 EXIT_FAILED = 1
 """A storage step (DynamoDB, S3) or a publish (SNS) failed, whether the command stopped there or went on; or
@@ -86,11 +88,22 @@ def _normalize(args: argparse.Namespace) -> int:
     raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     payload = load_json(args.provider, raw)
     policy = VerdictPolicy(unmoderated=Suggestion(args.unmoderated))
+    try:
+        parsed = adapter.parse(payload)
+    except PayloadError as exc:
+        # A payload of another provider's given to this one reads as a broken one of this provider's: say whose
+        # it reads as, where another adapter reads it.
+        readers = [
+            name for name in PROVIDER_NAMES if name != args.provider and _reads(get_adapter(name), payload)
+        ]
+        if readers:
+            raise PayloadError(
+                exc.provider, exc.field, f"{exc.problem} (it reads as a payload of {' or '.join(readers)})"
+            ) from exc
+        raise
     # A job list's entries (Huawei image batches) are summaries, a status and times without a result: the policy
     # would make a finished one a review verdict nobody gave, so they are printed as listed.
-    verdicts = [
-        v if v.metadata.get("source") == "job-list" else policy.finalize(v) for v in adapter.parse(payload)
-    ]
+    verdicts = [v if v.metadata.get("source") == "job-list" else policy.finalize(v) for v in parsed]
     if adapter.holds_many(payload):
         output: object = [v.model_dump(mode="json") for v in verdicts]
     else:
@@ -98,6 +111,14 @@ def _normalize(args: argparse.Namespace) -> int:
     json.dump(output, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
+
+
+def _reads(adapter: ProviderAdapter, payload: object) -> bool:
+    try:
+        adapter.parse(payload)
+    except VerdictRelayError:
+        return False
+    return True
 
 
 POLL_BESIDE_SCHEDULE = (

@@ -109,3 +109,28 @@ def test_unreadable_payload_exits_2_with_a_one_line_error(
 def test_missing_file_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["normalize", "--provider", "huawei-video", "/nonexistent/payload.json"]) == 2
     assert "No such file" in capsys.readouterr().err
+
+
+def test_normalize_of_another_providers_payload_says_whose_it_reads_as(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["normalize", "--provider", "huawei-video", str(payload_path("azure-review", "job-get"))])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip() == (
+        "verdict-relay: huawei-video payload: field 'job_id': Field required"
+        " (it reads as a payload of azure-review)"
+    )
+
+
+def test_normalize_of_a_payload_no_adapter_reads_gives_the_providers_own_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"job_id": "j-1", "status": "nonsense"}')
+
+    assert main(["normalize", "--provider", "huawei-video", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert "field 'status'" in err
+    assert "reads as" not in err
