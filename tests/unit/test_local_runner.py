@@ -102,6 +102,10 @@ def test_the_printed_operator_command_carries_every_setting_the_local_functions_
     expected = {**endpoint, **functions}
     del expected["PROVIDERS_CACHE_SECONDS"]
     assert assignments == expected
+    # and the same, as one export for a shell
+    export = shlex.split(lines[lines.index("  operator commands against this stack:") + 2])
+    assert export[:4] == ["or,", "once", "for", "a"]
+    assert dict(arg.split("=", 1) for arg in export[6:]) == expected
 
 
 def _block_job_message(provider: str, job_id: str) -> dict[str, Any]:

@@ -177,6 +177,7 @@ def _print_banner(stack: LocalStack, azure_token: str | None, *, no_providers: b
     env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in OPERATOR_ENVIRONMENT)
     _print(
         f"  operator commands against this stack:\n  {env} {_console_script()} jobs list --status pending\n"
+        f"  or, once for a shell: export {env}\n"
     )
 
 
