@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,18 +50,54 @@ def configure(
     return ApiClient()
 
 
+AZURE_TOKEN = "azure-fetch-test-token-0001"
+
+
+def configure_azure(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator, **entry: Any
+) -> tuple[ApiClient, str]:
+    """Azure with API credentials (trust: fetch unless ``entry`` says otherwise) and its callback token."""
+    document = {
+        "azure-review": {
+            **simulator.provider_entry("azure-review"),
+            "callback": {"tokens": [AZURE_TOKEN]},
+            **entry,
+        }
+    }
+    configure_environment(monkeypatch, aws, tmp_path, document)
+    return ApiClient(), AZURE_TOKEN
+
+
 def mns_push(api: ApiClient, mns: MnsSigner, job_id: str) -> ApiResponse:
     body = mns_notification(job_id)
     return api.invoke(mns_push_event(body, mns.sign("/v1/callbacks/alibaba-mps", body)))
 
 
+def huawei_callback_without_its_result(job_id: str) -> bytes:
+    """A signed callback's body saying succeeded with no result: one the adapter cannot read a verdict from."""
+    payload = load_payload("huawei-video", "succeeded")
+    payload["job_id"] = job_id
+    del payload["result"]
+    return json.dumps(payload).encode()
+
+
+@pytest.mark.parametrize(
+    "callback_body",
+    [huawei_callback_saying_pass, huawei_callback_without_its_result],
+    ids=["saying-pass", "result-unreadable"],
+)
 def test_with_credentials_huawei_callback_is_verified_by_fetching_the_job(
-    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
+    aws: FakeAws,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    simulator: ProviderSimulator,
+    callback_body: Callable[[str], bytes],
 ) -> None:
-    # Given a signed callback whose body says pass, while Huawei's API says block
+    # Given a signed callback whose body says pass, or whose result the adapter cannot read (trust: fetch never
+    # uses it), for a job nobody registered that Huawei's API says is block
     api = configure(aws, monkeypatch, tmp_path, simulator)
     simulator.put_job("huawei-video", "hv-1", huawei_video_job("hv-1", "succeeded", "block"))
-    body = huawei_callback_saying_pass("hv-1")
+    body = callback_body("hv-1")
 
     response = api.callback("huawei-video", body, headers={"X-Auth-Signature": huawei_signature(SEED, body)})
 
@@ -214,10 +251,7 @@ def test_mns_notice_fetches_the_alibaba_job_within_the_deadline(
 def test_with_credentials_an_azure_reviewer_decision_is_taken_from_the_body_and_a_job_callback_is_fetched(
     aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
 ) -> None:
-    token = "azure-fetch-test-token-0001"
-    entry = {**simulator.provider_entry("azure-review"), "callback": {"tokens": [token]}}
-    configure_environment(monkeypatch, aws, tmp_path, {"azure-review": entry})
-    api = ApiClient()
+    api, token = configure_azure(aws, monkeypatch, tmp_path, simulator)
     review = load_payload("azure-review", "review-callback")
     job_callback = load_payload("azure-review", "job-callback")
     simulator.put_job(
@@ -239,32 +273,6 @@ def test_with_credentials_an_azure_reviewer_decision_is_taken_from_the_body_and_
     assert api.get_job("azure-review", job_callback["JobId"]).body["suggestion"] == "block"
     assert len(simulator.requests("azure-review")) == 1
     assert sorted(m["verdict"]["decided_by"] for m in aws.published()) == ["policy", "reviewer"]
-
-
-def huawei_callback_without_its_result(job_id: str) -> bytes:
-    """A signed callback's body saying succeeded with no result: one the adapter cannot read a verdict from."""
-    payload = load_payload("huawei-video", "succeeded")
-    payload["job_id"] = job_id
-    del payload["result"]
-    return json.dumps(payload).encode()
-
-
-def test_with_trust_fetch_a_callback_whose_result_cannot_be_read_still_has_its_job_fetched(
-    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
-) -> None:
-    # Given a job nobody registered, which Huawei's API reports finished with block
-    api = configure(aws, monkeypatch, tmp_path, simulator)
-    simulator.put_job("huawei-video", "hv-1", huawei_video_job("hv-1", "succeeded", "block"))
-    body = huawei_callback_without_its_result("hv-1")
-
-    # When its signed callback carries a body whose result the adapter cannot read (trust: fetch never uses it)
-    response = api.callback("huawei-video", body, headers={"X-Auth-Signature": huawei_signature(SEED, body)})
-
-    # Then the job it names is fetched as any other's, and its verdict published once
-    assert response.status == 200
-    assert api.get_job("huawei-video", "hv-1").body["suggestion"] == "block"
-    assert [m["verdict"]["suggestion"] for m in aws.published()] == ["block"]
-    assert len(simulator.requests("huawei-video")) == 1
 
 
 def test_with_trust_body_a_callback_whose_result_cannot_be_read_is_refused_and_nothing_fetched(
@@ -305,10 +313,7 @@ def test_with_trust_fetch_a_body_naming_no_job_is_refused_and_nothing_fetched(
 def test_with_trust_fetch_an_azure_job_callback_whose_metadata_cannot_be_read_still_has_its_job_fetched(
     aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
 ) -> None:
-    token = "azure-fetch-test-token-0001"
-    entry = {**simulator.provider_entry("azure-review"), "callback": {"tokens": [token]}}
-    configure_environment(monkeypatch, aws, tmp_path, {"azure-review": entry})
-    api = ApiClient()
+    api, token = configure_azure(aws, monkeypatch, tmp_path, simulator)
     job_callback = load_payload("azure-review", "job-callback")
     job_id = job_callback["JobId"]
     simulator.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.95))
@@ -326,10 +331,7 @@ def test_a_reviewers_decision_whose_review_id_is_a_followed_jobs_id_is_refused_a
     aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator, trust: str
 ) -> None:
     # Given a registered Azure job that Azure reports running
-    token = "azure-fetch-test-token-0001"
-    entry = {**simulator.provider_entry("azure-review"), "callback": {"tokens": [token]}, "trust": trust}
-    configure_environment(monkeypatch, aws, tmp_path, {"azure-review": entry})
-    api = ApiClient()
+    api, token = configure_azure(aws, monkeypatch, tmp_path, simulator, trust=trust)
     job_callback = load_payload("azure-review", "job-callback")
     job_id = job_callback["JobId"]
     simulator.put_job("azure-review", job_id, azure_job(job_id, "InProgress"))
@@ -363,10 +365,7 @@ def test_a_reviewers_decision_whose_review_id_is_a_followed_jobs_id_is_refused_a
 def test_a_reviewers_revised_decision_is_still_kept_as_a_conflict_record(
     aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
 ) -> None:
-    token = "azure-fetch-test-token-0001"
-    entry = {**simulator.provider_entry("azure-review"), "callback": {"tokens": [token]}}
-    configure_environment(monkeypatch, aws, tmp_path, {"azure-review": entry})
-    api = ApiClient()
+    api, token = configure_azure(aws, monkeypatch, tmp_path, simulator)
     review = load_payload("azure-review", "review-callback")
     assert api.callback("azure-review", json.dumps(review).encode(), query={"token": token}).status == 200
 
