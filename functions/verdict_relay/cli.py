@@ -92,11 +92,12 @@ def _normalize(args: argparse.Namespace) -> int:
         parsed = adapter.parse(payload)
     except PayloadError as exc:
         # A payload of another provider's given to this one reads as a broken one of this provider's: say whose
-        # it reads as, where another adapter reads it.
+        # it reads as, where another adapter reads a verdict from it and the field named is missing from it (a
+        # field there with a bad value makes it this provider's payload, broken).
         readers = [
             name for name in PROVIDER_NAMES if name != args.provider and _reads(get_adapter(name), payload)
         ]
-        if readers:
+        if readers and not _present(payload, exc.field):
             raise PayloadError(
                 exc.provider, exc.field, f"{exc.problem} (it reads as a payload of {' or '.join(readers)})"
             ) from exc
@@ -115,9 +116,23 @@ def _normalize(args: argparse.Namespace) -> int:
 
 def _reads(adapter: ProviderAdapter, payload: object) -> bool:
     try:
-        adapter.parse(payload)
+        return bool(adapter.parse(payload))
     except VerdictRelayError:
         return False
+
+
+def _present(payload: object, field: str) -> bool:
+    """The field an error names is in the payload (its value is wrong): the payload is this provider's, broken."""
+    if field == "(root)":
+        return False
+    node = payload
+    for part in field.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
     return True
 
 
@@ -443,6 +458,14 @@ def _jobs_expire(args: argparse.Namespace) -> int:
             "verdict": stored.public_verdict().model_dump(mode="json") if stored else None,
         }
     )
+    if (
+        result.transition is Transition.CREATED
+    ):  # deleted after it was read (not by anything this version does)
+        print(
+            f"verdict-relay: job {args.job_id} was deleted meanwhile; its expired verdict was stored afresh",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     if result.transition is not Transition.ADVANCED:
         # It finished meanwhile (a callback, a poll): that verdict stands, and this one is a conflict record.
         print(f"verdict-relay: job {args.job_id} finished meanwhile: its own verdict stands", file=sys.stderr)

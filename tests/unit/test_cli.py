@@ -134,3 +134,28 @@ def test_normalize_of_a_payload_no_adapter_reads_gives_the_providers_own_error(
     err = capsys.readouterr().err
     assert "field 'status'" in err
     assert "reads as" not in err
+
+
+def test_normalize_of_a_providers_own_payload_with_a_bad_value_names_no_other_provider(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # A bad value deep in a video result: huawei-audio reads the payload only because it ignores image_detail
+    payload = json.loads(payload_path("huawei-video", "succeeded").read_text())
+    payload["result"]["image_detail"][0]["time"] = "not-a-time"
+    path = tmp_path / "hv.json"
+    path.write_text(json.dumps(payload))
+
+    assert main(["normalize", "--provider", "huawei-video", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "field 'result.image_detail.0.time'" in err
+    assert "reads as" not in err
+
+
+def test_normalize_of_an_empty_list_names_no_other_provider(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "empty.json"
+    path.write_text("[]")
+
+    assert main(["normalize", "--provider", "huawei-video", str(path)]) == 2
+    assert "reads as" not in capsys.readouterr().err

@@ -106,6 +106,9 @@ def test_the_printed_operator_command_carries_every_setting_the_local_functions_
     export = shlex.split(lines[lines.index("  operator commands against this stack:") + 2])
     assert export[:4] == ["or,", "once", "for", "a"]
     assert dict(arg.split("=", 1) for arg in export[6:]) == expected
+    # and what to unset once the stack is gone, so later commands in that shell no longer reach for it
+    unset = lines[lines.index("  operator commands against this stack:") + 3]
+    assert set(unset.removesuffix(")").split("unset ", 1)[1].split()) == set(expected)
 
 
 def _block_job_message(provider: str, job_id: str) -> dict[str, Any]:

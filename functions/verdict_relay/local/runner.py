@@ -178,6 +178,7 @@ def _print_banner(stack: LocalStack, azure_token: str | None, *, no_providers: b
     _print(
         f"  operator commands against this stack:\n  {env} {_console_script()} jobs list --status pending\n"
         f"  or, once for a shell: export {env}\n"
+        f"  (and when the stack is gone: unset {' '.join(OPERATOR_ENVIRONMENT)})\n"
     )
 
 
