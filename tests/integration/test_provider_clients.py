@@ -559,7 +559,7 @@ def test_alibaba_throttling_waits_for_x_acs_retry_after(
 
     assert result.jobs[0].verdict.suggestion is Suggestion.BLOCK
     first, second = simulator.requests("alibaba-mps")
-    assert (first.status, second.status) == (429, 200)
+    assert (first.status, second.status) == (400, 200)  # MPS throttles with a 400, retried after its wait
     assert second.at - first.at >= 0.29
 
 
@@ -746,14 +746,15 @@ def test_a_throttle_holds_back_the_clients_other_requests_too(
     assert min(r.at for r in after) - throttled.at >= 0.99
 
 
+@pytest.mark.parametrize(("provider", "status"), [("huawei-video", 429), ("alibaba-mps", 400)])
 def test_a_throttle_longer_than_the_client_waits_is_reported_and_refuses_its_other_requests_until_it_ends(
-    simulator: ProviderSimulator, connect: Connect
+    simulator: ProviderSimulator, connect: Connect, provider: str, status: int
 ) -> None:
-    # Given a client told "429, come back in 30 s"
-    put_finished_job(simulator, "huawei-video", "job-1")
-    put_finished_job(simulator, "huawei-video", "job-2")
-    simulator.inject("huawei-video", "throttle:30")
-    client = connect("huawei-video")
+    # Given a client told "come back in 30 s" (MPS: HTTP 400 Throttling with x-acs-retry-after)
+    put_finished_job(simulator, provider, "job-1")
+    put_finished_job(simulator, provider, "job-2")
+    simulator.inject(provider, "throttle:30")
+    client = connect(provider)
     with pytest.raises(ProviderThrottledError) as raised:
         client.fetch(["job-1"])
     assert raised.value.retry_after == 30
@@ -765,7 +766,28 @@ def test_a_throttle_longer_than_the_client_waits_is_reported_and_refuses_its_oth
     # Then it is refused at once with the time still to wait (nearly all of it: it did not wait), and the
     # provider sees no request inside the window
     assert 28 <= (raised.value.retry_after or 0) <= 30
-    assert statuses(simulator, "huawei-video") == [429]
+    assert statuses(simulator, provider) == [status]
+
+
+def test_a_request_waiting_for_its_token_when_a_throttle_is_read_is_refused_unsent(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    # Given a client at one request a second, whose first request is answered "429, come back in 30 s" 0.3 s
+    # after it went out
+    put_finished_job(simulator, "azure-review", "job-1")
+    put_finished_job(simulator, "azure-review", "job-2")
+    simulator.inject("azure-review", "throttle:30")
+    simulator.latency_s = 0.3
+    client = connect("azure-review", rate_limit_per_s=1)
+
+    # When a second fetch starts with it, so it sleeps for the next token (a second on) while that answer comes
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fetches = [pool.submit(client.fetch, [job]) for job in ("job-1", "job-2")]
+        outcomes = [fetch.exception(timeout=10) for fetch in fetches]
+
+    # Then neither goes out again inside the 30 s: the waiting one is refused with the time still to wait
+    assert all(isinstance(outcome, ProviderThrottledError) for outcome in outcomes)
+    assert statuses(simulator, "azure-review") == [429]
 
 
 def test_answer_slower_than_the_read_timeout_is_unavailable_without_waiting_again(

@@ -20,7 +20,7 @@ from verdict_relay.clients.base import FetchResult, ProviderUnavailableError
 from verdict_relay.config import Settings
 from verdict_relay.handlers.dependencies import build, dependencies
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
-from verdict_relay.local.simulator import ProviderSimulator, alibaba_job, azure_job, huawei_video_job
+from verdict_relay.local.simulator import IAM, ProviderSimulator, alibaba_job, azure_job, huawei_video_job
 from verdict_relay.logic import callbacks
 from verdict_relay.models.verdict import JobStatus
 from verdict_relay.providers.base import CallbackResult
@@ -205,6 +205,25 @@ def test_a_fetch_that_would_wait_for_the_rate_limit_past_the_deadline_leaves_the
     assert time.monotonic() - started < 3.0
     assert api.get_job("huawei-video", "hv-2").body["status"] == "pending"
     assert len(simulator.requests("huawei-video")) == 1
+
+
+def test_an_iam_users_callback_fetch_after_a_cold_start_gets_its_token_and_the_job(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
+) -> None:
+    # Given an IAM user whose receiver has no token yet (a cold start), and a finished job Huawei blocked
+    simulator.put_job("huawei-video", "hv-1", huawei_video_job("hv-1", "succeeded", "block"))
+    credentials = simulator.provider_entry("huawei-video", auth="iam")["credentials"]
+    api = configure(aws, monkeypatch, tmp_path, simulator, credentials=credentials)
+    body = huawei_callback_saying_pass("hv-1")
+
+    # When Huawei delivers a signed callback, verified by fetching the job
+    response = api.callback("huawei-video", body, headers={"X-Auth-Signature": huawei_signature(SEED, body)})
+
+    # Then the token request does not spend the API's rate limit: the job is fetched within the callback
+    assert response.status == 200
+    assert [r.status for r in simulator.requests(IAM)] == [201]
+    assert [r.status for r in simulator.requests("huawei-video")] == [200]
+    assert api.get_job("huawei-video", "hv-1").body["suggestion"] == "block"
 
 
 def test_an_iam_token_answer_without_a_token_object_acknowledges_the_callback_and_leaves_the_job_due(

@@ -46,6 +46,11 @@ if TYPE_CHECKING:
     from verdict_relay.providers.base import ProviderAdapter
 
 
+IAM_RATE_PER_S = 1.0
+"""Huawei IAM token requests, at most one a second on a bucket of their own: a container asks about once a day
+(a token lasts 24 hours), and IAM's limits are its own, not the moderation API's."""
+
+
 def build_client(
     provider: str, settings: ProviderSettings, *, options: HttpOptions | None = None
 ) -> ProviderClient | None:
@@ -170,12 +175,14 @@ def _endpoint(provider: str, settings: ProviderSettings, template: str) -> str:
 def _huawei_auth(
     provider: str, settings: ProviderSettings, credentials: Credentials, http: ProviderHttp
 ) -> HuaweiAuth:
+    from verdict_relay.clients.http import ProviderHttp
     from verdict_relay.clients.huawei import (
         DEFAULT_IAM_ENDPOINT,
         HuaweiAkSkAuth,
         HuaweiIamAuth,
         HuaweiTokenAuth,
     )
+    from verdict_relay.clients.ratelimit import TokenBucket
 
     if isinstance(credentials, HuaweiAkSk):
         return HuaweiAkSkAuth(credentials.ak, credentials.sk, settings.project_id)
@@ -190,8 +197,11 @@ def _huawei_auth(
                 )
             iam_endpoint = DEFAULT_IAM_ENDPOINT.format(region=settings.region)
         _require_safe_url(provider, "credentials.iam_endpoint", iam_endpoint)
+        # IAM is a service of its own, with limits of its own: its token request must not take the moderation
+        # API's token (a callback's fetch has about one of those to spend, and would then have none left).
+        iam_http = ProviderHttp(provider, TokenBucket(IAM_RATE_PER_S), http.options, max_concurrency=1)
         return HuaweiIamAuth(
-            http,
+            iam_http,
             iam_endpoint,
             credentials.user_name,
             credentials.password,

@@ -10,11 +10,13 @@ How a request goes out (:meth:`ProviderHttp.send`):
 * The loop is driven by a urllib3 :class:`~urllib3.util.retry.Retry` policy (:class:`ProviderRetry`):
   idempotent GETs are retried on 429/500/502/503/504 with exponential backoff plus jitter, and on connection
   failures; ``Retry-After`` is honoured, and so is Alibaba's ``x-acs-retry-after`` (milliseconds, as the
-  tea-openapi SDK reads it). A wait longer than ``max_retry_wait_s`` is not slept through: the answer is
-  returned and becomes :class:`ProviderThrottledError` with the provider's ``retry_after``. Either way the
-  wait holds back the client's every request, not only the one told: the bucket is deferred until it ends,
-  and a request that would wait longer than ``max_retry_wait_s`` for that is refused unsent, as
-  :class:`ProviderThrottledError` with the time still to wait. Inside
+  tea-openapi SDK reads it; MPS throttles with HTTP 400 and that header, which is retried like a 429). A wait
+  longer than ``max_retry_wait_s`` is not slept through: the answer is returned and becomes
+  :class:`ProviderThrottledError` with the provider's ``retry_after``. Either way the wait holds back the
+  client's every request, not only the one told: the bucket is deferred until it ends (for any error answer
+  that asks to wait, as tea-openapi takes each for a throttle), and a request that would wait longer than
+  ``max_retry_wait_s`` for that is refused unsent, as :class:`ProviderThrottledError` with the time still to
+  wait; so is one that was already waiting for its token when the answer came. Inside
   :func:`~verdict_relay.clients.base.finish_within` (the poller's remaining time), a retry whose wait and
   attempt would end past the deadline is not started either: the last answer or failure is reported. Any
   attempt's timeouts are cut to the time left, and none starts with less than ``MIN_ATTEMPT_S`` left
@@ -173,7 +175,10 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
 
 
 class ProviderRetry(Retry):
-    """urllib3's Retry, reading Alibaba's ``x-acs-retry-after`` as well as ``Retry-After``."""
+    """urllib3's Retry, reading Alibaba's ``x-acs-retry-after`` as well as ``Retry-After``, and retrying a 400
+    that carries one after its wait: MPS answers ``Throttling`` with HTTP 400 and the header."""
+
+    RETRY_AFTER_STATUS_CODES = frozenset({400, *Retry.RETRY_AFTER_STATUS_CODES})
 
     def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
         return retry_after_seconds(response.headers)
@@ -233,8 +238,8 @@ class RateLimitedAdapter(HTTPAdapter):
     def __init__(self, limiter: TokenBucket, pool_maxsize: int, max_deferral_wait_s: float) -> None:
         self.limiter = limiter
         self.max_deferral_wait_s = max_deferral_wait_s
-        # Two host pools: the provider's API and, for Huawei IAM users, the IAM endpoint.
-        super().__init__(pool_connections=2, pool_maxsize=pool_maxsize, pool_block=True, max_retries=0)
+        # One host: the provider's API (a Huawei IAM user's token requests have a session of their own).
+        super().__init__(pool_connections=1, pool_maxsize=pool_maxsize, pool_block=True, max_retries=0)
 
     def send(
         self,
@@ -245,20 +250,11 @@ class RateLimitedAdapter(HTTPAdapter):
         cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
         proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
-        deferred = self.limiter.deferred_s()
-        if deferred > self.max_deferral_wait_s:
-            raise ProviderThrottledError(
-                f"asked to come back in {deferred:.0f} s; not sent", retry_after=deferred
-            )
         # Inside a finish_within, a request waits for its token only while it would still have MIN_ATTEMPT_S
         # left afterwards, and its timeouts are cut to what is left once it has it: none goes out late.
-        left = seconds_left()
+        left = self._acquire()
         cut = False
-        if left is None:
-            self.limiter.acquire()
-        else:
-            if self.limiter.acquire(max_wait_s=left - MIN_ATTEMPT_S) is None:
-                raise ProviderOutOfTimeError("no time left to wait for the provider's rate limit")
+        if left is not None:
             left = seconds_left() or 0.0
             connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
             if connect is not None and read is not None and connect + read > left:
@@ -274,6 +270,25 @@ class RateLimitedAdapter(HTTPAdapter):
                     "no answer in the time left after the rate limit's wait"
                 ) from exc
             raise
+
+    def _acquire(self) -> float | None:
+        """Take a token, once no Retry-After holds the bucket back (refused unsent while one holds it back
+        longer than ``max_deferral_wait_s``). A Retry-After read while this request slept for a token reserved
+        before it holds this request back too: it takes a token again, behind the wait. Returns the time
+        left of the caller's ``finish_within`` as it was before the last wait, None outside one."""
+        while True:
+            deferred = self.limiter.deferred_s()
+            if deferred > self.max_deferral_wait_s:
+                raise ProviderThrottledError(
+                    f"asked to come back in {deferred:.0f} s; not sent", retry_after=deferred
+                )
+            left = seconds_left()
+            if left is None:
+                self.limiter.acquire()
+            elif self.limiter.acquire(max_wait_s=left - MIN_ATTEMPT_S) is None:
+                raise ProviderOutOfTimeError("no time left to wait for the provider's rate limit")
+            if self.limiter.deferred_s() <= 0:
+                return left
 
 
 class ProviderHttp:
@@ -340,9 +355,10 @@ class ProviderHttp:
                 continue
             response = HttpResponse(raw.status_code, raw.headers, without_lone_surrogates(body))
             wait = retry_after_seconds(raw.headers)
-            if wait is not None and raw.status_code in (429, 503):
-                # Told to come back later: the client's other requests wait too, those already past the
-                # poller's breaker included; one that would wait longer than a retry would is refused unsent.
+            if wait is not None and raw.status_code >= 400:
+                # Told to come back later (MPS with a 400 too): the client's other requests wait too, those
+                # already past the poller's breaker or waiting for a token included; one that would wait longer
+                # than a retry would is refused unsent.
                 self.limiter.defer(min(wait, MAX_DEFER_S))
             if not retry.is_retry(outgoing.method, raw.status_code, has_retry_after=wait is not None):
                 return response

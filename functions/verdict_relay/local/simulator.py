@@ -34,7 +34,7 @@ documents). Job lists, by time range or by ``JobIds``, are paged by
 
 Faults (:meth:`ProviderSimulator.inject`) apply to the next N requests of one provider, after the rate limit:
 ``slow:<s>`` (answer normally after s seconds), ``error:<5xx>``, ``throttle:<s>`` (429 with ``Retry-After``
-rounded up to whole seconds; Alibaba ``Throttling`` with ``x-acs-retry-after`` in milliseconds, as the
+rounded up to whole seconds; Alibaba a 400 ``Throttling`` with ``x-acs-retry-after`` in milliseconds, as the
 tea-openapi SDK reads it), ``malformed`` (200 with the answer's JSON cut in half), ``auth`` (the provider's
 authentication error) and ``not-found`` (the provider's unknown-job error).
 
@@ -688,8 +688,9 @@ class ProviderSimulator:
     def _throttled(self, service: str, incoming: _Incoming, retry_after_s: float) -> _Reply:
         seconds = str(max(0, math.ceil(retry_after_s)))
         if service == "alibaba-mps":
+            # MPS answers a throttle with HTTP 400, as tea-openapi's own test servers do: the header says so.
             return _alibaba_error(
-                429,
+                400,
                 "Throttling",
                 "Request was denied due to request throttling.",
                 self._host_id(incoming),
