@@ -107,6 +107,7 @@ class StorageError(VerdictRelayError):
 
     status_code = 503
     code = "storage_unavailable"
+    public_message = "storage is unavailable; nothing was stored, send again"
 
 
 class PublishError(VerdictRelayError):

@@ -60,6 +60,39 @@ def test_outcomes_are_counted_for_the_service_and_apart_for_each_provider_a_rout
     assert emf_dimension_values(output, "provider") == {"huawei-video", "azure-review"}
 
 
+def test_a_refused_or_failed_request_is_logged_with_the_provider_and_route_its_path_names(
+    api: ApiClient,
+    aws: FakeAws,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a forged Azure callback, one for no provider, and a signed Huawei callback the table fails
+    assert api.callback("azure-review", b"{}", query={"token": "not-a-token"}).status == 401
+    assert api.callback("no-such-provider", b"{}").status == 404
+    configure_environment(monkeypatch, aws, tmp_path, PROVIDERS_DOCUMENT, TABLE_NAME="no-such-table")
+    body = load_payload_bytes("huawei-video", "succeeded")
+    failed = ApiClient().callback(
+        "huawei-video", body, headers={"X-Auth-Signature": huawei_signature(HUAWEI_SEEDS[0], body)}
+    )
+
+    # Then each log line says which provider's callback it was (a name from the path that is no provider's
+    # is not logged), and the 503 says what to do without the store's internals
+    rejected = [vars(r) for r in caplog.records if r.getMessage() == "request rejected"]
+    assert [(r["status"], r.get("provider"), r["route"]) for r in rejected] == [
+        (401, "azure-review", "/callbacks/{provider}"),
+        (404, None, "/callbacks/{provider}"),
+    ]
+    (error,) = [vars(r) for r in caplog.records if r.getMessage() == "request failed"]
+    assert (error["provider"], error["code"]) == ("huawei-video", "storage_unavailable")
+    assert "ResourceNotFoundException" in error["reason"]
+    assert failed.status == 503
+    assert failed.body["error"] == {
+        "code": "storage_unavailable",
+        "message": "storage is unavailable; nothing was stored, send again",
+    }
+
+
 def test_a_poll_cycle_the_table_fails_is_counted_for_the_service_and_each_provider_not_only_logged(
     aws: FakeAws,
     simulator: ProviderSimulator,

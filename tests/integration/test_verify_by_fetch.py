@@ -140,7 +140,11 @@ def test_failed_fetch_acknowledges_the_callback_and_leaves_the_job_due(
 
 
 def test_a_fetched_verdict_the_archive_refuses_answers_503_and_leaves_the_job_due(
-    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
+    aws: FakeAws,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    simulator: ProviderSimulator,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given a result too large for its item (so archived in S3), and S3 refusing every put while the table works
     puts: list[str] = []
@@ -177,6 +181,9 @@ def test_a_fetched_verdict_the_archive_refuses_answers_503_and_leaves_the_job_du
     )
     assert [job.job_id for job in due] == ["hv-big"]
     assert aws.published() == []
+    # and the log names the job not stored (the 503's own line names only the provider)
+    (warning,) = [r for r in caplog.records if r.getMessage() == "fetched jobs not stored: storage failed"]
+    assert (vars(warning)["provider"], vars(warning)["job_ids"]) == ("huawei-video", ["hv-big"])
 
 
 def test_a_fetch_that_would_wait_for_the_rate_limit_past_the_deadline_leaves_the_job_due_unsent(

@@ -103,22 +103,39 @@ def proxy_error(status: int, code: str, message: str) -> dict[str, Any]:
 
 
 def register(app: APIGatewayRestResolver) -> None:
-    def count_for_route(outcome: str) -> None:
+    def count_for_route(outcome: str) -> str | None:
         """Count a refused or failed request, by provider too when its route names one (forged callbacks show
-        per provider). Only the provider names become a dimension: any other value comes from the request."""
+        per provider), and return that provider. Only the provider names become a dimension or a log field:
+        any other value comes from the request."""
         named = (app.current_event.path_parameters or {}).get("provider")
-        count(outcome, named if named in PROVIDER_NAMES else None)
+        provider = named if named in PROVIDER_NAMES else None
+        count(outcome, provider)
+        return provider
 
     @app.exception_handler(ClientError)
     def client_error(exc: ClientError) -> Response:
-        count_for_route(f"Rejected{exc.status_code}")
-        logger.info("request rejected", status=exc.status_code, code=exc.code, reason=exc.message)
+        provider = count_for_route(f"Rejected{exc.status_code}")
+        logger.info(
+            "request rejected",
+            status=exc.status_code,
+            code=exc.code,
+            reason=exc.message,
+            provider=provider,
+            route=app.current_event.get("resource"),
+        )
         return error_response(exc.status_code, exc.code, exc.message)
 
     @app.exception_handler(VerdictRelayError)
     def server_error(exc: VerdictRelayError) -> Response:
-        count_for_route("ServerError")
-        logger.error("request failed", status=exc.status_code, code=exc.code, reason=exc.message)
+        provider = count_for_route("ServerError")
+        logger.error(
+            "request failed",
+            status=exc.status_code,
+            code=exc.code,
+            reason=exc.message,
+            provider=provider,
+            route=app.current_event.get("resource"),
+        )
         return error_response(exc.status_code, exc.code, exc.public_message or exc.message)
 
     @app.exception_handler(RequestUnsupportedContentType)

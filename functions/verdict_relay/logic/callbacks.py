@@ -146,7 +146,9 @@ def accept(
     except ProviderApiError as exc:
         # Left due: the poller fetches it within a minute.
         count("CallbackFetchFailed", provider)
-        logger.warning("fetch after callback failed; job left due", provider=provider, code=exc.code)
+        logger.warning(
+            "fetch after callback failed; job left due", provider=provider, job_ids=unfinished, code=exc.code
+        )
         return replace(outcome, left_due=_mark_due(ingest, provider, unfinished, now, answered=set()))
     resolved: set[str] = set()
     answered = {job.verdict.job_id for job in fetched.jobs}
@@ -161,7 +163,9 @@ def accept(
         # Answered 503, so the provider sends the callback again; but it may give up, and a job nobody registered
         # is polled only when due (Huawei v3 and Azure jobs are not discovered). A verdict the archive refused
         # while the table works (a large payload for S3) is left due with the jobs not stored yet.
-        _mark_due_after_failure(ingest, provider, [j for j in unfinished if j not in resolved], now, answered)
+        pending = [j for j in unfinished if j not in resolved]
+        logger.warning("fetched jobs not stored: storage failed", provider=provider, job_ids=pending)
+        _mark_due_after_failure(ingest, provider, pending, now, answered)
         raise
     count("CallbackFetched", provider, len(fetched.jobs))
     unknown = 0
@@ -205,4 +209,7 @@ def _mark_due_after_failure(
     try:
         _mark_due(ingest, provider, job_ids, now, answered)
     except StorageError as exc:
-        logger.warning("jobs not left due after a storage failure", provider=provider, error=exc.message)
+        # Only the provider's next send stores them now (a job nobody registered is found no other way).
+        logger.error(
+            "jobs not left due after a storage failure", provider=provider, job_ids=job_ids, error=exc.message
+        )
