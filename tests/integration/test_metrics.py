@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from tests.integration.conftest import (
     configure_environment,
 )
 from verdict_relay.local.callback_signing import MnsSigner
-from verdict_relay.local.simulator import ProviderSimulator
+from verdict_relay.local.simulator import ProviderSimulator, azure_job
 from verdict_relay.models.verdict import PROVIDER_NAMES
 
 SERVICE = "verdict-relay"
@@ -119,6 +120,43 @@ def test_a_poll_cycle_the_table_fails_is_counted_for_the_service_and_each_provid
     assert emf_counts(output, service=SERVICE, provider="huawei-video") == {"PollerStorageFailed": 1}
     # (Azure's sweep and its poll, every other provider's sweep)
     assert emf_counts(output, service=SERVICE)["PollerStorageFailed"] == 1 + len(PROVIDER_NAMES)
+
+
+def test_a_poll_batch_the_table_fails_is_counted_and_logged_with_its_jobs_and_delivered_again(
+    aws: FakeAws,
+    simulator: ProviderSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+    from verdict_relay.dal.poll_queue import PollBatch, PollQueue
+    from verdict_relay.handlers.poll_worker import lambda_handler as worker
+    from verdict_relay.local.stack import sqs_event
+    from verdict_relay.models.jobs import DueJob
+
+    # Given a poll worker wired to a table that does not exist, and a batch of two Azure jobs fanned out to it
+    document = {"azure-review": simulator.provider_entry("azure-review")}
+    configure_environment(monkeypatch, aws, tmp_path, document, TABLE_NAME="no-such-table")
+    simulator.put_job("azure-review", "az-1", azure_job("az-1", "Complete", adult_score=0.9))
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    until = datetime.now(UTC) + timedelta(minutes=5)
+    PollQueue(queue_url, aws.session.client("sqs")).send(
+        [PollBatch(provider="azure-review", jobs=[DueJob("az-1"), DueJob("az-2")], until=until)]
+    )
+    capsys.readouterr()
+
+    # When the worker polls it: the record fails, so SQS delivers the batch again
+    with pytest.raises(BatchProcessingError):
+        worker(sqs_event(aws.drain(queue_url)), LambdaContext())
+
+    # Then the failure is counted for the provider (PollerStorageFailedAlarm) and logged with the batch's jobs
+    counts = emf_counts(capsys.readouterr().out, service=SERVICE, provider="azure-review")
+    assert counts["PollerStorageFailed"] == 1
+    (error,) = [r for r in caplog.records if r.getMessage().startswith("poll batch failed")]
+    assert (vars(error)["provider"], vars(error)["job_ids"]) == ("azure-review", ["az-1", "az-2"])
 
 
 def test_an_authenticated_callback_that_cannot_be_read_is_counted_apart_from_a_forged_one(

@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from verdict_relay.dal.poll_queue import parse_batch
+from verdict_relay.errors import StorageError
 from verdict_relay.handlers.dependencies import dependencies
 from verdict_relay.observability import count, log_metrics, logger
 
@@ -47,8 +48,20 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
 
         # The hold is the batch's time with the provider: once it ends, the scheduler polls the provider again
         # at its own rate, so no request goes out after it. A StorageError (the table unreachable) fails the
-        # record: SQS delivers the batch again.
-        report = poller.poll_jobs(batch.provider, batch.jobs, time_left_s, requests_until=batch.until)
+        # record: SQS delivers the batch again, and after the queue's receive limit the dead-letter queue has it.
+        try:
+            report = poller.poll_jobs(batch.provider, batch.jobs, time_left_s, requests_until=batch.until)
+        except StorageError as exc:
+            # Counted and logged here, with the jobs: the batch utility logs a failed record at debug only.
+            count("PollerStorageFailed", batch.provider)
+            logger.error(
+                "poll batch failed: storage failed; SQS delivers it again",
+                provider=batch.provider,
+                jobs=len(batch.jobs),
+                job_ids=[job.job_id for job in batch.jobs[:10]],
+                error=exc.message,
+            )
+            raise
         logger.info("poll batch done", provider=batch.provider, jobs=len(batch.jobs), report=vars(report))
 
     # One per invocation (a processor keeps the records' outcomes): the local stack runs workers side by side in
