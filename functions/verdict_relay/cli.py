@@ -402,23 +402,42 @@ def _jobs_register(args: argparse.Namespace) -> int:
     return 0
 
 
+UNREADABLE_HINT = (
+    "if its archived verdict is gone for good, the verdict was never published (its publish is owed): delete the"
+    " job's item from the table and 'jobs register' it again, and the poller fetches its result afresh while the"
+    " provider still keeps the job"
+)
+
+
 def _jobs_show(args: argparse.Namespace) -> int:
+    from verdict_relay.dal.store import UNREADABLE
+
     deps = _deps(args)
-    job = deps.store.get(args.provider, args.job_id)
+    unreadable = None
+    try:
+        job = deps.store.get(args.provider, args.job_id)
+    except UNREADABLE as exc:
+        # What the item says of the job still reads: its status and publish state are what the on-call needs.
+        unreadable = str(exc)
+        job = deps.store.get(args.provider, args.job_id, with_verdict=False)
     if job is None:
         raise NotFoundError(f"no job {args.job_id} for provider {args.provider}")
-    _print_json(
-        {
-            "verdict": job.public_verdict().model_dump(mode="json"),
-            "publish_state": job.publish_state,
-            "next_poll_at": job.next_poll_at,
-            "poll_attempts": job.poll_attempts,
-            "conflicts": [
-                c.model_dump(mode="json") for c in deps.store.conflicts(args.provider, args.job_id)
-            ],
-        }
+    shown: dict[str, Any] = {
+        "verdict": job.public_verdict().model_dump(mode="json"),
+        "publish_state": job.publish_state,
+        "next_poll_at": job.next_poll_at,
+        "poll_attempts": job.poll_attempts,
+        "conflicts": [c.model_dump(mode="json") for c in deps.store.conflicts(args.provider, args.job_id)],
+    }
+    if unreadable is None:
+        _print_json(shown)
+        return 0
+    _print_json({**shown, "verdict_unreadable": unreadable})
+    print(
+        f"verdict-relay: the verdict of {args.job_id} cannot be read ({unreadable}); {UNREADABLE_HINT}",
+        file=sys.stderr,
     )
-    return 0
+    return EXIT_FAILED
 
 
 def _jobs_expire(args: argparse.Namespace) -> int:
@@ -485,35 +504,52 @@ def _jobs_list(args: argparse.Namespace) -> int:
 
     store = _deps(args).store
     providers = [args.provider] if args.provider else list(PROVIDER_NAMES)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for provider in providers:
-        jobs: Iterable[StoredJob]
+        jobs: Iterable[tuple[StoredJob, str | None]]
         if args.status == "unpublished":  # the index holds keys only: read each job
-            jobs = (
-                j for key in store.unpublished(provider, args.limit) if (j := store.get(*key)) is not None
-            )
+            jobs = _owed_jobs(store, provider, args.limit)
         elif args.status == "due":
-            jobs = store.due_jobs(provider, datetime.now(UTC), args.limit)
+            jobs = ((job, None) for job in store.due_jobs(provider, datetime.now(UTC), args.limit))
         else:
             # The index holds pending and running jobs alike: read on, page by page (each Query at most 1 MB),
             # until the limit is reached after filtering.
             outstanding = store.due_jobs(provider, datetime.max.replace(tzinfo=UTC), limit=MAX_INDEX_READ)
-            jobs = islice((j for j in outstanding if j.status.value == args.status), args.limit)
-        for job in jobs:
-            rows.append(
-                {
-                    "provider": job.provider,
-                    "job_id": job.job_id,
-                    "status": job.status.value,
-                    "suggestion": job.verdict.suggestion.value
-                    if job.verdict and job.verdict.suggestion
-                    else None,
-                    "next_poll_at": job.next_poll_at,
-                    "publish_state": job.publish_state,
-                }
-            )
+            jobs = islice(((j, None) for j in outstanding if j.status.value == args.status), args.limit)
+        for job, unreadable in jobs:
+            row = {
+                "provider": job.provider,
+                "job_id": job.job_id,
+                "status": job.status.value,
+                "suggestion": job.verdict.suggestion.value
+                if job.verdict and job.verdict.suggestion
+                else None,
+                "next_poll_at": job.next_poll_at,
+                "publish_state": job.publish_state,
+            }
+            rows.append(row if unreadable is None else {**row, "verdict_unreadable": unreadable})
     _print_json(rows[: args.limit])
+    if any("verdict_unreadable" in row for row in rows[: args.limit]):
+        print(
+            f"verdict-relay: some verdicts cannot be read (verdict_unreadable); {UNREADABLE_HINT}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return 0
+
+
+def _owed_jobs(store: JobStore, provider: str, limit: int) -> Iterator[tuple[StoredJob, str | None]]:
+    """The jobs whose publish is owed, each with why its verdict cannot be read (None when it can): one that
+    cannot (``OwedPublishUnreadableAlarm``) is listed with what its item says, and does not hide the others."""
+    from verdict_relay.dal.store import UNREADABLE
+
+    for key in store.unpublished(provider, limit):
+        try:
+            job, problem = store.get(*key), None
+        except UNREADABLE as exc:
+            job, problem = store.get(*key, with_verdict=False), str(exc)
+        if job is not None:
+            yield job, problem
 
 
 def _republish(args: argparse.Namespace) -> int:

@@ -17,7 +17,13 @@ import pytest
 from tests.conftest import FakeAws
 from tests.helpers import huawei_signature, with_changes
 from tests.integration.conftest import HUAWEI_SEEDS, PROVIDERS_DOCUMENT, ApiClient, configure_environment
-from verdict_relay.cli import POLL_BESIDE_SCHEDULE, POLL_WITHOUT_PROVIDERS, POLL_WITHOUT_QUEUE, main
+from verdict_relay.cli import (
+    EXIT_FAILED,
+    POLL_BESIDE_SCHEDULE,
+    POLL_WITHOUT_PROVIDERS,
+    POLL_WITHOUT_QUEUE,
+    main,
+)
 from verdict_relay.handlers.dependencies import dependencies
 from verdict_relay.logic import ingest as ingest_module
 from verdict_relay.models.verdict import PROVIDER_NAMES, Finding, JobStatus, Suggestion, Verdict
@@ -523,6 +529,39 @@ def test_an_owed_verdict_whose_archived_copy_took_its_claim_to_read_is_not_sent_
     code, result = cli("republish", "--provider", "huawei-video")
     assert (code, result["published_owed"]["huawei-video"]) == (0, 1)
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["big-1"]
+
+
+def test_an_owed_verdict_whose_archived_copy_is_gone_is_listed_and_shown_without_hiding_the_others(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given two owed verdicts, one of which is archived in S3 and its object gone (OwedPublishUnreadableAlarm)
+    owe_publishes(aws, "azure-review", ["readable-1"])
+    owe_publishes(aws, "azure-review", ["gone-1"])
+    aws.session.client("dynamodb").update_item(
+        TableName=aws.resources.table_name,
+        Key={"pk": {"S": "azure-review#gone-1"}, "sk": {"S": "STATE"}},
+        UpdateExpression="REMOVE verdict_gz SET verdict_s3_key = :key",
+        ExpressionAttributeValues={":key": {"S": "jobs/azure-review/gone-1/deleted/verdict.json.gz"}},
+    )
+
+    # When the on-call lists the owed verdicts, then shows the one that cannot be read
+    capsys.readouterr()
+    code = main(["jobs", "list", "--status", "unpublished"])
+    printed = capsys.readouterr()
+    listed, listed_hint = json.loads(printed.out), printed.err
+    shown_code, shown = cli("jobs", "show", "--provider", "azure-review", "--job-id", "gone-1")
+
+    # Then both are listed, the unreadable one with why, and shown with what its item says, and the commands
+    # exit 1 saying how to recover
+    assert code == EXIT_FAILED
+    assert {row["job_id"]: row.get("verdict_unreadable") for row in listed} == {
+        "readable-1": None,
+        "gone-1": "payload archive: get failed (NoSuchKey)",
+    }
+    assert "'jobs register' it again" in listed_hint
+    assert shown_code == EXIT_FAILED
+    assert (shown["verdict"]["status"], shown["publish_state"]) == ("succeeded", "pending")
+    assert shown["verdict_unreadable"] == "payload archive: get failed (NoSuchKey)"
 
 
 @pytest.mark.parametrize(

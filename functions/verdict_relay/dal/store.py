@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
+import zlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -77,6 +78,12 @@ class _ConditionFailed(Exception):
     def __init__(self, old: dict[str, Any] | None) -> None:
         super().__init__("condition failed")
         self.old = old
+
+
+UNREADABLE = (StorageError, ValueError, LookupError, EOFError, OSError, zlib.error)
+"""What reading a stored job raises when it cannot be read: the table or its archived payload out of reach, or an
+item the code cannot load (an attribute missing, JSON that is not a verdict, or bytes that do not decompress:
+gzip raises OSError, EOFError or zlib.error for those)."""
 
 
 def _key(provider: str, job_id: str, sk: str = STATE) -> dict[str, Any]:
@@ -716,11 +723,15 @@ class JobStore:
 
     # -- reads --------------------------------------------------------------------------------------------
 
-    def get(self, provider: str, job_id: str) -> StoredJob | None:
+    def get(self, provider: str, job_id: str, *, with_verdict: bool = True) -> StoredJob | None:
         """The job, None when the store does not hold it or holds it past its retention (DynamoDB deletes an
-        expired item up to a few days late; its verdict archived in S3 may already be gone)."""
+        expired item up to a few days late; its verdict archived in S3 may already be gone). Without
+        ``with_verdict``, its verdict is left unread (None): what the item says of the job, which reads even
+        when the verdict cannot be (its archived payload gone)."""
         item = self._get_item(provider, job_id)
-        return self._to_job(item) if item and not _expired(item) else None
+        if not item or _expired(item):
+            return None
+        return self._to_job(item, load_verdict=with_verdict)
 
     def conflicts(self, provider: str, job_id: str) -> list[Verdict]:
         """The different terminal results recorded for a job after its first one, every page of them (a
@@ -884,12 +895,16 @@ class JobStore:
             return None
         return Verdict.model_validate_json(data)
 
-    def _to_job(self, item: dict[str, Any], verdict: Verdict | None = None) -> StoredJob:
+    def _to_job(
+        self, item: dict[str, Any], verdict: Verdict | None = None, *, load_verdict: bool = True
+    ) -> StoredJob:
+        if verdict is None and load_verdict:
+            verdict = self._load_verdict(item)
         return StoredJob(
             provider=item["provider"]["S"],
             job_id=item["job_id"]["S"],
             status=JobStatus(item["status"]["S"]),
-            verdict=verdict if verdict is not None else self._load_verdict(item),
+            verdict=verdict,
             caller_metadata={k: v["S"] for k, v in item.get("caller_metadata", {}).get("M", {}).items()},
             publish_state=item.get("publish_state", {}).get("S", "not_required"),
             next_poll_at=int(item["next_poll_at"]["N"]) if "next_poll_at" in item else None,

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import re
 import time
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from verdict_relay.dal.publisher import PUBLISH_MAX_S
-from verdict_relay.dal.store import STORE_CALL_MAX_S
+from verdict_relay.dal.store import STORE_CALL_MAX_S, UNREADABLE
 from verdict_relay.errors import PublishError, StorageError
 from verdict_relay.logic.breaker import CircuitBreaker
 from verdict_relay.logic.policy import VerdictPolicy
@@ -87,10 +86,6 @@ PUBLISH_TIME_S = PUBLISH_MAX_S + STORE_CALL_MAX_S
 """Invocation time a publish needs to be sure to finish, its confirmation in the store included (each at its
 worst case: about 11 + 15 s). With less left, a verdict is not published inline but left owed: cut off between
 SNS taking it and the store confirming it, it would be sent again by the sweep."""
-_UNREADABLE = (StorageError, ValueError, LookupError, EOFError, OSError, zlib.error)
-"""What taking an owed verdict raises when it cannot be read: the table or its archived payload out of reach, or
-an item the code cannot load (an attribute missing, JSON that is not a verdict, or bytes that do not decompress:
-gzip raises OSError, EOFError or zlib.error for those)."""
 
 
 REDACTED = b"REDACTED"
@@ -287,7 +282,7 @@ class IngestService:
             claimed_at = time.monotonic()
             try:
                 job = self._store.claim_publish(key.provider, key.job_id, now)
-            except _UNREADABLE as exc:
+            except UNREADABLE as exc:
                 # One verdict that cannot be read (its archived payload unreachable, an item the code cannot
                 # load) must not hold back the ones after it; it stays owed and a later sweep tries it again
                 # (once a claim taken here runs out), counted each time: its alarm fires while that lasts.
