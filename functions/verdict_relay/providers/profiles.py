@@ -26,7 +26,8 @@ class ProviderProfile:
     providers-document entry may hold a ``callback`` block only if it does; ``trust`` only if it does and its
     callbacks may carry a result (not :attr:`fetch_only`)."""
     rate_limit_per_s: float
-    """Requests per second per account to its API, from the provider's documentation: ``rate_limit_per_s``'s
+    """Requests per second per account to its API, from the provider's documentation where it gives one (read so
+    that it holds whichever way an ambiguous one is meant), else said where it is set: ``rate_limit_per_s``'s
     default in its entry."""
     client_needs: str
     """What its API client needs besides credentials (``clients/factory.py``), as the hint in the message that
@@ -76,7 +77,9 @@ class ProviderProfile:
 _HUAWEI_V3_VIDEO = ProviderProfile(
     name="huawei-video",
     calls_back=True,
-    rate_limit_per_s=10.0,
+    # Huawei documents "video and audio 10 requests/s" per account, which may be one limit for both APIs: half
+    # each holds either way (an account whose limit is 10 for each can set 10)
+    rate_limit_per_s=5.0,
     client_needs="region (or endpoint) and project_id",
     reads=frozenset({"region", "project_id", "callback.seeds"}),
     huawei_v3=True,
@@ -96,6 +99,7 @@ PROFILES: dict[str, ProviderProfile] = {
             name="huawei-image-batch",
             # Huawei's image batches send no callbacks
             calls_back=False,
+            # not documented: the v3 APIs' figure
             rate_limit_per_s=10.0,
             client_needs="region (or endpoint)",
             # project_id is optional: it scopes an IAM user's token
@@ -126,7 +130,8 @@ PROFILES: dict[str, ProviderProfile] = {
         ProviderProfile(
             name="azure-review",
             calls_back=True,
-            # not documented: a conservative default
+            # not in its API reference: the standard (S0) tier's published 10 transactions/s (the free F0 tier
+            # allows 1: set 1 for it)
             rate_limit_per_s=10.0,
             client_needs="endpoint and team",
             reads=frozenset({"team", "policy"}),
