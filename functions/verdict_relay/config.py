@@ -93,6 +93,17 @@ class CallbackSettings(_Strict):
         default=900, ge=30, le=3600, description="Alibaba MNS: oldest (or furthest future) Date accepted"
     )
 
+    @classmethod
+    def secret_fields(cls) -> tuple[str, ...]:
+        """The fields that hold secrets, lists of them: those left out of the model's repr (``repr=False``). A new
+        kind of callback secret is one more such field, and so is redacted from what providers send
+        (:meth:`secrets`), warned about when two providers share it, and searched for in the suites' logs."""
+        return tuple(name for name, field in cls.model_fields.items() if not field.repr)
+
+    def secrets(self) -> list[str]:
+        """Every secret of every kind these settings hold."""
+        return [secret for name in self.secret_fields() for secret in getattr(self, name)]
+
 
 AZURE_REVIEW_THRESHOLDS: Final[dict[str, float | None]] = {"adult": 0.5, "racy": 0.5}
 AZURE_BLOCK_THRESHOLDS: Final[dict[str, float | None]] = {"adult": 0.8, "racy": 0.9}
@@ -496,7 +507,7 @@ class ProvidersConfig(_Strict):
         owner: dict[str, str] = {}
         shared = []
         for name, entry in self.providers.items():
-            for key in ("seeds", "tokens"):
+            for key in entry.callback.secret_fields():
                 for index, secret in enumerate(getattr(entry.callback, key)):
                     first = owner.setdefault(secret, name)
                     if first != name:
@@ -504,10 +515,10 @@ class ProvidersConfig(_Strict):
         return shared
 
     def callback_secrets(self, provider: str) -> list[str]:
-        """The provider's callback tokens and seeds: the secrets a provider may echo back in what it sends (Azure
-        its callback URL with the token; Huawei a job's creation parameters, where the seed was given)."""
+        """The provider's callback secrets (tokens and seeds): those a provider may echo back in what it sends
+        (Azure its callback URL with the token; Huawei a job's creation parameters, where the seed was given)."""
         entry = self.providers.get(provider)
-        return [*entry.callback.tokens, *entry.callback.seeds] if entry else []
+        return entry.callback.secrets() if entry else []
 
     def azure_policy(self) -> AzurePolicy:
         entry = self.providers.get("azure-review")

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import settings
 
 from tests.integration.conftest import PROVIDERS_DOCUMENT
+from verdict_relay.config import CallbackSettings
 from verdict_relay.local.simulator import SimulatorCredentials
 from verdict_relay.observability import SERVICE
 
@@ -41,14 +42,14 @@ SIMULATOR_NAMES = frozenset(
 
 def document_secrets(document: dict[str, Any]) -> set[str]:
     """Every value of every ``credentials`` block of a providers document but the names and addresses of an IAM
-    user (which logs may name), and its callback seeds and tokens."""
+    user (which logs may name), and its callback secrets of every kind (seeds, tokens)."""
     secrets: set[str] = set()
     for entry in document.values():
         credentials = entry.get("credentials", {})
         secrets.update(str(value) for name, value in credentials.items() if name not in IAM_USER_NAMES)
         callback = entry.get("callback", {})
-        secrets.update(callback.get("seeds", []))
-        secrets.update(callback.get("tokens", []))
+        for kind in CallbackSettings.secret_fields():
+            secrets.update(callback.get(kind, []))
     return secrets
 
 

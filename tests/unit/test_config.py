@@ -7,13 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from verdict_relay.clients.factory import build_client
 from verdict_relay.config import (
     CREDENTIAL_SHAPES,
     PROVIDER_SPECIFIC_SETTINGS,
     SETTINGS_READ_BY,
+    CallbackSettings,
     ProvidersConfig,
     ProviderSettings,
     Settings,
@@ -160,8 +161,8 @@ def test_a_callback_secret_two_providers_share_is_accepted_and_named_by_key_for_
 
     shared = config.shared_callback_secrets()
     assert shared == [
-        "huawei-video.callback.seeds.0 (also huawei-audio's)",
         "huawei-video.callback.tokens.0 (also azure-review's)",
+        "huawei-video.callback.seeds.0 (also huawei-audio's)",
     ]
     assert not any(
         secret in repr(shared) for secret in ("one_seed_for_every_job", "one-token-for-two-routes")
@@ -174,6 +175,29 @@ def test_a_secret_listed_twice_by_one_provider_is_not_shared() -> None:
     )
 
     assert config.shared_callback_secrets() == []
+
+
+def test_a_new_kind_of_callback_secret_is_redacted_and_checked_for_sharing_as_a_field_alone() -> None:
+    # Given a new kind of callback secret, added as the provider guide says: a list field with repr=False
+    class WithKeys(CallbackSettings):
+        signing_keys: list[str] = Field(default_factory=list, repr=False)
+
+    class Entry(ProviderSettings):
+        callback: WithKeys = Field(default_factory=WithKeys)
+
+    entry = Entry.model_validate(
+        {"callback": {"signing_keys": ["key-of-a-new-kind"], "tokens": ["a-token-of-16-chars"]}}
+    )
+    config = ProvidersConfig.model_construct(providers={"azure-review": entry, "huawei-video": entry})
+
+    # Then nothing else needs to list it: it is a secret to redact and to keep to one provider
+    assert CallbackSettings.secret_fields() == ("tokens", "seeds")
+    assert WithKeys.secret_fields() == ("tokens", "seeds", "signing_keys")
+    assert config.callback_secrets("azure-review") == ["a-token-of-16-chars", "key-of-a-new-kind"]
+    assert config.shared_callback_secrets() == [
+        "huawei-video.callback.tokens.0 (also azure-review's)",
+        "huawei-video.callback.signing_keys.0 (also azure-review's)",
+    ]
 
 
 def test_providers_file_is_read_and_validated(tmp_path: Path) -> None:
