@@ -446,6 +446,12 @@ def _jobs_expire(args: argparse.Namespace) -> int:
     a callback that never came where nothing can poll)."""
     from verdict_relay.models.jobs import Transition
 
+    if "UNMODERATED_SUGGESTION" not in os.environ:
+        # The default would publish 'review' for good where the stack publishes 'block'.
+        raise ClientError(
+            "jobs expire publishes the expired verdict with UNMODERATED_SUGGESTION, which is not set: set it to"
+            " the stack's (its UnmoderatedSuggestion parameter, review or block), as its functions have it"
+        )
     deps = _deps(args)
     job = deps.store.get(args.provider, args.job_id)
     if job is None:

@@ -32,6 +32,7 @@ from verdict_relay.models.verdict import PROVIDER_NAMES, Finding, JobStatus, Sug
 @pytest.fixture
 def cli(aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
     configure_environment(monkeypatch, aws, tmp_path, PROVIDERS_DOCUMENT)
+    monkeypatch.setenv("UNMODERATED_SUGGESTION", "review")  # the stack's setting, which jobs expire wants
 
     def run(*argv: str) -> tuple[int, Any]:
         capsys.readouterr()  # drop what earlier steps printed (the handler's metrics)
@@ -651,8 +652,11 @@ def test_a_limit_below_one_is_refused_by_the_parser(  # type: ignore[no-untyped-
     assert "--limit: must be at least 1, got 0" in capsys.readouterr().err
 
 
-def test_expire_finishes_a_job_nothing_will_finish_and_publishes_it_once(cli, aws: FakeAws) -> None:  # type: ignore[no-untyped-def]
+def test_expire_finishes_a_job_nothing_will_finish_and_publishes_it_once(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cli("jobs", "register", "--provider", "azure-review", "--job-id", "stuck-1")
+    monkeypatch.setenv("UNMODERATED_SUGGESTION", "block")  # a stack that blocks what was not moderated
 
     code, out = cli(
         "jobs", "expire", "--provider", "azure-review", "--job-id", "stuck-1", "--reason", "ticket OPS-7"
@@ -663,7 +667,7 @@ def test_expire_finishes_a_job_nothing_will_finish_and_publishes_it_once(cli, aw
     verdict = out["verdict"]
     assert (verdict["status"], verdict["suggestion"], verdict["decided_by"]) == (
         "expired",
-        "review",
+        "block",
         "policy",
     )
     assert verdict["error"]["message"] == "expired by an operator: ticket OPS-7"
@@ -683,6 +687,24 @@ def test_expire_of_a_finished_or_unknown_job_exits_2_and_changes_nothing(  # typ
 
     assert code == 2
     assert message in capsys.readouterr().err
+    assert aws.table_items() == items
+    assert aws.published() == []
+
+
+def test_expire_without_the_stacks_unmoderated_suggestion_is_refused_and_changes_nothing(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a job nothing will finish, and an operator whose shell lacks the stack's UNMODERATED_SUGGESTION
+    cli("jobs", "register", "--provider", "azure-review", "--job-id", "stuck-2")
+    items = aws.table_items()
+    monkeypatch.delenv("UNMODERATED_SUGGESTION")
+
+    # When the operator expires it
+    code = main(["jobs", "expire", "--provider", "azure-review", "--job-id", "stuck-2"])
+
+    # Then nothing is decided by the default, which may not be the stack's: the command says what to set
+    assert code == 2
+    assert "UNMODERATED_SUGGESTION, which is not set" in capsys.readouterr().err
     assert aws.table_items() == items
     assert aws.published() == []
 

@@ -61,6 +61,7 @@ OPERATOR_ENVIRONMENT = (
     "POLL_MAX_INTERVAL_SECONDS",
     "POLL_MIN_INTERVAL_SECONDS",
     "UNKNOWN_JOB_GRACE_SECONDS",
+    "UNMODERATED_SUGGESTION",
 )
 """The environment printed for the operator commands: the stack's endpoint and the functions' settings
 (``stack.function_environment``), so a command acts as the functions do. Without ``POLL_QUEUE_URL``,

@@ -120,8 +120,11 @@ class PollerContext:
 def function_environment(resources: LocalResources, providers_file: Path) -> dict[str, str]:
     """The functions' settings in the local stack, beside the AWS endpoint and credentials: where the resources
     are, as ``template.yaml`` sets them, and the poll backoff in seconds, not minutes, as the local schedule runs
-    every few seconds (and so no grace before a job the provider does not know is expired)."""
+    every few seconds (and so no grace before a job the provider does not know is expired); and what unmoderated
+    content gets, the shell's ``UNMODERATED_SUGGESTION`` or the default, spelt out so that the operator commands
+    the banner prints decide as the functions do (``jobs expire`` wants it set)."""
     return {
+        "UNMODERATED_SUGGESTION": os.environ.get("UNMODERATED_SUGGESTION", "review"),
         "TABLE_NAME": resources.table_name,
         "TOPIC_ARN": resources.topic_arn,
         "RAW_PAYLOAD_BUCKET": resources.bucket,
