@@ -165,6 +165,8 @@ def _poll(args: argparse.Namespace) -> int:
     if not os.environ.get("PROVIDERS_SECRET_ID") and not os.environ.get("PROVIDERS_FILE"):
         # Each provider would only say "no API credentials", which points at the credentials, not the setting.
         print(f"verdict-relay: warning: {POLL_WITHOUT_PROVIDERS}", file=sys.stderr)
+    if "UNMODERATED_SUGGESTION" not in os.environ:
+        print(f"verdict-relay: warning: {POLL_WITHOUT_SUGGESTION}", file=sys.stderr)
     deadline = time.monotonic() + args.budget
     # A storage step or publish that failed during the cycle is logged and got past, as in the function; the
     # command's watch makes it exit 1 all the same (main), naming it on stderr.
@@ -327,6 +329,10 @@ class _WatchedPublisher:
         return message_id
 
 
+POLL_WITHOUT_SUGGESTION = (
+    "UNMODERATED_SUGGESTION is not set: a job this cycle expires is published with the default, review, for good;"
+    " set the stack's (its UnmoderatedSuggestion parameter) if it is block"
+)
 SETTINGS_HINT = (
     "the operator commands read the functions' settings from the environment: against a deployed stack, its "
     "outputs JobsTableName, VerdictTopicArn and RawPayloadBucketName are TABLE_NAME, TOPIC_ARN and "

@@ -22,6 +22,7 @@ from verdict_relay.cli import (
     POLL_BESIDE_SCHEDULE,
     POLL_WITHOUT_PROVIDERS,
     POLL_WITHOUT_QUEUE,
+    POLL_WITHOUT_SUGGESTION,
     main,
 )
 from verdict_relay.handlers.dependencies import dependencies
@@ -352,12 +353,13 @@ def test_poll_against_a_deployed_stack_runs_the_cycle_and_warns_that_it_runs_bes
     cli, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given AWS itself (no local endpoint), the providers document in Secrets Manager, no poll queue configured,
-    # and a verdict owed since an SNS outage
+    # no UNMODERATED_SUGGESTION, and a verdict owed since an SNS outage
     aws.session.client("secretsmanager").create_secret(Name="verdict-relay/providers", SecretString="{}")
     monkeypatch.setenv("PROVIDERS_SECRET_ID", "verdict-relay/providers")
     monkeypatch.delenv("PROVIDERS_FILE")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("POLL_QUEUE_URL", raising=False)
+    monkeypatch.delenv("UNMODERATED_SUGGESTION")
     dependencies.cache_clear()
     owe_publishes(aws, "huawei-video", ["owed-1"])
 
@@ -372,6 +374,7 @@ def test_poll_against_a_deployed_stack_runs_the_cycle_and_warns_that_it_runs_bes
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["owed-1"]
     assert captured.err == (
         f"verdict-relay: warning: {POLL_BESIDE_SCHEDULE}\nverdict-relay: warning: {POLL_WITHOUT_QUEUE}\n"
+        f"verdict-relay: warning: {POLL_WITHOUT_SUGGESTION}\n"
     )
 
 
@@ -383,9 +386,14 @@ def test_poll_against_the_local_stack_warns_only_of_a_missing_providers_document
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # Given the embedded AWS endpoint with the stack's poll queue, and a providers document or none
+    # Given the embedded AWS endpoint with the stack's poll queue and settings, and a providers document or none
     configure_environment(
-        monkeypatch, server_aws, tmp_path, {}, POLL_QUEUE_URL=server_aws.resources.queue_urls["PollQueue"]
+        monkeypatch,
+        server_aws,
+        tmp_path,
+        {},
+        POLL_QUEUE_URL=server_aws.resources.queue_urls["PollQueue"],
+        UNMODERATED_SUGGESTION="review",
     )
     if not document:
         monkeypatch.delenv("PROVIDERS_FILE")
