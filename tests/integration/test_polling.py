@@ -226,7 +226,9 @@ def test_near_the_end_of_the_invocation_a_5xx_is_not_retried_past_the_time_left(
     assert aws.published() == []
 
 
-def test_job_not_found_is_expired_and_published_as_review(harness: Harness, aws: FakeAws) -> None:
+def test_job_not_found_is_expired_and_published_as_review(
+    harness: Harness, aws: FakeAws, caplog: pytest.LogCaptureFixture
+) -> None:
     # Given jobs created longer ago than UNKNOWN_JOB_GRACE_SECONDS (an hour) that the providers do not know
     an_hour_ago = datetime.now(UTC) - timedelta(hours=1, seconds=1)
     harness.register("huawei-video", "vanished", at=an_hour_ago)
@@ -238,6 +240,12 @@ def test_job_not_found_is_expired_and_published_as_review(harness: Harness, aws:
     assert harness.status("alibaba-mps", "never-existed") is JobStatus.EXPIRED
     suggestions = {m["verdict"]["job_id"]: m["verdict"]["suggestion"] for m in aws.published()}
     assert suggestions == {"vanished": "review", "never-existed": "review"}
+    # and each is a warning naming the job: its content went out unmoderated, for good
+    expired = [vars(r) for r in caplog.records if r.getMessage() == "job expired: published as unmoderated"]
+    assert {(r["levelname"], r["provider"], r["job_id"]) for r in expired} == {
+        ("WARNING", "huawei-video", "vanished"),
+        ("WARNING", "alibaba-mps", "never-existed"),
+    }
 
 
 def test_jobs_a_wrongly_configured_region_denies_wait_for_the_document_to_be_corrected(

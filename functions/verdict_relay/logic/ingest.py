@@ -201,7 +201,9 @@ class IngestService:
         time_left_s: Callable[[], float] | None = None,
     ) -> IngestResult:
         """Finish a job the provider no longer has (or no longer keeps) as ``expired``, published by policy; or one
-        an operator gave up on (``verdict-relay jobs expire``)."""
+        an operator gave up on (``verdict-relay jobs expire``). Logged as a warning: the job's content is published
+        with what unmoderated content gets, for good, and the on-call may want to know which jobs."""
+        logger.warning("job expired: published as unmoderated", provider=provider, job_id=job_id, why=why)
         verdict = Verdict(
             provider=provider,
             job_id=job_id,
