@@ -1,5 +1,7 @@
 """Each provider's plain facts, in one place: what its configuration needs, how far its callbacks are trusted,
-how it is polled. The code reads them from here; nothing else lists providers by these facts.
+how it is polled. The code reads them from here. A few rules of one provider's own are written where they
+apply, by its name: the Azure policy handed to its adapter (``providers/registry.py``) and Azure's required
+endpoint and team (``_unmet_requirements`` in ``config.py``), MPS's comma-free job ids (``models/jobs.py``).
 
 Imported at every cold start (``config.py``, the handlers), so it imports the standard library only: no pydantic,
 no adapters. What needs heavier imports stays where it is: the adapter (``providers/registry.py``), the
