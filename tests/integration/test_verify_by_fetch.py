@@ -189,8 +189,9 @@ def test_a_fetched_verdict_the_archive_refuses_answers_503_and_leaves_the_job_du
 def test_a_fetch_that_would_wait_for_the_rate_limit_past_the_deadline_leaves_the_job_due_unsent(
     aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
 ) -> None:
-    # Given a Huawei account limited to 1 request/s, of which the receiver takes a tenth: one token in 10 s
-    api = configure(aws, monkeypatch, tmp_path, simulator, rate_limit_per_s=1)
+    # Given a Huawei account limited to one request in 10 s, all of which a receiver container may take (its
+    # share is a tenth, or a request a second, within the provider's own limit): one token in 10 s
+    api = configure(aws, monkeypatch, tmp_path, simulator, rate_limit_per_s=0.1)
     for job_id in ("hv-1", "hv-2"):
         simulator.put_job("huawei-video", job_id, huawei_video_job(job_id, "succeeded", "block"))
     first, second = (huawei_callback_saying_pass(job_id) for job_id in ("hv-1", "hv-2"))
@@ -212,6 +213,25 @@ def test_a_fetch_that_would_wait_for_the_rate_limit_past_the_deadline_leaves_the
     assert time.monotonic() - started < 3.0
     assert api.get_job("huawei-video", "hv-2").body["status"] == "pending"
     assert len(simulator.requests("huawei-video")) == 1
+
+
+def test_two_callbacks_half_a_second_apart_are_both_fetched_at_the_default_rate(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: ProviderSimulator
+) -> None:
+    # Given Huawei video at its default rate (5/s, of which a tenth is 0.5/s), and two finished jobs
+    api = configure(aws, monkeypatch, tmp_path, simulator)
+    for job_id in ("hv-1", "hv-2"):
+        simulator.put_job("huawei-video", job_id, huawei_video_job(job_id, "succeeded", "block"))
+
+    # When their callbacks reach one receiver container half a second apart
+    for job_id in ("hv-1", "hv-2"):
+        body = huawei_callback_saying_pass(job_id)
+        headers = {"X-Auth-Signature": huawei_signature(SEED, body)}
+        assert api.callback("huawei-video", body, headers=headers).status == 200
+        time.sleep(0.5)
+
+    # Then the second is fetched too (the container's share is at least a request a second), not left due
+    assert [api.get_job("huawei-video", j).body["suggestion"] for j in ("hv-1", "hv-2")] == ["block", "block"]
 
 
 def test_an_iam_users_callback_fetch_after_a_cold_start_gets_its_token_and_the_job(

@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 
 CALLBACK_RATE_SHARE = 0.1
 """Share of a provider's rate limit one receiver container may use for fetches right after callbacks."""
+CALLBACK_MIN_RATE_PER_S = 1.0
+"""The least a receiver container's fetches get (within the provider's own limit): a callback's fetch waits for
+a token only about a second before its acknowledgement deadline, so a slower share would leave every second
+callback in a row to the poller (Huawei's video and audio APIs at 5/s each, a tenth of which is 0.5/s)."""
 CALLBACK_CONNECT_SECONDS = 0.5
 RELOAD_RETRY_SECONDS = 30.0
 """After a failed re-read of the providers document, the next attempt comes this much later (or at the cache
@@ -201,9 +205,9 @@ class Dependencies:
         entry = providers.get(provider)
         if entry is None or entry.credentials is None:
             return None
-        shared = entry.model_copy(
-            update={"rate_limit_per_s": rate_limit(provider, entry) * CALLBACK_RATE_SHARE}
-        )
+        limit = rate_limit(provider, entry)
+        share = min(limit, max(limit * CALLBACK_RATE_SHARE, CALLBACK_MIN_RATE_PER_S))
+        shared = entry.model_copy(update={"rate_limit_per_s": share})
         options = HttpOptions(
             connect_timeout_s=CALLBACK_CONNECT_SECONDS,
             read_timeout_s=PROFILES[provider].callback_fetch_s,
