@@ -10,11 +10,12 @@ How a request goes out (:meth:`ProviderHttp.send`):
 * The loop is driven by a urllib3 :class:`~urllib3.util.retry.Retry` policy (:class:`ProviderRetry`):
   idempotent GETs are retried on 429/500/502/503/504 with exponential backoff plus jitter, and on connection
   failures; ``Retry-After`` is honoured, and so is Alibaba's ``x-acs-retry-after`` (milliseconds, as the
-  tea-openapi SDK reads it; MPS throttles with HTTP 400 and that header, which is retried like a 429). A wait
+  tea-openapi SDK reads it; MPS throttles with HTTP 400 and that header, which is retried like a 429, where
+  another 400 with a ``Retry-After`` is not). A wait
   longer than ``max_retry_wait_s`` is not slept through: the answer is returned and becomes
   :class:`ProviderThrottledError` with the provider's ``retry_after``. Either way the wait holds back the
-  client's every request, not only the one told: the bucket is deferred until it ends (for any error answer
-  that asks to wait, as tea-openapi takes each for a throttle), and a request that would wait longer than
+  client's every request, not only the one told: the bucket is deferred until it ends (for a 429 or 503, and
+  for any error answer with ``x-acs-retry-after``, as tea-openapi takes each for a throttle), and a request that would wait longer than
   ``max_retry_wait_s`` for that is refused unsent, as :class:`ProviderThrottledError` with the time still to
   wait; so is one that was already waiting for its token when the answer came. Inside
   :func:`~verdict_relay.clients.base.finish_within` (the poller's remaining time), a retry whose wait and
@@ -172,6 +173,15 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def asked_to_wait(status: int, headers: Mapping[str, str]) -> float | None:
+    """The wait an error answer asks for: a 429 or 503 with ``Retry-After`` or ``x-acs-retry-after``, or any
+    other error answer with ``x-acs-retry-after``, which tea-openapi takes for a throttle whatever the status (MPS
+    throttles with a 400). None for an answer that asks for no wait, or a success."""
+    if status in (429, 503) or (status >= 400 and _header(headers, ALIBABA_RETRY_AFTER_HEADER) is not None):
+        return retry_after_seconds(headers)
+    return None
 
 
 class ProviderRetry(Retry):
@@ -354,11 +364,11 @@ class ProviderHttp:
                 retry.sleep()
                 continue
             response = HttpResponse(raw.status_code, raw.headers, without_lone_surrogates(body))
-            wait = retry_after_seconds(raw.headers)
-            if wait is not None and raw.status_code >= 400:
-                # Told to come back later (MPS with a 400 too): the client's other requests wait too, those
-                # already past the poller's breaker or waiting for a token included; one that would wait longer
-                # than a retry would is refused unsent.
+            wait = asked_to_wait(raw.status_code, raw.headers)
+            if wait is not None:
+                # Told to come back later: the client's other requests wait too, those already past the poller's
+                # breaker or waiting for a token included; one that would wait longer than a retry would is
+                # refused unsent.
                 self.limiter.defer(min(wait, MAX_DEFER_S))
             if not retry.is_retry(outgoing.method, raw.status_code, has_retry_after=wait is not None):
                 return response

@@ -18,6 +18,7 @@ from verdict_relay.clients.base import (
 )
 from verdict_relay.clients.http import (
     HttpResponse,
+    asked_to_wait,
     error_for_response,
     read_json,
     retry_after_seconds,
@@ -34,6 +35,25 @@ def test_alibaba_retry_after_is_read_in_milliseconds() -> None:
 def test_alibaba_retry_after_that_is_not_a_positive_number_falls_back_to_retry_after(value: str) -> None:
     assert retry_after_seconds({"x-acs-retry-after": value, "Retry-After": "2"}) == 2.0
     assert retry_after_seconds({"x-acs-retry-after": value}) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "wait"),
+    [
+        (429, {"Retry-After": "3"}, 3.0),
+        (503, {"Retry-After": "3"}, 3.0),
+        (400, {"x-acs-retry-after": "3000"}, 3.0),  # MPS's throttle: tea-openapi's reading of any error
+        (500, {"x-acs-retry-after": "3000"}, 3.0),
+        (400, {"Retry-After": "3"}, None),  # a client error that happens to carry one: not a throttle
+        (404, {"Retry-After": "3"}, None),
+        (200, {"x-acs-retry-after": "3000"}, None),
+        (429, {}, None),
+    ],
+)
+def test_only_a_throttle_or_an_answer_alibaba_marks_asks_the_client_to_wait(
+    status: int, headers: dict[str, str], wait: float | None
+) -> None:
+    assert asked_to_wait(status, headers) == wait
 
 
 def test_retry_after_is_read_in_seconds_or_as_an_http_date() -> None:
