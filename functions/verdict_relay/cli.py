@@ -439,10 +439,9 @@ def _jobs_show(args: argparse.Namespace) -> int:
         _print_json(shown)
         return 0
     _print_json({**shown, "verdict_unreadable": unreadable})
-    print(
-        f"verdict-relay: the verdict of {args.job_id} cannot be read ({unreadable}); {UNREADABLE_HINT}",
-        file=sys.stderr,
-    )
+    # The way out holds only for a verdict whose publish is owed: one already published would be sent again.
+    hint = f"; {UNREADABLE_HINT}" if job.publish_state == "pending" else ""
+    print(f"verdict-relay: the verdict of {args.job_id} cannot be read ({unreadable}){hint}", file=sys.stderr)
     return EXIT_FAILED
 
 

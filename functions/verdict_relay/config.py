@@ -102,7 +102,8 @@ class CallbackSettings(_Strict):
 
     def secrets(self) -> list[str]:
         """Every secret of every kind these settings hold."""
-        return [secret for name in self.secret_fields() for secret in getattr(self, name)]
+        values = (getattr(self, name) for name in self.secret_fields())
+        return [secret for value in values for secret in ([value] if isinstance(value, str) else value)]
 
 
 AZURE_REVIEW_THRESHOLDS: Final[dict[str, float | None]] = {"adult": 0.5, "racy": 0.5}

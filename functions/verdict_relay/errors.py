@@ -107,7 +107,7 @@ class StorageError(VerdictRelayError):
 
     status_code = 503
     code = "storage_unavailable"
-    public_message = "storage is unavailable; nothing was stored, send again"
+    public_message = "storage is unavailable; try again"
 
 
 class PublishError(VerdictRelayError):

@@ -90,7 +90,7 @@ def test_a_refused_or_failed_request_is_logged_with_the_provider_and_route_its_p
     assert failed.status == 503
     assert failed.body["error"] == {
         "code": "storage_unavailable",
-        "message": "storage is unavailable; nothing was stored, send again",
+        "message": "storage is unavailable; try again",
     }
 
 

@@ -573,6 +573,44 @@ def test_an_owed_verdict_whose_archived_copy_is_gone_is_listed_and_shown_without
     assert shown["verdict_unreadable"] == "payload archive: get failed (NoSuchKey)"
 
 
+def test_a_published_verdict_whose_archived_copy_is_gone_is_shown_without_the_way_out_for_owed_ones(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a job whose verdict was published, and its archived copy gone (RetentionDays lowered)
+    finish_job("published-1")
+    aws.session.client("dynamodb").update_item(
+        TableName=aws.resources.table_name,
+        Key={"pk": {"S": "huawei-video#published-1"}, "sk": {"S": "STATE"}},
+        UpdateExpression="REMOVE verdict_gz SET verdict_s3_key = :key",
+        ExpressionAttributeValues={":key": {"S": "jobs/huawei-video/published-1/deleted/verdict.json.gz"}},
+    )
+    capsys.readouterr()
+
+    # When the on-call shows it
+    code = main(["jobs", "show", "--provider", "huawei-video", "--job-id", "published-1"])
+
+    # Then it says the verdict cannot be read, but not to register the job again: that would publish it twice
+    printed = capsys.readouterr()
+    assert code == EXIT_FAILED
+    assert json.loads(printed.out)["publish_state"] == "published"
+    assert "cannot be read (payload archive: get failed (NoSuchKey))" in printed.err
+    assert "jobs register" not in printed.err
+
+
+def test_an_expiry_that_meets_a_finished_job_is_not_logged_as_an_expiry(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a job its callback finished just before an expiry reached it
+    finish_job("finished-1")
+
+    # When the expiry comes
+    result = dependencies().ingest.expire("huawei-video", "finished-1", datetime.now(UTC), "gave up")
+
+    # Then the job's own verdict stands, and no warning says it went out unmoderated
+    assert result.published is False
+    assert not [r for r in caplog.records if r.getMessage() == "job expired as unmoderated"]
+
+
 @pytest.mark.parametrize(
     ("ref", "message"),
     [

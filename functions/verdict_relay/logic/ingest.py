@@ -201,9 +201,8 @@ class IngestService:
         time_left_s: Callable[[], float] | None = None,
     ) -> IngestResult:
         """Finish a job the provider no longer has (or no longer keeps) as ``expired``, published by policy; or one
-        an operator gave up on (``verdict-relay jobs expire``). Logged as a warning: the job's content is published
-        with what unmoderated content gets, for good, and the on-call may want to know which jobs."""
-        logger.warning("job expired: published as unmoderated", provider=provider, job_id=job_id, why=why)
+        an operator gave up on (``verdict-relay jobs expire``). Logged as a warning once stored: the job's content
+        goes out with what unmoderated content gets, for good, and the on-call may want to know which jobs."""
         verdict = Verdict(
             provider=provider,
             job_id=job_id,
@@ -212,7 +211,16 @@ class IngestService:
             updated_at=now,
             completed_at=now,
         )
-        return self.ingest(verdict, None, now, time_left_s=time_left_s)
+        result = self.ingest(verdict, None, now, time_left_s=time_left_s)
+        if result.transition in (Transition.ADVANCED, Transition.CREATED):
+            logger.warning(
+                "job expired as unmoderated",
+                provider=provider,
+                job_id=job_id,
+                why=why,
+                published=result.published,
+            )
+        return result
 
     def unknown_to_provider(
         self, provider: str, job_id: str, now: datetime, time_left_s: Callable[[], float] | None = None
