@@ -61,6 +61,16 @@ def claim_runs_out(aws: FakeAws, provider: str, job_id: str) -> None:
     )
 
 
+def lose_archived_verdict(aws: FakeAws, provider: str, job_id: str) -> None:
+    """The job's verdict is archived in S3 and its object is gone (deleted, or expired with a lower retention)."""
+    aws.session.client("dynamodb").update_item(
+        TableName=aws.resources.table_name,
+        Key={"pk": {"S": f"{provider}#{job_id}"}, "sk": {"S": "STATE"}},
+        UpdateExpression="REMOVE verdict_gz SET verdict_s3_key = :key",
+        ExpressionAttributeValues={":key": {"S": f"jobs/{provider}/{job_id}/deleted/verdict.json.gz"}},
+    )
+
+
 def owe_publishes(
     aws: FakeAws, provider: str, job_ids: list[str], findings: list[Finding] | None = None
 ) -> None:
@@ -546,12 +556,7 @@ def test_an_owed_verdict_whose_archived_copy_is_gone_is_listed_and_shown_without
     # Given two owed verdicts, one of which is archived in S3 and its object gone (OwedPublishUnreadableAlarm)
     owe_publishes(aws, "azure-review", ["readable-1"])
     owe_publishes(aws, "azure-review", ["gone-1"])
-    aws.session.client("dynamodb").update_item(
-        TableName=aws.resources.table_name,
-        Key={"pk": {"S": "azure-review#gone-1"}, "sk": {"S": "STATE"}},
-        UpdateExpression="REMOVE verdict_gz SET verdict_s3_key = :key",
-        ExpressionAttributeValues={":key": {"S": "jobs/azure-review/gone-1/deleted/verdict.json.gz"}},
-    )
+    lose_archived_verdict(aws, "azure-review", "gone-1")
 
     # When the on-call lists the owed verdicts, then shows the one that cannot be read
     capsys.readouterr()
@@ -578,12 +583,7 @@ def test_a_published_verdict_whose_archived_copy_is_gone_is_shown_without_the_wa
 ) -> None:
     # Given a job whose verdict was published, and its archived copy gone (RetentionDays lowered)
     finish_job("published-1")
-    aws.session.client("dynamodb").update_item(
-        TableName=aws.resources.table_name,
-        Key={"pk": {"S": "huawei-video#published-1"}, "sk": {"S": "STATE"}},
-        UpdateExpression="REMOVE verdict_gz SET verdict_s3_key = :key",
-        ExpressionAttributeValues={":key": {"S": "jobs/huawei-video/published-1/deleted/verdict.json.gz"}},
-    )
+    lose_archived_verdict(aws, "huawei-video", "published-1")
     capsys.readouterr()
 
     # When the on-call shows it

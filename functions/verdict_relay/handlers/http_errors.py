@@ -112,30 +112,25 @@ def register(app: APIGatewayRestResolver) -> None:
         count(outcome, provider)
         return provider
 
+    def described(exc: VerdictRelayError, provider: str | None) -> dict[str, Any]:
+        """A refused or failed request's log fields: the whole message (a 5xx answers without it), the provider
+        and the route template (never the path, which comes from the request)."""
+        return {
+            "status": exc.status_code,
+            "code": exc.code,
+            "reason": exc.message,
+            "provider": provider,
+            "route": app.current_event.get("resource"),
+        }
+
     @app.exception_handler(ClientError)
     def client_error(exc: ClientError) -> Response:
-        provider = count_for_route(f"Rejected{exc.status_code}")
-        logger.info(
-            "request rejected",
-            status=exc.status_code,
-            code=exc.code,
-            reason=exc.message,
-            provider=provider,
-            route=app.current_event.get("resource"),
-        )
+        logger.info("request rejected", **described(exc, count_for_route(f"Rejected{exc.status_code}")))
         return error_response(exc.status_code, exc.code, exc.message)
 
     @app.exception_handler(VerdictRelayError)
     def server_error(exc: VerdictRelayError) -> Response:
-        provider = count_for_route("ServerError")
-        logger.error(
-            "request failed",
-            status=exc.status_code,
-            code=exc.code,
-            reason=exc.message,
-            provider=provider,
-            route=app.current_event.get("resource"),
-        )
+        logger.error("request failed", **described(exc, count_for_route("ServerError")))
         return error_response(exc.status_code, exc.code, exc.public_message or exc.message)
 
     @app.exception_handler(RequestUnsupportedContentType)
