@@ -225,6 +225,18 @@ def test_the_callback_latency_benchmark_measures_exactly_the_providers_that_call
     assert tables == dict.fromkeys(tables, calling_back)
 
 
+def test_every_alarm_notifies_the_alarm_topic_when_it_fires_and_when_it_clears() -> None:
+    from verdict_relay.local.resources import load_template, resources_of_type
+
+    alarms = resources_of_type(load_template(), "AWS::CloudWatch::Alarm")
+
+    # so the on-call woken by one learns without looking that it is over
+    assert len(alarms) == 22
+    assert {name: (p["AlarmActions"], p["OKActions"]) for name, p in alarms.items()} == dict.fromkeys(
+        alarms, (["AlarmTopic"], ["AlarmTopic"])
+    )
+
+
 def test_a_poller_that_stops_running_raises_an_alarm_though_it_reports_nothing() -> None:
     from verdict_relay.local.resources import load_template, resources_of_type
 
