@@ -75,7 +75,7 @@ from verdict_relay.clients.base import (
     ProviderUnavailableError,
     seconds_left,
 )
-from verdict_relay.clients.ratelimit import TokenBucket
+from verdict_relay.clients.ratelimit import Deferred, TokenBucket
 from verdict_relay.errors import ProviderApiError, VerdictRelayError
 from verdict_relay.models.verdict import Verdict
 from verdict_relay.providers.base import ProviderAdapter, without_lone_surrogates
@@ -287,15 +287,17 @@ class RateLimitedAdapter(HTTPAdapter):
         before it holds this request back too: it takes a token again, behind the wait. Returns the time
         left of the caller's ``finish_within`` as it was before the last wait, None outside one."""
         while True:
-            deferred = self.limiter.deferred_s()
-            if deferred > self.max_deferral_wait_s:
-                raise ProviderThrottledError(
-                    f"asked to come back in {deferred:.0f} s; not sent", retry_after=deferred
-                )
             left = seconds_left()
-            if left is None:
-                self.limiter.acquire()
-            elif self.limiter.acquire(max_wait_s=left - MIN_ATTEMPT_S) is None:
+            try:
+                waited = self.limiter.acquire(
+                    max_wait_s=None if left is None else left - MIN_ATTEMPT_S,
+                    max_deferral_s=self.max_deferral_wait_s,
+                )
+            except Deferred as exc:
+                raise ProviderThrottledError(
+                    f"asked to come back in {exc.remaining_s:.0f} s; not sent", retry_after=exc.remaining_s
+                ) from None
+            if waited is None:
                 raise ProviderOutOfTimeError("no time left to wait for the provider's rate limit")
             if self.limiter.deferred_s() <= 0:
                 return left

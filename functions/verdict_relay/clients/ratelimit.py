@@ -18,6 +18,14 @@ import time
 from collections.abc import Callable
 
 
+class Deferred(Exception):
+    """A Retry-After holds the bucket back longer than the caller would wait (:meth:`TokenBucket.acquire`)."""
+
+    def __init__(self, remaining_s: float) -> None:
+        super().__init__(f"deferred for {remaining_s:.1f} s more")
+        self.remaining_s = remaining_s
+
+
 class TokenBucket:
     """``rate_per_s`` tokens per second, at most ``burst`` saved up; ``acquire`` blocks until one is free."""
 
@@ -43,11 +51,15 @@ class TokenBucket:
         self._updated = clock()
         self._deferred_until = self._updated
 
-    def acquire(self, max_wait_s: float | None = None) -> float | None:
+    def acquire(self, max_wait_s: float | None = None, max_deferral_s: float | None = None) -> float | None:
         """Take one token, sleeping until it has accrued. Returns the seconds waited; None, without taking a
-        token or waiting, when the wait would be longer than ``max_wait_s``."""
+        token or waiting, when the wait would be longer than ``max_wait_s``. Raises :class:`Deferred`, without
+        taking one either, while a :meth:`defer` holds the bucket back longer than ``max_deferral_s`` (checked
+        under the lock, so a defer cannot slip in between that check and the token's reservation)."""
         with self._lock:
             self._refill()
+            if max_deferral_s is not None and self._deferred_until - self._updated > max_deferral_s:
+                raise Deferred(self._deferred_until - self._updated)
             # Reserve the token now, even if it has not accrued yet: the balance goes negative and the debt is
             # this caller's wait. Later callers queue behind it, each a 1/rate further on.
             wait = (1.0 - self._tokens) / self.rate_per_s if self._tokens < 1.0 else 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from verdict_relay.clients.ratelimit import TokenBucket
+from verdict_relay.clients.ratelimit import Deferred, TokenBucket
 
 
 class FakeClock:
@@ -95,6 +95,22 @@ def test_a_deferred_bucket_says_how_long_the_wait_still_lasts() -> None:
     assert limiter.deferred_s() == pytest.approx(20.0)
     clock.now += 25
     assert limiter.deferred_s() == 0.0
+
+
+def test_a_caller_that_would_wait_out_a_longer_deferral_than_it_accepts_is_refused_without_a_token() -> None:
+    clock = FakeClock()
+    limiter = bucket(rate=10, burst=1, clock=clock)
+    limiter.defer(30.0)
+
+    # A caller that waits at most 5 s for a Retry-After is refused, with the time still to wait, taking nothing
+    with pytest.raises(Deferred) as refused:
+        limiter.acquire(max_deferral_s=5.0)
+    assert refused.value.remaining_s == pytest.approx(30.0)
+    assert clock.slept == []
+
+    # and once the deferral is within what it accepts, it waits it out and takes its token
+    clock.now += 27
+    assert limiter.acquire(max_deferral_s=5.0) == pytest.approx(3.1)  # the 3 s left, then its turn at 10/s
 
 
 def test_try_acquire_never_waits() -> None:
