@@ -28,6 +28,27 @@ os.environ.pop("AWS_PROFILE", None)
 from verdict_relay.local.aws import EmbeddedAws
 from verdict_relay.local.resources import LocalResources, create_resources
 
+LONGEST_FIRST = (
+    "tests/reliability/test_duplicates_and_order.py",
+    "tests/e2e/",
+    "tests/integration/test_operator_cli.py::test_republish_of_more_than_100_verdicts",
+    "tests/integration/test_polling.py::test_backlog_beyond_the_rate_limit",
+)
+"""Tests that take 10 to 70 s each, run first: ``make test``'s workers take tests in collection order, and one
+of these left to the end would keep one worker busy after the other has run out of tests."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first, the rest in their order (the sort is stable)."""
+
+    def rank(item: pytest.Item) -> int:
+        return next(
+            (i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)),
+            len(LONGEST_FIRST),
+        )
+
+    items.sort(key=rank)
+
 
 @dataclass
 class FakeAws:
