@@ -11,13 +11,13 @@ How a request goes out (:meth:`ProviderHttp.send`):
   idempotent GETs are retried on 429/500/502/503/504 with exponential backoff plus jitter, and on connection
   failures; ``Retry-After`` is honoured, and so is Alibaba's ``x-acs-retry-after`` (milliseconds, as the
   tea-openapi SDK reads it; MPS throttles with HTTP 400 and that header, which is retried like a 429, where
-  another 400 with a ``Retry-After`` is not). A wait
-  longer than ``max_retry_wait_s`` is not slept through: the answer is returned and becomes
-  :class:`ProviderThrottledError` with the provider's ``retry_after``. Either way the wait holds back the
-  client's every request, not only the one told: the bucket is deferred until it ends (for a 429 or 503, and
-  for any error answer with ``x-acs-retry-after``, as tea-openapi takes each for a throttle), and a request that would wait longer than
-  ``max_retry_wait_s`` for that is refused unsent, as :class:`ProviderThrottledError` with the time still to
-  wait; so is one that was already waiting for its token when the answer came. Inside
+  another 400 with a ``Retry-After`` is not). A wait longer than ``max_retry_wait_s`` is not slept through:
+  the answer is returned and becomes :class:`ProviderThrottledError` with the provider's ``retry_after``.
+  Either way the wait holds back the client's every request, not only the one told: the bucket is deferred
+  until it ends (for a 429 or 503, and for any error answer with ``x-acs-retry-after``, as tea-openapi takes
+  each for a throttle), and a request that would wait longer than ``max_retry_wait_s`` for that is refused
+  unsent, as :class:`ProviderThrottledError` with the time still to wait; so is one that was already waiting
+  for its token when the answer came. Inside
   :func:`~verdict_relay.clients.base.finish_within` (the poller's remaining time), a retry whose wait and
   attempt would end past the deadline is not started either: the last answer or failure is reported. Any
   attempt's timeouts are cut to the time left, and none starts with less than ``MIN_ATTEMPT_S`` left
