@@ -4,9 +4,9 @@
 by callbacks only). Each client gets its own ``requests`` session and token bucket:
 
 * rate: ``settings.rate_limit_per_s``, or the provider's documented default (Huawei video and audio 5/s each,
-  image batches 10/s, Alibaba ``QueryMediaCensorJobList`` 50/s, Azure 10/s: ``providers/profiles.py``), run ``HttpOptions.rate_headroom`` (5 %) under it with a
-  burst of 1, so jitter between our clock and the provider's never lets a sliding one-second window see
-  more than the limit;
+  image batches 10/s, Alibaba ``QueryMediaCensorJobList`` 50/s, Azure 10/s: ``providers/profiles.py``), run
+  ``HttpOptions.rate_headroom`` (5 %) under it with a burst of 1, so jitter between our clock and the
+  provider's never lets a sliding one-second window see more than the limit;
 * concurrency: ``settings.max_concurrency`` requests in flight;
 * Alibaba: ``settings.batch_size`` job ids per query (default 10).
 
