@@ -1,21 +1,23 @@
 """Poller throughput: due jobs resolved per second against the ceiling the providers' rate limits allow.
 
 Setup: the provider simulator with 50 ms latency per request and the documented rate limits enforced (Huawei
-video and audio 5/s each, image batches 10/s, Alibaba 50/s with 10 jobs per request, Azure 10/s); a backlog of 5,000 due jobs, 1,000 each of
-huawei-video, huawei-audio, huawei-image-batch, azure-review and alibaba-mps, all finished at the simulator
-(suggestions block, review, pass in turn, so two in three are published). The poller is the production wiring,
-``build(Settings.from_env(env), session)`` then ``Dependencies.poller()``, running ``Poller.run_cycle``.
+video and audio 5/s each, image batches 10/s, Alibaba 50/s with 10 jobs per request, Azure 10/s); a backlog of
+5,000 due jobs, 1,000 each of huawei-video, huawei-audio, huawei-image-batch, azure-review and alibaba-mps,
+all finished at the simulator (suggestions block, review, pass in turn, so two in three are published). The
+poller is the production wiring, ``build(Settings.from_env(env), session)`` then ``Dependencies.poller()``,
+running ``Poller.run_cycle``.
 
 Ceiling: the sum over providers of the documented rate limit times the jobs one request answers (530 jobs/s).
-Runs before the Huawei video and audio defaults were halved had a ceiling of 540 jobs/s.
-The clients run 5 % under each limit on purpose; that headroom does not lower the ceiling. Target: >= 0.9 of it,
-and no request over a provider's limit (the simulator answers those 429 and counts them).
+Runs before the Huawei video and audio defaults were halved had a ceiling of 540 jobs/s. The clients run 5 %
+under each limit on purpose; that headroom does not lower the ceiling. Target: >= 0.9 of it, and no request
+over a provider's limit (the simulator answers those 429 and counts them).
 
-Fixed window, not the whole backlog: at 9.5 requests/s a Huawei image-batch or Azure provider needs 105 s for its 1,000
-jobs (Huawei video or audio at 4.75, 210 s), longer than this benchmark's budget. The poller runs for ``WINDOW_S``; each provider's rate is counted
-over the time it had work (the window, or up to its last resolution if its backlog ran out first), and the
-aggregate is the sum of those rates. The backlog's jobs were created two hours ago, outside discovery's first
-look-back, so discovery lists nothing new and the cycle's time goes to polling, as in steady state.
+Fixed window, not the whole backlog: at 9.5 requests/s a Huawei image-batch or Azure provider needs 105 s for
+its 1,000 jobs (Huawei video or audio at 4.75, 210 s), longer than this benchmark's budget. The poller runs
+for ``WINDOW_S``; each provider's rate is counted over the time it had work (the window, or up to its last
+resolution if its backlog ran out first), and the aggregate is the sum of those rates. The backlog's jobs were
+created two hours ago, outside discovery's first look-back, so discovery lists nothing new and the cycle's
+time goes to polling, as in steady state.
 
 Three processes, so each one's CPU can be told apart: the poller (this process), the AWS stand-in
 (:class:`~verdict_relay.local.aws.EmbeddedAws`, moto in server mode, DynamoDB requests one at a time) and the
