@@ -714,6 +714,57 @@ def test_jobs_the_workers_left_due_are_sent_again_once_the_holds_first_batches_s
     assert again.rescan_at == again.until
 
 
+def test_a_backlog_beyond_an_hour_of_the_workers_polling_waits_in_the_index_until_they_catch_up(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verdict_relay.handlers import dependencies as dependencies_module
+    from verdict_relay.handlers import poller as poller_module
+    from verdict_relay.handlers.poller import FANOUT_HORIZON_S
+    from verdict_relay.handlers.poller import lambda_handler as scheduler
+
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
+    dependencies_module.dependencies.cache_clear()
+    store = dependencies_module.dependencies().store
+    slack = timedelta(seconds=240)  # a worker's budget, which a hold adds once for the batch picked up last
+    # Given workers holding Azure with a minute more than the horizon's worth of its polling still queued, and
+    # jobs that came due since the hold's read
+    now = datetime.now(UTC)
+    through = int(now.timestamp()) - 600
+    rescan_at = now + timedelta(hours=3)
+    store.set_fanout_hold(
+        "azure-review", now + timedelta(seconds=FANOUT_HORIZON_S + 60) + slack, through, rescan_at
+    )
+    held = store.fanout_hold("azure-review")
+    harness.register("azure-review", "late-1", "late-2", due=now - timedelta(seconds=60))
+
+    # When the next schedule runs
+    result = scheduler({"source": "aws.scheduler"}, ShortContext())
+
+    # Then it sends them nothing more: the jobs wait in the index, the hold unchanged, nothing polled here
+    assert result["fanned_out"] == {"azure-review": 0}
+    assert aws.drain(queue_url) == []
+    assert sorted(harness.due("azure-review")) == ["late-1", "late-2"]
+    assert store.fanout_hold("azure-review") == held
+    assert harness.simulator.requests("azure-review") == []
+
+    class TwoMinutesLater:  # the fan-out's clock, once the workers have polled two minutes of it
+        @staticmethod
+        def now(tz: Any = None) -> datetime:
+            return datetime.now(tz) + timedelta(minutes=2)
+
+    # When the workers have polled their way back within the horizon
+    monkeypatch.setattr(poller_module, "datetime", TwoMinutesLater)
+    result = scheduler({"source": "aws.scheduler"}, ShortContext())
+
+    # Then the next schedule sends them the jobs that waited
+    assert result["fanned_out"] == {"azure-review": 2}
+    assert sorted(j["job_id"] for m in aws.drain(queue_url) for j in json.loads(m["Body"])["jobs"]) == [
+        "late-1",
+        "late-2",
+    ]
+
+
 def test_a_worker_stops_polling_when_its_batchs_hold_ends(harness: Harness, aws: FakeAws) -> None:
     from verdict_relay.dal.poll_queue import PollBatch, PollQueue
     from verdict_relay.handlers.poll_worker import lambda_handler as worker
