@@ -75,6 +75,7 @@ def our_alarmed_metrics() -> dict[str, list[dict[str, Any]]]:
 
 def emitted_metrics() -> set[str]:
     from verdict_relay import errors
+    from verdict_relay.local.resources import load_template, resources_of_type
 
     # The API's refusals are counted as Rejected<status> (handlers/http_errors.py), one per client error's status
     refusals = {
@@ -82,11 +83,21 @@ def emitted_metrics() -> set[str]:
         for error in vars(errors).values()
         if isinstance(error, type) and issubclass(error, errors.ClientError)
     }
-    return refusals | {
-        name
-        for source in (ROOT / "functions" / "verdict_relay").rglob("*.py")
-        for name in re.findall(r'count\(\s*"(\w+)"', source.read_text(encoding="utf-8"))
+    # and API Gateway's own refusals that the template counts from its access log (AWS::Logs::MetricFilter)
+    from_logs = {
+        transformation["MetricName"]
+        for metric_filter in resources_of_type(load_template(), "AWS::Logs::MetricFilter").values()
+        for transformation in metric_filter["MetricTransformations"]
     }
+    return (
+        refusals
+        | from_logs
+        | {
+            name
+            for source in (ROOT / "functions" / "verdict_relay").rglob("*.py")
+            for name in re.findall(r'count\(\s*"(\w+)"', source.read_text(encoding="utf-8"))
+        }
+    )
 
 
 def test_every_alarm_on_our_metrics_names_a_metric_the_code_emits() -> None:
@@ -140,6 +151,35 @@ def test_every_failure_the_functions_only_count_is_watched_by_an_alarm() -> None
     alarmed = {m["MetricName"] for metrics in our_alarmed_metrics().values() for m in metrics}
 
     assert only_counted - alarmed == set()
+
+
+def test_requests_the_api_throttled_are_counted_from_its_access_log_for_this_stack() -> None:
+    from verdict_relay.local.resources import load_template, resources_of_type
+
+    template = load_template()
+    (api,) = resources_of_type(template, "AWS::Serverless::Api").values()
+    (metric_filter,) = resources_of_type(template, "AWS::Logs::MetricFilter").values()
+    (transformation,) = metric_filter["MetricTransformations"]
+    # Given the access log line of a request API Gateway throttled, in stack "relay"
+    line = re.sub(
+        r"\$context\.[\w.]+",
+        lambda m: "429" if m.group() == "$context.status" else "-",
+        api["AccessLogSetting"]["Format"].replace("${AWS::StackName}", "relay"),
+    )
+    record = json.loads(line)
+
+    # Then the filter on the access log matches it, and counts it as ApiThrottled of service "relay"
+    assert metric_filter["LogGroupName"] == api["AccessLogSetting"]["DestinationArn"].removesuffix(".Arn")
+    pattern = re.fullmatch(r'\{ \$\.(\w+) = "(\w+)" \}', metric_filter["FilterPattern"])
+    assert pattern is not None
+    field, value = pattern.groups()
+    assert record[field] == value
+    assert (transformation["MetricName"], transformation["MetricNamespace"]) == (
+        "ApiThrottled",
+        "VerdictRelay",
+    )
+    (dimension,) = transformation["Dimensions"]
+    assert (dimension["Key"], record[dimension["Value"].removeprefix("$.")]) == ("service", "relay")
 
 
 def test_the_documented_alarms_are_the_templates() -> None:
@@ -231,7 +271,7 @@ def test_every_alarm_notifies_the_alarm_topic_when_it_fires_and_when_it_clears()
     alarms = resources_of_type(load_template(), "AWS::CloudWatch::Alarm")
 
     # so the on-call woken by one learns without looking that it is over
-    assert len(alarms) == 22
+    assert len(alarms) == 23
     assert {name: (p["AlarmActions"], p["OKActions"]) for name, p in alarms.items()} == dict.fromkeys(
         alarms, (["AlarmTopic"], ["AlarmTopic"])
     )
