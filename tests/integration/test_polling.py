@@ -765,6 +765,46 @@ def test_a_backlog_beyond_an_hour_of_the_workers_polling_waits_in_the_index_unti
     ]
 
 
+def test_once_the_workers_finish_the_last_batch_sent_the_next_schedule_sends_more_whatever_the_estimate(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verdict_relay.dal.poll_queue import PollBatch, PollQueue
+    from verdict_relay.handlers import dependencies as dependencies_module
+    from verdict_relay.handlers.poll_worker import lambda_handler as worker
+    from verdict_relay.handlers.poller import FANOUT_HORIZON_S
+    from verdict_relay.handlers.poller import lambda_handler as scheduler
+    from verdict_relay.models.jobs import DueJob
+
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
+    dependencies_module.dependencies.cache_clear()
+    store = dependencies_module.dependencies().store
+    # Given a hold whose estimate has two hours of Azure's polling still queued (planned at a rate since raised)
+    now = datetime.now(UTC)
+    until = now + timedelta(seconds=2 * FANOUT_HORIZON_S + 240)
+    store.set_fanout_hold("azure-review", until, int(now.timestamp()) - 600, now + timedelta(hours=3))
+    # and a worker that has just polled the last batch sent under it
+    harness.simulator.put_job("azure-review", "az-last", azure_job("az-last", "Complete", adult_score=0.9))
+    harness.register("azure-review", "az-last", due=now - timedelta(hours=1))
+    PollQueue(queue_url, aws.session.client("sqs")).send(
+        [PollBatch(provider="azure-review", jobs=[DueJob("az-last")], until=until)]
+    )
+    assert worker(sqs_event(aws.drain(queue_url)), LambdaContext())["batchItemFailures"] == []
+    assert harness.status("azure-review", "az-last") is JobStatus.SUCCEEDED
+    # and jobs that came due since
+    harness.register("azure-review", "late-1", "late-2", due=now - timedelta(seconds=60))
+
+    # When the next schedule runs
+    result = scheduler({"source": "aws.scheduler"}, ShortContext())
+
+    # Then it sends them to the workers now: the queue is empty, whatever the estimate said
+    assert result["fanned_out"] == {"azure-review": 2}
+    assert sorted(j["job_id"] for m in aws.drain(queue_url) for j in json.loads(m["Body"])["jobs"]) == [
+        "late-1",
+        "late-2",
+    ]
+
+
 def test_a_worker_stops_polling_when_its_batchs_hold_ends(harness: Harness, aws: FakeAws) -> None:
     from verdict_relay.dal.poll_queue import PollBatch, PollQueue
     from verdict_relay.handlers.poll_worker import lambda_handler as worker

@@ -610,6 +610,9 @@ class JobStore:
             until=datetime.fromisoformat(item["until"]["S"]),
             through=int(item["through_epoch"]["N"]),
             rescan_at=datetime.fromisoformat(item["rescan_at"]["S"]) if "rescan_at" in item else None,
+            drained_until=(
+                datetime.fromisoformat(item["drained_until"]["S"]) if "drained_until" in item else None
+            ),
         )
 
     def set_fanout_hold(self, provider: str, until: datetime, through: int, rescan_at: datetime) -> None:
@@ -619,6 +622,24 @@ class JobStore:
             until,
             {"through_epoch": {"N": str(through)}, "rescan_at": {"S": rescan_at.isoformat()}},
         )
+
+    def mark_fanout_drained(self, provider: str, until: datetime) -> None:
+        """A worker is done with a batch of the provider's that carried the hold's end ``until``: the batches
+        sent before it are too (one worker at a time takes a provider's batches, in order). Moves only forward,
+        and only on a hold that exists."""
+        with contextlib.suppress(_ConditionFailed):
+            self._update(
+                "mark fanout drained",
+                Key=_key(provider, "-", f"FANOUT#{provider}"),
+                UpdateExpression="SET drained_until = :until, drained_epoch = :epoch",
+                ConditionExpression=(
+                    "attribute_exists(pk) AND (attribute_not_exists(drained_epoch) OR drained_epoch < :epoch)"
+                ),
+                ExpressionAttributeValues={
+                    ":until": {"S": until.isoformat()},
+                    ":epoch": {"N": str(until.timestamp())},
+                },
+            )
 
     def withdraw_fanout_hold(
         self, provider: str, written: datetime, previous: FanoutHold | None, now: datetime

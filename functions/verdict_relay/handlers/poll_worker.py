@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from verdict_relay.dal.poll_queue import parse_batch
+from verdict_relay.dal.poll_queue import PollBatch, parse_batch
 from verdict_relay.errors import StorageError
 from verdict_relay.handlers.dependencies import dependencies
 from verdict_relay.observability import count, log_metrics, logger
@@ -44,6 +44,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
                 "stale poll batch left to the scheduler", provider=batch.provider, held_until=batch.until
             )
             count("StalePollBatches", batch.provider)
+            drained(batch)
             return
 
         # The hold is the batch's time with the provider: once it ends, the scheduler polls the provider again
@@ -63,6 +64,20 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
             )
             raise
         logger.info("poll batch done", provider=batch.provider, jobs=len(batch.jobs), report=vars(report))
+        drained(batch)
+
+    def drained(batch: PollBatch) -> None:
+        # Tells the scheduler how far the provider's queued batches have gone, so it sends more once they run
+        # low rather than by its estimate alone (FANOUT_HORIZON_S). The batch is done either way: a failure
+        # here leaves the scheduler its estimate, and SQS must not deliver the batch again for it.
+        if batch.until is None:  # sent by hand, without a hold
+            return
+        try:
+            deps.store.mark_fanout_drained(batch.provider, batch.until)
+        except StorageError as exc:
+            logger.warning(
+                "poll batch done but not marked drained", provider=batch.provider, error=exc.message
+            )
 
     # One per invocation (a processor keeps the records' outcomes): the local stack runs workers side by side in
     # one process. After a failed record, the rest of the batch is failed too, in order.

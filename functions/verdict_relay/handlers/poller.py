@@ -30,12 +30,12 @@ if TYPE_CHECKING:
 FANOUT_SCAN_LIMIT = 20_000
 FANOUT_HORIZON_S = 3600
 """How much of a provider's polling the poll queue holds ahead at most: while the workers have more than this
-queued (by their hold's end, less its slack), a schedule sends them nothing, and the provider's due jobs wait in
-the index, oldest first, where a job polled and still running goes to the back of them. Without it, a backlog of
-days (a million due jobs at 5 requests a second) went to the queue 20,000 jobs a schedule, its later batches
-outlived the queue's one-day retention unpolled, and the jobs of those were left to rescans that sent them again
-behind the rest: half of them were never polled in days. So the queue holds at most this plus one read's worth
-(20,000 Huawei video jobs: about 70 minutes)."""
+queued (:func:`_queued`), a schedule sends them nothing, and the provider's due jobs wait in the index, oldest
+first, where a job polled and still running goes to the back of them. Without it, a backlog of days (a million
+due jobs at 5 requests a second) went to the queue 20,000 jobs a schedule, its later batches outlived the
+queue's one-day retention unpolled, and the jobs of those were left to rescans that sent them again behind the
+rest: half of them were never polled in days. So the queue holds at most about this plus a read or two (20,000
+Huawei video jobs are planned at 83 minutes)."""
 STAMP_LAG_S = 5
 """How long before its write lands a job's due time may have been taken: a callback marks a job whose fetch
 failed due as of the request's start, after the fetch (within the providers' 3 to 5 s acknowledgement deadlines).
@@ -76,8 +76,9 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> FanOut:
     failure, an open circuit, time running out, a batch received too late) is not left to the hold's end: once
     the first batches of a hold should all have been polled (its ``rescan_at``), the next schedule reads the
     provider's due jobs from the start again and sends them all, and a new round of the hold begins. Nothing is
-    sent while the workers have more than ``FANOUT_HORIZON_S`` of a provider's polling queued: its due jobs
-    wait in the index, in due order, until they have caught up.
+    sent while the workers have more than ``FANOUT_HORIZON_S`` of a provider's polling queued (by the hold's
+    estimate, or by the batches a worker marked done): its due jobs wait in the index, in due order, until they
+    have caught up.
 
     A provider whose fan-out fails (the queue or the table unreachable) stays held if the workers may have
     jobs of it: some of its batches went out (or SQS's answer was lost), or an earlier hold of it is still
@@ -145,14 +146,18 @@ def _fan_out_provider(
     now = datetime.now(UTC)
     slack = timedelta(seconds=deps.settings.poll_worker_budget_seconds)  # for the batch picked up last
     workers_active = hold is not None and hold.until > now
-    queued = hold.until - slack - now if hold is not None and workers_active else timedelta(0)
-    if queued >= timedelta(seconds=FANOUT_HORIZON_S):
+    if (
+        hold is not None
+        and workers_active
+        and _queued(hold, slack, now) >= timedelta(seconds=FANOUT_HORIZON_S)
+    ):
         # The hold, its ``through`` and its ``rescan_at`` stay: a later schedule reads on from there.
         sent[provider] = 0
         logger.info(
-            "backlog left in the index: the workers have an hour of it queued",
+            "nothing more sent: the workers have at least an hour of the provider's polling queued, by estimate",
             provider=provider,
-            queued_until=now + queued,
+            held_until=hold.until,
+            drained_until=hold.drained_until,
         )
         return
     rescan = hold is None or not workers_active or hold.rescan_at is None or now >= hold.rescan_at
@@ -214,6 +219,17 @@ def _fan_out_provider(
         held_until=until,
         rescan=rescan and workers_active,
     )
+
+
+def _queued(hold: FanoutHold, slack: timedelta, now: datetime) -> timedelta:
+    """How much of a provider's polling its workers still have queued: by the hold's estimate (its end, less the
+    slack it adds once), or less when a worker has finished a batch carrying a later end than that estimate
+    leaves (the provider answered faster than planned, or its rate was raised). Batches of one send share their
+    hold's end, so the second reading can fall short by the rest of that send: at most one read's worth."""
+    queued = hold.until - slack - now
+    if hold.drained_until is not None:
+        queued = min(queued, hold.until - hold.drained_until)
+    return queued
 
 
 def scheduled_cycle(deps: Dependencies, time_left_s: Callable[[], float]) -> dict[str, Any]:

@@ -88,11 +88,13 @@ class FanoutHold:
     meanwhile the scheduler sends them only jobs that came due later, and polls none of the provider's itself.
     From ``rescan_at`` (when the first batches of the hold should all have been polled) the scheduler reads every
     due job again, so jobs the workers left due are sent again even while newly due jobs keep renewing the
-    hold."""
+    hold. ``drained_until``: the hold's end as carried by the latest batch a worker finished with (polled, or
+    left as stale): the provider's batches sent up to that one are off the queue."""
 
     until: datetime
     through: int
     rescan_at: datetime | None = None
+    drained_until: datetime | None = None
 
 
 @dataclass(frozen=True)
