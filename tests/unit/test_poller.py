@@ -995,19 +995,21 @@ def test_the_sweep_stops_when_its_time_runs_out_and_leaves_the_rest_owed(aws: Fa
     assert world.ingest.publish_owed("huawei-video", lambda: later) == 3
 
 
-def test_a_sweep_publishes_more_owed_verdicts_than_a_hundred_when_its_time_allows(aws: FakeAws) -> None:
+def test_a_cycle_sweeps_more_than_a_hundred_owed_verdicts_of_a_provider_the_workers_hold(
+    aws: FakeAws,
+) -> None:
     # Given 101 verdicts whose publish is owed (their writers' claims have run out): an outage's backlog
     world = World(aws, ScriptedClient("huawei-video"))
     for i in range(101):
         finished = verdict("huawei-video", f"j{i:03}", JobStatus.SUCCEEDED, Suggestion.BLOCK)
         world.store.record(VerdictPolicy().finalize(finished), None, NOW, publish=True)
-    later = NOW + timedelta(seconds=61)
+    world.clock[0] = NOW + timedelta(seconds=61)
 
-    # When one sweep runs with time to spare
-    swept = world.ingest.publish_owed("huawei-video", lambda: later, time_left_s=lambda: 60.0)
+    # When a cycle runs while the poll workers hold the provider (it sweeps, and polls nothing itself)
+    report = world.poller.run_cycle(lambda: 60.0, held={"huawei-video"})
 
-    # Then it publishes them all, once each, and none is left owed
-    assert swept == 101
+    # Then its sweep publishes them all, once each, and none is left owed
+    assert report.providers["huawei-video"].owed_published == 101
     assert sorted(m["verdict"]["job_id"] for m in aws.published()) == [f"j{i:03}" for i in range(101)]
     assert list(world.store.unpublished("huawei-video")) == []
 

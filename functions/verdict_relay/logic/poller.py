@@ -58,7 +58,7 @@ from verdict_relay.clients.base import (
 )
 from verdict_relay.errors import ProviderApiError, StorageError
 from verdict_relay.logic.breaker import CircuitBreaker
-from verdict_relay.logic.ingest import PUBLISH_TIME_S, IngestService
+from verdict_relay.logic.ingest import PUBLISH_TIME_S, SWEEP_LIMIT, IngestService
 from verdict_relay.models.jobs import DueAt, DueJob, NextPoll
 from verdict_relay.models.verdict import PROVIDER_NAMES
 from verdict_relay.observability import count, logger
@@ -77,6 +77,10 @@ class PollStorePort(Protocol):
     def set_watermark(self, provider: str, until: datetime) -> None: ...
 
 
+SWEEP_LIMIT_WHILE_POLLING = 100
+"""Owed verdicts a cycle's sweep takes at most of a provider it then polls itself (``SWEEP_LIMIT`` of the others:
+held by the workers, or callbacks only). The fan-out planned that provider's polling with the cycle's whole
+time, and a few seconds of sweep leave it that."""
 UNHEARD_READ_LIMIT = 100
 """Jobs of a provider without a client read per cycle to count overdue (``Poller._count_unheard``): enough to
 page; more would only cost reads every minute."""
@@ -251,10 +255,10 @@ class Poller:
                 report.providers[name] = future.result()
         return report
 
-    def _sweep(self, provider: str, time_left_s: Callable[[], float], share: float) -> int:
-        """Step 1 with ``share`` of the time left (after the safety margin): a slow SNS must not take the time
-        the provider's polling needs, nor start a publish the invocation could cut off (none is claimed with
-        less than ``PUBLISH_TIME_S`` left)."""
+    def _sweep(self, provider: str, time_left_s: Callable[[], float], share: float, limit: int) -> int:
+        """Step 1 with ``share`` of the time left (after the safety margin), at most ``limit`` verdicts: a slow
+        SNS must not take the time the provider's polling needs, nor start a publish the invocation could cut
+        off (none is claimed with less than ``PUBLISH_TIME_S`` left)."""
         margin = self._settings.safety_margin_s
         ends = time.monotonic() + (time_left_s() - margin) * share
 
@@ -262,13 +266,13 @@ class Poller:
             return min(time_left_s() - max(margin, PUBLISH_TIME_S), ends - time.monotonic())
 
         return self._ingest.publish_owed(
-            provider, self._now, time_left_s=sweep_left_s, invocation_left_s=time_left_s
+            provider, self._now, limit, time_left_s=sweep_left_s, invocation_left_s=time_left_s
         )
 
     def _sweep_only(self, provider: str, time_left_s: Callable[[], float]) -> ProviderReport:
         report = ProviderReport(skipped="no API credentials: owed publishes only")
         try:
-            report.owed_published = self._sweep(provider, time_left_s, share=1.0)
+            report.owed_published = self._sweep(provider, time_left_s, share=1.0, limit=SWEEP_LIMIT)
             if self._settings.count_unheard:
                 self._count_unheard(provider)
         except StorageError as exc:
@@ -304,7 +308,13 @@ class Poller:
     def _run_provider(self, provider: str, time_left_s: Callable[[], float], poll: bool) -> ProviderReport:
         report = ProviderReport()
         try:
-            report.owed_published = self._sweep(provider, time_left_s, share=0.5 if poll else 1.0)
+            if poll:
+                # The fan-out planned this cycle's polling with all of its time: a sweep of a backlog after an
+                # SNS outage would take half of it. The workers' providers, and callback-only ones, have it all.
+                owed = self._sweep(provider, time_left_s, share=0.5, limit=SWEEP_LIMIT_WHILE_POLLING)
+            else:
+                owed = self._sweep(provider, time_left_s, share=1.0, limit=SWEEP_LIMIT)
+            report.owed_published = owed
         except StorageError as exc:
             # The owed verdicts stay owed for the next cycle; this provider's polling need not wait for them.
             logger.error("owed-publish sweep failed: storage failed", provider=provider, error=exc.message)
