@@ -307,30 +307,52 @@ class Poller:
 
     def _run_provider(self, provider: str, time_left_s: Callable[[], float], poll: bool) -> ProviderReport:
         report = ProviderReport()
+        if poll:
+            # The fan-out planned this cycle's polling with all of its time: a sweep of a backlog after an SNS
+            # outage would take half of it. So a hundred first, and the rest with the time the polling leaves.
+            # The workers' providers, and callback-only ones, have it all.
+            self._sweep_into(report, provider, time_left_s, share=0.5, limit=SWEEP_LIMIT_WHILE_POLLING)
+            self._poll_provider(provider, time_left_s, poll, report)
+            if report.owed_published == SWEEP_LIMIT_WHILE_POLLING:
+                self._sweep_into(
+                    report, provider, time_left_s, share=1.0, limit=SWEEP_LIMIT - SWEEP_LIMIT_WHILE_POLLING
+                )
+        else:
+            self._sweep_into(report, provider, time_left_s, share=1.0, limit=SWEEP_LIMIT)
+            self._poll_provider(provider, time_left_s, poll, report)
+        return report
+
+    def _sweep_into(
+        self,
+        report: ProviderReport,
+        provider: str,
+        time_left_s: Callable[[], float],
+        share: float,
+        limit: int,
+    ) -> None:
         try:
-            if poll:
-                # The fan-out planned this cycle's polling with all of its time: a sweep of a backlog after an
-                # SNS outage would take half of it. The workers' providers, and callback-only ones, have it all.
-                owed = self._sweep(provider, time_left_s, share=0.5, limit=SWEEP_LIMIT_WHILE_POLLING)
-            else:
-                owed = self._sweep(provider, time_left_s, share=1.0, limit=SWEEP_LIMIT)
-            report.owed_published = owed
+            report.owed_published += self._sweep(provider, time_left_s, share=share, limit=limit)
         except StorageError as exc:
             # The owed verdicts stay owed for the next cycle; this provider's polling need not wait for them.
             logger.error("owed-publish sweep failed: storage failed", provider=provider, error=exc.message)
             count("PollerStorageFailed", provider)
+
+    def _poll_provider(
+        self, provider: str, time_left_s: Callable[[], float], poll: bool, report: ProviderReport
+    ) -> None:
+        """Steps 2 and 3: discovery, then (``poll``) the provider's due jobs, into ``report``."""
         try:
             if self._breakers[provider].is_open:
                 report.skipped = "circuit open"
                 count("ProviderSkippedCircuitOpen", provider)
-                return report
+                return
             self._clients[provider].take_over()  # from the workers, if they held the provider
             left = time_left_s()
             share = min(left - self._settings.safety_margin_s / 2, left * self._settings.discovery_share)
             report.discovered = self._discover(provider, lambda: time_left_s() - (left - share))
             if not poll:
                 report.skipped = "due jobs with the poll workers"
-                return report
+                return
             due = [job for job, _ in self._store.due_to_poll(provider, self._now(), self._settings.due_limit)]
             self._poll(provider, due, time_left_s, report)
         except StorageError as exc:
@@ -338,7 +360,6 @@ class Poller:
             logger.error("poll cycle stopped: storage failed", provider=provider, error=exc.message)
             count("PollerStorageFailed", provider)
             report.skipped = "storage failed"
-        return report
 
     def poll_jobs(
         self,
