@@ -182,17 +182,15 @@ def _fan_out_provider(
         if workers_active:
             sent[provider] = 0  # nothing newly due, but the workers own this provider for now
         return
-    # The provider's batches already queued are expected polled by the hold's end, less the slack, or sooner
-    # by the batches the workers have finished (_queued): new ones are planned from then, so a provider that
-    # answers faster than planned does not push its hold (and its next rescan) ever further past its work.
-    active = hold if hold is not None and workers_active else None
-    polled = now + max(_queued(active, slack, now), timedelta(0)) if active is not None else now
+    # The provider's batches already queued are expected polled at its hold's end, less the slack. Planned from
+    # there, not from the batches the workers marked done (_queued): a send's batches all carry its hold's end,
+    # so a mark can read the queue empty with most of a send still on it, and new batches planned from now would
+    # run out of their hold before a worker reached them.
+    polled = max(hold.until - slack, now) if hold is not None and workers_active else now
     drain = fanout.drain_seconds(
         len(due), rate, poller.batch_size(provider), deps.settings.poll_jobs_per_second
     )
-    done = polled + timedelta(seconds=drain) + slack
-    # A hold only moves forward (a write that would move it back does not land): never before the current one.
-    until = max(done, active.until + timedelta(milliseconds=1)) if active is not None else done
+    until = polled + timedelta(seconds=drain) + slack
     # Held through the last whole second the read saw complete, never the second it ended in: that one can
     # still get jobs after the read (a registration, a callback's notice, discovery's mark right after this
     # fan-out), which a hold through it would leave to nobody until its next round. So the next schedule reads
@@ -202,7 +200,7 @@ def _fan_out_provider(
     end = due[-1].next_poll_at if len(due) == FANOUT_SCAN_LIMIT else int(now.timestamp())
     through = end - 1 - STAMP_LAG_S
     # A new round (no hold, or a rescan) is rescanned when its own batches should all have been polled.
-    rescan_at = done if rescan or hold is None or hold.rescan_at is None else hold.rescan_at
+    rescan_at = until if rescan or hold is None or hold.rescan_at is None else hold.rescan_at
     # The hold first: a send that fails part way leaves batches with the workers, and without the hold the
     # next schedule would poll the provider itself (or send them again) on top of them. Jobs the failed part
     # held back are due again at the hold's end. A send of which nothing went out takes the hold back: nobody

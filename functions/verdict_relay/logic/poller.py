@@ -313,7 +313,9 @@ class Poller:
             # The workers' providers, and callback-only ones, have it all.
             self._sweep_into(report, provider, time_left_s, share=0.5, limit=SWEEP_LIMIT_WHILE_POLLING)
             self._poll_provider(provider, time_left_s, poll, report)
-            if report.owed_published == SWEEP_LIMIT_WHILE_POLLING:
+            # More may be owed once any went out (fewer than a hundred when some could not be sent): one more
+            # keys-only read of the index, only when a backlog is likely.
+            if report.owed_published > 0:
                 self._sweep_into(
                     report, provider, time_left_s, share=1.0, limit=SWEEP_LIMIT - SWEEP_LIMIT_WHILE_POLLING
                 )
