@@ -19,6 +19,7 @@ from tests.helpers import answering, emf_counts
 from tests.integration.conftest import LambdaContext, configure_environment
 from verdict_relay.clients.base import ProviderAuthError
 from verdict_relay.config import Settings
+from verdict_relay.dal.store import JobStore
 from verdict_relay.handlers.dependencies import Dependencies, build
 from verdict_relay.handlers.poller import STAMP_LAG_S
 from verdict_relay.local.simulator import (
@@ -508,6 +509,17 @@ class ShortContext(LambdaContext):
         return 12_000
 
 
+def with_poll_queue(aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> tuple[str, JobStore]:
+    """The poll queue in the environment, as a deployed stack has it, and the handlers' dependencies built
+    afresh with it: the queue's URL and their store."""
+    from verdict_relay.handlers import dependencies as dependencies_module
+
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
+    dependencies_module.dependencies.cache_clear()
+    return queue_url, dependencies_module.dependencies().store
+
+
 def azure_backlog(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, **env: str
 ) -> tuple[str, list[str]]:
@@ -629,14 +641,10 @@ def test_while_workers_hold_a_provider_the_scheduler_sends_only_newly_due_jobs_a
 def test_a_job_that_comes_due_in_the_second_of_a_fan_outs_read_after_it_is_sent_by_the_next_schedule(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from verdict_relay.handlers import dependencies as dependencies_module
     from verdict_relay.handlers import poller as poller_module
     from verdict_relay.handlers.poller import lambda_handler as scheduler
 
-    queue_url = aws.resources.queue_urls["PollQueue"]
-    monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
-    dependencies_module.dependencies.cache_clear()
-    store = dependencies_module.dependencies().store
+    queue_url, store = with_poll_queue(aws, monkeypatch)
 
     class ReadClock:  # the fan-out's clock: its read runs 0.2 s into a whole second
         @staticmethod
@@ -672,13 +680,9 @@ def test_a_job_that_comes_due_in_the_second_of_a_fan_outs_read_after_it_is_sent_
 def test_jobs_the_workers_left_due_are_sent_again_once_the_holds_first_batches_should_have_been_polled(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from verdict_relay.handlers import dependencies as dependencies_module
     from verdict_relay.handlers.poller import lambda_handler as scheduler
 
-    queue_url = aws.resources.queue_urls["PollQueue"]
-    monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
-    dependencies_module.dependencies.cache_clear()
-    store = dependencies_module.dependencies().store
+    queue_url, store = with_poll_queue(aws, monkeypatch)
     job_ids = [f"job-{i:02}" for i in range(30)]
     harness.register("azure-review", *job_ids, due=due_before_the_reread())
     scheduler({"source": "aws.scheduler"}, ShortContext())
@@ -717,15 +721,11 @@ def test_jobs_the_workers_left_due_are_sent_again_once_the_holds_first_batches_s
 def test_a_backlog_beyond_an_hour_of_the_workers_polling_waits_in_the_index_until_they_catch_up(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from verdict_relay.handlers import dependencies as dependencies_module
     from verdict_relay.handlers import poller as poller_module
     from verdict_relay.handlers.poller import FANOUT_HORIZON_S
     from verdict_relay.handlers.poller import lambda_handler as scheduler
 
-    queue_url = aws.resources.queue_urls["PollQueue"]
-    monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
-    dependencies_module.dependencies.cache_clear()
-    store = dependencies_module.dependencies().store
+    queue_url, store = with_poll_queue(aws, monkeypatch)
     slack = timedelta(seconds=240)  # a worker's budget, which a hold adds once for the batch picked up last
     # Given workers holding Azure with a minute more than the horizon's worth of its polling still queued, and
     # jobs that came due since the hold's read
@@ -769,16 +769,12 @@ def test_once_the_workers_finish_the_last_batch_sent_the_next_schedule_sends_mor
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from verdict_relay.dal.poll_queue import PollBatch, PollQueue
-    from verdict_relay.handlers import dependencies as dependencies_module
     from verdict_relay.handlers.poll_worker import lambda_handler as worker
     from verdict_relay.handlers.poller import FANOUT_HORIZON_S
     from verdict_relay.handlers.poller import lambda_handler as scheduler
     from verdict_relay.models.jobs import DueJob
 
-    queue_url = aws.resources.queue_urls["PollQueue"]
-    monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
-    dependencies_module.dependencies.cache_clear()
-    store = dependencies_module.dependencies().store
+    queue_url, store = with_poll_queue(aws, monkeypatch)
     # Given a hold whose estimate has two hours of Azure's polling still queued (planned at a rate since raised)
     now = datetime.now(UTC)
     until = now + timedelta(seconds=2 * FANOUT_HORIZON_S + 240)
