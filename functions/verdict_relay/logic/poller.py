@@ -78,9 +78,10 @@ class PollStorePort(Protocol):
 
 
 SWEEP_LIMIT_WHILE_POLLING = 100
-"""Owed verdicts a cycle's sweep takes at most of a provider it then polls itself (``SWEEP_LIMIT`` of the others:
-held by the workers, or callbacks only). The fan-out planned that provider's polling with the cycle's whole
-time, and a few seconds of sweep leave it that."""
+"""Owed verdicts a cycle sweeps at most before it polls the provider itself: the fan-out planned that polling with
+the cycle's whole time, and a few seconds of sweep leave it that. The rest, up to ``SWEEP_LIMIT``, are swept with
+the time the polling leaves; a provider the workers hold, or that only calls back, is swept up to
+``SWEEP_LIMIT`` at once."""
 UNHEARD_READ_LIMIT = 100
 """Jobs of a provider without a client read per cycle to count overdue (``Poller._count_unheard``): enough to
 page; more would only cost reads every minute."""
