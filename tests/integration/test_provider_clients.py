@@ -720,13 +720,18 @@ def test_throttle_with_retry_after_is_waited_out_then_retried(
     assert second.at - first.at >= 0.99
 
 
+def two_jobs_then_a_throttle(simulator: ProviderSimulator, provider: str, seconds: int) -> None:
+    """Two finished jobs at the provider, job-1 and job-2, whose next answer is "come back in ``seconds``"."""
+    put_finished_job(simulator, provider, "job-1")
+    put_finished_job(simulator, provider, "job-2")
+    simulator.inject(provider, f"throttle:{seconds}")
+
+
 def test_a_throttle_holds_back_the_clients_other_requests_too(
     simulator: ProviderSimulator, connect: Connect
 ) -> None:
     # Given a client whose first request is told "429, come back in 1 s"
-    put_finished_job(simulator, "azure-review", "job-1")
-    put_finished_job(simulator, "azure-review", "job-2")
-    simulator.inject("azure-review", "throttle:1")
+    two_jobs_then_a_throttle(simulator, "azure-review", seconds=1)
     client = connect("azure-review")
     with ThreadPoolExecutor(max_workers=2) as pool:
         first = pool.submit(client.fetch, ["job-1"])
@@ -751,9 +756,7 @@ def test_a_throttle_longer_than_the_client_waits_is_reported_and_refuses_its_oth
     simulator: ProviderSimulator, connect: Connect, provider: str, status: int
 ) -> None:
     # Given a client told "come back in 30 s" (MPS: HTTP 400 Throttling with x-acs-retry-after)
-    put_finished_job(simulator, provider, "job-1")
-    put_finished_job(simulator, provider, "job-2")
-    simulator.inject(provider, "throttle:30")
+    two_jobs_then_a_throttle(simulator, provider, seconds=30)
     client = connect(provider)
     with pytest.raises(ProviderThrottledError) as raised:
         client.fetch(["job-1"])
@@ -774,9 +777,7 @@ def test_a_request_waiting_for_its_token_when_a_throttle_is_read_is_refused_unse
 ) -> None:
     # Given a client at one request a second, whose first request is answered "429, come back in 30 s" 0.3 s
     # after it went out
-    put_finished_job(simulator, "azure-review", "job-1")
-    put_finished_job(simulator, "azure-review", "job-2")
-    simulator.inject("azure-review", "throttle:30")
+    two_jobs_then_a_throttle(simulator, "azure-review", seconds=30)
     simulator.latency_s = 0.3
     client = connect("azure-review", rate_limit_per_s=1)
 
