@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import FakeAws
-from tests.helpers import huawei_signature, load_payload, load_payload_bytes, with_changes
+from tests.helpers import emf_counts, huawei_signature, load_payload, load_payload_bytes, with_changes
 from tests.integration.conftest import (
     AZURE_TOKENS,
     HUAWEI_AUDIO_SEEDS,
@@ -22,6 +23,7 @@ from tests.integration.conftest import (
 )
 from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.http_api import LambdaContext
+from verdict_relay.models.jobs import SignedClaim
 
 SEED = HUAWEI_SEEDS[0]
 
@@ -113,6 +115,82 @@ def test_a_huawei_signature_re_sent_with_its_ids_split_elsewhere_is_refused_and_
     # And Huawei re-sending the genuine callback is still acknowledged, as before
     assert api.callback("huawei-video", genuine, headers=signature).status == 200
     assert api.get_job("huawei-video", "job-7f3a21").body["suggestion"] == "pass"
+
+
+@pytest.mark.parametrize(
+    ("first_accepted", "replay_stored"),
+    [(timedelta(days=1, minutes=1), False), (timedelta(hours=23), True)],
+    ids=["a-day-ago-a-replay", "within-the-day-a-re-send"],
+)
+def test_a_signed_callback_for_a_job_no_longer_held_is_taken_only_within_a_day_of_its_first_acceptance(
+    api: ApiClient,
+    aws: FakeAws,
+    capsys: pytest.CaptureFixture[str],
+    first_accepted: timedelta,
+    replay_stored: bool,
+) -> None:
+    # Given a signed block callback accepted and published (trust: body), first_accepted ago, whose job the store
+    # no longer holds: deleted with its verdict at the end of its retention (or never stored: the write failed)
+    body = load_payload_bytes("huawei-video", "succeeded")
+    assert api.callback("huawei-video", body, headers=signed(body)).status == 200
+    assert len(aws.published()) == 1
+    client = aws.session.client("dynamodb")
+    [binding] = [item for item in aws.table_items() if item["sk"]["S"] == "SIGNED"]
+    claimed_at = int((datetime.now(UTC) - first_accepted).timestamp())
+    client.update_item(
+        TableName=aws.resources.table_name,
+        Key={"pk": binding["pk"], "sk": binding["sk"]},
+        UpdateExpression="SET claimed_at = :at",
+        ExpressionAttributeValues={":at": {"N": str(claimed_at)}},
+    )
+    client.delete_item(
+        TableName=aws.resources.table_name, Key={"pk": {"S": "huawei-video#xxx"}, "sk": {"S": "STATE"}}
+    )
+    capsys.readouterr()
+
+    # When the callback comes again, with another result (the signature does not cover it)
+    replay = with_changes("huawei-video", "succeeded", result={"suggestion": "review"})
+    response = api.callback("huawei-video", replay, headers=signed(body))
+
+    # Then it is acknowledged either way; stored and published again only within a day, as a provider re-sends
+    # a callback whose first storing failed; a day after, no provider re-sends it: a replay, nothing stored
+    assert response.status == 200
+    assert (api.get_job("huawei-video", "xxx").status == 200) is replay_stored
+    assert len(aws.published()) == (1 if replay_stored else 0)
+    retired = emf_counts(capsys.readouterr().out, service="verdict-relay").get("CallbackForRetiredJob", 0)
+    assert retired == (0 if replay_stored else 1)
+
+
+@pytest.mark.parametrize(
+    ("retention", "later", "claim"),
+    [
+        (timedelta(days=90), timedelta(hours=23), SignedClaim.RECENT),
+        (timedelta(days=90), timedelta(days=1, seconds=2), SignedClaim.LONG_AGO),
+        (timedelta(days=1), timedelta(hours=12, seconds=2), SignedClaim.LONG_AGO),  # half a shorter retention
+    ],
+)
+def test_a_signed_texts_binding_dates_from_its_first_acceptance(
+    aws: FakeAws, retention: timedelta, later: timedelta, claim: SignedClaim
+) -> None:
+    from verdict_relay.dal.archive import PayloadArchive
+    from verdict_relay.dal.store import JobStore
+
+    store = JobStore(
+        aws.resources.table_name,
+        aws.session.client("dynamodb"),
+        PayloadArchive(aws.resources.bucket, lambda: aws.session.client("s3")),
+        retention=retention,
+    )
+    first = datetime(2026, 11, 1, tzinfo=UTC)
+    assert store.claim_signed("huawei-v3", "digest-1", "huawei-video", "job-1", first) is SignedClaim.RECENT
+    # re-sends in between do not move the date it was first accepted
+    assert store.claim_signed("huawei-v3", "digest-1", "huawei-video", "job-1", first + later / 2) is (
+        SignedClaim.RECENT
+    )
+    assert store.claim_signed("huawei-v3", "digest-1", "huawei-video", "job-1", first + later) is claim
+    assert store.claim_signed("huawei-v3", "digest-1", "huawei-audio", "job-1", first + later) is (
+        SignedClaim.ANOTHER_JOB
+    )
 
 
 def test_a_huawei_video_callback_re_posted_to_the_audio_route_is_refused_when_both_list_its_seed(

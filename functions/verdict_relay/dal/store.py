@@ -11,8 +11,9 @@ Item layout (table key ``pk`` = ``<provider>#<job_id>``, ``sk``):
 * ``sk = "CONFLICT#<fingerprint>"``: a different terminal result for an already-terminal job, kept for audit
   and never published.
 * ``pk = "<scope>#<digest>"``, ``sk = "SIGNED"``: the provider and job a signature over joined ids was first
-  accepted for (:meth:`JobStore.claim_signed`). Kept for good, with no TTL (about 150 bytes a signed callback):
-  a binding that expired would let the captured callback through again.
+  accepted for, and when (:meth:`JobStore.claim_signed`). Kept for good, with no TTL (about 160 bytes a signed
+  callback): a binding that expired would let the captured callback through again, and its age tells a replay
+  of a job deleted at the end of its retention from a provider re-sending its callback.
 
 Two sparse global secondary indexes let the poller work without a Scan: ``outstanding`` (``poll_provider``,
 ``next_poll_at``) holds only unfinished jobs, ``unpublished`` (``unpublished_provider``, ``completed_epoch``)
@@ -50,6 +51,7 @@ from verdict_relay.models.jobs import (
     JobKey,
     NextPoll,
     RecordResult,
+    SignedClaim,
     StoredJob,
     Transition,
 )
@@ -710,26 +712,43 @@ class JobStore:
                 ExpressionAttributeValues={":now": {"N": str(_epoch(now))}},
             )
 
-    def claim_signed(self, scope: str, digest: str, provider: str, job_id: str) -> bool:
+    def claim_signed(self, scope: str, digest: str, provider: str, job_id: str, now: datetime) -> SignedClaim:
         """Bind the text a callback signature covers (``digest``, a SHA-256 of it, among the texts signed the
-        same way: ``scope``) to the provider and job it was first accepted for. False when it was accepted for
-        another: the same signed text read with its ids split elsewhere, or posted to another provider's route
-        (``SignedIds``). True again for the same job (a provider re-sending its callback)."""
+        same way: ``scope``) to the provider and job it was first accepted for, and when (``claimed_at``).
+
+        ``ANOTHER_JOB`` when it was accepted for another: the same signed text read with its ids split
+        elsewhere, or posted to another provider's route (``SignedIds``). For the same job (a provider re-sending
+        its callback), ``RECENT``, or ``LONG_AGO`` when it was first accepted more than
+        :meth:`resend_window` before ``now``: no provider re-sends a callback that late, so, for a job the store
+        no longer holds (deleted with its verdict at the end of its retention), it is a captured callback
+        replayed. A binding made before ``claimed_at`` was kept dates from its next claim."""
         try:
-            self._write(
+            item = self._write(
                 "record signature",
-                self._client.put_item,
-                Item={
-                    **_key(scope, digest, "SIGNED"),
-                    "provider": {"S": provider},
-                    "job_id": {"S": job_id},
-                },
+                self._client.update_item,
+                Key=_key(scope, digest, "SIGNED"),
+                UpdateExpression="SET provider = :provider, job_id = :job_id, "
+                "claimed_at = if_not_exists(claimed_at, :now)",
                 ConditionExpression="attribute_not_exists(pk) OR (provider = :provider AND job_id = :job_id)",
-                ExpressionAttributeValues={":provider": {"S": provider}, ":job_id": {"S": job_id}},
-            )
+                ExpressionAttributeValues={
+                    ":provider": {"S": provider},
+                    ":job_id": {"S": job_id},
+                    ":now": {"N": str(_epoch(now))},
+                },
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
         except _ConditionFailed:
-            return False
-        return True
+            return SignedClaim.ANOTHER_JOB
+        claimed_at = int(item["claimed_at"]["N"])
+        if _epoch(now) - claimed_at > self.resend_window().total_seconds():
+            return SignedClaim.LONG_AGO
+        return SignedClaim.RECENT
+
+    def resend_window(self) -> timedelta:
+        """How late a provider may still re-send a callback that was accepted (:meth:`claim_signed`): a day, or
+        half the retention when that is shorter, so that a binding made a while after its job finished (a
+        registered job polled to its end before its callback came) is ``LONG_AGO`` before the job is deleted."""
+        return min(timedelta(days=1), self._retention / 2)
 
     def exists(self, provider: str, job_id: str) -> bool:
         return self.status(provider, job_id) is not None

@@ -38,6 +38,7 @@ from typing import Literal
 from verdict_relay.clients.base import FetchResult
 from verdict_relay.errors import CallbackAuthError, ProviderApiError, StorageError
 from verdict_relay.logic.ingest import IngestService
+from verdict_relay.models.jobs import SignedClaim
 from verdict_relay.models.verdict import JobStatus
 from verdict_relay.observability import count, logger
 from verdict_relay.providers.base import CallbackResult
@@ -58,9 +59,9 @@ StoredStatus = Callable[[str, str], JobStatus | None]
 """The stored status of (provider, job_id), or None when the store does not hold the job: one read of the status
 alone (never the verdict, which may be archived in S3)."""
 
-ClaimSigned = Callable[[str, str, str, str], bool]
-"""``JobStore.claim_signed``: (scope, digest, provider, job_id) -> False when the signed text was accepted for
-another job, or the same job id on another provider's route."""
+ClaimSigned = Callable[[str, str, str, str, datetime], SignedClaim]
+"""``JobStore.claim_signed``: (scope, digest, provider, job_id, now) -> whether the signed text was accepted for
+another job (or the same job id on another provider's route) first, and if not, how long ago."""
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,15 @@ class CallbackOutcome:
     """Jobs the store held as finished: neither fetched nor changed."""
     unknown: int = 0
     """Jobs neither the store nor the provider knows: nothing stored."""
+    retired: int = 0
+    """Jobs a replayed signed callback names that the store deleted at the end of their retention: nothing
+    stored."""
 
     @property
     def accepted(self) -> int:
-        return self.from_body + self.fetched + self.left_due + self.already_final + self.unknown
+        return (
+            self.from_body + self.fetched + self.left_due + self.already_final + self.unknown + self.retired
+        )
 
 
 def accept(
@@ -97,14 +103,29 @@ def accept(
     only for the first job its signed text was accepted for (``claim_signed``): anyone holding one signed Huawei
     callback could otherwise re-send it with its ids split elsewhere, or to the other Huawei route when both list
     its seed, as another job with any result. A fetched
-    job needs no such check: the provider answers for the id asked, and one it does not know stores nothing."""
+    job needs no such check: the provider answers for the id asked, and one it does not know stores nothing.
+
+    The same binding tells a captured callback replayed after its job's retention: the job is gone with its
+    verdict, so the body (whose result the signature does not cover) would be stored and published as new. A
+    signed text first accepted longer ago than a provider re-sends a callback, for a job the store no longer
+    holds, stores nothing (metric ``CallbackForRetiredJob``) and is acknowledged."""
     if trust == "body":
         signed = result.signed
-        if signed and claim_signed and not claim_signed(signed.scope, signed.digest, provider, signed.job_id):
-            raise CallbackAuthError(
-                "signature already accepted for another job: the signed create_time, job_id and request_id join "
-                "to the same text (the ids split elsewhere, or the job sent to another provider's route)"
-            )
+        if signed and claim_signed:
+            claim = claim_signed(signed.scope, signed.digest, provider, signed.job_id, now)
+            if claim is SignedClaim.ANOTHER_JOB:
+                raise CallbackAuthError(
+                    "signature already accepted for another job: the signed create_time, job_id and request_id "
+                    "join to the same text (the ids split elsewhere, or the job sent to another provider's route)"
+                )
+            if claim is SignedClaim.LONG_AGO and stored_status(provider, signed.job_id) is None:
+                count("CallbackForRetiredJob", provider)
+                logger.warning(
+                    "signed callback replayed for a job deleted at the end of its retention; nothing stored",
+                    provider=provider,
+                    job_id=signed.job_id,
+                )
+                return CallbackOutcome(retired=1)
         job_verdicts, to_fetch = list(result.verdicts), list(result.jobs_to_fetch)
     else:
         job_verdicts = []

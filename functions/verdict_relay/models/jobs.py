@@ -28,6 +28,14 @@ class Transition(StrEnum):
     CONFLICT = "conflict"  # a different terminal result for a terminal job: kept aside, not applied
 
 
+class SignedClaim(StrEnum):
+    """What binding a signed callback's text to its job found (``JobStore.claim_signed``)."""
+
+    ANOTHER_JOB = "another_job"  # the text was accepted for another job first: a forgery
+    RECENT = "recent"  # accepted for this job first, within the time a provider may re-send it
+    LONG_AGO = "long_ago"  # accepted for this job first, longer ago than any provider re-sends a callback
+
+
 @dataclass(frozen=True)
 class StoredJob:
     """A job as stored: its latest verdict, the caller's registration metadata, and its publish state."""
