@@ -6,7 +6,7 @@ import json
 import random
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from tests.conftest import FakeAws
-from tests.helpers import answering, aws_response, huawei_signature, load_payload, mns_push_event
+from tests.helpers import answering, aws_response, emf_counts, huawei_signature, load_payload, mns_push_event
 from tests.integration.conftest import ApiClient, ApiResponse, configure_environment
 from verdict_relay.clients.base import FetchResult, ProviderUnavailableError
 from verdict_relay.config import Settings
@@ -79,6 +79,52 @@ def huawei_callback_without_its_result(job_id: str) -> bytes:
     payload["job_id"] = job_id
     del payload["result"]
     return json.dumps(payload).encode()
+
+
+@pytest.mark.parametrize(
+    ("finished_ago", "stored"),
+    [(timedelta(days=1, minutes=1), False), (timedelta(hours=23), True)],
+    ids=["a-day-ago-a-replay", "within-the-day"],
+)
+@pytest.mark.parametrize("provider", ["huawei-video", "alibaba-mps"])
+def test_a_fetched_job_the_store_does_not_hold_is_taken_only_if_it_finished_within_a_day(
+    aws: FakeAws,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    simulator: ProviderSimulator,
+    mns: MnsSigner,
+    capsys: pytest.CaptureFixture[str],
+    provider: str,
+    finished_ago: timedelta,
+    stored: bool,
+) -> None:
+    # Given a block job the provider still has, which finished finished_ago, and the store does not hold:
+    # deleted with its verdict at the end of its retention (or never heard of)
+    api = configure(aws, monkeypatch, tmp_path, simulator)
+    finished = datetime.now(UTC) - finished_ago
+    created = finished - timedelta(minutes=5)
+    if provider == "huawei-video":
+        job = huawei_video_job("old-1", "succeeded", "block", created=created, updated=finished)
+    else:
+        job = alibaba_job("old-1", "Success", "block", created=created, finished=finished)
+    simulator.put_job(provider, "old-1", job)
+    capsys.readouterr()
+
+    # When a callback names it: a captured Huawei callback replayed, an MPS notice any account can have MNS sign
+    if provider == "huawei-video":
+        body = huawei_callback_saying_pass("old-1")
+        response = api.callback(provider, body, headers={"X-Auth-Signature": huawei_signature(SEED, body)})
+    else:
+        response = mns_push(api, mns, "old-1")
+
+    # Then it is acknowledged, and the job fetched; its verdict stored and published only if it finished within a
+    # day, as no provider sends a callback later: then nothing is stored, counted CallbackForRetiredJob
+    assert response.status < 300
+    assert len(simulator.requests(provider)) == 1
+    assert (api.get_job(provider, "old-1").status == 200) is stored
+    assert [m["verdict"]["suggestion"] for m in aws.published()] == (["block"] if stored else [])
+    retired = emf_counts(capsys.readouterr().out, service="verdict-relay").get("CallbackForRetiredJob", 0)
+    assert retired == (0 if stored else 1)
 
 
 @pytest.mark.parametrize(
