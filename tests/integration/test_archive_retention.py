@@ -417,3 +417,44 @@ def test_an_upload_slow_before_its_conflict_fails_rather_than_outlast_its_bound(
     # Then it fails at once, as before retries existed: its caller answers 5xx, or leaves the job due
     assert waits == []
     assert now[0] <= CONFLICT_RETRY_WITHIN_S
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ((403, b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"), "AccessDenied"),
+        (
+            (400, b"<Error><Code>ExpiredToken</Code><Message>The token has expired</Message></Error>"),
+            "ExpiredToken",
+        ),
+        (
+            (404, b"<Error><Code>NoSuchKey</Code><Message>The key does not exist</Message></Error>"),
+            "NoSuchKey",
+        ),
+        (None, "EndpointConnectionError"),
+    ],
+    ids=["denied", "expired-credentials", "gone", "unreachable"],
+)
+def test_a_read_or_tagging_s3_refuses_says_what_s3_answered(
+    aws: FakeAws, answer: tuple[int, bytes] | None, why: str
+) -> None:
+    # Given S3 answering every request with an error (or out of reach)
+    s3 = aws.session.client("s3")
+
+    def refuse(request: Any, **_: Any) -> Any:
+        if answer is None:
+            raise EndpointConnectionError(endpoint_url=request.url)
+        return aws_response(request, answer[0], answer[1], "application/xml")
+
+    s3.meta.events.register("before-send.s3", refuse)
+    archive = PayloadArchive(aws.resources.bucket, lambda: s3)
+
+    # When a stored payload is read and tagged, Then each error names S3's error code, else the SDK's error
+    with pytest.raises(StorageError) as read:
+        archive.get("jobs/huawei-video/xxx/raw.json.gz")
+    with pytest.raises(StorageError) as tagging:
+        archive.expire_with_job("jobs/huawei-video/xxx/raw.json.gz")
+    assert (str(read.value), str(tagging.value)) == (
+        f"payload archive: get failed ({why})",
+        f"payload archive: tagging failed ({why})",
+    )

@@ -95,11 +95,19 @@ class PayloadArchive:
                 Tagging={"TagSet": [{"Key": EXPIRES_WITH_JOB[0], "Value": EXPIRES_WITH_JOB[1]}]},
             )
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"payload archive: tagging failed ({type(exc).__name__})") from exc
+            raise StorageError(f"payload archive: tagging failed ({_why(exc)})") from exc
 
     def get(self, key: str) -> bytes:
         try:
             body: bytes = self._s3.get().get_object(Bucket=self._bucket, Key=key)["Body"].read()
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"payload archive: get failed ({type(exc).__name__})") from exc
+            raise StorageError(f"payload archive: get failed ({_why(exc)})") from exc
         return body
+
+
+def _why(exc: ClientError | BotoCoreError) -> str:
+    """S3's error code (``NoSuchKey``, ``AccessDenied``, ``ExpiredToken``), else the SDK's exception name: the
+    SDK has a class of its own only for the errors S3's model names, and every other one S3 answered would read
+    as ``ClientError``."""
+    code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+    return str(code) if code else type(exc).__name__
