@@ -212,6 +212,18 @@ class _SignedFields(PayloadModel):
     request_id: Annotated[str, Field(min_length=1)]
 
 
+def _signed_fields(provider: str, body: bytes) -> _SignedFields:
+    """The fields the signature covers, validated from the bytes: pydantic-core then builds none of the rest of
+    the body, a third of the time of decoding it all or less, which a request without a valid signature can make us
+    spend on up to 6 MB. A body that read fails (not JSON, a byte order mark, a lone surrogate escape, a field
+    missing) is read as every body is (``load_json``), for the same verdict on it and the same error. Both
+    take the last of a key sent twice."""
+    try:
+        return _SignedFields.model_validate_json(body)
+    except ValidationError:
+        return validate_payload(provider, _SignedFields, load_json(provider, body))
+
+
 class _NamedJob(PayloadModel):
     """The one field of a callback body a fetch needs (:meth:`HuaweiV3Adapter.jobs_named`)."""
 
@@ -249,7 +261,7 @@ class HuaweiV3Adapter(ProviderAdapter, Generic[ResultT]):
         presented = request.header(SIGNATURE_HEADER)
         if not presented:
             raise CallbackAuthError(f"missing {SIGNATURE_HEADER} header")
-        fields = validate_payload(self.name, _SignedFields, load_json(self.name, request.body))
+        fields = _signed_fields(self.name, request.body)
         message_prefix = fields.create_time + fields.job_id + fields.request_id
         hex_candidates: list[str] = []
         base64_candidates: list[str] = []
@@ -271,7 +283,7 @@ class HuaweiV3Adapter(ProviderAdapter, Generic[ResultT]):
         if not request.header(SIGNATURE_HEADER):
             return CallbackResult(verdicts=verdicts)  # let in by a token alone: no signed text to bind
         try:
-            fields = validate_payload(self.name, _SignedFields, load_json(self.name, request.body))
+            fields = _signed_fields(self.name, request.body)
         except PayloadError:
             return CallbackResult(verdicts=verdicts)  # not what a checked signature covers: a token let it in
         signed = (fields.create_time + fields.job_id + fields.request_id).encode("utf-8", "surrogatepass")

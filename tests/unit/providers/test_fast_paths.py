@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.helpers import EVENTS_DIR, load_payload
-from verdict_relay.errors import PayloadError
+from verdict_relay.errors import ClientError, PayloadError
 from verdict_relay.models.verdict import Box, Finding, Suggestion
 from verdict_relay.providers.alibaba_mps import _TimelineFindings
 from verdict_relay.providers.azure_review import (
@@ -187,3 +187,50 @@ def test_azure_match_terms_read_in_bulk_equal_those_read_one_object_at_a_time(
     assert (_terms_of_entries(entries) is not None) is in_bulk
 
     assert _match_terms(json.dumps(entries)) == _terms_in(entries, _MAX_TERM_DEPTH)
+
+
+SIGNED = b'"create_time": "2022-07-30T08:57:11.011Z", "job_id": "job-1", "request_id": "req-1"'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{" + SIGNED + b', "result": {"suggestion": "block"}}',
+        b'{"job_id": "other", ' + SIGNED + b', "job_id": "last"}',  # a key sent twice: the last
+        b"\xef\xbb\xbf{" + SIGNED + b"}",  # a byte order mark
+        b'{"create_time": "2022-07-30T08:57:11.011Z", "job_id": "job-\\ud83d", "request_id": "req-1"}',
+        b"{" + SIGNED + b', "note": "\xff"}',  # not UTF-8 where nothing signed is
+        b'{"create_time": "2022-07-30T08:57:11.011Z", "job_id": "job-1"}',  # a field missing
+        b'{"create_time": "30/07/2022", "job_id": "job-1", "request_id": "req-1"}',  # a time in no documented format
+        b'{"create_time": 1659171431, "job_id": "job-1", "request_id": "req-1"}',  # not a string
+        b"{" + SIGNED,  # cut short
+        b"[]",
+    ],
+    ids=[
+        "signed",
+        "key-twice",
+        "bom",
+        "lone-surrogate",
+        "not-utf-8",
+        "missing",
+        "format",
+        "number",
+        "cut",
+        "list",
+    ],
+)
+def test_the_signed_fields_read_from_the_bytes_are_those_the_decoded_body_gives(body: bytes) -> None:
+    from verdict_relay.providers.base import load_json, validate_payload
+    from verdict_relay.providers.huawei_v3 import _signed_fields, _SignedFields
+
+    def outcome(read: object) -> object:
+        try:
+            return read()  # type: ignore[operator]
+        except ClientError as exc:  # what the receiver answers 4xx: the payload errors, malformed bodies
+            return (type(exc), str(exc))
+
+    direct = outcome(lambda: _signed_fields("huawei-video", body))
+    decoded = outcome(
+        lambda: validate_payload("huawei-video", _SignedFields, load_json("huawei-video", body))
+    )
+    assert direct == decoded
