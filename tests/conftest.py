@@ -41,7 +41,10 @@ def _shared_data_loader(self: botocore.session.Session) -> None:
 
     def loader() -> botocore.loaders.Loader:
         path = self.get_config_variable("data_path")
-        return _DATA_LOADERS.setdefault(path, botocore.loaders.create_loader(path))
+        shared = _DATA_LOADERS.setdefault(path, botocore.loaders.create_loader(path))
+        # boto3 appends its own models' directory to each new session's loader: once is enough
+        shared.search_paths[:] = dict.fromkeys(shared.search_paths)
+        return shared
 
     self._components.lazy_register_component("data_loader", loader)
 

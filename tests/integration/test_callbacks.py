@@ -119,53 +119,61 @@ def test_a_huawei_signature_re_sent_with_its_ids_split_elsewhere_is_refused_and_
 
 @pytest.mark.parametrize(
     ("first_accepted", "replay_stored"),
-    [(timedelta(days=1, minutes=1), False), (timedelta(hours=23), True)],
-    ids=["a-day-ago-a-replay", "within-the-day-a-re-send"],
+    [(timedelta(days=45, minutes=1), False), (timedelta(days=44), True), (None, False)],
+    ids=["half-the-retention-ago-a-replay", "within-it-a-re-send", "undated-a-replay"],
 )
-def test_a_signed_callback_for_a_job_no_longer_held_is_taken_only_within_a_day_of_its_first_acceptance(
+def test_a_signed_callback_for_a_job_no_longer_held_is_taken_only_within_half_the_retention_of_its_acceptance(
     api: ApiClient,
     aws: FakeAws,
     capsys: pytest.CaptureFixture[str],
-    first_accepted: timedelta,
+    first_accepted: timedelta | None,
     replay_stored: bool,
 ) -> None:
-    # Given a signed block callback accepted and published (trust: body), first_accepted ago, whose job the store
-    # no longer holds: deleted with its verdict at the end of its retention (or never stored: the write failed)
+    # Given a signed block callback accepted and published (trust: body), first_accepted ago (the default 90-day
+    # retention), or by a version that did not date it, whose job the store no longer holds: deleted with its
+    # verdict at the end of its retention (or never stored: the write failed)
     body = load_payload_bytes("huawei-video", "succeeded")
     assert api.callback("huawei-video", body, headers=signed(body)).status == 200
     assert len(aws.published()) == 1
     client = aws.session.client("dynamodb")
     [binding] = [item for item in aws.table_items() if item["sk"]["S"] == "SIGNED"]
-    claimed_at = int((datetime.now(UTC) - first_accepted).timestamp())
-    client.update_item(
-        TableName=aws.resources.table_name,
-        Key={"pk": binding["pk"], "sk": binding["sk"]},
-        UpdateExpression="SET claimed_at = :at",
-        ExpressionAttributeValues={":at": {"N": str(claimed_at)}},
-    )
+    if first_accepted is None:
+        client.update_item(
+            TableName=aws.resources.table_name,
+            Key={"pk": binding["pk"], "sk": binding["sk"]},
+            UpdateExpression="REMOVE claimed_at",
+        )
+    else:
+        claimed_at = int((datetime.now(UTC) - first_accepted).timestamp())
+        client.update_item(
+            TableName=aws.resources.table_name,
+            Key={"pk": binding["pk"], "sk": binding["sk"]},
+            UpdateExpression="SET claimed_at = :at",
+            ExpressionAttributeValues={":at": {"N": str(claimed_at)}},
+        )
     client.delete_item(
         TableName=aws.resources.table_name, Key={"pk": {"S": "huawei-video#xxx"}, "sk": {"S": "STATE"}}
     )
     capsys.readouterr()
 
-    # When the callback comes again, with another result (the signature does not cover it)
+    # When the callback comes again (twice), with another result (the signature does not cover it)
     replay = with_changes("huawei-video", "succeeded", result={"suggestion": "review"})
-    response = api.callback("huawei-video", replay, headers=signed(body))
+    responses = [api.callback("huawei-video", replay, headers=signed(body)).status for _ in range(2)]
 
-    # Then it is acknowledged either way; stored and published again only within a day, as a provider re-sends
-    # a callback whose first storing failed; a day after, no provider re-sends it: a replay, nothing stored
-    assert response.status == 200
+    # Then it is acknowledged either way; stored and published again only within half the retention, as a
+    # provider re-sends a callback whose first storing failed; later (or undated), a replay: nothing stored
+    assert responses == [200, 200]
     assert (api.get_job("huawei-video", "xxx").status == 200) is replay_stored
     assert len(aws.published()) == (1 if replay_stored else 0)
     retired = emf_counts(capsys.readouterr().out, service="verdict-relay").get("CallbackForRetiredJob", 0)
-    assert retired == (0 if replay_stored else 1)
+    assert retired == (0 if replay_stored else 2)
 
 
 @pytest.mark.parametrize(
     ("retention", "later", "claim"),
     [
-        (timedelta(days=90), timedelta(hours=23), SignedClaim.RECENT),
-        (timedelta(days=90), timedelta(days=1, seconds=2), SignedClaim.LONG_AGO),
+        (timedelta(days=90), timedelta(days=44), SignedClaim.RECENT),
+        (timedelta(days=90), timedelta(days=45, seconds=2), SignedClaim.LONG_AGO),
         (timedelta(days=1), timedelta(hours=12, seconds=2), SignedClaim.LONG_AGO),  # half a shorter retention
     ],
 )

@@ -718,10 +718,12 @@ class JobStore:
 
         ``ANOTHER_JOB`` when it was accepted for another: the same signed text read with its ids split
         elsewhere, or posted to another provider's route (``SignedIds``). For the same job (a provider re-sending
-        its callback), ``RECENT``, or ``LONG_AGO`` when it was first accepted more than
-        :meth:`resend_window` before ``now``: no provider re-sends a callback that late, so, for a job the store
-        no longer holds (deleted with its verdict at the end of its retention), it is a captured callback
-        replayed. A binding made before ``claimed_at`` was kept dates from its next claim."""
+        its callback), ``RECENT``, or ``LONG_AGO`` when it was first accepted more than :meth:`resend_window`
+        before ``now``: for a job the store no longer holds (deleted with its verdict at the end of its
+        retention), that is a captured callback replayed. A binding made before bindings were dated is
+        ``LONG_AGO``, and stays undated: when it was made is unknown, and dating it now would let a replay of its
+        deleted job through."""
+        same_job = {":provider": {"S": provider}, ":job_id": {"S": job_id}}
         try:
             item = self._write(
                 "record signature",
@@ -729,26 +731,30 @@ class JobStore:
                 Key=_key(scope, digest, "SIGNED"),
                 UpdateExpression="SET provider = :provider, job_id = :job_id, "
                 "claimed_at = if_not_exists(claimed_at, :now)",
-                ConditionExpression="attribute_not_exists(pk) OR (provider = :provider AND job_id = :job_id)",
-                ExpressionAttributeValues={
-                    ":provider": {"S": provider},
-                    ":job_id": {"S": job_id},
-                    ":now": {"N": str(_epoch(now))},
-                },
+                ConditionExpression="attribute_not_exists(pk) OR "
+                "(provider = :provider AND job_id = :job_id AND attribute_exists(claimed_at))",
+                ExpressionAttributeValues={**same_job, ":now": {"N": str(_epoch(now))}},
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )["Attributes"]
-        except _ConditionFailed:
-            return SignedClaim.ANOTHER_JOB
+        except _ConditionFailed as lost:
+            old = lost.old or {}
+            if old.get("provider") != same_job[":provider"] or old.get("job_id") != same_job[":job_id"]:
+                return SignedClaim.ANOTHER_JOB
+            return SignedClaim.LONG_AGO  # undated, and left so by the condition
         claimed_at = int(item["claimed_at"]["N"])
         if _epoch(now) - claimed_at > self.resend_window().total_seconds():
             return SignedClaim.LONG_AGO
         return SignedClaim.RECENT
 
     def resend_window(self) -> timedelta:
-        """How late a provider may still re-send a callback that was accepted (:meth:`claim_signed`): a day, or
-        half the retention when that is shorter, so that a binding made a while after its job finished (a
-        registered job polled to its end before its callback came) is ``LONG_AGO`` before the job is deleted."""
-        return min(timedelta(days=1), self._retention / 2)
+        """Half the retention: how long after a callback was accepted, or after its job finished, one for a job
+        the store does not hold may still be genuine (a provider re-sending a callback whose storing failed, or
+        calling back late). A job the store deleted at the end of its retention finished at least the retention
+        before, so its callback is always past the window; and a binding made up to half a retention after its
+        job finished (a registered job polled to its end before the callback came) still passes it before the
+        job is deleted."""
+        return self._retention / 2
 
     def exists(self, provider: str, job_id: str) -> bool:
         return self.status(provider, job_id) is not None

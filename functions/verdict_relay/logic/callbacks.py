@@ -17,9 +17,9 @@ What a fetch after a callback costs is bounded by what the store already holds, 
 
 * a job the store holds as finished is not fetched: a replayed callback (Huawei's signature has no timestamp,
   Azure's token never changes) costs one read, never a call to the provider's API;
-* a job the store does not hold that the provider says finished more than a day ago stores nothing (metric
-  ``CallbackForRetiredJob``): no provider sends a callback that late, so the callback names a job deleted with
-  its verdict at the end of its retention, which would be published again;
+* a job the store does not hold that the provider says finished more than half the retention ago stores
+  nothing (metric ``CallbackForRetiredJob``): the callback most likely names a job deleted with its verdict at
+  the end of its retention, which would be published again;
 * a job the provider does not know is expired only if the store already held it. One the store had never
   heard of stores nothing (metric ``CallbackForUnknownJob``) and the callback is still acknowledged, so the
   provider stops re-sending it: any Alibaba account can make MNS push a signed notice naming any job id, and
@@ -98,7 +98,7 @@ def accept(
     stored_status: StoredStatus,
     time_left_s: Callable[[], float] | None = None,
     claim_signed: ClaimSigned | None = None,
-    resend_window: timedelta = timedelta(days=1),
+    resend_window: timedelta = timedelta(days=45),
 ) -> CallbackOutcome:
     """Store what a verified callback says, fetching what it only names. ``time_left_s``: the invocation's time
     left, under which a verdict is stored but its publish left owed for the sweep (``IngestService.ingest``).
@@ -111,9 +111,9 @@ def accept(
 
     The same binding tells a captured callback replayed after its job's retention: the job is gone with its
     verdict, so the body (whose result the signature does not cover) would be stored and published as new. A
-    signed text first accepted longer ago than a provider re-sends a callback, for a job the store no longer
-    holds, stores nothing (metric ``CallbackForRetiredJob``) and is acknowledged. So does a fetched job the store
-    did not hold that the provider says finished more than ``resend_window`` ago (``JobStore.resend_window``):
+    signed text first accepted more than ``resend_window`` ago (``JobStore.resend_window``: half the retention),
+    for a job the store no longer holds, stores nothing (metric ``CallbackForRetiredJob``) and is acknowledged.
+    So does a fetched job the store did not hold that the provider says finished more than ``resend_window`` ago:
     a captured callback (or, for MPS, a notice any account can have MNS sign) naming a job deleted at the end of
     its retention, which the provider still keeps, would otherwise be stored and published again."""
     if trust == "body":
