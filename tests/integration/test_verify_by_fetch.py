@@ -628,6 +628,40 @@ def test_a_notice_naming_a_job_nobody_has_that_mps_knows_when_the_poller_asks_is
     ]
 
 
+@pytest.mark.parametrize("answered_by", ["the-poller", "a-second-notice"])
+def test_a_notice_naming_a_job_that_finished_too_long_ago_while_mps_cannot_be_asked_stores_nothing(
+    aws: FakeAws,
+    fetching_api: ApiClient,
+    simulator: ProviderSimulator,
+    mns: MnsSigner,
+    caplog: pytest.LogCaptureFixture,
+    answered_by: str,
+) -> None:
+    api = fetching_api
+    # Given a block job MPS still keeps, finished 46 days ago (past half the default 90-day retention: one the
+    # store deleted with its verdict), and a notice naming it acknowledged while MPS failed: left due unconfirmed
+    finished = datetime.now(UTC) - timedelta(days=46)
+    old = alibaba_job(
+        "am-old", "Success", "block", created=finished - timedelta(minutes=5), finished=finished
+    )
+    simulator.put_job("alibaba-mps", "am-old", old)
+    notice_while_mps_fails(api, simulator, mns, "am-old")
+    assert [i["job_id"]["S"] for i in job_items(aws)] == ["am-old"]
+    caplog.clear()
+
+    # When MPS answers for it: to the poller, or to the fetch after a second notice
+    if answered_by == "the-poller":
+        poll_once()
+    else:
+        assert mns_push(api, mns, "am-old").status == 204
+
+    # Then its answer is not stored: the job is deleted, nothing published, and the warning names it
+    assert job_items(aws) == []
+    assert aws.published() == []
+    retired = [r for r in caplog.records if r.getMessage().startswith("callback for a job that finished")]
+    assert [getattr(r, "job_id", None) for r in retired] == ["am-old"]
+
+
 def test_a_notice_naming_a_job_nobody_had_then_registered_is_expired_when_mps_does_not_know_it(
     aws: FakeAws, fetching_api: ApiClient, simulator: ProviderSimulator, mns: MnsSigner
 ) -> None:

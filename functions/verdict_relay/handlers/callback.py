@@ -251,7 +251,6 @@ def receive_callback(
         stored_status=deps.store.status,
         time_left_s=lambda: app.lambda_context.get_remaining_time_in_millis() / 1000,
         claim_signed=deps.store.claim_signed,
-        resend_window=deps.store.resend_window(),
     )
     count("CallbackAccepted", provider)
     status = adapter.callback_ack_status

@@ -17,8 +17,9 @@ What a fetch after a callback costs is bounded by what the store already holds, 
 
 * a job the store holds as finished is not fetched: a replayed callback (Huawei's signature has no timestamp,
   Azure's token never changes) costs one read, never a call to the provider's API;
-* a job the store does not hold that the provider says finished more than half the retention ago stores
-  nothing (metric ``CallbackForRetiredJob``): the callback most likely names a job deleted with its verdict at
+* a job the store does not hold (or holds only as a notice's unconfirmed job: deleted, by this fetch or the
+  poller's) that the provider says finished more than half the retention ago stores nothing (metric
+  ``CallbackForRetiredJob``): the callback most likely names a job deleted with its verdict at
   the end of its retention, which would be published again;
 * a job the provider does not know is expired only if the store already held it. One the store had never
   heard of stores nothing (metric ``CallbackForUnknownJob``) and the callback is still acknowledged, so the
@@ -35,14 +36,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from verdict_relay.clients.base import FetchResult
 from verdict_relay.errors import CallbackAuthError, ProviderApiError, StorageError
 from verdict_relay.logic.ingest import IngestService
 from verdict_relay.models.jobs import SignedClaim
-from verdict_relay.models.verdict import JobStatus, Verdict
+from verdict_relay.models.verdict import JobStatus
 from verdict_relay.observability import count, logger
 from verdict_relay.providers.base import CallbackResult
 from verdict_relay.providers.profiles import PROFILES
@@ -98,7 +99,6 @@ def accept(
     stored_status: StoredStatus,
     time_left_s: Callable[[], float] | None = None,
     claim_signed: ClaimSigned | None = None,
-    resend_window: timedelta = timedelta(days=45),
 ) -> CallbackOutcome:
     """Store what a verified callback says, fetching what it only names. ``time_left_s``: the invocation's time
     left, under which a verdict is stored but its publish left owed for the sweep (``IngestService.ingest``).
@@ -111,9 +111,10 @@ def accept(
 
     The same binding tells a captured callback replayed after its job's retention: the job is gone with its
     verdict, so the body (whose result the signature does not cover) would be stored and published as new. A
-    signed text first accepted more than ``resend_window`` ago (``JobStore.resend_window``: half the retention),
-    for a job the store no longer holds, stores nothing (metric ``CallbackForRetiredJob``) and is acknowledged.
-    So does a fetched job the store did not hold that the provider says finished more than ``resend_window`` ago:
+    signed text first accepted more than ``JobStore.resend_window`` ago (half the retention), for a job the store
+    no longer holds, stores nothing (metric ``CallbackForRetiredJob``) and is acknowledged. So does a fetched job
+    the store did not hold, or held only as a notice's unconfirmed job (deleted then), that the provider says
+    finished longer ago than that (``IngestService.retired``):
     a captured callback (or, for MPS, a notice any account can have MNS sign) naming a job deleted at the end of
     its retention, which the provider still keeps, would otherwise be stored and published again."""
     if trust == "body":
@@ -126,7 +127,7 @@ def accept(
                     "join to the same text (the ids split elsewhere, or the job sent to another provider's route)"
                 )
             if claim is SignedClaim.LONG_AGO and stored_status(provider, signed.job_id) is None:
-                _count_retired(provider, signed.job_id)
+                ingest.retire(provider, signed.job_id)
                 return CallbackOutcome(retired=1)
         job_verdicts, to_fetch = list(result.verdicts), list(result.jobs_to_fetch)
     else:
@@ -178,10 +179,9 @@ def accept(
     retired = 0
     try:
         for job in fetched.jobs:
-            if job.verdict.job_id not in known and _finished_before(job.verdict, now - resend_window):
+            if ingest.retired(job.verdict, now, held=job.verdict.job_id in known):
                 retired += 1
                 resolved.add(job.verdict.job_id)
-                _count_retired(provider, job.verdict.job_id)
                 continue
             ingest.ingest(
                 job.verdict, job.raw if job.verdict.is_terminal else None, now, time_left_s=time_left_s
@@ -221,22 +221,6 @@ def accept(
         left_due=left_due,
         unknown=unknown,
         retired=retired,
-    )
-
-
-def _finished_before(verdict: Verdict, moment: datetime) -> bool:
-    """Whether the provider says the job finished before ``moment``."""
-    finished = verdict.completed_at or verdict.updated_at
-    return verdict.is_terminal and finished is not None and finished < moment
-
-
-def _count_retired(provider: str, job_id: str) -> None:
-    count("CallbackForRetiredJob", provider)
-    logger.warning(
-        "callback for a job that finished longer ago than a provider re-sends a callback, which the store does not "
-        "hold (deleted at the end of its retention, or never heard of); nothing stored",
-        provider=provider,
-        job_id=job_id,
     )
 
 

@@ -59,6 +59,8 @@ class JobStorePort(Protocol):
 
     def get(self, provider: str, job_id: str) -> StoredJob | None: ...
 
+    def resend_window(self) -> timedelta: ...
+
 
 class PublisherPort(Protocol):
     def publish(self, verdict: Verdict, *, republished: bool = False) -> str: ...
@@ -189,6 +191,39 @@ class IngestService:
             return IngestResult(result.transition, published=False)
         published = self._publish(result.job, now, time_left_s)
         return IngestResult(result.transition, published=published, publish_failed=not published)
+
+    def finished_too_long_ago(self, verdict: Verdict, now: datetime) -> bool:
+        """Whether the provider says the job finished longer ago than a callback about it can be genuine
+        (``JobStore.resend_window``: half the retention). A job the store deleted with its verdict at the end of
+        its retention finished at least that long ago: a callback naming it, for a job the store does not hold
+        (or holds only as a notice's unconfirmed job), is a replay, and storing its answer would publish it
+        again."""
+        finished = verdict.completed_at or verdict.updated_at
+        return verdict.is_terminal and finished is not None and finished < now - self._store.resend_window()
+
+    def retired(self, verdict: Verdict, now: datetime, *, held: bool) -> bool:
+        """True, storing nothing (:meth:`retire`), for an answer that :meth:`finished_too_long_ago` about a job
+        the store does not hold (``held`` False), or holds only as a notice's unconfirmed job (a notice whose
+        fetch failed: the job is deleted). False for any other answer or job, to be stored as usual."""
+        if not self.finished_too_long_ago(verdict, now):
+            return False
+        if held:
+            dropped, _ = self._store.drop_unconfirmed(verdict.provider, verdict.job_id)
+            if dropped == "kept":
+                return False
+        self.retire(verdict.provider, verdict.job_id)
+        return True
+
+    def retire(self, provider: str, job_id: str) -> None:
+        """Count and log a callback for a job the store does not hold that it would be a replay to store."""
+        count("CallbackForRetiredJob", provider)
+        logger.warning(
+            "callback for a job that finished, or whose signed text was first accepted, longer ago than half the "
+            "retention, which the store does not hold (deleted with its verdict at the end of its retention) or "
+            "holds only as a notice named it; nothing stored",
+            provider=provider,
+            job_id=job_id,
+        )
 
     def mark_due(self, provider: str, job_id: str, now: datetime, unconfirmed: bool = False) -> None:
         """Make a job due for the poller. ``unconfirmed``: only a notice vouches for it (JobStore.mark_due)."""

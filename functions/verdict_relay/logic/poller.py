@@ -653,7 +653,9 @@ class Poller:
             verdict = fetched.verdict
             seen.add(verdict.job_id)
             if verdict.is_terminal:
-                self._ingest.ingest(verdict, fetched.raw, now, time_left_s=time_left_s)
+                # A job only a replayed notice vouched for, which finished too long ago, is deleted, not stored.
+                if not self._ingest.retired(verdict, now, held=True):
+                    self._ingest.ingest(verdict, fetched.raw, now, time_left_s=time_left_s)
                 report.resolved += 1
                 continue
             job = known.get(verdict.job_id)
