@@ -662,6 +662,42 @@ def test_a_notice_naming_a_job_that_finished_too_long_ago_while_mps_cannot_be_as
     assert [getattr(r, "job_id", None) for r in retired] == ["am-old"]
 
 
+def test_a_notice_that_came_as_its_job_finished_is_stored_however_long_mps_could_not_be_asked(
+    aws: FakeAws,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    simulator: ProviderSimulator,
+    mns: MnsSigner,
+) -> None:
+    # Given a 1-day retention (half of it, 12 h, the window past which a callback for a job the store does not
+    # hold is retired), and a block job MPS finished 13 h ago whose notice came as it finished while MPS failed:
+    # left due unconfirmed, with MPS out of reach since
+    entry = {**simulator.provider_entry("alibaba-mps"), "callback": {"certificate_hosts": ["127.0.0.1"]}}
+    configure_environment(monkeypatch, aws, tmp_path, {"alibaba-mps": entry}, RETENTION_DAYS="1")
+    api = ApiClient()
+    finished = datetime.now(UTC) - timedelta(hours=13)
+    job = alibaba_job(
+        "am-late", "Success", "block", created=finished - timedelta(minutes=5), finished=finished
+    )
+    simulator.put_job("alibaba-mps", "am-late", job)
+    notice_while_mps_fails(api, simulator, mns, "am-late")
+    (item,) = job_items(aws)
+    aws.session.client("dynamodb").update_item(
+        TableName=aws.resources.table_name,
+        Key={"pk": item["pk"], "sk": item["sk"]},
+        UpdateExpression="SET created_at = :at",
+        ExpressionAttributeValues={":at": {"S": finished.isoformat()}},
+    )
+
+    # When MPS answers the poller at last
+    poll_once()
+
+    # Then the verdict is stored and published: the notice came in time, it only waited for MPS
+    assert [(m["verdict"]["job_id"], m["verdict"]["suggestion"]) for m in aws.published()] == [
+        ("am-late", "block")
+    ]
+
+
 def test_a_notice_naming_a_job_nobody_had_then_registered_is_expired_when_mps_does_not_know_it(
     aws: FakeAws, fetching_api: ApiClient, simulator: ProviderSimulator, mns: MnsSigner
 ) -> None:

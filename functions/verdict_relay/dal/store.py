@@ -37,7 +37,7 @@ import secrets
 import time
 import zlib
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -506,21 +506,29 @@ class JobStore:
                 # deleted meanwhile (the provider did not know it): created marked, next time round
 
     def drop_unconfirmed(
-        self, provider: str, job_id: str
+        self, provider: str, job_id: str, created_after: datetime | None = None
     ) -> tuple[Literal["deleted", "absent", "kept"], datetime | None]:
         """Delete a job only a notice vouched for (``mark_due(unconfirmed=True)``), now that the provider says it
         does not know it: any Alibaba account can make MNS sign a notice naming any id, and such an id must not
         become a stored, published verdict. ``deleted``; ``absent`` when there is no such job (another writer
         told the same deleted it first): nothing to do either; ``kept``, changing nothing, for any other job
         (registered, observed by the provider, or finished), with its creation time while it is unfinished:
-        that one is expired as usual."""
+        that one is expired as usual. ``created_after``: only a job first stored after then (by its notice) is
+        deleted; one stored before is ``kept`` too."""
+        condition = "unconfirmed = :true AND status_rank < :two"
+        values: dict[str, Any] = {":true": {"BOOL": True}, ":two": {"N": "2"}}
+        if created_after is not None:
+            condition += (
+                " AND created_at > :after"  # ISO 8601 in UTC, as every write stores it: ordered as text
+            )
+            values[":after"] = {"S": created_after.astimezone(UTC).isoformat()}
         try:
             self._write(
                 "drop unconfirmed job",
                 self._client.delete_item,
                 Key=_key(provider, job_id),
-                ConditionExpression="unconfirmed = :true AND status_rank < :two",
-                ExpressionAttributeValues={":true": {"BOOL": True}, ":two": {"N": "2"}},
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except _ConditionFailed as lost:

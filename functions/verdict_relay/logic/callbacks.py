@@ -175,7 +175,11 @@ def accept(
         )
         return replace(outcome, left_due=_mark_due(ingest, provider, unfinished, now, answered=set()))
     resolved: set[str] = set()
-    answered = {job.verdict.job_id for job in fetched.jobs}
+    # A job whose answer would be retired is not vouched for by it: were storing to fail after its unconfirmed job
+    # was deleted, it must not come back as a confirmed job.
+    answered = {
+        job.verdict.job_id for job in fetched.jobs if not ingest.finished_too_long_ago(job.verdict, now)
+    }
     retired = 0
     try:
         for job in fetched.jobs:

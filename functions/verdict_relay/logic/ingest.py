@@ -46,7 +46,7 @@ class JobStorePort(Protocol):
     def mark_due(self, provider: str, job_id: str, now: datetime, unconfirmed: bool = False) -> None: ...
 
     def drop_unconfirmed(
-        self, provider: str, job_id: str
+        self, provider: str, job_id: str, created_after: datetime | None = None
     ) -> tuple[Literal["deleted", "absent", "kept"], datetime | None]: ...
 
     def requeue_publish(self, provider: str, job_id: str, now: datetime) -> None: ...
@@ -129,6 +129,11 @@ def redact_verdict(verdict: Verdict, secrets: Iterable[str]) -> Verdict:
     return Verdict.model_validate_json(redacted).model_copy(update={"job_id": verdict.job_id})
 
 
+def _finished_at(verdict: Verdict) -> datetime | None:
+    """When a finished job finished, as its provider says (None for an unfinished one, or one it gives no time)."""
+    return (verdict.completed_at or verdict.updated_at) if verdict.is_terminal else None
+
+
 class IngestService:
     """Stores each observation of a job and publishes the verdicts that finish one.
 
@@ -198,17 +203,23 @@ class IngestService:
         its retention finished at least that long ago: a callback naming it, for a job the store does not hold
         (or holds only as a notice's unconfirmed job), is a replay, and storing its answer would publish it
         again."""
-        finished = verdict.completed_at or verdict.updated_at
-        return verdict.is_terminal and finished is not None and finished < now - self._store.resend_window()
+        finished = _finished_at(verdict)
+        return finished is not None and finished < now - self._store.resend_window()
 
     def retired(self, verdict: Verdict, now: datetime, *, held: bool) -> bool:
         """True, storing nothing (:meth:`retire`), for an answer that :meth:`finished_too_long_ago` about a job
-        the store does not hold (``held`` False), or holds only as a notice's unconfirmed job (a notice whose
-        fetch failed: the job is deleted). False for any other answer or job, to be stored as usual."""
-        if not self.finished_too_long_ago(verdict, now):
+        the store does not hold (``held`` False), or holds only as the unconfirmed job of a notice that came that
+        long after the job finished (a notice whose fetch failed: the job is deleted). A notice that came in time
+        and waited out an outage of the provider's API for its answer, however long, is stored as usual; so is
+        any other answer or job."""
+        finished = _finished_at(verdict)
+        window = self._store.resend_window()
+        if finished is None or finished >= now - window:
             return False
         if held:
-            dropped, _ = self._store.drop_unconfirmed(verdict.provider, verdict.job_id)
+            dropped, _ = self._store.drop_unconfirmed(
+                verdict.provider, verdict.job_id, created_after=finished + window
+            )
             if dropped == "kept":
                 return False
         self.retire(verdict.provider, verdict.job_id)
