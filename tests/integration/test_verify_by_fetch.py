@@ -573,6 +573,18 @@ def notice_while_mps_fails(api: ApiClient, simulator: ProviderSimulator, mns: Mn
     assert mns_push(api, mns, job_id).status == 204
 
 
+def finished_block_job_noticed_while_mps_fails(
+    api: ApiClient, simulator: ProviderSimulator, mns: MnsSigner, job_id: str, finished_ago: timedelta
+) -> datetime:
+    """A block job MPS keeps, finished ``finished_ago``, and a notice naming it acknowledged while MPS answers
+    its fetch with a 503 (the job left due unconfirmed); when it finished."""
+    finished = datetime.now(UTC) - finished_ago
+    job = alibaba_job(job_id, "Success", "block", created=finished - timedelta(minutes=5), finished=finished)
+    simulator.put_job("alibaba-mps", job_id, job)
+    notice_while_mps_fails(api, simulator, mns, job_id)
+    return finished
+
+
 def job_items(aws: FakeAws) -> list[dict[str, Any]]:
     """The table's jobs (not the poller's discovery watermark)."""
     return [item for item in aws.table_items() if "job_id" in item]
@@ -640,12 +652,7 @@ def test_a_notice_naming_a_job_that_finished_too_long_ago_while_mps_cannot_be_as
     api = fetching_api
     # Given a block job MPS still keeps, finished 46 days ago (past half the default 90-day retention: one the
     # store deleted with its verdict), and a notice naming it acknowledged while MPS failed: left due unconfirmed
-    finished = datetime.now(UTC) - timedelta(days=46)
-    old = alibaba_job(
-        "am-old", "Success", "block", created=finished - timedelta(minutes=5), finished=finished
-    )
-    simulator.put_job("alibaba-mps", "am-old", old)
-    notice_while_mps_fails(api, simulator, mns, "am-old")
+    finished_block_job_noticed_while_mps_fails(api, simulator, mns, "am-old", timedelta(days=46))
     assert [i["job_id"]["S"] for i in job_items(aws)] == ["am-old"]
     caplog.clear()
 
@@ -664,23 +671,17 @@ def test_a_notice_naming_a_job_that_finished_too_long_ago_while_mps_cannot_be_as
 
 def test_a_notice_that_came_as_its_job_finished_is_stored_however_long_mps_could_not_be_asked(
     aws: FakeAws,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+    fetching_api: ApiClient,
     simulator: ProviderSimulator,
     mns: MnsSigner,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given a 1-day retention (half of it, 12 h, the window past which a callback for a job the store does not
     # hold is retired), and a block job MPS finished 13 h ago whose notice came as it finished while MPS failed:
     # left due unconfirmed, with MPS out of reach since
-    entry = {**simulator.provider_entry("alibaba-mps"), "callback": {"certificate_hosts": ["127.0.0.1"]}}
-    configure_environment(monkeypatch, aws, tmp_path, {"alibaba-mps": entry}, RETENTION_DAYS="1")
-    api = ApiClient()
-    finished = datetime.now(UTC) - timedelta(hours=13)
-    job = alibaba_job(
-        "am-late", "Success", "block", created=finished - timedelta(minutes=5), finished=finished
-    )
-    simulator.put_job("alibaba-mps", "am-late", job)
-    notice_while_mps_fails(api, simulator, mns, "am-late")
+    monkeypatch.setenv("RETENTION_DAYS", "1")
+    api = fetching_api
+    finished = finished_block_job_noticed_while_mps_fails(api, simulator, mns, "am-late", timedelta(hours=13))
     (item,) = job_items(aws)
     aws.session.client("dynamodb").update_item(
         TableName=aws.resources.table_name,
