@@ -78,8 +78,8 @@ class CallbackOutcome:
     unknown: int = 0
     """Jobs neither the store nor the provider knows: nothing stored."""
     retired: int = 0
-    """Jobs a replayed signed callback names that the store deleted at the end of their retention: nothing
-    stored."""
+    """Jobs the store no longer holds (deleted at the end of their retention) that it would be a replay to store
+    again: a signed text first accepted long ago, or a fetched job that finished long ago. Nothing stored."""
 
     @property
     def accepted(self) -> int:
