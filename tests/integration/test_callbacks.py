@@ -137,20 +137,16 @@ def test_a_signed_callback_for_a_job_no_longer_held_is_taken_only_within_half_th
     assert len(aws.published()) == 1
     client = aws.session.client("dynamodb")
     [binding] = [item for item in aws.table_items() if item["sk"]["S"] == "SIGNED"]
-    if first_accepted is None:
-        client.update_item(
-            TableName=aws.resources.table_name,
-            Key={"pk": binding["pk"], "sk": binding["sk"]},
-            UpdateExpression="REMOVE claimed_at",
-        )
-    else:
+    dating: dict[str, Any] = {"UpdateExpression": "REMOVE claimed_at"}
+    if first_accepted is not None:
         claimed_at = int((datetime.now(UTC) - first_accepted).timestamp())
-        client.update_item(
-            TableName=aws.resources.table_name,
-            Key={"pk": binding["pk"], "sk": binding["sk"]},
-            UpdateExpression="SET claimed_at = :at",
-            ExpressionAttributeValues={":at": {"N": str(claimed_at)}},
-        )
+        dating = {
+            "UpdateExpression": "SET claimed_at = :at",
+            "ExpressionAttributeValues": {":at": {"N": str(claimed_at)}},
+        }
+    client.update_item(
+        TableName=aws.resources.table_name, Key={"pk": binding["pk"], "sk": binding["sk"]}, **dating
+    )
     client.delete_item(
         TableName=aws.resources.table_name, Key={"pk": {"S": "huawei-video#xxx"}, "sk": {"S": "STATE"}}
     )

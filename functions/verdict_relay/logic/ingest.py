@@ -203,8 +203,15 @@ class IngestService:
         its retention finished at least that long ago: a callback naming it, for a job the store does not hold
         (or holds only as a notice's unconfirmed job), is a replay, and storing its answer would publish it
         again."""
+        return self._window_ended(verdict, now) is not None
+
+    def _window_ended(self, verdict: Verdict, now: datetime) -> datetime | None:
+        """When the resend window after the job finished ended, if it has by ``now`` (None if not, or unknown)."""
         finished = _finished_at(verdict)
-        return finished is not None and finished < now - self._store.resend_window()
+        if finished is None:
+            return None
+        ended = finished + self._store.resend_window()
+        return ended if ended < now else None
 
     def retired(self, verdict: Verdict, now: datetime, *, held: bool) -> bool:
         """True, storing nothing (:meth:`retire`), for an answer that :meth:`finished_too_long_ago` about a job
@@ -212,14 +219,11 @@ class IngestService:
         long after the job finished (a notice whose fetch failed: the job is deleted). A notice that came in time
         and waited out an outage of the provider's API for its answer, however long, is stored as usual; so is
         any other answer or job."""
-        finished = _finished_at(verdict)
-        window = self._store.resend_window()
-        if finished is None or finished >= now - window:
+        ended = self._window_ended(verdict, now)
+        if ended is None:
             return False
         if held:
-            dropped, _ = self._store.drop_unconfirmed(
-                verdict.provider, verdict.job_id, created_after=finished + window
-            )
+            dropped, _ = self._store.drop_unconfirmed(verdict.provider, verdict.job_id, created_after=ended)
             if dropped == "kept":
                 return False
         self.retire(verdict.provider, verdict.job_id)
