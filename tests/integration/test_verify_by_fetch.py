@@ -22,6 +22,7 @@ from verdict_relay.handlers.dependencies import build, dependencies
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
 from verdict_relay.local.simulator import IAM, ProviderSimulator, alibaba_job, azure_job, huawei_video_job
 from verdict_relay.logic import callbacks
+from verdict_relay.logic.poller import CycleReport
 from verdict_relay.models.verdict import JobStatus
 from verdict_relay.providers.base import CallbackResult
 
@@ -590,9 +591,9 @@ def job_items(aws: FakeAws) -> list[dict[str, Any]]:
     return [item for item in aws.table_items() if "job_id" in item]
 
 
-def poll_once() -> None:
+def poll_once() -> CycleReport:
     """One poll cycle of the production wiring, on the environment ``configure`` set."""
-    build(Settings.from_env()).poller().run_cycle(lambda: 600.0)
+    return build(Settings.from_env()).poller().run_cycle(lambda: 600.0)
 
 
 def test_a_notice_naming_a_job_nobody_has_while_mps_cannot_be_asked_is_deleted_not_published(
@@ -658,7 +659,8 @@ def test_a_notice_naming_a_job_that_finished_too_long_ago_while_mps_cannot_be_as
 
     # When MPS answers for it: to the poller, or to the fetch after a second notice
     if answered_by == "the-poller":
-        poll_once()
+        report = poll_once().providers["alibaba-mps"]
+        assert (report.retired, report.resolved) == (1, 0)  # deleted, not counted as a resolved job
     else:
         assert mns_push(api, mns, "am-old").status == 204
 

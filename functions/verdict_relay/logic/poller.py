@@ -163,6 +163,9 @@ class ProviderReport:
     polled: int = 0
     resolved: int = 0
     expired: int = 0
+    retired: int = 0
+    """Finished jobs deleted rather than stored: only a replayed notice vouched for them, and they finished longer
+    ago than half the retention (``IngestService.retired``; metric ``CallbackForRetiredJob``)."""
     rescheduled: int = 0
     failed_requests: int = 0
     owed_published: int = 0
@@ -654,8 +657,10 @@ class Poller:
             seen.add(verdict.job_id)
             if verdict.is_terminal:
                 # A job only a replayed notice vouched for, which finished too long ago, is deleted, not stored.
-                if not self._ingest.retired(verdict, now, held=True):
-                    self._ingest.ingest(verdict, fetched.raw, now, time_left_s=time_left_s)
+                if self._ingest.retired(verdict, now, held=True):
+                    report.retired += 1
+                    continue
+                self._ingest.ingest(verdict, fetched.raw, now, time_left_s=time_left_s)
                 report.resolved += 1
                 continue
             job = known.get(verdict.job_id)
