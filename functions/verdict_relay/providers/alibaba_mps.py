@@ -276,7 +276,8 @@ class _TimelineFindings:
 
     A timeline is the one long part of a job (an entry every few seconds of the video), so its entries are not
     made into TimelineEntry instances: an entry with only the documented keys is read directly, its values
-    checked as TimelineEntry checks them (the same validators; CensorResult itself for each result). Anything
+    checked as TimelineEntry checks them (the same validators; each result as MPS writes one by the checks that
+    CensorResult's validators come to for it, any other by CensorResult itself). Anything
     else (a value the models refuse, an unknown key, a number where text is documented) sends the whole
     timeline through TimelineEntry, which names a bad value at its place. The findings are the same either way.
     """
@@ -343,6 +344,32 @@ class _TimelineFindings:
                     return None
                 if rate is not None and type(rate) is not str:
                     return None  # a number: the cache below would take 1 for True, or -0.0 for 0.0
+                if (
+                    type(scene) is str
+                    and scene
+                    and type(label) is str
+                    and type(rate) is str
+                    and type(suggestion) is str
+                    and (verdict := _PLAIN_SUGGESTIONS.get(suggestion)) is not None
+                    and _PLAIN_RATE.fullmatch(rate) is not None
+                ):
+                    # As MPS writes a result (see _PLAIN_RATE), read as CensorResult would read it.
+                    confidence = float(rate + "e-2")
+                    if "," in label:
+                        hit_labels = [stripped for part in label.split(",") if (stripped := part.strip())]
+                    else:
+                        hit_labels = [stripped] if (stripped := label.strip()) else []
+                    for hit_label in hit_labels or [scene]:
+                        hit_fields = _TIMELINE_FINDING.copy()
+                        hit_fields["category"] = scene
+                        hit_fields["label"] = hit_label
+                        hit_fields["confidence"] = confidence
+                        hit_fields["suggestion"] = verdict
+                        hit_fields["item"] = item
+                        hit_fields["time_offset"] = time_offset
+                        hit_fields["segments"] = []
+                        fields.append(hit_fields)
+                    continue
                 try:
                     hits = _scored_hits(label, rate, scene, suggestion, self.part)
                 except (ValueError, TypeError):  # refused by CensorResult, or a list or object (not hashable)
@@ -357,6 +384,17 @@ class _TimelineFindings:
         return construct_findings(fields)
 
 
+_PLAIN_RATE = re.compile(r"100(?:\.0{1,12})?|\d{1,2}(?:\.\d{1,12})?")
+"""A ``Rate`` as MPS writes it ("100", "99.91"), at most 14 digits: its value / 100 is exact as a Decimal, so
+``float(rate + "e-2")`` (rounded once, from the exact value) is the float ``_rate`` gives."""
+_PLAIN_SUGGESTIONS = {suggestion.value: suggestion for suggestion in Suggestion}
+"""A timeline result's ``Suggestion`` as MPS writes it; any other spelling is read by CensorResult."""
+
+
+_TIMELINE_FINDING = finding_fields(category="", label="")
+"""The fields of a finding read from a timeline result, each copied and filled in (``_TimelineFindings._read``)."""
+
+
 @functools.lru_cache(maxsize=1024)
 def _scored_hits(
     label: Any, rate: str | None, scene: Any, suggestion: Any, part: str
@@ -365,7 +403,8 @@ def _scored_hits(
     CensorResult (one without a Scene is named after ``part``: see _labels), to be placed in the media (item,
     time offset); the callers copy the fields they get.
 
-    Cached, as a timeline repeats the same few results. Values that are equal are read alike, except numbers
+    For the results ``_TimelineFindings._read`` does not read itself (see ``_PLAIN_RATE``). Cached, as such a
+    spelling tends to repeat along a timeline. Values that are equal are read alike, except numbers
     (1 and True, 0.0 and -0.0), which only Rate accepts: it is text here. A ValidationError when CensorResult
     refuses the values.
     """

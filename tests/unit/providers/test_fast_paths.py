@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 
 import pytest
@@ -10,7 +11,12 @@ import pytest
 from tests.helpers import EVENTS_DIR, load_payload
 from verdict_relay.errors import ClientError, PayloadError
 from verdict_relay.models.verdict import Box, Finding, Suggestion
-from verdict_relay.providers.alibaba_mps import _TimelineFindings
+from verdict_relay.providers.alibaba_mps import (
+    TimelineEntry,
+    _entry_findings,
+    _scored_hits,
+    _TimelineFindings,
+)
 from verdict_relay.providers.azure_review import (
     _MAX_TERM_DEPTH,
     _lower_keys,
@@ -132,6 +138,56 @@ def test_alibaba_timeline_summaries_read_through_the_model_equal_the_direct_read
         ("porn", "f2.jpg", 10.0, Suggestion.REVIEW),
         ("video", "f2.jpg", 10.0, Suggestion.BLOCK),
     ]
+
+
+RATES = [
+    "100",
+    "100.0",
+    "100.000000000000",
+    "99.99",
+    "57.7",
+    "0",
+    "0.5",
+    "33.3",
+    "99.123456789012",
+    "7.000000000001",
+]
+"""Rates as MPS writes them, read without CensorResult; below, others it refuses or that only it reads."""
+OTHER_RATES = ["100.5", "101", " 99", "1e2", "099", "99.", ".5", "-0", "nan", "99.9999999999999", ""]
+
+
+@pytest.mark.parametrize("rate", RATES + OTHER_RATES)
+def test_alibaba_timeline_results_read_without_the_model_equal_those_it_reads(rate: str) -> None:
+    # Given one-frame timelines whose result is every mix of this rate with suggestions, labels and scenes,
+    # as MPS writes them and otherwise
+    suggestions = ["pass", "review", "block", "Block", " pass", "", "maybe"]
+    labels = ["porn", "porn,sexy", "porn, ,sexy", ",", "", " ", " porn "]
+    scenes = ["porn", "", " porn"]
+    direct_read = _TimelineFindings("VideoTimeline", "video")._read
+    plain = 0
+    for suggestion, label, scene in itertools.product(suggestions, labels, scenes):
+        entry = {
+            "Timestamp": "00:01:05.250",
+            "Object": "f1.jpg",
+            "CensorResults": {
+                "CensorResult": [{"Label": label, "Rate": rate, "Scene": scene, "Suggestion": suggestion}]
+            },
+        }
+        _scored_hits.cache_clear()
+
+        # When it is read directly, and through the payload model
+        read = direct_read({"VideoTimeline": [entry]})
+        read_by_model = _scored_hits.cache_info().currsize == 0  # read without CensorResult
+        try:
+            expected = _entry_findings(TimelineEntry.model_validate(entry), "video")
+        except ValueError:
+            expected = None  # refused: the direct read leaves it to the model, which names the field
+
+        # Then both give the same findings, or both refuse it
+        assert read == expected, (suggestion, label, scene)
+        plain += read_by_model and read is not None
+    # and the rates as MPS writes them, with its suggestions and a scene, were read without the model
+    assert plain == (3 * 7 * 2 if rate in RATES else 0)  # the documented suggestions, any label, a scene
 
 
 def _lowered_one_key_at_a_time(value: object) -> object:
