@@ -541,6 +541,7 @@ def azure_backlog(
 def test_backlog_beyond_one_invocation_fans_out_to_workers_that_resolve_it(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from verdict_relay.handlers import dependencies as dependencies_module
     from verdict_relay.handlers.poll_worker import lambda_handler as worker
     from verdict_relay.handlers.poller import lambda_handler as scheduler
 
@@ -561,6 +562,9 @@ def test_backlog_beyond_one_invocation_fans_out_to_workers_that_resolve_it(
     sent = [job for m in messages for job in json.loads(m["Body"])["jobs"]]
     assert sorted(job["job_id"] for job in sent) == job_ids
     assert {job["poll_attempts"] for job in sent} == {2}
+    # through the container's queue client, made once, not at every schedule
+    deps = dependencies_module.dependencies()
+    assert deps.poll_queue() is deps.poll_queue() is not None
 
     # When the workers consume the batches (one of them malformed)
     broken = {**messages[0], "MessageId": "broken", "Body": '{"provider": "acme"}'}
@@ -915,7 +919,7 @@ def test_a_fan_out_that_fails_while_an_earlier_hold_lasts_leaves_the_provider_to
     def unreachable(**_: Any) -> None:
         raise EndpointConnectionError(endpoint_url="https://sqs.us-east-1.amazonaws.com")
 
-    deps, _, queue_url = fan_out_wiring(aws, monkeypatch, "before-call.sqs.SendMessageBatch", unreachable)
+    deps, queue_url = fan_out_wiring(aws, monkeypatch, "before-call.sqs.SendMessageBatch", unreachable)
     # Given the workers hold the provider (an earlier schedule's batches, due by a minute ago) for 5 more minutes
     now = datetime.now(UTC)
     deps.store.set_fanout_hold(
@@ -940,15 +944,16 @@ def test_a_fan_out_that_fails_while_an_earlier_hold_lasts_leaves_the_provider_to
 
 def fan_out_wiring(
     aws: FakeAws, monkeypatch: pytest.MonkeyPatch, event: str, hook: Callable[..., None]
-) -> tuple[Dependencies, boto3.session.Session, str]:
+) -> tuple[Dependencies, str]:
     """The scheduler's wiring with small worker batches (a 3 s budget) on a session whose SQS calls
-    ``hook`` sees at ``event``; the poll queue's URL."""
+    ``hook`` sees at ``event`` (for as long as the wiring lasts: its queue client is made once); the poll
+    queue's URL."""
     queue_url = aws.resources.queue_urls["PollQueue"]
     monkeypatch.setenv("POLL_QUEUE_URL", queue_url)
     monkeypatch.setenv("POLL_WORKER_BUDGET_SECONDS", "3")
     session = boto3.session.Session()
     session.events.register(event, hook)
-    return build(Settings.from_env(), session), session, queue_url
+    return build(Settings.from_env(), session), queue_url
 
 
 def test_a_fan_out_whose_send_fails_part_way_still_holds_the_provider_for_the_batches_sent(
@@ -956,12 +961,13 @@ def test_a_fan_out_whose_send_fails_part_way_still_holds_the_provider_for_the_ba
 ) -> None:
     from verdict_relay.handlers.poller import fan_out
 
-    def lose_the_last_entry(parsed: dict[str, Any], **_: Any) -> None:
-        parsed["Failed"] = [{"Id": "1", "SenderFault": False, "Code": "InternalError"}]
+    failing = True
 
-    deps, session, queue_url = fan_out_wiring(
-        aws, monkeypatch, "after-call.sqs.SendMessageBatch", lose_the_last_entry
-    )
+    def lose_the_last_entry(parsed: dict[str, Any], **_: Any) -> None:
+        if failing:
+            parsed["Failed"] = [{"Id": "1", "SenderFault": False, "Code": "InternalError"}]
+
+    deps, queue_url = fan_out_wiring(aws, monkeypatch, "after-call.sqs.SendMessageBatch", lose_the_last_entry)
     harness.register("azure-review", *[f"az-{i:02}" for i in range(30)], due=due_before_the_reread())
 
     # A send SQS answers with one entry failed: the fan-out fails, but the other batches are with the workers
@@ -969,7 +975,7 @@ def test_a_fan_out_whose_send_fails_part_way_still_holds_the_provider_for_the_ba
     assert aws.drain(queue_url)
 
     # The next schedule neither sends the jobs again nor (held) polls the provider on top of the workers
-    session.events.unregister("after-call.sqs.SendMessageBatch", lose_the_last_entry)
+    failing = False
     assert fan_out(deps, 2.0).held.get("azure-review", 0) == 0
     assert aws.drain(queue_url) == []
     assert deps.store.fanout_hold("azure-review") is not None
@@ -982,12 +988,13 @@ def test_a_fan_out_of_which_nothing_was_sent_holds_the_jobs_back_from_neither_th
 
     from verdict_relay.handlers.poller import fan_out
 
-    def unreachable(**_: Any) -> None:
-        raise EndpointConnectionError(endpoint_url="https://sqs.us-east-1.amazonaws.com")
+    sqs_down = True
 
-    deps, session, queue_url = fan_out_wiring(
-        aws, monkeypatch, "before-call.sqs.SendMessageBatch", unreachable
-    )
+    def unreachable(**_: Any) -> None:
+        if sqs_down:
+            raise EndpointConnectionError(endpoint_url="https://sqs.us-east-1.amazonaws.com")
+
+    deps, queue_url = fan_out_wiring(aws, monkeypatch, "before-call.sqs.SendMessageBatch", unreachable)
     harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
 
     # Nothing went out and no earlier hold lasts: the provider is not held, so this schedule's cycle polls it
@@ -997,7 +1004,7 @@ def test_a_fan_out_of_which_nothing_was_sent_holds_the_jobs_back_from_neither_th
     assert aws.drain(queue_url) == []
 
     # SQS is back: the next schedule sends them all, as no worker has any of them
-    session.events.unregister("before-call.sqs.SendMessageBatch", unreachable)
+    sqs_down = False
     assert fan_out(deps, 2.0).held["azure-review"] == 30
     sent = [job for m in aws.drain(queue_url) for job in json.loads(m["Body"])["jobs"]]
     assert len(sent) == 30
@@ -1010,19 +1017,20 @@ def test_a_fan_out_whose_answer_from_sqs_was_lost_keeps_the_hold_for_the_batches
 
     from verdict_relay.handlers.poller import fan_out
 
-    def answer_lost(**_: Any) -> None:  # SQS queued the batches; their answer never came back
-        raise ReadTimeoutError(endpoint_url="https://sqs.us-east-1.amazonaws.com")
+    losing = True
 
-    deps, session, queue_url = fan_out_wiring(
-        aws, monkeypatch, "after-call.sqs.SendMessageBatch", answer_lost
-    )
+    def answer_lost(**_: Any) -> None:  # SQS queued the batches; their answer never came back
+        if losing:
+            raise ReadTimeoutError(endpoint_url="https://sqs.us-east-1.amazonaws.com")
+
+    deps, queue_url = fan_out_wiring(aws, monkeypatch, "after-call.sqs.SendMessageBatch", answer_lost)
     harness.register("azure-review", *[f"az-{i:02}" for i in range(30)], due=due_before_the_reread())
 
     assert fan_out(deps, 2.0).held["azure-review"] == 0
     assert len([job for m in aws.drain(queue_url) for job in json.loads(m["Body"])["jobs"]]) == 30
 
     # The batches are with the workers: the next schedule neither sends them again nor polls the provider itself
-    session.events.unregister("after-call.sqs.SendMessageBatch", answer_lost)
+    losing = False
     assert deps.store.fanout_hold("azure-review") is not None
     assert fan_out(deps, 2.0).held["azure-review"] == 0
     assert aws.drain(queue_url) == []
@@ -1043,7 +1051,7 @@ def test_a_fan_out_whose_first_answer_was_lost_keeps_the_hold_whatever_a_later_a
             raise ReadTimeoutError(endpoint_url="https://sqs.us-east-1.amazonaws.com")
         raise EndpointConnectionError(endpoint_url="https://sqs.us-east-1.amazonaws.com")
 
-    deps, _, _ = fan_out_wiring(aws, monkeypatch, "before-send.sqs.SendMessageBatch", lost_then_unreachable)
+    deps, _ = fan_out_wiring(aws, monkeypatch, "before-send.sqs.SendMessageBatch", lost_then_unreachable)
     harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
 
     assert fan_out(deps, 2.0).held["azure-review"] == 0
@@ -1061,9 +1069,7 @@ def test_a_hold_lasts_as_long_as_a_worker_polling_at_its_own_pace_needs(
 
     # A worker counted on for 2 jobs a second, below Azure's 10 requests a second.
     monkeypatch.setenv("POLL_JOBS_PER_SECOND", "2")
-    deps, _, queue_url = fan_out_wiring(
-        aws, monkeypatch, "before-send.sqs.SendMessageBatch", lambda **_: None
-    )
+    deps, queue_url = fan_out_wiring(aws, monkeypatch, "before-send.sqs.SendMessageBatch", lambda **_: None)
     harness.register("azure-review", *[f"az-{i:02}" for i in range(30)])
     started = datetime.now(UTC)
 

@@ -70,6 +70,7 @@ class Dependencies:
     _poll_clients: dict[str, ProviderClient] = field(default_factory=dict)
     _poll_clients_source: ProvidersConfig | None = None
     _clients_lock: threading.Lock = field(default_factory=threading.Lock)
+    _poll_queue: PollQueue | None = None
 
     def providers(self) -> ProvidersConfig:
         """The providers document, re-read when older than ``PROVIDERS_CACHE_SECONDS``. Only the first read's
@@ -217,11 +218,17 @@ class Dependencies:
         return build_client(provider, shared, options=options)
 
     def poll_queue(self) -> PollQueue | None:
-        from verdict_relay.dal.poll_queue import PollQueue
-
+        """The fan-out's queue, None without ``POLL_QUEUE_URL``. Made once per container, as the other clients
+        are: a new SQS client at every schedule would cost its creation and a new connection to SQS a minute."""
         if not self.settings.poll_queue_url:
             return None
-        return PollQueue(self.settings.poll_queue_url, self.session.client("sqs", config=SQS_CONFIG))
+        if self._poll_queue is None:
+            from verdict_relay.dal.poll_queue import PollQueue
+
+            self._poll_queue = PollQueue(
+                self.settings.poll_queue_url, self.session.client("sqs", config=SQS_CONFIG)
+            )
+        return self._poll_queue
 
 
 class _ClientsOnFirstUse(Mapping[str, "ProviderClient"]):
