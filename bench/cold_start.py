@@ -16,8 +16,10 @@ utility is not in it: it is a convenience (the SQS partial-batch response is a f
 shows among what the worker loads beyond its reference.
 Handler: import the handler module and build what its first invocation needs: its dependencies (settings, AWS
 clients, the providers document, here with API credentials for all five providers, read from a file) and, for
-the poller and the poll worker, the poller with its provider clients (``requests`` is imported there, and only
-there): all five for the poller, the polled provider's for a worker.
+the callback receiver, what a Huawei video callback needs besides (its adapter, and, as the document gives API
+credentials, the client that fetches the job it names: ``requests`` with it); for the poller, the poller with
+the five provider clients and the fan-out's SQS client (``POLL_QUEUE_URL`` is set, as deployed); for a poll
+worker, the poller with the polled provider's client.
 Target: handler <= 1.3 x floor. Also reported: each handler against its reference; what each handler imports
 beyond its reference (``-X importtime`` with the garbage collector off, IMPORTTIME_RUNS runs, the median of each
 module's own time; our modules one by one, each with the pydantic models it builds, and each third-party
@@ -88,8 +90,14 @@ dependencies(){first_use}
 print(time.perf_counter() - t)
 """
 FIRST_USE = {
-    "verdict_relay.handlers.callback": "",
-    "verdict_relay.handlers.poller": ".poller()",
+    # The first callback reads the providers document and builds its route's adapter and (trust: fetch, the
+    # default with API credentials) the client that fetches its job.
+    "verdict_relay.handlers.callback": (
+        '.callback_fetcher("huawei-video")\n'
+        "from verdict_relay.providers.registry import get_adapter\n"
+        'get_adapter("huawei-video", dependencies().providers())'
+    ),
+    "verdict_relay.handlers.poller": ".poller()\ndependencies().poll_queue()",
     # A worker's batch is one provider's: it builds that provider's client when it polls the batch.
     "verdict_relay.handlers.poll_worker": '.poller(build_all=False).batch_size("huawei-video")',
 }
@@ -237,6 +245,7 @@ def measure_on(python: str, document: dict[str, Any]) -> list[dict[str, object]]
             "TOPIC_ARN": "arn:aws:sns:us-east-1:000000000000:verdicts",
             "RAW_PAYLOAD_BUCKET": "raw",
             "PROVIDERS_FILE": str(providers),
+            "POLL_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/poll.fifo",
             "PYTHONPATH": path,
             "PYTHONDONTWRITEBYTECODE": "1",
         }
@@ -248,7 +257,9 @@ def measure_on(python: str, document: dict[str, Any]) -> list[dict[str, object]]
             codes[f"reference: {name}"] = (REFERENCE.format(more=more), env)
         for module, first_use in FIRST_USE.items():
             codes[module] = (HANDLER.format(module=module, first_use=first_use), env)
-        callback = HANDLER.format(module="verdict_relay.handlers.callback", first_use="")
+        callback = HANDLER.format(
+            module="verdict_relay.handlers.callback", first_use=FIRST_USE["verdict_relay.handlers.callback"]
+        )
         codes["callback without bytecode"] = (callback, without_bytecode)
         seconds = measure(python, codes)
         traced = [*REFERENCES, *FIRST_USE]
