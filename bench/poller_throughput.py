@@ -5,7 +5,12 @@ video and audio 5/s each, image batches 10/s, Alibaba 50/s with 10 jobs per requ
 5,000 due jobs, 1,000 each of huawei-video, huawei-audio, huawei-image-batch, azure-review and alibaba-mps,
 all finished at the simulator (suggestions block, review, pass in turn, so two in three are published). The
 poller is the production wiring, ``build(Settings.from_env(env), session)`` then ``Dependencies.poller()``,
-running ``Poller.run_cycle``.
+running ``Poller.run_cycle`` in one process for the whole window: the scheduled poller without its fan-out
+(no ``POLL_QUEUE_URL``), each provider polled at its own limit by threads of its own. Deployed, a backlog
+beyond one invocation goes to poll workers over SQS instead, one at a time per provider (a FIFO message group
+each, which keeps a provider's requests within its limit), each counted on for ``POLL_JOBS_PER_SECOND`` (40 by
+default, what a 512 MB function's CPU share polls): Alibaba, whose limit allows 500 jobs/s, then resolves at
+most 40, and the five providers at most 70 jobs/s, 0.13 of the ceiling, however fast the table.
 
 Ceiling: the sum over providers of the documented rate limit times the jobs one request answers (530 jobs/s).
 Runs before the Huawei video and audio defaults were halved had a ceiling of 540 jobs/s. The clients run 5 %
