@@ -2,7 +2,8 @@
 
 Life: registered (POST /jobs path), polled once while running, polled again when finished, published.
 The provider is the simulator; AWS is moto in-process. Lives measured: an Azure block, review and pass job, and
-a 2-hour Huawei video block job. Target: no Scan, at most 3 DynamoDB writes and 1 publish per block/review job,
+a 2-hour Huawei video block job; and, besides the issue's life, a Huawei video block job finished by its
+callback rather than by polling (the callback receiver's path: the job fetched, stored and published). Target: no Scan, at most 3 DynamoDB writes and 1 publish per block/review job,
 0 publishes for a pass job.
 
 Capacity units are worked out by DynamoDB's published rules from the items themselves (moto's own figures are
@@ -124,8 +125,11 @@ class Capacity:
 
 
 def life_of_a_job(
-    provider: str, running: dict[str, Any], finished: dict[str, Any]
+    provider: str, running: dict[str, Any] | None, finished: dict[str, Any]
 ) -> tuple[Counter[str], Capacity]:
+    """The calls of one job's life: registered, then polled while ``running`` and polled ``finished``; or, with
+    ``running`` None, finished by its callback (the callback receiver's path with ``trust: fetch``, the default
+    with API credentials: the job it names fetched, stored and published)."""
     import boto3
     from moto import mock_aws
 
@@ -177,13 +181,28 @@ def life_of_a_job(
         calls.clear()
         now = datetime.now(UTC)
         deps.store.register(provider, "job-1", {"content_id": "c-1"}, now, first_poll_at=now)
-        simulator.put_job(provider, "job-1", running)
-        poller.run_cycle(lambda: 60.0, providers=[provider])
-        simulator.put_job(provider, "job-1", finished)
-        import time
+        if running is None:
+            from verdict_relay.logic.callbacks import accept
+            from verdict_relay.providers.base import CallbackRequest
+            from verdict_relay.providers.registry import get_adapter
 
-        time.sleep(0.05)  # past the (tiny) backoff
-        poller.run_cycle(lambda: 60.0, providers=[provider])
+            simulator.put_job(provider, "job-1", finished)
+            body = json.dumps(finished).encode()
+            result = get_adapter(provider).parse_callback(CallbackRequest(body=body, headers={}))
+            fetch = deps.callback_fetcher(provider)
+            outcome = accept(
+                provider, result, body, "fetch", deps.ingest, fetch, datetime.now(UTC), deps.store.status
+            )
+            if outcome.fetched != 1:
+                raise RuntimeError(f"the callback's job was not fetched and stored: {outcome}")
+        else:
+            simulator.put_job(provider, "job-1", running)
+            poller.run_cycle(lambda: 60.0, providers=[provider])
+            simulator.put_job(provider, "job-1", finished)
+            import time
+
+            time.sleep(0.05)  # past the (tiny) backoff
+            poller.run_cycle(lambda: 60.0, providers=[provider])
         os.unlink(providers.name)
     return calls, capacity[0]
 
@@ -227,6 +246,11 @@ def main() -> list[dict[str, object]]:
             "huawei-video",
             huawei_video_job("job-1", "running"),
             video,
+        ),
+        ("block", "a Huawei video block job finished by its callback (registered, fetched, published)"): (
+            "huawei-video",
+            None,
+            huawei_video_job("job-1", "succeeded", "block"),
         ),
     }
     rows = []
