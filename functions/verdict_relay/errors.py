@@ -103,11 +103,17 @@ class ConfigurationUnavailableError(ConfigurationError):
 
 
 class StorageError(VerdictRelayError):
-    """DynamoDB or S3 failed in a way a retry by the sender may fix (the sender gets a 5xx and re-sends)."""
+    """DynamoDB or S3 failed in a way a retry by the sender may fix (the sender gets a 5xx and re-sends).
+    ``transient``: throttled, out of reach, timed out or failing on AWS's side, so the same call may succeed a
+    moment later; not a refusal (denied access, a missing table) that would fail the same way."""
 
     status_code = 503
     code = "storage_unavailable"
     public_message = "storage is unavailable; try again"
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class PublishError(VerdictRelayError):

@@ -26,7 +26,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 
 from tests.conftest import FakeAws
-from tests.helpers import QuietHandler, aws_response, huawei_signature, serving, with_changes
+from tests.helpers import QuietHandler, aws_response, emf_counts, huawei_signature, serving, with_changes
 from tests.integration.conftest import HUAWEI_SEEDS, PROVIDERS_DOCUMENT, ApiClient, configure_environment
 from verdict_relay.dal.publisher import PUBLISH_ATTEMPTS
 from verdict_relay.handlers import dependencies as dependencies_module
@@ -54,6 +54,31 @@ class DynamoDBThrottle:
                 "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
                 "message": "Rate of requests exceeds the allowed throughput.",
             }
+        ).encode()
+        return aws_response(request, 400, body, "application/x-amz-json-1.0")
+
+
+class ConfirmationThrottle(DynamoDBThrottle):
+    """Throttles only the next ``times`` attempts of the write that confirms a publish SNS has taken."""
+
+    def __call__(self, request: Any, **kwargs: Any) -> AWSResponse | None:
+        if b"publish_state = :published" not in (request.body or b""):
+            return None
+        return super().__call__(request, **kwargs)
+
+
+class ConfirmationDenied:
+    """Refuses the write that confirms a publish as IAM would refuse it: not a fault a moment heals."""
+
+    def __init__(self) -> None:
+        self.injected = 0
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
+        if b"publish_state = :published" not in (request.body or b""):
+            return None
+        self.injected += 1
+        body = json.dumps(
+            {"__type": "com.amazon.coral.service#AccessDeniedException", "Message": "not authorized"}
         ).encode()
         return aws_response(request, 400, body, "application/x-amz-json-1.0")
 
@@ -124,6 +149,59 @@ def test_sustained_throttling_refuses_the_callback_with_503_and_the_resend_lands
 
     assert statuses == [200, 200]
     assert len(server_aws.published()) == 1
+
+
+@pytest.mark.parametrize("throttled_calls", [1, 2])
+def test_a_throttled_publish_confirmation_is_tried_again_so_the_sweep_does_not_send_the_verdict_twice(
+    server_aws: FakeAws,
+    inject: Callable[[str, Callable[..., Any]], None],
+    api_on_server: ApiClient,
+    throttled_calls: int,
+) -> None:
+    # Given DynamoDB throttling the write that confirms a publish, after SNS took the verdict: every one of the
+    # SDK's three attempts, of one confirmation or of two in a row
+    throttle = ConfirmationThrottle(times=3 * throttled_calls)
+    inject("before-send.dynamodb", throttle)
+    body, headers = signed_callback("confirm-throttled")
+
+    # When the callback's verdict is stored and published
+    response = api_on_server.callback("huawei-video", body, headers=headers)
+
+    # Then the confirmation is tried again until it lands: nothing is left owed, so the sweep, once the publish
+    # claim has run out, sends nothing again
+    assert response.status == 200
+    assert throttle.injected == 3 * throttled_calls
+    deps = dependencies_module.dependencies()
+    assert list(deps.store.unpublished("huawei-video")) == []
+    later = datetime.now(UTC) + timedelta(minutes=15)
+    assert deps.ingest.publish_owed("huawei-video", lambda: later) == 0
+    assert [m["verdict"]["job_id"] for m in server_aws.published()] == ["confirm-throttled"]
+
+
+def test_a_refused_publish_confirmation_is_not_tried_again_and_the_sweep_sends_the_verdict_once_more(
+    server_aws: FakeAws,
+    inject: Callable[[str, Callable[..., Any]], None],
+    api_on_server: ApiClient,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a table that refuses the confirmation of a publish (a policy missing the permission), not for a moment
+    denied = ConfirmationDenied()
+    inject("before-send.dynamodb", denied)
+    body, headers = signed_callback("confirm-denied")
+
+    # When the callback's verdict is stored and published
+    response = api_on_server.callback("huawei-video", body, headers=headers)
+
+    # Then the confirmation is not tried again (waiting would not help), it is counted, and the verdict stays
+    # owed: the sweep sends it once more after the claim, the one repeat the confirmation exists to prevent
+    assert response.status == 200
+    assert denied.injected == 1
+    assert emf_counts(capsys.readouterr().out, service="verdict-relay").get("PublishUnconfirmed") == 1
+    deps = dependencies_module.dependencies()
+    assert [key.job_id for key in deps.store.unpublished("huawei-video")] == ["confirm-denied"]
+    later = datetime.now(UTC) + timedelta(minutes=15)
+    assert deps.ingest.publish_owed("huawei-video", lambda: later) == 1
+    assert [m["verdict"]["job_id"] for m in server_aws.published()] == ["confirm-denied"] * 2
 
 
 def test_dynamodb_unreachable_is_a_503_and_never_a_lost_acknowledgement(

@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from botocore import exceptions as botocore_exceptions
 from botocore.exceptions import BotoCoreError, ClientError
 
 from verdict_relay.dal.codec import compress, decompress, outcome_fingerprint, verdict_json
@@ -1007,8 +1008,24 @@ def _expired(item: dict[str, Any], now: datetime | None = None) -> bool:
     return "expires_at" in item and int(item["expires_at"]["N"]) <= at
 
 
+_TRANSIENT_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+"""DynamoDB's answers that a later call may not get: throttling, and failures on its side."""
+
+
 def _storage_error(action: str, exc: Exception) -> StorageError:
-    code = (
-        exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else type(exc).__name__
-    )
-    return StorageError(f"job store: {action} failed ({code})")
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        transient = code in _TRANSIENT_CODES or status >= 500
+    else:  # BotoCoreError: out of reach or timed out, or (not transient) no credentials, a malformed call
+        code = type(exc).__name__
+        transient = isinstance(exc, botocore_exceptions.ConnectionError | botocore_exceptions.HTTPClientError)
+    return StorageError(f"job store: {action} failed ({code})", transient=transient)

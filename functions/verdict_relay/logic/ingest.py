@@ -88,6 +88,9 @@ PUBLISH_TIME_S = PUBLISH_MAX_S + STORE_CALL_MAX_S
 """Invocation time a publish needs to be sure to finish, its confirmation in the store included (each at its
 worst case: about 11 + 15 s). With less left, a verdict is not published inline but left owed: cut off between
 SNS taking it and the store confirming it, it would be sent again by the sweep."""
+CONFIRM_WAITS_S = (0.5, 1.0, 2.0, 4.0)
+"""Waits before trying again to confirm a publish whose confirmation the table throttled or did not answer (the
+SDK's own three attempts spent), the last one repeated; within ``PUBLISH_TIME_S`` of the publish's start."""
 
 SWEEP_LIMIT = 1000
 """Owed verdicts one sweep reads at most (keys only): it publishes as many of them as its time allows. At 100 a
@@ -150,8 +153,10 @@ class IngestService:
         sns_breaker: CircuitBreaker | None = None,
         secrets: Callable[[str], Iterable[str]] = lambda provider: (),
         unknown_grace: timedelta = timedelta(0),
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._store = store
+        self._sleep = sleep
         self._publisher = publisher
         self._policy = policy
         self._sns = sns_breaker or CircuitBreaker(threshold=1, cooldown_s=SNS_COOLDOWN_S)
@@ -424,6 +429,7 @@ class IngestService:
         *,
         republished: bool = False,
     ) -> bool:
+        started = time.monotonic()
         verdict = job.public_verdict()
         out_of_time = time_left_s is not None and time_left_s() < PUBLISH_TIME_S
         if out_of_time:
@@ -463,20 +469,35 @@ class IngestService:
             return False
         self._sns.record_success()
         count("VerdictPublished", verdict.provider)
-        try:
-            self._store.mark_published(verdict.provider, verdict.job_id, now)
-        except StorageError as exc:
-            # SNS has it; only the confirmation is missing, so the sweep may send it once more (documented).
-            logger.warning(
-                "publish not confirmed in the store",
-                provider=verdict.provider,
-                job_id=verdict.job_id,
-                error=exc.message,
-            )
+        self._confirm(verdict, now, started + PUBLISH_TIME_S)
         logger.info(
             "verdict published", provider=verdict.provider, job_id=verdict.job_id, message_id=message_id
         )
         return True
+
+    def _confirm(self, verdict: Verdict, now: datetime, deadline: float) -> None:
+        """Confirm a publish SNS has taken, tried again after a wait while the table is throttled or out of reach,
+        as long as another attempt ends by ``deadline`` (``time.monotonic``): ``PUBLISH_TIME_S`` after the
+        publish began, which its caller made sure is inside the invocation's time and the publish claim.
+        Unconfirmed, the verdict stays owed and the sweep sends it again once the claim runs out: a duplicate."""
+        waits = iter(CONFIRM_WAITS_S)
+        while True:
+            try:
+                self._store.mark_published(verdict.provider, verdict.job_id, now)
+                return
+            except StorageError as exc:
+                wait = next(waits, CONFIRM_WAITS_S[-1])
+                if exc.transient and time.monotonic() + wait + STORE_CALL_MAX_S <= deadline:
+                    self._sleep(wait)
+                    continue
+                count("PublishUnconfirmed", verdict.provider)
+                logger.warning(
+                    "publish not confirmed in the store; the sweep will send it again",
+                    provider=verdict.provider,
+                    job_id=verdict.job_id,
+                    error=exc.message,
+                )
+                return
 
 
 def _within_claim(
