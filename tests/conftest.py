@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,6 +117,47 @@ class FakeAws:
     def bucket_keys(self) -> list[str]:
         listing = self.session.client("s3").list_objects_v2(Bucket=self.resources.bucket)
         return [o["Key"] for o in listing.get("Contents", [])]
+
+
+_CAPTURED_OUTPUT = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """Keep what the test printed to stdout and stderr (its setup's and its call's), for the search below."""
+    report = yield
+    if call.when == "call":
+        item.stash[_CAPTURED_OUTPUT] = report.capstdout + report.capstderr
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_the_logs(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    """Fail the test whose logs hold a secret or a signature (``tests/log_search.py``: the secrets the suites
+    configure, the private key of the MNS signer it uses, the signatures it presented to the receiver and the
+    credentials the relay's clients sent the provider simulator): every field of every log record of its setup
+    and call, the service's debug ones included, and whatever it printed to stdout and stderr (what a test reads
+    through ``capsys`` or ``capfd`` is that test's to search)."""
+    from tests import log_search
+    from verdict_relay.observability import SERVICE
+
+    caplog.set_level(logging.DEBUG, logger=SERVICE)
+    log_search.presented.clear()
+    secrets = set(log_search.suite_secrets())
+    if "mns" in request.fixturenames:
+        secrets |= log_search.signing_key_material(request.getfixturevalue("mns"))
+    yield
+    secrets |= log_search.searched(
+        log_search.presented | log_search.received_credentials(request.node.funcargs)
+    )
+    records = [*caplog.get_records("setup"), *caplog.get_records("call")]
+    text = "\n".join(json.dumps(record.__dict__, default=str) for record in records)
+    text += request.node.stash.get(_CAPTURED_OUTPUT, "")
+    leaked = sorted(secret[:12] + "..." for secret in secrets if secret in text)
+    if leaked:
+        pytest.fail(f"secrets in the logs of {request.node.nodeid}: {', '.join(leaked)}", pytrace=False)
 
 
 @pytest.fixture(autouse=True)

@@ -60,7 +60,10 @@ class ApiClient:
         self.context = context or LambdaContext()
 
     def invoke(self, event: dict[str, Any]) -> ApiResponse:
+        from tests import log_search
         from verdict_relay.handlers.callback import lambda_handler
+
+        log_search.present(event.get("headers") or {})
 
         result = lambda_handler(event, self.context)
         raw = result.get("body")

@@ -4,7 +4,7 @@ The secrets looked for are every secret of every ``credentials`` block of the pr
 configures (keys, an IAM user's password), and every callback seed and token in it, as well as the signatures
 sent, the credentials the poller's requests carried (request signatures, the IAM token it was issued) and a body's
 text. Beside this scenario, the logs of every test in tests/reliability are searched for the secrets the suites
-configure (``_no_secret_in_the_logs`` in conftest.py).
+configure (``_no_secret_in_the_logs`` in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tests.integration.conftest import ApiClient, configure_environment
 from tests.integration.conftest import mns as mns
 from tests.integration.conftest import simulator as simulator
 from tests.integration.test_provider_clients import put_finished_job
-from tests.reliability.conftest import document_secrets
+from tests.log_search import document_secrets
 from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
 from verdict_relay.local.simulator import ProviderSimulator, huawei_video_job
