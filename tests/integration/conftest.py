@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -150,3 +151,54 @@ def simulator() -> Iterator[ProviderSimulator]:
     """The providers' APIs on 127.0.0.1, checking signatures as the providers do."""
     with ProviderSimulator() as running:
         yield running
+
+
+OUTCOME = {"status", "suggestion", "decided_by", "findings", "error", "item_errors"}
+"""The fields of a verdict that make its result (the store's fingerprint's, and who decided it)."""
+
+
+def assert_published_once_as_the_provider_says(
+    deps: Any,
+    api: ApiClient,
+    messages: list[dict[str, Any]],
+    provider: str,
+    finished: dict[str, dict[str, Any]],
+) -> None:
+    """Each job of ``finished`` (job id -> the provider's finished job) was settled as its provider says: the
+    verdict stored, served by GET /jobs and published once is the job as its adapter and the policy read it, sent
+    as the relay's own publish (not a republish), with no conflict record, and the job is neither due nor owed a
+    publish any more."""
+    from verdict_relay.models.verdict import JobStatus
+    from verdict_relay.providers.registry import get_adapter
+
+    by_job = {m["verdict"]["job_id"]: m for m in messages}
+    assert sorted(m["verdict"]["job_id"] for m in messages) == sorted(finished)
+    for job_id, payload in finished.items():
+        (parsed,) = get_adapter(provider).parse(payload)
+        expected = deps.ingest.policy.finalize(parsed)
+        outcome = expected.model_dump(mode="json", include=OUTCOME)
+        stored = deps.store.get(provider, job_id)
+        assert stored is not None
+        assert stored.verdict is not None
+        assert stored.verdict.model_dump(mode="json", include=OUTCOME) == outcome
+        assert (stored.status, stored.publish_state, stored.next_poll_at) == (
+            JobStatus.SUCCEEDED,
+            "published",
+            None,
+        )
+        served = api.get_job(provider, job_id)
+        assert served.status == 200
+        assert {k: v for k, v in served.body.items() if k in OUTCOME} == outcome
+        message = by_job[job_id]
+        assert message["verdict"] == served.body
+        assert message["attributes"] == {
+            "provider": provider,
+            "status": "succeeded",
+            "suggestion": expected.suggestion.value,
+            "categories": json.dumps(expected.categories),
+            "findings_truncated": "false",
+            "republished": "false",
+        }
+        assert deps.store.conflicts(provider, job_id) == []
+    assert list(deps.store.due_jobs(provider, datetime.now(UTC))) == []
+    assert list(deps.store.unpublished(provider)) == []

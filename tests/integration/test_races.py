@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FakeAws
-from tests.helpers import huawei_signature, with_changes
-from tests.integration.conftest import ApiClient
+from tests.helpers import huawei_signature
+from tests.integration.conftest import ApiClient, assert_published_once_as_the_provider_says
 from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.simulator import ProviderSimulator, huawei_video_job
 from verdict_relay.logic.poller import ProviderReport
 from verdict_relay.models.jobs import DueJob
+from verdict_relay.models.verdict import Suggestion
+from verdict_relay.providers.registry import get_adapter
 
 SEED = "race_seed_00000001"
 
@@ -49,10 +51,14 @@ def test_callbacks_and_polls_racing_for_one_job_store_one_verdict_and_publish_on
         job_ids = [f"race-{i}" for i in range(5)]
         statuses: list[int] = []
         reports: list[ProviderReport] = []
+        results: dict[str, dict[str, object]] = {}
         for job_id in job_ids:
-            simulator.put_job("huawei-video", job_id, huawei_video_job(job_id, "succeeded", "block"))
+            # the callback says what the provider's API says: the same finished job, so neither result may be
+            # kept aside as a conflict of the other, and whichever write wins stores the same verdict
+            finished = results[job_id] = huawei_video_job(job_id, "succeeded", "review")
+            simulator.put_job("huawei-video", job_id, finished)
             deps.store.register("huawei-video", job_id, {}, now, first_poll_at=now)
-            body = with_changes("huawei-video", "succeeded", job_id=job_id)
+            body = json.dumps(finished).encode()
             headers = {"X-Auth-Signature": huawei_signature(SEED, body)}
             # all 16 start at once; a thread that fails before the barrier breaks it for the others
             start = threading.Barrier(16, timeout=60)
@@ -82,9 +88,18 @@ def test_callbacks_and_polls_racing_for_one_job_store_one_verdict_and_publish_on
             (1, 0, 0, None)
         ] * 40
         assert [r.status for r in simulator.requests("huawei-video")] == [200] * 40
-        # and per job one state, terminal, and one publish
-        states = [i for i in server_aws.table_items() if i["sk"]["S"] == "STATE"]
+        # and per job one state, terminal, no conflict record, and one publish
+        items = server_aws.table_items()
+        states = [i for i in items if i["sk"]["S"] == "STATE"]
         assert sorted(i["job_id"]["S"] for i in states) == job_ids
         assert {i["status"]["S"] for i in states} == {"succeeded"}
-        assert sorted(m["verdict"]["job_id"] for m in server_aws.published()) == job_ids
+        assert [i["pk"]["S"] for i in items if i["sk"]["S"].startswith("CONFLICT#")] == []
+        messages = server_aws.published()
+        assert sorted(m["verdict"]["job_id"] for m in messages) == job_ids
+        # and that state is the provider's result (review, with its findings), published once as the relay's own
+        adapter = get_adapter("huawei-video")
+        assert {
+            deps.ingest.policy.finalize(v).suggestion for p in results.values() for v in adapter.parse(p)
+        } == {Suggestion.REVIEW}
+        assert_published_once_as_the_provider_says(deps, api, messages, "huawei-video", results)
     dependencies_module.dependencies.cache_clear()

@@ -15,12 +15,14 @@ import pytest
 
 from tests.conftest import FakeAws
 from tests.helpers import huawei_signature
-from tests.integration.conftest import ApiClient
+from tests.integration.conftest import ApiClient, assert_published_once_as_the_provider_says
 from tests.reliability.conftest import DELIVERIES, JOBS, SOAK
 from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.simulator import ProviderSimulator, huawei_video_job
 from verdict_relay.logic.poller import ProviderReport
 from verdict_relay.models.jobs import DueJob
+from verdict_relay.models.verdict import Suggestion
+from verdict_relay.providers.registry import get_adapter
 
 SEED = "duplicates_seed_0001"
 THREADS = 8
@@ -57,9 +59,10 @@ def test_a_thousand_shuffled_deliveries_give_one_verdict_and_one_publish(
         planned: Counter[str] = Counter()
         lock = threading.Lock()
         job_ids = [f"dup-{n}" for n in range(JOBS)]
+        results: dict[str, dict[str, object]] = {}
 
         for job_id in job_ids:
-            finished = huawei_video_job(job_id, "succeeded", "review")
+            finished = results[job_id] = huawei_video_job(job_id, "succeeded", "review")
             simulator.put_job("huawei-video", job_id, finished)
             now = datetime.now(UTC)
             deps.store.register("huawei-video", job_id, {"content_id": job_id}, now, first_poll_at=now)
@@ -108,6 +111,16 @@ def test_a_thousand_shuffled_deliveries_give_one_verdict_and_one_publish(
         assert sorted(i["job_id"]["S"] for i in states) == sorted(job_ids)
         assert {i["status"]["S"] for i in states} == {"succeeded"}
         assert not [i for i in items if i["sk"]["S"].startswith("CONFLICT#")]
-        published = Counter(m["verdict"]["job_id"] for m in server_aws.published())
+        messages = server_aws.published()
+        published = Counter(m["verdict"]["job_id"] for m in messages)
         assert published == Counter(dict.fromkeys(job_ids, 1))
+        # and that state is the provider's result (review, with its findings), published once as the relay's own
+        adapter = get_adapter("huawei-video")
+        assert {
+            deps.ingest.policy.finalize(v).suggestion for p in results.values() for v in adapter.parse(p)
+        } == {Suggestion.REVIEW}
+        assert_published_once_as_the_provider_says(deps, api, messages, "huawei-video", results)
+        assert {api.get_job("huawei-video", j).body["metadata"]["content_id"] for j in job_ids} == set(
+            job_ids
+        )
     dependencies_module.dependencies.cache_clear()
