@@ -452,3 +452,57 @@ def test_receiver_answers_authenticated_callbacks_with_any_body_without_a_5xx_st
         assert aws.published() == []
     else:
         assert {item["provider"]["S"] for item in stored if item not in stored_before} <= {provider}
+
+
+@pytest.mark.parametrize("variant", ["oversized", "utf-16", "utf-16-be", "latin-1"])
+@pytest.mark.parametrize("provider", CALLING_BACK)
+def test_an_authenticated_callback_too_large_or_not_in_utf8_is_refused_with_a_json_4xx_storing_nothing(
+    api: ApiClient, aws: FakeAws, mns: MnsSigner, provider: str, variant: str
+) -> None:
+    # Given the provider's real callback, authenticated as the provider signs it, with only its size or its
+    # encoding gone wrong (the fuzzing above draws these for some examples; here every provider gets each)
+    real = {
+        "huawei-video": load_payload("huawei-video", "succeeded"),
+        "huawei-audio": load_payload("huawei-audio", "succeeded"),
+        "alibaba-mps": load_payload("alibaba-mps", "mns-notification"),
+        "azure-review": AZURE_CALLBACK,
+    }[provider]
+    body = padded(real, 1) if variant == "oversized" else misencoded(real, "é ü ß ©", variant)
+    query = None
+    headers = {"Content-Type": "application/json"}
+    if provider.startswith("huawei-"):
+        seed = HUAWEI_SEEDS[0] if provider == "huawei-video" else HUAWEI_AUDIO_SEEDS[0]
+        signed = json.dumps({name: real[name] for name in SIGNED_FIELDS}).encode()  # the fields it covers
+        headers["X-Auth-Signature"] = huawei_signature(seed, signed)
+        if provider == "huawei-audio":
+            query = {"token": HUAWEI_AUDIO_TOKENS[0]}
+    elif provider == "alibaba-mps":
+        headers = mns.sign(MNS_PATH, body, content_type="application/json")
+    else:
+        query = {"token": AZURE_TOKENS[1]}
+
+    # When it reaches the receiver
+    response = api.invoke(
+        api_event(
+            "POST",
+            f"/callbacks/{provider}",
+            resource="/callbacks/{provider}",
+            path_parameters={"provider": provider},
+            body=body,
+            headers=headers,
+            query=query,
+            base64_encoded=not is_utf8(body),
+        )
+    )
+
+    # Then it is refused for its size (413) or its encoding (4xx, not 401: its secret held), with a JSON error,
+    # and nothing is stored, archived or published
+    if variant == "oversized":
+        assert response.status == 413, response.body
+    else:
+        assert response.status in (400, 415, 422), response.body
+    assert set(response.body) == {"error"}
+    assert response.body["error"]["code"]
+    assert aws.table_items() == []
+    assert aws.bucket_keys() == []
+    assert aws.published() == []
