@@ -63,6 +63,35 @@ def test_mns_notice_with_a_tampered_body_is_refused(api: ApiClient, aws: FakeAws
     assert aws.table_items() == []
 
 
+@pytest.mark.parametrize(
+    "cut",
+    [4, 1],
+    ids=["short-of-its-last-byte", "short-of-its-padding"],
+)
+def test_mns_notice_with_its_authorization_truncated_is_refused(
+    api: ApiClient, aws: FakeAws, mns: MnsSigner, cut: int
+) -> None:
+    # Given a genuinely signed MNS push whose Authorization (Base64 of a 256-byte RSA signature, ending "==") lost
+    # its last characters: its last Base64 group, which leaves the signature a byte short, or only a "=" of its
+    # padding, which leaves no Base64 at all
+    body = mns_notification("mps-job-1")
+    headers = mns.sign(PATH, body)
+    assert headers["Authorization"].endswith("==")
+
+    # When it is pushed
+    response = push(api, body, {**headers, "Authorization": headers["Authorization"][:-cut]})
+
+    # Then it is refused and nothing is stored or published
+    assert response.status == 401, response.body
+    assert response.body["error"]["code"] == "unauthorized"
+    assert "invalid signature" in response.body["error"]["message"]
+    assert aws.table_items() == []
+    assert aws.published() == []
+
+    # And the same push with its Authorization whole is accepted: the cut is what was refused
+    assert push(api, body, headers).status == 204
+
+
 def test_certificate_on_a_host_not_allowed_is_refused(
     aws: FakeAws, mns: MnsSigner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

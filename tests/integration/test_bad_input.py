@@ -122,27 +122,28 @@ def test_unknown_provider_is_a_404(api: ApiClient, aws: FakeAws) -> None:
     assert_rejected(response, 404, "unknown_provider", aws, "acme-moderation")
 
 
+SIGNED_VIDEO_BODY = load_payload_bytes("huawei-video", "succeeded")
+VALID_HEX_SIGNATURE = huawei_signature(HUAWEI_SEEDS[0], SIGNED_VIDEO_BODY)
+VALID_BASE64_SIGNATURE = huawei_signature(HUAWEI_SEEDS[0], SIGNED_VIDEO_BODY, encoding="base64")
+"""The X-Auth-Signature the receiver accepts for the body, in either encoding Huawei may send it in."""
+
+
 @pytest.mark.parametrize(
     ("headers", "reason"),
     [
         ({}, "missing"),
         ({"X-Auth-Signature": "0" * 64}, "invalid"),
-        ({"X-Auth-Signature": "truncated"}, "invalid"),
-        (
-            {
-                "X-Auth-Signature": huawei_signature(
-                    "another_seed", load_payload_bytes("huawei-video", "succeeded")
-                )
-            },
-            "invalid",
-        ),
+        # The valid signature without its last byte: two hex digits, or Base64's last character and padding
+        ({"X-Auth-Signature": VALID_HEX_SIGNATURE[:-2]}, "invalid"),
+        ({"X-Auth-Signature": VALID_BASE64_SIGNATURE[:-2]}, "invalid"),
+        ({"X-Auth-Signature": huawei_signature("another_seed", SIGNED_VIDEO_BODY)}, "invalid"),
     ],
-    ids=["missing", "wrong", "truncated", "unconfigured-seed"],
+    ids=["missing", "wrong", "truncated-hex", "truncated-base64", "unconfigured-seed"],
 )
 def test_bad_or_missing_huawei_signature_is_a_401(
     api: ApiClient, aws: FakeAws, headers: dict[str, str], reason: str
 ) -> None:
-    body = load_payload_bytes("huawei-video", "succeeded")
+    body = SIGNED_VIDEO_BODY
     response = api.callback("huawei-video", body, headers=headers)
     assert_rejected(response, 401, "unauthorized", aws, reason)
     assert headers.get("X-Auth-Signature", "§") not in json.dumps(response.body)

@@ -18,6 +18,7 @@ from tests.conftest import FakeAws
 from tests.helpers import answering, emf_counts
 from tests.integration.conftest import LambdaContext, configure_environment
 from verdict_relay.clients.base import ProviderAuthError
+from verdict_relay.clients.http import HttpOptions
 from verdict_relay.config import Settings
 from verdict_relay.dal.store import JobStore
 from verdict_relay.handlers.dependencies import Dependencies, build
@@ -30,6 +31,7 @@ from verdict_relay.local.simulator import (
     huawei_video_job,
 )
 from verdict_relay.local.stack import sqs_event
+from verdict_relay.logic.breaker import CircuitBreaker
 from verdict_relay.models.jobs import Transition
 from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
 from verdict_relay.providers.profiles import PROFILES
@@ -45,7 +47,9 @@ def due_before_the_reread() -> datetime:
 
 
 class Harness:
-    """The production wiring (``handlers.dependencies.build``) on a session that counts DynamoDB calls."""
+    """The production wiring (``handlers.dependencies.build``, with ``env`` added to the functions' environment)
+    on a session that counts DynamoDB calls. The container's poll circuit breakers are the ones ``deps.poller()``
+    makes, on a clock the test can move on (:meth:`after_cool_down`)."""
 
     def __init__(
         self,
@@ -54,14 +58,27 @@ class Harness:
         monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path,
         providers: dict[str, dict[str, Any]],
+        **env: str,
     ) -> None:
         self.aws = aws
         self.simulator = simulator
-        configure_environment(monkeypatch, aws, tmp_path, providers)
+        configure_environment(monkeypatch, aws, tmp_path, providers, **env)
         self.dynamodb_calls: list[str] = []
         session = boto3.session.Session()
         session.events.register("before-call.dynamodb.*", self._count)
         self.deps: Dependencies = build(Settings.from_env(), session)
+        self._breakers_ahead_s = 0.0
+        # deps.poller() keeps these (it only adds the breakers missing), as a container keeps its breakers
+        for name in providers:
+            self.deps._breakers[name] = CircuitBreaker(clock=self._breaker_clock)
+
+    def _breaker_clock(self) -> float:
+        return time.monotonic() + self._breakers_ahead_s
+
+    def after_cool_down(self) -> None:
+        """Move the breakers' clock on by a breaker's cool-down (``BREAKER_COOL_DOWN_S``): what the container's
+        breakers see of the minute after refused credentials or a failing provider opened them."""
+        self._breakers_ahead_s += BREAKER_COOL_DOWN_S
 
     def _count(self, event_name: str, **_: Any) -> None:
         self.dynamodb_calls.append(event_name.rsplit(".", 1)[-1])
@@ -87,15 +104,56 @@ class Harness:
         return [j.job_id for j in self.deps.store.due_jobs(provider, datetime.now(UTC))]
 
 
+def every_polled_provider(simulator: ProviderSimulator) -> dict[str, dict[str, Any]]:
+    return {
+        name: simulator.provider_entry(name)
+        for name in ("huawei-video", "huawei-image-batch", "alibaba-mps", "azure-review")
+    }
+
+
 @pytest.fixture
 def harness(
     aws: FakeAws, simulator: ProviderSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Harness:
-    providers = {
-        name: simulator.provider_entry(name)
-        for name in ("huawei-video", "huawei-image-batch", "alibaba-mps", "azure-review")
-    }
-    return Harness(aws, simulator, monkeypatch, tmp_path, providers)
+    return Harness(aws, simulator, monkeypatch, tmp_path, every_polled_provider(simulator))
+
+
+BACKOFF_S = 3
+"""The backoff of a job's first poll without an answer, in :func:`short_backoff`'s harness: its
+POLL_MIN_INTERVAL_SECONDS, above the jitter's ceiling there (POLL_BASE_INTERVAL_SECONDS of 1: 2 s for a first
+attempt), so it is exactly this, whatever the draw."""
+
+BREAKER_COOL_DOWN_S = 60.0
+"""How long a poll circuit breaker stays open before its trial (``CircuitBreaker``'s default cool-down, as
+``handlers.dependencies`` makes the poll breakers)."""
+
+REQUEST_ATTEMPTS = 1 + HttpOptions().retries
+"""The requests a poll client sends for one fetch that keeps failing with a 5xx: the first and its retries."""
+
+
+@pytest.fixture
+def short_backoff(
+    aws: FakeAws, simulator: ProviderSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Harness:
+    """The harness with a job's first backoff ``BACKOFF_S`` long: seconds, not the 5 to 30 s of the defaults."""
+    env = {"POLL_MIN_INTERVAL_SECONDS": str(BACKOFF_S), "POLL_BASE_INTERVAL_SECONDS": "1"}
+    return Harness(aws, simulator, monkeypatch, tmp_path, every_polled_provider(simulator), **env)
+
+
+def assert_resolved_once_after_the_fault(harness: Harness, aws: FakeAws, report: dict[str, Any]) -> None:
+    """The Azure job ``az-1`` (finished, adult score 0.95) resolved by the cycle of ``report``, its verdict stored
+    and published once, and no longer due: nothing lost, nothing duplicated. Another cycle sends nothing more."""
+    assert report["azure-review"]["resolved"] == 1
+    stored = harness.deps.store.get("azure-review", "az-1")
+    assert stored is not None
+    assert stored.verdict is not None
+    assert (stored.status, stored.verdict.suggestion) == (JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    assert stored.publish_state == "published"
+    assert harness.due("azure-review") == []
+    harness.poll()
+    assert [(m["verdict"]["job_id"], m["verdict"]["suggestion"]) for m in aws.published()] == [
+        ("az-1", "block")
+    ]
 
 
 def test_poll_resolves_finished_jobs_of_every_provider_and_publishes_each_once(
@@ -151,21 +209,32 @@ def test_running_job_stays_outstanding_until_it_finishes(harness: Harness, aws: 
 
 
 @pytest.mark.parametrize(
-    ("fault", "times", "polls"),
-    [("error:503", 10, 1), ("slow:7", 1, 1), ("auth", 10, 0), ("throttle:30", 10, 0)],
+    ("fault", "times", "polls", "wait_s"),
+    [
+        ("error:503", REQUEST_ATTEMPTS, 1, BACKOFF_S),
+        ("slow:7", 1, 1, BACKOFF_S),
+        ("auth", 1, 0, 0),
+        ("throttle:6", 1, 0, 6),
+    ],
     ids=["5xx", "timeout", "auth", "throttled"],
 )
 def test_provider_fault_stores_and_publishes_nothing_and_the_job_is_polled_again(
-    harness: Harness, aws: FakeAws, fault: str, times: int, polls: int
+    short_backoff: Harness, aws: FakeAws, fault: str, times: int, polls: int, wait_s: float
 ) -> None:
+    # Given a finished Azure job, and Azure answering the requests of one fetch with the fault (a 5xx every
+    # attempt; a read timeout; refused credentials; "429, come back in 6 s", longer than a client waits itself)
+    harness = short_backoff
     sim = harness.simulator
     sim.put_job("azure-review", "az-1", azure_job("az-1", "Complete", adult_score=0.95))
     harness.register("azure-review", "az-1")
     sim.inject("azure-review", fault, times=times)
 
+    # When the poller runs a cycle
     report = harness.poll()
 
+    # Then nothing is stored or published, and every faulted answer was given: the fault is over
     assert report["azure-review"]["failed_requests"] == 1
+    assert len(sim.requests("azure-review")) == times
     job = harness.deps.store.get("azure-review", "az-1")
     assert job is not None
     assert job.status is JobStatus.PENDING
@@ -175,24 +244,44 @@ def test_provider_fault_stores_and_publishes_nothing_and_the_job_is_polled_again
     assert harness.due("azure-review") == ([] if polls else ["az-1"])
     assert aws.published() == []
 
+    # When the job's backoff (or the Retry-After the client's bucket keeps) and the breaker's cool-down have
+    # passed, and the poller runs its next cycle
+    time.sleep(wait_s)
+    harness.after_cool_down()
+    report = harness.poll()
+
+    # Then the job is resolved by it: its verdict stored and published once, and it is no longer due
+    assert_resolved_once_after_the_fault(harness, aws, report)
+
 
 def test_an_answer_that_is_not_json_stores_nothing_and_the_job_is_polled_again_after_its_backoff(
-    harness: Harness, aws: FakeAws
+    short_backoff: Harness, aws: FakeAws
 ) -> None:
+    # Given a finished Azure job, and Azure's next answer cut in half
+    harness = short_backoff
     sim = harness.simulator
     sim.put_job("azure-review", "az-1", azure_job("az-1", "Complete", adult_score=0.95))
     harness.register("azure-review", "az-1")
-    sim.inject("azure-review", "malformed", times=10)
+    sim.inject("azure-review", "malformed", times=1)
 
+    # When the poller runs a cycle
     report = harness.poll()
 
-    # Not left at the head of the due jobs, to be asked again every cycle: rescheduled like a running job
+    # Then not left at the head of the due jobs, to be asked again every cycle: rescheduled like a running job
     assert report["azure-review"]["failed_requests"] == 1
+    assert len(sim.requests("azure-review")) == 1  # the cut answer given: the fault is over
     job = harness.deps.store.get("azure-review", "az-1")
     assert job is not None
     assert (job.status, job.poll_attempts) == (JobStatus.PENDING, 1)
     assert harness.due("azure-review") == []
     assert aws.published() == []
+
+    # When its backoff has passed and the poller runs its next cycle
+    time.sleep(BACKOFF_S)
+    report = harness.poll()
+
+    # Then the job is resolved by it: its verdict stored and published once, and it is no longer due
+    assert_resolved_once_after_the_fault(harness, aws, report)
 
 
 def test_transient_5xx_is_retried_within_the_same_poll(harness: Harness, aws: FakeAws) -> None:
@@ -208,8 +297,9 @@ def test_transient_5xx_is_retried_within_the_same_poll(harness: Harness, aws: Fa
 
 
 def test_near_the_end_of_the_invocation_a_5xx_is_not_retried_past_the_time_left(
-    harness: Harness, aws: FakeAws
+    short_backoff: Harness, aws: FakeAws
 ) -> None:
+    harness = short_backoff
     sim = harness.simulator
     sim.put_job("azure-review", "az-1", azure_job("az-1", "Complete", adult_score=0.95))
     harness.register("azure-review", "az-1")
@@ -225,6 +315,13 @@ def test_near_the_end_of_the_invocation_a_5xx_is_not_retried_past_the_time_left(
     assert job is not None
     assert (job.status, job.poll_attempts) == (JobStatus.PENDING, 1)  # polled again after its backoff
     assert aws.published() == []
+
+    # When its backoff has passed and the next invocation, with plenty of time, runs a cycle
+    time.sleep(BACKOFF_S)
+    report = harness.poll()
+
+    # Then the job is resolved by it: its verdict stored and published once, and it is no longer due
+    assert_resolved_once_after_the_fault(harness, aws, report)
 
 
 def test_job_not_found_is_expired_and_published_as_review(
