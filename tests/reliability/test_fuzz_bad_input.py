@@ -482,18 +482,7 @@ def test_an_authenticated_callback_too_large_or_not_in_utf8_is_refused_with_a_js
         query = {"token": AZURE_TOKENS[1]}
 
     # When it reaches the receiver
-    response = api.invoke(
-        api_event(
-            "POST",
-            f"/callbacks/{provider}",
-            resource="/callbacks/{provider}",
-            path_parameters={"provider": provider},
-            body=body,
-            headers=headers,
-            query=query,
-            base64_encoded=not is_utf8(body),
-        )
-    )
+    response = api.callback(provider, body, headers=headers, query=query, base64_encoded=not is_utf8(body))
 
     # Then it is refused for its size (413) or its encoding (4xx, not 401: its secret held), with a JSON error,
     # and nothing is stored, archived or published
