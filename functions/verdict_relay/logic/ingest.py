@@ -153,10 +153,8 @@ class IngestService:
         sns_breaker: CircuitBreaker | None = None,
         secrets: Callable[[str], Iterable[str]] = lambda provider: (),
         unknown_grace: timedelta = timedelta(0),
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._store = store
-        self._sleep = sleep
         self._publisher = publisher
         self._policy = policy
         self._sns = sns_breaker or CircuitBreaker(threshold=1, cooldown_s=SNS_COOLDOWN_S)
@@ -488,7 +486,7 @@ class IngestService:
             except StorageError as exc:
                 wait = next(waits, CONFIRM_WAITS_S[-1])
                 if exc.transient and time.monotonic() + wait + STORE_CALL_MAX_S <= deadline:
-                    self._sleep(wait)
+                    time.sleep(wait)
                     continue
                 count("PublishUnconfirmed", verdict.provider)
                 logger.warning(

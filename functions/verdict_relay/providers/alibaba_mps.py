@@ -355,11 +355,8 @@ class _TimelineFindings:
                 ):
                     # As MPS writes a result (see _PLAIN_RATE), read as CensorResult would read it.
                     confidence = float(rate + "e-2")
-                    if "," in label:
-                        hit_labels = [stripped for part in label.split(",") if (stripped := part.strip())]
-                    else:
-                        hit_labels = [stripped] if (stripped := label.strip()) else []
-                    for hit_label in hit_labels or [scene]:
+                    # (one label, the common case, without the call: what _hit_labels gives for it)
+                    for hit_label in _hit_labels(label, scene) if "," in label else [label.strip() or scene]:
                         hit_fields = _TIMELINE_FINDING.copy()
                         hit_fields["category"] = scene
                         hit_fields["label"] = hit_label
@@ -615,9 +612,13 @@ def _labels(result: CensorResult, listed_in: str | None = None) -> list[tuple[st
         if listed_in is not None and result.suggestion in _KEPT_WITHOUT_SCENE:
             return [(listed_in, listed_in)]
         return []
-    # A result without a Label is labelled with its scene, as the other adapters do for an unlabelled hit.
-    labels = [label.strip() for label in (result.label or "").split(",") if label.strip()] or [result.scene]
-    return [(result.scene, label) for label in labels]
+    return [(result.scene, label) for label in _hit_labels(result.label, result.scene)]
+
+
+def _hit_labels(label: str | None, scene: str) -> list[str]:
+    """A finding's label for each part of a comma-separated ``Label`` ("porn,sexy"); a result without one is
+    labelled with its scene, as the other adapters do for an unlabelled hit."""
+    return [stripped for part in (label or "").split(",") if (stripped := part.strip())] or [scene]
 
 
 def _result_findings(
