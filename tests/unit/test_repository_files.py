@@ -271,7 +271,7 @@ def test_every_alarm_notifies_the_alarm_topic_when_it_fires_and_when_it_clears()
     alarms = resources_of_type(load_template(), "AWS::CloudWatch::Alarm")
 
     # so the on-call woken by one learns without looking that it is over
-    assert len(alarms) == 24
+    assert len(alarms) == 25
     assert {name: (p["AlarmActions"], p["OKActions"]) for name, p in alarms.items()} == dict.fromkeys(
         alarms, (["AlarmTopic"], ["AlarmTopic"])
     )
