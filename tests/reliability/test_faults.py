@@ -67,16 +67,21 @@ class ConfirmationThrottle(DynamoDBThrottle):
         return super().__call__(request, **kwargs)
 
 
-class ConfirmationDenied:
-    """Refuses the write that confirms a publish as IAM would refuse it: not a fault a moment heals."""
+class ConfirmationRefused:
+    """Answers the write that confirms a publish as IAM refuses it (``denied``), or with a body the SDK cannot
+    read (``unreadable``): not a fault a moment heals."""
 
-    def __init__(self) -> None:
+    def __init__(self, how: str) -> None:
+        self.how = how
         self.injected = 0
 
     def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
         if b"publish_state = :published" not in (request.body or b""):
             return None
         self.injected += 1
+        if self.how == "unreadable":
+            body = json.dumps({"Attributes": "not-a-map"}).encode()
+            return aws_response(request, 200, body, "application/x-amz-json-1.0")
         body = json.dumps(
             {"__type": "com.amazon.coral.service#AccessDeniedException", "Message": "not authorized"}
         ).encode()
@@ -178,22 +183,26 @@ def test_a_throttled_publish_confirmation_is_tried_again_so_the_sweep_does_not_s
     assert [m["verdict"]["job_id"] for m in server_aws.published()] == ["confirm-throttled"]
 
 
+@pytest.mark.parametrize("how", ["denied", "unreadable"])
 def test_a_refused_publish_confirmation_is_not_tried_again_and_the_sweep_sends_the_verdict_once_more(
     server_aws: FakeAws,
     inject: Callable[[str, Callable[..., Any]], None],
     api_on_server: ApiClient,
     capsys: pytest.CaptureFixture[str],
+    how: str,
 ) -> None:
-    # Given a table that refuses the confirmation of a publish (a policy missing the permission), not for a moment
-    denied = ConfirmationDenied()
+    # Given a table that refuses the confirmation of a publish (access denied), or answers it with what the SDK
+    # cannot read, not for a moment
+    denied = ConfirmationRefused(how)
     inject("before-send.dynamodb", denied)
     body, headers = signed_callback("confirm-denied")
 
     # When the callback's verdict is stored and published
     response = api_on_server.callback("huawei-video", body, headers=headers)
 
-    # Then the confirmation is not tried again (waiting would not help), it is counted, and the verdict stays
-    # owed: the sweep sends it once more after the claim, the one repeat the confirmation exists to prevent
+    # Then the callback is taken (SNS has its verdict), the confirmation is not tried again (waiting would not
+    # help), it is counted, and the verdict stays owed: the sweep sends it once more after the claim, the one
+    # repeat the confirmation exists to prevent
     assert response.status == 200
     assert denied.injected == 1
     assert emf_counts(capsys.readouterr().out, service="verdict-relay").get("PublishUnconfirmed") == 1

@@ -90,7 +90,7 @@ worst case: about 11 + 15 s). With less left, a verdict is not published inline 
 SNS taking it and the store confirming it, it would be sent again by the sweep."""
 CONFIRM_WAITS_S = (0.5, 1.0, 2.0, 4.0)
 """Waits before trying again to confirm a publish whose confirmation the table throttled or did not answer (the
-SDK's own three attempts spent), the last one repeated; within ``PUBLISH_TIME_S`` of the publish's start."""
+SDK's own three attempts spent), the last one repeated, while the invocation's time and the claim's allow."""
 
 SWEEP_LIMIT = 1000
 """Owed verdicts one sweep reads at most (keys only): it publishes as many of them as its time allows. At 100 a
@@ -427,7 +427,6 @@ class IngestService:
         *,
         republished: bool = False,
     ) -> bool:
-        started = time.monotonic()
         verdict = job.public_verdict()
         out_of_time = time_left_s is not None and time_left_s() < PUBLISH_TIME_S
         if out_of_time:
@@ -467,17 +466,19 @@ class IngestService:
             return False
         self._sns.record_success()
         count("VerdictPublished", verdict.provider)
-        self._confirm(verdict, now, started + PUBLISH_TIME_S)
+        self._confirm(verdict, now, _confirm_time_left(job, time_left_s))
         logger.info(
             "verdict published", provider=verdict.provider, job_id=verdict.job_id, message_id=message_id
         )
         return True
 
-    def _confirm(self, verdict: Verdict, now: datetime, deadline: float) -> None:
+    def _confirm(self, verdict: Verdict, now: datetime, time_left_s: Callable[[], float]) -> None:
         """Confirm a publish SNS has taken, tried again after a wait while the table is throttled or out of reach,
-        as long as another attempt ends by ``deadline`` (``time.monotonic``): ``PUBLISH_TIME_S`` after the
-        publish began, which its caller made sure is inside the invocation's time and the publish claim.
-        Unconfirmed, the verdict stays owed and the sweep sends it again once the claim runs out: a duplicate."""
+        as long as another attempt at its worst (``STORE_CALL_MAX_S``) still ends within ``time_left_s``: the
+        invocation's time and the publish claim's, whichever ends first (:func:`_confirm_time_left`).
+        Unconfirmed, the verdict stays owed and the sweep sends it again once the claim runs out: a duplicate,
+        counted ``PublishUnconfirmed``. A failure of any kind is only counted and logged: SNS has the verdict,
+        so the request or poll that published it has done its work."""
         waits = iter(CONFIRM_WAITS_S)
         while True:
             try:
@@ -485,17 +486,32 @@ class IngestService:
                 return
             except StorageError as exc:
                 wait = next(waits, CONFIRM_WAITS_S[-1])
-                if exc.transient and time.monotonic() + wait + STORE_CALL_MAX_S <= deadline:
+                if exc.transient and wait + STORE_CALL_MAX_S <= time_left_s():
                     time.sleep(wait)
                     continue
-                count("PublishUnconfirmed", verdict.provider)
-                logger.warning(
-                    "publish not confirmed in the store; the sweep will send it again",
-                    provider=verdict.provider,
-                    job_id=verdict.job_id,
-                    error=exc.message,
-                )
-                return
+                error = exc.message
+            except Exception as exc:  # an answer the SDK could not read, say: SNS has the verdict anyway
+                error = f"{type(exc).__name__}: {exc}"
+            count("PublishUnconfirmed", verdict.provider)
+            logger.warning(
+                "publish not confirmed in the store; the sweep will send it again",
+                provider=verdict.provider,
+                job_id=verdict.job_id,
+                error=error,
+            )
+            return
+
+
+def _confirm_time_left(job: StoredJob, invocation_left_s: Callable[[], float] | None) -> Callable[[], float]:
+    """The time a publish's confirmation may still take: the invocation's, and no more than the publish claim's
+    (``job.publish_claimed_until``), past which a sweep may send the verdict again while it is unconfirmed."""
+    claimed_until = float(job.publish_claimed_until) if job.publish_claimed_until is not None else None
+
+    def left() -> float:
+        invocation = invocation_left_s() if invocation_left_s is not None else float("inf")
+        return invocation if claimed_until is None else min(invocation, claimed_until - time.time())
+
+    return left
 
 
 def _within_claim(
