@@ -137,8 +137,8 @@ def _no_secret_in_the_logs(
 ) -> Iterator[None]:
     """Fail the test whose logs hold a secret or a signature (``tests/log_search.py``: the secrets the suites
     configure, the private key of the MNS signer it uses, the signatures it presented to the receiver and the
-    credentials the relay's clients sent the provider simulator): every field of every log record of its setup
-    and call, the service's debug ones included, and whatever it printed to stdout and stderr (what a test reads
+    credentials the relay's clients sent the provider simulator): every field of every log record of its setup,
+    call and teardown so far, the service's debug ones included, and whatever it printed to stdout and stderr (what a test reads
     through ``capsys`` or ``capfd`` is that test's to search)."""
     from tests import log_search
     from verdict_relay.observability import SERVICE
@@ -152,7 +152,7 @@ def _no_secret_in_the_logs(
     secrets |= log_search.searched(
         log_search.presented | log_search.received_credentials(request.node.funcargs)
     )
-    records = [*caplog.get_records("setup"), *caplog.get_records("call")]
+    records = [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.get_records("teardown")]
     text = "\n".join(json.dumps(record.__dict__, default=str) for record in records)
     text += request.node.stash.get(_CAPTURED_OUTPUT, "")
     leaked = sorted(secret[:12] + "..." for secret in secrets if secret in text)

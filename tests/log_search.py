@@ -5,14 +5,17 @@ shared providers document, tests/integration/conftest.py, and every credential t
 the private key of the MNS signer a test uses, every signature or token a test presented to the receiver (the
 ``X-Auth-Signature`` and ``Authorization`` headers of the callbacks ``ApiClient`` sent, wrong ones included), and
 the credential header of every request the provider simulator received from the relay's clients (their request
-signatures and tokens).
+signatures and tokens), and the signature inside it or inside the request's query. Not searched: what the end-to-end
+tests' stacks log, in processes of their own (tests/e2e reads their output for what it checks).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from functools import cache
 from typing import Any
+from urllib.parse import unquote
 
 IAM_USER_NAMES = frozenset({"user_name", "domain_name", "iam_endpoint"})
 """What a Huawei IAM user's ``credentials`` hold besides its password: names and an address, which logs may name."""
@@ -22,9 +25,12 @@ SIMULATOR_NAMES = frozenset(
 """The simulator's account names and regions: every other value of SimulatorCredentials is a secret."""
 SIGNATURE_HEADERS = frozenset({"x-auth-signature", "authorization"})
 """The callback headers that carry a signature (Huawei's, MNS's)."""
-MIN_SEARCHED = 12
-"""Shorter values are not searched for: a test's deliberately wrong signature such as ``"wrong"`` could match
-any text. Every real signature, token and key is longer."""
+SIGNATURE_SHAPE = re.compile(r"[A-Za-z0-9+/=_-]{20,}")
+"""What a presented or sent signature must look like to be searched for (hex or Base64, 20 characters or more):
+a test's deliberately wrong one, such as ``"wrong"`` or arbitrary fuzzed text, could match any log line."""
+SIGNATURE_PART = re.compile(r"Signature=([^,&\s]+)")
+"""The signature inside a request's ``Authorization`` header (Huawei's AK/SK, Alibaba's ACS3) or query (Alibaba's
+RPC v1): logged alone, it must be found too."""
 
 presented: set[str] = set()
 """What the current test presented to the receiver as a signature (``ApiClient`` adds to it; emptied per test)."""
@@ -85,14 +91,17 @@ def received_credentials(fixtures: dict[str, Any]) -> set[str]:
         for candidate in (value, getattr(value, "simulator", None))
         if isinstance(candidate, ProviderSimulator)
     }
-    return {
-        request.credential
-        for simulator in simulators.values()
-        for provider in PROVIDER_NAMES
-        for request in simulator.requests(provider)
-        if request.credential
-    }
+    received = set()
+    for simulator in simulators.values():
+        for provider in PROVIDER_NAMES:
+            for request in simulator.requests(provider):
+                received.add(request.credential)
+                # the signature alone, from the header or the query (URL-encoded there)
+                for carrier in (request.credential, unquote(request.path)):
+                    received.update(SIGNATURE_PART.findall(carrier))
+    return received
 
 
 def searched(values: set[str]) -> set[str]:
-    return {value for value in values if len(value) >= MIN_SEARCHED}
+    """The values shaped as signatures (or headers holding one), whole: see ``SIGNATURE_SHAPE``."""
+    return {value for value in values if SIGNATURE_SHAPE.search(value) and len(value.strip()) >= 20}
