@@ -15,7 +15,10 @@ provider would; every request is a new job, so each is a real store and publish,
   result, so the receiver fetches the job from MPS (the simulator on 127.0.0.1, no added latency, its rate limit
   raised so the benchmark measures the path, not the quota): a block verdict, stored and published.
 
-``trust`` is ``body`` for the others: the callback's content is the verdict and no provider API is called.
+``trust`` is ``body`` for the others: the callback's content is the verdict and no provider API is called. Then
+the Huawei video and Azure callbacks again with ``trust: fetch``, the default with API credentials, in a stack of
+their own: the receiver fetches each job from a simulator that answers in ``FETCH_LATENCY_S`` (50 ms), as the
+poller benchmark's does.
 Warm handler: ``WARMUP`` requests per provider first (imports, dependencies, the certificate), then ``RUNS``
 measured. Then the growth of p50 with the findings in a payload (Huawei video frames, audio segments).
 
@@ -58,6 +61,8 @@ PROVIDERS_DOCUMENT: dict[str, Any] = {
     "azure-review": {"trust": "body", "callback": {"tokens": [TOKEN]}},
 }
 MPS_RATE_PER_S = 10_000.0
+FETCH_LATENCY_S = 0.05
+"""For the rows with ``trust: fetch``: the simulator's time to answer each fetch, as in the poller benchmark."""
 STAGE_PATH = "/v1/callbacks/{provider}"
 
 Request = tuple[str, bytes, dict[str, str]]
@@ -67,9 +72,9 @@ Request = tuple[str, bytes, dict[str, str]]
 class Callbacks:
     """Builds each provider's callback for a new job, signed as the provider signs it."""
 
-    def __init__(self, mns: Any, mps: Any) -> None:
+    def __init__(self, mns: Any, simulator: Any) -> None:
         self._mns = mns
-        self._mps = mps
+        self._simulator = simulator
 
     def huawei_video(self, frames: int = 2) -> Request:
         from verdict_relay.local.simulator import huawei_video_job
@@ -83,8 +88,8 @@ class Callbacks:
             "huawei-audio", huawei_audio_job(new_id(), "succeeded", "review", segments=segments)
         )
 
-    def azure(self) -> Request:
-        job_id = new_id()
+    def azure(self, job_id: str | None = None) -> Request:
+        job_id = job_id or new_id()
         # What Azure POSTs to the job's CallBackEndpoint when it ends (events/providers/azure-review/
         # job-callback.json): the scores in a Metadata object, not the Get job's Key/Value list.
         callback = {
@@ -105,10 +110,26 @@ class Callbacks:
         from verdict_relay.local.simulator import alibaba_job
 
         job_id = new_id()
-        self._mps.put_job("alibaba-mps", job_id, alibaba_job(job_id, "Success", "block"))
+        self._simulator.put_job("alibaba-mps", job_id, alibaba_job(job_id, "Success", "block"))
         body = mns_notification(job_id)
         path = STAGE_PATH.format(provider="alibaba-mps")
         return path, body, self._mns.sign(path, body)
+
+    def fetched_huawei_video(self) -> Request:
+        """A Huawei video callback whose job the simulator holds too, for a receiver that fetches it."""
+        from verdict_relay.local.simulator import huawei_video_job
+
+        job = huawei_video_job(new_id(), "succeeded", "block")
+        self._simulator.put_job("huawei-video", job["job_id"], job)
+        return self._huawei("huawei-video", job)
+
+    def fetched_azure(self) -> Request:
+        """An Azure job callback whose job the simulator holds too (its Get job answer), likewise."""
+        from verdict_relay.local.simulator import azure_job
+
+        job_id = new_id()
+        self._simulator.put_job("azure-review", job_id, azure_job(job_id, "Complete", adult_score=0.95))
+        return self.azure(job_id)
 
     @staticmethod
     def _huawei(provider: str, payload: dict[str, Any]) -> Request:
@@ -272,9 +293,57 @@ def main() -> list[dict[str, object]]:
                         "ok": worst < DEADLINE_S[provider] * 1000,
                     }
                 )
+        rows += fetched_rows(callbacks)
     finally:
         stop_certificate()
         mps.stop()
+    return rows
+
+
+def fetched_rows(callbacks: Callbacks) -> list[dict[str, object]]:
+    """The Huawei video and Azure callbacks again, with ``trust: fetch`` (the default with API credentials): the
+    receiver fetches each job from the simulator, which answers in ``FETCH_LATENCY_S``, before it answers."""
+    from verdict_relay.local.simulator import ProviderSimulator
+
+    simulator = ProviderSimulator(latency_s=FETCH_LATENCY_S).start()
+    rows: list[dict[str, object]] = []
+    try:
+        for provider in ("huawei-video", "azure-review"):
+            simulator.set_rate_limit(provider, MPS_RATE_PER_S)
+        document = {
+            provider: {
+                **simulator.provider_entry(provider, rate_limit_per_s=MPS_RATE_PER_S),
+                **PROVIDERS_DOCUMENT[provider],
+                "trust": "fetch",
+            }
+            for provider in ("huawei-video", "azure-review")
+        }
+        fetching = Callbacks(None, simulator)
+        plans = {
+            "huawei-video": (fetching.fetched_huawei_video, 200, "signed, block"),
+            "azure-review": (fetching.fetched_azure, 200, "job callback, URL token, block"),
+        }
+        with (
+            in_own_process("AwsHost") as aws,
+            quiet_output(),
+            local_api(aws.endpoint_url(), document) as port,
+        ):
+            for build, expected, _ in plans.values():
+                series(port, build, WARMUP, expected)
+            for provider, (build, expected, what) in plans.items():
+                latencies = series(port, build, RUNS, expected)
+                p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
+                rows.append(
+                    {
+                        "benchmark": f"callback latency, {provider}, trust: fetch ({what}; the job fetched from "
+                        f"the simulator at {FETCH_LATENCY_S * 1000:.0f} ms)",
+                        "measured": f"p50 {p50:.1f} ms, p99 {p99:.1f} ms over {RUNS} new jobs",
+                        "target": f"reported; {DEADLINE_NOTE[provider]}: p99 well inside",
+                        "ok": p99 < DEADLINE_S[provider] * 1000,
+                    }
+                )
+    finally:
+        simulator.stop()
     return rows
 
 
