@@ -67,6 +67,8 @@ STAGE_PATH = "/v1/callbacks/{provider}"
 
 Request = tuple[str, bytes, dict[str, str]]
 """Path (with query), body, headers."""
+Plan = tuple[Callable[[], Request], int, str]
+"""What builds a provider's callbacks, the status the receiver answers them with, and what they are."""
 
 
 class Callbacks:
@@ -234,7 +236,7 @@ def main() -> list[dict[str, object]]:
         },
     }
     callbacks = Callbacks(signer, mps)
-    plans: dict[str, tuple[Callable[[], Request], int, str]] = {
+    plans: dict[str, Plan] = {
         "huawei-video": (callbacks.huawei_video, 200, "signed, {findings}, block"),
         "huawei-audio": (callbacks.huawei_audio, 200, "signed, {findings}, review"),
         "azure-review": (callbacks.azure, 200, "job callback, URL token, {findings}, block"),
@@ -253,24 +255,7 @@ def main() -> list[dict[str, object]]:
             quiet_output(),
             local_api(aws.endpoint_url(), document) as port,
         ):
-            for build, expected, _ in plans.values():
-                series(port, build, WARMUP, expected)
-            for provider, (build, expected, what) in plans.items():
-                moto_before = aws.cpu_seconds()
-                latencies = series(port, build, RUNS, expected)
-                moto_ms = (aws.cpu_seconds() - moto_before) / RUNS * 1000
-                p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
-                if "{findings}" in what:  # an MNS notice has none: it only names the job
-                    what = what.format(findings=findings_label(findings(provider, build())))
-                rows.append(
-                    {
-                        "benchmark": f"callback latency, {provider} ({what})",
-                        "measured": f"p50 {p50:.1f} ms, p99 {p99:.1f} ms over {RUNS} new jobs "
-                        f"(moto CPU {moto_ms:.1f} ms per request)",
-                        "target": f"reported; {DEADLINE_NOTE[provider]}: p99 well inside",
-                        "ok": p99 < DEADLINE_S[provider] * 1000,
-                    }
-                )
+            rows += latency_rows(aws, port, plans)
             for provider, make in scaling.items():
                 # Sizes interleaved, so drift over the run (a growing table) weighs on each the same.
                 by_size: dict[int, list[float]] = {count: [] for count in FINDINGS_STEPS}
@@ -293,20 +278,43 @@ def main() -> list[dict[str, object]]:
                         "ok": worst < DEADLINE_S[provider] * 1000,
                     }
                 )
-        rows += fetched_rows(callbacks)
+        rows += fetched_rows()
     finally:
         stop_certificate()
         mps.stop()
     return rows
 
 
-def fetched_rows(callbacks: Callbacks) -> list[dict[str, object]]:
+def latency_rows(aws: Any, port: int, plans: Mapping[str, Plan]) -> list[dict[str, object]]:
+    """Each plan's callbacks sent ``WARMUP`` times, then ``RUNS`` times measured: one row each."""
+    for build, expected, _ in plans.values():
+        series(port, build, WARMUP, expected)
+    rows: list[dict[str, object]] = []
+    for provider, (build, expected, what) in plans.items():
+        moto_before = aws.cpu_seconds()
+        latencies = series(port, build, RUNS, expected)
+        moto_ms = (aws.cpu_seconds() - moto_before) / RUNS * 1000
+        p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
+        if "{findings}" in what:  # an MNS notice has none: it only names the job
+            what = what.format(findings=findings_label(findings(provider, build())))
+        rows.append(
+            {
+                "benchmark": f"callback latency, {provider} ({what})",
+                "measured": f"p50 {p50:.1f} ms, p99 {p99:.1f} ms over {RUNS} new jobs "
+                f"(moto CPU {moto_ms:.1f} ms per request)",
+                "target": f"reported; {DEADLINE_NOTE[provider]}: p99 well inside",
+                "ok": p99 < DEADLINE_S[provider] * 1000,
+            }
+        )
+    return rows
+
+
+def fetched_rows() -> list[dict[str, object]]:
     """The Huawei video and Azure callbacks again, with ``trust: fetch`` (the default with API credentials): the
     receiver fetches each job from the simulator, which answers in ``FETCH_LATENCY_S``, before it answers."""
     from verdict_relay.local.simulator import ProviderSimulator
 
     simulator = ProviderSimulator(latency_s=FETCH_LATENCY_S).start()
-    rows: list[dict[str, object]] = []
     try:
         for provider in ("huawei-video", "azure-review"):
             simulator.set_rate_limit(provider, MPS_RATE_PER_S)
@@ -319,29 +327,21 @@ def fetched_rows(callbacks: Callbacks) -> list[dict[str, object]]:
             for provider in ("huawei-video", "azure-review")
         }
         fetching = Callbacks(None, simulator)
+        fetched = f"the job fetched from the simulator at {FETCH_LATENCY_S * 1000:.0f} ms"
         plans = {
-            "huawei-video": (fetching.fetched_huawei_video, 200, "signed, block"),
-            "azure-review": (fetching.fetched_azure, 200, "job callback, URL token, block"),
+            "huawei-video": (fetching.fetched_huawei_video, 200, f"trust: fetch, signed, block; {fetched}"),
+            "azure-review": (
+                fetching.fetched_azure,
+                200,
+                f"trust: fetch, job callback, URL token, block; {fetched}",
+            ),
         }
         with (
             in_own_process("AwsHost") as aws,
             quiet_output(),
             local_api(aws.endpoint_url(), document) as port,
         ):
-            for build, expected, _ in plans.values():
-                series(port, build, WARMUP, expected)
-            for provider, (build, expected, what) in plans.items():
-                latencies = series(port, build, RUNS, expected)
-                p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
-                rows.append(
-                    {
-                        "benchmark": f"callback latency, {provider}, trust: fetch ({what}; the job fetched from "
-                        f"the simulator at {FETCH_LATENCY_S * 1000:.0f} ms)",
-                        "measured": f"p50 {p50:.1f} ms, p99 {p99:.1f} ms over {RUNS} new jobs",
-                        "target": f"reported; {DEADLINE_NOTE[provider]}: p99 well inside",
-                        "ok": p99 < DEADLINE_S[provider] * 1000,
-                    }
-                )
+            rows = latency_rows(aws, port, plans)
     finally:
         simulator.stop()
     return rows
