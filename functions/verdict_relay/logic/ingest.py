@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from verdict_relay.dal.publisher import PUBLISH_MAX_S
@@ -466,7 +466,8 @@ class IngestService:
             return False
         self._sns.record_success()
         count("VerdictPublished", verdict.provider)
-        self._confirm(verdict, now, _confirm_time_left(job, time_left_s))
+        # The invocation's time left, and no more than the claim's, past which a sweep may send it again.
+        self._confirm(verdict, now, _within_claim(job, datetime.now(UTC), time.monotonic(), time_left_s))
         logger.info(
             "verdict published", provider=verdict.provider, job_id=verdict.job_id, message_id=message_id
         )
@@ -475,7 +476,7 @@ class IngestService:
     def _confirm(self, verdict: Verdict, now: datetime, time_left_s: Callable[[], float]) -> None:
         """Confirm a publish SNS has taken, tried again after a wait while the table is throttled or out of reach,
         as long as another attempt at its worst (``STORE_CALL_MAX_S``) still ends within ``time_left_s``: the
-        invocation's time and the publish claim's, whichever ends first (:func:`_confirm_time_left`).
+        invocation's time and the publish claim's, whichever ends first (:func:`_within_claim`).
         Unconfirmed, the verdict stays owed and the sweep sends it again once the claim runs out: a duplicate,
         counted ``PublishUnconfirmed``. A failure of any kind is only counted and logged: SNS has the verdict,
         so the request or poll that published it has done its work."""
@@ -500,18 +501,6 @@ class IngestService:
                 error=error,
             )
             return
-
-
-def _confirm_time_left(job: StoredJob, invocation_left_s: Callable[[], float] | None) -> Callable[[], float]:
-    """The time a publish's confirmation may still take: the invocation's, and no more than the publish claim's
-    (``job.publish_claimed_until``), past which a sweep may send the verdict again while it is unconfirmed."""
-    claimed_until = float(job.publish_claimed_until) if job.publish_claimed_until is not None else None
-
-    def left() -> float:
-        invocation = invocation_left_s() if invocation_left_s is not None else float("inf")
-        return invocation if claimed_until is None else min(invocation, claimed_until - time.time())
-
-    return left
 
 
 def _within_claim(
