@@ -66,7 +66,8 @@ EXIT_BAD_INPUT = 2
 """Nothing was done: bad arguments or input, an unknown job, or a configuration that does not load (settings,
 the providers document for ``poll``, AWS region or endpoint). One line on stderr says what."""
 MAX_INDEX_READ = 1_000_000
-"""Index entries ``jobs list`` reads at most while filtering (DynamoDB's Limit is a 32-bit integer)."""
+"""Index entries ``jobs list`` reads at most while filtering, and ``republish`` while counting what is still owed
+(DynamoDB's Limit is a 32-bit integer)."""
 
 
 def verdict_schema() -> dict[str, object]:
@@ -597,17 +598,24 @@ def _republish(args: argparse.Namespace) -> int:
     providers = [args.provider] if args.provider else list(PROVIDER_NAMES)
     published: dict[str, int] = {}
     for provider in providers:
+        # --limit is the whole command's: each provider's sweep sends at most what the ones before it left
+        remaining = args.limit - sum(published.values())
+        if remaining <= 0:
+            published[provider] = 0
+            continue
         try:
             published[provider] = deps.ingest.publish_owed(
-                provider, lambda: datetime.now(UTC), limit=args.limit
+                provider, lambda: datetime.now(UTC), limit=remaining
             )
         except StorageError:  # noted by the watch; the other providers are still swept
             published[provider] = sum(1 for ref in watch.sent if ref.startswith(f"{provider}/"))
     still_owed: dict[str, int] = {}
     for provider in providers:
         with contextlib.suppress(StorageError):  # noted by the watch
-            # Read from the index, which may list a verdict this command sent moments ago for a moment longer.
-            owed = deps.store.unpublished(provider, args.limit)
+            # All that are owed, not only the first --limit: what is left to send (the index's keys, which read
+            # cheaply). Read from the index, which may list a verdict this command sent moments ago for a moment
+            # longer.
+            owed = deps.store.unpublished(provider, MAX_INDEX_READ)
             still_owed[provider] = sum(1 for key in owed if f"{key.provider}/{key.job_id}" not in watch.sent)
     _print_json(
         {
@@ -767,7 +775,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --job: also send verdicts the policy does not publish (pass)",
     )
-    republish.add_argument("--limit", type=_positive_int, default=1000)
+    republish.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=1000,
+        help="without --job: send at most this many owed verdicts in all, every provider's together (1,000)",
+    )
     republish.set_defaults(run=_republish)
     return parser
 

@@ -481,6 +481,28 @@ def test_republish_after_a_failed_one_sends_the_verdicts_at_once_once_sns_is_bac
     assert everything["still_owed"]["azure-review"] == 0
 
 
+def test_republish_limit_is_the_whole_commands_and_still_owed_counts_every_verdict_left(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws
+) -> None:
+    # Given six owed verdicts, three from each of two providers
+    owe_publishes(aws, "alibaba-mps", ["mps-1", "mps-2", "mps-3"])
+    owe_publishes(aws, "azure-review", ["az-1", "az-2", "az-3"])
+
+    # When the operator sends at most four of them
+    code, result = cli("republish", "--limit", "4")
+
+    # Then four go out in all, not four from each provider, and what is still owed counts the other two
+    assert code == 0
+    assert sum(result["published_owed"].values()) == 4
+    assert len(aws.published()) == 4
+    assert sum(result["still_owed"].values()) == 2
+
+    # And with --limit 1, one more: what is still owed is not cut at the limit either
+    code, result = cli("republish", "--limit", "1")
+    assert (code, sum(result["published_owed"].values()), len(aws.published())) == (0, 1, 1)
+    assert sum(result["still_owed"].values()) == 1
+
+
 def test_a_job_command_whose_table_is_missing_exits_1_naming_the_storage_failure(  # type: ignore[no-untyped-def]
     cli, aws: FakeAws, capsys: pytest.CaptureFixture[str]
 ) -> None:
