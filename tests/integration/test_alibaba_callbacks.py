@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +40,26 @@ def test_signed_mns_notice_is_acknowledged_204_and_makes_the_job_due(
     assert item["status"]["S"] == "pending"
     assert int(item["next_poll_at"]["N"]) <= int(datetime.now(UTC).timestamp())
     assert aws.published() == []
+
+
+@pytest.mark.parametrize("form", ["raw message", "JSON envelope"])
+def test_a_signed_notice_whose_text_is_cut_inside_a_character_is_acknowledged(
+    api: ApiClient, aws: FakeAws, mns: MnsSigner, form: str
+) -> None:
+    # Given a signed notice whose UserData was cut inside an emoji (a lone surrogate escape), as MNS pushes the
+    # message itself or wraps it, a JSON string, in its envelope
+    message = '{"Type":"MediaCensor","JobId":"mps-job-7","State":"Success","UserData":"clip \\ud83d"}'
+    body = (
+        message.encode()
+        if form == "raw message"
+        else json.dumps({"TopicOwner": "1", "TopicName": "t", "Message": message}).encode()
+    )
+    assert b"\\ud83d" in body
+
+    # When it is pushed, Then it is acknowledged and its job made due (a 400 would be refused at every re-send)
+    assert push(api, body, mns.sign(PATH, body)).status == 204
+    (item,) = aws.table_items()
+    assert (item["job_id"]["S"], item["status"]["S"]) == ("mps-job-7", "pending")
 
 
 def test_replayed_mns_notice_with_an_old_date_is_refused(

@@ -98,6 +98,7 @@ from verdict_relay.providers.base import (
     finding_fields,
     parse_provider_time,
     validate_payload,
+    without_lone_surrogates,
 )
 
 PROVIDER: ProviderName = "alibaba-mps"
@@ -769,9 +770,11 @@ def _decode_text(text: str, depth: int) -> Any:
     text = text.strip().lstrip("\ufeff")
     if text.startswith(("{", "[")):
         # pydantic-core's parser, as load_json uses: it refuses nesting past its limit with a ValueError, where
-        # json.loads would recurse until a RecursionError (b"[" * 50000) and the receiver answer 500.
+        # json.loads would recurse until a RecursionError (b"[" * 50000) and the receiver answer 500. A lone
+        # surrogate escape (text cut inside a character) is replaced first, as load_json does: pydantic-core
+        # refuses the whole document for one, and MNS would re-send the notice to the same 400.
         try:
-            return from_json(text)
+            return from_json(without_lone_surrogates(text.encode("utf-8")))
         except ValueError as exc:
             raise MalformedPayloadError(f"{PROVIDER} notification is not valid JSON: {exc}") from exc
     if text.startswith("<"):
