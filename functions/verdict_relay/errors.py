@@ -116,6 +116,11 @@ class StorageError(VerdictRelayError):
         self.transient = transient
 
 
+class ArchiveError(StorageError):
+    """S3 failed storing, tagging or reading a job's archived payload (a verdict or raw payload too large for its
+    item). The table may be working: one job's payload out of S3's reach must not stop the other jobs."""
+
+
 class PublishError(VerdictRelayError):
     """SNS refused or failed a publish; the verdict stays stored as unpublished. ``unavailable``: SNS could not
     be reached, timed out, throttled or failed on its side, so the next publish would most likely fail (and

@@ -15,6 +15,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from tests.conftest import FakeAws
+from tests.helpers import aws_response
 from verdict_relay.clients.base import (
     FetchedJob,
     FetchResult,
@@ -59,6 +60,8 @@ class ScriptedClient(ProviderClient):
         """Jobs whose answer cannot be read: a request that includes one fails as a whole."""
         self.failing: set[str] = set()
         """Jobs the provider always answers with a 500: a request that includes one fails as a whole."""
+        self.raw: dict[str, bytes] = {}
+        """A job's raw payload, where it is not the default small one."""
 
     def fetch(self, job_ids: Sequence[str]) -> FetchResult:
         self.requests.append(list(job_ids))
@@ -68,7 +71,9 @@ class ScriptedClient(ProviderClient):
             raise ProviderResponseError(f"{self.name}: the answer for one of the jobs has an odd shape")
         if self.failing.intersection(job_ids):
             raise ProviderUnavailableError(f"{self.name}: unavailable (HTTP 500)")
-        found = [FetchedJob(self.jobs[j], b'{"raw": true}') for j in job_ids if j in self.jobs]
+        found = [
+            FetchedJob(self.jobs[j], self.raw.get(j, b'{"raw": true}')) for j in job_ids if j in self.jobs
+        ]
         return FetchResult(jobs=found, missing=[j for j in job_ids if j in self.missing])
 
     def discover(self, since: datetime, until: datetime) -> list[str]:
@@ -1210,6 +1215,83 @@ def test_an_owed_verdict_that_cannot_be_read_does_not_hold_back_the_others(
     bad = next(i for i in aws.table_items() if i["pk"]["S"] == "huawei-video#bad")
     assert bad["publish_state"]["S"] == "pending"
     assert sum(metrics.metric_set["OwedPublishUnreadable"]["Value"]) == 1
+    metrics.clear_metrics()
+
+
+def test_a_result_s3_will_not_archive_waits_its_backoff_and_does_not_hold_back_the_others(
+    aws: FakeAws,
+) -> None:
+    # Given a due job whose result is too large for its item, the oldest due, ten small ones, and S3 refusing
+    # every upload (its bucket gone: an outage, a bucket policy or key that refuses) while DynamoDB works
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client, concurrency=1)
+    world.register("huawei-video", "large", at=NOW - timedelta(minutes=5))
+    small = [f"small-{i}" for i in range(10)]
+    world.register("huawei-video", *small)
+    for job_id in ["large", *small]:
+        client.jobs[job_id] = verdict("huawei-video", job_id, JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    client.raw["large"] = random.Random(7).randbytes(400 * 1024)  # incompressible: archived in S3
+    s3 = aws.session.client("s3")
+    s3.delete_bucket(Bucket=aws.resources.bucket)
+    metrics.clear_metrics()
+
+    # When a poll cycle runs
+    report = world.poller.run_cycle(PLENTY_OF_TIME).providers["huawei-video"]
+
+    # Then the small ones are stored and published, and the large one, nothing of it stored, is polled again
+    # after its backoff (not at the head of the due jobs, where it stopped every cycle), counted as a storage
+    # failure
+    assert (report.resolved, report.rescheduled, report.skipped) == (10, 1, None)
+    assert sorted(m["verdict"]["job_id"] for m in aws.published()) == small
+    assert world.status("huawei-video", "large") is JobStatus.PENDING
+    assert "large" not in world.due("huawei-video")
+    assert sum(metrics.metric_set["PollerStorageFailed"]["Value"]) == 1
+
+    # And once S3 is back, its next poll stores and publishes it
+    s3.create_bucket(Bucket=aws.resources.bucket)
+    world.clock[0] += timedelta(hours=1)
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    assert world.status("huawei-video", "large") is JobStatus.SUCCEEDED
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["large"]
+    metrics.clear_metrics()
+
+
+def test_a_table_that_throttles_the_sweeps_claims_stops_the_sweep_as_a_storage_failure(aws: FakeAws) -> None:
+    # Given three owed verdicts, and DynamoDB throttling the sweep's claims past the SDK's retries
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    for job_id in ("a", "b", "c"):
+        finished = verdict("huawei-video", job_id, JobStatus.SUCCEEDED, Suggestion.BLOCK)
+        world.store.record(VerdictPolicy().finalize(finished), None, NOW, publish=True)
+    claims: list[str] = []
+
+    def throttle_claims(request: Any, **_: Any) -> Any:
+        if b"publish_claimed_until = :until" not in (request.body or b"") or b":pending" not in request.body:
+            return None
+        claims.append(json.loads(request.body)["Key"]["pk"]["S"])
+        body = b'{"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"}'
+        return aws_response(request, 400, body, "application/x-amz-json-1.0")
+
+    events = world.store._client.meta.events
+    events.register_first("before-send.dynamodb.UpdateItem", throttle_claims)
+    metrics.clear_metrics()
+
+    # When a poll cycle runs after their writers' claims have run out
+    world.clock[0] = NOW + timedelta(seconds=61)
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then the sweep stops at the first claim (no verdict is called unreadable, no requeue is written to the
+    # throttled table), counted as the table failing; the verdicts stay owed, nothing is published
+    assert len(set(claims)) == 1  # each attempt the SDK made, of the first claim alone
+    assert "OwedPublishUnreadable" not in metrics.metric_set
+    assert sum(metrics.metric_set["PollerStorageFailed"]["Value"]) == 1
+    assert aws.published() == []
+    assert sorted(key.job_id for key in world.store.unpublished("huawei-video")) == ["a", "b", "c"]
+
+    # And once the table answers again, the next sweep sends each once
+    events.unregister("before-send.dynamodb.UpdateItem", throttle_claims)
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    assert sorted(m["verdict"]["job_id"] for m in aws.published()) == ["a", "b", "c"]
     metrics.clear_metrics()
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from verdict_relay.dal.lazy import LazyClient
-from verdict_relay.errors import StorageError
+from verdict_relay.errors import ArchiveError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -80,9 +80,9 @@ class PayloadArchive:
                 ):
                     self._sleep(wait)
                     continue
-                raise StorageError(f"payload archive: put failed ({type(exc).__name__} {code})") from exc
+                raise ArchiveError(f"payload archive: put failed ({type(exc).__name__} {code})") from exc
             except BotoCoreError as exc:
-                raise StorageError(f"payload archive: put failed ({type(exc).__name__})") from exc
+                raise ArchiveError(f"payload archive: put failed ({type(exc).__name__})") from exc
             return key
         raise AssertionError("not reached: the last attempt returns or raises")
 
@@ -95,13 +95,13 @@ class PayloadArchive:
                 Tagging={"TagSet": [{"Key": EXPIRES_WITH_JOB[0], "Value": EXPIRES_WITH_JOB[1]}]},
             )
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"payload archive: tagging failed ({_why(exc)})") from exc
+            raise ArchiveError(f"payload archive: tagging failed ({_why(exc)})") from exc
 
     def get(self, key: str) -> bytes:
         try:
             body: bytes = self._s3.get().get_object(Bucket=self._bucket, Key=key)["Body"].read()
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"payload archive: get failed ({_why(exc)})") from exc
+            raise ArchiveError(f"payload archive: get failed ({_why(exc)})") from exc
         return body
 
 

@@ -44,7 +44,7 @@ from botocore import exceptions as botocore_exceptions
 from botocore.exceptions import BotoCoreError, ClientError
 
 from verdict_relay.dal.codec import compress, decompress, outcome_fingerprint, verdict_json
-from verdict_relay.errors import IdConflictError, StorageError
+from verdict_relay.errors import ArchiveError, IdConflictError, StorageError
 from verdict_relay.models.jobs import (
     DueAt,
     DueJob,
@@ -83,10 +83,11 @@ class _ConditionFailed(Exception):
         self.old = old
 
 
-UNREADABLE = (StorageError, ValueError, LookupError, EOFError, OSError, zlib.error)
-"""What reading a stored job raises when it cannot be read: the table or its archived payload out of reach, or an
-item the code cannot load (an attribute missing, JSON that is not a verdict, or bytes that do not decompress:
-gzip raises OSError, EOFError or zlib.error for those)."""
+UNREADABLE = (ArchiveError, ValueError, LookupError, EOFError, OSError, zlib.error)
+"""What reading a stored job raises when its item was read but its verdict cannot be: its archived payload out of
+S3's reach, or an item the code cannot load (an attribute missing, JSON that is not a verdict, or bytes that do
+not decompress: gzip raises OSError, EOFError or zlib.error for those). Not the table failing (a StorageError),
+which says nothing of the job."""
 
 
 def _key(provider: str, job_id: str, sk: str = STATE) -> dict[str, Any]:

@@ -334,7 +334,8 @@ class IngestService:
         the end of the invocation could be sent again once its claim runs out. ``invocation_left_s``: the
         invocation's time left, checked again once a verdict is claimed (the claim, or the read of a verdict
         archived in S3, may have taken long): with less than ``PUBLISH_TIME_S`` left it is not published, its
-        claim is given up, and the sweep stops.
+        claim is given up, and the sweep stops. A table that fails (throttled past the SDK's retries, out of
+        reach) stops it with the StorageError: the next sweep tries the rest again.
         """
         published = 0
         for key in self._store.unpublished(provider, limit):
@@ -351,7 +352,8 @@ class IngestService:
             except UNREADABLE as exc:
                 # One verdict that cannot be read (its archived payload unreachable, an item the code cannot
                 # load) must not hold back the ones after it; it stays owed and a later sweep tries it again
-                # (once a claim taken here runs out), counted each time: its alarm fires while that lasts.
+                # (once a claim taken here runs out), counted each time: its alarm fires while that lasts. The
+                # table itself failing (a StorageError) is not this: it stops the sweep, its caller counts it.
                 count("OwedPublishUnreadable", provider)
                 logger.error(
                     "owed verdict could not be read; left owed",

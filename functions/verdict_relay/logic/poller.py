@@ -56,7 +56,7 @@ from verdict_relay.clients.base import (
     finish_within,
     seconds_left,
 )
-from verdict_relay.errors import ProviderApiError, StorageError
+from verdict_relay.errors import ArchiveError, ProviderApiError, StorageError
 from verdict_relay.logic.breaker import CircuitBreaker
 from verdict_relay.logic.ingest import PUBLISH_TIME_S, SWEEP_LIMIT, IngestService
 from verdict_relay.models.jobs import DueAt, DueJob, NextPoll
@@ -660,7 +660,22 @@ class Poller:
                 if self._ingest.retired(verdict, now, held=True):
                     report.retired += 1
                     continue
-                self._ingest.ingest(verdict, fetched.raw, now, time_left_s=time_left_s)
+                try:
+                    self._ingest.ingest(verdict, fetched.raw, now, time_left_s=time_left_s)
+                except ArchiveError as exc:
+                    # S3 refused its large payload; nothing was stored. It alone waits out its backoff, so it
+                    # does not stay at the head of the due jobs and stop every cycle: the others are stored.
+                    logger.error(
+                        "result not stored: its payload could not be archived; polled again after its backoff",
+                        provider=provider,
+                        job_id=verdict.job_id,
+                        error=exc.message,
+                    )
+                    count("PollerStorageFailed", provider)
+                    self._poll_later(
+                        provider, known.get(verdict.job_id) or DueJob(verdict.job_id), report, time_left_s
+                    )
+                    continue
                 report.resolved += 1
                 continue
             job = known.get(verdict.job_id)
