@@ -92,6 +92,16 @@ class CallbackSettings(_Strict):
     max_age_seconds: int = Field(
         default=900, ge=30, le=3600, description="Alibaba MNS: oldest (or furthest future) Date accepted"
     )
+    first_poll_after_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=86400,
+        description=(
+            "How long after its registration (POST /jobs) a job is first polled: its callback is expected to "
+            "finish it before then, and the poll is there for a callback that never comes. 0: from the next "
+            "poll cycle"
+        ),
+    )
 
     @classmethod
     def secret_fields(cls) -> tuple[str, ...]:

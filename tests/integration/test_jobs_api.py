@@ -8,16 +8,24 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import FakeAws
 from tests.helpers import huawei_signature, load_payload_bytes, with_changes
-from tests.integration.conftest import AZURE_TOKENS, HUAWEI_SEEDS, ApiClient
+from tests.integration.conftest import (
+    AZURE_TOKENS,
+    HUAWEI_SEEDS,
+    PROVIDERS_DOCUMENT,
+    ApiClient,
+    configure_environment,
+)
 from verdict_relay.dal.archive import PayloadArchive
 from verdict_relay.dal.store import JobStore
+from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.apigw import api_event
 from verdict_relay.local.http_api import LambdaContext
 from verdict_relay.models.verdict import Finding, JobStatus, Suggestion, Verdict
@@ -34,6 +42,50 @@ def test_registering_a_job_makes_it_outstanding_for_the_poller(api: ApiClient, a
     (item,) = aws.table_items()
     assert item["poll_provider"]["S"] == "alibaba-mps"
     assert "next_poll_at" in item
+
+
+def test_a_job_whose_provider_calls_back_is_first_polled_after_the_wait_its_entry_sets(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given Huawei video jobs expected to call back within half an hour, and Azure jobs with no such wait
+    huawei = {"callback": {"seeds": HUAWEI_SEEDS, "first_poll_after_seconds": 1800}}
+    configure_environment(monkeypatch, aws, tmp_path, {**PROVIDERS_DOCUMENT, "huawei-video": huawei})
+    api = ApiClient()
+
+    # When a job of each is registered
+    before = datetime.now(UTC)
+    assert api.register({"provider": "huawei-video", "job_id": "xxx"}).status == 201
+    assert api.register({"provider": "azure-review", "job_id": "az-1"}).status == 201
+    after = datetime.now(UTC)
+
+    # Then the Huawei job is first polled half an hour later, the Azure one at the next cycle
+    store = dependencies_module.dependencies().store
+    (huawei_job,) = list(store.due_jobs("huawei-video", after + timedelta(seconds=1800)))
+    assert int(before.timestamp()) + 1800 <= huawei_job.next_poll_at <= int(after.timestamp()) + 1801
+    assert list(store.due_jobs("huawei-video", after + timedelta(seconds=1798))) == []
+    assert [job.job_id for job in store.due_jobs("azure-review", after)] == ["az-1"]
+
+    # And its callback finishes it meanwhile, with nothing polled
+    body = load_payload_bytes("huawei-video", "succeeded")
+    response = api.callback(
+        "huawei-video", body, headers={"X-Auth-Signature": huawei_signature(HUAWEI_SEEDS[0], body)}
+    )
+    assert response.status == 200
+    assert api.get_job("huawei-video", "xxx").body["status"] == "succeeded"
+    assert list(store.due_jobs("huawei-video", after + timedelta(days=1))) == []
+
+
+def test_a_job_registered_while_the_providers_document_does_not_load_is_polled_at_the_next_cycle(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a providers document that does not load (a key no entry takes)
+    configure_environment(monkeypatch, aws, tmp_path, {"huawei-video": {"callback": {"no_such_key": 1}}})
+    api = ApiClient()
+
+    # When a job is registered, Then it is, and due at the next cycle: the job routes work without the document
+    assert api.register({"provider": "huawei-video", "job_id": "job-1"}).status == 201
+    store = dependencies_module.dependencies().store
+    assert [job.job_id for job in store.due_jobs("huawei-video", datetime.now(UTC))] == ["job-1"]
 
 
 def test_registering_the_same_job_twice_is_idempotent(api: ApiClient, aws: FakeAws) -> None:

@@ -109,6 +109,14 @@ def test_a_publish_claim_the_sweep_could_overtake_a_publishing_writer_within_is_
             "azure-review.endpoint",
         ),
         ({"alibaba-mps": {"region": "cn-shanghai "}}, "alibaba-mps.region"),
+        (
+            {"azure-review": {"callback": {"first_poll_after_seconds": 86401}}},
+            "azure-review.callback.first_poll_after_seconds",
+        ),
+        (
+            {"huawei-video": {"callback": {"first_poll_after_seconds": -1}}},
+            "huawei-video.callback.first_poll_after_seconds",
+        ),
         ({"huawei-video": {"project_id": "p/../../x"}}, "huawei-video.project_id"),
         (["not", "an", "object"], "JSON object"),
     ],

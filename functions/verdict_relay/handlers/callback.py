@@ -18,7 +18,7 @@ import base64
 import binascii
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import unquote
 
@@ -31,6 +31,7 @@ from verdict_relay.dal.publisher import message_for
 from verdict_relay.errors import (
     CallbackAuthError,
     ClientError,
+    ConfigurationError,
     MalformedPayloadError,
     NotFoundError,
     PayloadTooLargeError,
@@ -282,13 +283,31 @@ def register_job(job: RegisterJobRequest) -> Response[dict[str, Any]]:
     # The size and the content type were checked before the resolver parsed the body (_reject_job_request).
     deps = dependencies()
     now = _now()
-    created, stored = deps.store.register(job.provider, job.job_id, job.metadata, now, first_poll_at=now)
+    created, stored = deps.store.register(
+        job.provider, job.job_id, job.metadata, now, first_poll_at=now + _first_poll_after(job.provider)
+    )
     count("JobRegistered" if created else "JobAlreadyKnown", job.provider)
     return Response(
         status_code=201 if created else 200,
         content_type=content_types.APPLICATION_JSON,
         body=stored.public_verdict().model_dump(mode="json"),
     )
+
+
+def _first_poll_after(provider: str) -> timedelta:
+    """How long a job registered now waits for its callback before its first poll: the provider's
+    ``callback.first_poll_after_seconds``. None while the providers document does not load: the job routes work
+    without it, and a poll that comes early loses nothing."""
+    try:
+        entry = dependencies().providers().providers.get(provider)
+    except ConfigurationError as exc:
+        logger.warning(
+            "providers document not loaded: the job is polled from the next cycle",
+            provider=provider,
+            code=exc.code,
+        )
+        return timedelta(0)
+    return timedelta(seconds=entry.callback.first_poll_after_seconds if entry is not None else 0)
 
 
 @app.get(
