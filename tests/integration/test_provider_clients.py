@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import requests
+import urllib3.connection
 
 from tests.helpers import QuietHandler, answering, serving
 from verdict_relay.clients.base import (
@@ -1097,6 +1098,56 @@ def test_client_never_exceeds_the_provider_rate_limit(connect: Connect) -> None:
         received = limited.requests("huawei-video")
         assert len(received) == 60
         assert most_in_any_second([request.at for request in received]) <= 20
+
+
+def test_requests_on_connections_slow_to_open_still_reach_the_provider_within_its_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a provider that admits 5 requests/s, reached over connections that take 300 ms to open (a TLS
+    # handshake with a distant region), and a client polling it from 4 threads, each on a new connection
+    real_connect = urllib3.connection.HTTPConnection.connect
+
+    def slow_connect(self: urllib3.connection.HTTPConnection) -> None:
+        time.sleep(0.3)
+        real_connect(self)
+
+    monkeypatch.setattr(urllib3.connection.HTTPConnection, "connect", slow_connect)
+    with ProviderSimulator(rate_limits={"huawei-video": 5}) as limited:
+        put_finished_job(limited, "huawei-video", "job-1")
+        settings = ProviderSettings.model_validate(limited.provider_entry("huawei-video", max_concurrency=4))
+        client = build_client("huawei-video", settings, options=replace(FAST, rate_headroom=0.15))
+        assert client is not None
+
+        # When 12 fetches are made at once
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(lambda _: client.fetch(["job-1"]), range(12)))
+        client.close()
+
+        # Then each token was taken once its connection was up, not before it was opened: the requests the
+        # bucket spaced out reach the provider as far apart, and none is refused
+        assert all(result.jobs for result in results)
+        assert limited.over_limit("huawei-video") == 0
+        assert most_in_any_second([request.at for request in limited.requests("huawei-video")]) <= 5
+
+
+def test_an_answer_awaited_past_the_time_the_token_wait_left_is_cut_off_as_out_of_time() -> None:
+    # Given a provider at 1 request/s whose token was just spent, answering 1.8 s after each request, and a
+    # caller with 2.5 s left: the request waits about a second for its token once connected, which leaves it
+    # 1.45 s, less than the answer takes (the 2 s read timeout its send was given would have waited it out)
+    options = HttpOptions(connect_timeout_s=0.5, read_timeout_s=5.0, retries=0)
+    with ProviderSimulator(latency_s=1.8) as slow:
+        put_finished_job(slow, "huawei-video", "job-1")
+        settings = ProviderSettings.model_validate(slow.provider_entry("huawei-video", rate_limit_per_s=1))
+        client = build_client("huawei-video", settings, options=options)
+        assert client is not None
+        assert client.limiter is not None
+        assert client.limiter.try_acquire()
+
+        # When it is fetched, Then the wait for the answer ends with the caller's time, before the answer came
+        # (not once its headers had come, while reading its body): out of time, not the provider's fault
+        with finish_within(2.5), pytest.raises(ProviderOutOfTimeError, match="no answer in the time left"):
+            client.fetch(["job-1"])
+        client.close()
 
 
 def test_simulator_refuses_requests_over_its_limit() -> None:

@@ -38,12 +38,15 @@ How a request goes out (:meth:`ProviderHttp.send`):
   response is closed on every path: read whole, its connection is back in the pool for reuse; cut off, the
   connection is closed and its pool slot freed. The body is read inside the concurrency cap below, as its
   connection is in use until then.
-* Every request on the wire, retries included, first takes a token from the provider's
-  :class:`~verdict_relay.clients.ratelimit.TokenBucket`: :class:`RateLimitedAdapter` does it in ``send``, and
-  urllib3 itself never retries (``max_retries=0``), so one adapter send is exactly one request on the wire.
+* Every request on the wire, retries included, takes a token from the provider's
+  :class:`~verdict_relay.clients.ratelimit.TokenBucket` once its connection is up (connected, TLS handshake
+  done), right before its bytes are written (:class:`_TokenOnceConnected`, in the adapter's connection pools),
+  and urllib3 itself never retries (``max_retries=0``), so one adapter send is exactly one request on the wire.
   In-flight requests are capped at ``max_concurrency`` (a semaphore around the whole exchange) and the
-  connection pool holds that many connections, so a token is never taken and then left waiting for a
-  connection: the moment a token is taken is the moment the request leaves.
+  connection pool holds that many connections, so a request never waits for a connection either: the moment a
+  token is taken is the moment the request leaves, whether its connection was pooled or had to be opened (a
+  token taken before a handshake with a distant region would let the provider see requests closer together
+  than the bucket spaced them).
 
 This module imports ``requests``; handlers import the clients only when they poll, never at cold start.
 """
@@ -55,6 +58,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -62,6 +66,8 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import DecodeError, MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.response import BaseHTTPResponse
@@ -237,8 +243,54 @@ def code_and_message(code: object, message: object) -> tuple[str | None, str | N
     return (str(code) if code is not None else None, str(message) if message is not None else None)
 
 
+_answer_wait_cut: ContextVar[bool] = ContextVar("answer_wait_cut", default=False)
+"""Set when :class:`_AnswerWithinDeadline` cut a request's wait for its answer to the caller's time left."""
+
+
+class _AnswerWithinDeadline:
+    """Mixed into the pool's connections: inside a :func:`~verdict_relay.clients.base.finish_within`, the wait
+    for the answer's headers is cut to the time left then. The read timeout was set before the request waited
+    for its token (once connected: :class:`_TokenOnceConnected`), and that wait may have used some of it."""
+
+    timeout: float | None
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        left = seconds_left()
+        if left is not None and (self.timeout is None or self.timeout > left):
+            self.timeout = max(left, 0.001)  # 0 would make the socket non-blocking
+            _answer_wait_cut.set(True)
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+
+class _HTTPConnection(_AnswerWithinDeadline, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_AnswerWithinDeadline, HTTPSConnection):
+    pass
+
+
+class _TokenOnceConnected:
+    """Mixed into the adapter's connection pools: each request takes its token from the bucket once its
+    connection is up (connected, and for HTTPS its TLS handshake done), right before its bytes are written.
+    Taken before connecting, a token would be spent while the connection was made: a request on a new
+    connection would leave a handshake later than one on a pooled connection, and the requests the bucket
+    spaced out could reach the provider closer together than its limit (a handshake with a distant region
+    takes longer than the bucket's margin). ``_validate_conn`` is urllib3's hook "called right before a
+    request is made"; a plain HTTP connection would connect only inside the request, so it connects here."""
+
+    take_token: Callable[[], None]
+
+    def _validate_conn(self, conn: Any) -> None:
+        super()._validate_conn(conn)  # type: ignore[misc]
+        if conn.is_closed:
+            conn.connect()
+        self.take_token()
+
+
 class RateLimitedAdapter(HTTPAdapter):
-    """An HTTPAdapter that takes a token from the provider's bucket before every request it sends.
+    """An HTTPAdapter that takes a token from the provider's bucket for every request it sends, once the
+    request's connection is up (:class:`_TokenOnceConnected`).
 
     urllib3 retries nothing here (``max_retries=0``), so each ``send`` is one request on the wire. While the
     provider's Retry-After holds the bucket back for longer than ``max_deferral_wait_s``, a request is refused
@@ -251,6 +303,25 @@ class RateLimitedAdapter(HTTPAdapter):
         # One host: the provider's API (a Huawei IAM user's token requests have a session of their own).
         super().__init__(pool_connections=1, pool_maxsize=pool_maxsize, pool_block=True, max_retries=0)
 
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        take_token = self._take_token
+        pools = {
+            "http": type(
+                "RateLimitedHTTPPool",
+                (_TokenOnceConnected, HTTPConnectionPool),
+                {"ConnectionCls": _HTTPConnection, "take_token": staticmethod(take_token)},
+            ),
+            "https": type(
+                "RateLimitedHTTPSPool",
+                (_TokenOnceConnected, HTTPSConnectionPool),
+                {"ConnectionCls": _HTTPSConnection, "take_token": staticmethod(take_token)},
+            ),
+        }
+        self.poolmanager.pool_classes_by_scheme = pools
+
     def send(
         self,
         request: requests.PreparedRequest,
@@ -260,32 +331,32 @@ class RateLimitedAdapter(HTTPAdapter):
         cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
         proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
-        # Inside a finish_within, a request waits for its token only while it would still have MIN_ATTEMPT_S
-        # left afterwards, and its timeouts are cut to what is left once it has it: none goes out late.
-        left = self._acquire()
+        # Inside a finish_within, the timeouts are cut to the time left, so that no request waits past it: the
+        # connection's now, the wait for its token (once connected) only while it would still have
+        # MIN_ATTEMPT_S left afterwards, and the wait for the answer to the time left once it is sent.
+        left = seconds_left()
         cut = False
         if left is not None:
-            left = seconds_left() or 0.0
             connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
             if connect is not None and read is not None and connect + read > left:
                 connect = min(connect, max(left, 0.0) / 2)
                 timeout, cut = (connect, max(left - connect, 0.0)), True
+        answer_wait_cut = _answer_wait_cut.set(False)
         try:
             return super().send(
                 request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
             )
         except requests.Timeout as exc:
-            if cut:  # the caller's time ran out, not the provider's patience: not the provider's fault
-                raise ProviderOutOfTimeError(
-                    "no answer in the time left after the rate limit's wait"
-                ) from exc
+            if cut or _answer_wait_cut.get():  # the caller's time ran out, not the provider's patience
+                raise ProviderOutOfTimeError("no answer in the time left") from exc
             raise
+        finally:
+            _answer_wait_cut.reset(answer_wait_cut)
 
-    def _acquire(self) -> float | None:
+    def _take_token(self) -> None:
         """Take a token, once no Retry-After holds the bucket back (refused unsent while one holds it back
         longer than ``max_deferral_wait_s``). A Retry-After read while this request slept for a token reserved
-        before it holds this request back too: it takes a token again, behind the wait. Returns the time
-        left of the caller's ``finish_within`` as it was before the last wait, None outside one."""
+        before it holds this request back too: it takes a token again, behind the wait."""
         while True:
             left = seconds_left()
             try:
@@ -300,7 +371,7 @@ class RateLimitedAdapter(HTTPAdapter):
             if waited is None:
                 raise ProviderOutOfTimeError("no time left to wait for the provider's rate limit")
             if self.limiter.deferred_s() <= 0:
-                return left
+                return
 
 
 class ProviderHttp:
