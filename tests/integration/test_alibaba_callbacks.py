@@ -16,6 +16,7 @@ from verdict_relay import config
 from verdict_relay.local.callback_signing import MnsSigner, mns_notification
 
 PATH = "/v1/callbacks/alibaba-mps"
+TOKEN = "mns-callback-token-0001"
 
 
 WITH_DEFAULT_HOSTS = {k: v for k, v in ALIBABA_MPS_ENTRY.items() if k != "callback"}
@@ -60,6 +61,28 @@ def test_a_signed_notice_whose_text_is_cut_inside_a_character_is_acknowledged(
     assert push(api, body, mns.sign(PATH, body)).status == 204
     (item,) = aws.table_items()
     assert (item["job_id"]["S"], item["status"]["S"]) == ("mps-job-7", "pending")
+
+
+@pytest.mark.parametrize("token", [None, "mns-callback-token-9999"], ids=["without a token", "wrong token"])
+def test_a_push_mns_signed_without_the_configured_token_is_refused_and_stores_nothing(
+    aws: FakeAws, mns: MnsSigner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, token: str | None
+) -> None:
+    # Given alibaba-mps with a callback token: MNS signs every account's pushes alike, so only the token proves
+    # the push came from this deployment's topic
+    entry = {**ALIBABA_MPS_ENTRY, "callback": {"certificate_hosts": ["127.0.0.1"], "tokens": [TOKEN]}}
+    configure_environment(monkeypatch, aws, tmp_path, {**PROVIDERS_DOCUMENT, "alibaba-mps": entry})
+    body = mns_notification("foreign-job")
+    query = None if token is None else {"token": token}
+    target = PATH if token is None else f"{PATH}?token={token}"
+
+    # When a push MNS really signed arrives (another account's topic) without the token, or with another one
+    response = push(ApiClient(), body, mns.sign(target, body), query)
+
+    # Then it is refused and nothing is stored; the same push with the token is taken
+    assert response.status == 401
+    assert aws.table_items() == []
+    with_token = push(ApiClient(), body, mns.sign(f"{PATH}?token={TOKEN}", body), {"token": TOKEN})
+    assert with_token.status == 204
 
 
 def test_replayed_mns_notice_with_an_old_date_is_refused(

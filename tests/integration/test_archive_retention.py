@@ -458,3 +458,19 @@ def test_a_read_or_tagging_s3_refuses_says_what_s3_answered(
         f"payload archive: get failed ({why})",
         f"payload archive: tagging failed ({why})",
     )
+
+
+def test_a_reschedule_that_comes_after_the_job_finished_changes_nothing(aws: FakeAws) -> None:
+    # Given a job whose pass verdict is stored, with its retention's TTL (nothing owed)
+    store = store_of(aws)
+    now = datetime.now(UTC)
+    store.record(finished("done-1", Suggestion.PASS), None, now, publish=False)
+    (before,) = aws.table_items()
+    assert "expires_at" in before
+
+    # When a poll that failed for it meanwhile puts it back for later (the poller's backoff after a failure)
+    moved = store.reschedule("huawei-video", "done-1", now + timedelta(minutes=5), 3)
+
+    # Then nothing changes: the finished job keeps its TTL, and is not polled again
+    assert moved is False
+    assert aws.table_items() == [before]

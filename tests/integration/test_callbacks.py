@@ -165,6 +165,30 @@ def test_a_signed_callback_for_a_job_no_longer_held_is_taken_only_within_half_th
     assert retired == (0 if replay_stored else 2)
 
 
+def test_a_final_callback_whose_signed_text_was_first_accepted_long_ago_is_stored_while_its_job_is_held(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # Given a job whose 'running' callback was accepted more than half the retention ago (the same signed text
+    # as its final callback: the job's creation time and ids), and which the store still holds
+    running = with_changes("huawei-video", "running", job_id="xxx", request_id="xxxx")
+    assert api.callback("huawei-video", running, headers=signed(running)).status == 200
+    [binding] = [item for item in aws.table_items() if item["sk"]["S"] == "SIGNED"]
+    long_ago = int((datetime.now(UTC) - timedelta(days=46)).timestamp())
+    aws.session.client("dynamodb").update_item(
+        TableName=aws.resources.table_name,
+        Key={"pk": binding["pk"], "sk": binding["sk"]},
+        UpdateExpression="SET claimed_at = :at",
+        ExpressionAttributeValues={":at": {"N": str(long_ago)}},
+    )
+
+    # When its final callback comes, Then it is the job's verdict, stored and published: not a replay of a job
+    # gone with its retention
+    final = load_payload_bytes("huawei-video", "succeeded")
+    assert api.callback("huawei-video", final, headers=signed(final)).status == 200
+    assert api.get_job("huawei-video", "xxx").body["status"] == "succeeded"
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["xxx"]
+
+
 @pytest.mark.parametrize(
     ("retention", "later", "claim"),
     [
@@ -287,6 +311,18 @@ def test_hundred_duplicate_callbacks_store_one_verdict_and_publish_once(api: Api
     states = [i for i in aws.table_items() if i["sk"]["S"] == "STATE"]
     assert len(states) == 1
     assert not [i for i in aws.table_items() if i["sk"]["S"].startswith("CONFLICT#")]
+
+
+def test_a_progress_callback_sent_again_changes_nothing_stored(api: ApiClient, aws: FakeAws) -> None:
+    # Given a job whose 'running' notification was stored
+    running = with_changes("huawei-video", "running", job_id="job-again")
+    assert api.callback("huawei-video", running, headers=signed(running)).status == 200
+    before = aws.job_items()
+
+    # When the provider sends it again, Then it is acknowledged and the stored job is as it was (not rewritten)
+    assert api.callback("huawei-video", running, headers=signed(running)).status == 200
+    assert aws.job_items() == before
+    assert before[0]["status"]["S"] == "running"
 
 
 def test_late_running_callback_after_success_is_ignored(api: ApiClient, aws: FakeAws) -> None:

@@ -815,3 +815,30 @@ def test_expire_of_a_job_deleted_after_it_was_read_exits_2_and_creates_nothing( 
     assert code == 2
     assert aws.job_items() == []
     assert aws.published() == []
+
+
+def test_expire_of_a_job_that_finishes_after_it_was_read_exits_1_and_its_own_verdict_stands(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from verdict_relay.dal.store import JobStore
+
+    # Given a registered job whose provider's callback finishes it right after the command read it
+    assert cli("jobs", "register", "--provider", "huawei-video", "--job-id", "race-1")[0] == 0
+    read = JobStore.get
+
+    def read_then_finished(self: JobStore, provider: str, job_id: str, **options: Any) -> Any:
+        job = read(self, provider, job_id, **options)
+        monkeypatch.setattr(JobStore, "get", read)
+        finish_job(job_id)
+        return job
+
+    monkeypatch.setattr(JobStore, "get", read_then_finished)
+    capsys.readouterr()
+
+    # When the operator expires it
+    code = main(["jobs", "expire", "--provider", "huawei-video", "--job-id", "race-1"])
+
+    # Then the command fails saying so, and the callback's verdict is the one stored and published, once
+    assert code == 1
+    assert "finished meanwhile" in capsys.readouterr().err
+    assert [m["verdict"]["status"] for m in aws.published()] == ["succeeded"]

@@ -456,4 +456,6 @@ def test_a_response_the_sdk_cannot_parse_is_a_json_500_and_nothing_is_acknowledg
     # Then the sender gets a JSON 500 (it will re-send), not a dropped connection or an HTML page
     assert response.status == 500
     assert response.body["error"]["code"] == "internal_error"
+    # saying nothing of the fault (the log has it): no exception, no AWS detail
+    assert response.body["error"]["message"] == "internal error; nothing was acknowledged, send again"
     assert server_aws.published() == []

@@ -83,3 +83,18 @@ def test_a_provider_faster_than_one_invocations_cpu_is_planned_at_the_invocation
 
     assert result.capacity == 1600
     assert result.fans_out
+
+
+def test_a_provider_too_slow_for_one_job_in_a_workers_budget_is_still_split_a_request_a_batch() -> None:
+    # rate_limit_per_s need only be above 0: at one request in 1,000 s a worker's budget holds none, and the
+    # backlog is still handed out, a request's worth of jobs a batch, not refused with a ValueError
+    planned = plan(
+        "azure-review",
+        list(range(5)),
+        rate_per_s=0.001,
+        jobs_per_request=1,
+        time_budget_s=1,
+        worker_budget_s=240,
+    )
+
+    assert planned.batches == [[0], [1], [2], [3], [4]]

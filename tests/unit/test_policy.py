@@ -97,6 +97,9 @@ def test_block_and_review_are_published_pass_only_when_configured(
 
 def test_unfinished_jobs_are_never_published() -> None:
     assert VerdictPolicy(publish_pass=True).should_publish(verdict(JobStatus.RUNNING)) is False
+    # not even one a provider's progress report gave a suggestion already
+    for status in (JobStatus.PENDING, JobStatus.RUNNING):
+        assert VerdictPolicy().should_publish(verdict(status, Suggestion.BLOCK)) is False
 
 
 def test_a_job_is_at_least_as_strict_as_its_strictest_finding() -> None:
