@@ -1218,41 +1218,45 @@ def test_an_owed_verdict_that_cannot_be_read_does_not_hold_back_the_others(
     metrics.clear_metrics()
 
 
+@pytest.mark.parametrize("provider", ["huawei-video", "huawei-image-batch"])
 def test_a_result_s3_will_not_archive_waits_its_backoff_and_does_not_hold_back_the_others(
-    aws: FakeAws,
+    aws: FakeAws, provider: str
 ) -> None:
-    # Given a due job whose result is too large for its item, the oldest due, ten small ones, and S3 refusing
-    # every upload (its bucket gone: an outage, a bucket policy or key that refuses) while DynamoDB works
-    client = ScriptedClient("huawei-video")
+    # Given a due job whose result is too large for its item, the oldest due (registered 31 minutes ago: past
+    # the 30 minutes Huawei keeps an image batch), ten small ones, and S3 refusing every upload (its bucket
+    # gone: an outage, a bucket policy or key that refuses) while DynamoDB works
+    client = ScriptedClient(provider)
     world = World(aws, client, concurrency=1)
-    world.register("huawei-video", "large", at=NOW - timedelta(minutes=5))
+    world.register(provider, "large", at=NOW - timedelta(minutes=31))
     small = [f"small-{i}" for i in range(10)]
-    world.register("huawei-video", *small)
+    world.register(provider, *small)
     for job_id in ["large", *small]:
-        client.jobs[job_id] = verdict("huawei-video", job_id, JobStatus.SUCCEEDED, Suggestion.BLOCK)
+        client.jobs[job_id] = verdict(provider, job_id, JobStatus.SUCCEEDED, Suggestion.BLOCK)
     client.raw["large"] = random.Random(7).randbytes(400 * 1024)  # incompressible: archived in S3
     s3 = aws.session.client("s3")
     s3.delete_bucket(Bucket=aws.resources.bucket)
     metrics.clear_metrics()
 
     # When a poll cycle runs
-    report = world.poller.run_cycle(PLENTY_OF_TIME).providers["huawei-video"]
+    report = world.poller.run_cycle(PLENTY_OF_TIME).providers[provider]
 
     # Then the small ones are stored and published, and the large one, nothing of it stored, is polled again
-    # after its backoff (not at the head of the due jobs, where it stopped every cycle), counted as a storage
-    # failure
-    assert (report.resolved, report.rescheduled, report.skipped) == (10, 1, None)
+    # after its backoff (not at the head of the due jobs, where it stopped every cycle; not expired for its age
+    # either, the provider having just answered for it), counted as a storage failure
+    assert (report.resolved, report.rescheduled, report.expired, report.skipped) == (10, 1, 0, None)
     assert sorted(m["verdict"]["job_id"] for m in aws.published()) == small
-    assert world.status("huawei-video", "large") is JobStatus.PENDING
-    assert "large" not in world.due("huawei-video")
+    assert world.status(provider, "large") is JobStatus.PENDING
+    assert "large" not in world.due(provider)
     assert sum(metrics.metric_set["PollerStorageFailed"]["Value"]) == 1
 
-    # And once S3 is back, its next poll stores and publishes it
+    # And once S3 is back, its next poll stores and publishes its verdict
     s3.create_bucket(Bucket=aws.resources.bucket)
     world.clock[0] += timedelta(hours=1)
     world.poller.run_cycle(PLENTY_OF_TIME)
-    assert world.status("huawei-video", "large") is JobStatus.SUCCEEDED
-    assert [m["verdict"]["job_id"] for m in aws.published()] == ["large"]
+    assert world.status(provider, "large") is JobStatus.SUCCEEDED
+    assert [(m["verdict"]["job_id"], m["verdict"]["suggestion"]) for m in aws.published()] == [
+        ("large", "block")
+    ]
     metrics.clear_metrics()
 
 

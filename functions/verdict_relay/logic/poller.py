@@ -664,7 +664,8 @@ class Poller:
                     self._ingest.ingest(verdict, fetched.raw, now, time_left_s=time_left_s)
                 except ArchiveError as exc:
                     # S3 refused its large payload; nothing was stored. It alone waits out its backoff, so it
-                    # does not stay at the head of the due jobs and stop every cycle: the others are stored.
+                    # does not stay at the head of the due jobs and stop every cycle: the others are stored. Not
+                    # expired for its age, as _poll_later would: the provider has just answered for it, finished.
                     logger.error(
                         "result not stored: its payload could not be archived; polled again after its backoff",
                         provider=provider,
@@ -672,9 +673,9 @@ class Poller:
                         error=exc.message,
                     )
                     count("PollerStorageFailed", provider)
-                    self._poll_later(
-                        provider, known.get(verdict.job_id) or DueJob(verdict.job_id), report, time_left_s
-                    )
+                    next_poll = self._next_poll(provider, known.get(verdict.job_id), self._now())
+                    self._store.reschedule(provider, verdict.job_id, next_poll.at, next_poll.attempts)
+                    report.rescheduled += 1
                     continue
                 report.resolved += 1
                 continue
