@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -33,8 +35,9 @@ from verdict_relay.clients.base import (
     finish_within,
 )
 from verdict_relay.clients.factory import build_client
-from verdict_relay.clients.http import HttpOptions
+from verdict_relay.clients.http import HttpOptions, OutgoingRequest, ProviderHttp
 from verdict_relay.clients.huawei import JOB_NOT_FOUND, job_not_found
+from verdict_relay.clients.ratelimit import TokenBucket
 from verdict_relay.config import ProviderSettings
 from verdict_relay.errors import ConfigurationError
 from verdict_relay.local.simulator import (
@@ -1148,6 +1151,61 @@ def test_an_answer_awaited_past_the_time_the_token_wait_left_is_cut_off_as_out_o
         with finish_within(2.5), pytest.raises(ProviderOutOfTimeError, match="no answer in the time left"):
             client.fetch(["job-1"])
         client.close()
+
+
+class KeepAliveAnswers(QuietHandler):
+    """Answers every GET with ``{}`` on keep-alive connections."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+
+class CountingServer(ThreadingHTTPServer):
+    """Counts the connections it accepts, in its accept loop: one accepted before a request that was answered
+    is counted by the time the answer comes."""
+
+    daemon_threads = True
+    accepted = 0
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        self.accepted += 1
+        return True
+
+
+def test_a_request_refused_unsent_opens_no_connection() -> None:
+    server = CountingServer(("127.0.0.1", 0), KeepAliveAnswers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/job"
+    request = lambda: OutgoingRequest("GET", url)  # noqa: E731
+    try:
+        # Given a client asked by the provider to leave it alone for a minute, and one whose next token comes
+        # later than its caller's time lasts
+        paused = ProviderHttp("huawei-video", TokenBucket(100), HttpOptions(retries=0), max_concurrency=1)
+        paused.limiter.defer(60)
+        slow = ProviderHttp("huawei-video", TokenBucket(0.1), HttpOptions(retries=0), max_concurrency=1)
+        assert slow.limiter.try_acquire()
+
+        # When each is asked for a request, Then each refuses it unsent
+        with pytest.raises(ProviderThrottledError):
+            paused.send(request)
+        with finish_within(2.0), pytest.raises(ProviderOutOfTimeError):
+            slow.send(request)
+
+        # And opened no connection for it: no handshake with a provider that asked for a pause, none of the
+        # caller's time spent on one (a request sent now is the first connection the provider sees)
+        sent = ProviderHttp("huawei-video", TokenBucket(100), HttpOptions(retries=0), max_concurrency=1)
+        assert sent.send(request).ok
+        assert server.accepted == 1
+        for client in (paused, slow, sent):
+            client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_simulator_refuses_requests_over_its_limit() -> None:

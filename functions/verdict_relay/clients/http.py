@@ -335,6 +335,7 @@ class RateLimitedAdapter(HTTPAdapter):
         # connection's now, the wait for its token (once connected) only while it would still have
         # MIN_ATTEMPT_S left afterwards, and the wait for the answer to the time left once it is sent.
         left = seconds_left()
+        self._refuse_unsendable(left)
         cut = False
         if left is not None:
             connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
@@ -352,6 +353,19 @@ class RateLimitedAdapter(HTTPAdapter):
             raise
         finally:
             _answer_wait_cut.reset(answer_wait_cut)
+
+    def _refuse_unsendable(self, left: float | None) -> None:
+        """Refuse, before a connection is opened for it, a request :meth:`_take_token` would refuse as things
+        stand: a provider that asked to be left alone is not sent a handshake either, and the caller's time is
+        not spent on one. Its token is still taken once connected, and a request another one overtook meanwhile
+        can still be refused then."""
+        deferred = self.limiter.deferred_s()
+        if deferred > self.max_deferral_wait_s:
+            raise ProviderThrottledError(
+                f"asked to come back in {deferred:.0f} s; not sent", retry_after=deferred
+            )
+        if left is not None and self.limiter.wait_s() > max(left - MIN_ATTEMPT_S, 0.0):
+            raise ProviderOutOfTimeError("no time left to wait for the provider's rate limit")
 
     def _take_token(self) -> None:
         """Take a token, once no Retry-After holds the bucket back (refused unsent while one holds it back

@@ -87,6 +87,12 @@ class TokenBucket:
             self._tokens = min(self._tokens, -wait_s * self.rate_per_s)
             self._deferred_until = max(self._deferred_until, self._updated + wait_s)
 
+    def wait_s(self) -> float:
+        """How long a token taken now would be waited for (a Retry-After's hold included); nothing is taken."""
+        with self._lock:
+            self._refill()
+            return (1.0 - self._tokens) / self.rate_per_s if self._tokens < 1.0 else 0.0
+
     def deferred_s(self) -> float:
         """How much longer a :meth:`defer` holds every request back (0 when none does)."""
         with self._lock:
