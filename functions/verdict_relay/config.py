@@ -628,10 +628,26 @@ SECRETS_CLIENT_TIMEOUTS: dict[str, Any] = {
 
 
 def load_providers_config(settings: Settings) -> ProvidersConfig:
-    """Read the providers document from Secrets Manager or from a local file.
+    """Read the providers document from Secrets Manager or from a local file, and check it against the
+    settings.
 
     With neither configured every provider is disabled: callbacks are refused and nothing is polled.
     """
+    config = _read_providers_config(settings)
+    grace = settings.unknown_job_grace_seconds
+    for name, entry in config.providers.items():
+        wait = entry.callback.first_poll_after_seconds
+        if wait and wait >= grace:
+            raise ConfigurationError(
+                f"providers document: '{name}.callback.first_poll_after_seconds': {wait} is not less than"
+                f" UNKNOWN_JOB_GRACE_SECONDS ({grace}): a job first polled after the grace would be expired at"
+                " its first poll if its provider denied it (a wrong region or endpoint), before anyone could"
+                " correct the document; raise the grace with it"
+            )
+    return config
+
+
+def _read_providers_config(settings: Settings) -> ProvidersConfig:
     if settings.providers_secret_id:
         from aws_lambda_powertools.utilities import parameters
         from botocore.config import Config

@@ -219,6 +219,30 @@ def test_providers_file_is_read_and_validated(tmp_path: Path) -> None:
     assert entry.team == "moderators"
 
 
+@pytest.mark.parametrize(
+    ("wait", "grace", "accepted"), [(3599, "3600", True), (3600, "3600", False), (60, "0", False)]
+)
+def test_a_first_poll_wait_must_end_within_the_unknown_job_grace(
+    tmp_path: Path, wait: int, grace: str, accepted: bool
+) -> None:
+    # A job first polled after the grace would be expired at its first poll if its provider denied it: a wrong
+    # region would publish every registered job as expired, for good, before anyone could correct it
+    path = tmp_path / "providers.json"
+    path.write_text(json.dumps({"azure-review": {"callback": {"first_poll_after_seconds": wait}}}))
+    settings = Settings.from_env({**ENV, "PROVIDERS_FILE": str(path), "UNKNOWN_JOB_GRACE_SECONDS": grace})
+
+    if accepted:
+        assert (
+            load_providers_config(settings).providers["azure-review"].callback.first_poll_after_seconds
+            == wait
+        )
+    else:
+        with pytest.raises(
+            ConfigurationError, match=r"'azure-review\.callback\.first_poll_after_seconds'.*GRACE"
+        ):
+            load_providers_config(settings)
+
+
 def test_unreadable_providers_file_is_a_configuration_error(tmp_path: Path) -> None:
     path = tmp_path / "providers.json"
     path.write_text("{not json")
