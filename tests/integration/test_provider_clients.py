@@ -26,6 +26,7 @@ import urllib3.connection
 
 from tests.helpers import QuietHandler, answering, serving
 from verdict_relay.clients.base import (
+    FetchResult,
     ProviderAuthError,
     ProviderClient,
     ProviderOutOfTimeError,
@@ -1077,30 +1078,40 @@ def most_in_any_second(timestamps: list[float], slack: float = 0.005) -> int:
     return most
 
 
-def test_client_never_exceeds_the_provider_rate_limit(connect: Connect) -> None:
-    # Given a provider that admits 20 requests/s and a client configured for 20/s with burst 1. The simulator
-    # shares this process (and its GIL) with the client's threads, so under a loaded CI machine its arrival
-    # times jitter by more than a real provider's network makes them: the client keeps 15 % of the limit unused
-    # here, not the default 5 % (which absorbs ~50 ms of jitter at 20/s; clients/ratelimit.py says why).
-    with ProviderSimulator(rate_limits={"huawei-video": 20}) as limited:
+def fetched_at_once(limit: int, fetches: int) -> tuple[list[FetchResult], list[float], int]:
+    """``fetches`` fetches of one finished job from 4 threads at once, by a client at ``limit`` requests/s with
+    burst 1, from a simulator that admits ``limit`` a second: the results, when the simulator received each
+    request, and how many it refused. The simulator shares this process (and its GIL) with the client's
+    threads, so under a loaded CI machine its arrival times jitter by more than a real provider's network makes
+    them: the client keeps 15 % of the limit unused here, not the default 5 % (which absorbs ~50 ms of jitter
+    at 20/s; clients/ratelimit.py says why)."""
+    with ProviderSimulator(rate_limits={"huawei-video": limit}) as limited:
         put_finished_job(limited, "huawei-video", "job-1")
         settings = ProviderSettings.model_validate(
-            limited.provider_entry("huawei-video", rate_limit_per_s=20, max_concurrency=4)
+            limited.provider_entry("huawei-video", rate_limit_per_s=limit, max_concurrency=4)
         )
         client = build_client("huawei-video", settings, options=replace(FAST, rate_headroom=0.15))
         assert client is not None
-
-        # When 60 fetches are made from 4 threads at once
         with ThreadPoolExecutor(max_workers=4) as pool:
-            results = list(pool.map(lambda _: client.fetch(["job-1"]), range(60)))
+            results = list(pool.map(lambda _: client.fetch(["job-1"]), range(fetches)))
         client.close()
+        return (
+            results,
+            [request.at for request in limited.requests("huawei-video")],
+            limited.over_limit("huawei-video"),
+        )
 
-        # Then the provider never had to refuse one, and no second saw more than 20
-        assert all(result.jobs for result in results)
-        assert limited.over_limit("huawei-video") == 0
-        received = limited.requests("huawei-video")
-        assert len(received) == 60
-        assert most_in_any_second([request.at for request in received]) <= 20
+
+def test_client_never_exceeds_the_provider_rate_limit() -> None:
+    # Given a provider that admits 20 requests/s and a client configured for 20/s, When 60 fetches are made from
+    # 4 threads at once
+    results, received, refused = fetched_at_once(20, 60)
+
+    # Then the provider never had to refuse one, and no second saw more than 20
+    assert all(result.jobs for result in results)
+    assert refused == 0
+    assert len(received) == 60
+    assert most_in_any_second(received) <= 20
 
 
 def test_requests_on_connections_slow_to_open_still_reach_the_provider_within_its_limit(
@@ -1115,22 +1126,15 @@ def test_requests_on_connections_slow_to_open_still_reach_the_provider_within_it
         real_connect(self)
 
     monkeypatch.setattr(urllib3.connection.HTTPConnection, "connect", slow_connect)
-    with ProviderSimulator(rate_limits={"huawei-video": 5}) as limited:
-        put_finished_job(limited, "huawei-video", "job-1")
-        settings = ProviderSettings.model_validate(limited.provider_entry("huawei-video", max_concurrency=4))
-        client = build_client("huawei-video", settings, options=replace(FAST, rate_headroom=0.15))
-        assert client is not None
 
-        # When 12 fetches are made at once
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            results = list(pool.map(lambda _: client.fetch(["job-1"]), range(12)))
-        client.close()
+    # When 12 fetches are made at once
+    results, received, refused = fetched_at_once(5, 12)
 
-        # Then each token was taken once its connection was up, not before it was opened: the requests the
-        # bucket spaced out reach the provider as far apart, and none is refused
-        assert all(result.jobs for result in results)
-        assert limited.over_limit("huawei-video") == 0
-        assert most_in_any_second([request.at for request in limited.requests("huawei-video")]) <= 5
+    # Then each token was taken once its connection was up, not before it was opened: the requests the bucket
+    # spaced out reach the provider as far apart, and none is refused
+    assert all(result.jobs for result in results)
+    assert refused == 0
+    assert most_in_any_second(received) <= 5
 
 
 def test_an_answer_awaited_past_the_time_the_token_wait_left_is_cut_off_as_out_of_time() -> None:
