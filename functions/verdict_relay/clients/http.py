@@ -361,11 +361,9 @@ class RateLimitedAdapter(HTTPAdapter):
         can still be refused then."""
         deferred = self.limiter.deferred_s()
         if deferred > self.max_deferral_wait_s:
-            raise ProviderThrottledError(
-                f"asked to come back in {deferred:.0f} s; not sent", retry_after=deferred
-            )
+            raise _not_sent(deferred)
         if left is not None and self.limiter.wait_s() > max(left - MIN_ATTEMPT_S, 0.0):
-            raise ProviderOutOfTimeError("no time left to wait for the provider's rate limit")
+            raise ProviderOutOfTimeError(_NO_TIME_FOR_RATE_LIMIT)
 
     def _take_token(self) -> None:
         """Take a token, once no Retry-After holds the bucket back (refused unsent while one holds it back
@@ -379,13 +377,21 @@ class RateLimitedAdapter(HTTPAdapter):
                     max_deferral_s=self.max_deferral_wait_s,
                 )
             except Deferred as exc:
-                raise ProviderThrottledError(
-                    f"asked to come back in {exc.remaining_s:.0f} s; not sent", retry_after=exc.remaining_s
-                ) from None
+                raise _not_sent(exc.remaining_s) from None
             if waited is None:
-                raise ProviderOutOfTimeError("no time left to wait for the provider's rate limit")
+                raise ProviderOutOfTimeError(_NO_TIME_FOR_RATE_LIMIT)
             if self.limiter.deferred_s() <= 0:
                 return
+
+
+_NO_TIME_FOR_RATE_LIMIT = "no time left to wait for the provider's rate limit"
+
+
+def _not_sent(remaining_s: float) -> ProviderThrottledError:
+    """A request refused unsent while the provider's Retry-After holds the bucket back ``remaining_s`` more."""
+    return ProviderThrottledError(
+        f"asked to come back in {remaining_s:.0f} s; not sent", retry_after=remaining_s
+    )
 
 
 class ProviderHttp:

@@ -673,9 +673,9 @@ class Poller:
                         error=exc.message,
                     )
                     count("PollerStorageFailed", provider)
-                    next_poll = self._next_poll(provider, known.get(verdict.job_id), self._now())
-                    self._store.reschedule(provider, verdict.job_id, next_poll.at, next_poll.attempts)
-                    report.rescheduled += 1
+                    self._reschedule(
+                        provider, known.get(verdict.job_id) or DueJob(verdict.job_id), now, report
+                    )
                     continue
                 report.resolved += 1
                 continue
@@ -723,6 +723,10 @@ class Poller:
         now = self._now()
         if self._expire_past_age(provider, job.job_id, job, now, report, time_left_s):
             return
+        self._reschedule(provider, job, now, report)
+
+    def _reschedule(self, provider: str, job: DueJob, now: datetime, report: ProviderReport) -> None:
+        """Poll ``job`` again after its backoff (one more attempt)."""
         next_poll = self._next_poll(provider, job, now)
         self._store.reschedule(provider, job.job_id, next_poll.at, next_poll.attempts)
         report.rescheduled += 1
