@@ -817,6 +817,37 @@ def test_expire_of_a_job_deleted_after_it_was_read_exits_2_and_creates_nothing( 
     assert aws.published() == []
 
 
+def test_expire_of_a_job_deleted_after_it_was_kept_stores_its_verdict_afresh_and_exits_1_saying_so(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from verdict_relay.dal.store import JobStore
+
+    # Given a registered job whose item something outside the relay deletes (an operator's delete-item) right
+    # after the command found it confirmed
+    assert cli("jobs", "register", "--provider", "huawei-video", "--job-id", "gone-1")[0] == 0
+    (item,) = aws.job_items()
+    keep = JobStore.drop_unconfirmed
+
+    def kept_then_deleted(self: JobStore, provider: str, job_id: str, **options: Any) -> Any:
+        outcome = keep(self, provider, job_id, **options)
+        aws.session.client("dynamodb").delete_item(
+            TableName=aws.resources.table_name, Key={"pk": item["pk"], "sk": item["sk"]}
+        )
+        return outcome
+
+    monkeypatch.setattr(JobStore, "drop_unconfirmed", kept_then_deleted)
+    capsys.readouterr()
+
+    # When the operator expires it
+    code = main(["jobs", "expire", "--provider", "huawei-video", "--job-id", "gone-1"])
+
+    # Then the expired verdict is stored and published once, and the command fails saying the job was made anew
+    assert code == 1
+    assert "deleted meanwhile; its expired verdict was stored afresh" in capsys.readouterr().err
+    assert [m["verdict"]["status"] for m in aws.published()] == ["expired"]
+    assert [i["status"]["S"] for i in aws.job_items()] == ["expired"]
+
+
 def test_expire_of_a_job_that_finishes_after_it_was_read_exits_1_and_its_own_verdict_stands(  # type: ignore[no-untyped-def]
     cli, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
