@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from botocore.exceptions import (
@@ -43,6 +44,42 @@ def test_a_batch_too_large_for_one_message_arrives_whole_in_several(aws: FakeAws
     )
     assert received == jobs  # ids, poll counts and creation times, all of them, once
     assert [batch.jobs for batch in batches if batch.provider == "huawei-video"] == [[DueJob("short")]]
+
+
+def test_a_job_id_sqs_would_not_carry_as_it_is_travels_escaped_and_reads_back_the_same(aws: FakeAws) -> None:
+    # Given a job whose id has characters outside XML 1.0 (stored before registration refused them): SQS would
+    # replace or refuse them in a message body
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    jobs = [DueJob("old-\uffff"), DueJob("old-\ufffe"), DueJob("prix-€")]
+
+    PollQueue(queue_url, aws.session.client("sqs")).send([PollBatch(provider="azure-review", jobs=jobs)])
+
+    (body,) = [message["Body"] for message in aws.drain(queue_url)]
+    assert body.isascii()
+    assert parse_batch(body).jobs == jobs
+
+
+def test_batches_sqs_does_not_take_do_not_stop_the_ones_after_them(aws: FakeAws) -> None:
+    # Given a send of 25 batches (three SendMessageBatch calls), of which SQS answers the first call that it did
+    # not take one message
+    client = aws.session.client("sqs")
+    calls = []
+
+    def first_entry_of_the_first_call_failed(parsed: dict[str, Any], **_: object) -> None:
+        calls.append(parsed)
+        if len(calls) == 1:
+            parsed["Failed"] = [{"Id": "0", "SenderFault": False, "Code": "InternalError"}]
+            parsed["Successful"] = parsed["Successful"][1:]
+
+    client.meta.events.register("after-call.sqs.SendMessageBatch", first_entry_of_the_first_call_failed)
+    batches = [PollBatch(provider="azure-review", jobs=[DueJob(f"az-{i:02}")]) for i in range(25)]
+
+    with pytest.raises(PollQueueError, match=r"1 batches not sent \(InternalError\)") as raised:
+        PollQueue(aws.resources.queue_urls["PollQueue"], client).send(batches)
+
+    # Then the calls after it were made, and the error counts what went out
+    assert len(calls) == 3
+    assert raised.value.sent == 24
 
 
 def test_a_message_that_is_not_a_batch_is_refused_with_the_field_named() -> None:

@@ -2,7 +2,10 @@
 
 A message is one provider's batch: each job's id with its poll count and creation time, so a worker reschedules
 an unfinished job without reading it first, and the end of the hold it was sent under, after which it is stale.
-A batch whose JSON would not fit an SQS message (long job ids) is sent as several smaller ones.
+A batch whose JSON would not fit an SQS message (long job ids) is sent as several smaller ones. The JSON is ASCII
+(other characters escaped): SQS takes only XML 1.0's characters in a body (replacing, or refusing, U+FFFE and
+U+FFFF, which a job id stored by an earlier version may hold), and an escape reads back as the character it stands
+for.
 
 The queue is FIFO and a batch's message group is its provider: SQS hands a provider's next batch out only once
 the one before it is done, so at most one worker polls a provider at any time, and that worker can use the
@@ -60,28 +63,38 @@ class PollQueue:
         self._client = client
 
     def send(self, batches: list[PollBatch]) -> None:
-        """Send the batches; raises PollQueueError, saying how many messages did go out, if any did not."""
+        """Send the batches; raises PollQueueError, saying how many messages did go out, if any did not.
+
+        Messages SQS answers it did not take (``Failed`` entries) do not stop the calls after them: the rest of
+        the batches still go out, and the error comes at the end. SQS out of reach, or an answer lost, stops the
+        send at once."""
         entries: list[dict[str, str]] = []
         size = 0
         sent = 0
+        failed: list[str] = []
         for provider, body in ((batch.provider, body) for batch in batches for body in _bodies(batch)):
-            body_bytes = len(body.encode("utf-8"))
+            body_bytes = len(body)  # ASCII
             if len(entries) == 10 or size + body_bytes > MAX_MESSAGE_BYTES:
-                sent += self._send(entries, sent)
+                sent += self._send(entries, sent, failed)
                 entries, size = [], 0
             entries.append(
                 {
                     "Id": str(len(entries)),
                     "MessageBody": body,
                     "MessageGroupId": provider,
-                    "MessageDeduplicationId": hashlib.sha256(body.encode("utf-8")).hexdigest(),
+                    "MessageDeduplicationId": hashlib.sha256(body.encode("ascii")).hexdigest(),
                 }
             )
             size += body_bytes
         if entries:
-            self._send(entries, sent)
+            sent += self._send(entries, sent, failed)
+        if failed:
+            codes = ", ".join(sorted(set(failed)))
+            raise PollQueueError(f"poll queue: {len(failed)} batches not sent ({codes})", sent)
 
-    def _send(self, entries: list[dict[str, str]], sent_before: int) -> int:
+    def _send(self, entries: list[dict[str, str]], sent_before: int, failed_codes: list[str]) -> int:
+        """One SendMessageBatch call: how many of ``entries`` SQS took; the codes of those it did not are added
+        to ``failed_codes``."""
         try:
             response = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
         except (HTTPClientError, BotoConnectionError) as exc:
@@ -93,14 +106,9 @@ class PollQueue:
         except (ClientError, BotoCoreError) as exc:
             # SQS answered with an error, or the request never left (credentials, parameters): none went out.
             raise PollQueueError(f"poll queue: send failed ({type(exc).__name__})", sent_before) from exc
-        if response.get("Failed"):
-            failed = response["Failed"]
-            codes = sorted({f.get("Code", "") for f in failed})
-            raise PollQueueError(
-                f"poll queue: {len(failed)} batches not sent ({', '.join(codes)})",
-                sent_before + len(entries) - len(failed),
-            )
-        return len(entries)
+        failed = response.get("Failed", [])
+        failed_codes.extend(entry.get("Code", "") for entry in failed)
+        return len(entries) - len(failed)
 
 
 class PollQueueError(StorageError):
@@ -113,9 +121,9 @@ class PollQueueError(StorageError):
 
 
 def _bodies(batch: PollBatch) -> Iterator[str]:
-    """The batch as message bodies of at most ``MAX_MESSAGE_BYTES`` (UTF-8), halving it until they fit."""
-    body = batch.model_dump_json()
-    if len(body.encode("utf-8")) <= MAX_MESSAGE_BYTES or len(batch.jobs) == 1:
+    """The batch as ASCII message bodies of at most ``MAX_MESSAGE_BYTES``, halving it until they fit."""
+    body = batch.model_dump_json(ensure_ascii=True)
+    if len(body) <= MAX_MESSAGE_BYTES or len(batch.jobs) == 1:
         yield body
         return
     half = len(batch.jobs) // 2
