@@ -373,6 +373,8 @@ def test_the_local_api_answers_requests_arriving_together_each_with_its_own_answ
         ("a b", False),
         ("a#b", False),
         ("abc\n", False),
+        ("a\uffff", False),  # not characters: SQS and SNS carry only XML 1.0's
+        ("a\ufffe", False),
     ],
 )
 def test_a_job_id_is_registered_only_if_its_job_can_be_read_back(

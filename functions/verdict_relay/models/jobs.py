@@ -136,8 +136,9 @@ class RegisterJobRequest(BaseModel):
         AddressableJobId,
         Field(
             description=(
-                "The provider's job id: no whitespace, control characters, '#' or '/', not '.' or '..' (nor ','"
-                " for alibaba-mps); at most 512 bytes. GET /jobs/{provider}/{job_id} takes it percent-encoded"
+                "The provider's job id: no whitespace, control characters, U+FFFE, U+FFFF, '#' or '/', not '.' or"
+                " '..' (nor ',' for alibaba-mps); at most 512 bytes. GET /jobs/{provider}/{job_id} takes it"
+                " percent-encoded"
             ),
         ),
     ]

@@ -87,10 +87,11 @@ JOB_ID_BYTES = AfterValidator(_within_key_limit)
 JobId = Annotated[str, Field(min_length=1, max_length=MAX_JOB_ID_LENGTH), JOB_ID_BYTES]
 
 
-_PATH_SEGMENT = r"^[^\s#/\x00-\x1f\x7f-\x9f]+$"
+_PATH_SEGMENT = r"^[^\s#/\x00-\x1f\x7f-\x9f\ufffe\uffff]+$"
 """No whitespace, control characters, '#' or '/': '/' because ``GET /jobs/{provider}/{job_id}`` could not address
-it (API Gateway does not promise to keep an encoded slash in one path segment)."""
-_NOT_IN_A_SEGMENT = re.compile(r"[\s#/\x00-\x1f\x7f-\x9f]")
+it (API Gateway does not promise to keep an encoded slash in one path segment). Nor U+FFFE or U+FFFF, which are
+not characters: SQS and SNS carry only XML 1.0's characters, and replace or refuse those."""
+_NOT_IN_A_SEGMENT = re.compile(r"[\s#/\x00-\x1f\x7f-\x9f\ufffe\uffff]")
 
 
 def _one_path_segment(job_id: str) -> str:
@@ -98,8 +99,8 @@ def _one_path_segment(job_id: str) -> str:
     if (found := _NOT_IN_A_SEGMENT.search(job_id)) is not None:
         raise PydanticCustomError(
             "job_id",
-            "a job id cannot contain whitespace, control characters, '#' or '/' (found {found} at {at}): it "
-            "is one segment of a URL path",
+            "a job id cannot contain whitespace, control characters, U+FFFE, U+FFFF, '#' or '/' (found {found}"
+            " at {at}): it is one segment of a URL path, and travels in SQS and SNS messages",
             {"found": repr(found.group()), "at": found.start()},
         )
     if job_id in (".", ".."):
@@ -116,7 +117,8 @@ AddressableJobId = Annotated[
     AfterValidator(_one_path_segment),
 ]
 """A job id as a caller or an unsigned callback may name one: one path segment of ``GET /jobs/{provider}/{job_id}``
-and of the provider's own job URL. No whitespace, control characters, '#' or '/', and not '.' or '..'."""
+and of the provider's own job URL. No whitespace, control characters, U+FFFE, U+FFFF, '#' or '/', and not '.' or
+'..'."""
 
 
 class _Model(BaseModel):
