@@ -373,7 +373,7 @@ def test_the_local_api_answers_requests_arriving_together_each_with_its_own_answ
         ("a b", False),
         ("a#b", False),
         ("abc\n", False),
-        ("a\uffff", False),  # not characters: SQS and SNS carry only XML 1.0's
+        ("a\uffff", False),  # not characters: SQS carries only XML 1.0's
         ("a\ufffe", False),
     ],
 )

@@ -90,7 +90,8 @@ JobId = Annotated[str, Field(min_length=1, max_length=MAX_JOB_ID_LENGTH), JOB_ID
 _PATH_SEGMENT = r"^[^\s#/\x00-\x1f\x7f-\x9f\ufffe\uffff]+$"
 """No whitespace, control characters, '#' or '/': '/' because ``GET /jobs/{provider}/{job_id}`` could not address
 it (API Gateway does not promise to keep an encoded slash in one path segment). Nor U+FFFE or U+FFFF, which are
-not characters: SQS and SNS carry only XML 1.0's characters, and replace or refuse those."""
+not characters: SQS (the poll queue, and the queues subscribers commonly read verdicts from) takes only XML 1.0's
+characters, and replaces or refuses those."""
 _NOT_IN_A_SEGMENT = re.compile(r"[\s#/\x00-\x1f\x7f-\x9f\ufffe\uffff]")
 
 
@@ -100,7 +101,7 @@ def _one_path_segment(job_id: str) -> str:
         raise PydanticCustomError(
             "job_id",
             "a job id cannot contain whitespace, control characters, U+FFFE, U+FFFF, '#' or '/' (found {found}"
-            " at {at}): it is one segment of a URL path, and travels in SQS and SNS messages",
+            " at {at}): it is one segment of a URL path, and travels in SQS messages",
             {"found": repr(found.group()), "at": found.start()},
         )
     if job_id in (".", ".."):
