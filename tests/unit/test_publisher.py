@@ -66,6 +66,30 @@ def test_small_verdict_is_sent_whole() -> None:
     assert Verdict.model_validate_json(body) == verdict
 
 
+def test_a_providers_text_with_characters_sqs_would_not_carry_is_sent_escaped_and_reads_back_the_same() -> (
+    None
+):
+    # Given a verdict whose finding holds a QR code's content with U+FFFE and U+FFFF (the uploader's to choose)
+    verdict = block_verdict(
+        [
+            Finding(
+                category="ad",
+                label="qr",
+                suggestion=Suggestion.BLOCK,
+                qr_content="pay-\uffff-\ufffe-€",
+            )
+        ]
+    )
+
+    body, _ = sns_message(verdict)
+
+    # Then neither is in the message as it is (SQS subscribers would get U+FFFD, or nothing), yet it reads back
+    assert "\uffff" not in body
+    assert "\ufffe" not in body
+    assert "€" in body  # other characters stay as they are, at UTF-8's size
+    assert Verdict.model_validate_json(body) == verdict
+
+
 def test_oversized_verdict_keeps_its_strongest_findings_within_the_sns_limit() -> None:
     weak = [
         Finding(category="ad", label=f"weak-{i}", confidence=0.1, suggestion=Suggestion.PASS, text="x" * 300)

@@ -65,6 +65,17 @@ def utf8_size(body: str) -> int:
     return len(body.encode("utf-8"))
 
 
+def _json(verdict: Verdict) -> str:
+    """The verdict's JSON with U+FFFE and U+FFFF escaped: a provider's text (a QR code's content, recognized
+    text) can hold them, and SQS, where subscribers commonly read the topic, takes only XML 1.0's characters in a
+    message, replacing or refusing others. Either can only occur inside a JSON string, where its escape reads back
+    as the same character."""
+    body = verdict.model_dump_json()
+    if "\ufffe" in body or "\uffff" in body:
+        body = body.replace("\ufffe", "\\ufffe").replace("\uffff", "\\uffff")
+    return body
+
+
 def message_for(verdict: Verdict, limit: int, size: Callable[[str], int] = utf8_size) -> tuple[str, bool]:
     """The verdict's JSON in at most ``limit`` bytes as ``size`` counts them, and whether it was trimmed.
 
@@ -73,7 +84,7 @@ def message_for(verdict: Verdict, limit: int, size: Callable[[str], int] = utf8_
     strongest findings, then to the verdict's core (ids, status, suggestion, times, the caller's metadata), then
     without the metadata. A verdict always has a message: one that could never be sent would stay owed for good.
     """
-    body = verdict.model_dump_json()
+    body = _json(verdict)
     if size(body) <= limit:
         return body, False
     findings = sorted(verdict.findings, key=_strength, reverse=True)
@@ -84,10 +95,10 @@ def message_for(verdict: Verdict, limit: int, size: Callable[[str], int] = utf8_
         (core,),
     )
     for candidate in trimmed:
-        body = candidate.model_dump_json()
+        body = _json(candidate)
         if size(body) <= limit:
             return body, True
-    return core.model_copy(update={"metadata": {}}).model_dump_json(), True  # ids fit: job_id <= 512 chars
+    return _json(core.model_copy(update={"metadata": {}})), True  # ids fit: job_id <= 512 chars
 
 
 def sns_message(verdict: Verdict, *, republished: bool = False) -> tuple[str, dict[str, Any]]:
