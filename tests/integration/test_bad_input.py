@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,8 @@ from tests.integration.conftest import (
     ApiClient,
     configure_environment,
 )
+from verdict_relay.handlers.callback import JOB_REQUEST_MAX_BYTES
+from verdict_relay.handlers.http_errors import MAX_DETAIL_CHARS, MAX_DETAILS
 from verdict_relay.local.callback_signing import MnsSigner
 
 
@@ -334,6 +337,49 @@ def test_register_job_with_a_json_null_body_is_a_422_asking_for_an_object(
     assert response.body["error"]["details"] == [
         {"field": "", "problem": "a JSON object is required, not null"}
     ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [{"provider": "azure-review", "job_id": "first"}, {"provider": "azure-review", "job_id": "second"}],
+        [{"provider": "azure-review", "job_id": "only"}],
+        [{"provider": "azure-review", "job_id": "first"}, {"provider": "no-such-provider", "job_id": 7}],
+    ],
+    ids=["two-jobs", "one-job", "a-valid-job-then-an-invalid-one"],
+)
+def test_register_job_with_a_json_array_is_a_422_registering_none_of_it(
+    api: ApiClient, aws: FakeAws, body: list[dict[str, Any]]
+) -> None:
+    response = api.register(body)
+
+    assert_rejected(response, 422, "invalid_request", aws)
+    assert response.body["error"]["details"] == [
+        {"field": "", "problem": "a JSON object is required, not an array: register one job per request"}
+    ]
+
+
+def test_a_registration_with_more_problems_than_a_response_could_list_is_a_422_listing_the_first(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # Given a registration under the size limit whose metadata has 60,000 values of the wrong type, and one key
+    # of 50,000 characters
+    metadata: dict[str, Any] = {f"k{i}": 1 for i in range(60_000)}
+    metadata["x" * 50_000] = 1
+    body = json.dumps(
+        {"provider": "azure-review", "job_id": "j1", "metadata": metadata}, separators=(",", ":")
+    )
+    assert len(body) < JOB_REQUEST_MAX_BYTES
+
+    response = api.register(body)
+
+    # Then the 422 says how many problems there are and lists the first, each shortened: a response the size of
+    # all of them would not fit Lambda's 6 MB, and API Gateway would answer a 502
+    assert_rejected(response, 422, "invalid_request", aws, "problems; the first 50 are listed")
+    details = response.body["error"]["details"]
+    assert len(details) == MAX_DETAILS
+    assert all(len(d["field"]) <= MAX_DETAIL_CHARS and len(d["problem"]) <= MAX_DETAIL_CHARS for d in details)
+    assert len(json.dumps(response.body)) < 100_000
 
 
 @pytest.mark.parametrize(

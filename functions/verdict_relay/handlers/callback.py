@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -56,14 +57,22 @@ if TYPE_CHECKING:
 def _json_body(body: str) -> Any:
     """``json.loads`` for the resolver's validation of ``POST /jobs``, with every body it cannot read raised as
     the JSONDecodeError the validation turns into a 400: ``json.loads`` raises RecursionError for arrays nested
-    too deeply and a plain ValueError for an integer longer than Python's int-string limit (a 500 otherwise)."""
+    too deeply and a plain ValueError for an integer longer than Python's int-string limit (a 500 otherwise).
+
+    An array is refused here (422): the validation reads a list given for a field that is not one as its first
+    element, so ``[job, job, ...]`` would register the first job, answer 201, and drop the others unread."""
     try:
-        return json.loads(body)
+        parsed = json.loads(body)
     except json.JSONDecodeError:
         raise
     except (RecursionError, ValueError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise json.JSONDecodeError(reason, body, 0) from exc
+    if isinstance(parsed, list):
+        raise RequestValidationError(
+            [{"loc": (), "msg": "a JSON object is required, not an array: register one job per request"}]
+        )
+    return parsed
 
 
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_json_body)

@@ -21,6 +21,16 @@ from verdict_relay.errors import ClientError, VerdictRelayError
 from verdict_relay.models.verdict import PROVIDER_NAMES
 from verdict_relay.observability import count, logger
 
+MAX_DETAILS = 50
+"""A 422 lists at most this many problems (its message gives their number): a body within the size limit can hold
+a hundred thousand, whose list would not fit a Lambda response (6 MB), and API Gateway would answer a 502."""
+MAX_DETAIL_CHARS = 300
+
+
+def _clipped(text: str) -> str:
+    """One field or problem, at most ``MAX_DETAIL_CHARS`` characters (a field's path names the keys a client sent)."""
+    return text if len(text) <= MAX_DETAIL_CHARS else text[: MAX_DETAIL_CHARS - 1] + "…"
+
 
 class ErrorDetail(BaseModel):
     field: str
@@ -30,7 +40,10 @@ class ErrorDetail(BaseModel):
 class Error(BaseModel):
     code: str = Field(description="Stable machine-readable code, e.g. unauthorized, invalid_payload")
     message: str = Field(description="What was wrong, for a person")
-    details: list[ErrorDetail] | None = None
+    details: list[ErrorDetail] | None = Field(
+        default=None,
+        description="A 422's problems, field by field: the first 50 (the message gives the number when there are more)",
+    )
 
 
 class ErrorBody(BaseModel):
@@ -161,14 +174,17 @@ def register(app: APIGatewayRestResolver) -> None:
             errors = [{"loc": (), "msg": "a JSON object is required, not null"}]
         details = [
             {
-                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+                "field": _clipped(".".join(str(p) for p in e.get("loc", ()) if p != "body")),
                 # pydantic's prefix for a validator's own ValueError says nothing to a client
-                "problem": e.get("msg", "").removeprefix("Value error, "),
+                "problem": _clipped(e.get("msg", "").removeprefix("Value error, ")),
             }
-            for e in errors
+            for e in errors[:MAX_DETAILS]
         ]
+        message = "request does not match the API schema"
+        if len(errors) > MAX_DETAILS:
+            message += f" ({len(errors)} problems; the first {MAX_DETAILS} are listed)"
         count_for_route("Rejected422")
-        return error_response(422, "invalid_request", "request does not match the API schema", details)
+        return error_response(422, "invalid_request", message, details)
 
     @app.exception_handler(UnicodeDecodeError)
     def body_not_utf8(_: UnicodeDecodeError) -> Response:
