@@ -375,6 +375,7 @@ def test_the_local_api_answers_requests_arriving_together_each_with_its_own_answ
         ("abc\n", False),
         ("a\uffff", False),  # not characters: SQS carries only XML 1.0's
         ("a\ufffe", False),
+        ("a\ufeffb", False),  # whitespace to the spec's pattern (ECMA-262's \s), though not to Python's
     ],
 )
 def test_a_job_id_is_registered_only_if_its_job_can_be_read_back(
