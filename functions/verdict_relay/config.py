@@ -672,14 +672,21 @@ def _read_providers_config(settings: Settings) -> ProvidersConfig:
     return ProvidersConfig()
 
 
-@lru_cache(maxsize=8)
 def load_providers_file(path: str) -> ProvidersConfig:
     """The providers document in a file (``PROVIDERS_FILE``, ``normalize --providers``, the local stack's),
-    validated; ConfigurationError naming the file and what is wrong with it."""
+    validated; ConfigurationError naming the file and what is wrong with it. Read at every call, and validated
+    again only when its text changed: an edit takes effect at the next reload, as a new secret version does."""
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigurationError(f"providers file {path}: {exc.strerror}") from exc
+    return _providers_file_document(path, text)
+
+
+@lru_cache(maxsize=8)
+def _providers_file_document(path: str, text: bytes) -> ProvidersConfig:
+    try:
+        document = json.loads(text.decode("utf-8"))
     except ValueError as exc:
         raise ConfigurationError(f"providers file {path}: not valid JSON: {exc}") from exc
     return ProvidersConfig.from_document(document, f"providers file {path}")

@@ -221,3 +221,29 @@ def test_a_provider_that_never_calls_back_has_every_callback_refused_even_one_wi
     assert response.status == 401
     assert "sends no callbacks" in response.body["error"]["message"]
     assert aws.table_items() == []
+
+
+def test_a_providers_file_edited_is_used_at_the_next_reload_and_a_broken_edit_keeps_the_last_valid_one(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a deployment reading its providers document from a file (the local stack's), on every request
+    configure_environment(
+        monkeypatch,
+        aws,
+        tmp_path,
+        {"azure-review": {"callback": {"tokens": [TOKEN]}}},
+        PROVIDERS_CACHE_SECONDS="0",
+    )
+    api = ApiClient()
+    assert azure_callback(api, TOKEN, "job-1") == 200
+
+    # When the file is edited to rotate the token, then the new token is taken and the old one refused
+    document = tmp_path / "providers.json"
+    document.write_text(json.dumps({"azure-review": {"callback": {"tokens": [NEW_TOKEN]}}}), encoding="utf-8")
+    assert azure_callback(api, NEW_TOKEN, "job-2") == 200
+    assert azure_callback(api, TOKEN, "job-3") == 401
+
+    # and an edit that breaks it leaves the last valid document in use
+    document.write_text("{broken", encoding="utf-8")
+    assert azure_callback(api, NEW_TOKEN, "job-4") == 200
+    dependencies_module.dependencies.cache_clear()
