@@ -335,6 +335,32 @@ def test_settings_the_functions_refuse_stop_the_run_before_it_starts_naming_them
     assert run.work_dirs() == []
 
 
+def test_a_first_poll_wait_runs_locally_with_the_grace_set_above_it_and_is_refused_at_start_without(
+    tmp_path: Path,
+) -> None:
+    # Given a providers document whose Azure entry waits 300 s for callbacks before polling a registered job
+    providers = tmp_path / "providers.json"
+    providers.write_text(
+        json.dumps({"azure-review": {"callback": {"tokens": ["t" * 24], "first_poll_after_seconds": 300}}}),
+        encoding="utf-8",
+    )
+    args = ["--providers", str(providers), "--port", "0", "--duration", "2"]
+
+    # When the stack is started with the local grace (0), then it exits 2 naming both settings, as the
+    # functions would refuse the document at every callback and poll
+    refused = LocalRun(args, tmp_path)
+    assert refused.wait() == 2
+    (line,) = refused.lines
+    assert "'azure-review.callback.first_poll_after_seconds': 300" in line
+    assert "UNKNOWN_JOB_GRACE_SECONDS (0)" in line
+
+    # and with the grace set above the wait, as deployed, it serves, and hands the grace to operator commands
+    served = LocalRun(args, tmp_path, env={"UNKNOWN_JOB_GRACE_SECONDS": "3600"})
+    banner = served.banner()
+    assert served.wait() == 0
+    assert "UNKNOWN_JOB_GRACE_SECONDS=3600" in banner[-1]
+
+
 def test_a_failing_poll_worker_is_reported_as_it_fails_and_makes_the_exit_status_3(tmp_path: Path) -> None:
     # Given a running stack whose poll queue receives a batch no worker can read
     run = LocalRun(["--port", "0", "--poll-interval", "1", "--duration", "60"], tmp_path)

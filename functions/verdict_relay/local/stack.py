@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from verdict_relay.config import Settings
+from verdict_relay.config import Settings, load_providers_config
 from verdict_relay.local.http_api import LocalHttpApi
 from verdict_relay.local.resources import LocalResources, create_resources
 from verdict_relay.models.verdict import PROVIDER_NAMES
@@ -120,9 +120,12 @@ class PollerContext:
 def function_environment(resources: LocalResources, providers_file: Path) -> dict[str, str]:
     """The functions' settings in the local stack, beside the AWS endpoint and credentials: where the resources
     are, as ``template.yaml`` sets them, and the poll backoff in seconds, not minutes, as the local schedule runs
-    every few seconds (and so no grace before a job the provider does not know is expired); and what unmoderated
-    content gets, the shell's ``UNMODERATED_SUGGESTION`` or the default, spelt out so that the operator commands
-    the banner prints decide as the functions do (``jobs expire`` wants it set)."""
+    every few seconds (and so, unless the shell sets one, no grace before a job the provider does not know is
+    expired); and what unmoderated content gets, the shell's ``UNMODERATED_SUGGESTION`` or the default, spelt out
+    so that the operator commands the banner prints decide as the functions do (``jobs expire`` wants it set).
+    The shell's ``UNKNOWN_JOB_GRACE_SECONDS`` and ``PROVIDERS_CACHE_SECONDS`` apply, as every other function
+    setting it holds: a document whose ``callback.first_poll_after_seconds`` needs a grace, and practising a
+    secret's rotation, need them."""
     return {
         "UNMODERATED_SUGGESTION": os.environ.get("UNMODERATED_SUGGESTION", "review"),
         "TABLE_NAME": resources.table_name,
@@ -133,8 +136,8 @@ def function_environment(resources: LocalResources, providers_file: Path) -> dic
         "POLL_BASE_INTERVAL_SECONDS": "1",
         "POLL_MAX_INTERVAL_SECONDS": "8",
         "POLL_MIN_INTERVAL_SECONDS": "1",
-        "UNKNOWN_JOB_GRACE_SECONDS": "0",
-        "PROVIDERS_CACHE_SECONDS": "3600",
+        "UNKNOWN_JOB_GRACE_SECONDS": os.environ.get("UNKNOWN_JOB_GRACE_SECONDS", "0"),
+        "PROVIDERS_CACHE_SECONDS": os.environ.get("PROVIDERS_CACHE_SECONDS", "3600"),
     }
 
 
@@ -199,6 +202,9 @@ class LocalStack:
         # RETENTION_DAYS=0 in the shell) fail every one of them: read them now, so the run ends before it starts
         # with the setting named (ConfigurationError).
         self.settings = Settings.from_env()
+        # And the providers document against them, as the functions check it (a first-poll wait must be shorter
+        # than UNKNOWN_JOB_GRACE_SECONDS): a document they refuse would fail every callback and every poll.
+        load_providers_config(self.settings)
         from verdict_relay.handlers.callback import lambda_handler
         from verdict_relay.handlers.dependencies import dependencies
 
