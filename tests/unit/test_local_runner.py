@@ -88,7 +88,9 @@ def test_the_printed_operator_command_carries_every_setting_the_local_functions_
         "AWS_SECRET_ACCESS_KEY": "local",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    for name, value in {**endpoint, **functions}.items():
+    # and function settings of the shell's, which apply to the stack too
+    shell = {"PUBLISH_PASS_VERDICTS": "true", "RETENTION_DAYS": "7"}
+    for name, value in {**endpoint, **functions, **shell}.items():
         monkeypatch.setenv(name, value)
 
     # When the banner prints the operator command
@@ -98,8 +100,9 @@ def test_the_printed_operator_command_carries_every_setting_the_local_functions_
     assignments = dict(arg.split("=", 1) for arg in command if "=" in arg and not arg.startswith("-"))
 
     # Then it sets them all (the poll queue among them: without it, "poll --once" would also poll the providers
-    # the poll workers hold), except the document's cache age, which a one-shot command never reaches
-    expected = {**endpoint, **functions}
+    # the poll workers hold; the shell's, without which it would store pass verdicts the stack publishes), except
+    # the document's cache age, which a one-shot command never reaches
+    expected = {**endpoint, **functions, **shell}
     del expected["PROVIDERS_CACHE_SECONDS"]
     assert assignments == expected
     # and the same, as one export for a shell

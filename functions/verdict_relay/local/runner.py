@@ -64,9 +64,23 @@ OPERATOR_ENVIRONMENT = (
     "UNMODERATED_SUGGESTION",
 )
 """The environment printed for the operator commands: the stack's endpoint and the functions' settings
-(``stack.function_environment``), so a command acts as the functions do. Without ``POLL_QUEUE_URL``,
-``poll --once`` would also poll the providers whose due jobs the poll workers hold, on top of their rate. Not the
-providers document's cache age: a one-shot command reads the document once."""
+(``stack.function_environment``), so a command acts as the functions do, and any other function setting the
+shell set (``PUBLISH_PASS_VERDICTS``, ``RETENTION_DAYS``...: :func:`_operator_environment`). Without
+``POLL_QUEUE_URL``, ``poll --once`` would also poll the providers whose due jobs the poll workers hold, on top of
+their rate. Not the providers document's cache age: a one-shot command reads the document once."""
+
+
+def _operator_environment() -> list[str]:
+    """``OPERATOR_ENVIRONMENT``, and every other function setting set in the stack's environment: without
+    ``PUBLISH_PASS_VERDICTS``, say, ``poll --once`` would store pass verdicts the stack's functions publish."""
+    from verdict_relay.config import Settings
+
+    names = list(OPERATOR_ENVIRONMENT)
+    for field in Settings.model_fields.values():
+        name = field.alias
+        if name and name in os.environ and name not in names and name != "PROVIDERS_CACHE_SECONDS":
+            names.append(name)
+    return names
 
 
 def _print(line: str) -> None:
@@ -175,11 +189,12 @@ def _print_banner(stack: LocalStack, azure_token: str | None, *, no_providers: b
         f"  POST {base}/callbacks/{{provider}}   POST {base}/jobs   GET {base}/jobs/{{provider}}/{{job_id}}"
     )
     _print(NO_PROVIDERS if no_providers else curl_examples(base, azure_token))
-    env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in OPERATOR_ENVIRONMENT)
+    names = _operator_environment()
+    env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in names)
     _print(
         f"  operator commands against this stack:\n  {env} {_console_script()} jobs list --status pending\n"
         f"  or, once for a shell: export {env}\n"
-        f"  (and when the stack is gone: unset {' '.join(OPERATOR_ENVIRONMENT)})\n"
+        f"  (and when the stack is gone: unset {' '.join(names)})\n"
     )
 
 
