@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
 import threading
@@ -652,6 +653,29 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    """An argparse type: a number of seconds above 0 (not nan or infinity, before which every deadline would pass
+    for met)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, or 0 for any free one."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="verdict-relay", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -673,7 +697,9 @@ def build_parser() -> argparse.ArgumentParser:
         "poll", help="poll the providers for outstanding jobs", description=_poll.__doc__ or "one poll cycle"
     )
     poll.add_argument("--once", action="store_true", required=True, help="run one cycle and exit")
-    poll.add_argument("--budget", type=float, default=60.0, help="seconds the cycle may take (default 60)")
+    poll.add_argument(
+        "--budget", type=_positive_seconds, default=60.0, help="seconds the cycle may take (default 60)"
+    )
     poll.set_defaults(run=_poll)
 
     local = commands.add_parser(
@@ -682,20 +708,26 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run Verdict Relay in one process with no Docker and no AWS account.",
     )
     local.add_argument(
-        "--port", type=int, default=3000, help="HTTP API port on 127.0.0.1 (default 3000; 0 = any)"
+        "--port", type=_port, default=3000, help="HTTP API port on 127.0.0.1 (default 3000; 0 = any)"
     )
     local.add_argument(
-        "--poll-interval", type=float, default=5.0, metavar="SECONDS", help="poller schedule (default: 5)"
+        "--poll-interval",
+        type=_positive_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="poller schedule (default: 5)",
     )
     local.add_argument(
-        "--duration", type=float, metavar="SECONDS", help="stop after this long (default: Ctrl-C)"
+        "--duration", type=_positive_seconds, metavar="SECONDS", help="stop after this long (default: Ctrl-C)"
     )
     source = local.add_mutually_exclusive_group()
     source.add_argument("--simulate", action="store_true", help="simulated providers creating jobs over time")
     source.add_argument(
         "--providers", metavar="FILE", help="providers document with real endpoints and credentials"
     )
-    local.add_argument("--jobs", type=int, default=5, help="with --simulate: jobs per provider (default 5)")
+    local.add_argument(
+        "--jobs", type=_positive_int, default=5, help="with --simulate: jobs per provider (default 5)"
+    )
     local.add_argument(
         "--exit-when-done",
         action="store_true",

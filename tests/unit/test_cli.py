@@ -159,3 +159,28 @@ def test_normalize_of_an_empty_list_names_no_other_provider(
 
     assert main(["normalize", "--provider", "huawei-video", str(path)]) == 2
     assert "reads as" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["poll", "--once", "--budget", "nan"], "--budget: must be a number of seconds above 0, got nan"),
+        (["poll", "--once", "--budget", "-3"], "--budget: must be a number of seconds above 0, got -3"),
+        (["poll", "--once", "--budget", "0"], "--budget: must be a number of seconds above 0, got 0"),
+        (["poll", "--once", "--budget", "soon"], "--budget: not a number: 'soon'"),
+        (["local", "--poll-interval", "0"], "--poll-interval: must be a number of seconds above 0, got 0"),
+        (["local", "--duration", "inf"], "--duration: must be a number of seconds above 0, got inf"),
+        (["local", "--simulate", "--jobs", "-1"], "--jobs: must be at least 1, got -1"),
+        (["local", "--port", "70000"], "--port: must be a port from 0 to 65535, got 70000"),
+    ],
+)
+def test_numbers_a_command_cannot_use_are_refused_before_it_does_anything(
+    capsys: pytest.CaptureFixture[str], argv: list[str], problem: str
+) -> None:
+    # A budget of nan made every deadline check pass, so a cycle ran with no deadline at all; a negative number
+    # of jobs made a simulation of nothing report success
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+
+    assert exited.value.code == 2
+    assert problem in capsys.readouterr().err
