@@ -550,12 +550,13 @@ class Settings(_Strict):
         default="review", alias="UNMODERATED_SUGGESTION"
     )
     retention_days: int = Field(default=90, alias="RETENTION_DAYS", ge=1, le=3650)
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, alias="MAX_BODY_BYTES", ge=1024, le=5 * 1024 * 1024)
-    """Past it a callback or ``POST /jobs`` body gets our JSON 413. At most 5 MiB: API Gateway hands the function
-    the body inside a JSON event (escaped, beside the headers twice over), and an event past Lambda's 6 MB is
-    refused before the function runs, with API Gateway's own 5xx instead of a 413. Escaping doubles quotes and
-    backslashes and makes a control character six bytes: a provider's JSON body under the cap fits unless quotes
-    are most of it; a malformed callback body of mostly control characters can miss the function from about 1 MB
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, alias="MAX_BODY_BYTES", ge=1024, le=4 * 1024 * 1024)
+    """Past it a callback or ``POST /jobs`` body gets our JSON 413. At most 4 MiB (the default: the setting can
+    only lower it): API Gateway hands the function the body inside a JSON event (escaped, beside the headers twice
+    over), and an event past Lambda's 6 MB is refused before the function runs, with API Gateway's own 5xx instead
+    of a 413. Escaping doubles quotes and backslashes and makes a control character six bytes: a provider's JSON
+    body under 4 MiB fits unless quotes are about half of it (at 5 MiB, ordinary JSON with a fifth of its bytes
+    quotes did not); a malformed callback body of mostly control characters can miss the function from about 1 MB
     (README, MAX_BODY_BYTES)."""
     publish_claim_seconds: float = Field(default=60.0, alias="PUBLISH_CLAIM_SECONDS", ge=60, le=900)
     """How long the writer that finished a job has to publish it before the owed-publish sweep may. At least

@@ -35,7 +35,7 @@ def test_settings_have_documented_defaults() -> None:
     assert settings.retention_days == 90
 
 
-@pytest.mark.parametrize(("value", "accepted"), [("5242880", True), ("5242881", False), ("6291456", False)])
+@pytest.mark.parametrize(("value", "accepted"), [("4194304", True), ("4194305", False), ("6291456", False)])
 def test_a_body_limit_an_api_gateway_event_could_not_carry_to_the_function_is_refused(
     value: str, accepted: bool
 ) -> None:
@@ -44,6 +44,28 @@ def test_a_body_limit_an_api_gateway_event_could_not_carry_to_the_function_is_re
         return
     with pytest.raises(ConfigurationError, match="MAX_BODY_BYTES"):
         Settings.from_env({**ENV, "MAX_BODY_BYTES": value})
+
+
+@pytest.mark.parametrize("quotes", [0.2, 0.45])
+def test_a_provider_json_body_at_the_largest_body_limit_fits_the_event_lambda_takes(quotes: float) -> None:
+    from verdict_relay.local.apigw import api_event
+
+    # Given a callback body of ordinary JSON (text values; a fifth, then nearly half, of its bytes quotes) at the
+    # largest MAX_BODY_BYTES accepted
+    limit = Settings.model_fields["max_body_bytes"].metadata[-1].le
+    value = "x" * round(4 / quotes - 7)  # each entry, '"k":"<value>",', has 4 quotes in 7 bytes and the value
+    entry = f'"k":"{value}",'
+    body = ("{" + entry * (limit // len(entry)))[: limit - 1].rsplit(",", 1)[0] + "}"
+    assert abs(body.count('"') / len(body) - quotes) < 0.05
+
+    # When API Gateway puts it in the function's event, with headers as a provider sends them
+    headers = {"Content-Type": "application/json", "X-Auth-Signature": "a" * 64, "User-Agent": "provider/1.0"}
+    event = api_event(
+        "POST", "/callbacks/huawei-video", resource="/callbacks/huawei-video", body=body, headers=headers
+    )
+
+    # Then the event is within Lambda's 6 MB (6,291,456 bytes) with room for the rest of a real request context
+    assert len(json.dumps(event).encode()) < 6_291_456 - 64 * 1024
 
 
 def test_missing_environment_variable_is_named() -> None:
