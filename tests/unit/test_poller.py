@@ -1716,3 +1716,47 @@ def test_jobs_of_a_provider_nothing_polls_are_counted_overdue_at_every_cycle_onc
     assert world.status("huawei-video", "hv-silent") is JobStatus.PENDING
     assert world.due("huawei-video") == ["hv-silent", "hv-young"]
     metrics.clear_metrics()
+
+
+def test_a_running_job_with_a_long_result_so_far_is_stored_with_its_strongest_findings(aws: FakeAws) -> None:
+    from verdict_relay.dal.store import PROGRESS_VERDICT_BYTES
+    from verdict_relay.models.verdict import Finding
+
+    # Given a running job whose answer so far holds 20,000 findings with labels that do not compress (some 1 MB
+    # of JSON: past DynamoDB's 400 KB item, which every write of the job would then be refused), two of them block
+    rng = random.Random(7)
+    findings = [
+        Finding(
+            category="porn", label=f"{rng.getrandbits(128):032x}", confidence=0.1, suggestion=Suggestion.PASS
+        )
+        for _ in range(20_000)
+    ]
+    strongest = [
+        Finding(category="porn", label="sexy", confidence=0.99, suggestion=Suggestion.BLOCK, time_offset=t)
+        for t in (10.0, 20.0)
+    ]
+    client = ScriptedClient("alibaba-mps")
+    world = World(aws, client)
+    world.register("alibaba-mps", "long")
+    running = verdict("alibaba-mps", "long", JobStatus.RUNNING)
+    client.jobs["long"] = running.model_copy(
+        update={"findings": findings[:10_000] + strongest + findings[10_000:]}
+    )
+
+    # When it is polled, twice
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    job = world.store.get("alibaba-mps", "long")
+    assert job is not None
+    assert job.next_poll_at is not None
+    world.clock[0] = datetime.fromtimestamp(job.next_poll_at, UTC)
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then each poll is stored (running, polled twice), with its findings so far trimmed to the strongest
+    job = world.store.get("alibaba-mps", "long")
+    assert job is not None
+    assert (job.status, job.poll_attempts) == (JobStatus.RUNNING, 2)
+    assert job.verdict is not None
+    assert len(job.verdict.model_dump_json()) <= PROGRESS_VERDICT_BYTES
+    assert job.verdict.findings[:2] == strongest
+    assert aws.published() == []
+

@@ -44,6 +44,7 @@ from botocore import exceptions as botocore_exceptions
 from botocore.exceptions import BotoCoreError, ClientError
 
 from verdict_relay.dal.codec import compress, decompress, outcome_fingerprint, verdict_json
+from verdict_relay.dal.publisher import message_for
 from verdict_relay.errors import ArchiveError, IdConflictError, StorageError
 from verdict_relay.models.jobs import (
     DueAt,
@@ -69,6 +70,11 @@ OUTSTANDING_INDEX = "outstanding"
 UNPUBLISHED_INDEX = "unpublished"
 ITEM_BUDGET = 300 * 1024
 """Bytes of compressed verdict + raw payload kept inline; past that they go to S3 (items max out at 400 KB)."""
+PROGRESS_VERDICT_BYTES = 64 * 1024
+"""An unfinished job's verdict (its findings so far) is kept up to this much JSON, trimmed as an SNS message is
+(its strongest findings first): the timeline of a long video read while it runs could otherwise pass DynamoDB's
+400 KB item (and the ``outstanding`` index's copy of it), and every later write of the job would be refused. It is
+never published; a finished job's verdict is kept whole (in S3 when it does not fit its item)."""
 STORE_CALL_MAX_S = 3 * (1.0 + 3.0) + 1.0 + 2.0
 """A store call's worst case with the DynamoDB client's settings (``DYNAMODB_CONFIG``: 1 s connect, 3 s read,
 three attempts): three attempts that each connect at the last moment and then wait out the read, and botocore's
@@ -195,7 +201,7 @@ class JobStore:
             ":job_id": {"S": verdict.job_id},
             ":status": {"S": verdict.status.value},
             ":rank": {"N": str(rank)},
-            ":verdict": {"B": compress(verdict_json(verdict))},
+            ":verdict": {"B": compress(_progress_json(verdict))},
             ":now": {"S": now.isoformat()},
         }
         if next_poll is None:
@@ -1019,6 +1025,15 @@ _TRANSIENT_CODES = frozenset(
     }
 )
 """DynamoDB's answers that a later call may not get: throttling, and failures on its side."""
+
+
+def _progress_json(verdict: Verdict) -> bytes:
+    """An unfinished verdict's JSON, within ``PROGRESS_VERDICT_BYTES``."""
+    body = verdict_json(verdict)
+    if len(body) <= PROGRESS_VERDICT_BYTES:
+        return body
+    trimmed, _ = message_for(verdict, PROGRESS_VERDICT_BYTES)
+    return trimmed.encode("utf-8")
 
 
 def _storage_error(action: str, exc: Exception) -> StorageError:
