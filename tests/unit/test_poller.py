@@ -1760,3 +1760,43 @@ def test_a_running_job_with_a_long_result_so_far_is_stored_with_its_strongest_fi
     assert job.verdict.findings[:2] == strongest
     assert aws.published() == []
 
+
+def test_a_write_the_table_refuses_for_one_job_leaves_it_to_its_backoff_and_the_others_are_stored(
+    aws: FakeAws,
+) -> None:
+    # Given three due jobs, the first of them running, and a table that refuses that job's write for good (an
+    # item DynamoDB will not take: a ValidationException, not a throttle)
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    world.register("huawei-video", "refused", at=NOW - timedelta(seconds=2))
+    world.register("huawei-video", "a", "b")
+    client.jobs["refused"] = verdict("huawei-video", "refused", JobStatus.RUNNING)
+    for job_id in ("a", "b"):
+        client.jobs[job_id] = verdict("huawei-video", job_id, JobStatus.SUCCEEDED, Suggestion.BLOCK)
+
+    def refuse_its_record(request: Any, **_: Any) -> Any:
+        body = json.loads(request.body or b"{}")
+        if (
+            body.get("Key", {}).get("pk", {}).get("S") != "huawei-video#refused"
+            or ":verdict" not in request.body.decode()
+        ):
+            return None
+        error = b'{"__type": "com.amazon.coral.validate#ValidationException", "message": "Item size has exceeded the maximum allowed size"}'
+        return aws_response(request, 400, error, "application/x-amz-json-1.0")
+
+    world.store._client.meta.events.register_first("before-send.dynamodb.UpdateItem", refuse_its_record)
+    metrics.clear_metrics()
+
+    # When a cycle polls them
+    report = world.poller.run_cycle(PLENTY_OF_TIME).providers["huawei-video"]
+
+    # Then the others are stored and published; the refused one is counted and waits out its backoff, so it does
+    # not stay at the head of the due jobs and stop every cycle
+    assert report.skipped is None
+    assert sorted(m["verdict"]["job_id"] for m in aws.published()) == ["a", "b"]
+    assert sum(metrics.metric_set["PollerStorageFailed"]["Value"]) == 1
+    assert world.due("huawei-video") == []
+    job = world.store.get("huawei-video", "refused")
+    assert job is not None
+    assert (job.status, job.poll_attempts) == (JobStatus.PENDING, 1)
+    metrics.clear_metrics()

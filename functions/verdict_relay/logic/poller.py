@@ -662,19 +662,11 @@ class Poller:
                     continue
                 try:
                     self._ingest.ingest(verdict, fetched.raw, now, time_left_s=time_left_s)
-                except ArchiveError as exc:
-                    # S3 refused its large payload; nothing was stored. It alone waits out its backoff, so it
-                    # does not stay at the head of the due jobs and stop every cycle: the others are stored. Not
-                    # expired for its age, as _poll_later would: the provider has just answered for it, finished.
-                    logger.error(
-                        "result not stored: its payload could not be archived; polled again after its backoff",
-                        provider=provider,
-                        job_id=verdict.job_id,
-                        error=exc.message,
-                    )
-                    count("PollerStorageFailed", provider)
-                    self._reschedule(
-                        provider, known.get(verdict.job_id) or DueJob(verdict.job_id), now, report
+                except StorageError as exc:
+                    # Not stored. Not expired for its age, as _poll_later would: the provider has just answered
+                    # for it, finished.
+                    self._not_stored(
+                        provider, known.get(verdict.job_id) or DueJob(verdict.job_id), exc, now, report
                     )
                     continue
                 report.resolved += 1
@@ -683,7 +675,11 @@ class Poller:
             if self._expire_past_age(provider, verdict.job_id, job, now, report, time_left_s):
                 continue
             # Its status (if it changed) and its next poll time, in one write.
-            self._ingest.ingest(verdict, None, now, next_poll=self._next_poll(provider, job, now))
+            try:
+                self._ingest.ingest(verdict, None, now, next_poll=self._next_poll(provider, job, now))
+            except StorageError as exc:
+                self._not_stored(provider, job or DueJob(verdict.job_id), exc, now, report)
+                continue
             report.rescheduled += 1
         for job_id in result.missing:
             seen.add(job_id)
@@ -704,6 +700,24 @@ class Poller:
                     job_id=job.job_id,
                 )
                 self._retry_later(provider, job, report, time_left_s)
+
+    def _not_stored(
+        self, provider: str, job: DueJob, exc: StorageError, now: datetime, report: ProviderReport
+    ) -> None:
+        """A job whose answer the store refused for itself: S3 refusing its large payload (an ArchiveError), or
+        the table refusing its write for good (not transient: an item DynamoDB will not take). It alone waits
+        out its backoff, so it does not stay at the head of the due jobs and stop every cycle: the others are
+        stored. The table failing as such (throttled, out of reach) is raised, and stops the cycle."""
+        if exc.transient and not isinstance(exc, ArchiveError):
+            raise exc
+        logger.error(
+            "result not stored; polled again after its backoff",
+            provider=provider,
+            job_id=job.job_id,
+            error=exc.message,
+        )
+        count("PollerStorageFailed", provider)
+        self._reschedule(provider, job, now, report)
 
     def _retry_later(
         self, provider: str, job: DueJob, report: ProviderReport, time_left_s: Callable[[], float]
