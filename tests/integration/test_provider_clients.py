@@ -502,6 +502,24 @@ def test_alibaba_long_timeline_is_merged_from_every_page(
     assert len(simulator.requests("alibaba-mps")) == 4
 
 
+def test_a_running_alibaba_jobs_timeline_so_far_is_not_fetched_page_by_page(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    # Given a job still analysing with 1,000 timeline frames so far, 100 on the list call's page
+    analysing = {**alibaba_job("long", "Success", "block", timeline_entries=1000), "State": "Analysing"}
+    del analysing["FinishTime"]
+    simulator.put_job("alibaba-mps", "long", analysing)
+
+    [fetched] = connect("alibaba-mps").fetch(["long"]).jobs
+
+    # Then it is read from the list call alone: its verdict is not published, and its pages would cost a request
+    # each from the rate limit at every poll
+    assert fetched.verdict.status is JobStatus.RUNNING
+    assert len(simulator.requests("alibaba-mps")) == 1
+    frames = {finding.item for finding in fetched.verdict.findings if finding.time_offset is not None}
+    assert frames <= {f"output{index:05d}.jpg" for index in range(100)}
+
+
 def test_alibaba_discover_follows_next_page_token(connect: Connect) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     with ProviderSimulator(list_page_limit=3) as small_pages:

@@ -48,7 +48,12 @@ from verdict_relay.clients.http import (
 )
 from verdict_relay.config import AlibabaKeys
 from verdict_relay.errors import PayloadError, ProviderApiError
-from verdict_relay.providers.alibaba_mps import non_existent_ids, timeline_next_page_token, unwrap_list
+from verdict_relay.providers.alibaba_mps import (
+    is_unfinished,
+    non_existent_ids,
+    timeline_next_page_token,
+    unwrap_list,
+)
 from verdict_relay.providers.base import ProviderAdapter
 from verdict_relay.signing import encode_query, new_nonce, sign_acs3, sign_rpc_v1
 
@@ -158,7 +163,9 @@ class AlibabaMpsClient(ProviderClient):
                     job_id = job.get("JobId") if isinstance(job, dict) else None
                     if not isinstance(job_id, str) or job_id not in wanted:
                         continue  # a job not asked for is not this call's to report
-                    merged = self._complete_timeline(job_id, job)
+                    # A running job's timeline so far is not fetched page by page at each poll: its verdict is
+                    # never published, and a long video's would take dozens of requests from the rate limit.
+                    merged = job if is_unfinished(job) else self._complete_timeline(job_id, job)
                     verdict = single_verdict(self.name, self._adapter, merged, job_id)
                     raw = json.dumps(merged, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
                     result.jobs.append(FetchedJob(verdict=verdict, raw=raw))

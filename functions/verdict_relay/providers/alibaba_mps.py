@@ -533,6 +533,16 @@ def non_existent_ids(payload: Any) -> list[str]:
     return list(validate_payload(PROVIDER, _NonExistIds, payload).non_exist_ids)
 
 
+def is_unfinished(job_payload: Any) -> bool:
+    """Whether a job's ``State`` says it is queued or analysing: the rest of its timeline is not worth fetching,
+    as an unfinished job's verdict is never published. False for a finished job and for any state the adapter
+    refuses (which it then reports)."""
+    try:
+        return not _state(job_payload.get("State") if isinstance(job_payload, dict) else None).is_terminal
+    except ValueError:
+        return False
+
+
 def timeline_next_page_token(job_payload: Any) -> str | None:
     """The token for the next page of a job's video timeline (``VensorCensorResult.NextPageToken``), if any.
 
