@@ -710,6 +710,9 @@ class Poller:
         stored. The table failing as such (throttled, out of reach) is raised, and stops the cycle."""
         if exc.transient and not isinstance(exc, ArchiveError):
             raise exc
+        # Rescheduled first: a table that refuses that too (missing, access denied) is the table failing, which
+        # stops the cycle, and is counted once, by the cycle's caller.
+        self._reschedule(provider, job, now, report)
         logger.error(
             "result not stored; polled again after its backoff",
             provider=provider,
@@ -717,7 +720,6 @@ class Poller:
             error=exc.message,
         )
         count("PollerStorageFailed", provider)
-        self._reschedule(provider, job, now, report)
 
     def _retry_later(
         self, provider: str, job: DueJob, report: ProviderReport, time_left_s: Callable[[], float]
