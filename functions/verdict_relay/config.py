@@ -536,6 +536,10 @@ class ProvidersConfig(_Strict):
         return entry.policy if entry and entry.policy else AzurePolicy()
 
 
+MAX_BODY_LIMIT = 4 * 1024 * 1024
+"""The largest ``MAX_BODY_BYTES`` used (``Settings.max_body_bytes``)."""
+
+
 class Settings(_Strict):
     """The function's environment, as ``template.yaml`` sets it."""
 
@@ -550,14 +554,30 @@ class Settings(_Strict):
         default="review", alias="UNMODERATED_SUGGESTION"
     )
     retention_days: int = Field(default=90, alias="RETENTION_DAYS", ge=1, le=3650)
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, alias="MAX_BODY_BYTES", ge=1024, le=4 * 1024 * 1024)
-    """Past it a callback or ``POST /jobs`` body gets our JSON 413. At most 4 MiB (the default: the setting can
-    only lower it): API Gateway hands the function the body inside a JSON event (escaped, beside the headers twice
-    over), and an event past Lambda's 6 MB is refused before the function runs, with API Gateway's own 5xx instead
-    of a 413. Escaping doubles quotes and backslashes and makes a control character six bytes: a provider's JSON
-    body under 4 MiB fits unless quotes are about half of it (at 5 MiB, ordinary JSON with a fifth of its bytes
-    quotes did not); a malformed callback body of mostly control characters can miss the function from about 1 MB
-    (README, MAX_BODY_BYTES)."""
+    max_body_bytes: int = Field(default=MAX_BODY_LIMIT, alias="MAX_BODY_BYTES", ge=1024, le=5 * 1024 * 1024)
+    """Past it a callback or ``POST /jobs`` body gets our JSON 413. At most ``MAX_BODY_LIMIT``, 4 MiB (the default:
+    the setting can only lower it; a value up to 5 MiB, which earlier versions allowed, is read as 4 MiB, with a
+    warning, so that a stack that set one keeps working): API Gateway hands the function the body inside a JSON
+    event (escaped, beside the headers twice over), and an event past Lambda's 6 MB is refused before the
+    function runs, with API Gateway's own 5xx instead of a 413. Escaping doubles quotes and backslashes and makes
+    a control character six bytes: a provider's JSON body under 4 MiB fits unless quotes are about half of it (at
+    5 MiB, ordinary JSON with a fifth of its bytes quotes did not); a malformed callback body of mostly control
+    characters can miss the function from about 1 MB (README, MAX_BODY_BYTES)."""
+
+    @field_validator("max_body_bytes")
+    @classmethod
+    def _within_the_event(cls, value: int) -> int:
+        if value <= MAX_BODY_LIMIT:
+            return value
+        from verdict_relay.observability import logger
+
+        logger.warning(
+            "MAX_BODY_BYTES is above what a Lambda event carries escaped; 4 MiB is used",
+            configured=value,
+            used=MAX_BODY_LIMIT,
+        )
+        return MAX_BODY_LIMIT
+
     publish_claim_seconds: float = Field(default=60.0, alias="PUBLISH_CLAIM_SECONDS", ge=60, le=900)
     """How long the writer that finished a job has to publish it before the owed-publish sweep may. At least
     60 s: above the callback function's timeout (50 s) and a writer's finishing write, publish and confirmation
