@@ -121,6 +121,11 @@ class ArchiveError(StorageError):
     item). The table may be working: one job's payload out of S3's reach must not stop the other jobs."""
 
 
+class ItemRefusedError(StorageError):
+    """DynamoDB refused one item's write for good (a ValidationException: an item it will not take, such as one
+    past its 400 KB). The table works: one job's item must not stop the other jobs."""
+
+
 class PublishError(VerdictRelayError):
     """SNS refused or failed a publish; the verdict stays stored as unpublished. ``unavailable``: SNS could not
     be reached, timed out, throttled or failed on its side, so the next publish would most likely fail (and

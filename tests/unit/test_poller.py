@@ -1800,3 +1800,30 @@ def test_a_write_the_table_refuses_for_one_job_leaves_it_to_its_backoff_and_the_
     assert job is not None
     assert (job.status, job.poll_attempts) == (JobStatus.PENDING, 1)
     metrics.clear_metrics()
+
+
+def test_a_table_that_denies_a_jobs_write_stops_the_cycle_counted_once(aws: FakeAws) -> None:
+    # Given two running jobs, and a table that denies every write of the poller's (access denied: the table
+    # failing, not one job's item)
+    client = ScriptedClient("huawei-video")
+    client.discovers = False  # discovery's watermark is a write of its own
+    world = World(aws, client)
+    world.register("huawei-video", "a", "b")
+    for job_id in ("a", "b"):
+        client.jobs[job_id] = verdict("huawei-video", job_id, JobStatus.RUNNING)
+
+    def deny(request: Any, **_: Any) -> Any:
+        error = b'{"__type": "com.amazon.coral.service#AccessDeniedException", "message": "not authorized"}'
+        return aws_response(request, 400, error, "application/x-amz-json-1.0")
+
+    world.store._client.meta.events.register_first("before-send.dynamodb.UpdateItem", deny)
+    metrics.clear_metrics()
+
+    # When a cycle polls them, then it stops at the first, counted once, with no job said to be polled later
+    report = world.poller.run_cycle(PLENTY_OF_TIME).providers["huawei-video"]
+
+    assert report.skipped == "storage failed"
+    assert sum(metrics.metric_set["PollerStorageFailed"]["Value"]) == 1
+    assert report.rescheduled == 0
+    assert sorted(world.due("huawei-video")) == ["a", "b"]
+    metrics.clear_metrics()

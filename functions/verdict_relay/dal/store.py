@@ -45,7 +45,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from verdict_relay.dal.codec import compress, decompress, outcome_fingerprint, verdict_json
 from verdict_relay.dal.publisher import message_for
-from verdict_relay.errors import ArchiveError, IdConflictError, StorageError
+from verdict_relay.errors import ArchiveError, IdConflictError, ItemRefusedError, StorageError
 from verdict_relay.models.jobs import (
     DueAt,
     DueJob,
@@ -1040,6 +1040,8 @@ def _storage_error(action: str, exc: Exception) -> StorageError:
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code == "ValidationException":
+            return ItemRefusedError(f"job store: {action} failed ({code})")
         transient = code in _TRANSIENT_CODES or status >= 500
     else:  # BotoCoreError: out of reach or timed out, or (not transient) no credentials, a malformed call
         code = type(exc).__name__

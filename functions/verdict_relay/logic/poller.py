@@ -56,7 +56,7 @@ from verdict_relay.clients.base import (
     finish_within,
     seconds_left,
 )
-from verdict_relay.errors import ArchiveError, ProviderApiError, StorageError
+from verdict_relay.errors import ArchiveError, ItemRefusedError, ProviderApiError, StorageError
 from verdict_relay.logic.breaker import CircuitBreaker
 from verdict_relay.logic.ingest import PUBLISH_TIME_S, SWEEP_LIMIT, IngestService
 from verdict_relay.models.jobs import DueAt, DueJob, NextPoll
@@ -705,10 +705,10 @@ class Poller:
         self, provider: str, job: DueJob, exc: StorageError, now: datetime, report: ProviderReport
     ) -> None:
         """A job whose answer the store refused for itself: S3 refusing its large payload (an ArchiveError), or
-        the table refusing its write for good (not transient: an item DynamoDB will not take). It alone waits
-        out its backoff, so it does not stay at the head of the due jobs and stop every cycle: the others are
-        stored. The table failing as such (throttled, out of reach) is raised, and stops the cycle."""
-        if exc.transient and not isinstance(exc, ArchiveError):
+        DynamoDB refusing its item for good (an ItemRefusedError). It alone waits out its backoff, so it does not
+        stay at the head of the due jobs and stop every cycle: the others are stored. The table failing as such
+        (throttled, out of reach, access denied, missing) is raised, and stops the cycle."""
+        if not isinstance(exc, ArchiveError | ItemRefusedError):
             raise exc
         # Rescheduled first: a table that refuses that too (missing, access denied) is the table failing, which
         # stops the cycle, and is counted once, by the cycle's caller.
