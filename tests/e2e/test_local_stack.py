@@ -33,7 +33,16 @@ def _environment() -> dict[str, str]:
     ("settings", "published"),
     [
         ({}, 4 * len(PROVIDER_NAMES)),  # every job's verdict but the pass one's
-        ({"PUBLISH_PASS_VERDICTS": "true", "UNMODERATED_SUGGESTION": "block"}, 5 * len(PROVIDER_NAMES)),
+        # and a grace for jobs the provider does not know, which the simulation keeps at 0 all the same (its
+        # expired jobs are expected expired at their first poll)
+        (
+            {
+                "PUBLISH_PASS_VERDICTS": "true",
+                "UNMODERATED_SUGGESTION": "block",
+                "UNKNOWN_JOB_GRACE_SECONDS": "3600",
+            },
+            5 * len(PROVIDER_NAMES),
+        ),
     ],
     ids=["defaults", "pass-published-unmoderated-blocked"],
 )

@@ -328,7 +328,9 @@ def _first_poll_after(provider: str) -> timedelta:
         200: {
             "description": (
                 "The verdict. One too large for a Lambda response (about 6 MB) is trimmed as SNS messages are"
-                f" (its strongest findings first), and the header {TRUNCATED_HEADER}: true says so."
+                f" (its strongest findings first), and the header {TRUNCATED_HEADER}: true says so. An unfinished"
+                " job's findings so far are kept up to 64 KiB of JSON, its strongest first, and may be partial"
+                " without the header: they are a progress report, not its verdict."
             ),
             "content": {"application/json": {"model": Verdict}},
         },

@@ -290,6 +290,8 @@ def _run(args: argparse.Namespace, workdir: Path, stop: threading.Event) -> int:
             poll_interval_s=args.poll_interval,
             on_published=published,
             on_poll_error=_print_poll_error,
+            # The simulation's jobs the provider does not know are expected expired at their first poll
+            extra_env={"UNKNOWN_JOB_GRACE_SECONDS": "0"} if args.simulate else None,
         )
         stack.start()
         if scenario is not None and stack.settings is not None:
