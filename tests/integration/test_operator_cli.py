@@ -817,33 +817,50 @@ def test_expire_of_a_job_deleted_after_it_was_read_exits_2_and_creates_nothing( 
     assert aws.published() == []
 
 
+def expire_with_a_race(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    job_id: str,
+    after: str,
+    meanwhile: Callable[[], None],
+) -> tuple[int, str]:
+    """``jobs expire`` of a Huawei video job, with ``meanwhile`` done right after the command's first call of
+    ``JobStore.<after>``: its exit status and what it printed on stderr."""
+    from verdict_relay.dal.store import JobStore
+
+    original = getattr(JobStore, after)
+
+    def then(self: JobStore, *args: Any, **options: Any) -> Any:
+        result = original(self, *args, **options)
+        monkeypatch.setattr(JobStore, after, original)
+        meanwhile()
+        return result
+
+    monkeypatch.setattr(JobStore, after, then)
+    capsys.readouterr()
+    code = main(["jobs", "expire", "--provider", "huawei-video", "--job-id", job_id])
+    return code, capsys.readouterr().err
+
+
 def test_expire_of_a_job_deleted_after_it_was_kept_stores_its_verdict_afresh_and_exits_1_saying_so(  # type: ignore[no-untyped-def]
     cli, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from verdict_relay.dal.store import JobStore
-
     # Given a registered job whose item something outside the relay deletes (an operator's delete-item) right
     # after the command found it confirmed
     assert cli("jobs", "register", "--provider", "huawei-video", "--job-id", "gone-1")[0] == 0
     (item,) = aws.job_items()
-    keep = JobStore.drop_unconfirmed
 
-    def kept_then_deleted(self: JobStore, provider: str, job_id: str, **options: Any) -> Any:
-        outcome = keep(self, provider, job_id, **options)
+    def deleted() -> None:
         aws.session.client("dynamodb").delete_item(
             TableName=aws.resources.table_name, Key={"pk": item["pk"], "sk": item["sk"]}
         )
-        return outcome
-
-    monkeypatch.setattr(JobStore, "drop_unconfirmed", kept_then_deleted)
-    capsys.readouterr()
 
     # When the operator expires it
-    code = main(["jobs", "expire", "--provider", "huawei-video", "--job-id", "gone-1"])
+    code, err = expire_with_a_race(monkeypatch, capsys, "gone-1", "drop_unconfirmed", deleted)
 
     # Then the expired verdict is stored and published once, and the command fails saying the job was made anew
     assert code == 1
-    assert "deleted meanwhile; its expired verdict was stored afresh" in capsys.readouterr().err
+    assert "deleted meanwhile; its expired verdict was stored afresh" in err
     assert [m["verdict"]["status"] for m in aws.published()] == ["expired"]
     assert [i["status"]["S"] for i in aws.job_items()] == ["expired"]
 
@@ -851,25 +868,13 @@ def test_expire_of_a_job_deleted_after_it_was_kept_stores_its_verdict_afresh_and
 def test_expire_of_a_job_that_finishes_after_it_was_read_exits_1_and_its_own_verdict_stands(  # type: ignore[no-untyped-def]
     cli, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from verdict_relay.dal.store import JobStore
-
     # Given a registered job whose provider's callback finishes it right after the command read it
     assert cli("jobs", "register", "--provider", "huawei-video", "--job-id", "race-1")[0] == 0
-    read = JobStore.get
-
-    def read_then_finished(self: JobStore, provider: str, job_id: str, **options: Any) -> Any:
-        job = read(self, provider, job_id, **options)
-        monkeypatch.setattr(JobStore, "get", read)
-        finish_job(job_id)
-        return job
-
-    monkeypatch.setattr(JobStore, "get", read_then_finished)
-    capsys.readouterr()
 
     # When the operator expires it
-    code = main(["jobs", "expire", "--provider", "huawei-video", "--job-id", "race-1"])
+    code, err = expire_with_a_race(monkeypatch, capsys, "race-1", "get", lambda: finish_job("race-1"))
 
     # Then the command fails saying so, and the callback's verdict is the one stored and published, once
     assert code == 1
-    assert "finished meanwhile" in capsys.readouterr().err
+    assert "finished meanwhile" in err
     assert [m["verdict"]["status"] for m in aws.published()] == ["succeeded"]
