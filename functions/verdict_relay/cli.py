@@ -642,38 +642,32 @@ def _schema(_: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _number_type(
+    convert: Callable[[str], T], accept: Callable[[T], bool], kind: str, wanted: str
+) -> Callable[[str], T]:
+    """An argparse type: ``convert`` of the argument (else "not {kind}"), which ``accept`` must take (else "must
+    be {wanted}")."""
+
+    def parse(text: str) -> T:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {kind}: {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text.strip()}")
+        return value
+
+    return parse
 
 
-def _positive_seconds(text: str) -> float:
-    """An argparse type: a number of seconds above 0 (not nan or infinity, before which every deadline would pass
-    for met)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    """An argparse type: a TCP port, or 0 for any free one."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, got {value}")
-    return value
+_positive_int = _number_type(int, lambda value: value >= 1, "an integer", "at least 1")
+_port = _number_type(int, lambda value: 0 <= value <= 65535, "an integer", "a port from 0 to 65535")
+_positive_seconds = _number_type(
+    float,
+    lambda value: 0 < value < math.inf,  # not nan or infinity, before which every deadline would pass for met
+    "a number",
+    "a number of seconds above 0",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -87,13 +87,14 @@ JOB_ID_BYTES = AfterValidator(_within_key_limit)
 JobId = Annotated[str, Field(min_length=1, max_length=MAX_JOB_ID_LENGTH), JOB_ID_BYTES]
 
 
-_PATH_SEGMENT = r"^[^\s#/\x00-\x1f\x7f-\x9f\ufeff\ufffe\uffff]+$"
+_NOT_IN_A_SEGMENT_CLASS = r"\s#/\x00-\x1f\x7f-\x9f\ufeff\ufffe\uffff"
+_PATH_SEGMENT = rf"^[^{_NOT_IN_A_SEGMENT_CLASS}]+$"
 """No whitespace (U+FEFF, the zero-width no-break space, included: JSON Schema's ``\\s`` has it, Python's does not),
 control characters, '#' or '/': '/' because ``GET /jobs/{provider}/{job_id}`` could not address
 it (API Gateway does not promise to keep an encoded slash in one path segment). Nor U+FFFE or U+FFFF, which are
 not characters: SQS (the poll queue, and the queues subscribers commonly read verdicts from) takes only XML 1.0's
 characters, and replaces or refuses those."""
-_NOT_IN_A_SEGMENT = re.compile(r"[\s#/\x00-\x1f\x7f-\x9f\ufeff\ufffe\uffff]")
+_NOT_IN_A_SEGMENT = re.compile(rf"[{_NOT_IN_A_SEGMENT_CLASS}]")
 
 
 def _one_path_segment(job_id: str) -> str:
