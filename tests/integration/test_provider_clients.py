@@ -19,6 +19,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -538,6 +539,27 @@ def test_alibaba_discover_follows_next_page_token(connect: Connect) -> None:
 
         assert found == in_window
         assert statuses(small_pages, "alibaba-mps") == [200, 200, 200]  # 3 + 3 + 1 jobs
+
+
+def test_alibaba_discover_asks_for_pages_of_at_most_100_jobs(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    # Given 250 jobs created in the window (the simulator pages up to 300, as MPS's API page says)
+    now = datetime.now(UTC).replace(microsecond=0)
+    in_window = [f"job-{index:03d}" for index in range(250)]
+    for index, job_id in enumerate(in_window):
+        created = now - timedelta(minutes=50) + timedelta(seconds=index)
+        simulator.put_job("alibaba-mps", job_id, alibaba_job(job_id, created=created))
+
+    found = connect("alibaba-mps").discover(now - timedelta(hours=1), now)
+
+    # Then all are found, each listing asking for at most 100, the bound of the SDKs' API metadata
+    assert found == in_window
+    sizes = [
+        parse_qs(urlsplit(request.path).query)["MaximumPageSize"]
+        for request in simulator.requests("alibaba-mps")
+    ]
+    assert sizes == [["100"]] * 3
 
 
 def test_alibaba_discover_lists_a_job_it_cannot_read_with_the_others(connect: Connect) -> None:

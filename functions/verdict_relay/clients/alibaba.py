@@ -61,8 +61,11 @@ PROVIDER = "alibaba-mps"
 MPS_VERSION = "2014-06-18"
 DEFAULT_ENDPOINT = "https://mts.{region}.aliyuncs.com"
 DEFAULT_BATCH_SIZE = 10
-LIST_PAGE_SIZE = 300
-"""``MaximumPageSize`` of a discovery listing: the most MPS allows, so a long window takes the fewest requests."""
+LIST_PAGE_SIZE = 100
+"""``MaximumPageSize`` of a discovery listing. The API page says 1 to 300, but the machine-readable API metadata
+behind Alibaba's generated SDKs bounds ``QueryMediaCensorJobList``'s at 100 (the Java SDK refuses more): 100 is
+valid whichever is right. Past it, MPS would refuse every discovery call (400 ``InvalidParameter``), and jobs
+nobody registered would never be found; a long window takes a few more requests instead."""
 TIMELINE_PAGE_SIZE = 300
 """``MaximumPageSize`` of a timeline page (``QueryMediaCensorJobDetail``): the most MPS allows, for the same
 reason (a 2-hour video at one frame a second is 24 pages, against 240 at MPS's default of 30)."""
