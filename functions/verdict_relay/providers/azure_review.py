@@ -116,8 +116,8 @@ _DEFAULT_CATEGORIES: Final = frozenset({"adult", "racy"})
 _FLAG_LETTERS: Final = {"a": "adult", "r": "racy"}  # the job callback's short names for isAdult / isRacy
 _PROFANITY_KEYS: Final = frozenset({"text.hasprofanity", "hasprofanity"})
 _MATCH_TERMS_KEYS: Final = frozenset({"matchterms", "text.matchterms"})
-_SCORE_KEY: Final = re.compile(r"([a-z]+)score")
-_FLAG_KEY: Final = re.compile(r"is([a-z]+)")
+_SCORE_KEY: Final = re.compile(r"(.+)score")
+_FLAG_KEY: Final = re.compile(r"is(.+)")
 _MAX_TERM_DEPTH: Final = 4
 
 

@@ -364,6 +364,20 @@ def test_category_without_thresholds_is_decided_by_its_flag_alone() -> None:
     assert flagged.suggestion is Suggestion.REVIEW
 
 
+@pytest.mark.parametrize("category", ["violence", "Category1", "adult_content", "self-harm"])
+def test_any_category_a_policy_names_is_read_from_its_score_and_flag_keys(category: str) -> None:
+    # A name the policy takes (Azure's text classes are Category1 to Category3) must be one the job is read by:
+    # a threshold that never applies would publish a score the operator meant to block as pass
+    policy = AzurePolicy.model_validate({"block_threshold": {category: 0.5}})
+
+    scored = parse_one(job_with(**{f"{category}Score": "0.95"}), policy)
+    flagged = parse_one(job_with(**{f"is{category}": "True"}), policy)
+
+    assert scored.suggestion is Suggestion.BLOCK
+    assert by_category(scored)[category.lower()].confidence == 0.95
+    assert flagged.suggestion is Suggestion.REVIEW
+
+
 def test_job_suggestion_is_the_worst_category() -> None:
     verdict = parse_one(job_with(adultScore="0.6", racyScore="0.95"))
 
