@@ -61,8 +61,16 @@ def is_loopback_host(host: str | None) -> bool:
 
 
 def _is_https_or_loopback(url: str) -> bool:
+    """An https URL (http for loopback) a request path can be appended to: a host, a valid port if any, and no
+    whitespace, query, fragment or user, any of which would fail every request rather than the document."""
     parts = urlsplit(url)
     if not parts.hostname:  # "https:/host" (one slash) has none: the client would fail at its first request
+        return False
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one (":99999", ":abc")
+    except ValueError:
+        return False
+    if any(char.isspace() or char in "?#" for char in url) or parts.username:
         return False
     return parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname))
 
@@ -251,6 +259,8 @@ class ProviderSettings(_Strict):
     rate_limit_per_s: float | None = Field(
         default=None,
         gt=0,
+        le=1000,  # and finite: an infinite rate (JSON's 1e999) would make a Retry-After hold nothing back
+        allow_inf_nan=False,
         description="Requests per second to the provider's API (defaults: documented limits)",
     )
     max_concurrency: int = Field(default=4, ge=1, le=64, description="Requests in flight at once")
@@ -275,7 +285,10 @@ class ProviderSettings(_Strict):
             return None
         if _is_https_or_loopback(value):
             return value.rstrip("/")
-        raise ValueError("must be an https:// URL with a host (http:// only for loopback addresses)")
+        raise ValueError(
+            "must be an https:// URL with a host (http:// only for loopback addresses), a valid port if any, and"
+            " no spaces, query, fragment or user"
+        )
 
     @field_validator("credentials")
     @classmethod

@@ -153,6 +153,16 @@ def test_a_publish_claim_the_sweep_could_overtake_a_publishing_writer_within_is_
             "huawei-video.callback.first_poll_after_seconds",
         ),
         ({"huawei-video": {"project_id": "p/../../x"}}, "huawei-video.project_id"),
+        # endpoints a request path cannot be appended to: every request would fail, not the document
+        ({"huawei-video": {"endpoint": "https://moderation.example.com:99999"}}, "huawei-video.endpoint"),
+        ({"huawei-video": {"endpoint": "https://moderation.example.com:abc"}}, "huawei-video.endpoint"),
+        ({"azure-review": {"endpoint": "https://westus.example.com "}}, "azure-review.endpoint"),
+        ({"azure-review": {"endpoint": "https://westus.example.com/?x=1"}}, "azure-review.endpoint"),
+        ({"azure-review": {"endpoint": "https://westus.example.com#f"}}, "azure-review.endpoint"),
+        ({"azure-review": {"endpoint": "https://user@westus.example.com"}}, "azure-review.endpoint"),
+        # an infinite rate (JSON's 1e999) would make a provider's Retry-After hold nothing back
+        ({"azure-review": {"rate_limit_per_s": float("inf")}}, "azure-review.rate_limit_per_s"),
+        ({"azure-review": {"rate_limit_per_s": 1001}}, "azure-review.rate_limit_per_s"),
         (["not", "an", "object"], "JSON object"),
     ],
 )
