@@ -15,12 +15,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -79,6 +81,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
+def _host_name(value: str) -> str:
+    if not _HOST_NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r:.80} is not a host name: give the certificate URL's host alone, matched exactly (no scheme,"
+            " port, path or wildcard), e.g. mnstest.oss-cn-hangzhou.aliyuncs.com"
+        )
+    return value
+
+
+CertificateHost = Annotated[str, AfterValidator(_host_name)]
+"""An MNS certificate host, matched exactly: a URL, a port or a wildcard could never match, and every push
+would be refused."""
+
+
 class CallbackSettings(_Strict):
     """How the receiver authenticates one provider's callbacks. Several values of each are active at once so
     secrets can be rotated: add the new one, move the provider over, remove the old one."""
@@ -93,8 +112,9 @@ class CallbackSettings(_Strict):
         repr=False,
         description="Huawei v3: the job seeds whose X-Auth-Signature is accepted",
     )
-    certificate_hosts: list[str] = Field(
+    certificate_hosts: list[CertificateHost] = Field(
         default_factory=lambda: list(DEFAULT_MNS_CERTIFICATE_HOSTS),
+        min_length=1,
         description="Alibaba MNS: hosts the signing certificate may be fetched from (exact names)",
     )
     max_age_seconds: int = Field(

@@ -160,6 +160,24 @@ def test_a_publish_claim_the_sweep_could_overtake_a_publishing_writer_within_is_
         ({"azure-review": {"endpoint": "https://westus.example.com/?x=1"}}, "azure-review.endpoint"),
         ({"azure-review": {"endpoint": "https://westus.example.com#f"}}, "azure-review.endpoint"),
         ({"azure-review": {"endpoint": "https://user@westus.example.com"}}, "azure-review.endpoint"),
+        # certificate hosts that could never match the certificate URL's host: every MNS push would be refused
+        (
+            {
+                "alibaba-mps": {
+                    "callback": {"certificate_hosts": ["https://mnstest.oss-cn-hangzhou.aliyuncs.com/"]}
+                }
+            },
+            "alibaba-mps.callback.certificate_hosts.0",
+        ),
+        (
+            {"alibaba-mps": {"callback": {"certificate_hosts": ["*.oss-cn-hangzhou.aliyuncs.com"]}}},
+            "alibaba-mps.callback.certificate_hosts.0",
+        ),
+        (
+            {"alibaba-mps": {"callback": {"certificate_hosts": ["mnstest.aliyuncs.com:443"]}}},
+            "alibaba-mps.callback.certificate_hosts.0",
+        ),
+        ({"alibaba-mps": {"callback": {"certificate_hosts": []}}}, "alibaba-mps.callback.certificate_hosts"),
         # an infinite rate (JSON's 1e999) would make a provider's Retry-After hold nothing back
         ({"azure-review": {"rate_limit_per_s": float("inf")}}, "azure-review.rate_limit_per_s"),
         ({"azure-review": {"rate_limit_per_s": 1001}}, "azure-review.rate_limit_per_s"),
