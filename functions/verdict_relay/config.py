@@ -323,11 +323,24 @@ class ProviderSettings(_Strict):
         if self.credentials is None:
             return None
         shapes = CREDENTIAL_SHAPES[provider]
+        refusals: list[ValidationError] = []
         for shape in shapes:
             try:
                 return shape.model_validate(self.credentials)  # type: ignore[return-value]
-            except ValidationError:
-                continue
+            except ValidationError as exc:
+                if all(
+                    (field.alias or name) in self.credentials
+                    for name, field in shape.model_fields.items()
+                    if field.is_required()
+                ):
+                    refusals.append(exc)  # every key it needs is there: a value it refuses is the mistake
+        if len(refusals) == 1:
+            # The values are not echoed: they are secrets
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in refusals[0].errors(include_url=False)
+            )
+            raise ValueError(problems)
         raise ValueError(
             f"expected {_credential_keys(provider)}; got keys {{{', '.join(sorted(self.credentials))}}}"
         )

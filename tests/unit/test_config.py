@@ -160,6 +160,15 @@ def test_a_publish_claim_the_sweep_could_overtake_a_publishing_writer_within_is_
         ({"azure-review": {"endpoint": "https://westus.example.com/?x=1"}}, "azure-review.endpoint"),
         ({"azure-review": {"endpoint": "https://westus.example.com#f"}}, "azure-review.endpoint"),
         ({"azure-review": {"endpoint": "https://user@westus.example.com"}}, "azure-review.endpoint"),
+        # a value the credentials' shape refuses is named, not taken for a key the shape lacks
+        (
+            {
+                "alibaba-mps": {
+                    "credentials": {"access_key_id": "a", "access_key_secret": "s", "signature": "sha1"}
+                }
+            },
+            "alibaba-mps.credentials': signature: Input should be 'ACS3-HMAC-SHA256' or 'HMAC-SHA1'",
+        ),
         # certificate hosts that could never match the certificate URL's host: every MNS push would be refused
         (
             {
