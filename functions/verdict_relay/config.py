@@ -584,6 +584,8 @@ class ProvidersConfig(_Strict):
 
 MAX_BODY_LIMIT = 4 * 1024 * 1024
 """The largest ``MAX_BODY_BYTES`` used (``Settings.max_body_bytes``)."""
+MAX_POLL_INTERVAL_LIMIT = 1800.0
+"""The largest ``POLL_MAX_INTERVAL_SECONDS`` used (``Settings.poll_max_interval_seconds``)."""
 
 
 class Settings(_Strict):
@@ -647,7 +649,26 @@ class Settings(_Strict):
     for ever, and nothing else says so."""
     poll_base_interval_seconds: float = Field(default=15.0, alias="POLL_BASE_INTERVAL_SECONDS", gt=0)
     poll_max_interval_seconds: float = Field(default=900.0, alias="POLL_MAX_INTERVAL_SECONDS", gt=0)
+    """At most ``MAX_POLL_INTERVAL_LIMIT``, 30 minutes: the job alarms (``JobsUnansweredAlarm``,
+    ``JobsOutOfTimeAlarm``, ``JobsOverdueAlarm``) count a stuck job in each hour, three hours in a row, and a job
+    polled less often than every hour (its interval, plus a cycle's lateness) leaves an hour without its count, so
+    they would never fire. A larger value, which earlier versions allowed, is read as 30 minutes, with a warning,
+    so that a stack that set one keeps working."""
     poll_min_interval_seconds: float = Field(default=5.0, alias="POLL_MIN_INTERVAL_SECONDS", ge=0)
+
+    @field_validator("poll_max_interval_seconds")
+    @classmethod
+    def _within_an_hour(cls, value: float) -> float:
+        if value <= MAX_POLL_INTERVAL_LIMIT:
+            return value
+        from verdict_relay.observability import logger
+
+        logger.warning(
+            "POLL_MAX_INTERVAL_SECONDS is above what the hourly job alarms see; 1800 s is used",
+            configured=value,
+            used=MAX_POLL_INTERVAL_LIMIT,
+        )
+        return MAX_POLL_INTERVAL_LIMIT
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 

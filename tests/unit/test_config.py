@@ -59,6 +59,22 @@ def test_a_body_limit_an_api_gateway_event_could_not_carry_to_the_function_is_re
         Settings.from_env({**ENV, "MAX_BODY_BYTES": value})
 
 
+@pytest.mark.parametrize(
+    ("value", "used"),
+    [
+        ("900", 900.0),
+        ("1800", 1800.0),
+        ("1800.5", 1800.0),  # allowed by earlier versions: read as 30 minutes, so a stack keeps working
+        ("86400", 1800.0),
+    ],
+)
+def test_a_poll_interval_the_hourly_job_alarms_would_not_see_is_lowered_to_half_an_hour(
+    value: str, used: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert Settings.from_env({**ENV, "POLL_MAX_INTERVAL_SECONDS": value}).poll_max_interval_seconds == used
+    assert ("1800 s is used" in caplog.text) is (used != float(value))
+
+
 @pytest.mark.parametrize("quotes", [0.2, 0.45])
 def test_a_provider_json_body_at_the_largest_body_limit_fits_the_event_lambda_takes(quotes: float) -> None:
     from verdict_relay.local.apigw import api_event
