@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,24 @@ def test_a_poll_interval_the_hourly_job_alarms_would_not_see_is_lowered_to_half_
 ) -> None:
     assert Settings.from_env({**ENV, "POLL_MAX_INTERVAL_SECONDS": value}).poll_max_interval_seconds == used
     assert ("1800 s is used" in caplog.text) is (used != float(value))
+
+
+def test_the_templates_retention_parameter_allows_only_the_whole_days_the_functions_take() -> None:
+    from verdict_relay.local.resources import load_template
+
+    parameter = load_template()["Parameters"]["RetentionDays"]
+    allowed = re.compile(parameter["AllowedPattern"])
+
+    # CloudFormation's Number type would take 7.5, which RETENTION_DAYS and S3's lifecycle rules refuse
+    assert [days for days in map(str, range(4000)) if allowed.fullmatch(days)] == list(
+        map(str, range(1, 3651))
+    )
+    assert not [value for value in ("7.5", "90.0", "1e2", "-1", "090", " 90", "") if allowed.search(value)]
+    for days in ("1", parameter["Default"], "3650"):
+        assert Settings.from_env({**ENV, "RETENTION_DAYS": days}).retention_days == int(days)
+    for days in ("0", "3651", "7.5"):
+        with pytest.raises(ConfigurationError, match="RETENTION_DAYS"):
+            Settings.from_env({**ENV, "RETENTION_DAYS": days})
 
 
 @pytest.mark.parametrize("quotes", [0.2, 0.45])
