@@ -172,6 +172,19 @@ class V3Result(PayloadModel):
 ResultT = TypeVar("ResultT", bound=V3Result)
 
 
+def _failed_with_a_result(payload: Any) -> bool:
+    status = payload.get("status") if isinstance(payload, dict) else None
+    return isinstance(status, str) and status.lower() == "failed" and payload.get("result") is not None
+
+
+def _suggestion_of(provider: str, result: Any) -> Suggestion | None:
+    """The suggestion of a result its model refused, if it reads as one."""
+    try:
+        return validate_payload(provider, V3Result, result).suggestion
+    except PayloadError:
+        return None
+
+
 class V3Job(PayloadModel, Generic[ResultT]):
     """The envelope of a v3 job: the query response and the callback body alike."""
 
@@ -302,7 +315,16 @@ class HuaweiV3Adapter(ProviderAdapter, Generic[ResultT]):
         if isinstance(payload, dict) and "job_id" not in payload and "error_code" in payload:
             code, message = payload.get("error_code"), payload.get("error_msg")
             raise PayloadError(self.name, "job_id", f"body is a Huawei error response ({code}: {message})")
-        job = validate_payload(self.name, self.job_model, payload)
+        try:
+            job = validate_payload(self.name, self.job_model, payload)
+        except PayloadError:
+            if not _failed_with_a_result(payload):
+                raise
+            # A failed job's result is undocumented: one its model refuses (a span without a label, a confidence
+            # above 1, no suggestion) must not cost the job its failed verdict (a 422 to every re-sent callback,
+            # a poll answer never read). The job is read without it, and a suggestion it gives still counts.
+            job = validate_payload(self.name, self.job_model, {**payload, "result": None})
+            return [self._to_verdict(job, unread_suggestion=_suggestion_of(self.name, payload["result"]))]
         return [self._to_verdict(job)]
 
     def parse_bytes(self, body: bytes) -> list[Verdict]:
@@ -315,9 +337,10 @@ class HuaweiV3Adapter(ProviderAdapter, Generic[ResultT]):
             return self.parse(load_json(self.name, body))
         return [self._to_verdict(job)]
 
-    def _to_verdict(self, job: V3Job[ResultT]) -> Verdict:
+    def _to_verdict(self, job: V3Job[ResultT], unread_suggestion: Suggestion | None = None) -> Verdict:
+        """``unread_suggestion``: what a failed job's result its model refused suggests (``parse``)."""
         status = _STATUS[job.status]
-        suggestion: Suggestion | None = None
+        suggestion: Suggestion | None = unread_suggestion
         findings: list[Finding] = []
         error: VerdictError | None = None
         if status is JobStatus.SUCCEEDED:

@@ -6,6 +6,7 @@ import base64
 import copy
 import hashlib
 import hmac
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -127,6 +128,18 @@ def test_a_failed_status_in_any_case_is_a_failed_job() -> None:
     payload = load_payload(PROVIDER, "running") | {"status": "FAILED"}
 
     assert only_verdict(payload).status is JobStatus.FAILED
+
+
+def test_a_failed_job_whose_result_has_a_span_without_a_label_is_failed_with_its_suggestion() -> None:
+    payload = load_payload(PROVIDER, "succeeded") | {"status": "failed"}
+    payload["result"]["details"][0].pop("label")
+
+    for verdict in (only_verdict(payload), *adapter.parse_bytes(json.dumps(payload).encode())):
+        assert (verdict.status, verdict.suggestion, verdict.findings) == (
+            JobStatus.FAILED,
+            Suggestion(payload["result"]["suggestion"]),
+            [],
+        )
 
 
 def test_parse_callback_returns_the_verdict_of_the_body() -> None:

@@ -212,6 +212,56 @@ def test_a_failed_job_whose_partial_result_cannot_be_read_keeps_its_suggestion_a
     assert VerdictPolicy().finalize(verdict).suggestion is Suggestion.BLOCK
 
 
+@pytest.mark.parametrize(
+    ("result", "suggestion"),
+    [
+        (
+            {
+                "suggestion": "block",
+                "image_detail": [
+                    {
+                        "suggestion": "block",
+                        "time": 3.0,
+                        "detail": [{"confidence": 1.2, "category": "porn", "label": "porn"}],
+                    }
+                ],
+            },
+            Suggestion.BLOCK,
+        ),
+        (
+            {"suggestion": "Review", "image_detail": [{"suggestion": "review", "time": -1.0}]},
+            Suggestion.REVIEW,
+        ),
+        ({}, None),
+        ({"suggestion": None}, None),
+        ({"suggestion": "unsure", "image_detail": "none"}, None),
+    ],
+    ids=["confidence-above-1", "negative-time", "empty", "null-suggestion", "unknown-suggestion"],
+)
+def test_a_failed_job_whose_result_its_model_refuses_is_failed_with_what_suggestion_it_gives(
+    result: dict[str, Any], suggestion: Suggestion | None
+) -> None:
+    # Huawei documents a result only for succeeded jobs: refusing a failed job's would answer its callback 422
+    # each time it is re-sent, and leave a poll's answer unread, so the job never got its failed verdict
+    payload = load_payload(PROVIDER, "failed") | {"error_code": "AIS.0402", "result": result}
+
+    for verdict in (only_verdict(payload), *adapter.parse_bytes(json.dumps(payload).encode())):
+        assert (verdict.status, verdict.suggestion, verdict.findings) == (JobStatus.FAILED, suggestion, [])
+        assert verdict.error == VerdictError(
+            code="AIS.0402", message="Huawei reported the job as failed without giving a reason"
+        )
+        final = VerdictPolicy().finalize(verdict)
+        assert final.suggestion is (suggestion or Suggestion.REVIEW)
+        assert VerdictPolicy().should_publish(final)
+
+
+def test_a_finished_or_running_job_whose_result_its_model_refuses_is_still_refused() -> None:
+    result = {"suggestion": "block", "image_detail": [{"suggestion": "block", "time": -1.0}]}
+    for status in ("succeeded", "running"):
+        with pytest.raises(PayloadError, match="time"):
+            adapter.parse(load_payload(PROVIDER, "failed") | {"status": status, "result": result})
+
+
 def test_time_without_zone_is_read_as_utc() -> None:
     verdict = only_verdict(load_payload(PROVIDER, "callback-space-time"))
 
