@@ -14,7 +14,9 @@ MPS wraps lists XML-style (``X: {Y: [...]}``). The wrapper may be missing (``X: 
 Mapping to the canonical verdict:
 
 * ``State`` Queuing -> pending, Analysing -> running, Success -> succeeded, Fail -> failed (``Code`` and
-  ``Message`` become the error). ``Suggestion`` is MPS's own verdict, used for a Success job
+  ``Message`` become the error; on a Success job, whose ``Code`` MPS documents for failures only, they are kept
+  as an item error, which has the policy step publish a pass as ``UNMODERATED_SUGGESTION``: a part MPS could
+  not find or read was not moderated). ``Suggestion`` is MPS's own verdict, used for a Success job
   (``decided_by="provider"``) and kept on a Fail job, whose parts may have finished (undocumented): the policy
   step never publishes a failed job milder than it. A Success job without one keeps ``suggestion=None`` for the
   policy step.
@@ -711,9 +713,16 @@ def _verdict(job: MediaCensorJob) -> Verdict:
     suggestion = job.suggestion if status in (JobStatus.SUCCEEDED, JobStatus.FAILED) else None
     finished_at = job.finish_time if status.is_terminal else None
     error = None
+    item_errors = []
     if status is JobStatus.FAILED:
         error = VerdictError(
             code=job.code or "Fail", message=job.message or "the media censor job failed without a message"
+        )
+    elif status is JobStatus.SUCCEEDED and job.code:
+        # The API page's example is such a job (InvalidParameter.ResourceNotFound): which part was left unread is
+        # not said, so it counts against the whole job.
+        item_errors.append(
+            VerdictError(code=job.code, message=job.message or "MPS finished the job with an error code")
         )
     content = None
     if job.source is not None and (job.source.bucket or job.source.object or job.source.location):
@@ -730,6 +739,7 @@ def _verdict(job: MediaCensorJob) -> Verdict:
             decided_by="provider" if suggestion is not None else None,
             findings=_findings(job),
             error=error,
+            item_errors=item_errors,
             content=content,
             created_at=job.creation_time,
             updated_at=finished_at,

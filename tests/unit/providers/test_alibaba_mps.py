@@ -74,15 +74,43 @@ def test_seed_list_response_gives_one_succeeded_verdict_with_the_providers_sugge
     }
 
 
-def test_seed_success_job_ignores_its_code_and_message_and_completes_at_its_finish_time() -> None:
-    # Given the seed's Success job, which also carries a Code and Message (a documentation artefact)
+def test_seed_success_job_keeps_its_code_and_message_as_an_item_error_and_completes_at_its_finish_time() -> (
+    None
+):
+    # Given the seed's Success job, which also carries a Code and Message (MPS documents them for failures)
     verdict = only_verdict(load_payload(PROVIDER, "job-list"))
 
-    # Then it is not treated as failed, and its times are UTC
+    # Then it is not failed, but what MPS said is kept, and its times are UTC
+    assert verdict.status is JobStatus.SUCCEEDED
     assert verdict.error is None
+    assert verdict.item_errors == [
+        VerdictError(
+            code="InvalidParameter.ResourceNotFound", message="The resource operated cannot be found"
+        )
+    ]
     assert verdict.created_at == datetime(2021, 11, 4, 7, 25, 48, tzinfo=UTC)
     assert verdict.completed_at == datetime(2021, 11, 4, 7, 25, 48, tzinfo=UTC)
     assert verdict.updated_at == verdict.completed_at
+
+
+@pytest.mark.parametrize(
+    ("code", "published"), [("InvalidParameter.ResourceNotFound", Suggestion.REVIEW), (None, None)]
+)
+def test_a_success_job_that_passes_with_an_error_code_is_published_as_unmoderated(
+    code: str | None, published: Suggestion | None
+) -> None:
+    # Given the seed's job with every part passed: MPS's Code may say a part (a cover it could not find) was
+    # never moderated, which a pass would hide
+    job = seed_job() | {"Suggestion": "pass", "Code": code}
+    for part in ("TitleCensorResult", "BarrageCensorResult", "DescCensorResult"):
+        job[part]["Suggestion"] = "pass"
+    job.pop("CoverImageCensorResults")
+    job.pop("VensorCensorResult")
+
+    # Then it is published with the unmoderated suggestion, unless it carries no code
+    final = VerdictPolicy().finalize(only_verdict(list_of(job)))
+    assert final.suggestion is (published or Suggestion.PASS)
+    assert VerdictPolicy().should_publish(final) is (published is not None)
 
 
 def test_seed_findings_come_from_every_part_tagged_with_the_part() -> None:
