@@ -258,8 +258,9 @@ def test_a_job_id_longer_than_any_job_can_have_is_a_404_not_a_storage_error(
         assert "longer than 512 bytes" in response.body["error"]["message"]
 
 
-def test_a_verdict_too_large_for_a_lambda_response_is_read_trimmed_and_says_so(
-    api: ApiClient, aws: FakeAws
+@pytest.mark.parametrize("request_kind", ["read", "registered again"])
+def test_a_verdict_too_large_for_a_lambda_response_is_answered_trimmed_and_says_so(
+    api: ApiClient, aws: FakeAws, request_kind: str
 ) -> None:
     from verdict_relay.handlers.callback import lambda_handler
 
@@ -294,12 +295,22 @@ def test_a_verdict_too_large_for_a_lambda_response_is_read_trimmed_and_says_so(
     store.record(huge, b"{}", datetime.now(UTC), publish=False)
     assert any(key.startswith("jobs/") and key.endswith("/verdict.json.gz") for key in aws.bucket_keys())
 
-    event = api_event(
-        "GET",
-        "/jobs/huawei-video/job-long",
-        resource="/jobs/{provider}/{job_id}",
-        path_parameters={"provider": "huawei-video", "job_id": "job-long"},
-    )
+    # When it is read, or registered again (a client retrying a registration: 200, the job as it is)
+    if request_kind == "read":
+        event = api_event(
+            "GET",
+            "/jobs/huawei-video/job-long",
+            resource="/jobs/{provider}/{job_id}",
+            path_parameters={"provider": "huawei-video", "job_id": "job-long"},
+        )
+    else:
+        event = api_event(
+            "POST",
+            "/jobs",
+            resource="/jobs",
+            body=json.dumps({"provider": "huawei-video", "job_id": "job-long"}),
+            headers={"Content-Type": "application/json"},
+        )
     result = lambda_handler(event, LambdaContext())
 
     # Then the whole proxy response fits what Lambda may return, keeps the strongest finding, and the header

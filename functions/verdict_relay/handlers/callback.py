@@ -281,14 +281,17 @@ def receive_callback(
     responses={
         201: {"description": "Registered", "content": {"application/json": {"model": Verdict}}},
         200: {
-            "description": "Already known: the job as it is (the first metadata given is kept; another is not taken)",
+            "description": (
+                "Already known: the job as it is (the first metadata given is kept; another is not taken), trimmed"
+                f" as GET trims it when too large for a Lambda response (the header {TRUNCATED_HEADER}: true)"
+            ),
             "content": {"application/json": {"model": Verdict}},
         },
         **http_errors.iam_refused_response(),
         **http_errors.error_responses(400, 413, 415, 422, 500, 503),
     },
 )
-def register_job(job: RegisterJobRequest) -> Response[dict[str, Any]]:
+def register_job(job: RegisterJobRequest) -> Response[str]:
     # The size and the content type were checked before the resolver parsed the body (_reject_job_request).
     deps = dependencies()
     now = _now()
@@ -296,11 +299,8 @@ def register_job(job: RegisterJobRequest) -> Response[dict[str, Any]]:
         job.provider, job.job_id, job.metadata, now, first_poll_at=now + _first_poll_after(job.provider)
     )
     count("JobRegistered" if created else "JobAlreadyKnown", job.provider)
-    return Response(
-        status_code=201 if created else 200,
-        content_type=content_types.APPLICATION_JSON,
-        body=stored.public_verdict().model_dump(mode="json"),
-    )
+    # A job already known may be finished, with a verdict of any size (a long video's, archived in S3).
+    return _verdict_response(stored.public_verdict(), 201 if created else 200)
 
 
 def _first_poll_after(provider: str) -> timedelta:
@@ -355,9 +355,15 @@ def get_job(
     if stored is None:
         raise NotFoundError(f"no job {job_id} for provider {provider}")
     count("JobRead", provider)
-    body, truncated = message_for(stored.public_verdict(), MAX_RESPONSE_BYTES, _proxy_size)
+    return _verdict_response(stored.public_verdict(), 200)
+
+
+def _verdict_response(verdict: Verdict, status_code: int) -> Response[str]:
+    """The verdict, trimmed as SNS messages are (its strongest findings first) when it would not fit a Lambda
+    response, with the header that says so."""
+    body, truncated = message_for(verdict, MAX_RESPONSE_BYTES, _proxy_size)
     return Response(
-        status_code=200,
+        status_code=status_code,
         content_type=content_types.APPLICATION_JSON,
         body=body,
         headers={TRUNCATED_HEADER: "true"} if truncated else None,
