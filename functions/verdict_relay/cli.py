@@ -169,6 +169,8 @@ def _poll(args: argparse.Namespace) -> int:
         print(f"verdict-relay: warning: {POLL_WITHOUT_PROVIDERS}", file=sys.stderr)
     if "UNMODERATED_SUGGESTION" not in os.environ:
         print(f"verdict-relay: warning: {POLL_WITHOUT_SUGGESTION}", file=sys.stderr)
+    if "PUBLISH_PASS_VERDICTS" not in os.environ:
+        print(f"verdict-relay: warning: {POLL_WITHOUT_PUBLISH_SETTING}", file=sys.stderr)
     deadline = time.monotonic() + args.budget
     # A storage step or publish that failed during the cycle is logged and got past, as in the function; the
     # command's watch makes it exit 1 all the same (main), naming it on stderr.
@@ -334,6 +336,10 @@ class _WatchedPublisher:
 POLL_WITHOUT_SUGGESTION = (
     "UNMODERATED_SUGGESTION is not set: a job this cycle expires is published with the default, review, for good;"
     " set the stack's (its UnmoderatedSuggestion parameter) if it is block"
+)
+POLL_WITHOUT_PUBLISH_SETTING = (
+    "PUBLISH_PASS_VERDICTS is not set: a pass verdict this cycle stores is not published, for good; set the"
+    " stack's (its PublishPassVerdicts parameter) if it is true"
 )
 SETTINGS_HINT = (
     "the operator commands read the functions' settings from the environment: against a deployed stack, its "

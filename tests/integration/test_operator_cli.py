@@ -21,6 +21,7 @@ from verdict_relay.cli import (
     EXIT_FAILED,
     POLL_BESIDE_SCHEDULE,
     POLL_WITHOUT_PROVIDERS,
+    POLL_WITHOUT_PUBLISH_SETTING,
     POLL_WITHOUT_QUEUE,
     POLL_WITHOUT_SUGGESTION,
     main,
@@ -363,13 +364,15 @@ def test_poll_against_a_deployed_stack_runs_the_cycle_and_warns_that_it_runs_bes
     cli, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given AWS itself (no local endpoint), the providers document in Secrets Manager, no poll queue configured,
-    # no UNMODERATED_SUGGESTION, and a verdict owed since an SNS outage
+    # no UNMODERATED_SUGGESTION nor PUBLISH_PASS_VERDICTS (both decide for good what a cycle's verdicts get), and a
+    # verdict owed since an SNS outage
     aws.session.client("secretsmanager").create_secret(Name="verdict-relay/providers", SecretString="{}")
     monkeypatch.setenv("PROVIDERS_SECRET_ID", "verdict-relay/providers")
     monkeypatch.delenv("PROVIDERS_FILE")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("POLL_QUEUE_URL", raising=False)
     monkeypatch.delenv("UNMODERATED_SUGGESTION")
+    monkeypatch.delenv("PUBLISH_PASS_VERDICTS", raising=False)
     dependencies.cache_clear()
     owe_publishes(aws, "huawei-video", ["owed-1"])
 
@@ -385,6 +388,7 @@ def test_poll_against_a_deployed_stack_runs_the_cycle_and_warns_that_it_runs_bes
     assert captured.err == (
         f"verdict-relay: warning: {POLL_BESIDE_SCHEDULE}\nverdict-relay: warning: {POLL_WITHOUT_QUEUE}\n"
         f"verdict-relay: warning: {POLL_WITHOUT_SUGGESTION}\n"
+        f"verdict-relay: warning: {POLL_WITHOUT_PUBLISH_SETTING}\n"
     )
 
 
@@ -404,6 +408,7 @@ def test_poll_against_the_local_stack_warns_only_of_a_missing_providers_document
         {},
         POLL_QUEUE_URL=server_aws.resources.queue_urls["PollQueue"],
         UNMODERATED_SUGGESTION="review",
+        PUBLISH_PASS_VERDICTS="false",
     )
     if not document:
         monkeypatch.delenv("PROVIDERS_FILE")

@@ -62,17 +62,19 @@ OPERATOR_ENVIRONMENT = (
     "POLL_MIN_INTERVAL_SECONDS",
     "UNKNOWN_JOB_GRACE_SECONDS",
     "UNMODERATED_SUGGESTION",
+    "PUBLISH_PASS_VERDICTS",
 )
 """The environment printed for the operator commands: the stack's endpoint and the functions' settings
 (``stack.function_environment``), so a command acts as the functions do, and any other function setting the
-shell set (``PUBLISH_PASS_VERDICTS``, ``RETENTION_DAYS``...: :func:`_operator_environment`). Without
+shell set (``RETENTION_DAYS``...: :func:`_operator_environment`). Without
 ``POLL_QUEUE_URL``, ``poll --once`` would also poll the providers whose due jobs the poll workers hold, on top of
 their rate. Not the providers document's cache age: a one-shot command reads the document once."""
 
 
 def _operator_environment() -> list[str]:
     """``OPERATOR_ENVIRONMENT``, and every other function setting set in the stack's environment: without
-    ``PUBLISH_PASS_VERDICTS``, say, ``poll --once`` would store pass verdicts the stack's functions publish."""
+    ``RETENTION_DAYS``, say, ``poll --once`` would keep the verdicts it stores for another time than the stack's
+    functions do."""
     from verdict_relay.config import Settings
 
     names = list(OPERATOR_ENVIRONMENT)

@@ -121,13 +121,16 @@ def function_environment(resources: LocalResources, providers_file: Path) -> dic
     """The functions' settings in the local stack, beside the AWS endpoint and credentials: where the resources
     are, as ``template.yaml`` sets them, and the poll backoff in seconds, not minutes, as the local schedule runs
     every few seconds (and so, unless the shell sets one, no grace before a job the provider does not know is
-    expired); and what unmoderated content gets, the shell's ``UNMODERATED_SUGGESTION`` or the default, spelt out
-    so that the operator commands the banner prints decide as the functions do (``jobs expire`` wants it set).
+    expired); and what unmoderated content gets, the shell's ``UNMODERATED_SUGGESTION`` or the default, and whether
+    pass verdicts are published, ``PUBLISH_PASS_VERDICTS`` likewise, spelt out so that the operator commands the
+    banner prints decide as the functions do (``jobs expire`` wants the one set, ``poll --once`` warns without
+    either).
     The shell's ``UNKNOWN_JOB_GRACE_SECONDS`` and ``PROVIDERS_CACHE_SECONDS`` apply, as every other function
     setting it holds: a document whose ``callback.first_poll_after_seconds`` needs a grace, and practising a
     secret's rotation, need them."""
     return {
         "UNMODERATED_SUGGESTION": os.environ.get("UNMODERATED_SUGGESTION", "review"),
+        "PUBLISH_PASS_VERDICTS": os.environ.get("PUBLISH_PASS_VERDICTS", "false"),
         "TABLE_NAME": resources.table_name,
         "TOPIC_ARN": resources.topic_arn,
         "RAW_PAYLOAD_BUCKET": resources.bucket,
