@@ -441,16 +441,31 @@ def _jobs_show(args: argparse.Namespace) -> int:
         "publish_state": job.publish_state,
         "next_poll_at": job.next_poll_at,
         "poll_attempts": job.poll_attempts,
-        "conflicts": [c.model_dump(mode="json") for c in deps.store.conflicts(args.provider, args.job_id)],
     }
-    if unreadable is None:
-        _print_json(shown)
-        return 0
-    _print_json({**shown, "verdict_unreadable": unreadable})
+    try:
+        shown["conflicts"] = [
+            c.model_dump(mode="json") for c in deps.store.conflicts(args.provider, args.job_id)
+        ]
+    except UNREADABLE as exc:  # a conflict record's archived copy gone: the job itself is still shown
+        shown["conflicts"], shown["conflicts_unreadable"] = None, str(exc)
+    if unreadable is not None:
+        shown["verdict_unreadable"] = unreadable
+    _print_json(shown)
+    if unreadable is not None:
+        _say_unreadable(job, unreadable)
+    if "conflicts_unreadable" in shown:
+        print(
+            f"verdict-relay: the other results recorded for {args.job_id} cannot be read"
+            f" ({shown['conflicts_unreadable']})",
+            file=sys.stderr,
+        )
+    return 0 if unreadable is None and "conflicts_unreadable" not in shown else EXIT_FAILED
+
+
+def _say_unreadable(job: StoredJob, problem: str) -> None:
     # The way out holds only for a verdict whose publish is owed: one already published would be sent again.
     hint = f"; {UNREADABLE_HINT}" if job.publish_state == "pending" else ""
-    print(f"verdict-relay: the verdict of {args.job_id} cannot be read ({unreadable}){hint}", file=sys.stderr)
-    return EXIT_FAILED
+    print(f"verdict-relay: the verdict of {job.job_id} cannot be read ({problem}){hint}", file=sys.stderr)
 
 
 def _jobs_expire(args: argparse.Namespace) -> int:
@@ -466,7 +481,8 @@ def _jobs_expire(args: argparse.Namespace) -> int:
             " the stack's (its UnmoderatedSuggestion parameter, review or block), as its functions have it"
         )
     deps = _deps(args)
-    job = deps.store.get(args.provider, args.job_id)
+    # Its status is what decides, read even when its verdict cannot be (an unfinished job's findings so far).
+    job = deps.store.get(args.provider, args.job_id, with_verdict=False)
     if job is None:
         raise NotFoundError(f"no job {args.job_id} for provider {args.provider}")
     if job.status.is_terminal:
@@ -529,11 +545,15 @@ def _jobs_list(args: argparse.Namespace) -> int:
         if args.status == "unpublished":  # the index holds keys only: read each job
             jobs = _owed_jobs(store, provider, args.limit)
         elif args.status == "due":
-            jobs = ((job, None) for job in store.due_jobs(provider, datetime.now(UTC), args.limit))
+            due = store.due_jobs(provider, datetime.now(UTC), args.limit, with_verdict=False)
+            jobs = ((job, None) for job in due)
         else:
+            # Unfinished jobs, whose verdicts (their findings so far, without a suggestion) are left unread.
             # The index holds pending and running jobs alike: read on, page by page (each Query at most 1 MB),
             # until the limit is reached after filtering.
-            outstanding = store.due_jobs(provider, datetime.max.replace(tzinfo=UTC), limit=MAX_INDEX_READ)
+            outstanding = store.due_jobs(
+                provider, datetime.max.replace(tzinfo=UTC), limit=MAX_INDEX_READ, with_verdict=False
+            )
             jobs = islice(((j, None) for j in outstanding if j.status.value == args.status), args.limit)
         for job, unreadable in jobs:
             row = {
@@ -572,6 +592,8 @@ def _owed_jobs(store: JobStore, provider: str, limit: int) -> Iterator[tuple[Sto
 
 
 def _republish(args: argparse.Namespace) -> int:
+    from verdict_relay.dal.store import UNREADABLE
+
     watch: _Watch = args.watch
     if args.force and not args.job:
         raise ClientError(
@@ -591,15 +613,23 @@ def _republish(args: argparse.Namespace) -> int:
     deps = _deps(args)
     if refs:
         results = {}
+        unreadable: list[tuple[str, str, str]] = []
         for ref, provider, job_id in refs:
             try:
                 # Each job at its own time: a claim dated from the command's start could have run out (and let
                 # the sweep send the verdict too) by the time it is written.
                 results[ref] = deps.ingest.republish(provider, job_id, datetime.now(UTC), force=args.force)
-            except StorageError:  # noted by the watch; the others are still tried
+            except UNREADABLE as exc:  # read before any claim was taken (S3's failures too); the others are tried
+                results[ref] = "verdict_unreadable"
+                unreadable.append((provider, job_id, str(exc)))
+            except StorageError:  # the table failing, noted by the watch; the others are still tried
                 results[ref] = "storage_failed"
         # A storage step that failed around a send that went out (its confirmation) is named on stderr (main).
         _print_json({"republished": results})
+        for provider, job_id, problem in unreadable:
+            job = deps.store.get(provider, job_id, with_verdict=False)
+            if job is not None:
+                _say_unreadable(job, problem)
         sent = all(outcome == "published" for outcome in results.values())
         return 0 if sent and not watch.failed else EXIT_FAILED
     providers = [args.provider] if args.provider else list(PROVIDER_NAMES)

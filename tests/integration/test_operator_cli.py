@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import random
@@ -70,6 +71,24 @@ def lose_archived_verdict(aws: FakeAws, provider: str, job_id: str) -> None:
         UpdateExpression="REMOVE verdict_gz SET verdict_s3_key = :key",
         ExpressionAttributeValues={":key": {"S": f"jobs/{provider}/{job_id}/deleted/verdict.json.gz"}},
     )
+
+
+def break_verdict(aws: FakeAws, provider: str, job_id: str, how: str) -> None:
+    """The job's stored verdict cannot be read: its archived copy gone, bytes that are not gzip, or JSON that is
+    not a verdict (an item an older or newer version wrote)."""
+    if how == "archived copy gone":
+        lose_archived_verdict(aws, provider, job_id)
+        return
+    value = b"not gzip" if how == "not gzip" else gzip.compress(b'{"nope": 1}')
+    aws.session.client("dynamodb").update_item(
+        TableName=aws.resources.table_name,
+        Key={"pk": {"S": f"{provider}#{job_id}"}, "sk": {"S": "STATE"}},
+        UpdateExpression="REMOVE verdict_s3_key SET verdict_gz = :gz",
+        ExpressionAttributeValues={":gz": {"B": value}},
+    )
+
+
+UNREADABLE_KINDS = ["archived copy gone", "not gzip", "not a verdict"]
 
 
 def owe_publishes(
@@ -605,6 +624,92 @@ def test_an_owed_verdict_whose_archived_copy_is_gone_is_listed_and_shown_without
     assert shown["verdict_unreadable"] == "payload archive: get failed (NoSuchKey)"
 
 
+@pytest.mark.parametrize("how", UNREADABLE_KINDS)
+def test_republish_of_chosen_jobs_sends_the_readable_ones_and_names_the_unreadable_one(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    # Given two owed verdicts, one of which cannot be read (OwedPublishUnreadableAlarm)
+    owe_publishes(aws, "azure-review", ["readable-1", "broken-1"])
+    break_verdict(aws, "azure-review", "broken-1", how)
+    capsys.readouterr()
+
+    # When the on-call sends both
+    code = main(["republish", "--job", "azure-review/readable-1", "--job", "azure-review/broken-1"])
+
+    # Then the readable one is sent and said to be, the other named with why and how to recover, and it exits 1
+    printed = capsys.readouterr()
+    assert code == EXIT_FAILED
+    assert json.loads(printed.out) == {
+        "republished": {"azure-review/readable-1": "published", "azure-review/broken-1": "verdict_unreadable"}
+    }
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["readable-1"]
+    assert "the verdict of broken-1 cannot be read" in printed.err
+    assert "'jobs register' it again" in printed.err
+    assert "Traceback" not in printed.err
+    assert cli("jobs", "list", "--status", "unpublished")[1][0]["job_id"] == "broken-1"
+
+
+@pytest.mark.parametrize("how", UNREADABLE_KINDS)
+def test_an_unfinished_job_whose_findings_so_far_cannot_be_read_is_listed_and_can_be_expired(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, how: str
+) -> None:
+    # Given a registered job whose stored findings so far cannot be read
+    cli("jobs", "register", "--provider", "azure-review", "--job-id", "stuck-1")
+    break_verdict(aws, "azure-review", "stuck-1", how)
+
+    # When the on-call lists the unfinished jobs, then expires it
+    listed = [cli("jobs", "list", "--status", status) for status in ("pending", "due")]
+    expired_code, expired = cli("jobs", "expire", "--provider", "azure-review", "--job-id", "stuck-1")
+
+    # Then it is listed (an unfinished job's listing needs no verdict), and expired and published once
+    assert [(code, [row["job_id"] for row in rows]) for code, rows in listed] == [(0, ["stuck-1"])] * 2
+    assert (expired_code, expired["transition"], expired["verdict"]["status"]) == (0, "advanced", "expired")
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["stuck-1"]
+
+
+def test_show_of_a_job_whose_recorded_conflict_cannot_be_read_still_shows_the_job(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a finished job and a different later result recorded beside it, whose archived copy is gone
+    store = dependencies().store
+    for label in ("first", "second"):
+        result = Verdict(
+            provider="azure-review",
+            job_id="disputed",
+            status=JobStatus.SUCCEEDED,
+            suggestion=Suggestion.BLOCK,
+            findings=[Finding(category="adult", label=label, suggestion=Suggestion.BLOCK)],
+        )
+        store.record(result, None, datetime.now(UTC), publish=False)
+    table = aws.session.client("dynamodb")
+    (conflict,) = table.query(
+        TableName=aws.resources.table_name,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :c)",
+        ExpressionAttributeValues={":pk": {"S": "azure-review#disputed"}, ":c": {"S": "CONFLICT#"}},
+    )["Items"]
+    table.update_item(
+        TableName=aws.resources.table_name,
+        Key={"pk": conflict["pk"], "sk": conflict["sk"]},
+        UpdateExpression="REMOVE verdict_gz SET verdict_s3_key = :key",
+        ExpressionAttributeValues={":key": {"S": "jobs/azure-review/disputed/deleted/verdict.json.gz"}},
+    )
+    capsys.readouterr()
+
+    # When the on-call shows the job
+    code = main(["jobs", "show", "--provider", "azure-review", "--job-id", "disputed"])
+
+    # Then the job's own verdict is shown, the conflicts said to be unreadable, and it exits 1
+    printed = capsys.readouterr()
+    shown = json.loads(printed.out)
+    assert code == EXIT_FAILED
+    assert shown["verdict"]["findings"][0]["label"] == "first"
+    assert (shown["conflicts"], shown["conflicts_unreadable"]) == (
+        None,
+        "payload archive: get failed (NoSuchKey)",
+    )
+    assert "the other results recorded for disputed cannot be read" in printed.err
+
+
 def test_a_published_verdict_whose_archived_copy_is_gone_is_shown_without_the_way_out_for_owed_ones(  # type: ignore[no-untyped-def]
     cli, aws: FakeAws, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -808,8 +913,8 @@ def test_expire_of_a_job_deleted_after_it_was_read_exits_2_and_creates_nothing( 
     dependencies().store.mark_due("alibaba-mps", "named-2", datetime.now(UTC), unconfirmed=True)
     read = JobStore.get
 
-    def read_then_deleted(self: JobStore, provider: str, job_id: str) -> Any:
-        job = read(self, provider, job_id)
+    def read_then_deleted(self: JobStore, provider: str, job_id: str, **options: Any) -> Any:
+        job = read(self, provider, job_id, **options)
         self.drop_unconfirmed(provider, job_id)
         return job
 

@@ -821,12 +821,19 @@ class JobStore:
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def due_jobs(
-        self, provider: str, now: datetime, limit: int = 100, after: int | None = None
+        self,
+        provider: str,
+        now: datetime,
+        limit: int = 100,
+        after: int | None = None,
+        *,
+        with_verdict: bool = True,
     ) -> Iterator[StoredJob]:
         """Unfinished jobs of a provider whose next poll is due, oldest first (sparse index, no Scan), as stored;
-        with ``after`` (epoch seconds), only those due later than that. Polling reads :meth:`due_to_poll`."""
+        with ``after`` (epoch seconds), only those due later than that; without ``with_verdict``, their verdicts
+        (findings so far) left unread, as :meth:`get`'s. Polling reads :meth:`due_to_poll`."""
         for item in self._query_due(provider, now, limit, after):
-            yield self._to_job(item)
+            yield self._to_job(item, load_verdict=with_verdict)
 
     def due_to_poll(
         self, provider: str, now: datetime, limit: int = 100, after: int | None = None
