@@ -619,7 +619,9 @@ def _republish(args: argparse.Namespace) -> int:
                 # Each job at its own time: a claim dated from the command's start could have run out (and let
                 # the sweep send the verdict too) by the time it is written.
                 results[ref] = deps.ingest.republish(provider, job_id, datetime.now(UTC), force=args.force)
-            except UNREADABLE as exc:  # read before any claim was taken (S3's failures too); the others are tried
+            except (
+                UNREADABLE
+            ) as exc:  # read before any claim was taken (S3's failures too); the others are tried
                 results[ref] = "verdict_unreadable"
                 unreadable.append((provider, job_id, str(exc)))
             except StorageError:  # the table failing, noted by the watch; the others are still tried
