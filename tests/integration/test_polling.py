@@ -579,6 +579,30 @@ def test_an_answer_with_text_cut_inside_a_character_is_resolved_with_the_replace
     assert "you are an \ufffd" in json.dumps(published[0]["verdict"], ensure_ascii=False)
 
 
+def test_a_job_said_to_finish_late_in_the_year_9999_is_resolved_and_does_not_stop_the_others(
+    harness: Harness, aws: FakeAws
+) -> None:
+    # Given a finished job whose provider says it finished at the end of the calendar (a time a datetime holds,
+    # and half the retention after it does not), registered before another finished job
+    late = datetime(9999, 12, 31, tzinfo=UTC)
+    harness.simulator.put_job(
+        "huawei-video", "hv-late", huawei_video_job("hv-late", "succeeded", "block", updated=late)
+    )
+    harness.simulator.put_job("huawei-video", "hv-2", huawei_video_job("hv-2", "succeeded", "block"))
+    harness.register("huawei-video", "hv-late", at=datetime.now(UTC) - timedelta(minutes=1))
+    harness.register("huawei-video", "hv-2")
+
+    # When they are polled (twice: a job whose answer failed would still be due)
+    harness.poll()
+    harness.poll()
+
+    # Then both are stored and published once each
+    assert [harness.status("huawei-video", job_id) for job_id in ("hv-late", "hv-2")] == [
+        JobStatus.SUCCEEDED
+    ] * 2
+    assert sorted(m["verdict"]["job_id"] for m in aws.published()) == ["hv-2", "hv-late"]
+
+
 def test_poller_handler_runs_a_cycle_and_counts_its_outcomes_by_provider(
     harness: Harness, aws: FakeAws, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -129,6 +129,39 @@ def test_a_fetched_job_the_store_does_not_hold_is_taken_only_if_it_finished_with
     assert retired == (0 if stored else 1)
 
 
+@pytest.mark.parametrize("provider", ["huawei-video", "alibaba-mps"])
+def test_a_fetched_job_said_to_finish_late_in_the_year_9999_is_stored_not_a_server_error(
+    aws: FakeAws,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    simulator: ProviderSimulator,
+    mns: MnsSigner,
+    provider: str,
+) -> None:
+    # Given a block job the store does not hold, whose provider says it finished at the end of the calendar
+    # (a time a datetime holds, and half the retention after it does not)
+    api = configure(aws, monkeypatch, tmp_path, simulator)
+    finished = datetime(9999, 12, 31, tzinfo=UTC)
+    created = datetime.now(UTC) - timedelta(minutes=5)
+    if provider == "huawei-video":
+        job = huawei_video_job("late-1", "succeeded", "block", created=created, updated=finished)
+    else:
+        job = alibaba_job("late-1", "Success", "block", created=created, finished=finished)
+    simulator.put_job(provider, "late-1", job)
+
+    # When a callback names it
+    if provider == "huawei-video":
+        body = huawei_callback_saying_pass("late-1")
+        response = api.callback(provider, body, headers={"X-Auth-Signature": huawei_signature(SEED, body)})
+    else:
+        response = mns_push(api, mns, "late-1")
+
+    # Then it is acknowledged, stored and published once: a job that finished in the future is no replay
+    assert response.status < 300
+    assert api.get_job(provider, "late-1").status == 200
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["late-1"]
+
+
 @pytest.mark.parametrize(
     "callback_body",
     [huawei_callback_saying_pass, huawei_callback_without_its_result],

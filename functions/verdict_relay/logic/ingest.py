@@ -211,10 +211,12 @@ class IngestService:
     def _window_ended(self, verdict: Verdict, now: datetime) -> datetime | None:
         """When the resend window after the job finished ended, if it has by ``now`` (None if not, or unknown)."""
         finished = _finished_at(verdict)
-        if finished is None:
+        window = self._store.resend_window()
+        # Compared by subtracting: a provider's time late in the year 9999 plus the window is past what a
+        # datetime holds (it has not ended, then, and the sum below is before ``now``).
+        if finished is None or now - finished <= window:
             return None
-        ended = finished + self._store.resend_window()
-        return ended if ended < now else None
+        return finished + window
 
     def retired(self, verdict: Verdict, now: datetime, *, held: bool) -> bool:
         """True, storing nothing (:meth:`retire`), for an answer that :meth:`finished_too_long_ago` about a job
