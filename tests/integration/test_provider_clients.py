@@ -1145,6 +1145,25 @@ def fetched_at_once(limit: int, fetches: int) -> tuple[list[FetchResult], list[f
         )
 
 
+@pytest.mark.parametrize(
+    ("provider", "limit"), [("huawei-video", 5), ("alibaba-mps", 50), ("azure-review", 2.5)]
+)
+def test_a_client_lets_out_at_most_its_limits_requests_in_any_window_as_timed_when_they_leave(
+    simulator: ProviderSimulator, provider: str, limit: float
+) -> None:
+    settings = ProviderSettings.model_validate(simulator.provider_entry(provider, rate_limit_per_s=limit))
+
+    client = build_client(provider, settings)
+
+    # 5 % under the limit, and no more than the limit's whole number of requests in the time that many tokens take
+    assert client is not None
+    assert client.limiter is not None
+    assert client.limiter.rate_per_s == pytest.approx(limit * 0.95)
+    whole = int(limit)
+    assert (client.limiter.window, client.limiter.window_s) == (whole, pytest.approx(whole / (limit * 0.95)))
+    client.close()
+
+
 def test_client_never_exceeds_the_provider_rate_limit() -> None:
     # Given a provider that admits 20 requests/s and a client configured for 20/s, When 60 fetches are made from
     # 4 threads at once

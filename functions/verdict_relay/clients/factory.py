@@ -5,8 +5,11 @@ by callbacks only). Each client gets its own ``requests`` session and token buck
 
 * rate: ``settings.rate_limit_per_s``, or the provider's documented default (Huawei video and audio 5/s each,
   image batches 10/s, Alibaba ``QueryMediaCensorJobList`` 50/s, Azure 10/s: ``providers/profiles.py``), run
-  ``HttpOptions.rate_headroom`` (5 %) under it with a burst of 1, so jitter between our clock and the
-  provider's never lets a sliding one-second window see more than the limit;
+  ``HttpOptions.rate_headroom`` (5 %) under it with a burst of 1, and no more than the limit's whole number of
+  requests let out in the time the bucket spaces that many over (1.05 s for a whole limit), as timed when each
+  leaves: a thread that woke late for its token holds back the ones after it. So the margin is left for the
+  network's jitter and the moment between that check and the request's bytes, and a sliding one-second window
+  sees no more than the limit;
 * concurrency: ``settings.max_concurrency`` requests in flight;
 * Alibaba: ``settings.batch_size`` job ids per query (default 10).
 
@@ -18,6 +21,7 @@ Client modules (and ``requests``) are imported on first use, like the adapters i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -72,7 +76,11 @@ def build_client(
         return None
     options = options or HttpOptions()
     limit = rate_limit(provider, settings)
-    limiter = TokenBucket(limit * (1.0 - options.rate_headroom), options.burst)
+    rate = limit * (1.0 - options.rate_headroom)
+    # As many requests as the limit allows a second (at least one), in the time the bucket spaces them over:
+    # the window holds back only what comes closer together than the bucket's rate, never the rate itself.
+    window = max(1, math.floor(limit))
+    limiter = TokenBucket(rate, options.burst, window=window, window_s=window / rate)
     http = ProviderHttp(provider, limiter, options, max_concurrency=settings.max_concurrency)
     # The registry takes the whole providers document; one entry is all the Azure policy needs. Not validated
     # again as a document: an entry built without one (tests, tools) gets this function's own checks below,

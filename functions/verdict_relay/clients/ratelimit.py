@@ -5,16 +5,21 @@ next token under a lock and sleeps outside it, so threads are served in arrival 
 never blocks the others' bookkeeping. Time is the monotonic clock: a wall-clock step (NTP) cannot release a
 burst.
 
-In any window of T seconds a bucket lets through at most ``burst + rate_per_s * T`` requests. A provider that
+In any window of T seconds a bucket lets through at most ``burst + rate_per_s * T`` tokens. A provider that
 counts a sliding one-second window therefore sees at most ``rate_per_s + 1`` with ``burst=1`` if request
 arrival times jitter; :mod:`verdict_relay.clients.factory` runs buckets a little under the documented limit
-for that reason.
+for that reason. That holds for the times tokens are due, not for the times requests leave: a thread whose
+token is due wakes when the interpreter lets it (another thread parsing a large answer holds it for a while),
+and the requests queued behind it leave on time, close behind it. So a bucket made with ``window`` (at most
+that many requests in any ``window_s``) also lets a request out only once the window since the sends before
+it allows one, checked again after its wait, when it is about to leave: a late one holds back those after it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 
@@ -34,6 +39,8 @@ class TokenBucket:
         rate_per_s: float,
         burst: float = 1.0,
         *,
+        window: int | None = None,
+        window_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -41,6 +48,10 @@ class TokenBucket:
             raise ValueError(f"rate_per_s must be positive, got {rate_per_s}")
         if not burst >= 1:
             raise ValueError(f"burst must be at least 1 (one request), got {burst}")
+        if window is not None and (window < 1 or not window_s > 0):
+            raise ValueError(
+                f"window must allow at least 1 request in a positive time, got {window} in {window_s}"
+            )
         self.rate_per_s = float(rate_per_s)
         self.burst = float(burst)
         self._clock = clock
@@ -50,12 +61,18 @@ class TokenBucket:
         self._tokens = self.burst
         self._updated = clock()
         self._deferred_until = self._updated
+        self.window = window
+        self.window_s = window_s
+        # When the last ``window`` requests left (their checks in :meth:`_leave`), oldest first.
+        self._left: deque[float] | None = deque(maxlen=window) if window is not None else None
 
     def acquire(self, max_wait_s: float | None = None, max_deferral_s: float | None = None) -> float | None:
-        """Take one token, sleeping until it has accrued. Returns the seconds waited; None, without taking a
-        token or waiting, when the wait would be longer than ``max_wait_s``. Raises :class:`Deferred`, without
-        taking one either, while a :meth:`defer` holds the bucket back longer than ``max_deferral_s`` (checked
-        under the lock, so a defer cannot slip in between that check and the token's reservation)."""
+        """Take one token, sleeping until it has accrued (and, with a ``window``, until the window allows the
+        request). Returns the seconds waited; None, without taking a token, when the wait would be longer than
+        ``max_wait_s`` (found before waiting for the token, or after it, for the window: then the token is given
+        back). Raises :class:`Deferred`, without taking one either, while a :meth:`defer` holds the bucket back
+        longer than ``max_deferral_s`` (checked under the lock, so a defer cannot slip in between that check and
+        the token's reservation)."""
         with self._lock:
             self._refill()
             if max_deferral_s is not None and self._deferred_until - self._updated > max_deferral_s:
@@ -68,15 +85,39 @@ class TokenBucket:
             self._tokens -= 1.0
         if wait > 0:
             self._sleep(wait)
-        return wait
+        return wait if self._left is None else self._leave(wait, max_wait_s)
+
+    def _leave(self, waited: float, max_wait_s: float | None) -> float | None:
+        """Let the request that holds a token out once fewer than ``window`` requests left in the last
+        ``window_s``, as timed now, when it is about to leave (however late its thread woke): the seconds waited
+        in all, or None, its token given back, if that would be past ``max_wait_s``."""
+        left = self._left
+        assert left is not None
+        while True:
+            with self._lock:
+                now = self._clock()
+                hold = self.window_s - (now - left[0]) if len(left) == left.maxlen else 0.0
+                if hold <= 0:
+                    left.append(now)
+                    return waited
+                if max_wait_s is not None and waited + hold > max(max_wait_s, 0.0):
+                    self._refill()
+                    self._tokens = min(self.burst, self._tokens + 1.0)
+                    return None
+            self._sleep(hold)
+            waited += hold
 
     def try_acquire(self) -> bool:
-        """Take a token only if one is available now; never waits."""
+        """Take a token only if one is available now (and the window allows a request); never waits."""
         with self._lock:
             self._refill()
-            if self._tokens < 1.0:
+            left = self._left
+            full = left is not None and len(left) == left.maxlen and self._updated - left[0] < self.window_s
+            if self._tokens < 1.0 or full:
                 return False
             self._tokens -= 1.0
+            if left is not None:
+                left.append(self._updated)
             return True
 
     def defer(self, wait_s: float) -> None:
@@ -112,4 +153,5 @@ class TokenBucket:
         self._updated = now
 
     def __repr__(self) -> str:
-        return f"TokenBucket(rate_per_s={self.rate_per_s}, burst={self.burst})"
+        window = f", window={self.window}, window_s={self.window_s}" if self.window is not None else ""
+        return f"TokenBucket(rate_per_s={self.rate_per_s}, burst={self.burst}{window})"

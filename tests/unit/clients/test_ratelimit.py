@@ -138,3 +138,61 @@ def test_a_token_that_would_take_longer_than_the_caller_can_wait_is_not_taken() 
     assert limiter.acquire(max_wait_s=0.4) is None  # the next accrues in 0.5 s
     assert clock.slept == []
     assert limiter.acquire(max_wait_s=0.5) == 0.5  # nothing was reserved by the refusal
+
+
+def most_in_one_second(times: list[float]) -> int:
+    """The most of ``times`` that any sliding one-second window holds (a provider counting requests a second)."""
+    return max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+
+
+@pytest.mark.parametrize("window", [None, 5], ids=["bucket-alone", "with-its-window"])
+def test_a_request_whose_thread_woke_late_holds_back_the_ones_after_it_only_with_a_window(
+    window: int | None,
+) -> None:
+    # Given a bucket at 5 % under a limit of 5 a second, as the factory makes it, whose second request's thread
+    # wakes 100 ms after its token was due (another thread held the interpreter)
+    clock = FakeClock()
+    late = iter([0.1])
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds + next(late, 0.0))
+
+    limiter = TokenBucket(4.75, 1, window=window, window_s=1 / 0.95, clock=clock, sleep=sleep)
+
+    # When requests go out back to back, each when its wait ends
+    left = []
+    for _ in range(12):
+        limiter.acquire()
+        left.append(clock.now)
+
+    # Then the bucket alone lets the ones queued behind the late one out on time, six in a second; with its
+    # window, none goes out before fewer than 5 left in the 1.05 s before it
+    assert most_in_one_second(left) == (6 if window is None else 5)
+
+
+def test_a_window_holds_a_request_until_the_oldest_of_the_last_ones_is_a_window_old() -> None:
+    clock = FakeClock()
+    limiter = TokenBucket(100, 5, window=5, window_s=1.0, clock=clock, sleep=clock.sleep)
+    start = clock.now
+    for _ in range(5):
+        assert limiter.acquire() == 0.0
+        clock.now += 0.1
+
+    # The sixth is held until the first is a second old, the seventh until the second is
+    assert limiter.acquire() == pytest.approx(0.5)
+    assert clock.now == pytest.approx(start + 1.0)
+    assert limiter.acquire() == pytest.approx(0.1)
+    assert clock.now == pytest.approx(start + 1.1)
+
+
+def test_a_window_wait_past_the_callers_time_gives_the_token_back() -> None:
+    clock = FakeClock()
+    limiter = TokenBucket(100, 2, window=1, window_s=1.0, clock=clock, sleep=clock.sleep)
+    assert limiter.acquire() == 0.0
+
+    # A request with 0.5 s to wait in all is refused without going out; its token is not lost
+    assert limiter.acquire(max_wait_s=0.5) is None
+    assert clock.now == pytest.approx(100.0)
+    assert limiter.try_acquire() is False  # the window is still full
+    clock.now += 1.0
+    assert limiter.try_acquire() is True
