@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+import urllib3.connection
 
 from tests.conftest import FakeAws
 from tests.helpers import answering, emf_counts
@@ -761,6 +762,56 @@ def test_while_workers_hold_a_provider_the_scheduler_sends_only_newly_due_jobs_a
     # The newly sent job's drain time is added to the hold, but not another worker budget of slack: a trickle
     # of newly due jobs every minute must not push the hold hours ahead
     assert timedelta(0) < after.until - held.until < timedelta(seconds=5)
+
+
+def test_while_workers_hold_a_provider_that_lists_its_jobs_they_and_the_schedulers_discovery_split_its_rate(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verdict_relay.logic.poller import DISCOVERY_RATE_SHARE, DueJob
+
+    # Given Alibaba jobs nobody registered (discovery lists them), and a batch of registered ones for a worker
+    now = datetime.now(UTC)
+    for i in range(3):
+        job_id = f"listed-{i}"
+        harness.simulator.put_job(
+            "alibaba-mps", job_id, alibaba_job(job_id, "Analysing", created=now - timedelta(minutes=2))
+        )
+    harness.register("alibaba-mps", "batch-1", "batch-2")
+    poller = harness.deps.poller()
+    client = harness.deps._poll_clients["alibaba-mps"]
+    assert client.limiter is not None
+    full = client.limiter.rate_per_s
+    # the rate each Alibaba request leaves at, whether it lists jobs or fetches them
+    rates: list[tuple[str, float]] = []
+    real_request = urllib3.connection.HTTPConnection.request
+
+    def request(self: urllib3.connection.HTTPConnection, method: str, url: str, *args: Any, **kw: Any) -> Any:
+        kind = "list" if "StartOfJobCreatedTimeRange=" in url else "fetch" if "JobIds=" in url else None
+        if kind is not None:
+            assert client.limiter is not None
+            rates.append((kind, client.limiter.rate_per_s))
+        return real_request(self, method, url, *args, **kw)
+
+    monkeypatch.setattr(urllib3.connection.HTTPConnection, "request", request)
+
+    # When the scheduler's cycle runs while the workers hold Alibaba, then a worker polls its batch, then a cycle
+    # runs with no hold
+    poller.run_cycle(PLENTY, providers=["alibaba-mps"], held={"alibaba-mps"})
+    held_discovery = list(rates)
+    rates.clear()
+    poller.poll_jobs("alibaba-mps", [DueJob("batch-1"), DueJob("batch-2")], PLENTY)
+    worker = list(rates)
+    rates.clear()
+    harness.deps.store.set_watermark("alibaba-mps", now - timedelta(minutes=5))
+    poller.run_cycle(PLENTY, providers=["alibaba-mps"])
+
+    # Then the held cycle lists at the discovery's share of the rate, the worker polls at the rest, and alone the
+    # scheduler does both at the whole rate
+    assert held_discovery == [("list", pytest.approx(full * DISCOVERY_RATE_SHARE))]
+    assert worker == [("fetch", pytest.approx(full * (1 - DISCOVERY_RATE_SHARE)))]
+    assert {kind for kind, _ in rates} == {"list", "fetch"}
+    assert all(rate == full for _, rate in rates)
+    assert client.limiter.rate_per_s == full
 
 
 def test_a_job_that_comes_due_in_the_second_of_a_fan_outs_read_after_it_is_sent_by_the_next_schedule(

@@ -17,10 +17,12 @@ it allows one, checked again after its wait, when it is about to leave: a late o
 
 from __future__ import annotations
 
+import contextlib
+import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 
 class Deferred(Exception):
@@ -53,6 +55,8 @@ class TokenBucket:
                 f"window must allow at least 1 request in a positive time, got {window} in {window_s}"
             )
         self.rate_per_s = float(rate_per_s)
+        self._full_rate_per_s = self.rate_per_s
+        self._shares: list[float] = []
         self.burst = float(burst)
         self._clock = clock
         self._sleep = sleep
@@ -91,10 +95,10 @@ class TokenBucket:
         """Let the request that holds a token out once fewer than ``window`` requests left in the last
         ``window_s``, as timed now, when it is about to leave (however late its thread woke): the seconds waited
         in all, or None, its token given back, if that would be past ``max_wait_s``."""
-        left = self._left
-        assert left is not None
         while True:
             with self._lock:
+                left = self._left  # read under the lock: a share (:meth:`shared`) replaces it
+                assert left is not None
                 now = self._clock()
                 hold = self.window_s - (now - left[0]) if len(left) == left.maxlen else 0.0
                 if hold <= 0:
@@ -106,6 +110,31 @@ class TokenBucket:
                     return None
             self._sleep(hold)
             waited += hold
+
+    @contextlib.contextmanager
+    def shared(self, fraction: float) -> Iterator[None]:
+        """Within it, run at ``fraction`` of the bucket's rate, and of its window's requests (rounded down, at
+        least one), the smallest fraction while several are in force: another sender has the rest of the
+        provider's limit meanwhile (``DISCOVERY_RATE_SHARE``), and two shares that add up to the whole never
+        let out more than the window's requests together."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"a share of the rate is within (0, 1], got {fraction}")
+        with self._lock:
+            self._shares.append(fraction)
+            self._apply_share()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._shares.remove(fraction)
+                self._apply_share()
+
+    def _apply_share(self) -> None:
+        self._refill()
+        share = min(self._shares, default=1.0)
+        self.rate_per_s = self._full_rate_per_s * share
+        if self.window is not None and self._left is not None:
+            self._left = deque(self._left, maxlen=max(1, math.floor(self.window * share)))
 
     def try_acquire(self) -> bool:
         """Take a token only if one is available now (and the window allows a request); never waits."""

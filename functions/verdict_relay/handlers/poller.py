@@ -166,7 +166,8 @@ def _fan_out_provider(
             provider, now, FANOUT_SCAN_LIMIT, after=None if rescan or hold is None else hold.through
         )
     )
-    rate = rate_limit(provider, deps.providers().get(provider))
+    # The workers' pace: the provider's rate, less what the scheduler's discovery takes while they hold it.
+    rate = rate_limit(provider, deps.providers().get(provider)) * poller.workers_share(provider)
     plan = fanout.plan(
         provider,
         [job for job, _ in due],

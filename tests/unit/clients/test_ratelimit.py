@@ -196,3 +196,61 @@ def test_a_window_wait_past_the_callers_time_gives_the_token_back() -> None:
     assert limiter.try_acquire() is False  # the window is still full
     clock.now += 1.0
     assert limiter.try_acquire() is True
+
+
+def test_a_share_of_the_rate_runs_the_bucket_and_its_window_at_that_share_until_it_ends() -> None:
+    clock = FakeClock()
+    limiter = TokenBucket(9.5, 1, window=10, window_s=10 / 9.5, clock=clock, sleep=clock.sleep)
+    limiter.acquire()
+
+    with limiter.shared(0.1):
+        # A tenth of the rate: the next token comes ten intervals later, and one request at most in the window
+        assert limiter.rate_per_s == pytest.approx(0.95)
+        assert limiter.acquire() == pytest.approx(1 / 0.95)
+        with limiter.shared(0.9):  # the smaller share holds while both are in force
+            assert limiter.rate_per_s == pytest.approx(0.95)
+        assert limiter.acquire() == pytest.approx(1 / 0.95)
+
+    assert limiter.rate_per_s == pytest.approx(9.5)
+    assert limiter.acquire() == pytest.approx(1 / 9.5)
+
+
+def test_two_shares_that_add_up_to_the_whole_let_out_no_more_than_the_window_together() -> None:
+    # Given the same provider's limit of 10 a second split between two senders, 90 % and 10 % (poll workers and
+    # the scheduler's discovery), each a bucket of its own, and one whose thread wakes late now and then
+    clock = FakeClock()
+    late = iter([0.0, 0.3, 0.0, 0.2] * 10)
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds + next(late, 0.0))
+
+    workers, discovery = (
+        TokenBucket(9.5, 1, window=10, window_s=10 / 9.5, clock=clock, sleep=sleep) for _ in range(2)
+    )
+    left = []
+    with workers.shared(0.9), discovery.shared(0.1):
+        # When each sends 20 requests back to back, taking turns as their waits end
+        for bucket in [workers, discovery] * 20:
+            bucket.acquire()
+            left.append(clock.now)
+
+    # Then no second holds more than the limit
+    assert most_in_one_second(sorted(left)) <= 10
+
+
+def test_a_share_outside_0_and_1_is_refused() -> None:
+    limiter = TokenBucket(10)
+    with pytest.raises(ValueError, match="share"), limiter.shared(0):
+        pass
+
+
+def test_a_share_of_the_rate_lets_out_that_share_of_the_windows_requests() -> None:
+    # Given a bucket with ten saved requests, at most ten a second, run at half its rate
+    clock = FakeClock()
+    limiter = TokenBucket(100, 10, window=10, window_s=1.0, clock=clock, sleep=clock.sleep)
+
+    with limiter.shared(0.5):
+        waits = [limiter.acquire() for _ in range(6)]
+
+    # Then five go out at once, and the sixth a second after the first, saved requests or not
+    assert waits == [0.0] * 5 + [pytest.approx(1.0)]
