@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from botocore.awsrequest import AWSResponse
+
 from verdict_relay.local.apigw import api_event
 from verdict_relay.local.callback_signing import huawei_callback_signature
 
@@ -193,6 +195,38 @@ def aws_response(request: Any, status: int, body: bytes, content_type: str) -> A
 
     request.url = "https://injected-fault.invalid/"
     return AWSResponse(request.url, status, {"Content-Type": content_type}, _Body(body))
+
+
+class DynamoDBThrottle:
+    """Answers the next ``times`` DynamoDB writes with ProvisionedThroughputExceededException, as DynamoDB does."""
+
+    def __init__(self, times: int) -> None:
+        self.remaining = times
+        self.injected = 0
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
+        target = request.headers.get("X-Amz-Target", b"")
+        target = target.decode() if isinstance(target, bytes) else target
+        if self.remaining <= 0 or not target.endswith(("UpdateItem", "PutItem")):
+            return None
+        self.remaining -= 1
+        self.injected += 1
+        body = json.dumps(
+            {
+                "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                "message": "Rate of requests exceeds the allowed throughput.",
+            }
+        ).encode()
+        return aws_response(request, 400, body, "application/x-amz-json-1.0")
+
+
+class ConfirmationThrottle(DynamoDBThrottle):
+    """Throttles only the next ``times`` attempts of the write that confirms a publish SNS has taken."""
+
+    def __call__(self, request: Any, **kwargs: Any) -> AWSResponse | None:
+        if b"publish_state = :published" not in (request.body or b""):
+            return None
+        return super().__call__(request, **kwargs)
 
 
 def emf_counts(output: str, **dimensions: str) -> dict[str, float]:

@@ -201,12 +201,22 @@ class _Watch:
     """
 
     def __init__(self) -> None:
-        self.storage_failed: list[str] = []
+        self._storage_failed: list[str] = []
+        self._unconfirmed: dict[str, str] = {}
         self.publish_failed: dict[str, str] = {}
         self.sent: set[str] = set()
         self._claims: dict[str, str] = {}
         self._store: JobStore | None = None
         self._lock = threading.Lock()  # the poll cycle runs the providers side by side
+
+    @property
+    def storage_failed(self) -> list[str]:
+        """Each storage step that failed, once: a publish confirmation only when its last attempt failed too."""
+        with self._lock:
+            unconfirmed = [
+                m for m in dict.fromkeys(self._unconfirmed.values()) if m not in self._storage_failed
+            ]
+            return self._storage_failed + unconfirmed
 
     @property
     def failed(self) -> bool:
@@ -221,8 +231,18 @@ class _Watch:
 
     def storage_failure(self, message: str) -> None:
         with self._lock:
-            if message not in self.storage_failed:
-                self.storage_failed.append(message)
+            if message not in self._storage_failed:
+                self._storage_failed.append(message)
+
+    def confirmation(self, provider: str, job_id: str, failure: str | None) -> None:
+        """A publish confirmation's attempt: failed (``failure``) or landed. The shared code tries a throttled one
+        again (``IngestService._confirm``): only one whose last attempt failed is a failure of the command, which
+        leaves that verdict to be sent again by the sweep."""
+        with self._lock:
+            if failure is None:
+                self._unconfirmed.pop(f"{provider}/{job_id}", None)
+            else:
+                self._unconfirmed[f"{provider}/{job_id}"] = failure
 
     def claimed(self, job: StoredJob) -> None:
         if job.publish_claimed_until is not None:
@@ -280,6 +300,20 @@ class _WatchedStore:
         if result.publish and result.job is not None:  # the write that finished the job claims its publish
             self._watch.claimed(result.job)
         return result
+
+    def mark_published(self, provider: str, job_id: str, now: datetime) -> bool:
+        try:
+            confirmed: bool = self._store.mark_published(provider, job_id, now)
+        except Exception as exc:  # an answer the SDK could not read too: the shared code gets past any
+            failure = (
+                exc.message
+                if isinstance(exc, StorageError)
+                else f"job store: mark published failed ({exc!r})"
+            )
+            self._watch.confirmation(provider, job_id, failure)
+            raise
+        self._watch.confirmation(provider, job_id, None)
+        return confirmed
 
     def claim_publish(self, provider: str, job_id: str, now: datetime) -> StoredJob | None:
         job: StoredJob | None = self._watched(self._store.claim_publish)(provider, job_id, now)

@@ -16,7 +16,7 @@ import boto3
 import pytest
 
 from tests.conftest import FakeAws
-from tests.helpers import huawei_signature, with_changes
+from tests.helpers import ConfirmationThrottle, huawei_signature, with_changes
 from tests.integration.conftest import HUAWEI_SEEDS, PROVIDERS_DOCUMENT, ApiClient, configure_environment
 from verdict_relay.cli import (
     EXIT_FAILED,
@@ -71,6 +71,10 @@ def lose_archived_verdict(aws: FakeAws, provider: str, job_id: str) -> None:
         UpdateExpression="REMOVE verdict_gz SET verdict_s3_key = :key",
         ExpressionAttributeValues={":key": {"S": f"jobs/{provider}/{job_id}/deleted/verdict.json.gz"}},
     )
+
+
+STORE_SDK_ATTEMPTS = 3
+"""The attempts the store's DynamoDB client makes of one call (``dal/store.py``, its retry configuration)."""
 
 
 def break_verdict(aws: FakeAws, provider: str, job_id: str, how: str) -> None:
@@ -594,6 +598,75 @@ def test_an_owed_verdict_whose_archived_copy_took_its_claim_to_read_is_not_sent_
     code, result = cli("republish", "--provider", "huawei-video")
     assert (code, result["published_owed"]["huawei-video"]) == (0, 1)
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["big-1"]
+
+
+@pytest.mark.parametrize("argv", [["republish", "--job", "azure-review/owed-9"], ["republish"]])
+def test_republish_whose_confirmation_was_throttled_then_landed_exits_0_without_a_storage_failure(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    # Given an owed verdict, and a table that throttles the first confirmation of its publish through every
+    # attempt the SDK makes (the shared code waits and tries again, and the next lands)
+    owe_publishes(aws, "azure-review", ["owed-9"])
+    throttle = ConfirmationThrottle(times=STORE_SDK_ATTEMPTS)
+    original = boto3.session.Session
+
+    def session_with_a_throttled_confirmation(*args: Any, **kwargs: Any) -> Any:
+        session = original(*args, **kwargs)
+        session.events.register("before-send.dynamodb", throttle)
+        return session
+
+    monkeypatch.setattr(boto3.session, "Session", session_with_a_throttled_confirmation)
+    capsys.readouterr()
+
+    # When the on-call sends it
+    code = main(argv)
+
+    # Then it is sent once and confirmed, and the command says it succeeded: told the step failed, the on-call
+    # would send it again
+    printed = capsys.readouterr()
+    assert throttle.injected == STORE_SDK_ATTEMPTS
+    assert code == 0, printed.err
+    assert "storage failed" not in printed.err
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["owed-9"]
+    shown = json.loads(printed.out)
+    if "republished" in shown:
+        assert shown == {"republished": {"azure-review/owed-9": "published"}}
+    else:
+        assert (shown["published_owed"]["azure-review"], shown["storage_failed"]) == (1, [])
+    monkeypatch.setattr(boto3.session, "Session", original)
+    assert (
+        cli("jobs", "show", "--provider", "azure-review", "--job-id", "owed-9")[1]["publish_state"]
+        == "published"
+    )
+
+
+def test_republish_whose_confirmation_never_lands_exits_1_naming_it(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an owed verdict, and a table that throttles every confirmation of its publish
+    owe_publishes(aws, "azure-review", ["owed-9"])
+    monkeypatch.setattr(
+        ingest_module, "STORE_CALL_MAX_S", 60.0
+    )  # no time for another attempt within the claim
+    throttle = ConfirmationThrottle(times=1000)
+    original = boto3.session.Session
+
+    def session_with_a_throttled_confirmation(*args: Any, **kwargs: Any) -> Any:
+        session = original(*args, **kwargs)
+        session.events.register("before-send.dynamodb", throttle)
+        return session
+
+    monkeypatch.setattr(boto3.session, "Session", session_with_a_throttled_confirmation)
+    capsys.readouterr()
+
+    # When the on-call sends it
+    code = main(["republish", "--job", "azure-review/owed-9"])
+
+    # Then it went out, but the command fails, naming the confirmation: the sweep will send it again
+    printed = capsys.readouterr()
+    assert code == EXIT_FAILED
+    assert "storage failed: job store: mark published failed" in printed.err
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["owed-9"]
 
 
 def test_an_owed_verdict_whose_archived_copy_is_gone_is_listed_and_shown_without_hiding_the_others(  # type: ignore[no-untyped-def]

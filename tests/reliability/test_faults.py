@@ -26,45 +26,22 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 
 from tests.conftest import FakeAws
-from tests.helpers import QuietHandler, aws_response, emf_counts, huawei_signature, serving, with_changes
+from tests.helpers import (
+    ConfirmationThrottle,
+    DynamoDBThrottle,
+    QuietHandler,
+    aws_response,
+    emf_counts,
+    huawei_signature,
+    serving,
+    with_changes,
+)
 from tests.integration.conftest import HUAWEI_SEEDS, PROVIDERS_DOCUMENT, ApiClient, configure_environment
 from verdict_relay.dal.publisher import PUBLISH_ATTEMPTS
 from verdict_relay.handlers import dependencies as dependencies_module
 from verdict_relay.local.stack import free_port
 from verdict_relay.logic.ingest import PUBLISH_TIME_S
 from verdict_relay.models.verdict import JobStatus
-
-
-class DynamoDBThrottle:
-    """Answers the next ``times`` DynamoDB writes with ProvisionedThroughputExceededException, as DynamoDB does."""
-
-    def __init__(self, times: int) -> None:
-        self.remaining = times
-        self.injected = 0
-
-    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
-        target = request.headers.get("X-Amz-Target", b"")
-        target = target.decode() if isinstance(target, bytes) else target
-        if self.remaining <= 0 or not target.endswith(("UpdateItem", "PutItem")):
-            return None
-        self.remaining -= 1
-        self.injected += 1
-        body = json.dumps(
-            {
-                "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
-                "message": "Rate of requests exceeds the allowed throughput.",
-            }
-        ).encode()
-        return aws_response(request, 400, body, "application/x-amz-json-1.0")
-
-
-class ConfirmationThrottle(DynamoDBThrottle):
-    """Throttles only the next ``times`` attempts of the write that confirms a publish SNS has taken."""
-
-    def __call__(self, request: Any, **kwargs: Any) -> AWSResponse | None:
-        if b"publish_state = :published" not in (request.body or b""):
-            return None
-        return super().__call__(request, **kwargs)
 
 
 class ConfirmationRefused:
