@@ -210,6 +210,30 @@ def test_a_write_that_landed_unanswered_tags_its_objects_when_nothing_is_owed(aw
     assert all(tag_set == EXPIRING for tag_set in tags(aws).values())
 
 
+@pytest.mark.parametrize("registered", [False, True], ids=["new-job", "registered-job"])
+def test_a_write_that_won_the_transition_with_its_answer_lost_still_publishes(
+    aws: FakeAws, registered: bool
+) -> None:
+    now = datetime.now(UTC)
+    if registered:
+        store_of(aws).register("huawei-video", "big-block", {}, now - timedelta(minutes=1), now)
+    store = landing_first_attempt(aws, later_answered=True)
+
+    # When a block verdict too large for its item is recorded, and its write's retry finds its own first attempt
+    result = store.record(large_verdict("big-block", Suggestion.BLOCK), LARGE_RAW, now, publish=True)
+
+    # Then it is this write's transition and its publish, under the claim it wrote, its objects kept untagged
+    assert result.transition == (Transition.ADVANCED if registered else Transition.CREATED)
+    assert result.publish
+    assert result.job is not None
+    assert result.job.publish_claimed_until == state(aws, "big-block")["publish_claimed_until"]["N"]
+    assert all(tag_set == [] for tag_set in tags(aws).values())
+
+    # And another write of the same result, by anyone else, is still a duplicate that publishes nothing
+    again = store_of(aws).record(large_verdict("big-block", Suggestion.BLOCK), LARGE_RAW, now, publish=True)
+    assert (again.transition, again.publish) == (Transition.DUPLICATE, False)
+
+
 def test_a_call_that_failed_after_its_write_landed_has_its_objects_tagged_by_the_repeat(aws: FakeAws) -> None:
     store = landing_first_attempt(aws, later_answered=False)
     now = datetime.now(UTC)

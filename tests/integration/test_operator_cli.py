@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import os
@@ -14,6 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ReadTimeoutError
 
 from tests.conftest import FakeAws
 from tests.helpers import ConfirmationThrottle, huawei_signature, with_changes
@@ -924,6 +926,51 @@ def test_expire_finishes_a_job_nothing_will_finish_and_publishes_it_once(  # typ
     assert verdict["error"]["message"] == "expired by an operator: ticket OPS-7"
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["stuck-1"]
     assert cli("jobs", "list", "--status", "pending") == (0, [])
+
+
+def test_expire_whose_write_landed_with_its_answer_lost_publishes_its_verdict_and_exits_0(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a job nothing will finish, and a table that applies the expiry's write but whose answer is lost
+    # (a read timeout: the SDK tries the write again, and its condition then fails on the write itself)
+    cli("jobs", "register", "--provider", "azure-review", "--job-id", "stuck-1")
+    first = iter([True])
+    original = boto3.session.Session
+
+    def lose_the_expirys_answer(request: Any, **_: Any) -> None:
+        if b'"expired"' in (request.body or b"") and next(first, False):
+            sent = json.loads(request.body)
+            for value in sent["ExpressionAttributeValues"].values():
+                if "B" in value:
+                    value["B"] = base64.b64decode(value["B"])
+            aws.session.client("dynamodb").update_item(**sent)
+            raise ReadTimeoutError(endpoint_url="https://dynamodb.example")
+
+    def session_losing_an_answer(*args: Any, **kwargs: Any) -> Any:
+        session = original(*args, **kwargs)
+        session.events.register("before-send.dynamodb.UpdateItem", lose_the_expirys_answer)
+        return session
+
+    monkeypatch.setattr(boto3.session, "Session", session_losing_an_answer)
+    capsys.readouterr()
+
+    # When the on-call expires it
+    code = main(
+        ["jobs", "expire", "--provider", "azure-review", "--job-id", "stuck-1", "--reason", "gave up"]
+    )
+
+    # Then its own expiry is stored and published once, now, not said to have met another result
+    printed = capsys.readouterr()
+    assert next(first, None) is None  # the answer was lost
+    assert code == 0, printed.err
+    assert (json.loads(printed.out)["transition"], json.loads(printed.out)["published"]) == ("advanced", True)
+    assert "finished meanwhile" not in printed.err
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["stuck-1"]
+    monkeypatch.setattr(boto3.session, "Session", original)
+    assert (
+        cli("jobs", "show", "--provider", "azure-review", "--job-id", "stuck-1")[1]["publish_state"]
+        == "published"
+    )
 
 
 @pytest.mark.parametrize(("job_id", "message"), [("done-1", "already finished"), ("nobody", "no job nobody")])

@@ -301,6 +301,10 @@ class JobStore:
             sets.append("unpublished_provider = :provider")
             sets.append("publish_claimed_until = :claim")
             values[":claim"] = {"N": f"{(now + claim).timestamp():.3f}"}
+            # This call's own mark: a retry of this write by the SDK, its first attempt landed with its answer
+            # lost, finds it on the item and knows the transition was its own (below).
+            sets.append("claim_token = :claim_token")
+            values[":claim_token"] = {"S": secrets.token_hex(16)}
             # Its objects in S3 are kept too, untagged, until the confirmation tags them (mark_published).
             if archived:
                 sets.append("owed_objects = :owed_objects")
@@ -350,6 +354,14 @@ class JobStore:
             # which its retry found, or an earlier call's that failed): nothing else would ever tag them.
             held = _archived_keys(old)
             expiring = [key for key in archived if key not in held]
+            if publish and old.get("claim_token") == values[":claim_token"]:
+                # This very write: its first attempt landed, its answer lost, and the SDK's retry met it. It won
+                # the transition and holds the publish claim: it publishes now, rather than the sweep once the
+                # claim has run out (and its caller is not told the job finished meanwhile).
+                self._expire_with_job(expiring)
+                return RecordResult(
+                    self._transition(old, now), self._to_job(old, verdict=verdict), publish=True
+                )
             if old.get("fingerprint", {}).get("S") == fingerprint:
                 if old.get("publish_state", {}).get("S") != "pending":
                     expiring += held
@@ -429,7 +441,7 @@ class JobStore:
                 Key=_key(provider, job_id),
                 UpdateExpression="SET publish_state = :published, published_at = :now, "
                 "expires_at = if_not_exists(retain_until, :expires) "
-                "REMOVE unpublished_provider, retain_until, owed_objects",
+                "REMOVE unpublished_provider, retain_until, owed_objects, claim_token",
                 ConditionExpression="publish_state = :pending",
                 ExpressionAttributeValues={
                     ":published": {"S": "published"},
