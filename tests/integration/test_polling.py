@@ -814,6 +814,41 @@ def test_while_workers_hold_a_provider_that_lists_its_jobs_they_and_the_schedule
     assert client.limiter.rate_per_s == full
 
 
+def test_a_listing_provider_whose_limit_cannot_be_split_is_listed_only_once_the_workers_hold_ends(
+    aws: FakeAws, simulator: ProviderSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from verdict_relay.logic.poller import DueJob
+
+    # Given Huawei image batches at 1 request a second (a window of one request, which two senders cannot split),
+    # a finished job nobody registered, and one for a worker
+    entry = simulator.provider_entry("huawei-image-batch", rate_limit_per_s=1)
+    harness = Harness(aws, simulator, monkeypatch, tmp_path, {"huawei-image-batch": entry})
+    now = datetime.now(UTC)
+    job = huawei_image_batch_job(
+        "listed-1",
+        "finish",
+        [("https://img/1.jpg", "block")],
+        created=now - timedelta(minutes=2),
+        updated=now - timedelta(minutes=1),
+    )
+    simulator.put_job("huawei-image-batch", "listed-1", job)
+    simulator.put_job("huawei-image-batch", "batch-1", huawei_image_batch_job("batch-1", "running", []))
+    harness.register("huawei-image-batch", "batch-1")
+    poller = harness.deps.poller()
+
+    # When the scheduler's cycle runs while the workers hold the provider, and a worker polls its batch
+    held = poller.run_cycle(PLENTY, providers=["huawei-image-batch"], held={"huawei-image-batch"})
+    listed_while_held = len(simulator.requests("huawei-image-batch"))
+    poller.poll_jobs("huawei-image-batch", [DueJob("batch-1")], PLENTY)
+
+    # Then nothing was listed beside the worker, which polled at the whole rate; once the hold is over, the
+    # scheduler lists the job
+    assert (held.providers["huawei-image-batch"].discovered, listed_while_held) == (0, 0)
+    assert poller.workers_share("huawei-image-batch") == 1.0
+    after = poller.run_cycle(PLENTY, providers=["huawei-image-batch"])
+    assert after.providers["huawei-image-batch"].discovered == 1
+
+
 def test_a_job_that_comes_due_in_the_second_of_a_fan_outs_read_after_it_is_sent_by_the_next_schedule(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:

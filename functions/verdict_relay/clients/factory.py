@@ -78,9 +78,12 @@ def build_client(
     limit = rate_limit(provider, settings)
     rate = limit * (1.0 - options.rate_headroom)
     # As many requests as the limit allows a second (at least one), in the time the bucket spaces them over:
-    # the window holds back only what comes closer together than the bucket's rate, never the rate itself.
+    # the window holds back only what comes closer together than the bucket's rate, never the rate itself; and
+    # never in less than the second and its margin a whole limit's take (a fractional limit's whole number of
+    # requests takes the bucket less than a second).
     window = max(1, math.floor(limit))
-    limiter = TokenBucket(rate, options.burst, window=window, window_s=window / rate)
+    window_s = max(window / rate, 1.0 / (1.0 - options.rate_headroom))
+    limiter = TokenBucket(rate, options.burst, window=window, window_s=window_s)
     http = ProviderHttp(provider, limiter, options, max_concurrency=settings.max_concurrency)
     # The registry takes the whole providers document; one entry is all the Azure policy needs. Not validated
     # again as a document: an entry built without one (tests, tools) gets this function's own checks below,

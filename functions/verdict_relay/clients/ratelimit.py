@@ -114,9 +114,11 @@ class TokenBucket:
     @contextlib.contextmanager
     def shared(self, fraction: float) -> Iterator[None]:
         """Within it, run at ``fraction`` of the bucket's rate, and of its window's requests (rounded down, at
-        least one), the smallest fraction while several are in force: another sender has the rest of the
-        provider's limit meanwhile (``DISCOVERY_RATE_SHARE``), and two shares that add up to the whole never
-        let out more than the window's requests together."""
+        least one): another sender has the rest of the provider's limit meanwhile (``DISCOVERY_RATE_SHARE``),
+        and two shares that add up to the whole, in two buckets, let out no more than the window's requests
+        together (a window of one cannot be split: the caller does not share it). Several shares in force on
+        one bucket are those senders' together, as where they share one process (the local stack): the bucket
+        runs at their sum, at most the whole."""
         if not 0 < fraction <= 1:
             raise ValueError(f"a share of the rate is within (0, 1], got {fraction}")
         with self._lock:
@@ -131,7 +133,7 @@ class TokenBucket:
 
     def _apply_share(self) -> None:
         self._refill()
-        share = min(self._shares, default=1.0)
+        share = min(1.0, sum(self._shares)) if self._shares else 1.0
         self.rate_per_s = self._full_rate_per_s * share
         if self.window is not None and self._left is not None:
             self._left = deque(self._left, maxlen=max(1, math.floor(self.window * share)))

@@ -240,7 +240,7 @@ class Poller:
     def workers_share(self, provider: str) -> float:
         """The part of the provider's rate its poll workers poll at: all of it, less what the scheduler's
         discovery takes meanwhile (``DISCOVERY_RATE_SHARE``) for a provider that lists its jobs."""
-        return 1.0 - DISCOVERY_RATE_SHARE if self._clients[provider].discovers else 1.0
+        return 1.0 - DISCOVERY_RATE_SHARE if _lists_beside_workers(self._clients[provider]) else 1.0
 
     def is_paused(self, provider: str) -> bool:
         """Whether the provider's circuit breaker is open here: it keeps failing, or it asked to be left alone
@@ -368,9 +368,11 @@ class Poller:
             client.take_over()  # from the workers, if they held the provider
             left = time_left_s()
             share = min(left - self._settings.safety_margin_s / 2, left * self._settings.discovery_share)
-            # While the workers hold the provider, they poll at the rest of its rate (poll_jobs).
-            with _rate_shared(client, 1.0 if poll else DISCOVERY_RATE_SHARE):
-                report.discovered = self._discover(provider, lambda: time_left_s() - (left - share))
+            # While the workers hold the provider, they poll at the rest of its rate (poll_jobs); a limit too
+            # low to split waits for the hold's end to be listed.
+            if poll or _lists_beside_workers(client):
+                with _rate_shared(client, 1.0 if poll else DISCOVERY_RATE_SHARE):
+                    report.discovered = self._discover(provider, lambda: time_left_s() - (left - share))
             if not poll:
                 report.skipped = "due jobs with the poll workers"
                 return
@@ -924,3 +926,11 @@ def _rate_shared(client: ProviderClient, fraction: float) -> contextlib.Abstract
     if fraction >= 1.0 or client.limiter is None:
         return contextlib.nullcontext()
     return client.limiter.shared(fraction)
+
+
+def _lists_beside_workers(client: ProviderClient) -> bool:
+    """Whether the scheduler lists the provider's new jobs while poll workers hold it, at its share of the rate:
+    a provider that lists its jobs, unless its limit is under 2 requests a second (a window of one request,
+    which two senders cannot split); such a provider is listed once the hold ends."""
+    window = client.limiter.window if client.limiter is not None else None
+    return client.discovers and (window is None or window >= 2)

@@ -207,8 +207,9 @@ def test_a_share_of_the_rate_runs_the_bucket_and_its_window_at_that_share_until_
         # A tenth of the rate: the next token comes ten intervals later, and one request at most in the window
         assert limiter.rate_per_s == pytest.approx(0.95)
         assert limiter.acquire() == pytest.approx(1 / 0.95)
-        with limiter.shared(0.9):  # the smaller share holds while both are in force
-            assert limiter.rate_per_s == pytest.approx(0.95)
+        with limiter.shared(0.9):  # both senders' shares on this one bucket: their sum, the whole
+            assert limiter.rate_per_s == pytest.approx(9.5)
+        assert limiter.rate_per_s == pytest.approx(0.95)
         assert limiter.acquire() == pytest.approx(1 / 0.95)
 
     assert limiter.rate_per_s == pytest.approx(9.5)
