@@ -315,8 +315,8 @@ class _WatchedStore:
         self._watch.confirmation(provider, job_id, None)
         return confirmed
 
-    def claim_publish(self, provider: str, job_id: str, now: datetime) -> StoredJob | None:
-        job: StoredJob | None = self._watched(self._store.claim_publish)(provider, job_id, now)
+    def claim_publish(self, provider: str, job_id: str, now: datetime, **options: bool) -> StoredJob | None:
+        job: StoredJob | None = self._watched(self._store.claim_publish)(provider, job_id, now, **options)
         if job is not None:
             self._watch.claimed(job)
         return job
@@ -450,6 +450,10 @@ def _jobs_register(args: argparse.Namespace) -> int:
     return 0
 
 
+ARCHIVE_READ_FAILED = "payload archive: get failed"
+"""How ``dal/archive.py`` names a read of an archived payload that failed, with S3's error code after it."""
+GONE_FROM_S3 = "NoSuchKey"
+
 UNREADABLE_HINT = (
     "if its archived verdict is gone for good, the verdict was never published (its publish is owed): delete the"
     " job's item from the table and 'jobs register' it again, and the poller fetches its result afresh while the"
@@ -497,8 +501,12 @@ def _jobs_show(args: argparse.Namespace) -> int:
 
 
 def _say_unreadable(job: StoredJob, problem: str) -> None:
-    # The way out holds only for a verdict whose publish is owed: one already published would be sent again.
-    hint = f"; {UNREADABLE_HINT}" if job.publish_state == "pending" else ""
+    # The way out holds only for a verdict whose publish is owed (one already published would be sent again),
+    # and only for one that is gone: S3 failing otherwise (throttled, out of reach) may answer a moment later.
+    if ARCHIVE_READ_FAILED in problem and f"({GONE_FROM_S3})" not in problem:
+        hint = "; S3 may answer again: try again"
+    else:
+        hint = f"; {UNREADABLE_HINT}" if job.publish_state == "pending" else ""
     print(f"verdict-relay: the verdict of {job.job_id} cannot be read ({problem}){hint}", file=sys.stderr)
 
 
@@ -653,9 +661,7 @@ def _republish(args: argparse.Namespace) -> int:
                 # Each job at its own time: a claim dated from the command's start could have run out (and let
                 # the sweep send the verdict too) by the time it is written.
                 results[ref] = deps.ingest.republish(provider, job_id, datetime.now(UTC), force=args.force)
-            except (
-                UNREADABLE
-            ) as exc:  # read before any claim was taken (S3's failures too); the others are tried
+            except UNREADABLE as exc:  # a claim taken is given back (claim_publish); the others are tried
                 results[ref] = "verdict_unreadable"
                 unreadable.append((provider, job_id, str(exc)))
             except StorageError:  # the table failing, noted by the watch; the others are still tried

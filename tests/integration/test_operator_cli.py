@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from tests.conftest import FakeAws
-from tests.helpers import ConfirmationThrottle, huawei_signature, with_changes
+from tests.helpers import ConfirmationThrottle, aws_response, huawei_signature, with_changes
 from tests.integration.conftest import HUAWEI_SEEDS, PROVIDERS_DOCUMENT, ApiClient, configure_environment
 from verdict_relay.cli import (
     EXIT_FAILED,
@@ -669,6 +669,49 @@ def test_republish_whose_confirmation_never_lands_exits_1_naming_it(  # type: ig
     assert code == EXIT_FAILED
     assert "storage failed: job store: mark published failed" in printed.err
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["owed-9"]
+
+
+def test_republish_of_a_verdict_s3_fails_to_read_for_a_while_can_be_tried_again_at_once(  # type: ignore[no-untyped-def]
+    cli, aws: FakeAws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an owed verdict archived in S3 (1,440 findings of text that compresses poorly), and S3 answering
+    # its reads SlowDown for a while, from the command's second read on: the one after it claimed the publish
+    text = [f"{random.Random(i).getrandbits(2048):0512x}" for i in range(1440)]
+    findings = [Finding(category="porn", label="porn", time_offset=i * 5, text=t) for i, t in enumerate(text)]
+    owe_publishes(aws, "huawei-video", ["big-1"], findings)
+    slow = [True]
+    reads = [0]
+    original = boto3.session.Session
+
+    def slow_down(request: Any, **_: Any) -> Any:
+        reads[0] += 1
+        if slow[0] and reads[0] > 1:
+            body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+            return aws_response(request, 503, body, "application/xml")
+        return None
+
+    def session_with_a_slow_s3(*args: Any, **kwargs: Any) -> Any:
+        session = original(*args, **kwargs)
+        session.events.register("before-send.s3.GetObject", slow_down)
+        return session
+
+    monkeypatch.setattr(boto3.session, "Session", session_with_a_slow_s3)
+    capsys.readouterr()
+
+    # When the on-call sends it, and again once S3 answers
+    code = main(["republish", "--job", "huawei-video/big-1"])
+    printed = capsys.readouterr()
+    slow[0] = False
+    again_code, again = cli("republish", "--job", "huawei-video/big-1")
+
+    # Then the first says S3 could not read it and to try again (not to delete the job), and the second sends
+    # it: the first gave its claim back
+    assert code == EXIT_FAILED
+    assert json.loads(printed.out) == {"republished": {"huawei-video/big-1": "verdict_unreadable"}}
+    assert "S3 may answer again: try again" in printed.err
+    assert "jobs register" not in printed.err
+    assert (again_code, again) == (0, {"republished": {"huawei-video/big-1": "published"}})
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["big-1"]
 
 
 def test_an_owed_verdict_whose_archived_copy_is_gone_is_listed_and_shown_without_hiding_the_others(  # type: ignore[no-untyped-def]

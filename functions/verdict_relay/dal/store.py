@@ -407,10 +407,13 @@ class JobStore:
                 ConditionExpression="attribute_not_exists(sk)",
             )
 
-    def claim_publish(self, provider: str, job_id: str, now: datetime) -> StoredJob | None:
+    def claim_publish(
+        self, provider: str, job_id: str, now: datetime, *, give_back_unreadable: bool = False
+    ) -> StoredJob | None:
         """Take an owed publish for the sweep: only while it is still owed (checked on the table, not the
         eventually consistent index) and nobody else holds it. The job to publish, or None if this caller may
-        not publish it."""
+        not publish it. A verdict that cannot be read raises (``UNREADABLE``), its claim kept, or given back
+        with ``give_back_unreadable``."""
         try:
             response = self._update(
                 "claim publish",
@@ -429,7 +432,15 @@ class JobStore:
             )
         except _ConditionFailed:
             return None
-        return self._to_job(response["Attributes"])
+        attributes = response["Attributes"]
+        try:
+            return self._to_job(attributes)
+        except UNREADABLE:
+            if give_back_unreadable:
+                # Taken for nothing: an operator's next try (S3 answering again) need not wait the claim out.
+                # The sweep keeps it: its claim keeps the sweeps that follow from reading it again meanwhile.
+                self.release_publish(provider, job_id, attributes["publish_claimed_until"]["N"], now)
+            raise
 
     def mark_published(self, provider: str, job_id: str, now: datetime) -> bool:
         """Confirm a publish; False if it was already confirmed (by a concurrent sweep). The verdict's retention,

@@ -53,7 +53,9 @@ class JobStorePort(Protocol):
 
     def release_publish(self, provider: str, job_id: str, claim: str, now: datetime) -> None: ...
 
-    def claim_publish(self, provider: str, job_id: str, now: datetime) -> StoredJob | None: ...
+    def claim_publish(
+        self, provider: str, job_id: str, now: datetime, *, give_back_unreadable: bool = False
+    ) -> StoredJob | None: ...
 
     def unpublished(self, provider: str, limit: int = 100) -> Iterable[JobKey]: ...
 
@@ -395,9 +397,8 @@ class IngestService:
         time_left_s = None
         if owed:
             claimed_at = time.monotonic()
-            claimed = self._store.claim_publish(
-                provider, job_id, now
-            )  # as the sweep does: one sender at a time
+            # As the sweep does: one sender at a time. A verdict that cannot be read is not held from the next try.
+            claimed = self._store.claim_publish(provider, job_id, now, give_back_unreadable=True)
             if claimed is None:
                 return "in_flight"
             job = claimed
