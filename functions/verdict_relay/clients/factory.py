@@ -6,10 +6,10 @@ by callbacks only). Each client gets its own ``requests`` session and token buck
 * rate: ``settings.rate_limit_per_s``, or the provider's documented default (Huawei video and audio 5/s each,
   image batches 10/s, Alibaba ``QueryMediaCensorJobList`` 50/s, Azure 10/s: ``providers/profiles.py``), run
   ``HttpOptions.rate_headroom`` (5 %) under it with a burst of 1, and no more than the limit's whole number of
-  requests let out in the time the bucket spaces that many over (1.05 s for a whole limit), as timed when each
-  leaves: a thread that woke late for its token holds back the ones after it. So the margin is left for the
-  network's jitter and the moment between that check and the request's bytes, and a sliding one-second window
-  sees no more than the limit;
+  requests in the time the bucket spaces that many over (1.05 s for a whole limit, at least that), each counted
+  from when its bytes are written: a thread that woke late for its token, or lost the interpreter before its
+  write, holds back the ones after it. So the margin is left for the network's jitter, and a sliding one-second
+  window sees no more than the limit;
 * concurrency: ``settings.max_concurrency`` requests in flight;
 * Alibaba: ``settings.batch_size`` job ids per query (default 10).
 

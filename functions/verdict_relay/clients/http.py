@@ -81,7 +81,7 @@ from verdict_relay.clients.base import (
     ProviderUnavailableError,
     seconds_left,
 )
-from verdict_relay.clients.ratelimit import Deferred, TokenBucket
+from verdict_relay.clients.ratelimit import Deferred, TokenBucket, mark_sent
 from verdict_relay.errors import ProviderApiError, VerdictRelayError
 from verdict_relay.models.verdict import Verdict
 from verdict_relay.providers.base import ProviderAdapter, without_lone_surrogates
@@ -250,9 +250,22 @@ _answer_wait_cut: ContextVar[bool] = ContextVar("answer_wait_cut", default=False
 class _AnswerWithinDeadline:
     """Mixed into the pool's connections: inside a :func:`~verdict_relay.clients.base.finish_within`, the wait
     for the answer's headers is cut to the time left then. The read timeout was set before the request waited
-    for its token (once connected: :class:`_TokenOnceConnected`), and that wait may have used some of it."""
+    for its token (once connected: :class:`_TokenOnceConnected`), and that wait may have used some of it.
+
+    Each request is also counted in its bucket's window from when its first bytes are written
+    (:func:`~verdict_relay.clients.ratelimit.mark_sent`), or from when it failed before any were."""
 
     timeout: float | None
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().request(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            mark_sent()  # a request that failed before writing anything: counted from now
+
+    def send(self, data: Any) -> None:
+        mark_sent()  # the request's first bytes (the later ones find it done)
+        super().send(data)  # type: ignore[misc]
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
         left = seconds_left()

@@ -12,7 +12,11 @@ for that reason. That holds for the times tokens are due, not for the times requ
 token is due wakes when the interpreter lets it (another thread parsing a large answer holds it for a while),
 and the requests queued behind it leave on time, close behind it. So a bucket made with ``window`` (at most
 that many requests in any ``window_s``) also lets a request out only once the window since the sends before
-it allows one, checked again after its wait, when it is about to leave: a late one holds back those after it.
+it allows one, checked again after its wait: a late one holds back those after it. Each request is counted
+from when its bytes leave (the HTTP layer calls :func:`mark_sent` right before it writes them): one whose
+thread lost the interpreter between that check and its write counts from its write, and until then as
+leaving now, so none after it can slip in ahead of its real time. One never marked (its write failed before
+it began) counts from its check once a window has passed.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ import contextlib
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 
 
 class Deferred(Exception):
@@ -31,6 +35,39 @@ class Deferred(Exception):
     def __init__(self, remaining_s: float) -> None:
         super().__init__(f"deferred for {remaining_s:.1f} s more")
         self.remaining_s = remaining_s
+
+
+class _Slot:
+    """One request in a bucket's window: when it was let out (its check), and when its bytes left (``sent``)."""
+
+    __slots__ = ("at", "sent")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.sent = False
+
+
+_unsent: ContextVar[tuple[TokenBucket, _Slot] | None] = ContextVar("unsent", default=None)
+"""The slot of the request this thread was last let out for, until its bytes leave (:func:`mark_sent`)."""
+
+
+def mark_sent() -> None:
+    """The request this thread was last let out for is leaving now (or failed before it could): its place in
+    its bucket's window is timed from now. Does nothing the second time, nor without a window."""
+    pending = _unsent.get()
+    if pending is not None:
+        _unsent.set(None)
+        bucket, slot = pending
+        bucket._stamp(slot)
+
+
+def _abandon() -> None:
+    """A request this thread was let out for and did not write (its caller took another turn instead): it
+    counts from when it was let out, as if it had left then."""
+    pending = _unsent.get()
+    if pending is not None:
+        _unsent.set(None)
+        pending[1].sent = True
 
 
 class TokenBucket:
@@ -67,8 +104,9 @@ class TokenBucket:
         self._deferred_until = self._updated
         self.window = window
         self.window_s = window_s
-        # When the last ``window`` requests left (their checks in :meth:`_leave`), oldest first.
-        self._left: deque[float] | None = deque(maxlen=window) if window is not None else None
+        # The requests let out within the last window (:meth:`_leave`), and how many a window takes now.
+        self._left: list[_Slot] | None = [] if window is not None else None
+        self._window_now = window or 0
 
     def acquire(self, max_wait_s: float | None = None, max_deferral_s: float | None = None) -> float | None:
         """Take one token, sleeping until it has accrued (and, with a ``window``, until the window allows the
@@ -93,16 +131,20 @@ class TokenBucket:
 
     def _leave(self, waited: float, max_wait_s: float | None) -> float | None:
         """Let the request that holds a token out once fewer than ``window`` requests left in the last
-        ``window_s``, as timed now, when it is about to leave (however late its thread woke): the seconds waited
-        in all, or None, its token given back, if that would be past ``max_wait_s``."""
+        ``window_s``, as timed now (however late its thread woke), each counted from when its bytes left: the
+        seconds waited in all, or None, its token given back, if that would be past ``max_wait_s``. Its own
+        slot is timed when it leaves (:func:`mark_sent`)."""
+        _abandon()  # one this thread was let out for before and never wrote (no request left for it)
         while True:
             with self._lock:
-                left = self._left  # read under the lock: a share (:meth:`shared`) replaces it
-                assert left is not None
                 now = self._clock()
-                hold = self.window_s - (now - left[0]) if len(left) == left.maxlen else 0.0
+                hold = self._hold(now)
                 if hold <= 0:
-                    left.append(now)
+                    left = self._left
+                    assert left is not None
+                    slot = _Slot(now)
+                    left.append(slot)
+                    _unsent.set((self, slot))
                     return waited
                 if max_wait_s is not None and waited + hold > max(max_wait_s, 0.0):
                     self._refill()
@@ -110,6 +152,27 @@ class TokenBucket:
                     return None
             self._sleep(hold)
             waited += hold
+
+    def _hold(self, now: float) -> float:
+        """How much longer the window is full: 0 once fewer than its requests left in the last ``window_s``,
+        each counted from when its bytes left; one not yet written as leaving now (it leaves no earlier), unless
+        a window has passed since it was let out (its write failed before it began: counted from then). The
+        requests that left longer ago are forgotten."""
+        left = self._left
+        assert left is not None
+        times = [slot.at if slot.sent or now - slot.at >= self.window_s else now for slot in left]
+        recent = [(at, slot) for at, slot in zip(times, left, strict=True) if now - at < self.window_s]
+        left[:] = [slot for _, slot in recent]
+        if len(recent) < self._window_now:
+            return 0.0
+        # The window's worth of latest ones: the earliest of them must be a window old
+        latest = sorted(at for at, _ in recent)[-self._window_now]
+        return self.window_s - (now - latest)
+
+    def _stamp(self, slot: _Slot) -> None:
+        with self._lock:
+            slot.at = self._clock()
+            slot.sent = True
 
     @contextlib.contextmanager
     def shared(self, fraction: float) -> Iterator[None]:
@@ -135,20 +198,21 @@ class TokenBucket:
         self._refill()
         share = min(1.0, sum(self._shares)) if self._shares else 1.0
         self.rate_per_s = self._full_rate_per_s * share
-        if self.window is not None and self._left is not None:
-            self._left = deque(self._left, maxlen=max(1, math.floor(self.window * share)))
+        if self.window is not None:
+            self._window_now = max(1, math.floor(self.window * share))
 
     def try_acquire(self) -> bool:
         """Take a token only if one is available now (and the window allows a request); never waits."""
         with self._lock:
             self._refill()
-            left = self._left
-            full = left is not None and len(left) == left.maxlen and self._updated - left[0] < self.window_s
-            if self._tokens < 1.0 or full:
+            now = self._updated
+            if self._tokens < 1.0 or (self._left is not None and self._hold(now) > 0):
                 return False
             self._tokens -= 1.0
-            if left is not None:
-                left.append(self._updated)
+            if self._left is not None:
+                slot = _Slot(now)
+                slot.sent = True  # no HTTP layer to say when: counted from now
+                self._left.append(slot)
             return True
 
     def defer(self, wait_s: float) -> None:

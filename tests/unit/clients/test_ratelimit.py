@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
+
 import pytest
 
-from verdict_relay.clients.ratelimit import Deferred, TokenBucket
+from verdict_relay.clients.ratelimit import Deferred, TokenBucket, mark_sent
 
 
 class FakeClock:
@@ -255,3 +257,30 @@ def test_a_share_of_the_rate_lets_out_that_share_of_the_windows_requests() -> No
 
     # Then five go out at once, and the sixth a second after the first, saved requests or not
     assert waits == [0.0] * 5 + [pytest.approx(1.0)]
+
+
+def test_a_request_whose_bytes_leave_late_is_counted_from_when_they_leave() -> None:
+    # Given a bucket at 5 % under a limit of 5 a second, as the factory makes it, whose second request's thread
+    # loses the interpreter between its turn and its write: its bytes leave 100 ms after it was let out
+    clock = FakeClock()
+    limiter = TokenBucket(4.75, 1, window=5, window_s=1 / 0.95, clock=clock, sleep=clock.sleep)
+    sent = []
+
+    def request() -> None:
+        limiter.acquire()
+        mark_sent()  # the HTTP layer, right before the request's bytes
+        sent.append(clock.now)
+
+    request()
+    late_thread = contextvars.copy_context()
+    late_thread.run(limiter.acquire)
+    clock.now += 0.1
+    late_thread.run(mark_sent)
+    sent.append(clock.now)
+
+    # When the requests after it go out back to back, each when its turn comes
+    for _ in range(10):
+        request()
+
+    # Then no second holds more than the limit, as the requests left
+    assert most_in_one_second(sorted(sent)) <= 5
