@@ -229,6 +229,22 @@ class ConfirmationThrottle(DynamoDBThrottle):
         return super().__call__(request, **kwargs)
 
 
+def hooked_sessions(monkeypatch: Any, event: str, handler: Callable[..., Any]) -> Callable[[], None]:
+    """Register ``handler`` for botocore's ``event`` on every boto3 session made from now on (those the
+    commands and functions make for themselves); the function returned stops it for sessions made later."""
+    import boto3.session
+
+    original = boto3.session.Session
+
+    def session(*args: Any, **kwargs: Any) -> Any:
+        made = original(*args, **kwargs)
+        made.events.register(event, handler)
+        return made
+
+    monkeypatch.setattr(boto3.session, "Session", session)
+    return lambda: monkeypatch.setattr(boto3.session, "Session", original)
+
+
 def emf_counts(output: str, **dimensions: str) -> dict[str, float]:
     """What a CloudWatch metric query on exactly ``dimensions`` (names and values) reads from the embedded metric
     format records in ``output``: each metric's values summed, over the records that declare that dimension set

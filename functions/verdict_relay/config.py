@@ -18,7 +18,7 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -588,6 +588,20 @@ MAX_POLL_INTERVAL_LIMIT = 1800.0
 """The largest ``POLL_MAX_INTERVAL_SECONDS`` used (``Settings.poll_max_interval_seconds``)."""
 
 
+N = TypeVar("N", int, float)
+
+
+def _capped(value: N, limit: N, why: str) -> N:
+    """A setting earlier versions took larger, read as ``limit`` with a warning: a stack that set one keeps
+    working."""
+    if value <= limit:
+        return value
+    from verdict_relay.observability import logger
+
+    logger.warning(f"{why}; {limit} is used", configured=value, used=limit)
+    return limit
+
+
 class Settings(_Strict):
     """The function's environment, as ``template.yaml`` sets it."""
 
@@ -615,16 +629,7 @@ class Settings(_Strict):
     @field_validator("max_body_bytes")
     @classmethod
     def _within_the_event(cls, value: int) -> int:
-        if value <= MAX_BODY_LIMIT:
-            return value
-        from verdict_relay.observability import logger
-
-        logger.warning(
-            "MAX_BODY_BYTES is above what a Lambda event carries escaped; 4 MiB is used",
-            configured=value,
-            used=MAX_BODY_LIMIT,
-        )
-        return MAX_BODY_LIMIT
+        return _capped(value, MAX_BODY_LIMIT, "MAX_BODY_BYTES is above what a Lambda event carries escaped")
 
     publish_claim_seconds: float = Field(default=60.0, alias="PUBLISH_CLAIM_SECONDS", ge=60, le=900)
     """How long the writer that finished a job has to publish it before the owed-publish sweep may. At least
@@ -659,16 +664,11 @@ class Settings(_Strict):
     @field_validator("poll_max_interval_seconds")
     @classmethod
     def _within_an_hour(cls, value: float) -> float:
-        if value <= MAX_POLL_INTERVAL_LIMIT:
-            return value
-        from verdict_relay.observability import logger
-
-        logger.warning(
-            "POLL_MAX_INTERVAL_SECONDS is above what the hourly job alarms see; 1800 s is used",
-            configured=value,
-            used=MAX_POLL_INTERVAL_LIMIT,
+        return _capped(
+            value,
+            MAX_POLL_INTERVAL_LIMIT,
+            "POLL_MAX_INTERVAL_SECONDS is above what the hourly job alarms see",
         )
-        return MAX_POLL_INTERVAL_LIMIT
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 

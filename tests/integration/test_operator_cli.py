@@ -13,12 +13,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from tests.conftest import FakeAws
-from tests.helpers import ConfirmationThrottle, aws_response, huawei_signature, with_changes
+from tests.helpers import ConfirmationThrottle, aws_response, hooked_sessions, huawei_signature, with_changes
 from tests.integration.conftest import HUAWEI_SEEDS, PROVIDERS_DOCUMENT, ApiClient, configure_environment
 from verdict_relay.cli import (
     EXIT_FAILED,
@@ -578,17 +577,11 @@ def test_an_owed_verdict_whose_archived_copy_took_its_claim_to_read_is_not_sent_
     )
     clock = [1000.0]
     monkeypatch.setattr(ingest_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
-    original = boto3.session.Session
 
     def slow_read(**_: Any) -> None:
         clock[0] += 61  # the claim (60 s) ran out while the verdict was read
 
-    def session_with_slow_s3(*args: Any, **kwargs: Any) -> Any:
-        session = original(*args, **kwargs)
-        session.events.register("before-send.s3.GetObject", slow_read)
-        return session
-
-    monkeypatch.setattr(boto3.session, "Session", session_with_slow_s3)
+    stop_hook = hooked_sessions(monkeypatch, "before-send.s3.GetObject", slow_read)
 
     # When the operator sends the owed publishes
     code, result = cli("republish", "--provider", "huawei-video")
@@ -596,7 +589,7 @@ def test_an_owed_verdict_whose_archived_copy_took_its_claim_to_read_is_not_sent_
     # Then it is not sent (the sweep may have claimed it since), and stays owed, its claim given up
     assert aws.published() == []
     assert result["still_owed"]["huawei-video"] == 1
-    monkeypatch.setattr(boto3.session, "Session", original)
+    stop_hook()
     code, result = cli("republish", "--provider", "huawei-video")
     assert (code, result["published_owed"]["huawei-video"]) == (0, 1)
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["big-1"]
@@ -610,14 +603,7 @@ def test_republish_whose_confirmation_was_throttled_then_landed_exits_0_without_
     # attempt the SDK makes (the shared code waits and tries again, and the next lands)
     owe_publishes(aws, "azure-review", ["owed-9"])
     throttle = ConfirmationThrottle(times=STORE_SDK_ATTEMPTS)
-    original = boto3.session.Session
-
-    def session_with_a_throttled_confirmation(*args: Any, **kwargs: Any) -> Any:
-        session = original(*args, **kwargs)
-        session.events.register("before-send.dynamodb", throttle)
-        return session
-
-    monkeypatch.setattr(boto3.session, "Session", session_with_a_throttled_confirmation)
+    stop_hook = hooked_sessions(monkeypatch, "before-send.dynamodb", throttle)
     capsys.readouterr()
 
     # When the on-call sends it
@@ -635,7 +621,7 @@ def test_republish_whose_confirmation_was_throttled_then_landed_exits_0_without_
         assert shown == {"republished": {"azure-review/owed-9": "published"}}
     else:
         assert (shown["published_owed"]["azure-review"], shown["storage_failed"]) == (1, [])
-    monkeypatch.setattr(boto3.session, "Session", original)
+    stop_hook()
     assert (
         cli("jobs", "show", "--provider", "azure-review", "--job-id", "owed-9")[1]["publish_state"]
         == "published"
@@ -651,14 +637,7 @@ def test_republish_whose_confirmation_never_lands_exits_1_naming_it(  # type: ig
         ingest_module, "STORE_CALL_MAX_S", 60.0
     )  # no time for another attempt within the claim
     throttle = ConfirmationThrottle(times=1000)
-    original = boto3.session.Session
-
-    def session_with_a_throttled_confirmation(*args: Any, **kwargs: Any) -> Any:
-        session = original(*args, **kwargs)
-        session.events.register("before-send.dynamodb", throttle)
-        return session
-
-    monkeypatch.setattr(boto3.session, "Session", session_with_a_throttled_confirmation)
+    hooked_sessions(monkeypatch, "before-send.dynamodb", throttle)
     capsys.readouterr()
 
     # When the on-call sends it
@@ -681,7 +660,6 @@ def test_republish_of_a_verdict_s3_fails_to_read_for_a_while_can_be_tried_again_
     owe_publishes(aws, "huawei-video", ["big-1"], findings)
     slow = [True]
     reads = [0]
-    original = boto3.session.Session
 
     def slow_down(request: Any, **_: Any) -> Any:
         reads[0] += 1
@@ -690,12 +668,7 @@ def test_republish_of_a_verdict_s3_fails_to_read_for_a_while_can_be_tried_again_
             return aws_response(request, 503, body, "application/xml")
         return None
 
-    def session_with_a_slow_s3(*args: Any, **kwargs: Any) -> Any:
-        session = original(*args, **kwargs)
-        session.events.register("before-send.s3.GetObject", slow_down)
-        return session
-
-    monkeypatch.setattr(boto3.session, "Session", session_with_a_slow_s3)
+    hooked_sessions(monkeypatch, "before-send.s3.GetObject", slow_down)
     capsys.readouterr()
 
     # When the on-call sends it, and again once S3 answers
@@ -978,7 +951,6 @@ def test_expire_whose_write_landed_with_its_answer_lost_publishes_its_verdict_an
     # (a read timeout: the SDK tries the write again, and its condition then fails on the write itself)
     cli("jobs", "register", "--provider", "azure-review", "--job-id", "stuck-1")
     first = iter([True])
-    original = boto3.session.Session
 
     def lose_the_expirys_answer(request: Any, **_: Any) -> None:
         if b'"expired"' in (request.body or b"") and next(first, False):
@@ -989,12 +961,7 @@ def test_expire_whose_write_landed_with_its_answer_lost_publishes_its_verdict_an
             aws.session.client("dynamodb").update_item(**sent)
             raise ReadTimeoutError(endpoint_url="https://dynamodb.example")
 
-    def session_losing_an_answer(*args: Any, **kwargs: Any) -> Any:
-        session = original(*args, **kwargs)
-        session.events.register("before-send.dynamodb.UpdateItem", lose_the_expirys_answer)
-        return session
-
-    monkeypatch.setattr(boto3.session, "Session", session_losing_an_answer)
+    stop_hook = hooked_sessions(monkeypatch, "before-send.dynamodb.UpdateItem", lose_the_expirys_answer)
     capsys.readouterr()
 
     # When the on-call expires it
@@ -1009,7 +976,7 @@ def test_expire_whose_write_landed_with_its_answer_lost_publishes_its_verdict_an
     assert (json.loads(printed.out)["transition"], json.loads(printed.out)["published"]) == ("advanced", True)
     assert "finished meanwhile" not in printed.err
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["stuck-1"]
-    monkeypatch.setattr(boto3.session, "Session", original)
+    stop_hook()
     assert (
         cli("jobs", "show", "--provider", "azure-review", "--job-id", "stuck-1")[1]["publish_state"]
         == "published"

@@ -10,11 +10,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from tests.conftest import FakeAws
-from tests.helpers import answering, aws_response, emf_counts, huawei_signature, load_payload, mns_push_event
+from tests.helpers import (
+    answering,
+    aws_response,
+    emf_counts,
+    hooked_sessions,
+    huawei_signature,
+    load_payload,
+    mns_push_event,
+)
 from tests.integration.conftest import ApiClient, ApiResponse, configure_environment
 from verdict_relay.clients.base import FetchResult, ProviderUnavailableError
 from verdict_relay.config import Settings
@@ -82,6 +89,28 @@ def huawei_callback_without_its_result(job_id: str) -> bytes:
     return json.dumps(payload).encode()
 
 
+def callback_naming_a_finished_job(
+    api: ApiClient,
+    simulator: ProviderSimulator,
+    mns: MnsSigner,
+    provider: str,
+    job_id: str,
+    created: datetime,
+    finished: datetime,
+) -> ApiResponse:
+    """A block job the provider has, finished at ``finished``, named by a callback: a signed Huawei callback
+    whose body says pass, or an MPS notice."""
+    if provider == "huawei-video":
+        job = huawei_video_job(job_id, "succeeded", "block", created=created, updated=finished)
+    else:
+        job = alibaba_job(job_id, "Success", "block", created=created, finished=finished)
+    simulator.put_job(provider, job_id, job)
+    if provider == "huawei-video":
+        body = huawei_callback_saying_pass(job_id)
+        return api.callback(provider, body, headers={"X-Auth-Signature": huawei_signature(SEED, body)})
+    return mns_push(api, mns, job_id)
+
+
 @pytest.mark.parametrize(
     ("finished_ago", "stored"),
     [(timedelta(days=45, minutes=1), False), (timedelta(days=44), True)],
@@ -103,20 +132,12 @@ def test_a_fetched_job_the_store_does_not_hold_is_taken_only_if_it_finished_with
     # deleted with its verdict at the end of its retention (or never heard of)
     api = configure(aws, monkeypatch, tmp_path, simulator)
     finished = datetime.now(UTC) - finished_ago
-    created = finished - timedelta(minutes=5)
-    if provider == "huawei-video":
-        job = huawei_video_job("old-1", "succeeded", "block", created=created, updated=finished)
-    else:
-        job = alibaba_job("old-1", "Success", "block", created=created, finished=finished)
-    simulator.put_job(provider, "old-1", job)
     capsys.readouterr()
 
     # When a callback names it: a captured Huawei callback replayed, an MPS notice any account can have MNS sign
-    if provider == "huawei-video":
-        body = huawei_callback_saying_pass("old-1")
-        response = api.callback(provider, body, headers={"X-Auth-Signature": huawei_signature(SEED, body)})
-    else:
-        response = mns_push(api, mns, "old-1")
+    response = callback_naming_a_finished_job(
+        api, simulator, mns, provider, "old-1", finished - timedelta(minutes=5), finished
+    )
 
     # Then it is acknowledged, and the job fetched; its verdict stored and published only if it finished within
     # half the (default 90-day) retention: a job deleted at its end finished longer ago. Else nothing is stored,
@@ -142,19 +163,10 @@ def test_a_fetched_job_said_to_finish_late_in_the_year_9999_is_stored_not_a_serv
     # (a time a datetime holds, and half the retention after it does not)
     api = configure(aws, monkeypatch, tmp_path, simulator)
     finished = datetime(9999, 12, 31, tzinfo=UTC)
-    created = datetime.now(UTC) - timedelta(minutes=5)
-    if provider == "huawei-video":
-        job = huawei_video_job("late-1", "succeeded", "block", created=created, updated=finished)
-    else:
-        job = alibaba_job("late-1", "Success", "block", created=created, finished=finished)
-    simulator.put_job(provider, "late-1", job)
 
     # When a callback names it
-    if provider == "huawei-video":
-        body = huawei_callback_saying_pass("late-1")
-        response = api.callback(provider, body, headers={"X-Auth-Signature": huawei_signature(SEED, body)})
-    else:
-        response = mns_push(api, mns, "late-1")
+    created = datetime.now(UTC) - timedelta(minutes=5)
+    response = callback_naming_a_finished_job(api, simulator, mns, provider, "late-1", created, finished)
 
     # Then it is acknowledged, stored and published once: a job that finished in the future is no replay
     assert response.status < 300
@@ -235,14 +247,7 @@ def test_a_fetched_verdict_the_archive_refuses_answers_503_and_leaves_the_job_du
         body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
         return aws_response(request, 503, body, "application/xml")
 
-    original = boto3.session.Session
-
-    def session_with_s3_down(*args: Any, **kwargs: Any) -> Any:
-        session = original(*args, **kwargs)
-        session.events.register("before-send.s3.PutObject", s3_refuses)
-        return session
-
-    monkeypatch.setattr(boto3.session, "Session", session_with_s3_down)
+    hooked_sessions(monkeypatch, "before-send.s3.PutObject", s3_refuses)
     api = configure(aws, monkeypatch, tmp_path, simulator)
     # A 2-hour video whose frames carry text that compresses poorly: too large for its item
     job = huawei_video_job("hv-big", "succeeded", "block", frames=1440)

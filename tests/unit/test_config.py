@@ -73,7 +73,7 @@ def test_a_poll_interval_the_hourly_job_alarms_would_not_see_is_lowered_to_half_
     value: str, used: float, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert Settings.from_env({**ENV, "POLL_MAX_INTERVAL_SECONDS": value}).poll_max_interval_seconds == used
-    assert ("1800 s is used" in caplog.text) is (used != float(value))
+    assert ("1800.0 is used" in caplog.text) is (used != float(value))
 
 
 def test_the_templates_retention_parameter_allows_only_the_whole_days_the_functions_take() -> None:
