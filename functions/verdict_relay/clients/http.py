@@ -81,7 +81,7 @@ from verdict_relay.clients.base import (
     ProviderUnavailableError,
     seconds_left,
 )
-from verdict_relay.clients.ratelimit import Deferred, TokenBucket, mark_sent
+from verdict_relay.clients.ratelimit import Deferred, TokenBucket, abandon, mark_sent
 from verdict_relay.errors import ProviderApiError, VerdictRelayError
 from verdict_relay.models.verdict import Verdict
 from verdict_relay.providers.base import ProviderAdapter, without_lone_surrogates
@@ -390,8 +390,10 @@ class RateLimitedAdapter(HTTPAdapter):
                     max_deferral_s=self.max_deferral_wait_s,
                 )
             except Deferred as exc:
+                abandon()  # a turn taken before this one, not written
                 raise _not_sent(exc.remaining_s) from None
             if waited is None:
+                abandon()
                 raise ProviderOutOfTimeError(_NO_TIME_FOR_RATE_LIMIT)
             if self.limiter.deferred_s() <= 0:
                 return

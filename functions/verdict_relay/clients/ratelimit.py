@@ -15,8 +15,8 @@ that many requests in any ``window_s``) also lets a request out only once the wi
 it allows one, checked again after its wait: a late one holds back those after it. Each request is counted
 from when its bytes leave (the HTTP layer calls :func:`mark_sent` right before it writes them): one whose
 thread lost the interpreter between that check and its write counts from its write, and until then as
-leaving now, so none after it can slip in ahead of its real time. One never marked (its write failed before
-it began) counts from its check once a window has passed.
+leaving now, so none after it can slip in ahead of its real time; one its caller gave up (:func:`abandon`)
+counts from its check.
 """
 
 from __future__ import annotations
@@ -61,9 +61,16 @@ def mark_sent() -> None:
         bucket._stamp(slot)
 
 
-def _abandon() -> None:
-    """A request this thread was let out for and did not write (its caller took another turn instead): it
-    counts from when it was let out, as if it had left then."""
+UNWRITTEN_FOR_S = 60.0
+"""How long a request let out and not yet written counts as leaving now: well past any stall of its thread
+between its turn and its write (every request let out is written, or fails, within its timeouts); past it, a
+request that was never written (a slot left by a path that neither wrote nor abandoned it) stops holding the
+window back."""
+
+
+def abandon() -> None:
+    """A request this thread was let out for and did not write (its caller took another turn instead, or gave
+    up): it counts from when it was let out, as if it had left then."""
     pending = _unsent.get()
     if pending is not None:
         _unsent.set(None)
@@ -134,7 +141,7 @@ class TokenBucket:
         ``window_s``, as timed now (however late its thread woke), each counted from when its bytes left: the
         seconds waited in all, or None, its token given back, if that would be past ``max_wait_s``. Its own
         slot is timed when it leaves (:func:`mark_sent`)."""
-        _abandon()  # one this thread was let out for before and never wrote (no request left for it)
+        abandon()  # one this thread was let out for before and never wrote (no request left for it)
         while True:
             with self._lock:
                 now = self._clock()
@@ -155,12 +162,12 @@ class TokenBucket:
 
     def _hold(self, now: float) -> float:
         """How much longer the window is full: 0 once fewer than its requests left in the last ``window_s``,
-        each counted from when its bytes left; one not yet written as leaving now (it leaves no earlier), unless
-        a window has passed since it was let out (its write failed before it began: counted from then). The
-        requests that left longer ago are forgotten."""
+        each counted from when its bytes left; one not yet written as leaving now (it leaves no earlier, however
+        long its thread stalls), unless ``UNWRITTEN_FOR_S`` has passed since it was let out (no request takes
+        that long to its write: one that never came). The requests that left longer ago are forgotten."""
         left = self._left
         assert left is not None
-        times = [slot.at if slot.sent or now - slot.at >= self.window_s else now for slot in left]
+        times = [slot.at if slot.sent or now - slot.at >= UNWRITTEN_FOR_S else now for slot in left]
         recent = [(at, slot) for at, slot in zip(times, left, strict=True) if now - at < self.window_s]
         left[:] = [slot for _, slot in recent]
         if len(recent) < self._window_now:

@@ -284,3 +284,24 @@ def test_a_request_whose_bytes_leave_late_is_counted_from_when_they_leave() -> N
 
     # Then no second holds more than the limit, as the requests left
     assert most_in_one_second(sorted(sent)) <= 5
+
+
+def test_a_request_written_more_than_a_window_after_its_turn_still_counts() -> None:
+    # Given the same bucket, and a request whose thread stalls 1.26 s between its turn and its write, while the
+    # requests after it go out
+    clock = FakeClock()
+    limiter = TokenBucket(4.75, 1, window=5, window_s=1 / 0.95, clock=clock, sleep=clock.sleep)
+    stalled = contextvars.copy_context()
+    stalled.run(limiter.acquire)
+    sent = []
+    for index in range(12):
+        limiter.acquire()
+        mark_sent()
+        sent.append(clock.now)
+        if index == 5:  # 1.26 s after its turn
+            stalled.run(mark_sent)  # its bytes leave now
+            sent.append(clock.now)
+
+    # Then no second holds more than the limit, as the requests left
+    assert sent[6] - 100.0 > 1 / 0.95
+    assert most_in_one_second(sorted(sent)) <= 5
