@@ -6,8 +6,9 @@ invocation can poll in that time, they go out as per-provider batches on the pol
 the provider as message group, so one worker at a time polls a provider, at the provider's whole rate limit
 (several workers with a share each could together go over it: each share's bucket may spend its saved-up
 request in the same second), less the share the scheduler's discovery keeps meanwhile for a provider that lists
-its jobs (the caller passes the workers' ``rate_per_s``: ``Poller.workers_share``). A batch holds at most ``MAX_BATCH_JOBS`` jobs, so a fast provider's backlog
-becomes several messages rather than one too large for SQS.
+its jobs (the caller passes the workers' ``rate_per_s``: ``Poller.workers_share``). A batch holds at most
+``MAX_BATCH_JOBS`` jobs, so a fast provider's backlog becomes several messages rather than one too large for
+SQS.
 """
 
 from __future__ import annotations
