@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from botocore.exceptions import BotoCoreError, NoCredentialsError, NoRegionError
 
 from verdict_relay.errors import (
+    ArchiveError,
     ClientError,
     ConfigurationError,
     NotFoundError,
@@ -450,10 +451,6 @@ def _jobs_register(args: argparse.Namespace) -> int:
     return 0
 
 
-ARCHIVE_READ_FAILED = "payload archive: get failed"
-"""How ``dal/archive.py`` names a read of an archived payload that failed, with S3's error code after it."""
-GONE_FROM_S3 = "NoSuchKey"
-
 UNREADABLE_HINT = (
     "if its archived verdict is gone for good, the verdict was never published (its publish is owed): delete the"
     " job's item from the table and 'jobs register' it again, and the poller fetches its result afresh while the"
@@ -465,12 +462,12 @@ def _jobs_show(args: argparse.Namespace) -> int:
     from verdict_relay.dal.store import UNREADABLE
 
     deps = _deps(args)
-    unreadable = None
+    unreadable: Exception | None = None
     try:
         job = deps.store.get(args.provider, args.job_id)
     except UNREADABLE as exc:
         # What the item says of the job still reads: its status and publish state are what the on-call needs.
-        unreadable = str(exc)
+        unreadable = exc
         job = deps.store.get(args.provider, args.job_id, with_verdict=False)
     if job is None:
         raise NotFoundError(f"no job {args.job_id} for provider {args.provider}")
@@ -487,7 +484,7 @@ def _jobs_show(args: argparse.Namespace) -> int:
     except UNREADABLE as exc:  # a conflict record's archived copy gone: the job itself is still shown
         shown["conflicts"], shown["conflicts_unreadable"] = None, str(exc)
     if unreadable is not None:
-        shown["verdict_unreadable"] = unreadable
+        shown["verdict_unreadable"] = str(unreadable)
     _print_json(shown)
     if unreadable is not None:
         _say_unreadable(job, unreadable)
@@ -500,10 +497,10 @@ def _jobs_show(args: argparse.Namespace) -> int:
     return 0 if unreadable is None and "conflicts_unreadable" not in shown else EXIT_FAILED
 
 
-def _say_unreadable(job: StoredJob, problem: str) -> None:
+def _say_unreadable(job: StoredJob, problem: Exception) -> None:
     # The way out holds only for a verdict whose publish is owed (one already published would be sent again),
     # and only for one that is gone: S3 failing otherwise (throttled, out of reach) may answer a moment later.
-    if ARCHIVE_READ_FAILED in problem and f"({GONE_FROM_S3})" not in problem:
+    if isinstance(problem, ArchiveError) and problem.may_answer_again:
         hint = "; S3 may answer again: try again"
     else:
         hint = f"; {UNREADABLE_HINT}" if job.publish_state == "pending" else ""
@@ -655,7 +652,7 @@ def _republish(args: argparse.Namespace) -> int:
     deps = _deps(args)
     if refs:
         results = {}
-        unreadable: list[tuple[str, str, str]] = []
+        unreadable: list[tuple[str, str, Exception]] = []
         for ref, provider, job_id in refs:
             try:
                 # Each job at its own time: a claim dated from the command's start could have run out (and let
@@ -663,7 +660,7 @@ def _republish(args: argparse.Namespace) -> int:
                 results[ref] = deps.ingest.republish(provider, job_id, datetime.now(UTC), force=args.force)
             except UNREADABLE as exc:  # a claim taken is given back (claim_publish); the others are tried
                 results[ref] = "verdict_unreadable"
-                unreadable.append((provider, job_id, str(exc)))
+                unreadable.append((provider, job_id, exc))
             except StorageError:  # the table failing, noted by the watch; the others are still tried
                 results[ref] = "storage_failed"
         # A storage step that failed around a send that went out (its confirmation) is named on stderr (main).

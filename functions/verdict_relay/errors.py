@@ -118,7 +118,14 @@ class StorageError(VerdictRelayError):
 
 class ArchiveError(StorageError):
     """S3 failed storing, tagging or reading a job's archived payload (a verdict or raw payload too large for its
-    item). The table may be working: one job's payload out of S3's reach must not stop the other jobs."""
+    item). The table may be working: one job's payload out of S3's reach must not stop the other jobs.
+
+    ``may_answer_again`` is false only when S3 said the object is gone (``NoSuchKey``): the operator's way out
+    then is to fetch the result afresh, where any other failure (throttled, out of reach) may pass on retry."""
+
+    def __init__(self, message: str, *, may_answer_again: bool = True) -> None:
+        super().__init__(message)
+        self.may_answer_again = may_answer_again
 
 
 class ItemRefusedError(StorageError):

@@ -21,7 +21,7 @@ from verdict_relay.dal.archive import (
     PayloadArchive,
 )
 from verdict_relay.dal.store import JobStore
-from verdict_relay.errors import StorageError
+from verdict_relay.errors import ArchiveError, StorageError
 from verdict_relay.local.resources import load_template, resources_of_type
 from verdict_relay.models.jobs import Transition
 from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
@@ -474,7 +474,7 @@ def test_a_read_or_tagging_s3_refuses_says_what_s3_answered(
     archive = PayloadArchive(aws.resources.bucket, lambda: s3)
 
     # When a stored payload is read and tagged, Then each error names S3's error code, else the SDK's error
-    with pytest.raises(StorageError) as read:
+    with pytest.raises(ArchiveError) as read:
         archive.get("jobs/huawei-video/xxx/raw.json.gz")
     with pytest.raises(StorageError) as tagging:
         archive.expire_with_job("jobs/huawei-video/xxx/raw.json.gz")
@@ -482,6 +482,8 @@ def test_a_read_or_tagging_s3_refuses_says_what_s3_answered(
         f"payload archive: get failed ({why})",
         f"payload archive: tagging failed ({why})",
     )
+    # And only an object S3 says is gone is one no retry will read (what the operator is told to do)
+    assert read.value.may_answer_again is (why != "NoSuchKey")
 
 
 def test_a_reschedule_that_comes_after_the_job_finished_changes_nothing(aws: FakeAws) -> None:

@@ -101,7 +101,10 @@ class PayloadArchive:
         try:
             body: bytes = self._s3.get().get_object(Bucket=self._bucket, Key=key)["Body"].read()
         except (ClientError, BotoCoreError) as exc:
-            raise ArchiveError(f"payload archive: get failed ({_why(exc)})") from exc
+            why = _why(exc)
+            raise ArchiveError(
+                f"payload archive: get failed ({why})", may_answer_again=why != "NoSuchKey"
+            ) from exc
         return body
 
 
