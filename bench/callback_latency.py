@@ -60,7 +60,8 @@ PROVIDERS_DOCUMENT: dict[str, Any] = {
     "huawei-audio": {"trust": "body", "callback": {"seeds": [SEEDS["huawei-audio"]]}},
     "azure-review": {"trust": "body", "callback": {"tokens": [TOKEN]}},
 }
-MPS_RATE_PER_S = 10_000.0
+MPS_RATE_PER_S = 1000.0
+"""The rate the fetched providers are given: the highest a providers document takes, so no fetch waits on it."""
 FETCH_LATENCY_S = 0.05
 """For the rows with ``trust: fetch``: the simulator's time to answer each fetch, as in the poller benchmark."""
 STAGE_PATH = "/v1/callbacks/{provider}"

@@ -297,3 +297,14 @@ def test_a_poller_that_stops_running_raises_an_alarm_though_it_reports_nothing()
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 1)
     assert alarm["TreatMissingData"] == "breaching"
     assert alarm["AlarmActions"] == ["AlarmTopic"]  # the loader reads !Ref as the logical name
+
+
+def test_the_callback_latency_benchmark_gives_its_fetching_providers_a_rate_the_stack_takes() -> None:
+    # Given the rate the benchmark gives the providers whose jobs its callbacks fetch
+    from verdict_relay.config import ProviderSettings
+
+    rate = assigned_literal(ROOT / "bench" / "callback_latency.py", "MPS_RATE_PER_S")
+
+    # When the stack reads it, Then it takes it: a providers document it refuses answers every callback 500
+    # (a configuration error), and the benchmark stops at its first request
+    assert ProviderSettings(rate_limit_per_s=rate).rate_limit_per_s == rate
