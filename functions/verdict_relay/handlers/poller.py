@@ -58,10 +58,11 @@ def fan_out(deps: Dependencies, time_budget_s: float) -> FanOut:
     """Send the backlog of providers that one invocation cannot poll to the workers; which providers they hold.
 
     The jobs sent are held with one write per provider, not per job: the provider's hold says the workers have
-    its jobs due by ``through`` until ``until``. ``through`` is the last whole second that had passed before the
-    read (or before the second it stopped in at its limit): a job made due as of a moment after the read is due
-    later than that, never by it. Meanwhile every schedule sends the workers only the jobs that came due later
-    (those of the second the read ended in again, so some go out twice: polled twice, harmlessly), and does not
+    its jobs due by ``through`` until ``until``. ``through`` is :data:`STAMP_LAG_S` before the last whole second
+    that had passed before the read (or before the second it stopped in at its limit): a job made due as of a
+    moment after the read, or stamped up to that long before its write landed, is due later than that, never by
+    it. Meanwhile every schedule sends the workers only the jobs that came due later (those of the read's last
+    seconds again, so some go out twice: polled twice, harmlessly), and does not
     poll the provider itself: that would add this invocation's rate to theirs and break the provider's limit. A
     job the workers could not poll is due again once the hold ends.
 
