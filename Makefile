@@ -28,7 +28,7 @@ endif
 endif
 SAM_ENV := SAM_CLI_TELEMETRY=0 $(RUNTIME_ENV)
 
-.PHONY: setup run build deploy bench soak security test lint format typecheck cfn-lint unit unit-runtime schema openapi events clean
+.PHONY: setup run build deploy bench bench-smoke soak security test lint format typecheck cfn-lint unit unit-runtime schema openapi events clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,9 @@ soak: setup ## the long profiles: reliability suites (10 x 1,000 deliveries, 2,0
 
 bench: setup ## benchmarks against their targets (exit 1 if one is missed); figures in docs/performance.md
 	$(RUNTIME_ENV) $(BIN)/python bench/run.py
+
+bench-smoke: setup ## every benchmark with a few rounds: they still run (figures meaningless; CI runs it)
+	$(RUNTIME_ENV) $(BIN)/python bench/run.py --smoke
 
 run: setup ## the whole system locally with simulated providers; options: make run ARGS="--duration 60"
 	$(BIN)/verdict-relay local --simulate $(ARGS)
