@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -153,6 +154,34 @@ def answering(
             self.wfile.write(body)
 
         do_POST = do_GET
+
+    with serving(Handler) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def scripted(steps: list[tuple[int, dict[str, str]] | None], seen: list[str]) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 answering each GET with the next of ``steps``: ``(status, headers)`` with a
+    ``{}`` body, or None to close the connection without an answer (a keep-alive connection the other end
+    dropped). Each step taken is appended to ``seen`` ("dropped", or the status). Yields its base URL."""
+
+    class Handler(QuietHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            step = steps.pop(0)
+            if step is None:
+                seen.append("dropped")
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            status, headers = step
+            seen.append(str(status))
+            self.send_response(status)
+            for name, value in {**headers, "Content-Length": "2"}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(b"{}")
 
     with serving(Handler) as url:
         yield url

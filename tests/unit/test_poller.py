@@ -485,6 +485,23 @@ def test_breaker_half_open_lets_one_trial_out_and_its_outcome_decides() -> None:
     assert [breaker.allow() for _ in range(3)] == [True, True, True]
 
 
+def test_only_consecutive_failures_open_the_breaker() -> None:
+    # Given a breaker opening at three failures in a row, whose provider fails now and then over a warm
+    # container's life, each time answering the next request
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=3, cooldown_s=60, clock=lambda: now[0])
+    for _ in range(5):
+        breaker.record_failure()
+        breaker.record_failure()
+        breaker.record_success()
+
+    # When it fails once more
+    breaker.record_failure()
+
+    # Then it stays closed: twelve stray failures spread over hours are not an outage
+    assert (breaker.is_open, breaker.allow()) == (False, True)
+
+
 def test_a_wait_a_service_asked_for_is_not_ended_by_a_call_that_was_already_out() -> None:
     # Given a throttle saying "come back in 120 s", while other calls were already on their way
     now = [0.0]
@@ -1072,6 +1089,24 @@ def test_a_cycle_inside_its_safety_margin_starts_no_owed_publish(aws: FakeAws) -
 
     assert report.providers["huawei-video"].owed_published == 0
     assert aws.published() == []
+
+
+def test_a_cycle_with_less_than_its_safety_margin_left_sends_no_request(aws: FakeAws) -> None:
+    # Given a due job, and an invocation with less than the safety margin left but more than half of it (more
+    # than the requests' own margin)
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    world.register("huawei-video", "j1")
+    client.jobs["j1"] = verdict("huawei-video", "j1", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    left = PollSettings().safety_margin_s * 0.75
+
+    # When a cycle runs
+    report = world.poller.run_cycle(lambda: left)
+
+    # Then it asks the provider nothing: the time left is kept for the writes and publishes under way
+    assert client.requests == []
+    assert report.providers["huawei-video"].left_due == 1
+    assert world.status("huawei-video", "j1") is JobStatus.PENDING
 
 
 def test_a_repeated_status_is_a_duplicate_and_a_higher_one_an_advance(aws: FakeAws) -> None:

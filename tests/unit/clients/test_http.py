@@ -8,6 +8,7 @@ from email.utils import format_datetime
 
 import pytest
 
+from tests.helpers import scripted
 from verdict_relay.clients.alibaba import alibaba_error
 from verdict_relay.clients.azure import azure_error
 from verdict_relay.clients.base import (
@@ -17,13 +18,18 @@ from verdict_relay.clients.base import (
     ProviderUnavailableError,
 )
 from verdict_relay.clients.http import (
+    MAX_DEFER_S,
+    HttpOptions,
     HttpResponse,
+    OutgoingRequest,
+    ProviderHttp,
     asked_to_wait,
     error_for_response,
     read_json,
     retry_after_seconds,
 )
 from verdict_relay.clients.huawei import huawei_error
+from verdict_relay.clients.ratelimit import TokenBucket
 from verdict_relay.providers.base import load_json, without_lone_surrogates
 
 
@@ -70,6 +76,8 @@ def response(status: int, headers: dict[str, str] | None = None) -> HttpResponse
 
 def test_failed_answers_map_to_the_typed_errors() -> None:
     assert isinstance(error_for_response("p", response(401)), ProviderAuthError)
+    # a 403 too: Azure's gateway answers a key valid for another resource so, with no code of its own to read
+    assert isinstance(error_for_response("p", response(403), code="Forbidden"), ProviderAuthError)
     assert isinstance(error_for_response("p", response(400), code="X", auth_error=True), ProviderAuthError)
     throttled = error_for_response("p", response(429, {"Retry-After": "4"}))
     assert isinstance(throttled, ProviderThrottledError)
@@ -134,3 +142,54 @@ def test_an_answer_without_a_lone_surrogate_is_returned_as_it_is() -> None:
 
 def test_a_callback_body_with_a_byte_order_mark_or_a_cut_character_is_read() -> None:
     assert load_json("huawei-video", b'\xef\xbb\xbf{"text": "12\\ud83d"}') == {"text": "12\ufffd"}
+
+
+QUICK = HttpOptions(backoff_factor=0.01, backoff_jitter=0)
+
+
+def get(url: str, limiter: TokenBucket | None = None) -> HttpResponse:
+    """One GET through a provider's HTTP session (its retries, rate limit and deferral)."""
+    http = ProviderHttp("huawei-video", limiter or TokenBucket(100), QUICK)
+    try:
+        return http.send(lambda: OutgoingRequest("GET", f"{url}/v3/p/moderation/video/jobs/job-1"))
+    finally:
+        http.close()
+
+
+def test_a_connection_dropped_before_its_answer_is_sent_again() -> None:
+    # Given a provider that closes the first request's connection without answering (a pooled keep-alive
+    # connection it had dropped), then answers
+    seen: list[str] = []
+    with scripted([None, (200, {})], seen) as url:
+        # When a request is sent
+        answer = get(url)
+
+    # Then it is sent again and answered, not reported as the provider unavailable
+    assert (seen, answer.status) == (["dropped", "200"], 200)
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_a_throttle_or_a_gateways_error_without_retry_after_is_retried_with_backoff(status: int) -> None:
+    # Given a provider refusing one request without saying for how long (a 429 is how Huawei's API gateway
+    # throttles), then answering
+    seen: list[str] = []
+    with scripted([(status, {}), (200, {})], seen) as url:
+        # When a request is sent
+        answer = get(url)
+
+    # Then it is sent again after a backoff and answered
+    assert (seen, answer.status) == ([str(status), "200"], 200)
+
+
+def test_a_retry_after_longer_than_max_defer_s_holds_the_clients_requests_back_only_that_long() -> None:
+    # Given a provider answering "come back in a day"
+    seen: list[str] = []
+    limiter = TokenBucket(100)
+    with scripted([(429, {"Retry-After": "86400"})], seen) as url:
+        # When a request is sent
+        answer = get(url, limiter)
+
+    # Then it is reported throttled, and the client's other requests wait at most MAX_DEFER_S, not a day: a wrong
+    # or hostile header cannot stop a warm container's client until its next cold start
+    assert (seen, answer.status) == (["429"], 429)
+    assert 0 < limiter.deferred_s() <= MAX_DEFER_S

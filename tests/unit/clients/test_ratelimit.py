@@ -200,6 +200,19 @@ def test_a_window_wait_past_the_callers_time_gives_the_token_back() -> None:
     assert limiter.try_acquire() is True
 
 
+def test_a_request_refused_for_its_window_gives_its_token_back_at_once() -> None:
+    # Given a bucket at one request a second with two saved, and a window of one request, already taken
+    clock = FakeClock()
+    limiter = TokenBucket(1.0, 2, window=1, window_s=1.0, clock=clock, sleep=clock.sleep)
+    assert limiter.acquire() == 0.0
+
+    # When a request with a token at hand is refused unsent, its window full for longer than it may wait
+    assert limiter.acquire(max_wait_s=0.5) is None
+
+    # Then the token it took is back: the next request waits for the window only, not a second for a token
+    assert limiter.wait_s() == 0.0
+
+
 def test_a_share_of_the_rate_runs_the_bucket_and_its_window_at_that_share_until_it_ends() -> None:
     clock = FakeClock()
     limiter = TokenBucket(9.5, 1, window=10, window_s=10 / 9.5, clock=clock, sleep=clock.sleep)
@@ -239,6 +252,21 @@ def test_two_shares_that_add_up_to_the_whole_let_out_no_more_than_the_window_tog
 
     # Then no second holds more than the limit
     assert most_in_one_second(sorted(left)) <= 10
+
+
+def test_shares_of_a_window_that_does_not_split_evenly_let_out_no_more_than_it_together() -> None:
+    # Given two buckets for one provider whose window is 5 requests (a limit of 5 a second), with tokens to
+    # spare, taking 90 % and 10 % of it
+    clock = FakeClock()
+    workers, discovery = (
+        TokenBucket(100, 10, window=5, window_s=1.0, clock=clock, sleep=clock.sleep) for _ in range(2)
+    )
+    with workers.shared(0.9), discovery.shared(0.1):
+        # When each tries ten requests at once
+        sent = sum(bucket.try_acquire() for bucket in [workers] * 10 + [discovery] * 10)
+
+    # Then the two windows, 4.5 rounded down and 0.5 raised to the one request a sender needs, make the limit
+    assert sent == 5
 
 
 def test_a_share_outside_0_and_1_is_refused() -> None:

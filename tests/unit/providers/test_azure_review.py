@@ -301,37 +301,28 @@ def test_missing_status_is_refused_naming_the_status_field() -> None:
 
 
 @pytest.mark.parametrize(
-    ("score", "expected"),
+    ("category", "score", "expected"),
     [
-        ("0.49", Suggestion.PASS),
-        ("0.5", Suggestion.REVIEW),  # equal to the review threshold reaches it
-        ("0.79", Suggestion.REVIEW),
-        ("0.8", Suggestion.BLOCK),  # equal to the block threshold reaches it
-        ("1", Suggestion.BLOCK),
+        ("adult", "0.49", Suggestion.PASS),
+        ("adult", "0.5", Suggestion.REVIEW),
+        ("adult", "0.79", Suggestion.REVIEW),
+        ("adult", "0.8", Suggestion.BLOCK),
+        ("racy", "0.49", Suggestion.PASS),
+        ("racy", "0.5", Suggestion.REVIEW),
+        ("racy", "0.89", Suggestion.REVIEW),
+        ("racy", "0.9", Suggestion.BLOCK),
     ],
 )
-def test_default_adult_thresholds_count_a_score_equal_to_the_threshold(
-    score: str, expected: Suggestion
+def test_the_default_thresholds_are_the_documented_ones(
+    category: str, score: str, expected: Suggestion
 ) -> None:
-    verdict = parse_one(job_with(adultScore=score, isAdult="False"))
+    # Given the default policy (docs/providers.md: review at 0.5 for both, block at 0.8 adult and 0.9 racy)
+    # When an unflagged job scores the category so (the other category at nothing)
+    other = "racy" if category == "adult" else "adult"
+    verdict = parse_one(job_with(**{f"{category}Score": score, f"{other}Score": "0.01"}))
 
-    assert verdict.suggestion is expected
-    assert by_category(verdict)["adult"].confidence == float(score)
-
-
-def test_custom_policy_thresholds_change_the_outcome_at_the_boundary() -> None:
-    # Given a job whose adult score would pass the default policy
-    job = job_with(adultScore="0.3", isAdult="False", racyScore="0.3", isRacy="False")
-    assert parse_one(job).suggestion is Suggestion.PASS
-    strict = AzurePolicy(review_threshold={"adult": 0.2, "racy": 0.5}, block_threshold={"adult": 0.3})
-
-    # When a stricter policy judges it
-    verdict = parse_one(job, strict)
-
-    # Then the adult score, equal to the custom block threshold, blocks
-    assert verdict.suggestion is Suggestion.BLOCK
-    assert by_category(verdict)["adult"].suggestion is Suggestion.BLOCK
-    assert by_category(verdict)["racy"].suggestion is Suggestion.PASS
+    # Then it is judged by those thresholds
+    assert by_category(verdict)[category].suggestion is expected
 
 
 def test_thresholds_given_for_one_category_keep_the_others_defaults() -> None:
