@@ -1109,6 +1109,77 @@ def test_a_cycle_with_less_than_its_safety_margin_left_sends_no_request(aws: Fak
     assert world.status("huawei-video", "j1") is JobStatus.PENDING
 
 
+def stored_item(aws: FakeAws, provider: str, job_id: str) -> dict[str, Any]:
+    (item,) = [
+        i for i in aws.table_items() if i["pk"]["S"] == f"{provider}#{job_id}" and i["sk"]["S"] == STATE
+    ]
+    return item
+
+
+def test_a_notice_whose_fetch_failed_leaves_a_job_finished_meanwhile_as_it_is(aws: FakeAws) -> None:
+    # Given a job that finished (a pass: its retention's TTL set, out of the poll index) after a callback read
+    # its status as unfinished
+    world = World(aws, ScriptedClient("huawei-video"))
+    finished = verdict("huawei-video", "j1", JobStatus.SUCCEEDED, Suggestion.PASS)
+    world.store.record(VerdictPolicy().finalize(finished), None, NOW, publish=False)
+
+    # When that callback, its fetch failed, makes the job due
+    world.store.mark_due("huawei-video", "j1", NOW + timedelta(seconds=5), unconfirmed=True)
+
+    # Then the finished job keeps its TTL and is not polled again
+    item = stored_item(aws, "huawei-video", "j1")
+    assert ("expires_at" in item, "poll_provider" in item) == (True, False)
+    assert list(world.store.due_jobs("huawei-video", NOW + timedelta(hours=1))) == []
+
+
+def test_a_notice_whose_fetch_failed_does_not_mark_a_registered_job_unconfirmed(aws: FakeAws) -> None:
+    # Given a job the caller registered (it vouches for the job), not yet due
+    world = World(aws, ScriptedClient("alibaba-mps"))
+    world.store.register("alibaba-mps", "j1", {}, NOW, first_poll_at=NOW + timedelta(minutes=5))
+
+    # When an MNS notice names it and its fetch fails: the job is made due, as one only the notice vouches for
+    world.store.mark_due("alibaba-mps", "j1", NOW, unconfirmed=True)
+
+    # Then it stays a registered job: MPS then saying it does not know the job expires it (a published
+    # verdict), never deletes it as a forged notice's id
+    assert "unconfirmed" not in stored_item(aws, "alibaba-mps", "j1")
+    assert world.store.drop_unconfirmed("alibaba-mps", "j1")[0] == "kept"
+
+
+def test_a_watermark_and_a_fan_out_hold_never_move_back(aws: FakeAws) -> None:
+    # Given a provider's discovery watermark and fan-out hold set by one scheduled run
+    world = World(aws, ScriptedClient("huawei-video"))
+    later, earlier = NOW + timedelta(minutes=10), NOW + timedelta(minutes=5)
+    world.store.set_watermark("huawei-video", later)
+    world.store.set_fanout_hold("huawei-video", later, 100, later)
+
+    # When a slower run that overlapped it sets earlier ones
+    world.store.set_watermark("huawei-video", earlier)
+    world.store.set_fanout_hold("huawei-video", earlier, 50, earlier)
+
+    # Then both stay where the later run put them: windows listed are not listed again, held jobs not polled
+    # by the scheduler beside the workers
+    hold = world.store.fanout_hold("huawei-video")
+    assert (world.store.watermark("huawei-video"), hold and hold.until, hold and hold.through) == (
+        later,
+        later,
+        100,
+    )
+
+
+def test_jobs_due_in_the_holds_last_second_are_not_read_again_as_due_after_it(aws: FakeAws) -> None:
+    # Given a job due at the second a fan-out's hold runs through (sent to the workers with the hold)
+    world = World(aws, ScriptedClient("huawei-video"))
+    world.register("huawei-video", "j1", at=NOW)
+    through = int(NOW.timestamp())
+
+    # When the next schedule reads the jobs due after that second
+    due = list(world.store.due_to_poll("huawei-video", NOW + timedelta(minutes=1), after=through))
+
+    # Then it is not among them (it would be polled twice)
+    assert due == []
+
+
 def test_a_repeated_status_is_a_duplicate_and_a_higher_one_an_advance(aws: FakeAws) -> None:
     world = World(aws, ScriptedClient("huawei-video"))
     running = verdict("huawei-video", "j1", JobStatus.RUNNING)
