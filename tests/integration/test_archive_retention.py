@@ -24,7 +24,7 @@ from verdict_relay.dal.store import JobStore
 from verdict_relay.errors import ArchiveError, StorageError
 from verdict_relay.local.resources import load_template, resources_of_type
 from verdict_relay.models.jobs import Transition
-from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
+from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict, VerdictError
 
 LARGE_RAW = random.Random(7).randbytes(400 * 1024)  # compresses to no less: archived in S3
 
@@ -114,6 +114,25 @@ def test_a_conflicting_results_objects_expire_and_the_owed_winners_stay_kept(aws
     assert set(by_key) > kept
     assert all(by_key[key] == [] for key in kept)
     assert all(by_key[key] == EXPIRING for key in set(by_key) - kept)
+
+
+def test_a_later_result_that_differs_only_in_its_failed_items_is_kept_as_a_conflict(aws: FakeAws) -> None:
+    # Given an image batch's verdict stored, one image of which could not be moderated
+    store = store_of(aws)
+    now = datetime.now(UTC)
+    failed = [VerdictError(code="image_download_failed", message="timeout", item="https://cdn.example/1.jpg")]
+    first = finished("batch-1", Suggestion.REVIEW).model_copy(update={"item_errors": failed})
+    store.record(first, None, now, publish=True)
+
+    # When another result for it comes that names another image as the one that failed
+    other = [VerdictError(code="image_download_failed", message="timeout", item="https://cdn.example/2.jpg")]
+    second = first.model_copy(update={"item_errors": other})
+    result = store.record(second, None, now, publish=True)
+
+    # Then it is a different result, kept aside for the operator to see: not taken for a repeat and dropped
+    assert result.transition is Transition.CONFLICT
+    assert [c.item_errors for c in store.conflicts("huawei-video", "batch-1")] == [other]
+    assert store.get("huawei-video", "batch-1").verdict.item_errors == failed  # type: ignore[union-attr]
 
 
 def test_repeats_of_the_result_never_change_the_tags_of_the_objects_the_job_holds(aws: FakeAws) -> None:
@@ -420,6 +439,27 @@ def test_an_upload_that_conflicts_for_longer_than_its_waits_fails_with_a_storage
         archive.put("jobs/huawei-video/job-1/f/u/raw.json.gz", b"payload")
     assert waits == list(CONFLICT_WAITS_S)
     assert not aws.bucket_keys()
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [EndpointConnectionError(endpoint_url="https://s3"), ReadTimeoutError(endpoint_url="https://s3")],
+    ids=["unreachable", "timed-out"],
+)
+def test_an_upload_s3_does_not_answer_fails_with_a_storage_error(aws: FakeAws, failure: Exception) -> None:
+    # Given S3 out of reach, or not answering in time, through every attempt the SDK makes
+    s3 = aws.session.client("s3")
+
+    def fail(**_: Any) -> None:
+        raise failure
+
+    s3.meta.events.register("before-send.s3.PutObject", fail)
+    archive = PayloadArchive(aws.resources.bucket, lambda: s3)
+
+    # When a large payload is uploaded, Then it fails as a storage step (its callback answers 5xx, the poller
+    # leaves its job due), naming what happened
+    with pytest.raises(StorageError, match=f"payload archive: put failed \\({type(failure).__name__}\\)"):
+        archive.put("jobs/huawei-video/xxx/raw.json.gz", LARGE_RAW)
 
 
 def test_an_upload_slow_before_its_conflict_fails_rather_than_outlast_its_bound(aws: FakeAws) -> None:

@@ -36,6 +36,61 @@ def test_settings_have_documented_defaults() -> None:
     assert settings.retention_days == 90
 
 
+def readme_defaults() -> dict[str, str]:
+    """The defaults the README's configuration table gives, by variable: those given as values."""
+    table = Path(__file__).parents[2].joinpath("README.md").read_text().split("## Configuration", 1)[1]
+    defaults: dict[str, str] = {}
+    for names, values in re.findall(r"^\| ((?:`[A-Z_]+`(?:, )?)+) \| ((?:`[^`]+`(?:, )?)+) \|", table, re.M):
+        defaults.update(zip(re.findall(r"`([A-Z_]+)`", names), re.findall(r"`([^`]+)`", values), strict=True))
+    return defaults
+
+
+def test_every_default_the_readme_documents_is_the_one_the_functions_use() -> None:
+    # Given the settings the template leaves unset: the code's defaults are what a deployed stack runs with
+    documented = readme_defaults()
+    assert {"PUBLISH_CLAIM_SECONDS", "UNKNOWN_JOB_GRACE_SECONDS", "POLL_MIN_INTERVAL_SECONDS"} <= set(
+        documented
+    )
+
+    # When the functions read an environment that sets none of them
+    settings = Settings.from_env(ENV).model_dump(by_alias=True)
+
+    # Then each is the README's: a claim that outlasts the receiver, a grace before a denied job is expired, ...
+    for variable, default in documented.items():
+        used = settings[variable]
+        assert (str(used).lower() if isinstance(used, bool | str) else float(used)) == (
+            default if isinstance(used, bool | str) else float(default)
+        ), variable
+
+
+@pytest.mark.parametrize(
+    ("variable", "accepted", "refused"),
+    [
+        ("MAX_BODY_BYTES", ["1024"], ["1023"]),
+        ("PUBLISH_CLAIM_SECONDS", ["60", "900"], ["59.9", "901"]),
+        ("POLL_WORKER_BUDGET_SECONDS", ["890"], ["0", "891"]),
+        ("UNKNOWN_JOB_GRACE_SECONDS", ["0", "86400"], ["-1", "86401"]),
+        ("JOB_OVERDUE_HOURS", ["0.5", "8760"], ["0", "8761"]),
+        ("POLL_JOBS_PER_SECOND", ["0.5"], ["0"]),
+        ("PROVIDERS_CACHE_SECONDS", ["0"], ["-1"]),
+        ("POLL_MIN_INTERVAL_SECONDS", ["0", "900"], ["-1", "900.5"]),
+        ("POLL_BASE_INTERVAL_SECONDS", ["900"], ["0", "900.5"]),
+    ],
+)
+def test_each_setting_takes_exactly_the_range_the_readme_documents(
+    variable: str, accepted: list[str], refused: list[str]
+) -> None:
+    # A value at a documented bound starts the functions (a base or minimum equal to the maximum is not above
+    # it); one just past it is refused at start, naming the variable
+    for value in accepted:
+        assert float(
+            Settings.from_env({**ENV, variable: value}).model_dump(by_alias=True)[variable]
+        ) == float(value)
+    for value in refused:
+        with pytest.raises(ConfigurationError, match=variable):
+            Settings.from_env({**ENV, variable: value})
+
+
 @pytest.mark.parametrize(
     ("value", "used"),
     [

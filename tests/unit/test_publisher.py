@@ -11,11 +11,13 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ConnectTimeoutError
 
 from tests.helpers import QuietHandler, serving
 from verdict_relay.dal.publisher import (
     CATEGORIES_MAX_BYTES,
     PUBLISH_ATTEMPTS,
+    PUBLISH_BACKOFF_S,
     SNS_MAX_BYTES,
     VerdictPublisher,
     attributes_for,
@@ -295,6 +297,8 @@ def sns_answering(*answers: tuple[int, bytes]) -> Iterator[tuple[Any, list[str]]
         ("NotFound", 404, False),
         ("AuthorizationError", 403, False),
         ("InvalidParameter", 400, False),
+        ("Throttling", 400, True),  # codes SNS's model does not name read as ClientError: named by their code
+        ("ServiceUnavailable", 503, True),
     ],
 )
 def test_a_failed_publish_says_whether_sns_is_out_of_reach_or_refused_this_message(
@@ -344,6 +348,105 @@ def test_only_a_publish_that_never_reached_sns_is_tried_again() -> None:
             block_verdict([])
         )
     assert len(received) == 1
+
+
+def test_a_message_of_exactly_what_sns_takes_is_sent_whole_and_one_byte_more_is_trimmed() -> None:
+    # Given a block verdict whose body and attributes, as SNS counts them, come to exactly its limit
+    def verdict_of(text_bytes: int) -> Verdict:
+        return block_verdict(
+            [Finding(category="porn", label="explicit", suggestion=Suggestion.BLOCK, text="x" * text_bytes)]
+        )
+
+    probe = verdict_of(0)
+    fitting = SNS_MAX_BYTES - sns_size(probe.model_dump_json(), attributes_for(probe, truncated=False))
+    at_limit, over_limit = verdict_of(fitting), verdict_of(fitting + 1)
+
+    # When each is made a message
+    body, attributes = sns_message(at_limit)
+    over_body, over_attributes = sns_message(over_limit)
+
+    # Then the one at the limit goes out whole, untrimmed: SNS takes it as it is
+    assert sns_size(body, attributes) == SNS_MAX_BYTES
+    assert attributes["findings_truncated"]["StringValue"] == "false"
+    assert Verdict.model_validate_json(body) == at_limit
+    # And the one a byte over is trimmed to what SNS takes (every attribute's name, data type and value
+    # counted): sent as it is, SNS would refuse it at every attempt and the verdict would stay owed for good
+    assert sns_size(over_body, over_attributes) <= SNS_MAX_BYTES
+    assert over_attributes["findings_truncated"]["StringValue"] == "true"
+    assert Verdict.model_validate_json(over_body).suggestion is Suggestion.BLOCK
+
+
+def test_a_message_whose_categories_are_cut_says_so_even_when_its_body_is_whole() -> None:
+    # Given a verdict of few, short findings in more flagged categories than the attribute carries
+    # (800 category names of 40 characters: 34 KiB of JSON; the body well under SNS's limit)
+    findings = [
+        Finding(category=f"{i:04}-" + "c" * 35, label="x", suggestion=Suggestion.REVIEW) for i in range(800)
+    ]
+    verdict = block_verdict(findings)
+
+    body, attributes = sns_message(verdict)
+
+    # Then the body is the whole verdict, but the categories a filter policy reads are not all there: the
+    # message says it is incomplete, so a subscriber knows to read the verdict from GET /jobs
+    assert Verdict.model_validate_json(body) == verdict
+    sent = json.loads(attributes["categories"]["StringValue"])
+    assert 0 < len(sent) < len(verdict.categories)
+    assert attributes["findings_truncated"]["StringValue"] == "true"
+
+
+def test_a_publish_whose_connection_timed_out_is_tried_again_and_sent_once() -> None:
+    # Given SNS whose first connection is not accepted within the client's connect timeout (no request was
+    # sent: it cannot have taken the message), and which answers the next
+    with sns_answering(SNS_PUBLISHED) as (sns, received):
+        timeouts: list[str] = []
+
+        def connect_times_out(request: Any, **_: Any) -> None:
+            if not timeouts:
+                timeouts.append(request.url)
+                raise ConnectTimeoutError(endpoint_url=request.url)
+
+        sns.meta.events.register("before-send.sns.Publish", connect_times_out)
+
+        # When a verdict is published
+        started = time.monotonic()
+        message_id = VerdictPublisher("arn:aws:sns:us-east-1:123456789012:verdicts", lambda: sns).publish(
+            block_verdict([])
+        )
+
+        took = time.monotonic() - started
+
+    # Then it is sent at the next attempt, after its wait, once: not left owed for the sweep a claim later
+    assert message_id == "m-1"
+    assert (len(timeouts), len(received)) == (1, 1)
+    assert took >= PUBLISH_BACKOFF_S[0]
+
+
+def test_a_verdict_whose_findings_alone_fill_the_message_keeps_every_finding_and_drops_its_item_errors() -> (
+    None
+):
+    # Given a long video's verdict whose findings alone come near SNS's limit, and two parts that could not be
+    # moderated, each with a long signed URL: not even one of them fits beside the findings
+    findings = [
+        Finding(category="porn", label="explicit", suggestion=Suggestion.BLOCK, time_offset=i, text="t" * 900)
+        for i in range(220)
+    ]
+    errors = [
+        VerdictError(
+            code="segment_failed", message="timeout", item=f"https://cdn.example/{i}?" + "s" * 20_000
+        )
+        for i in range(2)
+    ]
+    verdict = block_verdict(findings).model_copy(update={"item_errors": errors})
+    alone = len(block_verdict(findings).model_dump_json())
+    assert alone < SNS_MAX_BYTES - 1024 < alone + 20_000
+
+    body, attributes = sns_message(verdict)
+
+    # Then what was found is sent whole, and the item errors are what is left out
+    sent = Verdict.model_validate_json(body)
+    assert attributes["findings_truncated"]["StringValue"] == "true"
+    assert sns_size(body, attributes) <= SNS_MAX_BYTES
+    assert (sent.findings, sent.item_errors) == (findings, [])
 
 
 @contextmanager
