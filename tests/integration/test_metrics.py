@@ -159,6 +159,70 @@ def test_a_poll_batch_the_table_fails_is_counted_and_logged_with_its_jobs_and_de
     assert (vars(error)["provider"], vars(error)["job_ids"]) == ("azure-review", ["az-1", "az-2"])
 
 
+def test_a_fan_out_that_fails_is_counted_for_the_service_and_the_provider(
+    aws: FakeAws,
+    simulator: ProviderSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from verdict_relay.handlers.dependencies import dependencies
+    from verdict_relay.handlers.poller import lambda_handler
+
+    class ShortContext(LambdaContext):  # too little time to poll the backlog itself
+        def get_remaining_time_in_millis(self) -> int:
+            return 12_000
+
+    # Given the scheduled poller with a poll queue that does not exist, and a backlog of Azure jobs to fan out
+    missing_queue = aws.resources.queue_urls["PollQueue"].rsplit("/", 1)[0] + "/no-such-queue"
+    document = {"azure-review": simulator.provider_entry("azure-review")}
+    configure_environment(monkeypatch, aws, tmp_path, document, POLL_QUEUE_URL=missing_queue)
+    now = datetime.now(UTC)
+    for i in range(30):
+        dependencies().store.register("azure-review", f"az-{i:02}", {}, now, first_poll_at=now)
+    capsys.readouterr()
+
+    # When a schedule runs
+    result = lambda_handler({"source": "aws.scheduler"}, ShortContext())
+
+    # Then the failed fan-out is counted for the service (which FanOutFailedAlarm selects on) and the provider
+    assert result["fan_out_failed"] == ["azure-review"]
+    output = capsys.readouterr().out
+    assert emf_counts(output, service=SERVICE)["FanOutFailed"] == 1
+    assert emf_counts(output, service=SERVICE, provider="azure-review")["FanOutFailed"] == 1
+
+
+def test_a_poll_batch_received_after_its_hold_ended_is_counted_for_the_service_and_the_provider(
+    aws: FakeAws,
+    simulator: ProviderSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from verdict_relay.dal.poll_queue import PollBatch, PollQueue
+    from verdict_relay.handlers.poll_worker import lambda_handler as worker
+    from verdict_relay.local.stack import sqs_event
+    from verdict_relay.models.jobs import DueJob
+
+    # Given a batch of an Azure job whose hold ended a second ago
+    document = {"azure-review": simulator.provider_entry("azure-review")}
+    configure_environment(monkeypatch, aws, tmp_path, document)
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    until = datetime.now(UTC) - timedelta(seconds=1)
+    PollQueue(queue_url, aws.session.client("sqs")).send(
+        [PollBatch(provider="azure-review", jobs=[DueJob("az-1")], until=until)]
+    )
+    capsys.readouterr()
+
+    # When a worker receives it
+    assert worker(sqs_event(aws.drain(queue_url)), LambdaContext())["batchItemFailures"] == []
+
+    # Then it is counted stale for the service (which StalePollBatchesAlarm selects on) and the provider
+    output = capsys.readouterr().out
+    assert emf_counts(output, service=SERVICE)["StalePollBatches"] == 1
+    assert emf_counts(output, service=SERVICE, provider="azure-review")["StalePollBatches"] == 1
+
+
 def test_an_authenticated_callback_that_cannot_be_read_is_counted_apart_from_a_forged_one(
     api: ApiClient, aws: FakeAws, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -698,6 +698,29 @@ def test_backlog_beyond_one_invocation_fans_out_to_workers_that_resolve_it(
     assert sorted(m["verdict"]["job_id"] for m in aws.published()) == job_ids
 
 
+def test_a_worker_whose_batch_fails_leaves_the_batches_behind_it_to_be_delivered_again_in_order(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+    from verdict_relay.handlers.poll_worker import lambda_handler as worker
+    from verdict_relay.handlers.poller import lambda_handler as scheduler
+
+    # Given a provider's batches fanned out, and a message that cannot be read ahead of them in its FIFO group
+    queue_url, job_ids = azure_backlog(harness, aws, monkeypatch, POLL_WORKER_BUDGET_SECONDS="3")
+    scheduler({"source": "aws.scheduler"}, ShortContext())
+    messages = aws.drain(queue_url)
+    broken = {**messages[0], "MessageId": "broken", "Body": '{"provider": "acme"}'}
+
+    # When a worker receives them, Then it polls none of the batches behind the failed one: the invocation
+    # fails whole (every record failed), so SQS delivers them again in their order, rather than this worker
+    # polling them beside the redelivery of the one before
+    with pytest.raises(BatchProcessingError, match=f"{len(messages) + 1} individual errors"):
+        worker(sqs_event([broken, *messages]), LambdaContext())
+    assert harness.simulator.requests("azure-review") == []
+    assert sorted(harness.due("azure-review")) == job_ids
+
+
 def test_a_provider_that_said_when_to_come_back_is_not_fanned_out_to_workers_that_would_not_know(
     harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1341,6 +1364,172 @@ def test_a_batch_received_after_its_hold_ended_is_left_to_the_scheduler(
     assert harness.simulator.requests("azure-review") == []
     assert harness.due("azure-review") == ["az-1"]
     assert aws.published() == []
+
+
+def test_a_schedule_that_cannot_read_the_fan_out_holds_polls_no_provider_the_workers_may_hold(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    from verdict_relay.handlers.poller import scheduled_cycle
+
+    def holds_unreadable(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"]["sk"]["S"].startswith("FANOUT#"):
+            raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+    deps, queue_url = fan_out_wiring(
+        aws, monkeypatch, "before-parameter-build.dynamodb.GetItem", holds_unreadable
+    )
+    # Given the workers hold Azure for 5 more minutes, and a finished Azure job due
+    now = datetime.now(UTC)
+    harness.deps.store.set_fanout_hold(
+        "azure-review", now + timedelta(minutes=5), int(now.timestamp()) - 60, now + timedelta(minutes=5)
+    )
+    harness.simulator.put_job("azure-review", "az-1", azure_job("az-1", "Complete", adult_score=0.9))
+    harness.register("azure-review", "az-1")
+
+    # When a schedule runs while DynamoDB does not answer its reads of the fan-out holds
+    result = scheduled_cycle(deps, PLENTY)
+
+    # Then its fan-out failed, and as any provider may be with the workers, it polls none of them on top of them
+    assert "azure-review" in result["fan_out_failed"]
+    assert result["providers"]["azure-review"]["skipped"] == "due jobs with the poll workers"
+    assert harness.simulator.requests("azure-review") == []
+    assert harness.due("azure-review") == ["az-1"]
+    assert aws.drain(queue_url) == []
+
+
+def test_a_fan_out_that_stops_at_its_read_limit_sends_the_jobs_past_it_at_the_next_schedules(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verdict_relay.handlers import poller as poller_module
+    from verdict_relay.handlers.poller import lambda_handler as scheduler
+
+    queue_url, _ = with_poll_queue(aws, monkeypatch)
+    # Given a fan-out that reads at most 20 of a provider's due jobs (20,000 deployed), and 40 jobs due one a
+    # second, minutes ago
+    monkeypatch.setattr(poller_module, "FANOUT_SCAN_LIMIT", 20)
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    job_ids = [f"job-{i:02}" for i in range(40)]
+    for i, job_id in enumerate(job_ids):
+        harness.register("azure-review", job_id, due=start + timedelta(seconds=i))
+
+    # When one schedule fans the first 20 out, and the next two run while the workers hold them
+    sent: list[list[str]] = []
+    for _ in range(3):
+        scheduler({"source": "aws.scheduler"}, ShortContext())
+        sent.append(sorted(j["job_id"] for m in aws.drain(queue_url) for j in json.loads(m["Body"])["jobs"]))
+
+    # Then those schedules send the jobs the first read did not reach, rather than leaving them due until the
+    # hold's rescan (most of an hour for a backlog this read limit is hit by)
+    assert sent[0] == job_ids[:20]
+    assert set(job_ids[20:]) <= set(sent[1]) | set(sent[2])
+    assert harness.simulator.requests("azure-review") == []
+
+
+def test_a_job_stamped_due_the_whole_stamp_lag_before_a_fan_outs_read_is_sent_by_the_next_schedule(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verdict_relay.handlers import poller as poller_module
+    from verdict_relay.handlers.poller import lambda_handler as scheduler
+
+    queue_url, _ = with_poll_queue(aws, monkeypatch)
+
+    class ReadClock:  # the fan-out's clock: its read runs 0.2 s into a whole second
+        @staticmethod
+        def now(tz: Any = None) -> datetime:
+            return read
+
+    # Given a fan-out of a backlog due in seconds that had passed before its read
+    read = datetime.fromtimestamp(int(time.time()) - 5 + 0.2, UTC)
+    harness.register("azure-review", *[f"job-{i:02}" for i in range(30)], due=read - timedelta(seconds=10))
+    monkeypatch.setattr(poller_module, "datetime", ReadClock)
+    scheduler({"source": "aws.scheduler"}, ShortContext())
+    monkeypatch.setattr(poller_module, "datetime", datetime)
+    assert len([j for m in aws.drain(queue_url) for j in json.loads(m["Body"])["jobs"]]) == 30
+    # and, written just after it, a job a callback made due as of its request's start, 4.5 s before the read
+    # (within STAMP_LAG_S): in the fifth whole second before the read's
+    harness.register("azure-review", "stamped-earlier", due=read - timedelta(seconds=STAMP_LAG_S - 0.5))
+
+    # When the next schedule runs while the workers hold the provider
+    scheduler({"source": "aws.scheduler"}, ShortContext())
+
+    # Then the job goes to the workers now, not at the hold's end
+    assert [j["job_id"] for m in aws.drain(queue_url) for j in json.loads(m["Body"])["jobs"]] == [
+        "stamped-earlier"
+    ]
+
+
+def test_a_hold_of_a_provider_listed_beside_the_workers_lasts_as_long_as_they_need_at_their_share(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verdict_relay.handlers.poller import fan_out
+    from verdict_relay.logic.fanout import drain_seconds
+    from verdict_relay.logic.poller import DISCOVERY_RATE_SHARE
+
+    # Given Huawei image batches (10 requests a second, listed by the scheduler's discovery while the workers
+    # hold them, at its share of that rate), and a backlog of 120 jobs
+    deps, queue_url = fan_out_wiring(aws, monkeypatch, "before-send.sqs.SendMessageBatch", lambda **_: None)
+    harness.register("huawei-image-batch", *[f"ib-{i:03}" for i in range(120)])
+    workers_rate = 10 * (1 - DISCOVERY_RATE_SHARE)
+    started = datetime.now(UTC)
+
+    # When it is fanned out
+    assert fan_out(deps, 2.0).held["huawei-image-batch"] == 120
+
+    # Then the hold lasts as long as the workers need at the rate they poll at (16.7 s, not the 15 s of the
+    # provider's whole rate), plus the 3 s worker budget as slack: a shorter one would end before a worker
+    # reached the last batches, which it would then leave stale
+    hold = deps.store.fanout_hold("huawei-image-batch")
+    assert hold is not None
+    assert hold.until - started >= timedelta(seconds=drain_seconds(120, workers_rate, 1) + 3)
+    # and a batch is what a worker polls in its 3 s budget at that rate (21 jobs, not 24)
+    assert {len(json.loads(m["Body"])["jobs"]) for m in aws.drain(queue_url)} == {21, 120 - 5 * 21}
+
+
+def test_a_polled_batch_whose_drained_mark_cannot_be_written_is_done_not_delivered_again(
+    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    from verdict_relay.dal.poll_queue import PollBatch, PollQueue
+    from verdict_relay.handlers import dependencies as dependencies_module
+    from verdict_relay.handlers.poll_worker import lambda_handler as worker
+    from verdict_relay.models.jobs import DueJob
+
+    # Given a batch of a finished Azure job under a hold lasting 10 more minutes
+    now = datetime.now(UTC)
+    until = now + timedelta(minutes=10)
+    harness.deps.store.set_fanout_hold("azure-review", until, int(now.timestamp()) - 60, until)
+    harness.simulator.put_job("azure-review", "az-1", azure_job("az-1", "Complete", adult_score=0.9))
+    harness.register("azure-review", "az-1")
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    PollQueue(queue_url, aws.session.client("sqs")).send(
+        [PollBatch(provider="azure-review", jobs=[DueJob("az-1")], until=until)]
+    )
+
+    # and a worker whose write of the hold's drained mark DynamoDB does not take
+    def mark_unwritable(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"]["sk"]["S"].startswith("FANOUT#"):
+            raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+    class MarkUnwritable(boto3.session.Session):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.events.register("before-parameter-build.dynamodb.UpdateItem", mark_unwritable)
+
+    monkeypatch.setattr(boto3.session, "Session", MarkUnwritable)
+    dependencies_module.dependencies.cache_clear()
+
+    # When the worker polls the batch
+    response = worker(sqs_event(aws.drain(queue_url)), LambdaContext())
+
+    # Then the batch is done: its job resolved and published once, and SQS is not told to deliver it again (to
+    # be polled a second time, then dead-lettered)
+    assert response["batchItemFailures"] == []
+    assert harness.status("azure-review", "az-1") is JobStatus.SUCCEEDED
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["az-1"]
+    assert [r.status for r in harness.simulator.requests("azure-review")] == [200]
 
 
 def test_poll_once_from_the_command_line_runs_one_cycle(

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import (
+    ClientError,
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
@@ -173,3 +174,70 @@ def test_a_failed_send_says_whether_its_batches_may_have_gone_out(
         )
 
     assert raised.value.sent == sent
+
+
+def test_batches_that_together_exceed_one_request_are_sent_in_calls_sqs_takes_whole(aws: FakeAws) -> None:
+    # Given three full batches of about 120 KiB each: SQS refuses a SendMessageBatch call whose messages
+    # together exceed 256 KiB (BatchRequestTooLong), all of them, which the local SQS does not check
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    client = aws.session.client("sqs")
+    call_bytes: list[int] = []
+
+    def measure(params: dict[str, Any], **_: object) -> None:
+        call_bytes.append(sum(len(entry["MessageBody"].encode()) for entry in params["Entries"]))
+
+    client.meta.events.register("before-parameter-build.sqs.SendMessageBatch", measure)
+    created = datetime(2026, 11, 1, tzinfo=UTC)
+    batches = [
+        PollBatch(
+            provider="huawei-video",
+            jobs=[
+                DueJob(f"{b}-{i:04}-" + "x" * 40, poll_attempts=3, created_at=created) for i in range(1000)
+            ],
+        )
+        for b in range(3)
+    ]
+
+    PollQueue(queue_url, client).send(batches)
+
+    # Then no call carries more than SQS takes in one, and every batch arrives whole
+    assert len(call_bytes) >= 2
+    assert all(size <= MAX_MESSAGE_BYTES for size in call_bytes)
+    received = sorted((parse_batch(m["Body"]) for m in aws.drain(queue_url)), key=lambda b: b.jobs[0].job_id)
+    assert received == batches
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        EndpointConnectionError(endpoint_url=SQS_URL),
+        ClientError({"Error": {"Code": "RequestThrottled", "Message": "throttled"}}, "SendMessageBatch"),
+    ],
+    ids=["unreachable", "refused"],
+)
+def test_a_send_that_fails_after_its_first_call_went_out_says_that_call_did(
+    aws: FakeAws, error: Exception
+) -> None:
+    from verdict_relay.handlers.dependencies import SQS_CONFIG
+
+    # Given a send of 15 batches (two SendMessageBatch calls), whose second call fails: SQS out of reach, or
+    # refusing it
+    queue_url = aws.resources.queue_urls["PollQueue"]
+    client = aws.session.client("sqs", config=SQS_CONFIG)
+    calls: list[str] = []
+
+    def fail_the_second_call(**_: object) -> None:
+        calls.append("call")
+        if len(calls) == 2:
+            raise error
+
+    client.meta.events.register("before-send.sqs.SendMessageBatch", fail_the_second_call)
+    batches = [PollBatch(provider="azure-review", jobs=[DueJob(f"az-{i:02}")]) for i in range(15)]
+
+    with pytest.raises(PollQueueError) as raised:
+        PollQueue(queue_url, client).send(batches)
+
+    # Then the error says the first call's 10 batches went out (they are with the workers: the poller keeps their
+    # hold rather than polling the provider on top of them)
+    assert raised.value.sent == 10
+    assert len(aws.drain(queue_url)) == 10
