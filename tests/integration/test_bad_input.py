@@ -66,11 +66,57 @@ def test_wrong_content_type_is_a_415(api: ApiClient, aws: FakeAws) -> None:
     assert_rejected(response, 415, "unsupported_media_type", aws, "text/html")
 
 
+@pytest.mark.parametrize(
+    "content_type", [None, "Application/JSON; charset=UTF-8"], ids=["no-content-type", "mixed-case"]
+)
+def test_a_callback_without_a_content_type_or_with_it_in_another_case_is_accepted(
+    api: ApiClient, aws: FakeAws, content_type: str | None
+) -> None:
+    # Given an Azure job callback with a valid token, sent with no Content-Type header at all (let through to
+    # the adapter's parser) or with its media type in another case (media types are case-insensitive)
+    body = load_payload_bytes("azure-review", "job-callback")
+    event = api_event(
+        "POST",
+        "/callbacks/azure-review",
+        resource="/callbacks/{provider}",
+        path_parameters={"provider": "azure-review"},
+        body=body,
+        headers={"Content-Type": content_type} if content_type else None,
+        query={"token": AZURE_TOKENS[0]},
+    )
+
+    # When it reaches the receiver
+    response = api.invoke(event)
+
+    # Then it is acknowledged and its job stored, not refused with a 415
+    assert response.status == 200, response.body
+    assert [item["job_id"]["S"] for item in aws.table_items() if "job_id" in item] == [
+        load_payload("azure-review", "job-callback")["JobId"]
+    ]
+
+
 def test_oversized_body_is_a_413(aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     configure_environment(monkeypatch, aws, tmp_path, PROVIDERS_DOCUMENT, MAX_BODY_BYTES="2048")
     body = json.dumps({"JobId": "j", "padding": "x" * 4096}).encode()
     response = ApiClient().callback("azure-review", body, query={"token": AZURE_TOKENS[0]})
     assert_rejected(response, 413, "payload_too_large", aws, "2048")
+
+
+def test_a_callback_of_exactly_max_body_bytes_is_accepted(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given MAX_BODY_BYTES of 2048 and an Azure job callback padded to exactly that size
+    configure_environment(monkeypatch, aws, tmp_path, PROVIDERS_DOCUMENT, MAX_BODY_BYTES="2048")
+    body = load_payload_bytes("azure-review", "job-callback")
+    body = body[: body.rindex(b"}")] + b" " * (2047 - body.rindex(b"}")) + b"}"
+    assert len(body) == 2048
+
+    # When it reaches the receiver
+    response = ApiClient().callback("azure-review", body, query={"token": AZURE_TOKENS[0]})
+
+    # Then it is accepted: only a body larger than the limit is a 413
+    assert response.status == 200, response.body
+    assert len([item for item in aws.table_items() if "job_id" in item]) == 1
 
 
 def test_oversized_base64_body_is_a_413_before_decoding(
@@ -477,6 +523,23 @@ def test_register_job_with_wrong_content_type_is_a_415(api: ApiClient, aws: Fake
 def test_unknown_route_is_a_json_404(api: ApiClient, aws: FakeAws) -> None:
     response = api.invoke(api_event("GET", "/nowhere", resource="/nowhere"))
     assert_rejected(response, 404, "not_found", aws)
+
+
+def test_register_job_without_a_content_type_is_read_as_json_and_registered(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # Given a registration sent with no Content-Type header (some HTTP clients send none with a JSON body)
+    event = api_event(
+        "POST", "/jobs", resource="/jobs", body=json.dumps({"provider": "alibaba-mps", "job_id": "no-type"})
+    )
+    assert "content-type" not in {name.lower() for name in event["headers"]}
+
+    # When it reaches the API
+    response = api.invoke(event)
+
+    # Then it is read as JSON and registered, not refused with a 415
+    assert response.status == 201, response.body
+    assert [item["job_id"]["S"] for item in aws.table_items()] == ["no-type"]
 
 
 @pytest.mark.parametrize(

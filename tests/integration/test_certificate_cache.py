@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -110,3 +112,39 @@ def test_a_url_with_a_query_is_refused_without_a_fetch(certificates: tuple[MnsSi
         CertificateCache().load(f"{base}/x509_public_certificate.pem?n=1")
 
     assert signer.certificate_requests == []
+
+
+def test_a_certificate_host_out_of_reach_is_a_fault_to_retry_soon_not_a_forgery() -> None:
+    # Given a certificate URL on a port where nothing listens (the host out of reach for a moment)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/x509_public_certificate.pem"
+    clock = Clock()
+    cache = CertificateCache(clock=clock)
+
+    # When a notice needs it, and again once the short wait for an unreachable host is over
+    with pytest.raises(ProviderApiError):
+        cache.load(url)
+    clock.now += UNREACHABLE_URL_SECONDS + 1
+
+    # Then each is our fault to retry (502, MNS sends again), not a certificate the URL lacks (401, remembered
+    # for FAILED_URL_SECONDS, refusing every genuine notice signed with it meanwhile)
+    with pytest.raises(ProviderApiError):
+        cache.load(url)
+
+
+def test_a_certificate_host_that_never_answers_is_given_up_within_the_mns_deadline() -> None:
+    # Given a certificate host that takes the connection but never answers
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/x509_public_certificate.pem"
+
+        # When a notice needs its certificate
+        started = time.monotonic()
+        with pytest.raises(ProviderApiError):
+            CertificateCache(clock=Clock()).load(url)
+
+    # Then the fetch gives up in time for the callback to be answered within MNS's 5 s (502: MNS sends again)
+    assert time.monotonic() - started < 4.0

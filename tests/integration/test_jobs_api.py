@@ -258,6 +258,23 @@ def test_a_job_id_longer_than_any_job_can_have_is_a_404_not_a_storage_error(
         assert "longer than 512 bytes" in response.body["error"]["message"]
 
 
+def test_a_job_whose_id_takes_exactly_the_most_bytes_a_job_id_may_take_is_read_back(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # Given jobs registered with ids of exactly 512 bytes, the most a job id may take (one in ASCII, one of
+    # three-byte characters)
+    job_ids = ["j" * 512, "\u5b57" * 170 + "jj"]
+    for job_id in job_ids:
+        assert len(job_id.encode("utf-8")) == 512
+        assert api.register({"provider": "alibaba-mps", "job_id": job_id}).status == 201
+
+    # When each is read back
+    responses = [api.get_job("alibaba-mps", job_id) for job_id in job_ids]
+
+    # Then each is found, not a 404 for an id no job can have
+    assert [(r.status, r.body["job_id"]) for r in responses] == [(200, job_id) for job_id in job_ids]
+
+
 @pytest.mark.parametrize("request_kind", ["read", "registered again"])
 def test_a_verdict_too_large_for_a_lambda_response_is_answered_trimmed_and_says_so(
     api: ApiClient, aws: FakeAws, request_kind: str

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import FakeAws
-from tests.helpers import load_payload, load_payload_bytes
+from tests.helpers import emf_counts, load_payload, load_payload_bytes
 from tests.integration.conftest import ApiClient, LambdaContext, configure_environment
 from verdict_relay.errors import ConfigurationError
 from verdict_relay.handlers import dependencies as dependencies_module
@@ -127,6 +127,31 @@ def test_a_corrected_document_is_used_at_the_first_retry_after_an_invalid_one(
     # Then the retry reads the corrected version, not a cached copy of the invalid one
     assert azure_callback(api, NEW_TOKEN, "job-3") == 200
     assert azure_callback(api, TOKEN, "job-4") == 401
+    dependencies_module.dependencies.cache_clear()
+
+
+def test_a_failed_re_read_is_counted_for_its_alarm_and_not_tried_again_before_the_retry_wait(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a deployment caching the document for 5 minutes, whose clock the test moves, and a valid document
+    configure_environment(monkeypatch, aws, tmp_path, {}, PROVIDERS_SECRET_ID=SECRET_ID)
+    clock = [1000.0]
+    monkeypatch.setattr(dependencies_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    api = ApiClient()
+    put_document(aws, {"azure-review": {"callback": {"tokens": [TOKEN]}}})
+    assert azure_callback(api, TOKEN, "job-1") == 200
+    capsys.readouterr()
+
+    # When the re-read finds a malformed version, and callbacks keep coming before the retry wait is over
+    put_document(aws, "{not json")
+    clock[0] += 301
+    assert azure_callback(api, TOKEN, "job-2") == 200
+    clock[0] += dependencies_module.RELOAD_RETRY_SECONDS / 2
+    assert azure_callback(api, TOKEN, "job-3") == 200
+
+    # Then the failure is counted once, as ProvidersReloadFailedAlarm reads it: the secret was not asked again
+    # by the second callback (a throttled Secrets Manager is not asked on every request)
+    assert emf_counts(capsys.readouterr().out, service="verdict-relay").get("ProvidersReloadFailed") == 1
     dependencies_module.dependencies.cache_clear()
 
 
