@@ -894,9 +894,11 @@ def test_a_job_that_comes_due_in_the_second_of_a_fan_outs_read_after_it_is_sent_
     assert len([j for m in aws.drain(queue_url) for j in json.loads(m["Body"])["jobs"]]) == 30
     assert store.fanout_hold("azure-review") is not None
     # and, written after it, a job made due later in the second of the read (a registration, discovery's mark)
-    # and one due seconds before the read (a callback's notice, due as of the request's start, after its fetch)
+    # and ones due seconds before the read (a callback's notice, due as of the request's start, after its
+    # fetch), up to STAMP_LAG_S before it: in the fifth whole second before the read's
     harness.register("azure-review", "same-second", due=read + timedelta(seconds=0.5))
     harness.register("azure-review", "stamped-earlier", due=read - timedelta(seconds=3))
+    harness.register("azure-review", "stamped-at-lag", due=read - timedelta(seconds=STAMP_LAG_S - 0.5))
 
     # When the next schedule runs while the workers hold the provider
     result = scheduler({"source": "aws.scheduler"}, ShortContext())
@@ -906,6 +908,7 @@ def test_a_job_that_comes_due_in_the_second_of_a_fan_outs_read_after_it_is_sent_
     assert result["providers"]["azure-review"]["skipped"] == "due jobs with the poll workers"
     assert sorted(j["job_id"] for m in aws.drain(queue_url) for j in json.loads(m["Body"])["jobs"]) == [
         "same-second",
+        "stamped-at-lag",
         "stamped-earlier",
     ]
     assert harness.simulator.requests("azure-review") == []
@@ -1425,39 +1428,6 @@ def test_a_fan_out_that_stops_at_its_read_limit_sends_the_jobs_past_it_at_the_ne
     assert sent[0] == job_ids[:20]
     assert set(job_ids[20:]) <= set(sent[1]) | set(sent[2])
     assert harness.simulator.requests("azure-review") == []
-
-
-def test_a_job_stamped_due_the_whole_stamp_lag_before_a_fan_outs_read_is_sent_by_the_next_schedule(
-    harness: Harness, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from verdict_relay.handlers import poller as poller_module
-    from verdict_relay.handlers.poller import lambda_handler as scheduler
-
-    queue_url, _ = with_poll_queue(aws, monkeypatch)
-
-    class ReadClock:  # the fan-out's clock: its read runs 0.2 s into a whole second
-        @staticmethod
-        def now(tz: Any = None) -> datetime:
-            return read
-
-    # Given a fan-out of a backlog due in seconds that had passed before its read
-    read = datetime.fromtimestamp(int(time.time()) - 5 + 0.2, UTC)
-    harness.register("azure-review", *[f"job-{i:02}" for i in range(30)], due=read - timedelta(seconds=10))
-    monkeypatch.setattr(poller_module, "datetime", ReadClock)
-    scheduler({"source": "aws.scheduler"}, ShortContext())
-    monkeypatch.setattr(poller_module, "datetime", datetime)
-    assert len([j for m in aws.drain(queue_url) for j in json.loads(m["Body"])["jobs"]]) == 30
-    # and, written just after it, a job a callback made due as of its request's start, 4.5 s before the read
-    # (within STAMP_LAG_S): in the fifth whole second before the read's
-    harness.register("azure-review", "stamped-earlier", due=read - timedelta(seconds=STAMP_LAG_S - 0.5))
-
-    # When the next schedule runs while the workers hold the provider
-    scheduler({"source": "aws.scheduler"}, ShortContext())
-
-    # Then the job goes to the workers now, not at the hold's end
-    assert [j["job_id"] for m in aws.drain(queue_url) for j in json.loads(m["Body"])["jobs"]] == [
-        "stamped-earlier"
-    ]
 
 
 def test_a_hold_of_a_provider_listed_beside_the_workers_lasts_as_long_as_they_need_at_their_share(

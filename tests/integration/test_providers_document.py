@@ -53,6 +53,20 @@ def azure_callback(api: ApiClient, token: str, job_id: str = "") -> int:
     return api.callback("azure-review", body, query={"token": token}).status
 
 
+def serving_a_cached_document(
+    aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[ApiClient, list[float]]:
+    """The receiver reading a valid document from Secrets Manager (cached 5 minutes, by a clock the test moves
+    through the list returned), one callback in: the document is read and cached."""
+    configure_environment(monkeypatch, aws, tmp_path, {}, PROVIDERS_SECRET_ID=SECRET_ID)
+    clock = [1000.0]
+    monkeypatch.setattr(dependencies_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    api = ApiClient()
+    put_document(aws, {"azure-review": {"callback": {"tokens": [TOKEN]}}})
+    assert azure_callback(api, TOKEN, "job-1") == 200
+    return api, clock
+
+
 def test_an_invalid_document_answers_a_server_error_that_names_nothing_of_the_deployment(
     secret_api: ApiClient, aws: FakeAws
 ) -> None:
@@ -109,12 +123,7 @@ def test_a_corrected_document_is_used_at_the_first_retry_after_an_invalid_one(
     aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Given a deployment caching the document for 5 minutes, whose clock the test moves
-    configure_environment(monkeypatch, aws, tmp_path, {}, PROVIDERS_SECRET_ID=SECRET_ID)
-    clock = [1000.0]
-    monkeypatch.setattr(dependencies_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
-    api = ApiClient()
-    put_document(aws, {"azure-review": {"callback": {"tokens": [TOKEN]}}})
-    assert azure_callback(api, TOKEN, "job-1") == 200
+    api, clock = serving_a_cached_document(aws, monkeypatch, tmp_path)
 
     # When a version that is JSON but not a valid document (a token too short) is read at the reload
     put_document(aws, {"azure-review": {"callback": {"tokens": ["short"]}}})
@@ -134,12 +143,7 @@ def test_a_failed_re_read_is_counted_for_its_alarm_and_not_tried_again_before_th
     aws: FakeAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given a deployment caching the document for 5 minutes, whose clock the test moves, and a valid document
-    configure_environment(monkeypatch, aws, tmp_path, {}, PROVIDERS_SECRET_ID=SECRET_ID)
-    clock = [1000.0]
-    monkeypatch.setattr(dependencies_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
-    api = ApiClient()
-    put_document(aws, {"azure-review": {"callback": {"tokens": [TOKEN]}}})
-    assert azure_callback(api, TOKEN, "job-1") == 200
+    api, clock = serving_a_cached_document(aws, monkeypatch, tmp_path)
     capsys.readouterr()
 
     # When the re-read finds a malformed version, and callbacks keep coming before the retry wait is over
