@@ -94,6 +94,21 @@ def test_a_refused_or_failed_request_is_logged_with_the_provider_and_route_its_p
     }
 
 
+def polling_azure(
+    monkeypatch: pytest.MonkeyPatch, aws: FakeAws, tmp_path: Path, simulator: ProviderSimulator, **env: str
+) -> None:
+    """The functions' environment with Azure's entry (API credentials: polled) from the simulator."""
+    configure_environment(
+        monkeypatch, aws, tmp_path, {"azure-review": simulator.provider_entry("azure-review")}, **env
+    )
+
+
+def assert_counted_once(output: str, metric: str, provider: str) -> None:
+    """``metric`` counted once for the service (which its alarm selects on) and once for ``provider``."""
+    assert emf_counts(output, service=SERVICE)[metric] == 1
+    assert emf_counts(output, service=SERVICE, provider=provider)[metric] == 1
+
+
 def test_a_poll_cycle_the_table_fails_is_counted_for_the_service_and_each_provider_not_only_logged(
     aws: FakeAws,
     simulator: ProviderSimulator,
@@ -105,8 +120,7 @@ def test_a_poll_cycle_the_table_fails_is_counted_for_the_service_and_each_provid
 
     # Given the scheduled poller wired to a table that does not exist: Azure with API credentials (swept and
     # polled), the other providers callbacks only (swept)
-    document = {"azure-review": simulator.provider_entry("azure-review")}
-    configure_environment(monkeypatch, aws, tmp_path, document, TABLE_NAME="no-such-table")
+    polling_azure(monkeypatch, aws, tmp_path, simulator, TABLE_NAME="no-such-table")
     capsys.readouterr()
 
     # When a cycle runs
@@ -138,8 +152,7 @@ def test_a_poll_batch_the_table_fails_is_counted_and_logged_with_its_jobs_and_de
     from verdict_relay.models.jobs import DueJob
 
     # Given a poll worker wired to a table that does not exist, and a batch of two Azure jobs fanned out to it
-    document = {"azure-review": simulator.provider_entry("azure-review")}
-    configure_environment(monkeypatch, aws, tmp_path, document, TABLE_NAME="no-such-table")
+    polling_azure(monkeypatch, aws, tmp_path, simulator, TABLE_NAME="no-such-table")
     simulator.put_job("azure-review", "az-1", azure_job("az-1", "Complete", adult_score=0.9))
     queue_url = aws.resources.queue_urls["PollQueue"]
     until = datetime.now(UTC) + timedelta(minutes=5)
@@ -175,8 +188,7 @@ def test_a_fan_out_that_fails_is_counted_for_the_service_and_the_provider(
 
     # Given the scheduled poller with a poll queue that does not exist, and a backlog of Azure jobs to fan out
     missing_queue = aws.resources.queue_urls["PollQueue"].rsplit("/", 1)[0] + "/no-such-queue"
-    document = {"azure-review": simulator.provider_entry("azure-review")}
-    configure_environment(monkeypatch, aws, tmp_path, document, POLL_QUEUE_URL=missing_queue)
+    polling_azure(monkeypatch, aws, tmp_path, simulator, POLL_QUEUE_URL=missing_queue)
     now = datetime.now(UTC)
     for i in range(30):
         dependencies().store.register("azure-review", f"az-{i:02}", {}, now, first_poll_at=now)
@@ -188,8 +200,7 @@ def test_a_fan_out_that_fails_is_counted_for_the_service_and_the_provider(
     # Then the failed fan-out is counted for the service (which FanOutFailedAlarm selects on) and the provider
     assert result["fan_out_failed"] == ["azure-review"]
     output = capsys.readouterr().out
-    assert emf_counts(output, service=SERVICE)["FanOutFailed"] == 1
-    assert emf_counts(output, service=SERVICE, provider="azure-review")["FanOutFailed"] == 1
+    assert_counted_once(output, "FanOutFailed", "azure-review")
 
 
 def test_a_poll_batch_received_after_its_hold_ended_is_counted_for_the_service_and_the_provider(
@@ -205,8 +216,7 @@ def test_a_poll_batch_received_after_its_hold_ended_is_counted_for_the_service_a
     from verdict_relay.models.jobs import DueJob
 
     # Given a batch of an Azure job whose hold ended a second ago
-    document = {"azure-review": simulator.provider_entry("azure-review")}
-    configure_environment(monkeypatch, aws, tmp_path, document)
+    polling_azure(monkeypatch, aws, tmp_path, simulator)
     queue_url = aws.resources.queue_urls["PollQueue"]
     until = datetime.now(UTC) - timedelta(seconds=1)
     PollQueue(queue_url, aws.session.client("sqs")).send(
@@ -219,8 +229,7 @@ def test_a_poll_batch_received_after_its_hold_ended_is_counted_for_the_service_a
 
     # Then it is counted stale for the service (which StalePollBatchesAlarm selects on) and the provider
     output = capsys.readouterr().out
-    assert emf_counts(output, service=SERVICE)["StalePollBatches"] == 1
-    assert emf_counts(output, service=SERVICE, provider="azure-review")["StalePollBatches"] == 1
+    assert_counted_once(output, "StalePollBatches", "azure-review")
 
 
 def test_an_authenticated_callback_that_cannot_be_read_is_counted_apart_from_a_forged_one(
