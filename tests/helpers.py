@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ __all__ = [
     "RECASINGS",
     "RECASING_IDS",
     "SUGGESTION_KEYS",
+    "Received",
     "answering",
     "api_event",
     "http_server",
@@ -32,6 +34,7 @@ __all__ = [
     "load_payload_bytes",
     "mns_push_event",
     "recased",
+    "recording",
     "with_changes",
 ]
 
@@ -132,30 +135,56 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         server.server_close()
 
 
+@dataclass(frozen=True)
+class Received:
+    """A request a stand-in server received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
 @contextlib.contextmanager
-def answering(
-    status: int, body: bytes, headers: dict[str, str] | None = None, paths: list[str] | None = None
+def recording(
+    answer: Callable[[str], tuple[int, bytes, dict[str, str]]], seen: list[Received] | None = None
 ) -> Iterator[str]:
-    """An HTTP server on 127.0.0.1 answering every GET and POST with ``status``, ``headers`` and the JSON
-    ``body`` (a provider's odd answer); yields its base URL. Each request's path is appended to ``paths``."""
+    """An HTTP server on 127.0.0.1 answering each GET and POST with ``answer(path)``: a status, a JSON body and
+    headers (a provider's answer, odd or not). Each request is appended to ``seen``. Yields its base URL."""
 
     class Handler(QuietHandler):
         def do_GET(self) -> None:
-            if paths is not None:
-                paths.append(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            self.rfile.read(length)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if seen is not None:
+                seen.append(Received(self.command, self.path, dict(self.headers.items()), body))
+            status, raw, headers = answer(self.path)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
-            for name, value in (headers or {}).items():
+            for name, value in headers.items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(raw)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(raw)
 
         do_POST = do_GET
 
     with serving(Handler) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def answering(
+    status: int, body: bytes, headers: dict[str, str] | None = None, paths: list[str] | None = None
+) -> Iterator[str]:
+    """:func:`recording`, answering every request with ``status``, ``headers`` and ``body``; each request's path
+    is appended to ``paths``."""
+
+    def answer(path: str) -> tuple[int, bytes, dict[str, str]]:
+        if paths is not None:
+            paths.append(path)
+        return status, body, headers or {}
+
+    with recording(answer) as url:
         yield url
 
 

@@ -9,6 +9,7 @@ record of what it received is the evidence).
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import threading
 import time
@@ -25,7 +26,7 @@ import pytest
 import requests
 import urllib3.connection
 
-from tests.helpers import QuietHandler, answering, serving
+from tests.helpers import QuietHandler, Received, answering, recording, serving
 from verdict_relay.clients.base import (
     FetchResult,
     ProviderAuthError,
@@ -295,6 +296,85 @@ def test_an_iam_token_answer_of_an_odd_shape_is_a_response_error_and_nothing_is_
     assert simulator.requests("huawei-video") == []
 
 
+def answers(answer: Callable[[str], tuple[int, Any, dict[str, str]]]) -> Callable[[str], Any]:
+    """``answer``, its JSON body encoded, for :func:`recording`."""
+
+    def encoded(path: str) -> tuple[int, bytes, dict[str, str]]:
+        status, payload, headers = answer(path)
+        return status, json.dumps(payload).encode(), headers
+
+    return encoded
+
+
+def test_huawei_aksk_request_carries_the_project_id_and_signs_it(simulator: ProviderSimulator) -> None:
+    # Given a Huawei v3 API that answers a finished job, signed with AK/SK for a project
+    project = simulator.credentials.huawei_project_id
+    seen: list[Received] = []
+    finished = huawei_video_job("job-1", "succeeded", "block")
+    with recording(answers(lambda path: (200, finished, {})), seen) as url:
+        settings = ProviderSettings.model_validate(simulator.provider_entry("huawei-video", endpoint=url))
+        client = build_client("huawei-video", settings, options=FAST)
+        assert client is not None
+
+        # When a job is fetched
+        client.fetch(["job-1"])
+        client.close()
+
+    # Then the request names the project in X-Project-Id, among the headers its signature covers, as Huawei's
+    # SDK sends it (APIG checks only the signed headers: an unsigned project header could be swapped in transit)
+    ((request),) = seen
+    assert request.path == f"/v3/{project}/moderation/video/jobs/job-1"
+    assert request.headers["X-Project-Id"] == project
+    signed = request.headers["Authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
+    assert "x-project-id" in signed
+
+
+@pytest.mark.parametrize(
+    ("entry", "scope"),
+    [
+        ({}, {"project": {"id": "PROJECT"}}),
+        ({"project_id": None}, {"project": {"name": "REGION"}}),
+    ],
+    ids=["project-id", "region"],
+)
+def test_huawei_iam_token_is_asked_for_the_configured_project(
+    simulator: ProviderSimulator, entry: dict[str, Any], scope: dict[str, Any]
+) -> None:
+    # Given an IAM user for the image batch API, with a project id configured, or only a region
+    expires = f"{datetime.now(UTC) + timedelta(hours=24):%Y-%m-%dT%H:%M:%S.%f}Z"
+
+    def answer(path: str) -> tuple[int, Any, dict[str, str]]:
+        if path.startswith("/v3/auth/tokens"):
+            return 201, {"token": {"expires_at": expires}}, {"X-Subject-Token": "issued-token"}
+        return 200, huawei_image_batch_job("batch-1", "running"), {}
+
+    seen: list[Received] = []
+    with recording(answers(answer), seen) as url:
+        settings = ProviderSettings.model_validate(
+            simulator.provider_entry(
+                "huawei-image-batch", auth="iam", endpoint=url, credentials={"iam_endpoint": url}, **entry
+            )
+        )
+        client = build_client("huawei-image-batch", settings, options=FAST)
+        assert client is not None
+
+        # When a job is fetched
+        client.fetch(["batch-1"])
+        client.close()
+
+    # Then the token asked for is scoped to that project (by its id; by the region's project name without one):
+    # an unscoped token, or one asked for a project "named" by its id, is refused by the moderation API
+    token_request, job_request = seen
+    assert (token_request.method, token_request.path) == ("POST", "/v3/auth/tokens")
+    expected = json.loads(
+        json.dumps(scope)
+        .replace("PROJECT", simulator.credentials.huawei_project_id)
+        .replace("REGION", simulator.credentials.huawei_region)
+    )
+    assert json.loads(token_request.body)["auth"]["scope"] == expected
+    assert job_request.headers["X-Auth-Token"] == "issued-token"
+
+
 # --- Huawei image batch -----------------------------------------------------------------------------------------
 
 
@@ -350,6 +430,24 @@ def test_image_batch_discover_lists_finished_and_failed_jobs_of_the_window(
     found = connect("huawei-image-batch").discover(now - timedelta(minutes=30), now)
 
     assert sorted(found) == ["failed", "finished"]
+
+
+def test_image_batch_discover_finds_a_job_by_when_it_finished_not_when_it_was_created(
+    simulator: ProviderSimulator, connect: Connect
+) -> None:
+    # Given a batch job created before the window (still running then, so no earlier listing of finished jobs
+    # had it) that finished within it
+    now = datetime.now(UTC).replace(microsecond=0)
+    job = huawei_image_batch_job(
+        "long-batch", "finish", [], created=now - timedelta(minutes=25), updated=now - timedelta(minutes=2)
+    )
+    simulator.put_job("huawei-image-batch", "long-batch", job)
+
+    # When the window [now - 10 min, now) is discovered
+    found = connect("huawei-image-batch").discover(now - timedelta(minutes=10), now)
+
+    # Then it is found: its update_time is in the window, and no later window would list it
+    assert found == ["long-batch"]
 
 
 # --- Alibaba MPS ------------------------------------------------------------------------------------------------
@@ -519,6 +617,71 @@ def test_a_running_alibaba_jobs_timeline_so_far_is_not_fetched_page_by_page(
     assert len(simulator.requests("alibaba-mps")) == 1
     frames = {finding.item for finding in fetched.verdict.findings if finding.time_offset is not None}
     assert frames <= {f"output{index:05d}.jpg" for index in range(100)}
+
+
+def test_alibaba_acs3_request_asks_for_json_and_signs_that(simulator: ProviderSimulator) -> None:
+    # Given MPS answering a finished job to a request signed with ACS3-HMAC-SHA256
+    job = alibaba_job("job-1", "Success", "block")
+    seen: list[Received] = []
+    listed = {"MediaCensorJobList": {"MediaCensorJob": [job]}}
+    with recording(answers(lambda path: (200, listed, {})), seen) as url:
+        settings = ProviderSettings.model_validate(simulator.provider_entry("alibaba-mps", endpoint=url))
+        client = build_client("alibaba-mps", settings, options=FAST)
+        assert client is not None
+
+        # When it is fetched
+        client.fetch(["job-1"])
+        client.close()
+
+    # Then the request asks for JSON with a signed Accept header, as Alibaba's SDK does: the query carries no
+    # Format, and an RPC API answers XML unless asked for JSON
+    ((request),) = seen
+    assert request.headers["accept"] == "application/json"
+    signed = request.headers["Authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
+    assert "accept" in signed
+
+
+@pytest.mark.parametrize("where", ["job-list", "timeline"])
+def test_alibaba_next_page_token_handed_out_again_ends_the_paging_at_once(
+    simulator: ProviderSimulator, where: str
+) -> None:
+    # Given MPS handing out the same NextPageToken again: for the job list, or for a finished job's timeline
+    job = alibaba_job("job-1", "Success", "block")
+    job["VensorCensorResult"]["NextPageToken"] = "page-2"
+    detail = {
+        "MediaCensorJobDetail": {
+            "JobId": "job-1",
+            "VensorCensorResult": copy.deepcopy(job["VensorCensorResult"]),
+        }
+    }
+    listing: dict[str, Any] = {"MediaCensorJobList": {"MediaCensorJob": [job]}}
+    if where == "job-list":
+        listing = {"MediaCensorJobList": {"MediaCensorJob": []}, "NextPageToken": "list-2"}
+
+    def answer(path: str) -> tuple[int, Any, dict[str, str]]:
+        return 200, detail if "page-2" in path else listing, {}
+
+    seen: list[Received] = []
+    with recording(answers(answer), seen) as url:
+        settings = ProviderSettings.model_validate(simulator.provider_entry("alibaba-mps", endpoint=url))
+        client = build_client("alibaba-mps", settings, options=FAST)
+        assert client is not None
+
+        # When jobs are discovered (the list) or the job is fetched (its timeline)
+        now = datetime.now(UTC)
+        read: Callable[[], object] = (
+            (lambda: client.discover(now - timedelta(hours=1), now))
+            if where == "job-list"
+            else (lambda: client.fetch(["job-1"]))
+        )
+        # (within 5 s: a client that kept paging would run out of that time instead, not hang the test)
+        with finish_within(5), pytest.raises(ProviderResponseError):
+            read()
+        client.close()
+
+    # Then the client stops at the repeat, an unreadable answer, after two requests: not a request after another
+    # from the provider's rate limit until the page guard (or the Lambda's timeout) ends it
+    assert len(seen) == 2
 
 
 def test_alibaba_discover_follows_next_page_token(connect: Connect) -> None:
@@ -729,6 +892,52 @@ def test_auth_fault_is_an_auth_error(simulator: ProviderSimulator, connect: Conn
 
     with pytest.raises(ProviderAuthError):
         connect(provider).fetch(["job-1"])
+
+
+@pytest.mark.parametrize(
+    ("provider", "body"),
+    [
+        ("huawei-video", {"error_code": "AIS.0002", "error_msg": "The authentication token is abnormal."}),
+        ("huawei-video", {"error_code": "AIS.0004", "error_msg": "The request is not authorized."}),
+        ("huawei-image-batch", {"error_code": "APIG.0303", "error_msg": "Incorrect app authentication"}),
+        ("alibaba-mps", {"Code": "InvalidTimeStamp.Expired", "Message": "Specified time stamp is expired."}),
+        ("alibaba-mps", {"Code": "SignatureNonceUsed", "Message": "Specified signature nonce was used."}),
+        ("alibaba-mps", {"Code": "NoPermission", "Message": "You are not authorized."}),
+        (
+            "alibaba-mps",
+            {"Code": "InvalidAccessKeyId.Inactive", "Message": "Specified access key is disabled."},
+        ),
+        ("alibaba-mps", {"Code": "Forbidden.RAM", "Message": "User not authorized to operate."}),
+        ("alibaba-mps", {"Code": "InvalidSecurityToken.Expired", "Message": "Specified token has expired."}),
+    ],
+    ids=lambda value: value if isinstance(value, str) else str(value.get("error_code") or value.get("Code")),
+)
+def test_a_credentials_error_code_answered_with_http_400_is_an_auth_error(
+    simulator: ProviderSimulator, connect: Connect, provider: str, body: dict[str, str]
+) -> None:
+    # Given the provider refusing our credentials with its own code on an HTTP 400 (Huawei's errors mostly
+    # come as 400, MPS's always do)
+    with answering(400, json.dumps({"RequestId": "r-1", **body}).encode()) as url:
+        client = connect(provider, endpoint=url)
+
+        # When a job is fetched, Then it is an auth error: the poller pauses the provider at once and raises
+        # ProviderAuthFailed (its alarm), rather than retrying each job as an unreadable answer
+        with pytest.raises(ProviderAuthError):
+            client.fetch(["job-1"])
+
+
+@pytest.mark.parametrize("code", ["Throttling", "Throttling.User", "Throttling.Api"])
+def test_an_mps_throttling_code_on_a_400_is_a_throttle(connect: Connect, code: str) -> None:
+    # Given MPS throttling with one of its Throttling codes on an HTTP 400 (how MPS answers every error), and
+    # no x-acs-retry-after to wait for
+    body = {"RequestId": "r-1", "Code": code, "Message": "Request was denied due to flow control."}
+    with answering(400, json.dumps(body).encode()) as url:
+        client = connect("alibaba-mps", endpoint=url)
+
+        # When a batch is fetched, Then it is a throttle: the poller leaves the batch due and backs off, rather
+        # than reading an unreadable answer and polling each job of the batch on its own into the throttle
+        with pytest.raises(ProviderThrottledError):
+            client.fetch(["job-1", "job-2"])
 
 
 @pytest.mark.parametrize("provider", PROVIDER_NAMES)
