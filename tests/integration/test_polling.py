@@ -347,6 +347,26 @@ def test_job_not_found_is_expired_and_published_as_review(
     }
 
 
+def test_a_job_the_provider_no_longer_knows_is_counted_expired_in_the_metric_and_the_cycles_report(
+    harness: Harness,
+) -> None:
+    from verdict_relay.observability import metrics
+
+    # Given a job created longer ago than UNKNOWN_JOB_GRACE_SECONDS that the provider does not know
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1, seconds=1)
+    harness.register("huawei-video", "vanished", at=an_hour_ago)
+    metrics.clear_metrics()
+
+    # When the poller runs a cycle
+    report = harness.poll()
+
+    # Then its expiry shows where an operator looks: the JobExpired metric and the cycle's report
+    assert harness.status("huawei-video", "vanished") is JobStatus.EXPIRED
+    assert sum(metrics.metric_set["JobExpired"]["Value"]) == 1
+    assert report["huawei-video"]["expired"] == 1
+    metrics.clear_metrics()
+
+
 def test_jobs_a_wrongly_configured_region_denies_wait_for_the_document_to_be_corrected(
     harness: Harness, aws: FakeAws
 ) -> None:

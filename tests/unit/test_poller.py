@@ -617,6 +617,128 @@ def test_a_batch_that_runs_out_of_time_with_ample_time_does_not_starve_its_batch
     metrics.clear_metrics()
 
 
+def test_jobs_polled_alone_after_a_slow_batch_are_batched_again_once_the_provider_answers_for_them(
+    aws: FakeAws,
+) -> None:
+    # Given ten running Alibaba jobs whose one batch ran out of time with ample time (so they are polled alone)
+    client = SlowJobClient(slow="slow")
+    world = World(aws, client)
+    jobs = ["slow", *[f"j{i}" for i in range(9)]]
+    world.register("alibaba-mps", *jobs)
+    for job_id in jobs:
+        client.jobs[job_id] = verdict("alibaba-mps", job_id, JobStatus.RUNNING)
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    # and the slow job's answer is quick again, so the next cycle's polls of them, one per batch, are answered
+    client.slow = "none"
+    world.clock[0] += timedelta(minutes=1)
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    assert sorted(client.requests[1:]) == sorted([job] for job in jobs)
+
+    # When they are due again
+    world.clock[0] += timedelta(minutes=20)
+    del client.requests[:]
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then they are asked about in one request again, not one request each for good
+    assert [sorted(r) for r in client.requests] == [sorted(jobs)]
+
+
+def test_a_job_that_ran_out_of_time_alone_is_not_batched_with_jobs_registered_later(aws: FakeAws) -> None:
+    # Given an Alibaba job that cannot be fetched in the time a poll has, polled alone (the only due job)
+    client = SlowJobClient(slow="slow")
+    world = World(aws, client)
+    world.register("alibaba-mps", "slow")
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    # and nine finished jobs registered afterwards
+    others = [f"j{i}" for i in range(9)]
+    world.register("alibaba-mps", *others)
+    for job_id in others:
+        client.jobs[job_id] = verdict("alibaba-mps", job_id, JobStatus.SUCCEEDED, Suggestion.BLOCK)
+
+    # When the next cycle runs, the slow job due again
+    world.clock[0] += timedelta(hours=1)
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then the others are resolved in it: the slow job is polled alone, not in their batch
+    assert [world.status("alibaba-mps", j) for j in others] == [JobStatus.SUCCEEDED] * 9
+    assert all(r == ["slow"] for r in client.requests if "slow" in r)
+
+
+def test_credentials_refused_at_a_poll_raise_the_auth_alarm_and_leave_the_job_due(aws: FakeAws) -> None:
+    # Given a provider that does not list its jobs (Azure), whose API now refuses our credentials
+    client = ScriptedClient("azure-review")
+    client.discovers = False
+    world = World(aws, client)
+    world.register("azure-review", "r1")
+    client.failures = [ProviderAuthError("401 from provider")]
+    metrics.clear_metrics()
+
+    # When a cycle polls its job
+    report = world.poller.run_cycle(PLENTY_OF_TIME).providers["azure-review"]
+
+    # Then the refusal is counted where ProviderAuthFailedAlarm watches, and the job stays due
+    assert sum(metrics.metric_set["ProviderAuthFailed"]["Value"]) == 1
+    assert (report.failed_requests, report.left_due) == (1, 1)
+    assert world.due("azure-review") == ["r1"]
+    metrics.clear_metrics()
+
+
+def test_a_half_open_trial_answered_unreadably_closes_the_breaker_for_the_other_jobs(aws: FakeAws) -> None:
+    # Given a provider whose breaker three 5xx opened, and three due jobs whose answers cannot be read
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    job_ids = ["j1", "j2", "j3"]
+    world.register("huawei-video", *job_ids)
+    client.failures = [ProviderUnavailableError("503")] * 3
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    assert world.breakers["huawei-video"].is_open
+    client.unreadable.update(job_ids)
+    del client.requests[:]
+
+    # When the cool-down and their backoff have passed and a cycle runs
+    world.clock[0] += timedelta(minutes=2)
+    report = world.poller.run_cycle(PLENTY_OF_TIME).providers["huawei-video"]
+
+    # Then the provider answered the trial, so the breaker closes and every job is asked about, none left due
+    assert sorted(client.requests) == [[j] for j in job_ids]
+    assert report.left_due == 0
+    assert world.breakers["huawei-video"].is_closed
+
+
+def test_a_poll_batch_for_a_provider_not_polled_here_is_counted_as_left_due(aws: FakeAws) -> None:
+    # Given a container whose providers document polls only Alibaba, and a fan-out batch of two Huawei jobs
+    world = World(aws, ScriptedClient("alibaba-mps"))
+    world.register("huawei-video", "j1", "j2")
+    metrics.clear_metrics()
+
+    # When a poll worker of that container takes the batch
+    report = world.poller.poll_jobs("huawei-video", [DueJob("j1"), DueJob("j2")], PLENTY_OF_TIME)
+
+    # Then the jobs stay due, and are counted where the jobs a poll left due are
+    assert (report.skipped, report.left_due) == ("not configured", 2)
+    assert sum(metrics.metric_set["JobsLeftDue"]["Value"]) == 2
+    assert world.due("huawei-video") == ["j1", "j2"]
+    metrics.clear_metrics()
+
+
+def test_a_cycle_that_skips_a_provider_behind_its_open_breaker_counts_it_for_the_alarm(aws: FakeAws) -> None:
+    # Given a provider that asked to be left alone for ten minutes (a throttle's Retry-After), and a due job
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    world.register("huawei-video", "j1")
+    world.breakers["huawei-video"].record_failure(retry_after_s=600)
+    metrics.clear_metrics()
+
+    # When a scheduled cycle runs
+    report = world.poller.run_cycle(PLENTY_OF_TIME).providers["huawei-video"]
+
+    # Then nothing is asked, and the skip is counted where ProviderRequestsFailingAlarm watches
+    assert (report.skipped, client.requests) == ("circuit open", [])
+    assert sum(metrics.metric_set["ProviderSkippedCircuitOpen"]["Value"]) == 1
+    assert world.due("huawei-video") == ["j1"]
+    metrics.clear_metrics()
+
+
 def test_cycle_stops_taking_work_when_time_runs_low_and_leaves_the_rest_due(aws: FakeAws) -> None:
     client = ScriptedClient("huawei-video")
     world = World(aws, client)
@@ -743,6 +865,30 @@ def test_a_discovery_window_that_could_not_be_listed_in_time_is_halved_until_one
     assert client.discovery_windows[-1] == (caught_up, caught_up + timedelta(hours=1))
 
 
+def test_a_discovery_that_cannot_list_even_the_shortest_window_in_time_raises_its_alarm(aws: FakeAws) -> None:
+    # Given an Alibaba backlog whose listing runs out of time whatever the window
+    client = ScriptedClient("alibaba-mps")
+    world = World(aws, client)
+    start = NOW - timedelta(days=1)
+    world.store.set_watermark("alibaba-mps", start)
+    client.discovery_failures = [ProviderOutOfTimeError("alibaba-mps: no time left for another request")] * 5
+    metrics.clear_metrics()
+
+    # When cycles run until the window is the shortest (an hour halved to 30, 15, 7.5, then 5 minutes)
+    for _ in range(4):
+        world.poller.run_cycle(PLENTY_OF_TIME)
+    assert "DiscoveryFailed" not in metrics.metric_set
+    world.poller.run_cycle(PLENTY_OF_TIME)
+    assert client.discovery_windows[-1] == (start, start + timedelta(minutes=5))
+
+    # Then that one running out of time too is a stuck discovery: DiscoveryFailed (its alarm), not a provider
+    # failing (our time ran out, not its patience)
+    assert sum(metrics.metric_set["DiscoveryFailed"]["Value"]) == 1
+    assert "ProviderRequestFailed" not in metrics.metric_set
+    assert world.store.watermark("alibaba-mps") == start
+    metrics.clear_metrics()
+
+
 def test_a_listing_too_long_to_mark_due_in_discoverys_share_leaves_the_polls_their_time_and_moves_on(
     aws: FakeAws,
 ) -> None:
@@ -778,6 +924,34 @@ def test_a_listing_too_long_to_mark_due_in_discoverys_share_leaves_the_polls_the
     assert client.discovery_windows[-1] == (start, start + timedelta(minutes=30))
     assert first.discovered + second.discovered == 100
     assert world.store.watermark("alibaba-mps") == start + timedelta(minutes=29)
+
+
+def test_a_window_whose_last_listed_job_could_not_be_marked_due_in_time_is_listed_again(aws: FakeAws) -> None:
+    # Given an Alibaba window listing three jobs nobody registered, and an invocation whose clock moves 0.4 s with
+    # every DynamoDB read, leaving discovery the time to check all but the last of them
+    elapsed = [0.0]
+
+    def tick(**_: Any) -> None:
+        elapsed[0] += 0.4
+
+    aws.session.events.register("before-call.dynamodb.GetItem", tick)
+    client = ScriptedClient("alibaba-mps")
+    world = World(aws, client)
+    start = NOW - timedelta(hours=3)
+    world.store.set_watermark("alibaba-mps", start)
+    client.discoverable = ["mps-0", "mps-1", "mps-2"]
+    elapsed[0] = 0.0
+
+    # When a cycle runs
+    first = world.poller.run_cycle(lambda: 5.0 - elapsed[0]).providers["alibaba-mps"]
+
+    # Then the job it had no time for is not left behind: the watermark stays, and the next cycle lists the
+    # same window's start again (the watermark moving on would never list that job again)
+    assert first.discovered == 2
+    assert world.store.watermark("alibaba-mps") == start
+    world.poller.run_cycle(PLENTY_OF_TIME, held={"alibaba-mps"})
+    assert client.discovery_windows[-1][0] == start
+    assert world.store.exists("alibaba-mps", "mps-2")
 
 
 def test_a_polled_result_that_differs_from_the_stored_verdict_is_kept_as_a_conflict_and_not_published(
@@ -1736,6 +1910,24 @@ def test_an_image_batch_the_provider_no_longer_keeps_is_expired_without_the_grac
     metrics.clear_metrics()
 
 
+def test_an_image_batch_expired_for_its_age_is_counted_where_the_dashboard_reads_it(aws: FakeAws) -> None:
+    # Given an image batch job 31 minutes old (Huawei keeps them 30) that Huawei answers with a 500
+    client = ScriptedClient("huawei-image-batch")
+    world = World(aws, client)
+    world.register("huawei-image-batch", "old", at=NOW - timedelta(minutes=31))
+    client.failing.add("old")
+    metrics.clear_metrics()
+
+    # When the poller runs a cycle
+    report = world.poller.run_cycle(PLENTY_OF_TIME).providers["huawei-image-batch"]
+
+    # Then it is expired, and the expiry is counted once: in the cycle's report and in JobExpired
+    assert world.status("huawei-image-batch", "old") is JobStatus.EXPIRED
+    assert report.expired == 1
+    assert sum(metrics.metric_set["JobExpired"]["Value"]) == 1
+    metrics.clear_metrics()
+
+
 def test_only_the_thread_holding_the_trial_can_give_it_back() -> None:
     now = [0.0]
     breaker = CircuitBreaker(threshold=1, cooldown_s=60, clock=lambda: now[0])
@@ -1821,6 +2013,21 @@ def test_jobs_of_a_provider_nothing_polls_are_counted_overdue_at_every_cycle_onc
     assert [r.__dict__["job_ids"] for r in warnings] == [["hv-silent"], ["hv-silent"]]
     assert world.status("huawei-video", "hv-silent") is JobStatus.PENDING
     assert world.due("huawei-video") == ["hv-silent", "hv-young"]
+    metrics.clear_metrics()
+
+
+def test_each_unheard_job_of_a_provider_nothing_polls_is_counted_overdue(aws: FakeAws) -> None:
+    # Given huawei-video served by callbacks only (no client), and three jobs stored 25 hours ago whose callbacks
+    # never came
+    world = World(aws, ScriptedClient("alibaba-mps"))
+    world.register("huawei-video", "hv-1", "hv-2", "hv-3", at=NOW - timedelta(hours=25))
+    metrics.clear_metrics()
+
+    # When a cycle runs
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then JobOverdue counts the jobs, as it does for polled ones, not the cycle
+    assert sum(metrics.metric_set["JobOverdue"]["Value"]) == 3
     metrics.clear_metrics()
 
 
