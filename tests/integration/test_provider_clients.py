@@ -306,27 +306,39 @@ def answers(answer: Callable[[str], tuple[int, Any, dict[str, str]]]) -> Callabl
     return encoded
 
 
+def requests_of_a_fetch(
+    simulator: ProviderSimulator, provider: str, answer: Callable[[str], tuple[int, Any, dict[str, str]]]
+) -> list[Received]:
+    """What the provider's client sends to fetch job-1 from an API answering ``answer``."""
+    seen: list[Received] = []
+    with recording(answers(answer), seen) as url:
+        settings = ProviderSettings.model_validate(simulator.provider_entry(provider, endpoint=url))
+        client = build_client(provider, settings, options=FAST)
+        assert client is not None
+        client.fetch(["job-1"])
+        client.close()
+    return seen
+
+
+def signed_headers(request: Received) -> list[str]:
+    """The headers an ACS3 or Huawei SDK-HMAC signature covers (its Authorization's SignedHeaders)."""
+    return request.headers["Authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
+
+
 def test_huawei_aksk_request_carries_the_project_id_and_signs_it(simulator: ProviderSimulator) -> None:
     # Given a Huawei v3 API that answers a finished job, signed with AK/SK for a project
     project = simulator.credentials.huawei_project_id
-    seen: list[Received] = []
     finished = huawei_video_job("job-1", "succeeded", "block")
-    with recording(answers(lambda path: (200, finished, {})), seen) as url:
-        settings = ProviderSettings.model_validate(simulator.provider_entry("huawei-video", endpoint=url))
-        client = build_client("huawei-video", settings, options=FAST)
-        assert client is not None
 
-        # When a job is fetched
-        client.fetch(["job-1"])
-        client.close()
+    # When a job is fetched
+    seen = requests_of_a_fetch(simulator, "huawei-video", lambda path: (200, finished, {}))
 
     # Then the request names the project in X-Project-Id, among the headers its signature covers, as Huawei's
     # SDK sends it (APIG checks only the signed headers: an unsigned project header could be swapped in transit)
     ((request),) = seen
     assert request.path == f"/v3/{project}/moderation/video/jobs/job-1"
     assert request.headers["X-Project-Id"] == project
-    signed = request.headers["Authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
-    assert "x-project-id" in signed
+    assert "x-project-id" in signed_headers(request)
 
 
 @pytest.mark.parametrize(
@@ -621,24 +633,16 @@ def test_a_running_alibaba_jobs_timeline_so_far_is_not_fetched_page_by_page(
 
 def test_alibaba_acs3_request_asks_for_json_and_signs_that(simulator: ProviderSimulator) -> None:
     # Given MPS answering a finished job to a request signed with ACS3-HMAC-SHA256
-    job = alibaba_job("job-1", "Success", "block")
-    seen: list[Received] = []
-    listed = {"MediaCensorJobList": {"MediaCensorJob": [job]}}
-    with recording(answers(lambda path: (200, listed, {})), seen) as url:
-        settings = ProviderSettings.model_validate(simulator.provider_entry("alibaba-mps", endpoint=url))
-        client = build_client("alibaba-mps", settings, options=FAST)
-        assert client is not None
+    listed = {"MediaCensorJobList": {"MediaCensorJob": [alibaba_job("job-1", "Success", "block")]}}
 
-        # When it is fetched
-        client.fetch(["job-1"])
-        client.close()
+    # When it is fetched
+    seen = requests_of_a_fetch(simulator, "alibaba-mps", lambda path: (200, listed, {}))
 
     # Then the request asks for JSON with a signed Accept header, as Alibaba's SDK does: the query carries no
     # Format, and an RPC API answers XML unless asked for JSON
     ((request),) = seen
     assert request.headers["accept"] == "application/json"
-    signed = request.headers["Authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
-    assert "accept" in signed
+    assert "accept" in signed_headers(request)
 
 
 @pytest.mark.parametrize("where", ["job-list", "timeline"])
