@@ -502,6 +502,25 @@ def test_only_consecutive_failures_open_the_breaker() -> None:
     assert (breaker.is_open, breaker.allow()) == (False, True)
 
 
+def test_a_success_ends_a_credentials_trip_so_a_later_outage_is_waited_out_again() -> None:
+    # Given a breaker tripped by refused credentials, whose trial succeeded once they were corrected
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=3, cooldown_s=60, clock=lambda: now[0])
+    breaker.record_failure(trip=True)
+    assert breaker.tripped
+    now[0] = 61.0
+    assert breaker.allow()
+    breaker.record_success()
+
+    # When the provider later fails three times in a row (an outage, not our credentials)
+    for _ in range(3):
+        breaker.record_failure()
+
+    # Then the breaker is open but not tripped: a poll batch waits out its cool-down if its time allows, rather
+    # than leaving its jobs due as it does when the credentials are refused
+    assert (breaker.is_open, breaker.tripped) == (True, False)
+
+
 def test_a_wait_a_service_asked_for_is_not_ended_by_a_call_that_was_already_out() -> None:
     # Given a throttle saying "come back in 120 s", while other calls were already on their way
     now = [0.0]
