@@ -7,7 +7,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,6 +40,13 @@ from verdict_relay.observability import metrics
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 PLENTY_OF_TIME = lambda: 600.0  # noqa: E731
+
+
+@pytest.fixture(autouse=True)
+def metrics_of_this_test_only() -> Iterator[None]:
+    """The metrics a test counts are not carried into the next one (Powertools keeps them until a flush)."""
+    yield
+    metrics.clear_metrics()
 
 
 class ScriptedClient(ProviderClient):
@@ -259,7 +266,6 @@ def test_a_job_answered_unreadably_or_left_out_of_the_answer_is_counted_where_it
     # Then each is counted as unanswered (JobsUnansweredAlarm watches it) and stays outstanding
     assert sum(metrics.metric_set["JobUnanswered"]["Value"]) == 2
     assert [world.status("azure-review", j) for j in ("unreadable", "left-out")] == [JobStatus.PENDING] * 2
-    metrics.clear_metrics()
 
 
 def test_a_job_whose_answer_cannot_be_read_backs_off_and_does_not_hold_its_batch_or_the_provider(
@@ -633,7 +639,6 @@ def test_a_batch_that_runs_out_of_time_with_ample_time_does_not_starve_its_batch
         slow.poll_attempts == len(polls_of_slow) - 1 >= 1
     )  # each poll alone rescheduled it with its backoff
     assert sum(metrics.metric_set["JobOutOfTime"]["Value"]) == slow.poll_attempts
-    metrics.clear_metrics()
 
 
 def test_jobs_polled_alone_after_a_slow_batch_are_batched_again_once_the_provider_answers_for_them(
@@ -699,7 +704,6 @@ def test_credentials_refused_at_a_poll_raise_the_auth_alarm_and_leave_the_job_du
     assert sum(metrics.metric_set["ProviderAuthFailed"]["Value"]) == 1
     assert (report.failed_requests, report.left_due) == (1, 1)
     assert world.due("azure-review") == ["r1"]
-    metrics.clear_metrics()
 
 
 def test_a_half_open_trial_answered_unreadably_closes_the_breaker_for_the_other_jobs(aws: FakeAws) -> None:
@@ -737,7 +741,6 @@ def test_a_poll_batch_for_a_provider_not_polled_here_is_counted_as_left_due(aws:
     assert (report.skipped, report.left_due) == ("not configured", 2)
     assert sum(metrics.metric_set["JobsLeftDue"]["Value"]) == 2
     assert world.due("huawei-video") == ["j1", "j2"]
-    metrics.clear_metrics()
 
 
 def test_a_cycle_that_skips_a_provider_behind_its_open_breaker_counts_it_for_the_alarm(aws: FakeAws) -> None:
@@ -755,7 +758,6 @@ def test_a_cycle_that_skips_a_provider_behind_its_open_breaker_counts_it_for_the
     assert (report.skipped, client.requests) == ("circuit open", [])
     assert sum(metrics.metric_set["ProviderSkippedCircuitOpen"]["Value"]) == 1
     assert world.due("huawei-video") == ["j1"]
-    metrics.clear_metrics()
 
 
 def test_cycle_stops_taking_work_when_time_runs_low_and_leaves_the_rest_due(aws: FakeAws) -> None:
@@ -789,7 +791,6 @@ def test_credentials_refused_at_discovery_count_as_an_auth_failure_and_pause_the
     assert report.providers["alibaba-mps"].left_due == 1
     assert client.requests == []
     assert world.due("alibaba-mps") == ["j1"]
-    metrics.clear_metrics()
 
 
 def test_a_list_api_that_keeps_failing_never_stops_the_providers_job_polls(aws: FakeAws) -> None:
@@ -816,7 +817,6 @@ def test_a_list_api_that_keeps_failing_never_stops_the_providers_job_polls(aws: 
     assert world.status("huawei-image-batch", "j1") is JobStatus.SUCCEEDED
     assert [m["verdict"]["job_id"] for m in aws.published()] == ["j1"]
     assert "DiscoveryFailed" in metrics.metric_set
-    metrics.clear_metrics()
 
 
 def test_after_an_outage_discovery_catches_up_an_hour_a_cycle_instead_of_listing_days_at_once(
@@ -905,7 +905,6 @@ def test_a_discovery_that_cannot_list_even_the_shortest_window_in_time_raises_it
     assert sum(metrics.metric_set["DiscoveryFailed"]["Value"]) == 1
     assert "ProviderRequestFailed" not in metrics.metric_set
     assert world.store.watermark("alibaba-mps") == start
-    metrics.clear_metrics()
 
 
 def test_a_listing_too_long_to_mark_due_in_discoverys_share_leaves_the_polls_their_time_and_moves_on(
@@ -1514,7 +1513,6 @@ def test_an_owed_verdict_that_cannot_be_read_does_not_hold_back_the_others(
     bad = next(i for i in aws.table_items() if i["pk"]["S"] == "huawei-video#bad")
     assert bad["publish_state"]["S"] == "pending"
     assert sum(metrics.metric_set["OwedPublishUnreadable"]["Value"]) == 1
-    metrics.clear_metrics()
 
 
 @pytest.mark.parametrize("provider", ["huawei-video", "huawei-image-batch"])
@@ -1556,7 +1554,6 @@ def test_a_result_s3_will_not_archive_waits_its_backoff_and_does_not_hold_back_t
     assert [(m["verdict"]["job_id"], m["verdict"]["suggestion"]) for m in aws.published()] == [
         ("large", "block")
     ]
-    metrics.clear_metrics()
 
 
 def test_a_table_that_throttles_the_sweeps_claims_stops_the_sweep_as_a_storage_failure(aws: FakeAws) -> None:
@@ -1595,7 +1592,6 @@ def test_a_table_that_throttles_the_sweeps_claims_stops_the_sweep_as_a_storage_f
     events.unregister("before-send.dynamodb.UpdateItem", throttle_claims)
     world.poller.run_cycle(PLENTY_OF_TIME)
     assert sorted(m["verdict"]["job_id"] for m in aws.published()) == ["a", "b", "c"]
-    metrics.clear_metrics()
 
 
 @pytest.mark.parametrize("order", ["poll-first", "callback-first"])
@@ -1797,7 +1793,6 @@ def test_a_fan_out_batch_does_not_wait_for_a_breaker_that_ends_past_its_time(
     assert (second.left_due, second.skipped) == (3, "circuit open")
     assert sum(metrics.metric_set["JobsLeftDue"]["Value"]) == 6
     assert sum(metrics.metric_set["ProviderSkippedCircuitOpen"]["Value"]) == 1
-    metrics.clear_metrics()
 
 
 def test_a_fan_out_batch_for_a_provider_not_polled_here_leaves_its_jobs_due(aws: FakeAws) -> None:
@@ -1926,7 +1921,6 @@ def test_an_image_batch_the_provider_no_longer_keeps_is_expired_without_the_grac
     )
     assert (report.expired, report.rescheduled) == (1, 1)
     assert sum(metrics.metric_set["JobUnknownToProvider"]["Value"]) == 1
-    metrics.clear_metrics()
 
 
 def test_an_image_batch_expired_for_its_age_is_counted_where_the_dashboard_reads_it(aws: FakeAws) -> None:
@@ -1944,7 +1938,6 @@ def test_an_image_batch_expired_for_its_age_is_counted_where_the_dashboard_reads
     assert world.status("huawei-image-batch", "old") is JobStatus.EXPIRED
     assert report.expired == 1
     assert sum(metrics.metric_set["JobExpired"]["Value"]) == 1
-    metrics.clear_metrics()
 
 
 def test_only_the_thread_holding_the_trial_can_give_it_back() -> None:
@@ -2032,7 +2025,6 @@ def test_jobs_of_a_provider_nothing_polls_are_counted_overdue_at_every_cycle_onc
     assert [r.__dict__["job_ids"] for r in warnings] == [["hv-silent"], ["hv-silent"]]
     assert world.status("huawei-video", "hv-silent") is JobStatus.PENDING
     assert world.due("huawei-video") == ["hv-silent", "hv-young"]
-    metrics.clear_metrics()
 
 
 def test_each_unheard_job_of_a_provider_nothing_polls_is_counted_overdue(aws: FakeAws) -> None:
@@ -2047,7 +2039,6 @@ def test_each_unheard_job_of_a_provider_nothing_polls_is_counted_overdue(aws: Fa
 
     # Then JobOverdue counts the jobs, as it does for polled ones, not the cycle
     assert sum(metrics.metric_set["JobOverdue"]["Value"]) == 3
-    metrics.clear_metrics()
 
 
 def test_a_running_job_with_a_long_result_so_far_is_stored_with_its_strongest_findings(aws: FakeAws) -> None:
@@ -2131,7 +2122,6 @@ def test_a_write_the_table_refuses_for_one_job_leaves_it_to_its_backoff_and_the_
     job = world.store.get("huawei-video", "refused")
     assert job is not None
     assert (job.status, job.poll_attempts) == (JobStatus.PENDING, 1)
-    metrics.clear_metrics()
 
 
 def test_a_table_that_denies_a_jobs_write_stops_the_cycle_counted_once(aws: FakeAws) -> None:
@@ -2158,4 +2148,3 @@ def test_a_table_that_denies_a_jobs_write_stops_the_cycle_counted_once(aws: Fake
     assert sum(metrics.metric_set["PollerStorageFailed"]["Value"]) == 1
     assert report.rescheduled == 0
     assert sorted(world.due("huawei-video")) == ["a", "b"]
-    metrics.clear_metrics()
