@@ -395,6 +395,63 @@ def test_lists_without_their_wrapper_are_read_like_wrapped_ones() -> None:
     assert non_existent_ids(payload) == ["gone-1", "gone-2"]
 
 
+def test_a_lone_cover_and_a_lone_timeline_frame_without_their_wrapper_keep_their_findings() -> None:
+    # Given the seed job whose one cover and one timeline frame stand alone where their lists belong, as an
+    # XML-to-JSON conversion writes a one-element list without its wrapper key
+    job = seed_job()
+    job["CoverImageCensorResults"] = job["CoverImageCensorResults"]["CoverImageCensorResult"][0]
+    video = job["VensorCensorResult"]
+    video["VideoTimelines"] = video["VideoTimelines"]["VideoTimeline"][0]
+
+    # When it is parsed
+    verdict = only_verdict(job)
+
+    # Then the cover's and the frame's findings are those of the wrapped seed, named by their object and time
+    assert findings_for(verdict, "test/ai/censor/v2/vme-****.jpg") == [
+        Finding(
+            category="live",
+            label="normal",
+            confidence=1.0,
+            suggestion=Suggestion.PASS,
+            item="test/ai/censor/v2/vme-****.jpg",
+        )
+    ]
+    assert findings_for(verdict, "output{Count}.jpg") == [
+        Finding(
+            category="pron",
+            label="normal",
+            confidence=0.9999,
+            suggestion=Suggestion.BLOCK,
+            item="output{Count}.jpg",
+            time_offset=179.999,
+        )
+    ]
+    assert verdict.findings == only_verdict(seed_job()).findings
+
+
+def test_a_part_summed_up_as_block_adds_no_finding_when_a_later_result_is_as_strict() -> None:
+    # Given an audio part summed up as block whose whole-track results are a pass and then the block itself
+    job = seed_job()
+    job["AudioCensorResult"] = {
+        "Suggestion": "block",
+        "CensorResults": {
+            "CensorResult": [
+                {"Scene": "antispam", "Label": "normal", "Rate": "99.5", "Suggestion": "pass"},
+                {"Scene": "porn", "Label": "porn", "Rate": "97.25", "Suggestion": "block"},
+            ]
+        },
+    }
+
+    # When it is parsed
+    audio = findings_for(only_verdict(job), "audio")
+
+    # Then the block is explained by its result: no invented "audio" finding beside it
+    assert [(f.category, f.label, f.confidence, f.suggestion) for f in audio] == [
+        ("antispam", "normal", 0.995, Suggestion.PASS),
+        ("porn", "porn", 0.9725, Suggestion.BLOCK),
+    ]
+
+
 @pytest.mark.parametrize("empty", [{}, "", None, {"MediaCensorJob": []}, {"MediaCensorJob": None}])
 def test_an_empty_or_null_job_list_gives_no_verdicts(empty: Any) -> None:
     assert adapter.parse({"RequestId": "R-1", "MediaCensorJobList": empty}) == []
@@ -631,6 +688,17 @@ def assert_payload_error(payload: Any, field: str) -> PayloadError:
         adapter.parse(payload)
     assert raised.value.field == field
     return raised.value
+
+
+@pytest.mark.parametrize("scored", [{"Rate": "99.9"}, {"Label": "porn"}])
+def test_a_score_or_label_without_its_scene_is_refused_naming_the_part(scored: dict[str, str]) -> None:
+    # Given a title result that says block with a score or a label but no Scene it belongs to
+    job = seed_job()
+    job["TitleCensorResult"] = {"Suggestion": "block", **scored}
+
+    # When it is parsed, then it is refused at the part, not read as a summary without a score
+    error = assert_payload_error(list_of(job), "MediaCensorJobList.0.TitleCensorResult")
+    assert "Scene is missing" in error.problem
 
 
 def test_non_numeric_rate_is_refused_naming_the_field() -> None:

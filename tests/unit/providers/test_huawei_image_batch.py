@@ -236,6 +236,55 @@ def test_lists_sent_as_null_are_read_as_empty() -> None:
     assert (verdict.status, verdict.suggestion, verdict.findings) == (JobStatus.SUCCEEDED, None, [])
 
 
+def test_the_first_face_of_a_face_detail_list_is_the_findings_box() -> None:
+    # Given a politics entry whose face_detail lists two faces, as the API page's List allows
+    payload = one_image(
+        suggestion="review",
+        category_suggestions={"politics": "review"},
+        detail={
+            "politics": [
+                {
+                    "label": "someone",
+                    "face_detail": [
+                        {"x": 10, "y": 20, "w": 30, "h": 40},
+                        {"x": 100, "y": 200, "w": 5, "h": 6},
+                    ],
+                }
+            ]
+        },
+    )
+
+    # When it is parsed
+    box = only_verdict(payload).findings[0].face_location
+
+    # Then the first face is the finding's box
+    assert box is not None
+    assert (box.top_left_x, box.top_left_y, box.bottom_right_x, box.bottom_right_y) == (10, 20, 40, 60)
+
+
+def test_a_face_detail_missing_its_size_is_no_box_and_the_finding_is_kept() -> None:
+    # Given a politics entry whose face_detail has a position but no width or height
+    payload = one_image(
+        suggestion="review",
+        category_suggestions={"politics": "review"},
+        detail={"politics": [{"label": "someone", "confidence": 0.81, "face_detail": {"x": 10, "y": 20}}]},
+    )
+
+    # When it is parsed
+    findings = only_verdict(payload).findings
+
+    # Then the finding is read without a box rather than the batch failing to parse
+    assert findings == [
+        Finding(
+            category="politics",
+            label="someone",
+            confidence=0.81,
+            suggestion=Suggestion.REVIEW,
+            item=BEACH_URL,
+        )
+    ]
+
+
 def test_face_detail_given_as_a_list_as_the_api_page_documents_it_becomes_a_box() -> None:
     payload = one_image(
         suggestion="review",
@@ -336,6 +385,71 @@ def test_a_failed_job_keeps_the_images_it_moderated_and_a_blocked_image_is_publi
     assert final.error is not None
     assert final.error.code == "job_failed"
     assert policy.should_publish(final)
+
+
+def test_a_failed_job_with_its_own_error_code_keeps_it_as_the_error() -> None:
+    # Given a failed batch that says why it failed
+    payload = {
+        "result": {
+            "job_id": "f1",
+            "status": "failed",
+            "error_code": "AIS.0402",
+            "error_msg": "Download failed",
+            "items": [{"url": BEACH_URL}],
+        }
+    }
+
+    # When it is parsed
+    verdict = only_verdict(payload)
+
+    # Then the provider's reason is the verdict's error, not the generic one
+    assert verdict.status is JobStatus.FAILED
+    assert verdict.error == VerdictError(code="AIS.0402", message="Download failed")
+
+
+@pytest.mark.parametrize("order", [("pass", "block"), ("review", "block"), ("pass", "review")])
+def test_the_jobs_suggestion_is_its_strictest_images_whatever_the_order(order: tuple[str, str]) -> None:
+    # Given a finished batch of two images, the stricter one second, each with its category's suggestion
+    milder, stricter = order
+    payload = {
+        "result": {
+            "job_id": "two",
+            "status": "finish",
+            "items": [
+                {
+                    "url": BANNER_URL,
+                    "suggestion": milder,
+                    "category_suggestions": {"porn": milder},
+                    "detail": {"porn": [{"label": "sexy", "confidence": 0.2}]},
+                },
+                {
+                    "url": BEACH_URL,
+                    "suggestion": stricter,
+                    "category_suggestions": {"porn": stricter},
+                    "detail": {"porn": [{"label": "porn", "confidence": 0.97}]},
+                },
+            ],
+        }
+    }
+
+    # When it is parsed
+    verdict = only_verdict(payload)
+
+    # Then the provider's suggestion for the job is the stricter image's
+    assert verdict.suggestion is Suggestion(stricter)
+    assert verdict.decided_by == "provider"
+
+
+def test_a_passed_image_with_no_detail_adds_no_finding() -> None:
+    # Given a finished batch whose one image passed and names nothing it scored
+    payload = one_image(suggestion="pass")
+
+    # When it is parsed
+    verdict = only_verdict(payload)
+
+    # Then it passes with no finding: nothing was found in it
+    assert verdict.suggestion is Suggestion.PASS
+    assert verdict.findings == []
 
 
 def test_a_failed_jobs_image_rated_block_without_per_category_suggestions_still_makes_it_block() -> None:
