@@ -198,6 +198,7 @@ def test_without_a_seed_the_signature_is_not_checked() -> None:
         (lambda p: p.update(status="finish"), "status"),
         (lambda p: p.update(result=["block"]), "result"),
         (lambda p: p["result"]["details"][0].pop("label"), "result.details.0.label"),
+        (lambda p: p["result"]["details"][0].update(label=""), "result.details.0.label"),
         (lambda p: p["result"]["details"][0].update(start_time="abc"), "result.details.0.start_time"),
         (lambda p: p["result"]["details"][1].update(suggestion="maybe"), "result.details.1.suggestion"),
         (
@@ -210,6 +211,7 @@ def test_without_a_seed_the_signature_is_not_checked() -> None:
         "unknown-status",
         "result-not-object",
         "missing-label",
+        "empty-label",
         "time-string",
         "bad-suggestion",
         "segment-without-text",

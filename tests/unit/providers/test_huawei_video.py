@@ -255,6 +255,29 @@ def test_a_failed_job_whose_result_its_model_refuses_is_failed_with_what_suggest
         assert VerdictPolicy().should_publish(final)
 
 
+@pytest.mark.parametrize("status", ["FAILED", "Failed"])
+def test_a_failed_status_in_any_case_whose_result_its_model_refuses_is_still_a_failed_job(
+    status: str,
+) -> None:
+    # Given a failed job whose status is recased (read like "failed") and whose undocumented result has
+    # a frame its model refuses (a negative time)
+    payload = load_payload(PROVIDER, "failed") | {
+        "status": status,
+        "error_code": "AIS.0402",
+        "result": {"suggestion": "block", "image_detail": [{"suggestion": "block", "time": -1.0}]},
+    }
+
+    # When it is read as a query response and as a callback body
+    for verdict in (only_verdict(payload), *adapter.parse_bytes(json.dumps(payload).encode())):
+        # Then it is the failed job it is, with the block its result gives, not a 422 at every re-send
+        assert (verdict.status, verdict.suggestion, verdict.findings) == (
+            JobStatus.FAILED,
+            Suggestion.BLOCK,
+            [],
+        )
+        assert VerdictPolicy().finalize(verdict).suggestion is Suggestion.BLOCK
+
+
 def test_a_finished_or_running_job_whose_result_its_model_refuses_is_still_refused() -> None:
     result = {"suggestion": "block", "image_detail": [{"suggestion": "block", "time": -1.0}]}
     for status in ("succeeded", "running"):
@@ -310,6 +333,56 @@ def test_clip_detail_entry_without_label_takes_the_clips_label() -> None:
 
     finding = only_verdict(payload).findings[9]
     assert (finding.category, finding.label) == ("moan", "moan")
+
+
+def test_clip_detail_entries_keep_their_own_labels_when_the_clip_is_labelled_otherwise() -> None:
+    # Given a clip labelled with its likeliest label (as Huawei documents it) whose entries carry two labels
+    payload = load_payload(PROVIDER, "succeeded")
+    payload["result"]["audio_detail"][0]["detail"][1]["label"] = "moan"
+
+    # When it is parsed
+    findings = only_verdict(payload).findings
+
+    # Then each entry's finding is named by the entry's own label, not the clip's
+    assert [(f.category, f.label, f.confidence) for f in findings[8:]] == [
+        ("porn", "porn", 0.999117187582349),
+        ("moan", "moan", 0.885117187582349),
+    ]
+
+
+def test_every_frame_and_every_clip_of_the_timelines_becomes_findings_in_order() -> None:
+    # Given a pass job with two flagged frames and two flagged clips, the later ones blocked
+    def frame(time: float, suggestion: str, category: str, label: str) -> dict[str, Any]:
+        entry = {"suggestion": suggestion, "category": category, "label": label, "confidence": 0.9}
+        return {"suggestion": suggestion, "category": category, "time": time, "detail": [entry]}
+
+    def clip(start: float, end: float, suggestion: str, label: str) -> dict[str, Any]:
+        entry = {"suggestion": suggestion, "label": label, "confidence": 0.8}
+        return {
+            "suggestion": suggestion,
+            "label": label,
+            "start_time": start,
+            "end_time": end,
+            "detail": [entry],
+        }
+
+    payload = with_result(
+        suggestion="pass",
+        image_detail=[frame(5, "review", "image_text", "qr_code"), frame(10, "block", "terrorism", "flag")],
+        audio_detail=[clip(0, 3, "review", "ad"), clip(20, 24.5, "block", "abuse")],
+    )
+
+    # When it is parsed and the policy settles it
+    verdict = only_verdict(payload)
+
+    # Then every frame and clip is a finding, in the order Huawei sent them, and the block ones decide
+    assert [(f.item, f.label, f.suggestion, f.time_offset, f.time_end) for f in verdict.findings] == [
+        ("video", "qr_code", Suggestion.REVIEW, 5.0, None),
+        ("video", "flag", Suggestion.BLOCK, 10.0, None),
+        ("audio", "ad", Suggestion.REVIEW, 0.0, 3.0),
+        ("audio", "abuse", Suggestion.BLOCK, 20.0, 24.5),
+    ]
+    assert VerdictPolicy().finalize(verdict).suggestion is Suggestion.BLOCK
 
 
 def test_lists_sent_as_null_are_read_as_empty() -> None:
@@ -469,12 +542,20 @@ def test_a_stricter_frame_without_a_category_of_its_own_is_a_finding_named_video
     ("own", "entries"),
     [
         ("block", ["review", "block"]),
+        ("block", ["block", "review"]),  # the strict entry need not be the last one
         ("review", ["pass", "block"]),
         ("review", ["pass", "review"]),
         ("block", [None]),  # an entry without a suggestion takes its frame's or clip's
         ("pass", ["pass"]),
     ],
-    ids=["block-explained", "review-by-a-block", "review-by-a-review", "entry-takes-its-own", "pass"],
+    ids=[
+        "block-explained",
+        "block-explained-first",
+        "review-by-a-block",
+        "review-by-a-review",
+        "entry-takes-its-own",
+        "pass",
+    ],
 )
 def test_a_frame_or_clip_with_an_entry_as_strict_as_itself_adds_no_finding_of_its_own(
     own: str, entries: list[str | None]
@@ -830,6 +911,10 @@ def mutated(change: Any) -> dict[str, Any]:
             lambda p: p["result"]["image_detail"][0]["detail"][0].update(confidence=1.5),
             "result.image_detail.0.detail.0.confidence",
         ),
+        (
+            lambda p: p["result"]["image_detail"][0]["detail"][0].update(confidence=-0.5),
+            "result.image_detail.0.detail.0.confidence",
+        ),
         (lambda p: p["result"]["image_detail"][0].update(time=-1), "result.image_detail.0.time"),
         (
             lambda p: p["result"]["image_detail"][0]["detail"][3]["face_location"].pop("top_left_x"),
@@ -839,6 +924,12 @@ def mutated(change: Any) -> dict[str, Any]:
             lambda p: p["result"]["audio_detail"][0]["detail"][0].update(confidence="abc"),
             "result.audio_detail.0.detail.0.confidence",
         ),
+        (
+            lambda p: p["result"]["audio_detail"][0]["detail"][0].update(confidence=1.5),
+            "result.audio_detail.0.detail.0.confidence",
+        ),
+        (lambda p: p["result"]["audio_detail"][0].update(start_time=-1), "result.audio_detail.0.start_time"),
+        (lambda p: p["result"]["audio_detail"][0].update(end_time=-0.5), "result.audio_detail.0.end_time"),
         (lambda p: p["result"].update(image_detail={}), "result.image_detail"),
     ],
     ids=[
@@ -853,9 +944,13 @@ def mutated(change: Any) -> dict[str, Any]:
         "unknown-suggestion",
         "confidence-string",
         "confidence-above-one",
+        "confidence-negative",
         "negative-time",
         "incomplete-face-location",
         "audio-confidence-string",
+        "audio-confidence-above-one",
+        "audio-negative-start-time",
+        "audio-negative-end-time",
         "image-detail-not-list",
     ],
 )
