@@ -174,7 +174,9 @@ ResultT = TypeVar("ResultT", bound=V3Result)
 
 def _failed_with_a_result(payload: Any) -> bool:
     status = payload.get("status") if isinstance(payload, dict) else None
-    return isinstance(status, str) and status.lower() == "failed" and payload.get("result") is not None
+    return (
+        isinstance(status, str) and status.strip().lower() == "failed" and payload.get("result") is not None
+    )
 
 
 def _suggestion_of(provider: str, result: Any) -> Suggestion | None:

@@ -255,11 +255,11 @@ def test_a_failed_job_whose_result_its_model_refuses_is_failed_with_what_suggest
         assert VerdictPolicy().should_publish(final)
 
 
-@pytest.mark.parametrize("status", ["FAILED", "Failed"])
+@pytest.mark.parametrize("status", ["FAILED", "Failed", " failed "])
 def test_a_failed_status_in_any_case_whose_result_its_model_refuses_is_still_a_failed_job(
     status: str,
 ) -> None:
-    # Given a failed job whose status is recased (read like "failed") and whose undocumented result has
+    # Given a failed job whose status is recased or padded (read like "failed") and whose undocumented result has
     # a frame its model refuses (a negative time)
     payload = load_payload(PROVIDER, "failed") | {
         "status": status,
