@@ -556,6 +556,32 @@ def test_job_list_maps_every_status() -> None:
     assert statuses == [JobStatus.PENDING, JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED]
 
 
+def test_a_listed_job_is_completed_only_when_finished_and_a_failed_one_says_so() -> None:
+    # Given a job list with a running, a finished and a failed job, each updated after its creation
+    payload = {
+        "result": [
+            {
+                "job_id": f"job-{status}",
+                "status": status,
+                "create_time": "2018-11-22T06:17:09Z",
+                "update_time": "2018-11-22T06:20:00Z",
+            }
+            for status in ("running", "finish", "failed")
+        ]
+    }
+
+    # When it is parsed (what `verdict-relay normalize` shows for a job list)
+    running, finished, failed = adapter.parse(payload)
+
+    # Then only the finished and failed jobs have a completion time, and only the failed one an error
+    updated = datetime(2018, 11, 22, 6, 20, tzinfo=UTC)
+    assert (running.completed_at, running.error) == (None, None)
+    assert (finished.completed_at, finished.error) == (updated, None)
+    assert failed.completed_at == updated
+    assert failed.error is not None
+    assert failed.error.code == "job_failed"
+
+
 def test_empty_job_list_gives_no_verdicts() -> None:
     assert adapter.parse({"result": []}) == []
 
