@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import boto3
@@ -66,6 +67,22 @@ def test_small_verdict_is_sent_whole() -> None:
 
     assert attributes["findings_truncated"]["StringValue"] == "false"
     assert Verdict.model_validate_json(body) == verdict
+
+
+def test_times_are_sent_in_utc_to_the_millisecond() -> None:
+    # Given a verdict whose provider reported its times with milliseconds, in another zone
+    finished = datetime(2022, 7, 30, 16, 57, 11, 11000, tzinfo=timezone(timedelta(hours=8)))
+    verdict = block_verdict([]).model_copy(update={"updated_at": finished, "completed_at": finished})
+
+    # When it is sent
+    body, _ = sns_message(verdict)
+
+    # Then subscribers read the times in UTC with their milliseconds (docs/verdict.schema.json)
+    sent = json.loads(body)
+    assert (sent["updated_at"], sent["completed_at"]) == (
+        "2022-07-30T08:57:11.011Z",
+        "2022-07-30T08:57:11.011Z",
+    )
 
 
 def test_a_providers_text_with_characters_sqs_would_not_carry_is_sent_escaped_and_reads_back_the_same() -> (

@@ -121,12 +121,21 @@ def test_an_error_answer_nested_past_the_json_parsers_limit_has_no_code(read_err
     [
         (rb'"12\ud83d"', "12\ufffd"),  # a high half at the end
         (rb'"\ude00\ud83d x"', "\ufffd\ufffd x"),  # halves in the wrong order
+        (rb'"\ude00 and on"', "\ufffd and on"),  # a low half alone: text cut after a character's first half
         (rb'"\ud83d\ude00"', "\U0001f600"),  # a pair: one character, kept
         (rb'"\\ud83d"', "\\ud83d"),  # an escaped backslash, then letters: no escape at all
         (rb'"a\\\ud800b"', "a\\\ufffdb"),  # an escaped backslash, then a lone half
         (rb'"\u00e9\n"', "\u00e9\n"),  # other escapes, kept
     ],
-    ids=["lone-high", "reversed", "pair", "escaped-backslash", "backslash-then-lone", "other-escapes"],
+    ids=[
+        "lone-high",
+        "reversed",
+        "lone-low",
+        "pair",
+        "escaped-backslash",
+        "backslash-then-lone",
+        "other-escapes",
+    ],
 )
 def test_lone_surrogate_escapes_in_an_answer_become_the_replacement_character(body: bytes, text: str) -> None:
     cleaned = without_lone_surrogates(body)

@@ -409,6 +409,88 @@ def test_a_matched_term_cut_inside_a_character_is_kept_with_the_replacement_char
     assert verdict.model_dump_json()  # storable
 
 
+@pytest.mark.parametrize(
+    ("profanity_key", "terms_key"), [("text.HasProfanity", "matchTerms"), ("HasProfanity", "text.MatchTerms")]
+)
+def test_both_documented_spellings_of_the_profanity_keys_are_read(profanity_key: str, terms_key: str) -> None:
+    # Given clean text jobs, and profane ones, whose result keys come with or without the "text." prefix
+    clean = job_with(**{profanity_key: "False"})
+    profane = job_with(**{profanity_key: "True", terms_key: '["crap"]'})
+
+    # When they are judged
+    clean_verdict, profane_verdict = parse_one(clean), parse_one(profane)
+
+    # Then the clean one passes on its profanity result and the profane one carries its matched terms
+    assert clean_verdict.suggestion is Suggestion.PASS
+    assert clean_verdict.findings == [
+        Finding(category="profanity", label="profanity", suggestion=Suggestion.PASS)
+    ]
+    assert profane_verdict.suggestion is Suggestion.REVIEW
+    assert by_category(profane_verdict)["profanity"].segments == ["crap"]
+
+
+def test_match_terms_holding_the_text_screen_response_yield_its_terms() -> None:
+    # Given matchTerms holding a text screen response: the terms under "Terms", each object with its "Term"
+    screen = (
+        '{"OriginalText": "Is this a crap email?", "Language": "eng", "Terms": ['
+        '{"Index": 10, "OriginalIndex": 10, "ListId": 0, "Term": "crap"}]}'
+    )
+
+    # When the job is judged
+    verdict = parse_one(job_with(matchTerms=screen))
+
+    # Then the term found is the profanity finding's segment
+    assert verdict.suggestion is Suggestion.REVIEW
+    assert by_category(verdict)["profanity"].segments == ["crap"]
+
+
+def test_a_term_matched_twice_is_one_segment_of_the_profanity_finding_only() -> None:
+    # Given a text job whose matchTerms lists one term at two places, and which also reports scores
+    match_terms = (
+        '[{"Index": 6, "OriginalIndex": 6, "ListId": 0, "Term": "crap"},'
+        ' {"Index": 30, "OriginalIndex": 30, "ListId": 0, "Term": "crap"}]'
+    )
+    job = job_with(**{"text.HasProfanity": "True", "matchTerms": match_terms, "adultScore": "0.1"})
+
+    # When it is judged
+    verdict = parse_one(job)
+
+    # Then the term is one segment, of the profanity finding and of no other
+    assert by_category(verdict)["profanity"].segments == ["crap"]
+    assert by_category(verdict)["adult"].segments == []
+
+
+def test_a_profanity_result_of_false_is_not_overruled_by_matched_terms() -> None:
+    # Given a text job that reports no profanity, though its matchTerms lists a term
+    job = job_with(**{"text.HasProfanity": "False", "matchTerms": '["crap"]'})
+
+    # When it is judged
+    verdict = parse_one(job)
+
+    # Then its own profanity result decides: it passes
+    assert verdict.suggestion is Suggestion.PASS
+    assert by_category(verdict)["profanity"].suggestion is Suggestion.PASS
+
+
+def test_score_and_flag_keys_of_categories_no_policy_names_are_ignored() -> None:
+    # Given a job with low adult and racy scores and other keys shaped like scores and flags (Azure's image
+    # evaluation names, a text classification score), some of them not numbers or booleans at all
+    job = job_with(
+        adultScore="0.01",
+        racyScore="0.01",
+        AdultClassificationScore="0.96",
+        IsImageAdultClassified="True",
+        **{"text.Classification.Category1.Score": "0.97", "isTextOnly": "n/a", "ocrScore": "high"},
+    )
+
+    # When it is judged by the default policy
+    verdict = parse_one(job)
+
+    # Then only the documented keys are read: it passes with the adult and racy findings alone
+    assert verdict.suggestion is Suggestion.PASS
+    assert [finding.category for finding in verdict.findings] == ["adult", "racy"]
+
+
 @pytest.mark.parametrize("match_terms", ["not json", "{", "42", '{"Foo": 1}', "[]", "[null, 3]", "[" * 5000])
 def test_unreadable_match_terms_never_fail_the_parse(match_terms: str) -> None:
     verdict = parse_one(job_with(**{"text.HasProfanity": "True", "matchTerms": match_terms}))

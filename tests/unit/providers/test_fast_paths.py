@@ -231,10 +231,21 @@ def _term(term: object, **more: object) -> dict[str, object]:
         ([{"term": "crap"}, {"term": "damn", "index": 3}], True),
         ([_term("crap"), {"TERM": "damn"}], False),
         ([_term(["crap"], Terms=["damn"]), {"Terms": ["hell", {"Term": "bloody"}]}], False),
+        # "Terms" alone, lists: read one object at a time
+        ([{"Terms": ["crap"]}, {"Terms": ["damn"]}], False),
         ([_term("crap"), "damn", ["hell"]], False),
         ([], False),
     ],
-    ids=["shape", "unreadable-terms", "lower-case", "two-spellings", "terms-lists", "mixed", "empty"],
+    ids=[
+        "shape",
+        "unreadable-terms",
+        "lower-case",
+        "two-spellings",
+        "terms-lists",
+        "terms-only",
+        "mixed",
+        "empty",
+    ],
 )
 def test_azure_match_terms_read_in_bulk_equal_those_read_one_object_at_a_time(
     entries: list[object], in_bulk: bool
