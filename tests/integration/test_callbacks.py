@@ -340,6 +340,38 @@ def test_late_running_callback_after_success_is_ignored(api: ApiClient, aws: Fak
     assert len(aws.published()) == 1
 
 
+def test_a_registered_job_moves_to_running_and_a_late_pending_answer_does_not_move_it_back(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    from verdict_relay.dal.archive import PayloadArchive
+    from verdict_relay.dal.store import JobStore
+    from verdict_relay.models.jobs import NextPoll, Transition
+    from verdict_relay.models.verdict import JobStatus, Verdict
+
+    # Given a registered job (pending) whose 'running' notification comes
+    assert api.register({"provider": "huawei-video", "job_id": "job-forward"}).status == 201
+    running = with_changes("huawei-video", "running", job_id="job-forward")
+    assert api.callback("huawei-video", running, headers=signed(running)).status == 200
+
+    # Then it is running
+    assert api.get_job("huawei-video", "job-forward").body["status"] == "running"
+
+    # When a poll answered before that notification, saying pending, is recorded after it
+    s3 = aws.session.client("s3")
+    store = JobStore(
+        aws.resources.table_name,
+        aws.session.client("dynamodb"),
+        PayloadArchive(aws.resources.bucket, lambda: s3),
+    )
+    pending = Verdict(provider="huawei-video", job_id="job-forward", status=JobStatus.PENDING)  # type: ignore[call-arg]
+    now = datetime.now(UTC)
+    late = store.record(pending, b"{}", now, publish=False, next_poll=NextPoll(now + timedelta(minutes=2), 1))
+
+    # Then it is a stale answer: the job stays running, to be polled at its new time
+    assert late.transition is Transition.STALE
+    assert api.get_job("huawei-video", "job-forward").body["status"] == "running"
+
+
 def test_callbacks_in_random_order_end_in_the_terminal_verdict(api: ApiClient, aws: FakeAws) -> None:
     bodies = [
         with_changes("huawei-video", "running", job_id="job-shuffle"),
