@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, Field
 
+from tests.helpers import load_payload
 from verdict_relay.clients.factory import build_client
 from verdict_relay.config import (
     CREDENTIAL_SHAPES,
@@ -22,8 +23,9 @@ from verdict_relay.config import (
     load_providers_config,
 )
 from verdict_relay.errors import ConfigurationError
-from verdict_relay.models.verdict import PROVIDER_NAMES
+from verdict_relay.models.verdict import PROVIDER_NAMES, Suggestion
 from verdict_relay.providers.profiles import PROFILES
+from verdict_relay.providers.registry import get_adapter
 
 ENV = {"TABLE_NAME": "jobs", "TOPIC_ARN": "arn:aws:sns:us-east-1:1:t", "RAW_PAYLOAD_BUCKET": "raw"}
 
@@ -220,6 +222,9 @@ def test_a_publish_claim_the_sweep_could_overtake_a_publishing_writer_within_is_
         ({"azure-review": {"callback": {"tokens": ["short"]}}}, "azure-review.callback.tokens.0"),
         ({"huawei-video": {"callback": {"seeds": ["has space"]}}}, "huawei-video.callback.seeds.0"),
         ({"huawei-video": {"endpoint": "http://moderation.example.com"}}, "huawei-video.endpoint"),
+        # plain http to a private address is not loopback: signed requests and keys would cross a network in clear
+        ({"huawei-video": {"endpoint": "http://10.0.0.5:8080"}}, "huawei-video.endpoint"),
+        ({"azure-review": {"endpoint": "http://192.168.1.20"}}, "azure-review.endpoint"),
         ({"alibaba-mps": {"credentials": {"access_key_id": "a"}}}, "alibaba-mps.credentials"),
         ({"huawei-audio": {"credentials": {"ak": "a", "sk": ""}}}, "huawei-audio.credentials"),
         (
@@ -294,6 +299,103 @@ def test_loopback_http_endpoints_are_allowed_for_tests_and_the_local_stack() -> 
     entry = config.get("azure-review")
     assert entry is not None
     assert entry.endpoint == "http://127.0.0.1:8080"
+
+
+@pytest.mark.parametrize("endpoint", ["http://localhost:8080", "http://[::1]:8080", "http://127.0.0.2:8080"])
+def test_every_loopback_host_the_readme_allows_plain_http_for_is_accepted(endpoint: str) -> None:
+    # Given a local stack or simulator reached over plain http on a loopback address ("localhost" is one)
+    document = {"azure-review": {"endpoint": endpoint + "/"}}
+
+    # When the document is read
+    config = ProvidersConfig.from_document(document)
+
+    # Then it starts, with the endpoint a request path is appended to
+    entry = config.get("azure-review")
+    assert entry is not None
+    assert entry.endpoint == endpoint
+
+
+def test_every_provider_setting_default_the_readme_documents_is_the_one_used() -> None:
+    # Given an entry that sets nothing: what a provider runs with is the README's table's defaults
+    entry = ProvidersConfig.from_document({"azure-review": {}}).get("azure-review")
+    assert entry is not None
+
+    # Then requests in flight, the MNS Date window and the first poll's wait are the documented ones
+    assert entry.max_concurrency == 4
+    assert entry.callback.max_age_seconds == 900
+    assert entry.callback.first_poll_after_seconds == 0
+    assert entry.callback.certificate_hosts == ["mnstest.oss-cn-hangzhou.aliyuncs.com"]
+
+
+@pytest.mark.parametrize(
+    ("provider", "key", "accepted", "refused"),
+    [
+        ("azure-review", ("callback", "tokens"), ["t" * 16, "a-Z_0.9~" * 32], ["t" * 15, "t" * 257]),
+        # a base64 token's '+', '/' or '=' would not survive the callback URL's query as it is
+        ("azure-review", ("callback", "tokens"), ["Ab0._~-" * 3], ["Ab0+" * 5, "Ab0/" * 5, "Ab0=" * 5]),
+        ("huawei-video", ("callback", "seeds"), ["s" * 64], ["s" * 65, "seed-with-hyphens"]),
+        ("alibaba-mps", ("callback", "max_age_seconds"), [30, 3600], [29, 3601]),
+        ("azure-review", ("rate_limit_per_s",), [0.01, 1000], [0, -1]),
+        ("azure-review", ("max_concurrency",), [1, 64], [0, 65]),
+        ("alibaba-mps", ("batch_size",), [1, 100], [0, 101]),
+    ],
+    ids=[
+        "token-length",
+        "token-characters",
+        "seed-length-and-characters",
+        "max-age",
+        "rate-limit",
+        "max-concurrency",
+        "batch-size",
+    ],
+)
+def test_each_provider_setting_takes_exactly_the_range_the_readme_documents(
+    provider: str, key: tuple[str, ...], accepted: list[object], refused: list[object]
+) -> None:
+    def document(value: object) -> dict[str, object]:
+        entry: dict[str, object] = {key[0]: [value] if key[-1] in ("tokens", "seeds") else value}
+        if len(key) == 2:
+            entry = {key[0]: {key[1]: entry[key[0]]}}
+        return {provider: _with_credentials(provider, entry)}
+
+    # A value at a documented bound starts the functions; one just past it is refused at start, naming the key
+    for value in accepted:
+        ProvidersConfig.from_document(document(value))
+    for value in refused:
+        with pytest.raises(ConfigurationError, match=re.escape(f"'{provider}.{'.'.join(key)}")):
+            ProvidersConfig.from_document(document(value))
+
+
+def test_the_azure_policy_a_document_sets_is_the_one_azures_verdicts_are_judged_by() -> None:
+    # Given a document raising Azure's block thresholds above the scores of an adult and racy image (0.934, 0.971)
+    config = ProvidersConfig.from_document(
+        {"azure-review": {"policy": {"block_threshold": {"adult": 0.95, "racy": 0.99}}}}
+    )
+    job = load_payload("azure-review", "job-get-adult")
+
+    # When that job is read with the document, and without one
+    (judged,) = get_adapter("azure-review", config).parse(job)
+    (by_default,) = get_adapter("azure-review").parse(job)
+
+    # Then the document's thresholds decide: review, where the defaults block it
+    assert (judged.suggestion, by_default.suggestion) == (Suggestion.REVIEW, Suggestion.BLOCK)
+
+
+@pytest.mark.parametrize("trust", ["body", "fetch"])
+def test_trust_in_the_alibaba_entry_fails_the_start_as_alibaba_always_fetches(trust: str) -> None:
+    # Given an alibaba-mps entry setting trust: its MNS notices carry no result, so every verdict is fetched
+    # whatever it says, and a "body" an operator believed in would be ignored silently
+    document = {"alibaba-mps": _with_credentials("alibaba-mps", {"trust": trust})}
+
+    # When the document is read
+    with pytest.raises(ConfigurationError) as raised:
+        ProvidersConfig.from_document(document)
+
+    # Then the start fails naming the key and the providers that read it (README: "trust Huawei v3's and Azure's")
+    assert raised.value.message.startswith(
+        "providers document: 'alibaba-mps.trust': alibaba-mps does not read it"
+    )
+    assert "azure-review, huawei-audio, huawei-video do" in raised.value.message
 
 
 def test_secrets_do_not_appear_in_the_configuration_repr() -> None:
@@ -380,7 +482,8 @@ def test_providers_file_is_read_and_validated(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("wait", "grace", "accepted"), [(3599, "3600", True), (3600, "3600", False), (60, "0", False)]
+    ("wait", "grace", "accepted"),
+    [(3599, "3600", True), (3600, "3600", False), (60, "0", False), (0, "0", True)],
 )
 def test_a_first_poll_wait_must_end_within_the_unknown_job_grace(
     tmp_path: Path, wait: int, grace: str, accepted: bool
