@@ -761,3 +761,49 @@ def test_a_huawei_time_that_is_not_a_finite_number_is_a_422_naming_it(
 
     # Then it is refused naming the field, rather than stored as a finding at no time
     assert_rejected(response, 422, "invalid_payload", aws, "field 'result.image_detail.0.time'")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"provider": "alibaba-mps", "job_id": "j1", "metadata": {f"k{i}": "v" for i in range(21)}},
+        {"provider": "alibaba-mps", "job_id": "j1", "metadata": {"k" * 129: "v"}},
+        {"provider": "alibaba-mps", "job_id": "j1", "metadata": {"k": "v" * 1025}},
+        {"provider": "alibaba-mps", "job_id": "j1", "metadata": {"k": "next\u0085line"}},
+        {"provider": "alibaba-mps", "job_id": "j1", "metadata": {"k\u007f": "v"}},
+    ],
+    ids=[
+        "21-metadata-keys",
+        "metadata-key-of-129-characters",
+        "metadata-value-of-1025-characters",
+        "c1-control-in-metadata-value",
+        "delete-in-metadata-key",
+    ],
+)
+def test_register_job_past_a_documented_limit_is_a_422_naming_the_field(
+    api: ApiClient, aws: FakeAws, payload: dict[str, object]
+) -> None:
+    # Given a registration one step past what the README's POST /jobs row allows (20 keys of 1-128 printable
+    # characters to values of up to 1,024; printable: no C0 or C1 control character, nor DEL)
+    # When it is posted
+    response = api.register(payload)
+
+    # Then it is a 422 naming the field, and nothing is stored or published
+    assert_rejected(response, 422, "invalid_request", aws)
+    assert [d["field"].split(".")[0] for d in response.body["error"]["details"]] == ["metadata"], (
+        response.body
+    )
+
+
+def test_register_job_with_metadata_at_every_documented_limit_is_stored_as_given(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # Given metadata at the README's limits: 20 keys, one of 128 characters, a value of 1,024
+    metadata = {f"k{i}": "v" for i in range(18)} | {"k" * 128: "v", "long": "v" * 1024}
+
+    # When it is registered
+    response = api.register({"provider": "alibaba-mps", "job_id": "j1", "metadata": metadata})
+
+    # Then the job is followed, its metadata returned as given
+    assert response.status == 201, response.body
+    assert response.body["metadata"] == metadata

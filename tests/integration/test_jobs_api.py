@@ -113,6 +113,24 @@ def test_registered_metadata_is_published_with_the_verdict(api: ApiClient, aws: 
     assert "poll_provider" not in item
 
 
+def test_the_callers_metadata_stands_over_a_providers_key_of_the_same_name(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # Given a job registered with the caller's own request id, under the key Huawei's result carries its own in
+    api.register(
+        {"provider": "huawei-video", "job_id": "job-req", "metadata": {"request_id": "caller-req-7"}}
+    )
+    body = with_changes("huawei-video", "succeeded", job_id="job-req", request_id="huawei-req-1")
+
+    # When its callback arrives
+    api.callback("huawei-video", body, headers={"X-Auth-Signature": huawei_signature(HUAWEI_SEEDS[0], body)})
+
+    # Then the verdict published and read back carries the caller's value, as registered
+    (message,) = aws.published()
+    assert message["verdict"]["metadata"]["request_id"] == "caller-req-7"
+    assert api.get_job("huawei-video", "job-req").body["metadata"]["request_id"] == "caller-req-7"
+
+
 def test_registering_a_job_that_already_finished_keeps_its_verdict(api: ApiClient, aws: FakeAws) -> None:
     body = with_changes("huawei-video", "succeeded", job_id="job-done")
     api.callback("huawei-video", body, headers={"X-Auth-Signature": huawei_signature(HUAWEI_SEEDS[0], body)})

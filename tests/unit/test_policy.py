@@ -78,6 +78,18 @@ def test_provider_suggestion_of_a_clean_job_is_left_alone() -> None:
     assert VerdictPolicy().finalize(original) == original
 
 
+def test_a_review_with_failed_items_stays_the_providers_own_decision() -> None:
+    item_error = VerdictError(code="AIS.0103", message="image too large", item="https://x/1.jpg")
+    # Given a provider that already said review for a batch with a failed image
+    given = verdict(JobStatus.SUCCEEDED, Suggestion.REVIEW, item_errors=[item_error], decided_by="provider")
+
+    # When the policy finalizes it
+    final = VerdictPolicy().finalize(given)
+
+    # Then nothing was raised: the verdict is the provider's, as published
+    assert (final.suggestion, final.decided_by) == (Suggestion.REVIEW, "provider")
+
+
 @pytest.mark.parametrize(
     ("suggestion", "publish_pass", "expected"),
     [
@@ -100,6 +112,22 @@ def test_unfinished_jobs_are_never_published() -> None:
     # not even one a provider's progress report gave a suggestion already
     for status in (JobStatus.PENDING, JobStatus.RUNNING):
         assert VerdictPolicy().should_publish(verdict(status, Suggestion.BLOCK)) is False
+
+
+@pytest.mark.parametrize("status", [JobStatus.PENDING, JobStatus.RUNNING])
+def test_an_unfinished_job_is_stored_as_the_provider_reported_it(status: JobStatus) -> None:
+    from verdict_relay.models.verdict import Finding
+
+    # Given a job still running, with no suggestion yet and a part found so far (an Alibaba timeline's first page)
+    so_far = [Finding(category="porn", label="normal", suggestion=Suggestion.PASS, item="title")]
+    running = verdict(status, findings=so_far, decided_by="provider")
+
+    # When the policy finalizes it
+    final = VerdictPolicy().finalize(running)
+
+    # Then GET /jobs shows no suggestion the provider did not give: the unmoderated one is for a job that ended
+    assert final == running
+    assert final.suggestion is None
 
 
 def test_a_job_is_at_least_as_strict_as_its_strictest_finding() -> None:
