@@ -540,3 +540,40 @@ def test_a_reschedule_that_comes_after_the_job_finished_changes_nothing(aws: Fak
     # Then nothing changes: the finished job keeps its TTL, and is not polled again
     assert moved is False
     assert aws.table_items() == [before]
+
+
+def test_a_running_jobs_findings_so_far_give_way_to_its_final_verdict_archived_in_s3(aws: FakeAws) -> None:
+    store = store_of(aws)
+    now = datetime.now(UTC)
+
+    # Given a running job whose findings so far are kept in its item
+    running = finished("long-video", Suggestion.PASS).model_copy(update={"status": JobStatus.RUNNING})
+    store.record(running, None, now, publish=False)
+
+    # When it finishes with a verdict too large for its item, owed to SNS
+    final = large_verdict("long-video", Suggestion.BLOCK)
+    assert store.record(final, LARGE_RAW, now, publish=True).publish
+
+    # Then the job read back, and the owed publish the sweep takes, carry the final verdict, not the progress
+    job = store.get("huawei-video", "long-video")
+    assert job is not None
+    assert job.verdict is not None
+    assert (job.verdict.status, job.verdict.suggestion) == (JobStatus.SUCCEEDED, Suggestion.BLOCK)
+    claimed = store.claim_publish("huawei-video", "long-video", now + timedelta(minutes=5))
+    assert claimed is not None
+    assert claimed.verdict == final
+
+
+def test_a_conflicting_result_is_deleted_with_its_job_at_the_end_of_the_retention(aws: FakeAws) -> None:
+    store = store_of(aws)
+    recorded = datetime.now(UTC) - timedelta(days=91)
+
+    # Given a finished job and a different later result for it, both recorded more than the retention ago
+    store.record(finished("old-job", Suggestion.BLOCK), b"{}", recorded, publish=False)
+    other = finished("old-job", Suggestion.REVIEW, "second")
+    assert store.record(other, b"{}", recorded, publish=False).transition is Transition.CONFLICT
+
+    # Then the conflict record carries the job's TTL, for DynamoDB to delete it, and reads as gone meanwhile
+    conflict = next(i for i in aws.table_items() if i["sk"]["S"].startswith("CONFLICT#"))
+    assert conflict["expires_at"] == state(aws, "old-job")["expires_at"]
+    assert store.conflicts("huawei-video", "old-job") == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import threading
@@ -2148,3 +2149,100 @@ def test_a_table_that_denies_a_jobs_write_stops_the_cycle_counted_once(aws: Fake
     assert sum(metrics.metric_set["PollerStorageFailed"]["Value"]) == 1
     assert report.rescheduled == 0
     assert sorted(world.due("huawei-video")) == ["a", "b"]
+
+
+def running_with_large_progress(world: World, client: ScriptedClient, count: int) -> list[str]:
+    """``count`` running jobs due now, each holding findings so far that do not compress (some 45 KB an item):
+    the ``outstanding`` index holds them whole and a Query page ends at 1 MB, so more than 22 span two pages.
+    The provider has finished each one."""
+    rng = random.Random(3)
+    job_ids = [f"j{n:02}" for n in range(count)]
+    world.register("huawei-video", *job_ids)
+    for job_id in job_ids:
+        noise = base64.b64encode(rng.randbytes(45_000)).decode()
+        running = verdict("huawei-video", job_id, JobStatus.RUNNING).model_copy(
+            update={"metadata": {"n": noise}}
+        )
+        world.store.record(running, None, NOW, publish=False)
+        client.jobs[job_id] = verdict("huawei-video", job_id, JobStatus.SUCCEEDED, Suggestion.PASS)
+    return job_ids
+
+
+def test_due_jobs_past_a_query_page_are_all_polled(aws: FakeAws) -> None:
+    # Given 30 running jobs due, spanning two Query pages
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    job_ids = running_with_large_progress(world, client, 30)
+
+    # When a cycle runs
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then every due job was polled and is finished, none left for a later cycle
+    assert sorted(job for request in client.requests for job in request) == job_ids
+    assert all(world.status("huawei-video", job_id) is JobStatus.SUCCEEDED for job_id in job_ids)
+    assert world.due("huawei-video") == []
+
+
+def test_a_cycle_reads_no_more_due_jobs_than_its_limit_across_query_pages(aws: FakeAws) -> None:
+    # Given 30 running jobs due, spanning two Query pages, and a poller that takes 25 due jobs a cycle
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    running_with_large_progress(world, client, 30)
+    world.poller = Poller(
+        world.store, world.ingest, world.clients, world.breakers, PollSettings(due_limit=25), now=lambda: NOW
+    )
+
+    # When a cycle runs
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then it polled 25 of them, the oldest due first, and left 5 due for the next cycle
+    assert len([job for request in client.requests for job in request]) == 25
+    assert len(world.due("huawei-video")) == 5
+
+
+def test_a_job_first_heard_of_in_a_progress_callback_is_polled_to_its_end(aws: FakeAws) -> None:
+    # Given a job nobody registered, first known from a callback saying it is running
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    world.store.record(verdict("huawei-video", "cb-first", JobStatus.RUNNING), None, NOW, publish=False)
+    client.jobs["cb-first"] = verdict("huawei-video", "cb-first", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+
+    # When a cycle runs
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then the poller found it, and its verdict is stored and published
+    assert client.requests == [["cb-first"]]
+    assert world.status("huawei-video", "cb-first") is JobStatus.SUCCEEDED
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["cb-first"]
+
+
+def test_a_registration_after_the_callback_keeps_the_job_due_when_the_callback_made_it(aws: FakeAws) -> None:
+    # Given a job a callback's notice made due now, and then registered with a first poll half an hour away
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    world.store.mark_due("huawei-video", "early", NOW)
+    world.store.register("huawei-video", "early", {}, NOW, first_poll_at=NOW + timedelta(minutes=30))
+    client.jobs["early"] = verdict("huawei-video", "early", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+
+    # When a cycle runs now
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then the job was polled and its verdict published, not held back to the registration's first poll
+    assert client.requests == [["early"]]
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["early"]
+
+
+def test_a_notice_without_a_result_makes_a_registered_job_due_at_once(aws: FakeAws) -> None:
+    # Given a job registered with a first poll half an hour away, then a callback's notice that it finished
+    client = ScriptedClient("huawei-video")
+    world = World(aws, client)
+    world.store.register("huawei-video", "noticed", {}, NOW, first_poll_at=NOW + timedelta(minutes=30))
+    world.store.mark_due("huawei-video", "noticed", NOW)
+    client.jobs["noticed"] = verdict("huawei-video", "noticed", JobStatus.SUCCEEDED, Suggestion.BLOCK)
+
+    # When a cycle runs now
+    world.poller.run_cycle(PLENTY_OF_TIME)
+
+    # Then the job was polled and its verdict published, not left until its scheduled poll
+    assert client.requests == [["noticed"]]
+    assert [m["verdict"]["job_id"] for m in aws.published()] == ["noticed"]
