@@ -672,6 +672,15 @@ def test_bad_score_is_refused_naming_the_metadata_key(bad_score: str) -> None:
     assert raised.value.field == "ResultMetaData.adultScore"
 
 
+@pytest.mark.parametrize("boolean", [True, False])
+def test_a_score_sent_as_a_json_boolean_is_refused_not_read_as_one_or_zero(boolean: bool) -> None:
+    # Azure sends scores as text; true read as 1.0 would block, false as 0.0 would pass
+    with pytest.raises(PayloadError) as raised:
+        parse_one(job_with(adultScore=boolean))  # type: ignore[arg-type]
+
+    assert raised.value.field == "ResultMetaData.adultScore"
+
+
 def test_bad_score_in_a_job_callback_names_the_metadata_key() -> None:
     callback = load_payload(PROVIDER, "job-callback")
     callback["Metadata"]["racyscore"] = "0,5"
