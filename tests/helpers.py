@@ -256,11 +256,17 @@ def aws_response(request: Any, status: int, body: bytes, content_type: str) -> A
 
 
 class DynamoDBThrottle:
-    """Answers the next ``times`` DynamoDB writes with ProvisionedThroughputExceededException, as DynamoDB does."""
+    """Answers the next ``times`` DynamoDB writes with ProvisionedThroughputExceededException, as DynamoDB does
+    (or with ``code`` and ``status``: ThrottlingException, which an on-demand table past its maximum throughput
+    answers, or InternalFailure, a 500 on DynamoDB's side)."""
 
-    def __init__(self, times: int) -> None:
+    def __init__(
+        self, times: int, code: str = "ProvisionedThroughputExceededException", status: int = 400
+    ) -> None:
         self.remaining = times
         self.injected = 0
+        self.code = code
+        self.status = status
 
     def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
         target = request.headers.get("X-Amz-Target", b"")
@@ -271,11 +277,11 @@ class DynamoDBThrottle:
         self.injected += 1
         body = json.dumps(
             {
-                "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                "__type": f"com.amazonaws.dynamodb.v20120810#{self.code}",
                 "message": "Rate of requests exceeds the allowed throughput.",
             }
         ).encode()
-        return aws_response(request, 400, body, "application/x-amz-json-1.0")
+        return aws_response(request, self.status, body, "application/x-amz-json-1.0")
 
 
 class ConfirmationThrottle(DynamoDBThrottle):

@@ -135,6 +135,29 @@ def test_a_later_result_that_differs_only_in_its_failed_items_is_kept_as_a_confl
     assert store.get("huawei-video", "batch-1").verdict.item_errors == failed  # type: ignore[union-attr]
 
 
+def test_a_later_failure_that_gives_another_reason_is_kept_as_a_conflict(aws: FakeAws) -> None:
+    # Given a job stored as failed, for the reason its provider gave
+    store = store_of(aws)
+    now = datetime.now(UTC)
+    first = Verdict(
+        provider="huawei-video",
+        job_id="failed-1",
+        status=JobStatus.FAILED,
+        suggestion=Suggestion.REVIEW,
+        error=VerdictError(code="download_failed", message="the video could not be downloaded"),
+    )  # type: ignore[call-arg]
+    store.record(first, None, now, publish=True)
+
+    # When another result for it comes that says it failed for another reason
+    other = VerdictError(code="unsupported_format", message="the video's format is not supported")
+    result = store.record(first.model_copy(update={"error": other}), None, now, publish=True)
+
+    # Then it is a different result, kept aside for the operator to see: not taken for a repeat and dropped
+    assert result.transition is Transition.CONFLICT
+    assert [c.error for c in store.conflicts("huawei-video", "failed-1")] == [other]
+    assert store.get("huawei-video", "failed-1").verdict.error == first.error  # type: ignore[union-attr]
+
+
 def test_repeats_of_the_result_never_change_the_tags_of_the_objects_the_job_holds(aws: FakeAws) -> None:
     store = store_of(aws)
     now = datetime.now(UTC)

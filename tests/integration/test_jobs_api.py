@@ -97,6 +97,26 @@ def test_registering_the_same_job_twice_is_idempotent(api: ApiClient, aws: FakeA
     assert len(aws.table_items()) == 1
 
 
+def test_a_registered_job_no_provider_answer_has_reached_shows_when_it_was_registered(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # Given a job registered, of which its provider has said nothing yet
+    before = datetime.now(UTC).replace(microsecond=0)
+    registered = api.register({"provider": "azure-review", "job_id": "az-waiting"})
+    after = datetime.now(UTC)
+
+    # When the caller reads it back
+    read = api.get_job("azure-review", "az-waiting")
+
+    # Then both answers say it is pending since its registration, as the verdict's created_at documents
+    assert (registered.status, read.status) == (201, 200)
+    assert read.body["status"] == "pending"
+    created = read.body["created_at"]
+    assert created is not None
+    assert before <= datetime.fromisoformat(created) <= after
+    assert registered.body["created_at"] == created
+
+
 def test_registered_metadata_is_published_with_the_verdict(api: ApiClient, aws: FakeAws) -> None:
     # Given a registered job
     api.register({"provider": "huawei-video", "job_id": "job-meta", "metadata": {"content_id": "c-7"}})
@@ -144,6 +164,27 @@ def test_registering_a_job_that_already_finished_keeps_its_verdict(api: ApiClien
     assert response.body["metadata"]["content_id"] == "c-9"
     (item,) = aws.job_items()
     assert "poll_provider" not in item
+
+
+def test_registering_a_finished_job_again_keeps_the_metadata_it_was_first_given(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    # Given a finished job registered with the caller's metadata
+    body = with_changes("huawei-video", "succeeded", job_id="job-kept")
+    api.callback("huawei-video", body, headers={"X-Auth-Signature": huawei_signature(HUAWEI_SEEDS[0], body)})
+    first = api.register(
+        {"provider": "huawei-video", "job_id": "job-kept", "metadata": {"content_id": "c-1"}}
+    )
+
+    # When it is registered again with other metadata (a retried request, or another caller)
+    again = api.register(
+        {"provider": "huawei-video", "job_id": "job-kept", "metadata": {"content_id": "c-2"}}
+    )
+
+    # Then it keeps the metadata it had, as an unfinished job does: both answers and the read say so
+    assert (first.status, again.status) == (200, 200)
+    assert again.body["metadata"]["content_id"] == "c-1"
+    assert api.get_job("huawei-video", "job-kept").body["metadata"]["content_id"] == "c-1"
 
 
 def test_a_registration_without_metadata_leaves_room_for_one_with_metadata(

@@ -79,12 +79,18 @@ STORE_SDK_ATTEMPTS = 3
 
 
 def break_verdict(aws: FakeAws, provider: str, job_id: str, how: str) -> None:
-    """The job's stored verdict cannot be read: its archived copy gone, bytes that are not gzip, or JSON that is
-    not a verdict (an item an older or newer version wrote)."""
+    """The job's stored verdict cannot be read: its archived copy gone, bytes that are not gzip, gzip cut short
+    or damaged inside (gzip raises EOFError, or zlib.error), or JSON that is not a verdict (an item an older or
+    newer version wrote)."""
     if how == "archived copy gone":
         lose_archived_verdict(aws, provider, job_id)
         return
-    value = b"not gzip" if how == "not gzip" else gzip.compress(b'{"nope": 1}')
+    whole = gzip.compress(b'{"nope": 1}' * 50)
+    value = {
+        "not gzip": b"not gzip",
+        "gzip cut short": whole[:-8],
+        "gzip damaged": whole[:10] + b"\xff" * 20 + whole[-8:],
+    }.get(how, gzip.compress(b'{"nope": 1}'))
     aws.session.client("dynamodb").update_item(
         TableName=aws.resources.table_name,
         Key={"pk": {"S": f"{provider}#{job_id}"}, "sk": {"S": "STATE"}},
@@ -93,7 +99,7 @@ def break_verdict(aws: FakeAws, provider: str, job_id: str, how: str) -> None:
     )
 
 
-UNREADABLE_KINDS = ["archived copy gone", "not gzip", "not a verdict"]
+UNREADABLE_KINDS = ["archived copy gone", "not gzip", "gzip cut short", "gzip damaged", "not a verdict"]
 
 
 def owe_publishes(
@@ -132,6 +138,21 @@ def test_register_then_show_and_list_a_job(cli) -> None:  # type: ignore[no-unty
     assert [row["job_id"] for row in listed] == ["op-1"]
     code, due = cli("jobs", "list", "--status", "due", "--provider", "alibaba-mps")
     assert [row["job_id"] for row in due] == ["op-1"]
+
+
+def test_an_unfinished_job_is_shown_and_listed_owing_no_publish(cli) -> None:  # type: ignore[no-untyped-def]
+    # Given a registered job its provider has not finished
+    assert cli("jobs", "register", "--provider", "alibaba-mps", "--job-id", "op-wait")[0] == 0
+
+    # When the on-call shows it and lists the unfinished and the due jobs
+    shown = cli("jobs", "show", "--provider", "alibaba-mps", "--job-id", "op-wait")[1]
+    listed = [cli("jobs", "list", "--status", status)[1] for status in ("pending", "due")]
+
+    # Then it owes no publish (nothing is owed before a verdict), so none of it reads as an owed verdict
+    assert shown["publish_state"] == "not_required"
+    assert [[(row["job_id"], row["publish_state"]) for row in rows] for rows in listed] == [
+        [("op-wait", "not_required")]
+    ] * 2
 
 
 def test_show_of_an_unknown_job_exits_2(cli, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]

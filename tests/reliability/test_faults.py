@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
 from tests.conftest import FakeAws
 from tests.helpers import (
@@ -133,16 +133,27 @@ def test_sustained_throttling_refuses_the_callback_with_503_and_the_resend_lands
     assert len(server_aws.published()) == 1
 
 
-@pytest.mark.parametrize("throttled_calls", [1, 2])
+@pytest.mark.parametrize(
+    ("throttled_calls", "code", "status"),
+    [
+        (1, "ProvisionedThroughputExceededException", 400),
+        (2, "ProvisionedThroughputExceededException", 400),
+        (1, "ThrottlingException", 400),
+        (1, "InternalFailure", 500),
+    ],
+)
 def test_a_throttled_publish_confirmation_is_tried_again_so_the_sweep_does_not_send_the_verdict_twice(
     server_aws: FakeAws,
     inject: Callable[[str, Callable[..., Any]], None],
     api_on_server: ApiClient,
     throttled_calls: int,
+    code: str,
+    status: int,
 ) -> None:
     # Given DynamoDB throttling the write that confirms a publish, after SNS took the verdict: every one of the
-    # SDK's three attempts, of one confirmation or of two in a row
-    throttle = ConfirmationThrottle(times=3 * throttled_calls)
+    # SDK's three attempts, of one confirmation or of two in a row (a provisioned table's throttling, an
+    # on-demand table's past its maximum throughput, or a failure on DynamoDB's side)
+    throttle = ConfirmationThrottle(times=3 * throttled_calls, code=code, status=status)
     inject("before-send.dynamodb", throttle)
     body, headers = signed_callback("confirm-throttled")
 
@@ -158,6 +169,50 @@ def test_a_throttled_publish_confirmation_is_tried_again_so_the_sweep_does_not_s
     later = datetime.now(UTC) + timedelta(minutes=15)
     assert deps.ingest.publish_owed("huawei-video", lambda: later) == 0
     assert [m["verdict"]["job_id"] for m in server_aws.published()] == ["confirm-throttled"]
+
+
+class ConfirmationOutOfReach:
+    """The next ``times`` attempts of the write that confirms a publish fail as botocore sees a table out of
+    reach: ``error`` raised before any answer (no connection made, or a read that timed out)."""
+
+    def __init__(self, times: int, error: type[Exception]) -> None:
+        self.remaining = times
+        self.error = error
+        self.injected = 0
+
+    def __call__(self, request: Any, **_: Any) -> None:
+        if self.remaining <= 0 or b"publish_state = :published" not in (request.body or b""):
+            return
+        self.remaining -= 1
+        self.injected += 1
+        raise self.error(endpoint_url=request.url)
+
+
+@pytest.mark.parametrize("error", [EndpointConnectionError, ReadTimeoutError])
+def test_a_publish_confirmation_out_of_reach_is_tried_again_so_the_sweep_does_not_send_the_verdict_twice(
+    server_aws: FakeAws,
+    inject: Callable[[str, Callable[..., Any]], None],
+    api_on_server: ApiClient,
+    error: type[Exception],
+) -> None:
+    # Given DynamoDB out of reach for the write that confirms a publish, after SNS took the verdict: every one of
+    # the SDK's three attempts fails to connect, or has its read time out
+    fault = ConfirmationOutOfReach(times=3, error=error)
+    inject("before-send.dynamodb", fault)
+    body, headers = signed_callback("confirm-out-of-reach")
+
+    # When the callback's verdict is stored and published
+    response = api_on_server.callback("huawei-video", body, headers=headers)
+
+    # Then the confirmation is tried again once DynamoDB answers: nothing is left owed, so the sweep, once the
+    # publish claim has run out, sends nothing again
+    assert response.status == 200
+    assert fault.injected == 3
+    deps = dependencies_module.dependencies()
+    assert list(deps.store.unpublished("huawei-video")) == []
+    later = datetime.now(UTC) + timedelta(minutes=15)
+    assert deps.ingest.publish_owed("huawei-video", lambda: later) == 0
+    assert [m["verdict"]["job_id"] for m in server_aws.published()] == ["confirm-out-of-reach"]
 
 
 @pytest.mark.parametrize("how", ["denied", "unreadable"])
