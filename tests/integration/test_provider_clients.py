@@ -20,11 +20,18 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
+import alibabacloud_tea_openapi.utils as tea_utils
 import pytest
 import requests
 import urllib3.connection
+from aliyunsdkcore.auth.composer import rpc_signature_composer
+from aliyunsdkcore.utils import parameter_helper
+from darabonba.request import DaraRequest
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.sdk_request import SdkRequest
+from huaweicloudsdkcore.signer.signer import Signer
 
 from tests.helpers import QuietHandler, Received, answering, recording, serving
 from verdict_relay.clients.base import (
@@ -750,15 +757,38 @@ def test_alibaba_discover_lists_a_job_it_cannot_read_with_the_others(connect: Co
     assert sorted(found) == ["job-good", "job-odd"]
 
 
-def test_alibaba_retry_after_a_503_is_signed_afresh(simulator: ProviderSimulator, connect: Connect) -> None:
-    # The simulator refuses a reused nonce, as MPS does: a retry that re-sent the first attempt would fail.
-    put_finished_job(simulator, "alibaba-mps", "job-1")
-    simulator.inject("alibaba-mps", "error:503")
+@pytest.mark.parametrize("signature", ["ACS3-HMAC-SHA256", "HMAC-SHA1"])
+def test_alibaba_retry_after_a_503_carries_a_fresh_signature_nonce(
+    simulator: ProviderSimulator, signature: str
+) -> None:
+    # Given MPS answering 503 once, then the finished job (the simulator answers a fault before it reads the
+    # nonce, so only the requests themselves show whether the retry re-sent the first attempt's)
+    listed = {"MediaCensorJobList": {"MediaCensorJob": [alibaba_job("job-1", "Success", "block")]}}
+    unavailable = {
+        "Code": "ServiceUnavailable",
+        "Message": "The request has failed due to a temporary failure.",
+    }
+    replies = iter([(503, unavailable, {}), (200, listed, {})])
+    seen: list[Received] = []
+    with recording(answers(lambda path: next(replies)), seen) as url:
+        entry = simulator.provider_entry("alibaba-mps", endpoint=url, credentials={"signature": signature})
+        client = build_client("alibaba-mps", ProviderSettings.model_validate(entry), options=FAST)
+        assert client is not None
 
-    result = connect("alibaba-mps").fetch(["job-1"])
+        # When the job is fetched
+        result = client.fetch(["job-1"])
+        client.close()
 
+    # Then the retry is signed afresh with a nonce of its own: MPS accepts a nonce once (SignatureNonceUsed)
     assert result.jobs[0].verdict.suggestion is Suggestion.BLOCK
-    assert statuses(simulator, "alibaba-mps") == [503, 200]
+    first, retry = seen
+
+    def nonce(request: Received) -> str:
+        if signature == "HMAC-SHA1":
+            return dict(parse_qsl(urlsplit(request.path).query))["SignatureNonce"]
+        return wire_header(request, "x-acs-signature-nonce")
+
+    assert nonce(first) != nonce(retry)
 
 
 def test_alibaba_throttling_waits_for_x_acs_retry_after(
@@ -1630,3 +1660,128 @@ def test_huawei_error_answers_that_mean_the_job_is_unknown(
     status: int, code: str | None, missing: bool
 ) -> None:
     assert job_not_found(status, code, frozenset({JOB_NOT_FOUND})) is missing
+
+
+# --- the wire request against the providers' official signers ---------------------------------------------------
+# The simulator checks signatures with verdict_relay.signing itself, so a broken canonicalization rule signs and
+# verifies alike and every test above still passes. These re-sign the request as it arrived with the providers' own
+# SDKs (test-only oracles, as in tests/unit/test_signing.py): only that shows the provider would accept it.
+
+
+def wire_header(request: Received, name: str) -> str:
+    return next(value for key, value in request.headers.items() if key.lower() == name.lower())
+
+
+@pytest.mark.parametrize("provider", ["huawei-video", "huawei-image-batch"])
+def test_huawei_aksk_request_on_the_wire_carries_the_official_sdks_signature(
+    simulator: ProviderSimulator, provider: str
+) -> None:
+    # Given a Huawei API answering a finished job
+    bodies = {
+        "huawei-video": huawei_video_job("job-1", "succeeded", "block"),
+        "huawei-image-batch": huawei_image_batch_job(
+            "job-1", "finish", [("https://img.example/1.jpg", "block")]
+        ),
+    }
+
+    seen: list[Received] = []
+    with recording(answers(lambda path: (200, bodies[provider], {})), seen) as url:
+        settings = ProviderSettings.model_validate(simulator.provider_entry(provider, endpoint=url))
+        client = build_client(provider, settings, options=FAST)
+        assert client is not None
+
+        # When the job is fetched with an AK/SK-signed request
+        client.fetch(["job-1"])
+        client.close()
+
+    # Then huaweicloudsdkcore's Signer, given the configured endpoint and the request as it arrived (the headers
+    # the SDK itself sets; it adds Host from the endpoint), computes the very Authorization our client sent
+    ((request),) = seen
+    parts = urlsplit(request.path)
+    sent_names = {key.lower() for key in request.headers}
+    sdk_request = SdkRequest(
+        method=request.method,
+        schema="http",
+        host=urlsplit(url).netloc,
+        resource_path=parts.path,
+        query_params=parse_qsl(parts.query, keep_blank_values=True),
+        header_params={
+            name: wire_header(request, name)
+            for name in ("X-Sdk-Date", "Content-Type", "X-Project-Id")
+            if name.lower() in sent_names
+        },
+        body=request.body,
+    )
+    creds = simulator.credentials
+    oracle = Signer(BasicCredentials(ak=creds.huawei_ak, sk=creds.huawei_sk)).sign(sdk_request)
+    assert wire_header(request, "Authorization") == oracle.header_params["Authorization"]
+
+
+def test_alibaba_acs3_request_on_the_wire_carries_tea_openapis_signature(
+    simulator: ProviderSimulator,
+) -> None:
+    # Given MPS answering a finished job
+    listed = {"MediaCensorJobList": {"MediaCensorJob": [alibaba_job("job-1", "Success", "block")]}}
+
+    # When it is fetched with an ACS3-signed request
+    seen = requests_of_a_fetch(simulator, "alibaba-mps", lambda path: (200, listed, {}))
+
+    # Then tea-openapi's signer, given that request as it arrived (the headers the SDK itself sends), computes the
+    # very Authorization our client sent
+    ((request),) = seen
+    parts = urlsplit(request.path)
+    oracle_request = DaraRequest()
+    oracle_request.method = request.method
+    oracle_request.pathname = parts.path
+    oracle_request.query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    oracle_request.headers = {
+        name: wire_header(request, name)
+        for name in (
+            "host",
+            "x-acs-action",
+            "x-acs-version",
+            "x-acs-date",
+            "x-acs-signature-nonce",
+            "x-acs-content-sha256",
+            "accept",
+        )
+    }
+    payload_hash = tea_utils.Utils.hash(request.body, "ACS3-HMAC-SHA256").hex()
+    creds = simulator.credentials
+    oracle = tea_utils.Utils.get_authorization(
+        oracle_request,
+        "ACS3-HMAC-SHA256",
+        payload_hash,
+        creds.alibaba_access_key_id,
+        creds.alibaba_access_key_secret,
+    )
+    assert wire_header(request, "Authorization") == oracle
+
+
+def test_alibaba_rpc_v1_request_on_the_wire_carries_aliyunsdkcores_signature(
+    simulator: ProviderSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given MPS answering a finished job, and the client set to sign with RPC v1 (HMAC-SHA1)
+    listed = {"MediaCensorJobList": {"MediaCensorJob": [alibaba_job("job-1", "Success", "block")]}}
+    seen: list[Received] = []
+    with recording(answers(lambda path: (200, listed, {})), seen) as url:
+        entry = simulator.provider_entry("alibaba-mps", endpoint=url, credentials={"signature": "HMAC-SHA1"})
+        client = build_client("alibaba-mps", ProviderSettings.model_validate(entry), options=FAST)
+        assert client is not None
+
+        # When it is fetched
+        client.fetch(["job-1"])
+        client.close()
+
+    # Then aliyunsdkcore, given the request's own parameters, time and nonce, computes the very Signature sent
+    ((request),) = seen
+    sent = dict(parse_qsl(urlsplit(request.path).query, keep_blank_values=True))
+    monkeypatch.setattr(parameter_helper, "get_iso_8061_date", lambda: sent["Timestamp"])
+    monkeypatch.setattr(parameter_helper, "get_uuid", lambda: sent["SignatureNonce"])
+    common = {"Timestamp", "SignatureMethod", "SignatureType", "SignatureVersion", "SignatureNonce"}
+    own = {k: v for k, v in sent.items() if k not in {*common, "AccessKeyId", "Format", "Signature"}}
+    creds = simulator.credentials
+    sdk_url, _ = rpc_signature_composer.get_signed_url(
+        own, creds.alibaba_access_key_id, creds.alibaba_access_key_secret, sent["Format"], request.method, {}
+    )
+    assert sent["Signature"] == dict(parse_qsl(urlsplit(sdk_url).query))["Signature"]

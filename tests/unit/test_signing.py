@@ -132,6 +132,14 @@ HUAWEI_CASES = [
         host=f"{HUAWEI_HOST}:443",
     ),
     HuaweiCase(
+        # A configured endpoint with a port (a proxy, a private endpoint): the Host we add keeps it, as the SDK's.
+        id="endpoint with a non-default port and no Host header",
+        method="GET",
+        path=f"/v3/{PROJECT_ID}/moderation/video/jobs/j1",
+        headers={"Content-Type": "application/json", "X-Project-Id": PROJECT_ID},
+        host=f"{HUAWEI_HOST}:8443",
+    ),
+    HuaweiCase(
         id="percent-encoded and non-ASCII path segments",
         method="GET",
         path="/v3/p%20id/moderation/audio/jobs/a~b%2Ac%C3%A9(1)",

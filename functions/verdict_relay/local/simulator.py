@@ -21,7 +21,10 @@ Authentication is checked the way each provider does it:
 * Alibaba: ``ACS3-HMAC-SHA256`` (``Authorization`` and ``x-acs-*`` headers; the action from
   ``x-acs-action`` or ``Action``) or RPC v1 ``HMAC-SHA1`` (``Signature`` in the query, key ``secret&``), on the
   query string, plus a form body on POST. Dates within 15 minutes; a nonce is accepted once
-  (``SignatureNonceUsed``), as MPS does, so a client that re-sends a signed request on retry is caught.
+  (``SignatureNonceUsed``), as MPS does, among the requests it serves: a fault it was told to inject is
+  answered before the signature is read, so the nonce of a request answered that way is not recorded. The
+  signatures are rebuilt with ``verdict_relay.signing`` itself: only the tests that re-sign a request with the
+  providers' SDKs show a provider would accept it.
 * Azure: ``Ocp-Apim-Subscription-Key``; otherwise 401 ``{"error": {"code": "Unauthorized", ...}}``.
 
 State: :meth:`ProviderSimulator.put_job` stores the exact JSON the API returns for a job (Huawei: the v3 query
