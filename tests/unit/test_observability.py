@@ -105,3 +105,64 @@ def test_counts_from_many_threads_are_each_written_once_in_records_cloudwatch_ac
     assert emf_counts(done.stdout, service="verdict-relay", provider="huawei-video") == {"JobPolled": 12_000}
     records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert max(len(record["JobPolled"]) for record in records if isinstance(record["JobPolled"], list)) <= 100
+
+
+COUNT_MANY_AT_ONCE = """
+from verdict_relay.observability import count, flush_provider_metrics, metrics
+
+count("JobOverdue", "huawei-audio", 3)
+metrics.flush_metrics()
+flush_provider_metrics()
+"""
+
+
+def test_a_count_of_several_jobs_at_once_is_counted_whole_for_the_service_and_the_provider() -> None:
+    # Given a function counting 3 jobs in one call (the poller counts its overdue jobs of a provider so)
+    env = {**os.environ}
+    env.pop("POWERTOOLS_METRICS_DISABLED", None)
+
+    # When it writes its counts out
+    done = subprocess.run(
+        [sys.executable, "-c", COUNT_MANY_AT_ONCE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+    # Then the service and the provider each count all 3, so a provider's graph adds up to the service's
+    assert emf_counts(done.stdout, service="verdict-relay") == {"JobOverdue": 3}
+    assert emf_counts(done.stdout, service="verdict-relay", provider="huawei-audio") == {"JobOverdue": 3}
+
+
+INVOKE_TWICE = """
+from types import SimpleNamespace
+from verdict_relay.observability import log_metrics
+
+
+@log_metrics(capture_cold_start_metric=True)
+def handler(event, context):
+    return "done"
+
+
+context = SimpleNamespace(function_name="verdict-relay-staging-PollerFunction")
+print(handler({}, context), handler({}, context))
+"""
+
+
+def test_a_handler_that_asks_for_the_cold_start_metric_counts_its_first_invocation_only() -> None:
+    # Given a handler decorated as the poller's and the poll worker's are, in a new container
+    env = {**os.environ, "POWERTOOLS_SERVICE_NAME": "verdict-relay-staging"}
+    env.pop("POWERTOOLS_METRICS_DISABLED", None)
+
+    # When it is invoked twice
+    done = subprocess.run(
+        [sys.executable, "-c", INVOKE_TWICE], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+
+    # Then ColdStart is counted once, under the function's name (docs/architecture.md), and the handler answered
+    assert "done done" in done.stdout
+    assert emf_counts(
+        done.stdout, service="verdict-relay-staging", function_name="verdict-relay-staging-PollerFunction"
+    ) == {"ColdStart": 1}
