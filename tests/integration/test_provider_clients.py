@@ -60,7 +60,7 @@ from verdict_relay.local.simulator import (
     huawei_video_job,
 )
 from verdict_relay.models.verdict import PROVIDER_NAMES, JobStatus, Suggestion
-from verdict_relay.signing import encode_query, new_nonce, sign_rpc_v1
+from verdict_relay.signing import encode_query, new_nonce, sign_huawei, sign_rpc_v1
 
 # Short waits so the whole file stays fast; the behaviour is the production one.
 FAST = HttpOptions(backoff_factor=0.01, backoff_jitter=0.01, read_timeout_s=2.0, max_retry_wait_s=2.0)
@@ -1520,17 +1520,114 @@ def test_a_request_refused_unsent_opens_no_connection() -> None:
         server.server_close()
 
 
+class StoppedClock:
+    """The simulator's clock, moved by the test alone: a rate window's edges without sleeping or racing."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def azure_job_get(simulator: ProviderSimulator, session: requests.Session) -> requests.Response:
+    url = f"{simulator.base_url}/contentmoderator/review/v1.0/teams/teamA/jobs/job-1"
+    return session.get(
+        url, headers={"Ocp-Apim-Subscription-Key": simulator.credentials.azure_subscription_key}, timeout=5
+    )
+
+
+def huawei_video_get(simulator: ProviderSimulator, session: requests.Session) -> requests.Response:
+    """A GET of a Huawei v3 video job, signed with the simulator's AK/SK as the relay's client signs it."""
+    url = f"{simulator.base_url}/v3/{simulator.credentials.huawei_project_id}/moderation/video/jobs/job-1"
+    keys = simulator.credentials
+    headers = sign_huawei("GET", url, {}, b"", keys.huawei_ak, keys.huawei_sk, datetime.now(UTC))
+    return session.get(url, headers=headers, timeout=5)
+
+
 def test_simulator_refuses_requests_over_its_limit() -> None:
     # The check above means something only if the simulator does refuse a client that ignores the limit.
-    with ProviderSimulator(rate_limits={"azure-review": 2}) as limited:
+    with ProviderSimulator(rate_limits={"azure-review": 2}, clock=StoppedClock()) as limited:
         put_finished_job(limited, "azure-review", "job-1")
-        url = f"{limited.base_url}/contentmoderator/review/v1.0/teams/teamA/jobs/job-1"
-        headers = {"Ocp-Apim-Subscription-Key": limited.credentials.azure_subscription_key}
         with requests.Session() as session:
-            codes = [session.get(url, headers=headers, timeout=5).status_code for _ in range(5)]
+            codes = [azure_job_get(limited, session).status_code for _ in range(5)]
 
         assert codes == [200, 200, 429, 429, 429]
         assert limited.over_limit("azure-review") == 3
+
+
+def test_simulator_limits_and_counts_each_provider_apart() -> None:
+    # Given Azure limited to 1 request a second and Huawei video to 3, their clock stopped inside one second
+    with ProviderSimulator(
+        rate_limits={"azure-review": 1, "huawei-video": 3}, clock=StoppedClock()
+    ) as limited:
+        put_finished_job(limited, "azure-review", "job-1")
+        put_finished_job(limited, "huawei-video", "job-1")
+        with requests.Session() as session:
+            # When each gets one request more than its limit
+            azure = [azure_job_get(limited, session).status_code for _ in range(2)]
+            huawei = [huawei_video_get(limited, session).status_code for _ in range(4)]
+
+            # Then each admits its own limit, whatever the other received, and each counts its own refusal
+            assert azure == [200, 429]
+            assert huawei == [200, 200, 200, 429]
+            assert (limited.over_limit("azure-review"), limited.over_limit("huawei-video")) == (1, 1)
+            assert limited.over_limit("alibaba-mps") == 0
+            # and a benchmark's measurement that starts after them counts none of them
+            limited.clear_requests()
+            assert [limited.over_limit(provider) for provider in ("azure-review", "huawei-video")] == [0, 0]
+            # while the providers' seconds run on: a request inside the same second is refused, and counted
+            assert azure_job_get(limited, session).status_code == 429
+        assert limited.over_limit("azure-review") == 1
+
+
+@pytest.mark.parametrize(
+    ("limit", "admitted"),
+    [(2.5, 2), (0.5, 1)],
+    ids=["a-fraction-admits-its-whole-part", "under-one-a-second-admits-one"],
+)
+def test_simulator_admits_no_more_than_a_fractional_limit_in_a_second(limit: float, admitted: int) -> None:
+    # Given a provider limited to a rate that is not a whole number of requests a second
+    with ProviderSimulator(rate_limits={"azure-review": limit}, clock=StoppedClock()) as limited:
+        put_finished_job(limited, "azure-review", "job-1")
+
+        # When 4 requests come within a second
+        with requests.Session() as session:
+            codes = [azure_job_get(limited, session).status_code for _ in range(4)]
+
+        # Then no more are admitted than the limit allows in a second (rounded down), the rest refused and counted
+        assert codes == [200] * admitted + [429] * (4 - admitted)
+        assert limited.over_limit("azure-review") == 4 - admitted
+
+
+def test_simulator_window_is_a_whole_second_and_its_retry_after_when_it_has_room() -> None:
+    # Given a provider limited to 2 requests a second that has admitted 2, 0.1 s apart
+    clock = StoppedClock()
+    with ProviderSimulator(rate_limits={"azure-review": 2}, clock=clock) as limited:
+        put_finished_job(limited, "azure-review", "job-1")
+        first = clock.now
+        with requests.Session() as session:
+            assert azure_job_get(limited, session).status_code == 200
+            clock.now = first + 0.1
+            assert azure_job_get(limited, session).status_code == 200
+
+            # When a third comes 0.6 s after the first, still inside that second
+            clock.now = first + 0.6
+            refused = azure_job_get(limited, session)
+
+            # Then it is refused, and told to come back when the second is over (0.4 s, in whole seconds: 1)
+            assert refused.status_code == 429
+            assert refused.headers["Retry-After"] == "1"
+            assert limited.over_limit("azure-review") == 1
+
+            # And at the very end of the first's second only its place is free again (a window of one second:
+            # the second's request still holds its place), while a refused request took none
+            clock.now = first + 1.0
+            assert [azure_job_get(limited, session).status_code for _ in range(2)] == [200, 429]
+            # and once the second's is over too, a place is free again
+            clock.now = first + 1.1
+            assert azure_job_get(limited, session).status_code == 200
+        assert limited.over_limit("azure-review") == 2
 
 
 # --- the factory ------------------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -323,7 +323,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle()
 
     def _handle(self) -> None:
-        arrived = time.monotonic()
+        arrived = self.server.simulator.clock()
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
@@ -409,6 +409,7 @@ class ProviderSimulator:
         list_page_limit: int = 300,
         iam_token_ttl_s: float = 24 * 3600.0,
         host: str = "127.0.0.1",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if latency_s < 0:
             raise ValueError("latency_s must not be negative")
@@ -419,6 +420,8 @@ class ProviderSimulator:
         self.timeline_page_size = timeline_page_size
         self.list_page_limit = list_page_limit
         self.iam_token_ttl_s = iam_token_ttl_s
+        self.clock = clock
+        """Monotonic seconds: when a request arrived (its rate window, its record) and how old a nonce is."""
         self._host = host
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -994,7 +997,7 @@ class ProviderSimulator:
         if code is None:
             if nonce is not None:
                 with self._lock:
-                    now = time.monotonic()
+                    now = self.clock()
                     if nonce in self._nonces:
                         return _alibaba_error(
                             400, "SignatureNonceUsed", "Specified signature nonce was used already.", host
