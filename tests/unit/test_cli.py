@@ -87,6 +87,31 @@ def test_normalize_reads_standard_input() -> None:
     assert json.loads(result.stdout)["job_id"] == "xxx"
 
 
+LOGGING_COMMAND = """
+import sys
+from verdict_relay.cli import main
+from verdict_relay.observability import logger
+
+logger.warning("logged while the command runs")  # as the poller logs while ``poll`` runs (an expired job)
+sys.exit(main(["normalize", "--provider", "huawei-video", sys.argv[1]]))
+"""
+
+
+def test_what_a_command_logs_goes_to_stderr_leaving_its_json_on_stdout() -> None:
+    # Given a command whose code logs (the functions' logger: in Lambda either stream reaches CloudWatch)
+    payload = payload_path("huawei-video", "succeeded")
+
+    # When it runs
+    result = subprocess.run(
+        [sys.executable, "-c", LOGGING_COMMAND, str(payload)], capture_output=True, text=True, check=False
+    )
+
+    # Then its stdout is its JSON alone, for a script to read, and the log line is on stderr
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["job_id"] == "xxx"
+    assert "logged while the command runs" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [(b"{not json", "not valid JSON"), (b'{"job_id": 1}', "field"), (b"\xff\xfe", "UTF-8")],
