@@ -1060,6 +1060,72 @@ def test_a_header_changed_after_signing_is_rejected(changes: dict[str, str]) -> 
     assert "invalid signature" in rejected(with_headers(mns_request(), **changes)).message
 
 
+def test_a_notice_signed_over_the_string_to_sign_of_mnss_documented_example_is_accepted() -> None:
+    """A fixed vector: the string to sign written out by hand in the layout of MNS's documented example
+    (alibabacloud.com/help/doc-detail/27488, "Sign a request that is sent to an endpoint"), not built by any
+    helper of ours, which would share a misread rule (an order, a separator, a header left out) with the adapter."""
+    # Given a push laid out as the documented one (its Content-MD5 that of this body, its certificate over
+    # https), its x-mns-* headers in the order they arrived, not sorted
+    body = b'{"JobId": "2f4e6d8c0b1a4c3e5d7f9a8b6c4d2e0f", "State": "Success"}'
+    cert_url = (
+        "aHR0cHM6Ly9tbnN0ZXN0Lm9zcy1jbi1oYW5nemhvdS5hbGl5dW5jcy5jb20veDUwOV9wdWJsaWNfY2VydGlmaWNhdGUucGVt"
+    )
+    string_to_sign = (
+        "POST\n"
+        "ZTE4NjM2NjJiMGNkOTJkMTFhZTlmYjE2MzAyMjE0Y2M=\n"
+        "text/xml;charset=utf-8\n"
+        "Wed, 25 May 2016 10:46:14 GMT\n"
+        "x-mns-request-id:57458276F0E3D56D7C00054B\n"
+        f"x-mns-signing-cert-url:{cert_url}\n"
+        "x-mns-version:2015-06-06\n"
+        "/notifications"
+    )
+    signature = MNS_KEY.sign(string_to_sign.encode(), padding.PKCS1v15(), hashes.SHA1())  # noqa: S303 - MNS's choice
+    headers = {
+        "x-mns-version": "2015-06-06",
+        "Content-Type": "text/xml;charset=utf-8",
+        "x-mns-signing-cert-url": cert_url,
+        "Content-MD5": "ZTE4NjM2NjJiMGNkOTJkMTFhZTlmYjE2MzAyMjE0Y2M=",
+        "Date": "Wed, 25 May 2016 10:46:14 GMT",
+        "x-mns-request-id": "57458276F0E3D56D7C00054B",
+        "Authorization": base64.b64encode(signature).decode(),
+    }
+    request = CallbackRequest(body=body, headers=headers, path="/notifications", method="POST")
+    settings = CallbackSettings(max_age_seconds=900, tokens=[])
+    received = VerifyContext(
+        settings=settings,
+        now=datetime(2016, 5, 25, 10, 46, 16, tzinfo=UTC),
+        load_certificate=lambda url: MNS_PEM,
+    )
+
+    # When it is verified, then the signature holds
+    assert adapter.verify_signature(request, received) is True
+
+
+def test_a_captured_notice_re_dated_after_signing_is_rejected() -> None:
+    # Given a notice MNS signed ten minutes ago, captured
+    captured = mns_request(sent_at=NOW - timedelta(minutes=10))
+
+    # When it is replayed with its Date moved to now, to stay inside the replay window
+    replayed = with_headers(captured, Date=format_datetime(NOW, usegmt=True))
+
+    # Then it is rejected: the Date is signed
+    assert "invalid signature" in rejected(replayed).message
+
+
+def test_a_body_replaced_with_its_own_content_md5_after_signing_is_rejected() -> None:
+    # Given a signed notice
+    signed = mns_request()
+
+    # When its body is replaced along with a Content-MD5 that matches the new body
+    other = b'{"JobId": "someone-elses-job", "State": "Success"}'
+    headers = {**signed.headers, "Content-MD5": doc_style_md5(other)}
+    replaced = CallbackRequest(body=other, headers=headers, path=signed.path, method=signed.method)
+
+    # Then it is rejected: Content-MD5 is signed, so the body is bound to the signature
+    assert "invalid signature" in rejected(replaced).message
+
+
 def test_a_different_path_is_rejected() -> None:
     request = mns_request()
     moved = CallbackRequest(body=request.body, headers=request.headers, path="/prod/callbacks/huawei-video")

@@ -693,6 +693,30 @@ def test_signature_made_with_the_seed_is_accepted_in_hex_or_base64(name: str, en
     adapter.verify_callback(request, context(SEED))  # does not raise
 
 
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "c77b73ae63d79373600337d702fa5d8961436ca3571191a3d715ed031fda55cd",
+        "x3tzrmPXk3NgAzfXAvpdiWFDbKNXEZGj1xXtAx/aVc0=",
+    ],
+    ids=["hex", "base64"],
+)
+def test_a_signature_computed_outside_python_by_the_documented_rule_is_accepted(signature: str) -> None:
+    """A fixed vector, not computed by any helper of ours (which would share a misread rule with the adapter).
+    Huawei's rule: HMAC-SHA256, key = seed, message = create_time + job_id + request_id + seed. Computed with
+    ``printf '%s' "2022-07-30T08:57:11.011Zvideo-job-01HX9Q2req-7c1e2f0relay_seed_2024_current" |
+    openssl dgst -sha256 -hmac relay_seed_2024_current`` (and ``-binary | base64``)."""
+    # Given a callback for a job created with the seed, its signed fields as Huawei sends them
+    payload = load_payload(PROVIDER, "succeeded")
+    payload.update(
+        create_time="2022-07-30T08:57:11.011Z", job_id="video-job-01HX9Q2", request_id="req-7c1e2f0"
+    )
+    request = CallbackRequest(body=json.dumps(payload).encode(), headers={"X-Auth-Signature": signature})
+
+    # When it is verified with that seed, then it is accepted
+    assert adapter.verify_signature(request, context(SEED)) is True
+
+
 @pytest.mark.parametrize("header", ["x-auth-signature", "X-AUTH-SIGNATURE", "X-Auth-signature"])
 def test_signature_header_is_read_whatever_its_case(header: str) -> None:
     request = signed_request("succeeded", hex_signature("succeeded"), header=header)
