@@ -61,6 +61,67 @@ def test_a_url_that_failed_is_refused_without_a_fetch_until_its_time_is_up(
     assert hits == ["/missing.pem", "/missing.pem"]
 
 
+@pytest.mark.parametrize(
+    ("status", "error", "documented_seconds"),
+    [(404, CallbackAuthError, 5 * 60), (503, ProviderApiError, 10)],
+    ids=["no-certificate-5-minutes", "host-in-trouble-10-seconds"],
+)
+def test_a_failed_url_is_refused_for_the_time_the_providers_doc_gives_and_no_longer(
+    status: int, error: type[Exception], documented_seconds: int
+) -> None:
+    """The times are docs/providers.md's, written out: not the module's constants, which a test reading them
+    would follow wherever they moved."""
+    # Given a certificate URL whose fetch failed
+    clock = Clock()
+    cache = CertificateCache(clock=clock)
+    hits: list[str] = []
+    with http_server(status, hits=hits) as host:
+        url = f"{host}/missing.pem"
+        with pytest.raises(error):
+            cache.load(url)
+
+        # When it is named again a second before the documented time is up, then it is refused without a fetch
+        clock.now += documented_seconds - 1
+        with pytest.raises(error):
+            cache.load(url)
+        assert hits == ["/missing.pem"]
+
+        # And two seconds later it is fetched again
+        clock.now += 2
+        with pytest.raises(error):
+            cache.load(url)
+    assert hits == ["/missing.pem", "/missing.pem"]
+
+
+def test_a_certificate_that_verified_a_signature_is_kept_for_the_day_the_providers_doc_gives(
+    certificates: tuple[MnsSigner, str],
+) -> None:
+    # Given a cache of four entries holding one certificate a signature verified with, 23 hours ago
+    signer, base = certificates
+    clock = Clock()
+    cache = CertificateCache(max_entries=4, clock=clock)
+    genuine = f"{base}/x509_public_certificate.pem"
+    cache.load(genuine)
+    cache.certificate_verified(genuine)
+    clock.now += 23 * 3600
+
+    # When ten other certificate URLs are loaded, and the genuine one again
+    for n in range(10):
+        cache.load(f"{base}/other-{n}.pem")
+    cache.load(genuine)
+
+    # Then it was still kept: fetched once (docs/providers.md: "never evict a certificate that verified a
+    # signature in the last day")
+    assert signer.certificate_requests.count("/x509_public_certificate.pem") == 1
+
+    # And a day and a second after it verified, it makes room like any other
+    clock.now += 3600 + 1
+    for n in range(4):
+        cache.load(f"{base}/later-{n}.pem")
+    cache.load(genuine)
+    assert signer.certificate_requests.count("/x509_public_certificate.pem") == 2
+
+
 def test_new_urls_never_evict_a_certificate_that_verified_a_signature_recently(
     certificates: tuple[MnsSigner, str],
 ) -> None:
