@@ -39,9 +39,11 @@ from tests.helpers import (
 from tests.integration.conftest import HUAWEI_SEEDS, PROVIDERS_DOCUMENT, ApiClient, configure_environment
 from verdict_relay.dal.publisher import PUBLISH_ATTEMPTS
 from verdict_relay.handlers import dependencies as dependencies_module
+from verdict_relay.local.http_api import LambdaContext
 from verdict_relay.local.stack import free_port
 from verdict_relay.logic.ingest import PUBLISH_TIME_S
 from verdict_relay.models.verdict import JobStatus
+from verdict_relay.providers.registry import get_adapter
 
 
 class ConfirmationRefused:
@@ -213,6 +215,92 @@ def test_a_publish_confirmation_out_of_reach_is_tried_again_so_the_sweep_does_no
     later = datetime.now(UTC) + timedelta(minutes=15)
     assert deps.ingest.publish_owed("huawei-video", lambda: later) == 0
     assert [m["verdict"]["job_id"] for m in server_aws.published()] == ["confirm-out-of-reach"]
+
+
+class DrainingContext(LambdaContext):
+    """An invocation with ``seconds`` left when it starts, running down with the clock."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.deadline = time.monotonic() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+def test_a_publish_confirmation_throttled_past_the_invocations_time_is_given_up_and_counted_in_time(
+    server_aws: FakeAws,
+    inject: Callable[[str, Callable[..., Any]], None],
+    api_on_server: ApiClient,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given DynamoDB throttling the confirmation of a publish for longer than the invocation has left, a callback
+    # whose invocation has just the time a publish takes, and a little more
+    throttle = ConfirmationThrottle(times=10_000)
+    inject("before-send.dynamodb", throttle)
+    body, headers = signed_callback("confirm-out-of-time")
+    seconds = PUBLISH_TIME_S + 3
+    api = ApiClient(DrainingContext(seconds))
+    answers: list[int] = []
+    callback = threading.Thread(
+        target=lambda: answers.append(api.callback("huawei-video", body, headers=headers).status)
+    )
+    capsys.readouterr()
+
+    # When the callback's verdict is stored and published
+    callback.start()
+    callback.join(timeout=seconds + 5)
+    still_trying = callback.is_alive()
+    throttle.remaining = 0  # lets a callback still trying finish, whatever the outcome
+    callback.join(timeout=60)
+
+    # Then the confirmation is tried again only while another attempt fits in the time left: the callback is
+    # answered before the invocation would be cut off, and the unconfirmed publish is counted (its alarm says a
+    # verdict will be sent again by the sweep), the verdict left owed
+    assert not still_trying, "the confirmation was still tried after the invocation's time had run out"
+    assert answers == [200]
+    assert throttle.injected >= 3
+    assert emf_counts(capsys.readouterr().out, service="verdict-relay").get("PublishUnconfirmed") == 1
+    deps = dependencies_module.dependencies()
+    assert [key.job_id for key in deps.store.unpublished("huawei-video")] == ["confirm-out-of-time"]
+    assert [m["verdict"]["job_id"] for m in server_aws.published()] == ["confirm-out-of-time"]
+
+
+def test_a_publish_confirmation_is_not_tried_again_past_the_writers_publish_claim(
+    server_aws: FakeAws,
+    inject: Callable[[str, Callable[..., Any]], None],
+    api_on_server: ApiClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a verdict whose write (and publish claim) came 50 s before SNS took it, with time enough left in the
+    # invocation, and DynamoDB throttling the confirmation for longer than the claim has left
+    throttle = ConfirmationThrottle(times=10_000)
+    inject("before-send.dynamodb", throttle)
+    (verdict,) = get_adapter("huawei-video").parse_bytes(with_changes("huawei-video", "succeeded"))
+    deps = dependencies_module.dependencies()
+    written = datetime.now(UTC) - timedelta(seconds=50)
+    outcomes: list[bool] = []
+    writer = threading.Thread(
+        target=lambda: outcomes.append(
+            deps.ingest.ingest(verdict, None, written, time_left_s=lambda: 600.0).published
+        )
+    )
+
+    # When it is stored and published
+    writer.start()
+    writer.join(timeout=20)
+    still_trying = writer.is_alive()
+    throttle.remaining = 0  # lets a writer still trying finish, whatever the outcome
+    writer.join(timeout=60)
+
+    # Then the confirmation is not tried again once another attempt would end past the claim (a sweep may take
+    # the verdict then): it is given up and counted, the verdict left owed for that sweep
+    assert not still_trying, "the confirmation was still tried after the writer's publish claim had run out"
+    assert outcomes == [True]
+    unconfirmed = [r.job_id for r in caplog.records if r.getMessage().startswith("publish not confirmed")]
+    assert unconfirmed == [verdict.job_id]
+    assert [key.job_id for key in deps.store.unpublished("huawei-video")] == [verdict.job_id]
+    assert [m["verdict"]["job_id"] for m in server_aws.published()] == [verdict.job_id]
 
 
 @pytest.mark.parametrize("how", ["denied", "unreadable"])
@@ -490,4 +578,32 @@ def test_a_response_the_sdk_cannot_parse_is_a_json_500_and_nothing_is_acknowledg
     assert response.body["error"]["code"] == "internal_error"
     # saying nothing of the fault (the log has it): no exception, no AWS detail
     assert response.body["error"]["message"] == "internal error; nothing was acknowledged, send again"
+    assert server_aws.published() == []
+
+
+def test_a_finishing_write_whose_answer_is_lost_is_published_by_its_own_callback_once(
+    server_aws: FakeAws, api_on_server: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given DynamoDB applies the write that finishes a job and claims its publish, but its answer never comes
+    # back: the SDK's retry of that very write meets the job already finished
+    finishing = b"claim_token = :claim_token"
+    with dynamodb_whose_first_answer_stalls(os.environ["AWS_ENDPOINT_URL"], finishing) as (endpoint, sent):
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+        dependencies_module.dependencies.cache_clear()
+        body, headers = signed_callback("lost-answer-1")
+
+        # When the callback arrives
+        response = api_on_server.callback("huawei-video", body, headers=headers)
+
+    # Then the retry knows the transition for its own (it holds the claim): the callback publishes the verdict
+    # now, once, and confirms it, rather than leaving it owed to a sweep after the claim has run out
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
+    dependencies_module.dependencies.cache_clear()
+    assert response.status == 200
+    assert len(sent) == 2
+    assert [m["verdict"]["job_id"] for m in server_aws.published()] == ["lost-answer-1"]
+    (item,) = server_aws.job_items()
+    assert item["publish_state"] == {"S": "published"}
+    later = datetime.now(UTC) + timedelta(minutes=15)
+    assert dependencies_module.dependencies().ingest.publish_owed("huawei-video", lambda: later) == 0
     assert server_aws.published() == []
