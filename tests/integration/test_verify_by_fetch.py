@@ -783,6 +783,31 @@ def test_a_second_notice_for_an_unconfirmed_job_mps_does_not_know_deletes_it(
     assert aws.published() == []
 
 
+def test_notices_for_jobs_mps_does_not_know_are_counted_for_the_unknown_jobs_alarm(
+    aws: FakeAws,
+    fetching_api: ApiClient,
+    simulator: ProviderSimulator,
+    mns: MnsSigner,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    api = fetching_api
+    # Given a notice naming an id nobody had, held after its fetch failed
+    notice_while_mps_fails(api, simulator, mns, "foreign-4")
+    capsys.readouterr()
+
+    # When notices come that MPS answers it does not know: one for a job the store does not hold either, and
+    # the held one again
+    assert mns_push(api, mns, "never-registered").status == 204
+    assert mns_push(api, mns, "foreign-4").status == 204
+
+    # Then each is counted CallbackForUnknownJob, which JobsUnknownAlarm reads (a providers document naming the
+    # wrong region makes MPS deny every job its notices name), and nothing is stored or published
+    counts = emf_counts(capsys.readouterr().out, service="verdict-relay")
+    assert counts.get("CallbackForUnknownJob") == 2
+    assert aws.table_items() == []
+    assert aws.published() == []
+
+
 def test_two_writers_told_that_a_held_notice_job_is_unknown_delete_it_once_and_publish_nothing(
     aws: FakeAws, fetching_api: ApiClient, simulator: ProviderSimulator, mns: MnsSigner
 ) -> None:

@@ -1459,6 +1459,34 @@ def test_an_owed_verdict_an_earlier_version_stored_with_a_ttl_gets_one_from_its_
     assert list(world.store.unpublished("azure-review")) == []
 
 
+def test_a_verdict_owed_for_a_job_an_earlier_version_gave_a_ttl_has_none_until_its_publish(
+    aws: FakeAws,
+) -> None:
+    # Given a job registered by an earlier version, which gave it a TTL at creation, that no write has touched
+    # since (no poll yet: its callback comes first)
+    world = World(aws, ScriptedClient("azure-review"))
+    world.register("azure-review", "r1")
+    soon = int(NOW.timestamp()) + 86400
+    aws.session.client("dynamodb").update_item(
+        TableName=aws.resources.table_name,
+        Key={"pk": {"S": "azure-review#r1"}, "sk": {"S": "STATE"}},
+        UpdateExpression="SET expires_at = :soon",
+        ExpressionAttributeValues={":soon": {"N": str(soon)}},
+    )
+
+    # When its block verdict is stored with its publish owed (SNS refusing it, say)
+    finished = VerdictPolicy().finalize(verdict("azure-review", "r1", JobStatus.SUCCEEDED, Suggestion.BLOCK))
+    assert world.store.record(finished, None, NOW, publish=True).publish
+
+    # Then the old TTL is gone, so DynamoDB cannot delete the owed verdict before SNS takes it; its retention is
+    # kept aside for the confirmation
+    (item,) = aws.table_items()
+    assert "expires_at" not in item
+    assert int(item["retain_until"]["N"]) == int((NOW + timedelta(days=90)).timestamp())
+    assert world.store.get("azure-review", "r1") is not None
+    assert [key.job_id for key in world.store.unpublished("azure-review")] == ["r1"]
+
+
 def test_owed_publish_of_a_provider_without_api_credentials_is_swept(aws: FakeAws) -> None:
     # Given a callbacks-only provider (no poll client) whose verdict's publish failed after it was stored
     world = World(aws, ScriptedClient("huawei-video"))
