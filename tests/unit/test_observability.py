@@ -10,6 +10,17 @@ import sys
 
 from tests.helpers import emf_counts
 
+
+def emitted(code: str, **environment: str) -> str:
+    """What a fresh function process running ``code`` prints, its metrics enabled (as deployed)."""
+    env = {**os.environ, **environment}
+    env.pop("POWERTOOLS_METRICS_DISABLED", None)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    return done.stdout
+
+
 COUNT_MANY = """
 from verdict_relay.local.stack import silence_metrics
 from verdict_relay.observability import count, flush_provider_metrics, metrics
@@ -51,20 +62,15 @@ flush_provider_metrics()
 
 def test_metrics_are_counted_under_the_service_the_environment_names() -> None:
     # Given a function of a second stack, named by its stack as template.yaml names it
-    env = {**os.environ, "POWERTOOLS_SERVICE_NAME": "verdict-relay-staging"}
-    env.pop("POWERTOOLS_METRICS_DISABLED", None)
-
     # When it counts an outcome
-    done = subprocess.run(
-        [sys.executable, "-c", COUNT_ONCE], env=env, capture_output=True, text=True, timeout=60, check=True
-    )
+    stdout = emitted(COUNT_ONCE, POWERTOOLS_SERVICE_NAME="verdict-relay-staging")
 
     # Then the count is that stack's, for the service and for the provider, and never the other stack's
-    assert emf_counts(done.stdout, service="verdict-relay-staging") == {"ProviderAuthFailed": 1}
-    assert emf_counts(done.stdout, service="verdict-relay-staging", provider="azure-review") == {
+    assert emf_counts(stdout, service="verdict-relay-staging") == {"ProviderAuthFailed": 1}
+    assert emf_counts(stdout, service="verdict-relay-staging", provider="azure-review") == {
         "ProviderAuthFailed": 1
     }
-    assert emf_counts(done.stdout, service="verdict-relay") == {}
+    assert emf_counts(stdout, service="verdict-relay") == {}
 
 
 COUNT_FROM_THREADS = """
@@ -89,21 +95,12 @@ flush_provider_metrics()
 
 def test_counts_from_many_threads_are_each_written_once_in_records_cloudwatch_accepts() -> None:
     # Given the poller's threads, one per provider, counting at once
-    env = {**os.environ}
-    env.pop("POWERTOOLS_METRICS_DISABLED", None)
-    done = subprocess.run(
-        [sys.executable, "-c", COUNT_FROM_THREADS],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    stdout = emitted(COUNT_FROM_THREADS)
 
     # Then every count is written once, and no record holds more than the 100 values CloudWatch takes for a metric
-    assert emf_counts(done.stdout, service="verdict-relay") == {"JobPolled": 24_000}
-    assert emf_counts(done.stdout, service="verdict-relay", provider="huawei-video") == {"JobPolled": 12_000}
-    records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert emf_counts(stdout, service="verdict-relay") == {"JobPolled": 24_000}
+    assert emf_counts(stdout, service="verdict-relay", provider="huawei-video") == {"JobPolled": 12_000}
+    records = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     assert max(len(record["JobPolled"]) for record in records if isinstance(record["JobPolled"], list)) <= 100
 
 
@@ -118,22 +115,12 @@ flush_provider_metrics()
 
 def test_a_count_of_several_jobs_at_once_is_counted_whole_for_the_service_and_the_provider() -> None:
     # Given a function counting 3 jobs in one call (the poller counts its overdue jobs of a provider so)
-    env = {**os.environ}
-    env.pop("POWERTOOLS_METRICS_DISABLED", None)
-
     # When it writes its counts out
-    done = subprocess.run(
-        [sys.executable, "-c", COUNT_MANY_AT_ONCE],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    stdout = emitted(COUNT_MANY_AT_ONCE)
 
     # Then the service and the provider each count all 3, so a provider's graph adds up to the service's
-    assert emf_counts(done.stdout, service="verdict-relay") == {"JobOverdue": 3}
-    assert emf_counts(done.stdout, service="verdict-relay", provider="huawei-audio") == {"JobOverdue": 3}
+    assert emf_counts(stdout, service="verdict-relay") == {"JobOverdue": 3}
+    assert emf_counts(stdout, service="verdict-relay", provider="huawei-audio") == {"JobOverdue": 3}
 
 
 INVOKE_TWICE = """
@@ -153,16 +140,11 @@ print(handler({}, context), handler({}, context))
 
 def test_a_handler_that_asks_for_the_cold_start_metric_counts_its_first_invocation_only() -> None:
     # Given a handler decorated as the poller's and the poll worker's are, in a new container
-    env = {**os.environ, "POWERTOOLS_SERVICE_NAME": "verdict-relay-staging"}
-    env.pop("POWERTOOLS_METRICS_DISABLED", None)
-
     # When it is invoked twice
-    done = subprocess.run(
-        [sys.executable, "-c", INVOKE_TWICE], env=env, capture_output=True, text=True, timeout=60, check=True
-    )
+    stdout = emitted(INVOKE_TWICE, POWERTOOLS_SERVICE_NAME="verdict-relay-staging")
 
     # Then ColdStart is counted once, under the function's name (docs/architecture.md), and the handler answered
-    assert "done done" in done.stdout
+    assert "done done" in stdout
     assert emf_counts(
-        done.stdout, service="verdict-relay-staging", function_name="verdict-relay-staging-PollerFunction"
+        stdout, service="verdict-relay-staging", function_name="verdict-relay-staging-PollerFunction"
     ) == {"ColdStart": 1}
