@@ -4,11 +4,14 @@ HTTP API)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import shlex
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,6 +27,7 @@ from verdict_relay.local.runner import completion_line, curl_examples
 from verdict_relay.local.scenario import AZURE_EXAMPLE_JOB, EXAMPLE_JOBS, Scenario
 from verdict_relay.local.stack import function_environment
 from verdict_relay.models.verdict import PROVIDER_NAMES
+from verdict_relay.providers.profiles import PROFILES
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "http://127.0.0.1:3000"
@@ -167,6 +171,81 @@ def test_summary_of_a_run_stopped_early_with_no_wrong_verdict_is_ok() -> None:
 
     assert summary["ok"] is True
     assert summary["unfinished"] == summary["jobs"] == len(PROVIDER_NAMES)
+
+
+def _as_expected(scenario: Scenario) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Every job of ``scenario`` stored and published as its policy expects."""
+    stored: dict[str, dict[str, Any]] = {}
+    published: list[dict[str, Any]] = []
+    for job in scenario.jobs:
+        status, suggestion, publishes = job.expected(scenario.policy)
+        stored[job.job_id] = {"status": status, "suggestion": suggestion}
+        published += [_block_job_message(job.provider, job.job_id)] * publishes
+    return stored, published
+
+
+def test_the_scenario_delivers_duplicate_callbacks_and_its_summary_catches_one_published_twice() -> None:
+    # Given the scenario make run plays: its review-duplicated jobs' callbacks are sent three times at each
+    # provider that calls back (Huawei's image batches do not), so the relay's once-only publish is exercised
+    scenario = Scenario()
+    duplicated = [j for j in scenario.jobs if j.outcome == "review-duplicated"]
+    assert {j.provider: j.callbacks for j in duplicated} == {
+        p: 0 if p == "huawei-image-batch" else 3 for p in PROVIDER_NAMES
+    }
+    stored, published = _as_expected(scenario)
+    assert scenario.judge(stored, published)["duplicated_jobs_published_once"] is True
+
+    # When one of them is published twice
+    twice = next(j for j in duplicated if j.callbacks > 1)
+    summary = scenario.judge(stored, [*published, _block_job_message(twice.provider, twice.job_id)])
+
+    # Then the summary says so, in its figure as well as in its mismatches
+    assert summary["duplicated_jobs_published_once"] is False
+    assert [m["job_id"] for m in summary["mismatches"]] == [twice.job_id]
+
+
+def test_the_summary_catches_an_expired_job_never_published() -> None:
+    # Given the scenario make run plays, every job stored and published as expected
+    scenario = Scenario()
+    stored, published = _as_expected(scenario)
+    assert scenario.judge(stored, published)["expired_published_as_unmoderated"] is True
+
+    # When an expired job, stored as unmoderated, was never published
+    expired = next(j for j in scenario.jobs if j.outcome == "expired")
+    summary = scenario.judge(stored, [m for m in published if m["verdict"]["job_id"] != expired.job_id])
+
+    # Then the summary's figure says so
+    assert summary["expired_published_as_unmoderated"] is False
+    assert summary["ok"] is False
+
+
+SIMULATED_PATHS = {
+    "huawei-video": "/v3/project/moderation/video/jobs/job-1",
+    "huawei-audio": "/v3/project/moderation/audio/jobs/job-1",
+    "huawei-image-batch": "/v1.0/moderation/image/batch",
+    "alibaba-mps": "/",
+    "azure-review": "/contentmoderator/review/v1.0/teams/team/jobs/job-1",
+}
+
+
+def test_the_scenarios_providers_refuse_and_count_requests_over_their_documented_rate_limit() -> None:
+    # Given the scenario make run plays, its simulated providers' clock stopped (every request in one second)
+    scenario = Scenario()
+    scenario.simulator.clock = lambda: 100.0
+    scenario.simulator.start()
+    try:
+        # When each provider gets one request more than its documented limit (the relay's default) in that second
+        for provider, path in SIMULATED_PATHS.items():
+            for _ in range(int(PROFILES[provider].rate_limit_per_s) + 1):
+                request = urllib.request.Request(scenario.simulator.base_url + path)
+                with contextlib.suppress(urllib.error.HTTPError):
+                    urllib.request.urlopen(request, timeout=5).close()
+        over = {p: scenario.simulator.over_limit(p) for p in PROVIDER_NAMES}
+    finally:
+        scenario.stop()
+
+    # Then each refuses that one and counts it: the summary's simulator_requests_over_rate_limit can be other than 0
+    assert over == dict.fromkeys(PROVIDER_NAMES, 1)
 
 
 def test_a_judged_summary_keeps_the_errors_it_was_judged_with() -> None:

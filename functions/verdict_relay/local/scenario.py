@@ -46,6 +46,7 @@ from verdict_relay.local.simulator import (
 from verdict_relay.local.stack import is_republished
 from verdict_relay.logic.policy import VerdictPolicy
 from verdict_relay.models.verdict import PROVIDER_NAMES
+from verdict_relay.providers.profiles import PROFILES
 from verdict_relay.providers.registry import get_adapter
 
 PROVIDERS = PROVIDER_NAMES
@@ -151,7 +152,10 @@ class Scenario:
             for provider in PROVIDERS
             for i in range(jobs_per_provider)
         ]
-        self.simulator = ProviderSimulator()
+        # Each provider's API admits what its documented limit does (the relay's default rate_limit_per_s, which the
+        # providers document below keeps): a request the relay sends over it is refused and counted, so the
+        # summary's simulator_requests_over_rate_limit can tell.
+        self.simulator = ProviderSimulator(rate_limits={p: PROFILES[p].rate_limit_per_s for p in PROVIDERS})
         self.mns = MnsSigner.generate()
         self._stop_certificate: Any = None
         self._thread: threading.Thread | None = None
