@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,20 +55,50 @@ class ApiResponse:
     headers: dict[str, str]
 
 
+_containers = threading.local()
+
+
+def callback_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The callback receiver's ``lambda_handler`` as the calling thread's own Lambda container runs it.
+
+    A container runs one invocation at a time, and the handler relies on it: Powertools' resolver keeps the
+    request it is routing in the module's ``app`` (its route arguments among them), so two invocations at once
+    in one module read each other's, or none. Threads that invoke the handler at once (the race and delivery
+    suites) are several containers, then: each thread but the main one runs a copy of the handler module of its
+    own, as each container imports its own; everything below the module (the dependencies, their AWS clients)
+    is shared, as thread-safe as the tests need.
+    """
+    from verdict_relay.handlers import callback
+
+    if threading.current_thread() is threading.main_thread():
+        return callback.lambda_handler
+    module = getattr(_containers, "callback", None)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(
+            f"{callback.__name__}_container_{threading.get_ident()}", callback.__file__
+        )
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _containers.callback = module
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]] = module.lambda_handler
+    return handler
+
+
 class ApiClient:
     """Invokes the real callback-receiver handler with API Gateway events (and ``context``, a fresh invocation's
-    unless given)."""
+    unless given), from each thread as from a Lambda container of its own (``callback_handler``)."""
 
     def __init__(self, context: Any = None) -> None:
         self.context = context or LambdaContext()
 
     def invoke(self, event: dict[str, Any]) -> ApiResponse:
         from tests import log_search
-        from verdict_relay.handlers.callback import lambda_handler
 
         log_search.present(event.get("headers") or {})
 
-        result = lambda_handler(event, self.context)
+        result = callback_handler()(event, self.context)
         raw = result.get("body")
         body = json.loads(raw) if raw else None
         headers = {**(result.get("headers") or {})}
