@@ -644,6 +644,47 @@ def test_poller_handler_runs_a_cycle_and_counts_its_outcomes_by_provider(
     assert by_provider == {"VerdictRecorded": 1, "VerdictPublished": 1}
 
 
+class NamedContext(LambdaContext):
+    """An invocation of a function named ``name``, as Lambda names it in the context."""
+
+    def __init__(self, name: str) -> None:
+        self.function_name = name
+
+
+@pytest.mark.parametrize("function", ["poller", "poll_worker"])
+def test_each_scheduled_function_counts_its_containers_first_invocation_as_a_cold_start(
+    function: str,
+    harness: Harness,
+    aws: FakeAws,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+
+    from aws_lambda_powertools.metrics.provider import cold_start
+
+    from verdict_relay.handlers import dependencies as dependencies_module
+
+    handler = importlib.import_module(f"verdict_relay.handlers.{function}").lambda_handler
+    # Given a new container of the function (the test process has invoked handlers before), and a job to poll
+    harness.simulator.put_job("azure-review", "job-1", azure_job("job-1", "Complete", adult_score=0.9))
+    harness.register("azure-review", "job-1")
+    event = {"source": "aws.scheduler"} if function == "poller" else sqs_event([one_job_batch(1, "job-1")])
+    monkeypatch.setattr(cold_start, "is_cold_start", True)
+    dependencies_module.dependencies.cache_clear()
+    capsys.readouterr()
+
+    # When it is invoked twice
+    context = NamedContext(f"verdict-relay-staging-{function}")
+    handler(event, context)
+    handler(event, context)
+
+    # Then its ColdStart is counted once, under its function's name (docs/architecture.md)
+    assert emf_counts(
+        capsys.readouterr().out, service="verdict-relay", function_name=f"verdict-relay-staging-{function}"
+    ) == {"ColdStart": 1}
+
+
 class ShortContext(LambdaContext):
     """An invocation with too little time left to poll a backlog itself."""
 
