@@ -85,7 +85,7 @@ def error_responses(*statuses: int) -> dict[int, OpenAPIResponse]:
 ERROR_DESCRIPTIONS = {
     400: "Malformed body (not JSON, not UTF-8, bad base64)",
     401: "Missing, invalid or stale signature or token; or callbacks not enabled for the provider",
-    404: "Unknown provider, job or route",
+    404: "Unknown provider in the path; reading a job (GET /jobs/...), also an unknown job",
     409: "An Azure reviewer's decision whose review id is the id of a job being followed: nothing stored",
     413: "Body larger than MAX_BODY_BYTES (POST /jobs: or than 1,000,000 bytes)",
     415: "Content type not accepted",
