@@ -219,6 +219,19 @@ def resolutions(dynamodb: Any, table: str) -> dict[str, list[datetime]]:
     return found
 
 
+def provider_rates(
+    resolved: dict[str, list[datetime]], started: datetime, elapsed: float
+) -> dict[str, float]:
+    """Jobs resolved per second, per provider: over the whole window while its backlog lasted, or up to its last
+    resolution when it ran out (the window's rest was idle for want of jobs, not for want of speed)."""
+    rates = {}
+    for provider, times in resolved.items():
+        backlog_left = len(times) < JOBS_PER_PROVIDER
+        busy = elapsed if backlog_left else (max(times) - started).total_seconds()
+        rates[provider] = len(times) / busy if busy > 0 else 0.0
+    return rates
+
+
 # --- the measurement ------------------------------------------------------------------------------------------
 
 
@@ -310,11 +323,7 @@ def measure() -> dict[str, Any]:
         resolved = resolutions(dynamodb, resources.table_name)
         os.unlink(providers_file.name)
 
-    rates = {}
-    for provider, times in resolved.items():
-        backlog_left = len(times) < JOBS_PER_PROVIDER
-        busy = elapsed if backlog_left else (max(times) - started_wall).total_seconds()
-        rates[provider] = len(times) / busy if busy > 0 else 0.0
+    rates = provider_rates(resolved, started_wall, elapsed)
     total = sum(len(times) for times in resolved.values())
     cpu = [(after - before) / elapsed for before, after in zip(cpu_before, cpu_after, strict=True)]
     return {

@@ -8,6 +8,7 @@ import importlib
 import runpy
 import sys
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -408,3 +409,57 @@ def test_callback_latency_stops_on_an_unexpected_answer(monkeypatch: pytest.Monk
 
     with pytest.raises(RuntimeError, match="500"):
         callback_latency.series(0, lambda: ("/", b"", {}), 3, 200)
+
+
+def test_poller_throughput_rates_count_the_window_while_a_backlog_lasted_and_up_to_its_last_job_once_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a backlog of 4 jobs a provider; one provider resolved 2 in a 10 s window, another all 4 within 2 s
+    poller_throughput = bench("poller_throughput")
+    monkeypatch.setattr(poller_throughput, "JOBS_PER_PROVIDER", 4)
+    started = datetime(2026, 1, 1, tzinfo=UTC)
+    at = [started + timedelta(seconds=s) for s in (0.5, 1.0, 1.5, 2.0)]
+
+    # When their rates are worked out
+    rates = poller_throughput.provider_rates({"slow": at[:2], "done": at}, started, 10.0)
+
+    # Then the first is judged over the whole window, the second up to its last job (the rest was idle)
+    assert rates == {"slow": 0.2, "done": 2.0}
+
+
+def test_poller_throughput_counts_only_the_jobs_the_table_holds_finished() -> None:
+    # Given the template's table on moto with the benchmark's backlog of one provider, one job finished, one
+    # still running and one never polled
+    poller_throughput = bench("poller_throughput")
+    from verdict_relay.dal.archive import PayloadArchive
+    from verdict_relay.dal.store import JobStore, NextPoll
+    from verdict_relay.local.resources import create_resources
+    from verdict_relay.models.verdict import JobStatus, Suggestion, Verdict
+
+    now = datetime.now(UTC)
+    with mock_aws():
+        session = boto3.session.Session(region_name="us-east-1")
+        resources = create_resources(session, prefix="resolved")
+        table, dynamodb = resources.table_name, session.client("dynamodb")
+        store = JobStore(table, dynamodb, PayloadArchive(resources.bucket, lambda: session.client("s3")))
+        for job_id in ("done", "running", "waiting"):
+            store.register("azure-review", job_id, {}, now, first_poll_at=now)
+
+        def observed(provider: str, job_id: str, status: JobStatus) -> Verdict:
+            return Verdict(provider=provider, job_id=job_id, status=status, suggestion=Suggestion.PASS)  # type: ignore[call-arg]
+
+        store.record(observed("azure-review", "done", JobStatus.SUCCEEDED), None, now, publish=False)
+        store.record(
+            observed("azure-review", "running", JobStatus.RUNNING),
+            None,
+            now,
+            publish=False,
+            next_poll=NextPoll(now + timedelta(minutes=1), 1),
+        )
+
+        # When the benchmark reads back what was resolved
+        found = poller_throughput.resolutions(dynamodb, table)
+
+    # Then it counts the finished job alone, at the time it was stored
+    assert {provider: len(times) for provider, times in found.items() if times} == {"azure-review": 1}
+    assert found["azure-review"][0].timestamp() == pytest.approx(now.timestamp(), abs=1)
