@@ -6,6 +6,7 @@ import gzip
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -352,3 +353,64 @@ def test_a_gzip_body_that_inflates_past_api_gateways_limit_gets_its_413(
 
     # Then it gets API Gateway's answer for a body past its limit
     assert (status, body) == (413, {"message": "Request Too Long"})
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/status"), ("POST", "/callbacks"), ("GET", "/jobs/x")])
+def test_a_route_the_api_does_not_have_gets_api_gateways_missing_authentication_token(
+    stack: Stack, method: str, path: str
+) -> None:
+    # When a request is sent to a path no route of the template declares
+    status, body = stack.send(
+        method, path, {"Content-Type": "application/json"}, b"{}" if method == "POST" else None
+    )
+
+    # Then it gets API Gateway's own answer for it, as the deployed stage gives it
+    assert (status, body) == (403, {"message": "Missing Authentication Token"})
+
+
+def test_a_request_with_two_different_content_lengths_gets_a_json_400(stack: Stack) -> None:
+    # Given a job registration whose Content-Length is sent twice, with two different sizes
+    job = json.dumps({"provider": "huawei-video", "job_id": "e2e-two-lengths"}).encode()
+    head = (
+        f"POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(job)}\r\n"
+    )
+    request = head.encode() + f"Content-Length: {len(job) - 1}\r\nConnection: close\r\n\r\n".encode() + job
+
+    # When it is sent to the local API
+    with socket.create_connection(urlsplit(stack.base_url).netloc.split(":"), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b"".join(iter(lambda: connection.recv(65536), b""))
+
+    # Then it is refused naming Content-Length, and the job is not registered from either reading of the body
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"400", answer[:300]
+    assert json.loads(rest.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "bad_request"
+    assert stack.call("GET", "/jobs/huawei-video/e2e-two-lengths")[0] == 404
+
+
+def test_a_chunked_body_whose_chunks_add_up_past_api_gateways_limit_gets_its_413(stack: Stack) -> None:
+    # Given a chunked body of two chunks, each under 10 MB, API Gateway's payload limit, together over it
+    headers = {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+    size = 6 * 1024 * 1024
+    body = (
+        f"{size:x}\r\n".encode() + b" " * size + f"\r\n{size:x}\r\n{{}}".encode()
+    )  # refused on the 2nd line
+
+    # When it is sent to the local API
+    status, answer = stack.send("POST", "/jobs", headers, body)
+
+    # Then it gets API Gateway's own answer, as one chunk over the limit does, not the function's
+    assert (status, answer) == (413, {"message": "Request Too Long"})
+
+
+def test_a_callback_token_given_twice_once_empty_is_refused_as_when_deployed(stack: Stack) -> None:
+    # Given a callback URL with ?token= twice, the first empty (API Gateway keeps a parameter with an empty value:
+    # multiValueQueryStringParameters {"token": ["", <token>]})
+    payload = json.loads((ROOT / "events" / "providers" / "azure-review" / "job-callback.json").read_text())
+
+    # When it is posted to the local API
+    status, body = stack.call("POST", f"/callbacks/azure-review?token=&token={TOKEN}", payload)
+
+    # Then it is refused as the deployed function refuses a token given twice, not accepted on the one non-empty
+    assert status == 401
+    assert "more than once" in body["error"]["message"]

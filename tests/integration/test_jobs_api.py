@@ -509,3 +509,53 @@ def test_a_job_id_with_characters_a_client_encodes_is_read_back_over_http(api: A
 
     # Then it is that job
     assert (status, body["job_id"]) == (200, job_id)
+
+
+def test_a_trimmed_verdict_read_over_the_local_http_api_carries_the_header_that_says_so(
+    api: ApiClient, aws: FakeAws
+) -> None:
+    from verdict_relay.handlers.callback import lambda_handler
+    from verdict_relay.local.http_api import LocalHttpApi
+
+    # Given a verdict too large for a Lambda response (as above), which the function answers trimmed
+    store = JobStore(
+        aws.resources.table_name,
+        aws.session.client("dynamodb"),
+        PayloadArchive(aws.resources.bucket, lambda: aws.session.client("s3")),
+    )
+    findings = [
+        Finding(
+            category="porn",
+            label=f"label-{i}",
+            confidence=0.5 if i else 0.99,
+            suggestion=Suggestion.BLOCK if i == 0 else Suggestion.REVIEW,
+            time_offset=float(i),
+            text='"' * 150 + hashlib.sha256(str(i).encode()).hexdigest(),
+        )
+        for i in range(8_000)
+    ]
+    huge = Verdict(
+        provider="huawei-video",
+        job_id="job-long-http",
+        status=JobStatus.SUCCEEDED,
+        suggestion=Suggestion.BLOCK,
+        findings=findings,
+        decided_by="provider",
+    )  # type: ignore[call-arg]
+    store.record(huge, b"{}", datetime.now(UTC), publish=False)
+    local = LocalHttpApi(lambda_handler, port=0).start()
+    try:
+        # When a client reads it through the local HTTP API, as API Gateway serves it
+        with urllib.request.urlopen(
+            f"{local.base_url}/jobs/huawei-video/job-long-http", timeout=60
+        ) as response:
+            status, headers, body = response.status, response.headers, json.loads(response.read())
+    finally:
+        local.stop()
+
+    # Then the client sees the header the function set (API Gateway passes a proxy result's multiValueHeaders
+    # on), not only the trimmed body
+    assert status == 200
+    assert headers["X-Findings-Truncated"] == "true"
+    assert headers["Content-Type"] == "application/json"
+    assert 0 < len(body["findings"]) < 8_000

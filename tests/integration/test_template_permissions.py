@@ -241,3 +241,37 @@ def test_the_apis_access_log_names_what_api_gateway_answered_itself_and_never_a_
     assert not re.search(
         r"querystring|requestOverride|\$context\.(?:requestUri|rawQueryString)", log_format, re.I
     )
+
+
+def test_the_tests_table_and_queues_have_the_shape_template_yaml_deploys(aws: FakeAws) -> None:
+    # Given the template's table and queues, as CloudFormation creates them
+    template = load_template()
+    table = resources_of_type(template, "AWS::DynamoDB::Table")["JobsTable"]
+    queues = resources_of_type(template, "AWS::SQS::Queue")
+
+    # When the resources every test runs against (and the local stack) are described
+    dynamodb = aws.session.client("dynamodb")
+    described = dynamodb.describe_table(TableName=aws.resources.table_name)["Table"]
+    ttl = dynamodb.describe_time_to_live(TableName=aws.resources.table_name)["TimeToLiveDescription"]
+    sqs = aws.session.client("sqs")
+    attributes = {
+        name: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        for name, url in aws.resources.queue_urls.items()
+    }
+
+    # Then each index projects what the deployed one does (a KEYS_ONLY index read for more than its keys would
+    # pass here and fail deployed), expired jobs are removed by the same attribute, and each queue hides a
+    # received batch for as long as the deployed one
+    assert {g["IndexName"]: g["Projection"] for g in described["GlobalSecondaryIndexes"]} == {
+        g["IndexName"]: g["Projection"] for g in table["GlobalSecondaryIndexes"]
+    }
+    assert (ttl.get("TimeToLiveStatus"), ttl.get("AttributeName")) == (
+        "ENABLED",
+        table["TimeToLiveSpecification"]["AttributeName"],
+    )
+    assert {name: attributes[name]["VisibilityTimeout"] for name in queues} == {
+        name: str(props.get("VisibilityTimeout", 30)) for name, props in queues.items()
+    }
+    assert {name: attributes[name].get("FifoQueue") == "true" for name in queues} == {
+        name: bool(props.get("FifoQueue")) for name, props in queues.items()
+    }

@@ -364,3 +364,22 @@ def test_show_messages_prints_each_message_as_a_subscriber_gets_it(
     assert json.loads(lines[1]) == {"attributes": message["typed_attributes"], "body": message["verdict"]}
     assert lines[2].split() == lines[0].split()
     assert len(lines) == 3
+
+
+def test_a_function_that_raises_gets_api_gateways_502_not_a_dropped_connection() -> None:
+    # Given the local API in front of a function that fails with an unhandled exception, as a Lambda can
+    def failing(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        raise RuntimeError("the function failed")
+
+    api = LocalHttpApi(failing, port=0).start()
+    try:
+        # When a request reaches it
+        request = urllib.request.Request(f"{api.base_url}/jobs/alibaba-mps/x")
+        with pytest.raises(urllib.error.HTTPError) as answered:
+            urllib.request.urlopen(request, timeout=10)
+    finally:
+        api.stop()
+
+    # Then the client gets what API Gateway answers for a failed invocation
+    assert answered.value.code == 502
+    assert json.loads(answered.value.read()) == {"message": "Internal server error"}
