@@ -86,6 +86,13 @@ def callback_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     return handler
 
 
+class NamedContext(LambdaContext):
+    """An invocation of a function named ``name``, as Lambda names it in the context."""
+
+    def __init__(self, name: str) -> None:
+        self.function_name = name
+
+
 class ApiClient:
     """Invokes the real callback-receiver handler with API Gateway events (and ``context``, a fresh invocation's
     unless given), from each thread as from a Lambda container of its own (``callback_handler``)."""

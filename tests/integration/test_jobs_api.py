@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import FakeAws
-from tests.helpers import huawei_signature, load_payload_bytes, with_changes
+from tests.helpers import emf_counts, huawei_signature, load_payload_bytes, with_changes
 from tests.integration.conftest import (
     AZURE_TOKENS,
     HUAWEI_SEEDS,
     PROVIDERS_DOCUMENT,
     ApiClient,
+    NamedContext,
     configure_environment,
 )
 from verdict_relay.dal.archive import PayloadArchive
@@ -559,3 +560,23 @@ def test_a_trimmed_verdict_read_over_the_local_http_api_carries_the_header_that_
     assert headers["X-Findings-Truncated"] == "true"
     assert headers["Content-Type"] == "application/json"
     assert 0 < len(body["findings"]) < 8_000
+
+
+def test_the_receiver_counts_its_containers_first_invocation_as_a_cold_start(
+    api: ApiClient, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aws_lambda_powertools.metrics.provider import cold_start
+
+    # Given a new container of the callback receiver (the test process has invoked handlers before)
+    monkeypatch.setattr(cold_start, "is_cold_start", True)
+    client = ApiClient(NamedContext("verdict-relay-staging-ApiFunction"))
+    capsys.readouterr()
+
+    # When it is invoked twice
+    client.register({"provider": "huawei-video", "job_id": "cold-1"})
+    client.get_job("huawei-video", "cold-1")
+
+    # Then its ColdStart is counted once, under its function's name: how often callbacks meet a cold start
+    assert emf_counts(
+        capsys.readouterr().out, service="verdict-relay", function_name="verdict-relay-staging-ApiFunction"
+    ) == {"ColdStart": 1}

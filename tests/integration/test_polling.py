@@ -17,7 +17,7 @@ import urllib3.connection
 
 from tests.conftest import FakeAws
 from tests.helpers import answering, emf_counts
-from tests.integration.conftest import LambdaContext, configure_environment
+from tests.integration.conftest import LambdaContext, NamedContext, configure_environment
 from verdict_relay.clients.base import ProviderAuthError
 from verdict_relay.clients.http import HttpOptions
 from verdict_relay.config import Settings
@@ -642,13 +642,6 @@ def test_poller_handler_runs_a_cycle_and_counts_its_outcomes_by_provider(
     assert len(aws.published()) == 1
     by_provider = emf_counts(capsys.readouterr().out, service="verdict-relay", provider="huawei-video")
     assert by_provider == {"VerdictRecorded": 1, "VerdictPublished": 1}
-
-
-class NamedContext(LambdaContext):
-    """An invocation of a function named ``name``, as Lambda names it in the context."""
-
-    def __init__(self, name: str) -> None:
-        self.function_name = name
 
 
 @pytest.mark.parametrize("function", ["poller", "poll_worker"])

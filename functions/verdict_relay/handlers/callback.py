@@ -470,7 +470,7 @@ def _without_unsent_validation_errors(document: dict[str, Any]) -> dict[str, Any
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@log_metrics()
+@log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     rejection = _reject_job_request(event)
     if rejection is not None:
