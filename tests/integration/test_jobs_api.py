@@ -335,14 +335,9 @@ def test_a_job_whose_id_takes_exactly_the_most_bytes_a_job_id_may_take_is_read_b
     assert [(r.status, r.body["job_id"]) for r in responses] == [(200, job_id) for job_id in job_ids]
 
 
-@pytest.mark.parametrize("request_kind", ["read", "registered again"])
-def test_a_verdict_too_large_for_a_lambda_response_is_answered_trimmed_and_says_so(
-    api: ApiClient, aws: FakeAws, request_kind: str
-) -> None:
-    from verdict_relay.handlers.callback import lambda_handler
-
-    # Given a verdict of 8,000 findings whose recognized text is full of quotes: under 5 MB of JSON, over 7 MB
-    # once the proxy response escapes its quotes and backslashes again. Archived to S3.
+def stored_huge_verdict(aws: FakeAws, job_id: str) -> Verdict:
+    """A finished huawei-video verdict of 8,000 findings whose recognized text is full of quotes, stored (its
+    verdict archived to S3): too large for a Lambda response once escaped, so the function answers it trimmed."""
     store = JobStore(
         aws.resources.table_name,
         aws.session.client("dynamodb"),
@@ -361,15 +356,27 @@ def test_a_verdict_too_large_for_a_lambda_response_is_answered_trimmed_and_says_
     ]
     huge = Verdict(
         provider="huawei-video",
-        job_id="job-long",
+        job_id=job_id,
         status=JobStatus.SUCCEEDED,
         suggestion=Suggestion.BLOCK,
         findings=findings,
         decided_by="provider",
     )  # type: ignore[call-arg]
+    store.record(huge, b"{}", datetime.now(UTC), publish=False)
+    return huge
+
+
+@pytest.mark.parametrize("request_kind", ["read", "registered again"])
+def test_a_verdict_too_large_for_a_lambda_response_is_answered_trimmed_and_says_so(
+    api: ApiClient, aws: FakeAws, request_kind: str
+) -> None:
+    from verdict_relay.handlers.callback import lambda_handler
+
+    # Given a verdict of 8,000 findings whose recognized text is full of quotes: under 5 MB of JSON, over 7 MB
+    # once the proxy response escapes its quotes and backslashes again. Archived to S3.
+    huge = stored_huge_verdict(aws, "job-long")
     assert len(huge.model_dump_json()) < 5_000_000
     assert len(json.dumps(huge.model_dump_json())) > 7_000_000
-    store.record(huge, b"{}", datetime.now(UTC), publish=False)
     assert any(key.startswith("jobs/") and key.endswith("/verdict.json.gz") for key in aws.bucket_keys())
 
     # When it is read, or registered again (a client retrying a registration: 200, the job as it is)
@@ -519,31 +526,7 @@ def test_a_trimmed_verdict_read_over_the_local_http_api_carries_the_header_that_
     from verdict_relay.local.http_api import LocalHttpApi
 
     # Given a verdict too large for a Lambda response (as above), which the function answers trimmed
-    store = JobStore(
-        aws.resources.table_name,
-        aws.session.client("dynamodb"),
-        PayloadArchive(aws.resources.bucket, lambda: aws.session.client("s3")),
-    )
-    findings = [
-        Finding(
-            category="porn",
-            label=f"label-{i}",
-            confidence=0.5 if i else 0.99,
-            suggestion=Suggestion.BLOCK if i == 0 else Suggestion.REVIEW,
-            time_offset=float(i),
-            text='"' * 150 + hashlib.sha256(str(i).encode()).hexdigest(),
-        )
-        for i in range(8_000)
-    ]
-    huge = Verdict(
-        provider="huawei-video",
-        job_id="job-long-http",
-        status=JobStatus.SUCCEEDED,
-        suggestion=Suggestion.BLOCK,
-        findings=findings,
-        decided_by="provider",
-    )  # type: ignore[call-arg]
-    store.record(huge, b"{}", datetime.now(UTC), publish=False)
+    stored_huge_verdict(aws, "job-long-http")
     local = LocalHttpApi(lambda_handler, port=0).start()
     try:
         # When a client reads it through the local HTTP API, as API Gateway serves it
