@@ -17,6 +17,7 @@ DELIVERIES = 1000
 JOBS = 10 if SOAK else 1
 """Jobs given DELIVERIES each, one after another."""
 
-settings.register_profile("fast", max_examples=60, deadline=None)
-settings.register_profile("soak", max_examples=2000, deadline=None)
+settings.register_profile("fast", max_examples=60, deadline=None, stateful_step_count=20)
+settings.register_profile("soak", max_examples=2000, deadline=None, stateful_step_count=60)
+"""``stateful_step_count``: the steps of each example of a state machine (test_stateful_publishing.py)."""
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
