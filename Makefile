@@ -62,7 +62,7 @@ build: $(SAM_VENV)/.installed-stamp ## sam build: the arm64 python3.13 artifact 
 deploy: build ## sam deploy --guided (needs AWS credentials)
 	$(SAM_ENV) $(SAM) deploy --guided
 
-soak: setup ## the long profiles: reliability suites (10 x 1,000 deliveries, 2,000 fuzz cases per property), schemathesis (300 per operation per phase)
+soak: setup ## the long profiles: reliability suites (10 x 1,000 deliveries, 2,000 fuzz cases per property, 300 state-machine runs of 60 steps), schemathesis (300 per operation per phase)
 	RELIABILITY_PROFILE=soak HYPOTHESIS_PROFILE=soak $(BIN)/pytest -q tests/reliability tests/e2e/test_openapi_conformance.py
 
 bench: setup ## benchmarks against their targets (exit 1 if one is missed); figures in docs/performance.md
