@@ -353,48 +353,37 @@ def test_no_interleaving_of_faults_clock_and_writers_loses_or_duplicates_a_verdi
                 dynamodb,
                 PayloadArchive(aws.resources.bucket, lambda: aws.session.client("s3")),
             )
-            self.ingest = IngestService(
-                self.store,
-                VerdictPublisher(aws.resources.topic_arn, lambda: sns),
-                VerdictPolicy(),
-                CircuitBreaker(threshold=1, cooldown_s=ingest_module.SNS_COOLDOWN_S, clock=clock.monotonic),
-                unknown_grace=timedelta(hours=1),
-            )
             self.providers = {p: Provider(p) for p in PROVIDERS}
-            self.poller = Poller(
-                self.store,
-                self.ingest,
-                self.providers,
-                {p: CircuitBreaker(threshold=3, cooldown_s=60, clock=clock.monotonic) for p in PROVIDERS},
-                PollSettings(),
-                now=clock.datetime_now,
-                concurrency={p: 1 for p in PROVIDERS},
-                sleep=clock.sleep,
-            )
+            self.ingest, self.poller = self._container()
             # Another container (a poll worker's, another callback's): the same table and topic, its own SNS
             # breaker and provider breakers.
-            self.other_ingest = IngestService(
-                self.store,
-                VerdictPublisher(aws.resources.topic_arn, lambda: sns),
-                VerdictPolicy(),
-                CircuitBreaker(threshold=1, cooldown_s=ingest_module.SNS_COOLDOWN_S, clock=clock.monotonic),
-                unknown_grace=timedelta(hours=1),
-            )
-            self.other_poller = Poller(
-                self.store,
-                self.other_ingest,
-                self.providers,
-                {p: CircuitBreaker(threshold=3, cooldown_s=60, clock=clock.monotonic) for p in PROVIDERS},
-                PollSettings(),
-                now=clock.datetime_now,
-                concurrency={p: 1 for p in PROVIDERS},
-                sleep=clock.sleep,
-            )
+            self.other_ingest, self.other_poller = self._container()
             self.registered: set[tuple[str, str]] = set()
             self.messages: list[dict[str, Any]] = []
             self.seen: dict[str, tuple[int, str | None, str | None]] = {}
             """Each job's highest rank seen, and its terminal status and suggestion once terminal."""
             caplog.clear()  # this example's records only (and a soak's memory bounded)
+
+        def _container(self) -> tuple[IngestService, Poller]:
+            """A Lambda container's ingest and poller: its own SNS and provider breakers, the shared store."""
+            ingest = IngestService(
+                self.store,
+                VerdictPublisher(aws.resources.topic_arn, lambda: sns),
+                VerdictPolicy(),
+                CircuitBreaker(threshold=1, cooldown_s=ingest_module.SNS_COOLDOWN_S, clock=clock.monotonic),
+                unknown_grace=timedelta(hours=1),
+            )
+            poller = Poller(
+                self.store,
+                ingest,
+                self.providers,
+                {p: CircuitBreaker(threshold=3, cooldown_s=60, clock=clock.monotonic) for p in PROVIDERS},
+                PollSettings(),
+                now=clock.datetime_now,
+                concurrency={p: 1 for p in PROVIDERS},
+                sleep=clock.sleep,
+            )
+            return ingest, poller
 
         # -- the world ------------------------------------------------------------------------------------
 
