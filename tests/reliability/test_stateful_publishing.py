@@ -641,7 +641,7 @@ def test_no_interleaving_of_faults_clock_and_writers_loses_or_duplicates_a_verdi
     run_state_machine_as_test(
         Publishing,
         settings=settings(
-            # In soak, 300 examples of 60 steps (about 6 minutes here), not the profile's 2,000 (over an hour).
+            # In soak, 300 examples of 60 steps (about 5 minutes here), not the profile's 2,000 (over an hour).
             **({"max_examples": 300} if SOAK else {}),
             derandomize=not SOAK,
             database=None,
