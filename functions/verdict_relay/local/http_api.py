@@ -6,14 +6,15 @@ Token`` as it does for an undeclared route.
 
 The event carries the request as API Gateway's REST proxy integration does: a query parameter given more than once
 has every value in ``multiValueQueryStringParameters`` and its last in ``queryStringParameters`` (both null
-without a query; an empty value kept, as in ``?token=&token=...``), and a body comes whole whether sent with ``Content-Length`` or ``Transfer-Encoding: chunked``.
-Two more differences: a header sent more than once reaches the handler with its last value only, in
-``multiValueHeaders`` too; and a request whose body cannot be framed (a ``Content-Length`` that is not a byte
-count, a malformed chunked body) is answered here with a JSON 400, and one in a transfer coding other than
-``chunked`` with a JSON 501, before any route, where API Gateway answers with an error of its own shape. A body
-sent with ``Content-Encoding: gzip`` or ``deflate`` is decompressed, as API Gateway does before the function
-sees it; another coding, or a body not compressed as it says, gets API Gateway's own 415. A handler that raises
-gets API Gateway's answer for a failed invocation, 502 ``Internal server error`` (its traceback on stderr).
+without a query; an empty value kept, as in ``?token=&token=...``), and a body comes whole whether sent with
+``Content-Length`` or ``Transfer-Encoding: chunked``. Two more differences: a header sent more than once reaches
+the handler with its last value only, in ``multiValueHeaders`` too; and a request whose body cannot be framed (a
+``Content-Length`` that is not a byte count, a malformed chunked body) is answered here with a JSON 400, and one
+in a transfer coding other than ``chunked`` with a JSON 501, before any route, where API Gateway answers with an
+error of its own shape. A body sent with ``Content-Encoding: gzip`` or ``deflate`` is decompressed, as API Gateway
+does before the function sees it; another coding, or a body not compressed as it says, gets API Gateway's own 415.
+A handler that raises gets API Gateway's answer for a failed invocation, 502 ``Internal server error`` (its
+traceback on stderr).
 """
 
 from __future__ import annotations
